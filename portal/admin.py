@@ -1,0 +1,98 @@
+"""Read-mostly admin pages so an operator can inspect sessions, files, parts, events, runs.
+
+State changes belong to the services and jobs, so most models are read-only here; the
+exceptions are deactivating an API token and requeueing a failed outbox event.
+"""
+
+from django.contrib import admin
+from django.utils import timezone
+
+from portal.models import ApiToken, IngestFile, JobRun, OutboxEvent, UploadPart, UploadSession
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(IngestFile)
+class IngestFileAdmin(ReadOnlyAdmin):
+    list_display = ("id", "original_filename", "status", "size_bytes", "uploaded_by", "created_at")
+    list_filter = ("status",)
+    search_fields = ("id", "original_filename", "sha256", "storage_key")
+    date_hierarchy = "created_at"
+
+
+class UploadPartInline(admin.TabularInline):
+    model = UploadPart
+    fields = ("part_number", "size_bytes", "sha256", "temp_key", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+    max_num = 0
+
+
+@admin.register(UploadSession)
+class UploadSessionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "owner",
+        "status",
+        "completed_parts",
+        "total_parts",
+        "expires_at",
+        "finished_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("id", "idempotency_key", "file__original_filename")
+    inlines = [UploadPartInline]
+    list_select_related = ("owner",)
+
+
+@admin.register(UploadPart)
+class UploadPartAdmin(ReadOnlyAdmin):
+    list_display = ("session", "part_number", "size_bytes", "temp_key", "created_at")
+    search_fields = ("session__id", "temp_key")
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(ReadOnlyAdmin):
+    list_display = ("id", "event_type", "status", "attempts", "next_attempt_at", "delivered_at")
+    list_filter = ("status", "event_type")
+    search_fields = ("id", "aggregate_id", "idempotency_key")
+    actions = ["requeue"]
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    @admin.action(description="Requeue selected failed events for delivery now")
+    def requeue(self, request, queryset):
+        count = queryset.filter(status=OutboxEvent.Status.FAILED).update(
+            status=OutboxEvent.Status.PENDING, attempts=0, next_attempt_at=timezone.now()
+        )
+        self.message_user(request, f"{count} event(s) requeued.")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("key_prefix", "user", "name", "is_active", "created_at", "last_used_at")
+    list_filter = ("is_active",)
+    fields = ("user", "name", "key_prefix", "is_active", "created_at", "last_used_at")
+    readonly_fields = ("user", "key_prefix", "created_at", "last_used_at")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(JobRun)
+class JobRunAdmin(ReadOnlyAdmin):
+    list_display = ("job", "outcome", "started_at", "finished_at", "host")
+    list_filter = ("job", "outcome")
+    date_hierarchy = "started_at"

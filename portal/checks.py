@@ -1,0 +1,97 @@
+"""Django system checks for settings that relate several values (``portal.E001``…).
+
+Single-value rules (a number, a choice, a URL) are enforced while the settings load
+(``boot.config``); these run in ``manage.py check`` and at start-up of every command and
+of the WSGI application (``boot.wsgi``).
+"""
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+from boot.config import is_http_url
+
+PORTAL_TAG = "portal"
+
+
+def _error(code, msg, hint):
+    return Error(msg, hint=hint, id=f"portal.{code}")
+
+
+@register(PORTAL_TAG, Tags.compatibility)
+def check_chunk_sizes(app_configs=None, **kwargs):
+    low, default, high = (
+        settings.PORTAL_CHUNK_SIZE_MIN,
+        settings.PORTAL_CHUNK_SIZE,
+        settings.PORTAL_CHUNK_SIZE_MAX,
+    )
+    errors = []
+    if not low <= default <= high:
+        errors.append(
+            _error(
+                "E001",
+                f"PORTAL_CHUNK_SIZE ({default}) must lie between PORTAL_CHUNK_SIZE_MIN ({low}) "
+                f"and PORTAL_CHUNK_SIZE_MAX ({high}).",
+                "Set PORTAL_CHUNK_SIZE_MIN <= PORTAL_CHUNK_SIZE <= PORTAL_CHUNK_SIZE_MAX.",
+            )
+        )
+    if high > settings.PORTAL_MAX_FILE_SIZE:
+        errors.append(
+            _error(
+                "E002",
+                f"PORTAL_CHUNK_SIZE_MAX ({high}) must not exceed PORTAL_MAX_FILE_SIZE "
+                f"({settings.PORTAL_MAX_FILE_SIZE}).",
+                "Lower PORTAL_CHUNK_SIZE_MAX or raise PORTAL_MAX_FILE_SIZE.",
+            )
+        )
+    return errors
+
+
+@register(PORTAL_TAG, Tags.compatibility)
+def check_durations(app_configs=None, **kwargs):
+    errors = []
+    base, cap = settings.PORTAL_OUTBOX_BASE_DELAY_SECONDS, settings.PORTAL_OUTBOX_MAX_DELAY_SECONDS
+    if base > cap:
+        errors.append(
+            _error(
+                "E003",
+                f"PORTAL_OUTBOX_BASE_DELAY_SECONDS ({base:g}) must not exceed "
+                f"PORTAL_OUTBOX_MAX_DELAY_SECONDS ({cap:g}).",
+                "The retry delay grows from the base up to the max.",
+            )
+        )
+    return errors
+
+
+@register(PORTAL_TAG, Tags.compatibility)
+def check_runner(app_configs=None, **kwargs):
+    endpoint = settings.PORTAL_RUNNER_ENDPOINT
+    if endpoint and not is_http_url(endpoint):
+        return [
+            _error(
+                "E004",
+                "PORTAL_RUNNER_ENDPOINT must be an http:// or https:// URL with a host.",
+                "Example: https://runner.internal/hooks/portal",
+            )
+        ]
+    if endpoint and not settings.PORTAL_RUNNER_AUTH_SECRET:
+        return [
+            _error(
+                "E005",
+                "PORTAL_RUNNER_AUTH_SECRET must be set when PORTAL_RUNNER_ENDPOINT is set.",
+                "The runner verifies the X-Portal-Signature HMAC with this shared secret.",
+            )
+        ]
+    return []
+
+
+@register(PORTAL_TAG, Tags.compatibility)
+def check_storage(app_configs=None, **kwargs):
+    if settings.PORTAL_STORAGE == "s3" and not settings.AWS_STORAGE_BUCKET_NAME:
+        return [
+            _error(
+                "E006",
+                "PORTAL_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME.",
+                "Set AWS_STORAGE_BUCKET_NAME (and AWS_S3_ENDPOINT_URL for a non-AWS service).",
+            )
+        ]
+    return []

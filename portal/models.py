@@ -1,0 +1,211 @@
+"""The portal's domain: files, upload sessions and their parts, the outbox, tokens, job runs.
+
+State transitions are made by the services (``portal.services``), never by saving a model
+instance from a view; the indexes here are the ones the cleanup, sweep and dispatch
+queries use (see each model's ``Meta``).
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class IngestFile(models.Model):
+    """The canonical file; ``storage_key`` names its final object once it is stored."""
+
+    class Status(models.TextChoices):
+        UPLOADING = "uploading"
+        STORED = "stored"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    original_filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    size_bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADING)
+    storage_key = models.CharField(max_length=512, blank=True, default="")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ingest_files"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    stored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "created_at"], name="file_status_created")]
+
+    def __str__(self):
+        return f"{self.original_filename} ({self.status})"
+
+
+class UploadSession(models.Model):
+    """One chunked upload of one file, from ``init`` to a terminal state."""
+
+    class Status(models.TextChoices):
+        INIT = "init"
+        IN_PROGRESS = "in_progress"
+        COMPLETE = "complete"
+        FAILED = "failed"
+        ABORTED = "aborted"
+
+    OPEN_STATUSES = (Status.INIT, Status.IN_PROGRESS)
+    TERMINAL_STATUSES = (Status.COMPLETE, Status.FAILED, Status.ABORTED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    file = models.OneToOneField(IngestFile, on_delete=models.CASCADE, related_name="session")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="upload_sessions"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.INIT)
+    chunk_size_bytes = models.BigIntegerField()
+    total_size_bytes = models.BigIntegerField()
+    total_parts = models.PositiveIntegerField()
+    bytes_received = models.BigIntegerField(default=0)
+    completed_parts = models.PositiveIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    expires_at = models.DateTimeField()
+    failure_reason = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="session_owner_idempotency_key_uniq",
+            ),
+        ]
+        indexes = [
+            # cleanup "stale": open sessions whose expires_at passed
+            models.Index(fields=["status", "expires_at"], name="session_status_expires"),
+            # cleanup "orphans" and "prune": terminal sessions by when they finished
+            models.Index(fields=["status", "finished_at"], name="session_status_finished"),
+        ]
+
+    def __str__(self):
+        return f"session {self.id} ({self.status})"
+
+    @property
+    def is_terminal(self):
+        return self.status in self.TERMINAL_STATUSES
+
+
+class UploadPart(models.Model):
+    """One received chunk; ``temp_key`` is blank once its temp object is deleted."""
+
+    session = models.ForeignKey(UploadSession, on_delete=models.CASCADE, related_name="parts")
+    part_number = models.PositiveIntegerField()
+    size_bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    temp_key = models.CharField(max_length=512, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "part_number"], name="part_session_number_uniq"
+            ),
+        ]
+        indexes = [
+            # cleanup "orphans": parts that still hold a temp object, by session
+            models.Index(fields=["session"], condition=~Q(temp_key=""), name="part_with_temp_key"),
+            # cleanup "sweep": is this listed object tracked by a part row?
+            models.Index(fields=["temp_key"], condition=~Q(temp_key=""), name="part_temp_key"),
+        ]
+
+    def __str__(self):
+        return f"part {self.part_number} of {self.session_id}"
+
+
+class OutboxEvent(models.Model):
+    """A durable event for the runner; delivered at least once or left ``failed``.
+
+    While ``sending``, ``next_attempt_at`` is the lease deadline: a dispatcher that died
+    mid-send leaves the row due again once the lease runs out.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    FILE_UPLOADED = "file.uploaded"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    event_type = models.CharField(max_length=64)
+    aggregate_id = models.CharField(max_length=64)
+    payload = models.JSONField()
+    idempotency_key = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_type", "idempotency_key"], name="outbox_type_key_uniq"
+            ),
+        ]
+        indexes = [
+            # dispatch: due events
+            models.Index(fields=["status", "next_attempt_at"], name="outbox_status_next"),
+            # prune: delivered events by age
+            models.Index(fields=["status", "delivered_at"], name="outbox_status_delivered"),
+        ]
+
+    def __str__(self):
+        return f"{self.event_type} {self.id} ({self.status})"
+
+
+class ApiToken(models.Model):
+    """A bearer token for API clients; only its SHA-256 is stored."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, blank=True, default="")
+    key_prefix = models.CharField(max_length=12, help_text="First characters, to recognise it.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.key_prefix}… ({self.user}, {self.name or 'unnamed'})"
+
+
+class JobRun(models.Model):
+    """One run of a periodic job: the heartbeat that shows whether cron is alive."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running"
+        OK = "ok"
+        PARTIAL = "partial"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+
+    job = models.CharField(max_length=64)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    counts = models.JSONField(default=dict, blank=True)
+    host = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["job", "outcome", "started_at"], name="jobrun_job_outcome"),
+            models.Index(fields=["started_at"], name="jobrun_started"),
+        ]
+
+    def __str__(self):
+        return f"{self.job} at {self.started_at:%Y-%m-%d %H:%M:%S} ({self.outcome})"

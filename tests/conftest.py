@@ -1,0 +1,214 @@
+"""Shared fixtures: isolated storage roots, a real S3 endpoint (moto server), subprocess env.
+
+The suite's storage backend is local files by default; ``PORTAL_TEST_STORAGE=s3`` runs
+every storage-touching test against a moto server on loopback instead (``.ci/run`` does
+both). The database is whatever ``DATABASE_URL`` names (SQLite by default), with the test
+database in a file so that subprocesses (commands, gunicorn) can share it.
+"""
+
+import logging
+import os
+import socket
+import sys
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+TEST_STORAGE = os.environ.get("PORTAL_TEST_STORAGE", "local")
+
+
+def pytest_configure(config):
+    # Subprocesses started by the tests load the same configuration.
+    os.environ.setdefault("DJANGO_CONFIGURATION", "Test")
+    # moto's embedded werkzeug server logs every request at INFO.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MotoS3:
+    """A moto S3 server on loopback that a test may stop and start again (an outage)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.server = None
+        self.start()
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+
+    def stop(self):
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def client(self):
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def new_bucket(self):
+        name = f"portal-test-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+
+@pytest.fixture(scope="session")
+def moto_s3():
+    """One moto server for the session (tests that stop it use ``moto_s3_factory``)."""
+    server = MotoS3()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moto_s3_factory():
+    """Start private moto servers a test may stop (outages); all are stopped at the end."""
+    servers = []
+
+    def make():
+        servers.append(MotoS3())
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def storage_env(kind, data_dir, *, s3=None, bucket=None):
+    """Environment variables that select ``kind`` storage (for settings and subprocesses)."""
+    env = {"PORTAL_DATA_DIR": str(data_dir), "PORTAL_STORAGE": kind}
+    if kind == "s3":
+        env.update(
+            {
+                "AWS_STORAGE_BUCKET_NAME": bucket,
+                "AWS_S3_ENDPOINT_URL": s3.endpoint,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_S3_REGION_NAME": "us-east-1",
+            }
+        )
+    return env
+
+
+def apply_storage(settings, kind, data_dir, *, s3=None, bucket=None):
+    """Point the ``portal_temp``/``portal_final`` aliases at ``kind`` storage for one test."""
+    from boot.settings import Base
+
+    env = storage_env(kind, data_dir, s3=s3, bucket=bucket)
+    config = Base()
+    for name, value in env.items():
+        setattr(config, name, value)
+    config.AWS_S3_CONNECT_TIMEOUT_SECONDS = 1.0
+    config.AWS_S3_READ_TIMEOUT_SECONDS = 5.0
+    config.AWS_S3_MAX_ATTEMPTS = 1
+    config.AWS_S3_REGION_NAME = "us-east-1"
+    settings.PORTAL_DATA_DIR = str(data_dir)
+    settings.PORTAL_STORAGE = kind
+    settings.AWS_STORAGE_BUCKET_NAME = bucket or ""
+    settings.AWS_S3_ENDPOINT_URL = s3.endpoint if s3 else ""
+    settings.STORAGES = config.STORAGES
+    return env
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def portal_storage(settings, data_dir, request):
+    """The suite's storage backend (``PORTAL_TEST_STORAGE``), isolated per test.
+
+    Returns the environment a subprocess needs to use the same storage.
+    """
+    if TEST_STORAGE == "s3":
+        s3 = request.getfixturevalue("moto_s3")
+        return apply_storage(settings, "s3", data_dir, s3=s3, bucket=s3.new_bucket())
+    return apply_storage(settings, "local", data_dir)
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_storage(request, settings, data_dir):
+    """Both backends, one after the other: for the storage contract tests.
+
+    Returns the environment a subprocess needs to use the same storage.
+    """
+    if request.param == "s3":
+        s3 = request.getfixturevalue("moto_s3")
+        return apply_storage(settings, "s3", data_dir, s3=s3, bucket=s3.new_bucket())
+    return apply_storage(settings, "local", data_dir)
+
+
+def database_url():
+    """A URL for the database the tests use right now (the test database)."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
+    user = db.get("USER") or "postgres"
+    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+
+
+@pytest.fixture
+def subprocess_env(portal_storage, transactional_db):
+    """Environment for a ``manage.py`` subprocess that shares this test's database and storage."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PORTAL_", "AWS_", "DATABASE_URL", "DJANGO_"))
+    }
+    env.update(portal_storage)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "boot.settings",
+            "DJANGO_CONFIGURATION": "Test",
+            "DATABASE_URL": database_url(),
+            "PORTAL_LOG_FORMAT": "json",
+            "PORTAL_LOG_LEVEL": "info",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    return env
+
+
+@pytest.fixture
+def postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
+
+
+@pytest.fixture
+def user(db, django_user_model):
+    return django_user_model.objects.create_user(username="alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def other_user(db, django_user_model):
+    return django_user_model.objects.create_user(username="bob", password="pw-bob-123")
+
+
+__all__ = ["PYTHON", "ROOT", "django_settings", "free_port", "storage_env"]

@@ -1,0 +1,222 @@
+"""The storage adapter's contract, run against local files and against S3 (moto server)."""
+
+import os
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from portal import storage
+from tests.conftest import PYTHON, ROOT
+
+SESSION = "0f0e0d0c-0b0a-0908-0706-050403020100"
+
+
+class Pattern:
+    """A reader of ``size`` deterministic bytes that never holds more than one chunk."""
+
+    def __init__(self, size):
+        self.remaining = size
+        self.offset = 0
+
+    def read(self, n=-1):
+        n = self.remaining if n is None or n < 0 else min(n, self.remaining)
+        data = bytes((self.offset + i) % 251 for i in range(min(n, 256))) * (n // 256 + 1)
+        data = data[:n]
+        self.offset += n
+        self.remaining -= n
+        return data
+
+
+def test_write_temp_part_hashes_and_counts(any_storage):
+    import hashlib
+
+    body = os.urandom(300_000)
+    obj = storage.write_temp_part(
+        __import__("io").BytesIO(body), session_id=SESSION, part_number=3, max_bytes=len(body)
+    )
+    assert obj.size == len(body)
+    assert obj.sha256 == hashlib.sha256(body).hexdigest()
+    assert obj.key.split("/")[1].startswith("0f0e0d0c0b0a09080706050403020100-000003-")
+    assert b"".join(storage.iter_temp(obj.key)) == body
+    assert storage.temp_exists(obj.key)
+
+
+def test_too_large_stream_leaves_nothing(any_storage):
+    import io
+
+    with pytest.raises(storage.TooLarge):
+        storage.write_temp_part(
+            io.BytesIO(b"x" * 1001), session_id=SESSION, part_number=1, max_bytes=1000
+        )
+    assert list(storage.list_temp()) == []
+
+
+def test_failing_stream_leaves_nothing(any_storage):
+    class Broken:
+        sent = 0
+
+        def read(self, n):
+            self.sent += 1
+            if self.sent > 3:
+                raise ConnectionResetError("client went away")
+            return b"y" * min(n, 70_000)
+
+    with pytest.raises(ConnectionResetError):
+        storage.write_temp_part(Broken(), session_id=SESSION, part_number=1, max_bytes=10**7)
+    assert list(storage.list_temp()) == []
+
+
+def test_keys_come_from_the_server(any_storage):
+    import io
+
+    obj = storage.write_temp_part(
+        io.BytesIO(b"abc"), session_id=SESSION, part_number=1, max_bytes=3
+    )
+    assert ".." not in obj.key and not obj.key.startswith("/")
+
+
+def test_bulk_delete_counts_missing_as_deleted(any_storage):
+    import io
+
+    keys = [
+        storage.write_temp_part(
+            io.BytesIO(b"p%d" % i), session_id=SESSION, part_number=i, max_bytes=10
+        ).key
+        for i in range(1, 6)
+    ]
+    result = storage.delete_temp([*keys, "zz/never-existed"])
+    assert sorted(result.deleted) == sorted([*keys, "zz/never-existed"])
+    assert result.failed == {}
+    assert list(storage.list_temp()) == []
+
+
+def test_bulk_delete_reports_per_key_failure_locally(settings, data_dir):
+    from tests.conftest import apply_storage
+
+    apply_storage(settings, "local", data_dir)
+    import io
+
+    good = storage.write_temp_part(
+        io.BytesIO(b"ok"), session_id=SESSION, part_number=1, max_bytes=2
+    )
+    stuck = "ab/stuck-part"
+    os.makedirs(os.path.join(data_dir, "temp", stuck))  # unlink() of a directory fails
+    result = storage.delete_temp([good.key, stuck])
+    assert result.deleted == [good.key]
+    assert list(result.failed) == [stuck]
+    assert "IsADirectoryError" in result.failed[stuck]
+
+
+@pytest.mark.s3
+def test_bulk_delete_on_s3_uses_one_request_per_thousand(settings, data_dir, moto_s3):
+    from tests.conftest import apply_storage
+
+    bucket = moto_s3.new_bucket()
+    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=bucket)
+    client = moto_s3.client()
+    keys = [f"aa/bulk-{i:05d}" for i in range(2100)]
+    for key in keys:
+        client.put_object(Bucket=bucket, Key=f"temp/{key}", Body=b"x")
+    result = storage.delete_temp(keys)
+    assert result.requests == 3
+    assert len(result.deleted) == 2100 and result.failed == {}
+    assert client.list_objects_v2(Bucket=bucket, Prefix="temp/").get("KeyCount") == 0
+
+
+@pytest.mark.s3
+def test_bulk_delete_on_s3_outage_reports_every_key(settings, data_dir, moto_s3_factory):
+    from tests.conftest import apply_storage
+
+    server = moto_s3_factory()
+    apply_storage(settings, "s3", data_dir, s3=server, bucket=server.new_bucket())
+    server.stop()
+    result = storage.delete_temp(["aa/one", "bb/two"])
+    assert result.deleted == []
+    assert set(result.failed) == {"aa/one", "bb/two"}
+    assert "EndpointConnectionError" in result.failed["aa/one"]
+
+
+def test_list_temp_by_age(any_storage, time_machine):
+    import io
+
+    old = storage.write_temp_part(
+        io.BytesIO(b"old"), session_id=SESSION, part_number=1, max_bytes=3
+    )
+    cutoff = datetime.now(UTC) + timedelta(seconds=1)
+    listed = {item.key: item for item in storage.list_temp(older_than=cutoff)}
+    assert old.key in listed
+    earlier = datetime.now(UTC) - timedelta(hours=1)
+    assert old.key not in {item.key for item in storage.list_temp(older_than=earlier)}
+
+
+def test_final_objects_round_trip(any_storage):
+    chunks = [os.urandom(70_000) for _ in range(5)]
+    obj = storage.write_final(iter(chunks), file_id=SESSION)
+    assert obj.size == 350_000
+    assert b"".join(storage.iter_final(obj.key)) == b"".join(chunks)
+    assert storage.final_exists(obj.key)
+    assert storage.delete_final([obj.key]).deleted == [obj.key]
+    assert not storage.final_exists(obj.key)
+
+
+def test_missing_temp_object_raises_file_not_found(any_storage):
+    with pytest.raises(FileNotFoundError):
+        b"".join(storage.iter_temp("aa/missing"))
+
+
+STREAM_SCRIPT = """
+import os, resource, sys
+import django
+from configurations import importer
+importer.install()
+django.setup()
+from portal import storage
+from tests.test_storage import Pattern
+size = int(sys.argv[1])
+storage.temp_exists("warm/up")  # load the S3 client before measuring
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+obj = storage.write_temp_part(Pattern(size), session_id=%r, part_number=1, max_bytes=size)
+total = sum(len(c) for c in storage.iter_temp(obj.key))
+final = storage.write_final(storage.iter_temp(obj.key), file_id=%r)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(obj.size, total, final.size, before, after)
+""" % (SESSION, SESSION)
+
+
+@pytest.mark.slow
+def _peak_growth_mib(env, size):
+    result = subprocess.run(
+        [PYTHON, "-c", STREAM_SCRIPT, str(size)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    written, read, final, before_kb, after_kb = map(int, result.stdout.split())
+    assert written == read == final == size
+    return (after_kb - before_kb) / 1024
+
+
+@pytest.mark.slow
+def test_large_streams_stay_in_bounded_memory(any_storage):
+    """Write, read back and copy to final storage 32 MiB and 256 MiB: memory does not grow.
+
+    Local files stream in 1 MiB reads; S3 multipart transfers keep at most 4 x 8 MiB chunks
+    in flight (``boot.settings._bounded_transfer_config``), whatever the size.
+    """
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "boot.settings",
+        "DJANGO_CONFIGURATION": "Test",
+        "PYTHONPATH": str(ROOT),
+        **any_storage,
+    }
+    small = _peak_growth_mib(env, 32 * 1024 * 1024)
+    large = _peak_growth_mib(env, 256 * 1024 * 1024)
+    kind = any_storage["PORTAL_STORAGE"]
+    print(f"\n[{kind}] 3 x 32 MiB: peak RSS +{small:.1f} MiB; 3 x 256 MiB: +{large:.1f} MiB")
+    assert large - small < 24
+    assert large < (16 if kind == "local" else 128)
