@@ -84,6 +84,8 @@ class Base(Configuration):
         "portal",
     ]
     MIDDLEWARE = [
+        "portal.middleware.RequestIdMiddleware",
+        "portal.probes.ProbeMiddleware",
         "django.middleware.security.SecurityMiddleware",
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.common.CommonMiddleware",

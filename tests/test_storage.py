@@ -165,7 +165,7 @@ def test_missing_temp_object_raises_file_not_found(any_storage):
         b"".join(storage.iter_temp("aa/missing"))
 
 
-STREAM_SCRIPT = """
+STREAM_SCRIPT = f"""
 import os, resource, sys
 import django
 from configurations import importer
@@ -176,12 +176,12 @@ from tests.test_storage import Pattern
 size = int(sys.argv[1])
 storage.temp_exists("warm/up")  # load the S3 client before measuring
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-obj = storage.write_temp_part(Pattern(size), session_id=%r, part_number=1, max_bytes=size)
+obj = storage.write_temp_part(Pattern(size), session_id={SESSION!r}, part_number=1, max_bytes=size)
 total = sum(len(c) for c in storage.iter_temp(obj.key))
-final = storage.write_final(storage.iter_temp(obj.key), file_id=%r)
+final = storage.write_final(storage.iter_temp(obj.key), file_id={SESSION!r})
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(obj.size, total, final.size, before, after)
-""" % (SESSION, SESSION)
+"""
 
 
 @pytest.mark.slow

@@ -1,0 +1,9 @@
+"""Probe middleware (placeholder until the health issue): serves /health and /ready early."""
+
+
+class ProbeMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
