@@ -1,0 +1,3 @@
+"""The upload API, mounted at /api/v1/ (routes added by the upload API work)."""
+
+urlpatterns = []

@@ -1,0 +1,1 @@
+"""Probe views (placeholder until the health issue): /health, /ready, /status."""
