@@ -1,62 +1,181 @@
 """The ``LOGGING`` dictConfig: JSON lines (production) or console lines (development).
 
 Both formats go to stdout through one handler, so Django's, gunicorn's and the portal's
-loggers all share the format and the context fields of ``portal.observability``.
+loggers all share the format, the context fields of ``portal.observability`` and its
+redaction. ``gunicorn.conf.py`` hands the same dict to gunicorn, and Django applies it
+again when the worker loads the settings, so both servers and every command log alike.
+
+This module is imported by gunicorn's master before Django is set up: it must not touch
+Django settings at import time.
 """
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from pythonjsonlogger.json import JsonFormatter
 
-RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
-    "message",
-    "asctime",
-    "taskName",
-}
+from portal.observability import CONTEXT_FIELDS, RECORD_ATTRS
+
+FORMATS = ("json", "console")
+LEVELS = ("debug", "info", "warning", "error", "critical")
+# Load-balancer probes: a success every few seconds from every balancer would drown
+# everything else, so only their failures are logged.
+PROBE_PATHS = frozenset({"/health", "/ready", "/health/", "/ready/"})
+HEAD_FIELDS = ("timestamp", "level", "logger", "message", "event", *CONTEXT_FIELDS)
+
+
+def utc_timestamp(record):
+    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
 
 
 class PortalJsonFormatter(JsonFormatter):
-    """One JSON object per line: timestamp (UTC ISO 8601), level, logger, message, extras."""
+    """One JSON object per line: timestamp (UTC ISO 8601), level, logger, message, event,
+    the context fields, then any other extra; an exception as ``{type, message, stack}``.
 
-    def add_fields(self, log_record, record, message_dict):
-        super().add_fields(log_record, record, message_dict)
-        log_record["timestamp"] = datetime.fromtimestamp(record.created, UTC).isoformat(
-            timespec="milliseconds"
-        )
-        log_record["level"] = record.levelname
-        log_record["logger"] = record.name
-        log_record.pop("exc_info", None)
+    JSON escapes newlines, so a multi-line message or traceback stays on one line.
+    """
+
+    def add_fields(self, log_data, record, message_dict):
+        super().add_fields(log_data, record, message_dict)
+        log_data["timestamp"] = utc_timestamp(record)
+        log_data["level"] = record.levelname
+        log_data["logger"] = record.name
+        formatted = log_data.pop("exc_info", None)
+        if "exception" not in log_data and (formatted or record.exc_info):
+            log_data["exception"] = self._exception(record, formatted)
+
+    def _exception(self, record, formatted):
+        """Structured exception for records that did not pass ``RedactingFilter``."""
         if record.exc_info and record.exc_info[0] is not None:
             exc_type, exc, _ = record.exc_info
-            log_record["exception"] = {
-                "type": exc_type.__name__,
-                "message": str(exc),
-                "stack": self.formatException(record.exc_info),
-            }
+            return {"type": exc_type.__name__, "message": str(exc), "stack": formatted}
+        return {"type": None, "message": None, "stack": formatted}
+
+    def process_log_record(self, log_data):
+        head = {key: log_data.pop(key) for key in HEAD_FIELDS if key in log_data}
+        return {**head, **log_data}
 
 
 class ConsoleFormatter(logging.Formatter):
-    """Readable lines for a terminal: time, level, logger, message, then key=value extras."""
+    """Readable lines for a terminal: time, level, logger, message, then key=value extras
+    (event and context first); a traceback follows on its own lines."""
 
     def __init__(self):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
 
     def format(self, record):
         line = super().format(record)
-        extras = {k: v for k, v in record.__dict__.items() if k not in RESERVED}
-        if extras:
-            line += " " + " ".join(f"{k}={v}" for k, v in sorted(extras.items()))
-        return line
+        head, _, tail = line.partition("\n")
+        extras = {
+            k: v for k, v in record.__dict__.items() if k not in RECORD_ATTRS and k != "exception"
+        }
+        ordered = [k for k in ("event", *CONTEXT_FIELDS) if k in extras]
+        ordered += sorted(k for k in extras if k not in ordered)
+        if ordered:
+            head += " " + " ".join(f"{k}={_console_value(extras[k])}" for k in ordered)
+        return f"{head}\n{tail}" if tail else head
+
+
+def _console_value(value):
+    text = str(value)
+    return repr(text) if not text or any(c.isspace() for c in text) else text
+
+
+def quiet_probe(path, status):
+    """True for a probe request that succeeded: not worth a line at INFO."""
+    return path in PROBE_PATHS and status < 400
+
+
+def _level_for_status(status):
+    if status >= 500:
+        return logging.ERROR
+    if status >= 400:
+        return logging.WARNING
+    return logging.INFO
+
+
+class RunserverAccessFilter(logging.Filter):
+    """``django.server`` (runserver): method and path as fields, probes kept quiet."""
+
+    def filter(self, record):
+        status = getattr(record, "status_code", None)
+        args = record.args if isinstance(record.args, tuple) else ()
+        if status is None or not args or not isinstance(args[0], str):
+            return True
+        parts = args[0].split()
+        if len(parts) < 2:
+            return True
+        record.http_method, record.path = parts[0], parts[1].partition("?")[0]
+        return not quiet_probe(record.path, status)
+
+    def __repr__(self):
+        return f"<RunserverAccessFilter drops 2xx/3xx of {','.join(sorted(PROBE_PATHS))}>"
+
+
+class GunicornAccessFilter(logging.Filter):
+    """``gunicorn.access``: structured fields from gunicorn's atoms, probes kept quiet.
+
+    gunicorn logs each response with its atoms dict as the argument; the fields become
+    ``http_method``, ``path`` (no query string), ``status_code``, ``duration_ms``,
+    ``response_bytes``, ``remote_addr``, ``user_agent`` and the ``request_id`` the
+    response carries (the request's context has ended when gunicorn logs). The level
+    follows the status as in ``django.server``: 5xx ERROR, 4xx WARNING, else INFO.
+    """
+
+    def filter(self, record):
+        atoms = record.args
+        if not isinstance(atoms, Mapping):
+            return True
+        try:
+            status = int(str(atoms["s"]))
+        except (KeyError, ValueError):
+            return True
+        path = atoms["U"]
+        if quiet_probe(path, status):
+            return False
+        record.http_method = atoms["m"]
+        record.path = path
+        record.status_code = status
+        record.duration_ms = atoms["M"]
+        record.response_bytes = atoms["B"]
+        record.remote_addr = atoms["h"]
+        if atoms["a"] != "-":
+            record.user_agent = atoms["a"]
+        request_id = atoms["{x-request-id}o"]
+        if request_id and request_id != "-":
+            record.request_id = request_id
+        record.levelno = max(record.levelno, _level_for_status(status))
+        record.levelname = logging.getLevelName(record.levelno)
+        return True
+
+    def __repr__(self):
+        return f"<GunicornAccessFilter drops 2xx/3xx of {','.join(sorted(PROBE_PATHS))}>"
 
 
 def build_logging(*, fmt="json", level="info"):
-    """Return the dictConfig for ``PORTAL_LOG_FORMAT`` and ``PORTAL_LOG_LEVEL``."""
+    """Return the dictConfig for ``PORTAL_LOG_FORMAT`` and ``PORTAL_LOG_LEVEL``.
+
+    One stdout handler on the root logger; every other logger propagates to it, so the
+    logger tree (``manage.py portal_logging_tree``) has a single place where lines leave
+    the process. Its filters add the context, then redact secrets.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     level = level.upper()
+
+    def logger(logger_level=level, **extra):
+        return {"level": logger_level, "handlers": [], "propagate": True, **extra}
+
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": "portal.observability.ContextFilter"}},
+        "filters": {
+            "context": {"()": "portal.observability.ContextFilter"},
+            "redact": {"()": "portal.observability.RedactingFilter"},
+            "runserver_access": {"()": "boot.logging.RunserverAccessFilter"},
+            "gunicorn_access": {"()": "boot.logging.GunicornAccessFilter"},
+        },
         "formatters": {
             "json": {"()": "boot.logging.PortalJsonFormatter"},
             "console": {"()": "boot.logging.ConsoleFormatter"},
@@ -66,18 +185,28 @@ def build_logging(*, fmt="json", level="info"):
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stdout",
                 "formatter": fmt,
-                "filters": ["context"],
+                "filters": ["context", "redact"],
             }
         },
         "root": {"handlers": ["stdout"], "level": level},
         "loggers": {
-            "django": {"level": level, "propagate": True},
-            "django.request": {"level": level, "propagate": True},
-            "django.server": {"level": level, "propagate": True},
-            "django.db.backends": {"level": "INFO", "propagate": True},
-            "botocore": {"level": "WARNING", "propagate": True},
-            "boto3": {"level": "WARNING", "propagate": True},
-            "urllib3": {"level": "WARNING", "propagate": True},
-            "portal": {"level": level, "propagate": True},
+            "portal": logger(),
+            "django": logger(),
+            "django.request": logger(),
+            "django.security": logger(),
+            "django.server": logger(filters=["runserver_access"]),
+            "django.db.backends": logger("INFO"),
+            "gunicorn.error": logger(),
+            "gunicorn.access": logger(filters=["gunicorn_access"]),
+            "py.warnings": logger("WARNING"),
+            # django-configurations gives this logger its own stderr handler; drop it.
+            "configurations.importer": logger("WARNING"),
+            "botocore": logger("WARNING"),
+            "boto3": logger("WARNING"),
+            "s3transfer": logger("WARNING"),
+            "urllib3": logger("WARNING"),
+            # django-health-check logs each failed check with a stack; /ready logs its own
+            # ready.check_failed event, so only the library's unexpected errors pass.
+            "health_check": logger("ERROR"),
         },
     }

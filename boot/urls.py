@@ -3,7 +3,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from portal.views import health
+
 urlpatterns = [
     path("api/v1/", include("portal.urls")),
+    path("health", health.health, name="health"),
+    path("ready", health.ReadyView.as_view(), name="ready"),
+    path("status", health.StatusView.as_view(), name="status"),
     path("admin/", admin.site.urls),
 ]

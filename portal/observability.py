@@ -1,13 +1,20 @@
-"""Log context and the event vocabulary: what every portal log line carries.
+"""Log context, the event vocabulary and redaction: what every portal log line carries.
 
 Context (request id, job, run id, ...) lives in a ContextVar so it follows the request or
 the job through every logger; ``ContextFilter`` copies it onto each record. Services log
 state transitions with ``log_event`` so each line has its ``event`` name from DESIGN.md.
+``RedactingFilter`` sits on the output handler, after the context, and scrubs secrets
+from everything a record carries before any formatter sees it.
 """
 
 import contextlib
 import contextvars
+import datetime
 import logging
+import os
+import re
+import uuid
+from urllib.parse import urlsplit
 
 EVENTS = frozenset(
     {
@@ -35,11 +42,19 @@ CONTEXT_FIELDS = (
     "run_id",
     "duration_ms",
 )
+REDACTED = "[REDACTED]"
 
 _EMPTY: dict = {}
 _context: contextvars.ContextVar[dict] = contextvars.ContextVar(
     "portal_log_context", default=_EMPTY
 )
+
+# Attributes every LogRecord has: never "extra" fields.
+RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 
 
 @contextlib.contextmanager
@@ -57,6 +72,11 @@ def current_context():
     return dict(_context.get())
 
 
+def new_run_id():
+    """A short id that tells one run of a job or command from the next in the logs."""
+    return uuid.uuid4().hex[:12]
+
+
 def log_event(logger, event, message, *, level=logging.INFO, **fields):
     """Log one vocabulary event with its context fields as structured ``extra``."""
     if event not in EVENTS:
@@ -65,10 +85,171 @@ def log_event(logger, event, message, *, level=logging.INFO, **fields):
 
 
 class ContextFilter(logging.Filter):
-    """Copy the bound context onto each record without overwriting explicit ``extra``."""
+    """Copy the bound context onto each record without overwriting explicit ``extra``.
+
+    Django attaches the request object (``django.request``, ``django.security``) or the
+    raw socket (``django.server``) to its records; they are replaced by plain fields here
+    (method and path, never headers), so no formatter ever serialises a whole request.
+    """
 
     def filter(self, record):
         for key, value in _context.get().items():
             if not hasattr(record, key):
                 setattr(record, key, value)
+        request = record.__dict__.pop("request", None)
+        record.__dict__.pop("server_time", None)
+        if request is not None and hasattr(request, "method"):
+            record.http_method = request.method
+            record.path = request.path
+            if not hasattr(record, "request_id") and getattr(request, "request_id", None):
+                record.request_id = request.request_id
         return True
+
+    def __repr__(self):
+        return f"<ContextFilter fields={','.join(CONTEXT_FIELDS)}>"
+
+
+# Secrets shorter than this are not scrubbed by value: replacing every "abc" in every
+# line would garble the logs and such a short secret is no secret anyway.
+MIN_SECRET_CHARS = 8
+SECRET_SETTINGS = (
+    "SECRET_KEY",
+    "PORTAL_RUNNER_AUTH_SECRET",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+)
+TOKEN_PATTERNS = (
+    # Authorization header values: "Bearer <token>", "Basic <base64>".
+    (re.compile(r"(?i)(\bbearer\s+)[^\s\"',;]+"), r"\1" + REDACTED),
+    (re.compile(r"(\bBasic\s+)[A-Za-z0-9+/]{8,}={0,2}"), r"\1" + REDACTED),
+    # A header printed as a mapping entry or a line, scheme and all: 'HTTP_AUTHORIZATION': '...'.
+    (
+        re.compile(r"(?i)((?:http_)?authorization['\"]?\s*[:=]\s*['\"]?)[^'\"\r\n,}]+"),
+        r"\1" + REDACTED,
+    ),
+    # Portal API tokens (portal.services.tokens): pt_ + URL-safe base64.
+    (re.compile(r"(?<![A-Za-z0-9])pt_[A-Za-z0-9_-]{16,}"), "pt_" + REDACTED),
+)
+# One cheap search first: most strings (ids, paths, counts) contain none of these.
+TOKEN_HINT = re.compile(r"(?i)bearer|basic|authorization|pt_")
+SENSITIVE_KEY = re.compile(
+    r"(?i)^(http_)?(proxy[-_])?authorization$|^(http_)?(set[-_])?cookie$|password|secret"
+    r"|(^|[-_])(api[-_]?)?(access[-_]|refresh[-_])?token$|^x[-_]portal[-_]signature$"
+)
+
+
+def configured_secrets():
+    """Secret values of this process: from Django settings when loaded, and the environment.
+
+    Read when the logging configuration is built (``RedactingFilter`` is created by
+    dictConfig), so a value set later is not known; settings do not change at run time.
+    """
+    values = set()
+    for name in SECRET_SETTINGS:
+        values.add(os.environ.get(name, ""))
+    values.add(_url_password(os.environ.get("DATABASE_URL", "")))
+    from django.conf import settings
+
+    if settings.configured:
+        for name in SECRET_SETTINGS:
+            values.add(str(getattr(settings, name, "") or ""))
+        values.update(str(v) for v in getattr(settings, "SECRET_KEY_FALLBACKS", ()) or ())
+        values.add(_url_password(str(getattr(settings, "DATABASE_URL", "") or "")))
+        for database in getattr(settings, "DATABASES", {}).values():
+            values.add(str(database.get("PASSWORD") or ""))
+    return {value for value in values if value}
+
+
+def _url_password(url):
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:
+        return ""
+
+
+class Redactor:
+    """Replace known secret values and token-shaped strings with ``[REDACTED]``."""
+
+    def __init__(self, secrets=()):
+        # Longest first, so a secret containing another is replaced whole.
+        ordered = sorted({s for s in secrets if len(s) >= MIN_SECRET_CHARS}, key=len, reverse=True)
+        self.count = len(ordered)
+        self.secrets = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+
+    def text(self, value):
+        if len(value) < MIN_SECRET_CHARS:  # nothing redactable fits ("Bearer x" is 8)
+            return value
+        if self.secrets is not None:
+            value = self.secrets.sub(REDACTED, value)
+        if TOKEN_HINT.search(value):
+            for pattern, replacement in TOKEN_PATTERNS:
+                value = pattern.sub(replacement, value)
+        return value
+
+    def value(self, value, depth=0):
+        """Scrub a structured value: strings, mappings (sensitive keys wholesale), lists."""
+        if isinstance(value, str):
+            return self.text(value)
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, datetime.date | datetime.time):
+            return value.isoformat()
+        if depth > 5:
+            return self.text(str(value))
+        if isinstance(value, dict):
+            return {
+                k: REDACTED
+                if isinstance(k, str) and SENSITIVE_KEY.search(k)
+                else self.value(v, depth + 1)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.value(v, depth + 1) for v in value]
+        if isinstance(value, BaseException):
+            return self.text(f"{type(value).__name__}: {value}")
+        return self.text(str(value))
+
+
+class RedactingFilter(logging.Filter):
+    """Scrub secrets from the message, its arguments, the exception and every extra field.
+
+    Put it on the output handler, so it sees every record however it was logged. The
+    record is rewritten in place: ``msg`` becomes the scrubbed final message (``args``
+    emptied), ``exc_text`` the scrubbed traceback, and ``exception`` a structured
+    ``{type, message, stack}`` that the JSON formatter emits as is.
+    """
+
+    def __init__(self, name="", secrets=None):
+        super().__init__(name)
+        self.redactor = Redactor(configured_secrets() if secrets is None else secrets)
+
+    def filter(self, record):
+        scrub = self.redactor
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: keep the raw parts, still scrubbed
+            message = f"{record.msg} {record.args!r}"
+        record.msg, record.args = scrub.text(message), ()
+        if record.exc_info and record.exc_info[0] is not None:
+            exc_type, exc, _ = record.exc_info
+            stack = scrub.text(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = stack
+            record.exception = {
+                "type": exc_type.__name__,
+                "message": scrub.text(str(exc)),
+                "stack": stack,
+            }
+        elif record.exc_text:
+            record.exc_text = scrub.text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = scrub.text(record.stack_info)
+        for key in [k for k in record.__dict__ if k not in RECORD_ATTRS]:
+            if SENSITIVE_KEY.search(key):
+                record.__dict__[key] = REDACTED
+            else:
+                record.__dict__[key] = scrub.value(record.__dict__[key])
+        return True
+
+    def __repr__(self):
+        return f"<RedactingFilter secrets={self.redactor.count} tokens=bearer,basic,pt_>"

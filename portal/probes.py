@@ -1,9 +1,242 @@
-"""Probe middleware (placeholder until the health issue): serves /health and /ready early."""
+"""Load-balancer probes: ``/health`` and ``/ready`` served before the rest of the stack.
+
+``ProbeMiddleware`` sits right after the request-id middleware. It answers ``/health``
+itself and hands ``/ready`` straight to its view, so neither goes through
+SecurityMiddleware (no SSL redirect: a plain-HTTP probe behind ``SECURE_SSL_REDIRECT``
+gets 200/503, not 301), CommonMiddleware (no ``ALLOWED_HOSTS`` check: a probe sending
+``Host: 10.0.3.7`` gets 200/503, not 400), sessions, CSRF or auth, nor through
+``ATOMIC_REQUESTS``. Nothing in the probe path calls ``request.get_host()``.
+
+The readiness checks run synchronously in ``SingleFlightExecutor``: one small thread pool
+per process in which at most one call per check is running. A check that hangs (a
+database that accepts connections and never answers) keeps its thread until the driver
+gives up, as ``asyncio.wait_for`` cannot stop a thread; later probes share that call
+instead of starting another, so a thousand probes against a hung database cost one
+thread and one connection per check per process, not a thousand. ``ResultCache`` keeps
+the last readiness answer for ``PORTAL_READY_CACHE_SECONDS`` so that probes from many
+load balancers do not each write, read and delete objects in storage.
+"""
+
+import asyncio
+import queue
+import threading
+import time
+from concurrent.futures import Executor, Future, InvalidStateError
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpResponse, HttpResponseNotAllowed
+from health_check.exceptions import ServiceUnavailable
+
+HEALTH_PATH = "/health"
+READY_PATH = "/ready"
+PROBE_METHODS = ("GET", "HEAD")
+# One thread per readiness check (database, two storages) plus a spare.
+PROBE_POOL_THREADS = 4
+
+
+class SingleFlightExecutor(Executor):
+    """A bounded pool where a call already running for the same check is shared, not repeated.
+
+    The key is the ``repr`` of the bound method's owner (``DatabaseReady(alias='default')``),
+    so two probes asking for the same check at once get the same outcome. Each caller
+    receives its own follower future: cancelling it (``asyncio.wait_for`` timing out)
+    never cancels the shared call that other probes may still wait for. A call running
+    for longer than its check's ``timeout`` is hung: later probes fail at once with
+    ``ServiceUnavailable`` instead of each holding a server thread for the full budget.
+    """
+
+    def __init__(self, max_workers=PROBE_POOL_THREADS):
+        self._pool = DaemonPool(max_workers)
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, tuple[Future, float]] = {}
+
+    def submit(self, fn, /, *args, **kwargs):
+        owner = getattr(fn, "__self__", fn)
+        key = repr(owner)
+        now = time.monotonic()
+        with self._lock:
+            shared, started = self._in_flight.get(key, (None, now))
+            if shared is None or shared.done():
+                shared, started = self._pool.submit(fn, *args, **kwargs), now
+                self._in_flight[key] = (shared, started)
+            elif now - started > _budget_seconds(owner):
+                return _failed(ServiceUnavailable("the previous check has not returned yet"))
+        return _follow(shared)
+
+    def in_flight(self):
+        """Keys of calls still running (for tests and the benchmark)."""
+        with self._lock:
+            return sorted(key for key, (future, _) in self._in_flight.items() if not future.done())
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        self._pool.shutdown()
+
+
+class DaemonPool:
+    """A fixed set of daemon threads, started on first use.
+
+    Not ``ThreadPoolExecutor``: the interpreter joins its threads at exit, so a check
+    hung in the database driver would hold a gunicorn worker's restart or shutdown for
+    as long as the driver waits. A probe thread must never keep a process alive.
+    """
+
+    def __init__(self, size):
+        self.size = size
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = Future()
+        self._queue.put((future, fn, args, kwargs))
+        with self._lock:
+            while len(self._threads) < self.size:
+                thread = threading.Thread(
+                    target=self._work, name=f"probe-{len(self._threads)}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+        return future
+
+    def _work(self):
+        while (item := self._queue.get()) is not None:
+            future, fn, args, kwargs = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def shutdown(self):
+        with self._lock:
+            for _ in self._threads:
+                self._queue.put(None)
+            self._threads = []
+
+
+def _budget_seconds(owner):
+    timeout = getattr(owner, "timeout", None)
+    return timeout.total_seconds() if timeout is not None else float("inf")
+
+
+def _failed(exc):
+    future = Future()
+    future.set_running_or_notify_cancel()
+    future.set_exception(exc)
+    return future
+
+
+def _follow(shared):
+    follower = Future()
+    follower.set_running_or_notify_cancel()
+
+    def copy(done):
+        try:
+            if done.cancelled():
+                follower.cancel()
+            elif done.exception() is not None:
+                follower.set_exception(done.exception())
+            else:
+                follower.set_result(done.result())
+        except InvalidStateError:
+            pass  # the caller gave up on its follower; the outcome is not needed
+
+    shared.add_done_callback(copy)
+    return follower
+
+
+class ResultCache:
+    """The last answer per key, reused for ``max_age`` seconds (0 turns it off).
+
+    Wall-clock time, so tests move it with time-machine; an answer "from the future"
+    (the clock stepped back) counts as stale.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, object]] = {}
+
+    def get(self, key, max_age):
+        if max_age <= 0:
+            return None
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None:
+            return None
+        stored_at, value = entry
+        return value if 0 <= time.time() - stored_at < max_age else None
+
+    def put(self, key, value):
+        with self._lock:
+            self._entries[key] = (time.time(), value)
+
+    def clear(self):
+        with self._lock:
+            self._entries.clear()
+
+
+executor = SingleFlightExecutor()
+results = ResultCache()
+
+
+HEALTH_BODY = b'{"status": "ok"}'
+NEVER_CACHE = "max-age=0, no-cache, no-store, must-revalidate, private"
+
+
+def health_response(request):
+    """Liveness: the process answers. No database, no storage, no session.
+
+    A constant body and header: this answers every few seconds per load balancer, so it
+    costs less than any view behind the full middleware stack.
+    """
+    if request.method not in PROBE_METHODS:
+        return HttpResponseNotAllowed(PROBE_METHODS)
+    response = HttpResponse(HEALTH_BODY, content_type="application/json")
+    response["Cache-Control"] = NEVER_CACHE
+    return response
+
+
+def with_length(response):
+    """Content-Length, as CommonMiddleware would add: no chunked encoding for a probe."""
+    if not response.streaming and not response.has_header("Content-Length"):
+        response["Content-Length"] = str(len(response.content))
+    return response
 
 
 class ProbeMiddleware:
+    """Serve ``/health`` here and send ``/ready`` to its view, skipping the rest of the stack."""
+
+    sync_capable = True
+    async_capable = True
+
     def __init__(self, get_response):
+        from portal.views.health import ReadyView
+
         self.get_response = get_response
+        self.ready_view = ReadyView.as_view()
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
 
     def __call__(self, request):
+        if self.is_async:
+            return self.__acall__(request)
+        path = request.path_info
+        if path == HEALTH_PATH:
+            return with_length(health_response(request))
+        if path == READY_PATH:
+            # A WSGI worker thread has no event loop: run the async view on a fresh one in
+            # this thread (async_to_sync would start a thread per probe to do the same).
+            return with_length(asyncio.run(self.ready_view(request)))
         return self.get_response(request)
+
+    async def __acall__(self, request):
+        path = request.path_info
+        if path == HEALTH_PATH:
+            return with_length(health_response(request))
+        if path == READY_PATH:
+            return with_length(await self.ready_view(request))
+        return await self.get_response(request)

@@ -161,9 +161,9 @@ def write_temp_part(stream, *, session_id, part_number, max_bytes) -> StoredObje
     return _save_stream(temp_storage(), key, HashingReader(stream, max_bytes))
 
 
-def write_final(chunks: Iterable[bytes], *, file_id) -> StoredObject:
+def write_final(chunks: Iterable[bytes], *, file_id, now=None) -> StoredObject:
     """Stream ``chunks`` into a new final object and return its key, size and sha256."""
-    key = new_final_key(file_id)
+    key = new_final_key(file_id, now=now)
     return _save_stream(final_storage(), key, HashingReader(chunks))
 
 

@@ -1,3 +1,21 @@
-"""The upload API, mounted at /api/v1/ (routes added by the upload API work)."""
+"""The upload API, mounted at /api/v1/ (see ``portal.views.uploads`` and DESIGN.md)."""
 
-urlpatterns = []
+from django.urls import path, re_path
+
+from portal.views import uploads
+
+urlpatterns = [
+    path("uploads/sessions", uploads.session_list, name="upload-sessions"),
+    path("uploads/sessions/<str:session_id>", uploads.session_detail, name="upload-session"),
+    path(
+        "uploads/sessions/<str:session_id>/parts/<int:part_number>",
+        uploads.session_part,
+        name="upload-part",
+    ),
+    path(
+        "uploads/sessions/<str:session_id>/finalize",
+        uploads.session_finalize,
+        name="upload-finalize",
+    ),
+    re_path(r"^.*$", uploads.unknown_endpoint),
+]

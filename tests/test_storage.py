@@ -116,7 +116,7 @@ def test_bulk_delete_on_s3_uses_one_request_per_thousand(settings, data_dir, mot
     apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=bucket)
     client = moto_s3.client()
     keys = [f"aa/bulk-{i:05d}" for i in range(2100)]
-    for key in keys:
+    for key in keys[::100]:  # a few real objects; deleting a missing key succeeds on S3
         client.put_object(Bucket=bucket, Key=f"temp/{key}", Body=b"x")
     result = storage.delete_temp(keys)
     assert result.requests == 3

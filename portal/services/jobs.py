@@ -13,7 +13,7 @@ import uuid
 from django.utils import timezone
 
 from portal.models import JobRun
-from portal.observability import bind
+from portal.observability import bind, current_context
 
 
 class JobRecord:
@@ -34,10 +34,11 @@ class JobRecord:
 def job_run(job, *, record=True):
     """Record one run of ``job``: a ``running`` row now, its outcome and counts at the end.
 
-    An exception marks the run ``failed`` and propagates. ``record=False`` (dry runs)
+    The run id of the command that called it is kept, so every record of one run shares
+    it. An exception marks the run ``failed`` and propagates. ``record=False`` (dry runs)
     binds the log context but writes no row.
     """
-    run_id = uuid.uuid4().hex[:12]
+    run_id = current_context().get("run_id") or uuid.uuid4().hex[:12]
     run = None
     if record:
         run = JobRun.objects.create(

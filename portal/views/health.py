@@ -1,1 +1,207 @@
-"""Probe views (placeholder until the health issue): /health, /ready, /status."""
+"""Probe views: ``/health`` (liveness), ``/ready`` (readiness), ``/status`` (operators).
+
+``/ready`` and ``/status`` are django-health-check ``HealthCheckView`` subclasses. We keep
+its check protocol and executor hook and change what the library does not fit:
+503 instead of 500 on failure (load balancers read 503 as "take me out of rotation"),
+a body naming each check and its state only (its own JSON carries exception text), a
+shared single-flight pool instead of the event loop's default executor (a hung check
+would otherwise hold each request until the driver gives up, and cost a thread per
+probe), and a short per-process result cache. ``/health`` and ``/ready`` are normally
+answered by ``portal.probes.ProbeMiddleware`` before the rest of the stack; the routes
+exist for ``reverse()`` and ``manage.py health_check ready``.
+"""
+
+import asyncio
+import contextlib
+import logging
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.db import DatabaseError
+from django.http import JsonResponse
+from django.urls import reverse
+from health_check.exceptions import ServiceWarning
+from health_check.views import HealthCheckView, MediaType
+
+from portal import probes
+from portal.auth import authenticate
+from portal.checks import readiness_checks, status_checks
+from portal.observability import log_event
+from portal.services.errors import Unauthorized
+
+logger = logging.getLogger("portal.health")
+READY_CACHE_KEY = "ready"
+
+
+def health(request):
+    """Liveness (normally answered by ``ProbeMiddleware`` before this view is reached)."""
+    return probes.health_response(request)
+
+
+def state_of(result):
+    """``ok``, ``warning`` (a ``ServiceWarning``) or ``unavailable``: never the error text."""
+    if result.error is None:
+        return "ok"
+    return "warning" if isinstance(result.error, ServiceWarning) else "unavailable"
+
+
+def log_failures(results):
+    """One ``ready.check_failed`` warning per failed check, with the cause for operators."""
+    for result in results:
+        if result.error is None or isinstance(result.error, ServiceWarning):
+            continue
+        cause = result.error.__cause__ or result.error
+        log_event(
+            logger,
+            "ready.check_failed",
+            f"readiness check {result.check.name} failed: {result.error}",
+            level=logging.WARNING,
+            check=result.check.name,
+            error_type=type(cause).__name__,
+            error=str(cause)[:500],
+            duration_ms=round(result.time_taken * 1000),
+        )
+
+
+def _checks_body(results):
+    return {result.check.name: state_of(result) for result in results}
+
+
+class ProbeCheckView(HealthCheckView):
+    """Runs checks in the shared single-flight pool; GET and HEAD only."""
+
+    http_method_names = ["get", "head", "options"]
+
+    def get_executor(self):
+        # nullcontext: the library would shut down an executor it was handed after each
+        # request, and the event loop's default executor is per request.
+        return contextlib.nullcontext(probes.executor)
+
+    async def run_checks(self, checks):
+        with self.get_executor() as executor:
+            results = await asyncio.gather(*(check.get_result(executor) for check in checks))
+        log_failures(results)
+        return results
+
+    @staticmethod
+    def answer(body, *, failed):
+        response = JsonResponse(body, status=503 if failed else 200)
+        # We logged each failure as ready.check_failed; django.request need not add an ERROR.
+        response._has_been_logged = True
+        return response
+
+
+class ReadyView(ProbeCheckView):
+    """200 when the database and both storages pass, 503 when any fails."""
+
+    def get_checks(self):
+        yield from readiness_checks()
+
+    async def get(self, request, *args, **kwargs):
+        self.results = await self.readiness_results()
+        failed = any(result.error for result in self.results)
+        body = {"status": "unavailable" if failed else "ok", "checks": _checks_body(self.results)}
+        return self.answer(body, failed=failed)
+
+    async def readiness_results(self):
+        """Reuse the answer of the last ``PORTAL_READY_CACHE_SECONDS``, or run the checks."""
+        cached = probes.results.get(READY_CACHE_KEY, settings.PORTAL_READY_CACHE_SECONDS)
+        if cached is not None:
+            return cached
+        results = await self.run_checks(self.get_checks())
+        probes.results.put(READY_CACHE_KEY, results)
+        return results
+
+
+class StatusView(ProbeCheckView):
+    """For operators: readiness (fresh, not cached), job heartbeats and outbox backlog.
+
+    Staff session or a valid API token. Warnings (a stalled cron, a backlog) show here and
+    never change the status code, which is 503 only when a readiness check fails.
+    """
+
+    template_name = "portal/status.html"
+
+    async def get(self, request, *args, **kwargs):
+        denied = await deny(request)
+        if denied is not None:
+            return denied
+        ready = await self.run_checks(readiness_checks())
+        extra = await asyncio.gather(*(check.get_result() for check in status_checks()))
+        failed = any(result.error for result in ready)
+        report = build_status(ready, extra, failed=failed)
+        if wants_json(request):
+            return self.answer(report, failed=failed)
+        response = self.render_to_response(
+            {"report": report, "rows": status_rows(ready, extra)}, status=503 if failed else 200
+        )
+        response._has_been_logged = True
+        return response
+
+
+def build_status(ready, extra, *, failed):
+    report = {
+        "status": "unavailable" if failed else "ok",
+        "checks": _checks_body(ready),
+        "jobs": {},
+        "outbox": {},
+    }
+    for result in extra:
+        entry = {"state": state_of(result), **result.check.figures}
+        if result.check.name.startswith("job:"):
+            report["jobs"][result.check.job] = entry
+        else:
+            report["outbox"] = entry
+    return report
+
+
+def status_rows(ready, extra):
+    rows = [{"name": r.check.name, "state": state_of(r), "figures": {}} for r in ready]
+    rows += [
+        {"name": r.check.name, "state": state_of(r), "figures": r.check.figures} for r in extra
+    ]
+    return rows
+
+
+def wants_json(request):
+    """``?format=json`` or an Accept header that prefers JSON over HTML."""
+    if request.GET.get("format") == "json":
+        return True
+    try:
+        media = list(MediaType.parse_header(request.headers.get("accept", "*/*")))
+    except ValueError:
+        return False
+    for item in media:
+        if item.mime_type in ("application/json", "application/*"):
+            return True
+        if item.mime_type in ("text/html", "application/xhtml+xml", "text/*", "*/*"):
+            return False
+    return False
+
+
+def _error(status, code, message):
+    response = JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+async def deny(request):
+    """None when a staff session or a valid bearer token may see /status; else the answer."""
+    try:
+        user = await request.auser()
+        if user.is_active and user.is_staff:
+            return None
+        if "HTTP_AUTHORIZATION" in request.META:
+            await sync_to_async(authenticate)(request)
+            return None
+    except Unauthorized as exc:
+        return _error(401, exc.code, exc.message)
+    except DatabaseError:
+        return _error(503, "unavailable", "cannot check credentials: database unavailable")
+    if user.is_authenticated:
+        return _error(403, "forbidden", "staff only")
+    if not wants_json(request):
+        return redirect_to_login(request.get_full_path(), reverse("admin:login"))
+    return _error(401, "missing_token", "log in as staff or send 'Authorization: Bearer <token>'")

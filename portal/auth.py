@@ -1,0 +1,57 @@
+"""Bearer-token authentication for the upload API.
+
+The presented token is hashed (SHA-256) and looked up by its hash, so the comparison the
+database makes is between digests, never between a secret and a stored secret; the
+fetched digest is compared once more with ``hmac.compare_digest``. ``last_used_at`` is
+written at most once a minute per token (a conditional UPDATE), so uploading thousands
+of parts does not turn every request into a write on the token row.
+"""
+
+import hmac
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from portal.models import ApiToken
+from portal.services.errors import Unauthorized
+from portal.services.tokens import hash_token
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+MAX_TOKEN_CHARS = 200
+
+
+def authenticate(request):
+    """Return the user of the request's bearer token, or raise ``Unauthorized``."""
+    raw = _bearer_token(request.META.get("HTTP_AUTHORIZATION", ""))
+    digest = hash_token(raw)
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(key_hash=digest, is_active=True, user__is_active=True)
+        .first()
+    )
+    if token is None or not hmac.compare_digest(token.key_hash, digest):
+        raise Unauthorized("invalid or revoked token", code="invalid_token")
+    _touch(token)
+    return token.user
+
+
+def _bearer_token(header):
+    scheme, _, raw = header.partition(" ")
+    raw = raw.strip()
+    if scheme.lower() != "bearer" or not raw:
+        raise Unauthorized("send the header 'Authorization: Bearer <token>'", code="missing_token")
+    if len(raw) > MAX_TOKEN_CHARS:
+        raise Unauthorized("invalid or revoked token", code="invalid_token")
+    return raw
+
+
+def _touch(token):
+    """Record use at most once per ``LAST_USED_RESOLUTION``: no write while it is fresh."""
+    now = timezone.now()
+    stale = now - LAST_USED_RESOLUTION
+    if token.last_used_at is not None and token.last_used_at >= stale:
+        return
+    ApiToken.objects.filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale), pk=token.pk
+    ).update(last_used_at=now)

@@ -1,0 +1,50 @@
+"""A base for portal commands: one run id on every record, failures as log records.
+
+``PortalCommand`` binds ``job`` (the command's name) and ``run_id`` around the whole run,
+so every record of it carries them; the periodic jobs get the same from
+``portal.services.jobs.job_run``, whose binding takes over inside its block. With JSON
+logs, a ``CommandError`` or a crash becomes one JSON error record (with the job, run id and
+the structured exception) instead of Django's plain text on stderr, and the exit code is
+kept: cron's log then holds nothing but JSON lines.
+"""
+
+import logging
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from portal.observability import bind, current_context, new_run_id
+
+logger = logging.getLogger("portal.commands")
+
+
+def json_logs():
+    return getattr(settings, "PORTAL_LOG_FORMAT", "json") == "json"
+
+
+class PortalCommand(BaseCommand):
+    """Subclass instead of ``BaseCommand``; ``job_name`` defaults to the command's name."""
+
+    job_name = None
+
+    def execute(self, *args, **options):
+        if "job" in current_context():
+            return self._execute(args, options)
+        job = self.job_name or type(self).__module__.rpartition(".")[2]
+        with bind(job=job, run_id=new_run_id()):
+            return self._execute(args, options)
+
+    def _execute(self, args, options):
+        if not (getattr(self, "_called_from_command_line", False) and json_logs()):
+            return super().execute(*args, **options)
+        if options.get("traceback"):
+            return super().execute(*args, **options)
+        try:
+            return super().execute(*args, **options)
+        except CommandError as exc:
+            logger.error("%s", exc, extra={"exit_code": exc.returncode})
+            sys.exit(exc.returncode)
+        except Exception:
+            logger.exception("%s failed", current_context().get("job"), extra={"exit_code": 1})
+            sys.exit(1)

@@ -1,0 +1,33 @@
+"""``manage.py portal_logging_tree``: print the live logger tree (logging-tree).
+
+Shows, for the configuration this process loaded, every logger with its level, whether it
+propagates, its filters and handlers: where a line from ``portal.services.sessions``,
+``django.request`` or ``gunicorn.access`` ends up, and through which formatter.
+"""
+
+import importlib
+import pkgutil
+
+from logging_tree.format import build_description
+
+from portal.management.base import PortalCommand
+
+# Imported first so that their module-level loggers exist and appear in the tree.
+LOGGING_PACKAGES = ("portal.services", "portal.views")
+
+
+def import_logging_modules():
+    for package_name in LOGGING_PACKAGES:
+        package = importlib.import_module(package_name)
+        for module in pkgutil.iter_modules(package.__path__, f"{package_name}."):
+            importlib.import_module(module.name)
+
+
+class Command(PortalCommand):
+    help = "Print the logger tree of the loaded logging configuration (logging-tree)."
+    # A tool for looking at a broken set-up must not refuse to run because of it.
+    requires_system_checks = []
+
+    def handle(self, *args, **options):
+        import_logging_modules()
+        self.stdout.write(build_description(), ending="")

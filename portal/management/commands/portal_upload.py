@@ -1,0 +1,348 @@
+"""``manage.py portal_upload PATH --url URL --token TOKEN``: a resumable upload client.
+
+It talks to the HTTP API with the standard library only (``http.client``), so it is also
+the reference for other clients. The idempotency key is derived from the file (path, size,
+modification time), so running the command again after an interruption finds the same
+session, asks which parts the server has, and sends only the missing ones, each streamed
+from the file. Failed parts are retried with backoff. At the end it prints the sha256 the
+server computed next to its own and exits 1 if they differ or anything failed.
+"""
+
+import hashlib
+import http.client
+import json
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+from django.core.management.base import BaseCommand, CommandError
+
+from portal.services.sessions import parse_ranges
+
+API_PREFIX = "/api/v1"
+SEND_BLOCK = 256 * 1024
+RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+OPEN = ("init", "in_progress")
+STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+class UploadFailed(Exception):
+    """A clear, final reason the upload cannot finish."""
+
+
+class Transient(Exception):
+    """Worth retrying: a broken connection, a timeout, a 5xx."""
+
+
+class _PartReader:
+    """Reads ``length`` bytes of the file from ``offset``: one part, never held whole."""
+
+    def __init__(self, path, offset, length):
+        self._file = open(path, "rb")  # noqa: SIM115 (closed by close(), after the request)
+        self._file.seek(offset)
+        self._left = length
+
+    def read(self, size=-1):
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._file.read(size)
+        self._left -= len(data)
+        return data
+
+    def close(self):
+        self._file.close()
+
+
+class ApiClient:
+    """JSON requests to the upload API over keep-alive connections, one per thread."""
+
+    def __init__(self, url, token, *, timeout=60.0, retries=4, backoff=0.5):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UploadFailed(f"--url must be an http(s) URL, got {url!r}")
+        self._https = parts.scheme == "https"
+        self._host, self._port = parts.hostname, parts.port
+        prefix = parts.path.rstrip("/")
+        self.prefix = prefix if prefix.endswith(API_PREFIX) else prefix + API_PREFIX
+        self._auth = f"Bearer {token}"
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self._local = threading.local()
+
+    def call(self, method, path, *, body=None, length=None, timeout=None, retry=True):
+        """Return ``(status, json)``, retrying transient failures; ``body`` is a factory."""
+        attempts = self.retries + 1 if retry else 1
+        for attempt in range(attempts):
+            try:
+                return self._once(method, path, body, length, timeout)
+            except Transient as exc:
+                if attempt + 1 == attempts:
+                    raise UploadFailed(
+                        f"{method} {path}: {exc} (gave up after {attempts} tries)"
+                    ) from None
+                time.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _once(self, method, path, body_factory, length, timeout, *, stale_retry=True):
+        headers = {"Authorization": self._auth, "Accept": "application/json"}
+        body = body_factory() if body_factory else None
+        if isinstance(body, (bytes, str)):
+            headers["Content-Type"] = "application/json"
+        elif body is not None:
+            headers["Content-Type"] = "application/octet-stream"
+            headers["Content-Length"] = str(length)
+        conn = self._connection(timeout)
+        reused = conn.sock is not None
+        try:
+            try:
+                conn.request(method, self.prefix + path, body=body, headers=headers)
+            except OSError:
+                if conn.sock is None:
+                    raise
+                # The server may have answered early (e.g. 410) and closed: read that answer.
+            response = conn.getresponse()
+            status, raw = response.status, response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop()
+            if stale_retry and reused and isinstance(exc, STALE_CONNECTION):
+                # The server closed an idle keep-alive connection: not a failure, try anew.
+                return self._once(method, path, body_factory, length, timeout, stale_retry=False)
+            raise Transient(f"connection failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+        if response.will_close:
+            self._drop()
+        if status in RETRYABLE_STATUS:
+            raise Transient(f"HTTP {status}")
+        try:
+            return status, json.loads(raw) if raw else {}
+        except ValueError:
+            return status, {
+                "error": {"code": "not_json", "message": raw[:200].decode("utf-8", "replace")}
+            }
+
+    def _connection(self, timeout):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            conn = cls(self._host, self._port, timeout=self.timeout, blocksize=SEND_BLOCK)
+            self._local.conn = conn
+        conn.timeout = timeout or self.timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(conn.timeout)
+        return conn
+
+    def _drop(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def describe(status, body):
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    return f"HTTP {status} {error.get('code', '')}: {error.get('message', body)}"
+
+
+def derived_idempotency_key(path):
+    """Same file (path, size, mtime) -> same key -> a rerun resumes the same session."""
+    stat = os.stat(path)
+    identity = f"{os.path.realpath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}"
+    return "portal-upload-" + hashlib.sha256(identity.encode()).hexdigest()[:40]
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Progress:
+    """One self-overwriting line on stderr, only when stderr is a terminal."""
+
+    def __init__(self, stream, total_parts, total_bytes, done_parts, done_bytes):
+        self.stream, self.enabled = stream, stream.isatty()
+        self.total_parts, self.total_bytes = total_parts, total_bytes
+        self.parts, self.bytes, self.sent = done_parts, done_bytes, 0
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+
+    def add(self, size):
+        with self._lock:
+            self.parts += 1
+            self.bytes += size
+            self.sent += size
+            if self.enabled:
+                rate = self.sent / max(time.monotonic() - self.started, 1e-6) / 2**20
+                self.stream.write(
+                    f"\r  {self.parts}/{self.total_parts} parts  "
+                    f"{self.bytes / 2**20:.1f}/{self.total_bytes / 2**20:.1f} MiB  "
+                    f"{rate:.1f} MiB/s "
+                )
+                self.stream.flush()
+
+    def finish(self):
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class Uploader:
+    def __init__(self, client, path, *, out, err, parallel):
+        self.client, self.path, self.out, self.err = client, path, out, err
+        self.parallel = parallel
+        self.size = os.path.getsize(path)
+
+    def run(self, *, chunk_size, idempotency_key, content_type):
+        session = self.create_session(chunk_size, idempotency_key, content_type)
+        sid = session["id"]
+        if session["status"] in OPEN:
+            self.send_missing(session)
+            file = self.finalize(sid)
+        elif session["status"] == "complete":
+            self.out.write(f"session {sid} is already complete")
+            file = self.status(sid)["file"]
+        else:
+            raise UploadFailed(
+                f"session {sid} is {session['status']}; start a new one with another "
+                "--idempotency-key"
+            )
+        return file
+
+    def create_session(self, chunk_size, idempotency_key, content_type):
+        request = {
+            "filename": os.path.basename(self.path) or "upload.bin",
+            "content_type": content_type,
+            "size_bytes": self.size,
+            "idempotency_key": idempotency_key,
+        }
+        if chunk_size:
+            request["chunk_size_bytes"] = chunk_size
+        data = json.dumps(request).encode()
+        status, body = self.client.call("POST", "/uploads/sessions", body=lambda: data)
+        if status not in (200, 201):
+            raise UploadFailed(f"creating the session failed: {describe(status, body)}")
+        self.out.write(
+            f"session {body['id']} ({'new' if status == 201 else 'existing'}): "
+            f"{body['total_parts']} parts of {body['chunk_size_bytes']} bytes"
+        )
+        return body
+
+    def status(self, sid):
+        status, body = self.client.call("GET", f"/uploads/sessions/{sid}")
+        if status != 200:
+            raise UploadFailed(f"asking for the session's status failed: {describe(status, body)}")
+        return body
+
+    def send_missing(self, session):
+        sid, total = session["id"], session["total_parts"]
+        chunk = session["chunk_size_bytes"]
+        received = set(parse_ranges(self.status(sid)["received_parts"]))
+        missing = [n for n in range(1, total + 1) if n not in received]
+        if received:
+            self.out.write(f"resuming: {len(received)} of {total} parts already on the server")
+        done_bytes = sum(self.part_length(n, chunk, total) for n in received)
+        progress = Progress(self.err, total, self.size, len(received), done_bytes)
+        try:
+            with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+                for size in pool.map(lambda n: self.send_part(sid, n, chunk, total), missing):
+                    progress.add(size)
+        finally:
+            progress.finish()
+        self.out.write(f"uploaded {len(missing)} parts")
+
+    def part_length(self, number, chunk, total):
+        return chunk if number < total else self.size - chunk * (total - 1)
+
+    def send_part(self, sid, number, chunk, total):
+        length = self.part_length(number, chunk, total)
+        offset = chunk * (number - 1)
+        status, body = self.client.call(
+            "PUT",
+            f"/uploads/sessions/{sid}/parts/{number}",
+            body=lambda: _PartReader(self.path, offset, length),
+            length=length,
+        )
+        if status not in (200, 201):
+            hint = (
+                "; the file changed since that part was sent: use another --idempotency-key"
+                if status == 409
+                else ""
+            )
+            raise UploadFailed(f"part {number} failed: {describe(status, body)}{hint}")
+        return length
+
+    def finalize(self, sid):
+        path = f"/uploads/sessions/{sid}/finalize"
+        for attempt in range(30):
+            status, body = self.client.call("POST", path, timeout=max(600.0, self.client.timeout))
+            if status == 200:
+                return body["file"]
+            code = body.get("error", {}).get("code")
+            if status == 409 and code == "finalize_in_progress":
+                time.sleep(min(2.0 * (attempt + 1), 10.0))
+                continue
+            raise UploadFailed(f"finalize failed: {describe(status, body)}")
+        raise UploadFailed("finalize failed: another finalize kept running")
+
+
+class Command(BaseCommand):
+    help = "Upload a file through the portal's HTTP API (resumable; stdlib HTTP only)."
+    requires_system_checks = []
+    requires_migrations_checks = False
+
+    def add_arguments(self, parser):
+        parser.add_argument("path")
+        parser.add_argument("--url", required=True, help="the portal, e.g. https://portal:8000")
+        parser.add_argument(
+            "--token",
+            default=os.environ.get("PORTAL_TOKEN", ""),
+            help="API token (default: $PORTAL_TOKEN, which keeps it out of `ps`)",
+        )
+        parser.add_argument("--chunk-size", type=int, default=None, help="bytes per part")
+        parser.add_argument(
+            "--idempotency-key",
+            default=None,
+            help="default: derived from the file's path, size and mtime (a rerun resumes)",
+        )
+        parser.add_argument("--content-type", default="application/octet-stream")
+        parser.add_argument("--parallel", type=int, default=2, help="parts in flight")
+        parser.add_argument("--retries", type=int, default=4, help="retries per request")
+        parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+
+    def handle(self, *args, **options):
+        path = options["path"]
+        if not options["token"]:
+            raise CommandError("pass --token or set PORTAL_TOKEN", returncode=2)
+        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+            raise CommandError(f"{path}: not a readable, non-empty file", returncode=2)
+        if options["parallel"] < 1 or options["retries"] < 0:
+            raise CommandError("--parallel must be >= 1 and --retries >= 0", returncode=2)
+        try:
+            client = ApiClient(
+                options["url"],
+                options["token"],
+                timeout=options["timeout"],
+                retries=options["retries"],
+            )
+            uploader = Uploader(
+                client, path, out=self.stdout, err=sys.stderr, parallel=options["parallel"]
+            )
+            file = uploader.run(
+                chunk_size=options["chunk_size"],
+                idempotency_key=options["idempotency_key"] or derived_idempotency_key(path),
+                content_type=options["content_type"],
+            )
+        except UploadFailed as exc:
+            raise CommandError(str(exc)) from None
+        local = file_sha256(path)
+        self.stdout.write(f"file {file['id']} stored ({file['size_bytes']} bytes)")
+        self.stdout.write(f"server sha256: {file['sha256']}")
+        self.stdout.write(f"local  sha256: {local}")
+        if file["sha256"] != local or file["size_bytes"] != uploader.size:
+            raise CommandError("sha256 mismatch: the stored file differs from the local file")
+        self.stdout.write("OK")

@@ -1,0 +1,197 @@
+"""Receiving one part: stream to temp storage first, then record it under the session lock.
+
+The body is streamed into a new temp object while it is hashed, never held in memory;
+its exact size is enforced before (``Content-Length``) and after (bytes actually stored).
+Only then a short transaction locks the session row, re-checks that the session is open,
+and inserts the part, so the database is never locked while bytes travel. Whatever is
+not recorded (a replay, a conflict, a closed session, any error) has its temp object
+deleted before the answer; a crash in between leaves an untracked object that cleanup's
+sweep removes.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from portal import storage
+from portal.models import UploadPart, UploadSession
+from portal.observability import log_event
+from portal.services.errors import BadRequest, Conflict, LengthRequired, TooLarge
+from portal.services.sessions import ensure_open, expected_part_size, get_session, ttl
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PartReceipt:
+    part_number: int
+    size_bytes: int
+    sha256: str
+    created: bool
+    completed_parts: int
+    total_parts: int
+    expires_at: object
+
+    def as_dict(self):
+        return {
+            "part_number": self.part_number,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "completed_parts": self.completed_parts,
+            "total_parts": self.total_parts,
+            "expires_at": self.expires_at.isoformat(),
+        }
+
+
+def receive_part(owner, session_id, part_number, stream, content_length):
+    """Store part ``part_number`` read from ``stream``; ``created`` False for a replay."""
+    session = get_session(owner, session_id)
+    ensure_open(session)
+    expected = _expected_size(session, part_number, content_length)
+    try:
+        stored = storage.write_temp_part(
+            _ClientStream(stream),
+            session_id=session.pk,
+            part_number=part_number,
+            max_bytes=expected,
+        )
+    except ClientDisconnected as exc:
+        raise BadRequest(
+            f"part {part_number}: the request body broke off ({exc})", code="incomplete_part"
+        ) from None
+    except storage.TooLarge:
+        raise TooLarge(
+            f"part {part_number} has more than {expected} bytes", code="part_too_large"
+        ) from None
+    keep = False
+    try:
+        if stored.size != expected:
+            raise BadRequest(
+                f"part {part_number} ended after {stored.size} of {expected} bytes",
+                code="incomplete_part",
+            )
+        receipt = _record(session.pk, part_number, stored)
+        keep = receipt.created
+    finally:
+        if not keep:
+            storage.delete_temp([stored.key])
+    if receipt.created:
+        log_event(
+            logger,
+            "part.received",
+            "part stored",
+            session_id=str(session.pk),
+            part_number=part_number,
+            size_bytes=stored.size,
+        )
+    return receipt
+
+
+class ClientDisconnected(Exception):
+    """Reading the request body failed: the client went away mid-part."""
+
+
+class _ClientStream:
+    """Tells a broken request body apart from a failing storage backend."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def read(self, size=-1):
+        try:
+            return self._stream.read(size)
+        except OSError as exc:
+            raise ClientDisconnected(type(exc).__name__) from exc
+
+
+def _expected_size(session, part_number, content_length):
+    """Check the part number and the declared length before reading a single byte."""
+    if not 1 <= part_number <= session.total_parts:
+        raise BadRequest(
+            f"part_number must be between 1 and {session.total_parts}",
+            code="invalid_part_number",
+        )
+    expected = expected_part_size(session, part_number)
+    if content_length in (None, ""):
+        raise LengthRequired(
+            f"send Content-Length: {expected} (chunked bodies are not accepted)",
+            code="length_required",
+        )
+    try:
+        declared = int(content_length)
+    except ValueError:
+        raise BadRequest("Content-Length is not a number", code="invalid_content_length") from None
+    if declared > expected:
+        raise TooLarge(
+            f"part {part_number} must be {expected} bytes, Content-Length says {declared}",
+            code="part_too_large",
+        )
+    if declared != expected:
+        raise BadRequest(
+            f"part {part_number} must be {expected} bytes, Content-Length says {declared}",
+            code="part_size_mismatch",
+        )
+    return expected
+
+
+def _record(session_pk, part_number, stored):
+    """Insert the part under the session row lock, or recognise a replay or a conflict."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            session = UploadSession.objects.select_for_update().get(pk=session_pk)
+            ensure_open(session, now)
+            existing = UploadPart.objects.filter(
+                session_id=session_pk, part_number=part_number
+            ).first()
+            if existing is not None:
+                return _replay(session, existing, stored)
+            UploadPart.objects.create(
+                session_id=session_pk,
+                part_number=part_number,
+                size_bytes=stored.size,
+                sha256=stored.sha256,
+                temp_key=stored.key,
+            )
+            expires_at = now + ttl()
+            UploadSession.objects.filter(pk=session_pk).update(
+                completed_parts=F("completed_parts") + 1,
+                bytes_received=F("bytes_received") + stored.size,
+                status=UploadSession.Status.IN_PROGRESS,
+                expires_at=expires_at,
+                updated_at=now,
+            )
+    except IntegrityError:
+        # Only reachable where the row lock is not exclusive; the unique constraint held.
+        existing = UploadPart.objects.get(session_id=session_pk, part_number=part_number)
+        return _replay(UploadSession.objects.get(pk=session_pk), existing, stored)
+    return PartReceipt(
+        part_number=part_number,
+        size_bytes=stored.size,
+        sha256=stored.sha256,
+        created=True,
+        completed_parts=session.completed_parts + 1,
+        total_parts=session.total_parts,
+        expires_at=expires_at,
+    )
+
+
+def _replay(session, existing, stored):
+    if existing.sha256 != stored.sha256:
+        raise Conflict(
+            f"part {existing.part_number} was already stored with different bytes "
+            f"(sha256 {existing.sha256})",
+            code="part_conflict",
+        )
+    return PartReceipt(
+        part_number=existing.part_number,
+        size_bytes=existing.size_bytes,
+        sha256=existing.sha256,
+        created=False,
+        completed_parts=session.completed_parts,
+        total_parts=session.total_parts,
+        expires_at=session.expires_at,
+    )

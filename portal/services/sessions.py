@@ -1,0 +1,330 @@
+"""Upload sessions: creation (idempotent per owner and key), lookup, status, abort.
+
+A session belongs to its owner; anyone else gets the same 404 as for a session that does
+not exist. The client's filename is metadata only: it is validated and stored on the
+``IngestFile`` and never becomes part of a storage key.
+"""
+
+import logging
+import math
+import unicodedata
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from portal.models import IngestFile, UploadSession
+from portal.observability import log_event
+from portal.services.errors import BadRequest, Conflict, Gone, NotFound, TooLarge
+
+logger = logging.getLogger(__name__)
+
+MAX_NAME_CHARS = 255
+MAX_IDEMPOTENCY_KEY_CHARS = 255
+MAX_PARTS = 100_000
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+def compact_ranges(numbers):
+    """``[1, 2, 3, 5, 7, 8]`` -> ``"1-3,5,7-8"`` (input sorted ascending, no duplicates)."""
+    spans = []
+    for number in numbers:
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def parse_ranges(text):
+    """The inverse of ``compact_ranges``: ``"1-3,5"`` -> ``[1, 2, 3, 5]``."""
+    numbers = []
+    for item in filter(None, (text or "").split(",")):
+        low, _, high = item.partition("-")
+        numbers.extend(range(int(low), int(high or low) + 1))
+    return numbers
+
+
+def ttl():
+    return timedelta(hours=settings.PORTAL_SESSION_TTL_HOURS)
+
+
+def expected_part_size(session, part_number):
+    """Every part is ``chunk_size_bytes`` except the last, which is the remainder."""
+    if part_number < session.total_parts:
+        return session.chunk_size_bytes
+    return session.total_size_bytes - session.chunk_size_bytes * (session.total_parts - 1)
+
+
+# --- creation -------------------------------------------------------------------------
+
+
+def create_session(owner, data):
+    """Create an IngestFile and its UploadSession from the request's JSON object.
+
+    Returns ``(session, created)``. With an ``idempotency_key`` the same owner and key
+    return the existing session (``created`` False), also when two identical requests
+    race: the partial unique constraint lets one insert win and the other returns it.
+    """
+    spec = _validated(data)
+    key = spec.pop("idempotency_key")
+    if key:
+        existing = _by_idempotency_key(owner, key)
+        if existing is not None:
+            return _same_request(existing, spec), False
+    try:
+        session = _insert(owner, key, **spec)
+    except IntegrityError:
+        existing = _by_idempotency_key(owner, key) if key else None
+        if existing is None:
+            raise
+        return _same_request(existing, spec), False
+    log_event(
+        logger,
+        "session.created",
+        "upload session created",
+        session_id=str(session.id),
+        file_id=str(session.file_id),
+        size_bytes=session.total_size_bytes,
+        total_parts=session.total_parts,
+    )
+    return session, True
+
+
+def _insert(owner, key, *, filename, content_type, size_bytes, chunk_size_bytes):
+    now = timezone.now()
+    with transaction.atomic():
+        file = IngestFile.objects.create(
+            original_filename=filename,
+            content_type=content_type,
+            size_bytes=size_bytes,
+            uploaded_by=owner,
+        )
+        return UploadSession.objects.create(
+            file=file,
+            owner=owner,
+            chunk_size_bytes=chunk_size_bytes,
+            total_size_bytes=size_bytes,
+            total_parts=math.ceil(size_bytes / chunk_size_bytes),
+            idempotency_key=key,
+            expires_at=now + ttl(),
+        )
+
+
+def _by_idempotency_key(owner, key):
+    return (
+        UploadSession.objects.select_related("file")
+        .filter(owner=owner, idempotency_key=key)
+        .first()
+    )
+
+
+def _same_request(session, spec):
+    """A key reused for a different file is a client bug: refuse rather than mix files."""
+    if (session.file.original_filename, session.total_size_bytes) != (
+        spec["filename"],
+        spec["size_bytes"],
+    ):
+        raise Conflict(
+            "idempotency_key was already used for a different file "
+            f"({session.file.original_filename!r}, {session.total_size_bytes} bytes)",
+            code="idempotency_key_reused",
+        )
+    return session
+
+
+def _validated(data):
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object", code="invalid_json")
+    size_bytes = _size(data.get("size_bytes"))
+    return {
+        "filename": _filename(data.get("filename")),
+        "content_type": _content_type(data.get("content_type", DEFAULT_CONTENT_TYPE)),
+        "size_bytes": size_bytes,
+        "chunk_size_bytes": _chunk_size(data.get("chunk_size_bytes"), size_bytes),
+        "idempotency_key": _idempotency_key(data.get("idempotency_key")),
+    }
+
+
+def _text(value, field, *, max_chars):
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"{field} must be a non-empty string", code="invalid_" + field)
+    if len(value) > max_chars:
+        raise BadRequest(f"{field} is longer than {max_chars} characters", code="invalid_" + field)
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
+        raise BadRequest(f"{field} contains control characters", code="invalid_" + field)
+    return value
+
+
+def _filename(value):
+    return _text(value, "filename", max_chars=MAX_NAME_CHARS)
+
+
+def _content_type(value):
+    value = _text(value, "content_type", max_chars=MAX_NAME_CHARS)
+    kind, slash, subtype = value.partition("/")
+    if not slash or not kind.strip() or not subtype.strip() or " " in kind:
+        raise BadRequest("content_type must look like 'type/subtype'", code="invalid_content_type")
+    return value
+
+
+def _integer(value, field):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"{field} must be an integer", code="invalid_" + field)
+    return value
+
+
+def _size(value):
+    size = _integer(value, "size_bytes")
+    if size < 1:
+        raise BadRequest("size_bytes must be at least 1", code="invalid_size_bytes")
+    if size > settings.PORTAL_MAX_FILE_SIZE:
+        raise TooLarge(
+            f"size_bytes {size} is over the limit of {settings.PORTAL_MAX_FILE_SIZE} bytes",
+            code="file_too_large",
+        )
+    return size
+
+
+def _chunk_size(value, size_bytes):
+    """The requested part size (bounded), or the configured default.
+
+    The default grows past ``PORTAL_CHUNK_SIZE`` only if the file would otherwise need more
+    than ``MAX_PARTS`` parts; a requested size that needs more is refused.
+    """
+    low, high = settings.PORTAL_CHUNK_SIZE_MIN, settings.PORTAL_CHUNK_SIZE_MAX
+    if value is None:
+        default = min(max(settings.PORTAL_CHUNK_SIZE, low), high)
+        return min(max(default, math.ceil(size_bytes / MAX_PARTS)), high)
+    chunk = _integer(value, "chunk_size_bytes")
+    if not low <= chunk <= high:
+        raise BadRequest(
+            f"chunk_size_bytes must be between {low} and {high}", code="invalid_chunk_size_bytes"
+        )
+    if math.ceil(size_bytes / chunk) > MAX_PARTS:
+        raise BadRequest(
+            f"chunk_size_bytes {chunk} would need more than {MAX_PARTS} parts",
+            code="invalid_chunk_size_bytes",
+        )
+    return chunk
+
+
+def _idempotency_key(value):
+    if value is None or value == "":
+        return ""
+    return _text(value, "idempotency_key", max_chars=MAX_IDEMPOTENCY_KEY_CHARS)
+
+
+# --- lookup and state -----------------------------------------------------------------
+
+
+def get_session(owner, session_id):
+    """The owner's session, else 404 (unknown, malformed id, or someone else's)."""
+    try:
+        pk = uuid.UUID(str(session_id))
+    except ValueError:
+        raise NotFound("no such upload session", code="session_not_found") from None
+    session = UploadSession.objects.select_related("file").filter(pk=pk, owner=owner).first()
+    if session is None:
+        raise NotFound("no such upload session", code="session_not_found")
+    return session
+
+
+def ensure_open(session, now=None):
+    """Raise 410 unless ``session`` accepts parts: open and not past ``expires_at``.
+
+    An open session past its TTL is answered as expired right away; marking it failed is
+    cleanup's job (a conditional update there, so a request never races it here).
+    """
+    if session.is_terminal:
+        raise Gone(
+            f"the upload session is {session.status}"
+            + (f": {session.failure_reason}" if session.failure_reason else ""),
+            code=f"session_{session.status}",
+        )
+    if session.expires_at <= (now or timezone.now()):
+        raise Gone("the upload session has expired", code="session_expired")
+
+
+def abort_session(owner, session_id):
+    """DELETE: an open session becomes ``aborted`` and its file ``failed`` (idempotent).
+
+    Parts are left for cleanup. A complete session cannot be aborted (409); a failed one
+    is gone already (410).
+    """
+    session = get_session(owner, session_id)
+    now = timezone.now()
+    with transaction.atomic():
+        aborted = UploadSession.objects.filter(
+            pk=session.pk, status__in=UploadSession.OPEN_STATUSES
+        ).update(
+            status=UploadSession.Status.ABORTED,
+            failure_reason="aborted by the client",
+            finished_at=now,
+            updated_at=now,
+        )
+        if aborted:
+            IngestFile.objects.filter(pk=session.file_id).update(
+                status=IngestFile.Status.FAILED, updated_at=now
+            )
+    if aborted:
+        log_event(
+            logger,
+            "session.aborted",
+            "upload session aborted by the client",
+            session_id=str(session.pk),
+            file_id=str(session.file_id),
+        )
+        return
+    session.refresh_from_db(fields=["status", "failure_reason"])
+    if session.status == UploadSession.Status.COMPLETE:
+        raise Conflict("the upload session is complete", code="session_complete")
+    if session.status == UploadSession.Status.FAILED:
+        ensure_open(session)
+
+
+# --- representations ------------------------------------------------------------------
+
+
+def file_payload(file):
+    return {
+        "id": str(file.id),
+        "filename": file.original_filename,
+        "content_type": file.content_type,
+        "size_bytes": file.size_bytes,
+        "sha256": file.sha256,
+        "status": file.status,
+        "stored_at": file.stored_at.isoformat() if file.stored_at else None,
+    }
+
+
+def session_payload(session):
+    """What session creation answers."""
+    return {
+        "id": str(session.id),
+        "status": session.status,
+        "filename": session.file.original_filename,
+        "size_bytes": session.total_size_bytes,
+        "chunk_size_bytes": session.chunk_size_bytes,
+        "total_parts": session.total_parts,
+        "expires_at": session.expires_at.isoformat(),
+    }
+
+
+def session_status(owner, session_id):
+    """GET: progress, the received parts as compact ranges, and the file once complete."""
+    session = get_session(owner, session_id)
+    numbers = session.parts.order_by("part_number").values_list("part_number", flat=True)
+    body = {
+        **session_payload(session),
+        "completed_parts": session.completed_parts,
+        "received_parts": compact_ranges(numbers.iterator()),
+        "bytes_received": session.bytes_received,
+    }
+    if session.failure_reason:
+        body["failure_reason"] = session.failure_reason
+    if session.status == UploadSession.Status.COMPLETE:
+        body["file"] = file_payload(session.file)
+    return body

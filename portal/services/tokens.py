@@ -1,0 +1,55 @@
+"""API tokens: generated once, shown once, stored only as their SHA-256.
+
+A token is ``pt_`` plus 32 random bytes (URL-safe base64). The database keeps its hash
+(for lookup) and its first characters (so an operator can tell tokens apart); nobody can
+recover a token from the database, so a lost token is replaced, not retrieved.
+"""
+
+import hashlib
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from portal.models import ApiToken
+
+TOKEN_PREFIX = "pt_"
+PREFIX_CHARS = 10
+
+
+class UnknownUser(Exception):
+    """The user named for a new token does not exist (and was not to be created)."""
+
+
+def hash_token(raw):
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def generate_token():
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def create_token(user, *, name=""):
+    """Create a token for ``user``; returns ``(ApiToken, raw)``. The raw token is not stored."""
+    raw = generate_token()
+    token = ApiToken.objects.create(
+        user=user, name=name, key_prefix=raw[:PREFIX_CHARS], key_hash=hash_token(raw)
+    )
+    return token, raw
+
+
+def create_token_for_username(username, *, name="", create_user=False):
+    """The ``portal_create_token`` command: a token for ``username``, creating the user if asked.
+
+    A created user has an unusable password: it exists to own uploads, not to log in.
+    """
+    User = get_user_model()
+    with transaction.atomic():
+        user = User.objects.filter(**{User.USERNAME_FIELD: username}).first()
+        if user is None:
+            if not create_user:
+                raise UnknownUser(username)
+            user = User(**{User.USERNAME_FIELD: username})
+            user.set_unusable_password()
+            user.save()
+        return create_token(user, name=name)

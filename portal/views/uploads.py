@@ -1,0 +1,112 @@
+"""The upload API (JSON): thin views that parse the request, call one service, render.
+
+Every endpoint needs ``Authorization: Bearer <token>``; errors are
+``{"error": {"code", "message"}}`` with the status of the ``ApiError`` a service raised.
+Part bodies are passed to the service as the request stream (``request.read``), never as
+``request.body``.
+"""
+
+import functools
+import json
+
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from portal import auth
+from portal.services import chunks, finalize, sessions
+from portal.services.errors import ApiError, BadRequest, MethodNotAllowed, NotFound, TooLarge
+
+MAX_JSON_BYTES = 64 * 1024
+
+
+def api_endpoint(view):
+    """CSRF-exempt, authenticated, JSON errors; ``view`` maps methods to handlers."""
+
+    @csrf_exempt
+    @functools.wraps(view)
+    def wrapper(request, **kwargs):
+        try:
+            user = auth.authenticate(request)
+            handlers = view()
+            handler = handlers.get(request.method)
+            if handler is None:
+                raise MethodNotAllowed(request.method, sorted(handlers))
+            return handler(request, user, **kwargs)
+        except ApiError as exc:
+            return error_response(exc)
+
+    return wrapper
+
+
+def error_response(exc):
+    response = JsonResponse(exc.as_dict(), status=exc.status)
+    if isinstance(exc, MethodNotAllowed):
+        response["Allow"] = ", ".join(exc.allowed)
+    return response
+
+
+def _json_body(request):
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit() or int(length) > MAX_JSON_BYTES:
+        raise TooLarge(
+            f"a JSON body may have at most {MAX_JSON_BYTES} bytes", code="body_too_large"
+        )
+    try:
+        return json.loads(request.read(MAX_JSON_BYTES + 1) or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the body is not valid JSON", code="invalid_json") from None
+
+
+def _create_session(request, user):
+    session, created = sessions.create_session(user, _json_body(request))
+    return JsonResponse(sessions.session_payload(session), status=201 if created else 200)
+
+
+def _session_status(request, user, session_id):
+    return JsonResponse(sessions.session_status(user, session_id))
+
+
+def _abort(request, user, session_id):
+    sessions.abort_session(user, session_id)
+    return HttpResponse(status=204)
+
+
+def _put_part(request, user, session_id, part_number):
+    receipt = chunks.receive_part(
+        user, session_id, part_number, request, request.META.get("CONTENT_LENGTH")
+    )
+    return JsonResponse(receipt.as_dict(), status=201 if receipt.created else 200)
+
+
+def _finalize(request, user, session_id):
+    file = finalize.finalize_session(user, session_id)
+    return JsonResponse({"file": sessions.file_payload(file)})
+
+
+def _not_found(request, user, **kwargs):
+    raise NotFound(f"no API endpoint at {request.path}", code="no_such_endpoint")
+
+
+@api_endpoint
+def session_list():
+    return {"POST": _create_session}
+
+
+@api_endpoint
+def session_detail():
+    return {"GET": _session_status, "HEAD": _session_status, "DELETE": _abort}
+
+
+@api_endpoint
+def session_part():
+    return {"PUT": _put_part}
+
+
+@api_endpoint
+def session_finalize():
+    return {"POST": _finalize}
+
+
+@api_endpoint
+def unknown_endpoint():
+    return dict.fromkeys(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"), _not_found)

@@ -1,0 +1,181 @@
+"""Finalize: order, idempotency, missing parts, corrupt parts, the outbox event."""
+
+import io
+import random
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from portal import locks, storage
+from portal.models import IngestFile, OutboxEvent, UploadPart, UploadSession
+from tests.api_helpers import Api, error_code, make_token, sha256
+
+
+@pytest.fixture
+def api(client, user, portal_storage):
+    return Api(client, make_token(user))
+
+
+def test_parts_in_random_order_finalize_to_the_original(api):
+    data = random.Random(7).randbytes(10_000)
+    session = api.start(data, 999, filename="r.bin", content_type="text/plain")
+    order = list(range(1, 12))
+    random.Random(3).shuffle(order)
+    api.upload(session["id"], data, 999, order=order)
+    response = api.finalize(session["id"])
+    assert response.status_code == 200
+    file = response.json()["file"]
+    assert (file["sha256"], file["size_bytes"], file["status"]) == (sha256(data), 10_000, "stored")
+    row = IngestFile.objects.get(pk=file["id"])
+    assert b"".join(storage.iter_final(row.storage_key)) == data
+    assert row.storage_key == storage.new_final_key(row.id, now=row.created_at)
+    assert row.stored_at is not None
+    session_row = UploadSession.objects.get()
+    assert session_row.status == "complete" and session_row.finished_at is not None
+    assert all(part.temp_key for part in UploadPart.objects.all())
+    status = api.status(session["id"]).json()
+    assert status["status"] == "complete" and status["file"]["sha256"] == sha256(data)
+
+
+def test_finalize_writes_the_file_uploaded_event(api, user):
+    session = api.start(b"hello world", 4, filename="hello.txt", content_type="text/plain")
+    api.upload(session["id"], b"hello world", 4)
+    file = api.finalize(session["id"]).json()["file"]
+    event = OutboxEvent.objects.get()
+    assert (event.event_type, event.aggregate_id, event.status) == (
+        "file.uploaded",
+        file["id"],
+        "pending",
+    )
+    payload = event.payload
+    assert payload["event_id"] == str(event.id)
+    assert payload["file"]["sha256"] == sha256(b"hello world")
+    assert payload["file"]["filename"] == "hello.txt"
+    assert payload["file"]["storage"]["key"] == IngestFile.objects.get().storage_key
+    assert payload["actor"] == {"user_id": user.pk, "username": "alice"}
+
+
+def test_finalize_is_idempotent(api):
+    session = api.start(b"abcdef", 4)
+    api.upload(session["id"], b"abcdef", 4)
+    first = api.finalize(session["id"])
+    again = api.finalize(session["id"])
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert first.json() == again.json()
+    assert OutboxEvent.objects.count() == 1
+
+
+def test_incomplete_session_is_409_with_the_missing_parts(api):
+    session = api.start(b"x" * 100, 10)
+    for number in (1, 2, 5, 9):
+        api.put(session["id"], number, b"x" * 10)
+    response = api.finalize(session["id"])
+    assert (response.status_code, error_code(response)) == (409, "parts_missing")
+    error = response.json()["error"]
+    assert error["missing_parts"] == "3-4,6-8,10"
+    assert error["missing_part_numbers"] == [3, 4, 6, 7, 8, 10]
+    assert UploadSession.objects.get().status == "in_progress"
+    assert len(list(storage.list_temp())) == 4
+
+
+@pytest.mark.parametrize("damage", ["rewrite", "delete", "forget"])
+def test_corrupt_or_missing_part_fails_the_session(api, damage):
+    data = b"0123456789" * 3
+    session = api.start(data, 10)
+    api.upload(session["id"], data, 10)
+    part = UploadPart.objects.get(part_number=2)
+    if damage == "rewrite":
+        storage.delete_temp([part.temp_key])
+        storage.temp_storage().save(part.temp_key, io.BytesIO(b"9876543210"))
+    elif damage == "delete":
+        storage.delete_temp([part.temp_key])
+    else:
+        UploadPart.objects.filter(pk=part.pk).update(temp_key="")
+    response = api.finalize(session["id"])
+    assert (response.status_code, error_code(response)) == (410, "part_corrupt")
+    row = UploadSession.objects.get()
+    assert row.status == "failed" and row.finished_at is not None
+    assert "part 2" in row.failure_reason
+    assert row.file.status == "failed" and row.file.storage_key == ""
+    assert not storage.final_exists(storage.new_final_key(row.file_id, now=row.file.created_at))
+    assert not OutboxEvent.objects.exists()
+    again = api.finalize(session["id"])
+    assert (again.status_code, error_code(again)) == (410, "session_failed")
+
+
+def test_finalize_of_an_aborted_session_is_410(api):
+    session = api.start(b"abc", 3)
+    api.upload(session["id"], b"abc", 3)
+    api.abort(session["id"])
+    response = api.finalize(session["id"])
+    assert (response.status_code, error_code(response)) == (410, "session_aborted")
+
+
+def test_session_aborted_during_assembly_keeps_no_final_object(api, monkeypatch):
+    session = api.start(b"abcdef", 3)
+    api.upload(session["id"], b"abcdef", 3)
+    real_write = storage.write_final
+
+    def write_then_abort(*args, **kwargs):
+        stored = real_write(*args, **kwargs)
+        UploadSession.objects.update(status="aborted")
+        return stored
+
+    monkeypatch.setattr(storage, "write_final", write_then_abort)
+    response = api.finalize(session["id"])
+    assert (response.status_code, error_code(response)) == (410, "session_aborted")
+    file = IngestFile.objects.get()
+    assert file.status == "uploading" and file.storage_key == ""
+    assert not storage.final_exists(storage.new_final_key(file.id, now=file.created_at))
+    assert not OutboxEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_finalize_while_one_runs_is_409(user, portal_storage):
+    from django.db import connection
+    from django.test import Client
+
+    api = Api(Client(), make_token(user))
+    session = api.start(b"abc", 3)
+    api.upload(session["id"], b"abc", 3)
+    held, done = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with locks.hold(f"finalize:{session['id']}"):
+                held.set()
+                done.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(30)
+        response = api.finalize(session["id"])
+        assert (response.status_code, error_code(response)) == (409, "finalize_in_progress")
+    finally:
+        done.set()
+        thread.join()
+    assert api.finalize(session["id"]).status_code == 200
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_any_file_chunking_and_order_finalizes_to_the_original(api, data):
+    content = data.draw(st.binary(min_size=1, max_size=3000), label="content")
+    chunk = data.draw(st.integers(min_value=1, max_value=len(content) + 10), label="chunk")
+    chunk = max(chunk, -(-len(content) // 16))  # at most 16 parts: keeps examples fast
+    session = api.start(content, chunk)
+    order = data.draw(st.permutations(range(1, session["total_parts"] + 1)), label="order")
+    api.upload(session["id"], content, chunk, order=order)
+    response = api.finalize(session["id"])
+    assert response.status_code == 200, response.content
+    assert response.json()["file"]["sha256"] == sha256(content)
+    assert response.json()["file"]["size_bytes"] == len(content)

@@ -1,0 +1,273 @@
+"""``manage.py portal_cleanup`` as cron runs it: a subprocess, exit codes, JSON lines, locks."""
+
+import json
+import os
+import signal
+import subprocess
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from portal.models import JobRun, UploadPart, UploadSession
+from tests.conftest import PYTHON, ROOT, apply_storage
+from tests.seed import (
+    Status,
+    bulk_seed,
+    make_session,
+    put_untracked_temp,
+    seed_owner,
+    snapshot,
+    storage_listing,
+    temp_keys_of,
+)
+
+HOLDER = """
+import sys, time, django
+from configurations import importer
+importer.install()
+django.setup()
+from portal import locks
+with locks.hold("portal_cleanup"):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+class Run:
+    def __init__(self, proc):
+        self.returncode = proc.returncode
+        self.stderr = proc.stderr
+        self.lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+    @property
+    def summary(self):
+        summaries = [line for line in self.lines if line.get("command") == "portal_cleanup"]
+        assert len(summaries) == 1, json.dumps(self.lines, indent=1)[-3000:]
+        (summary,) = summaries
+        return summary
+
+    def events(self, name):
+        return [line for line in self.lines if line.get("event") == name]
+
+
+def cleanup(env, *args):
+    proc = subprocess.run(
+        [PYTHON, "manage.py", "portal_cleanup", "--json", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return Run(proc)
+
+
+@pytest.fixture
+def holder(subprocess_env):
+    procs = []
+
+    def start():
+        proc = subprocess.Popen(
+            [PYTHON, "-c", HOLDER], cwd=ROOT, env=subprocess_env, stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout.readline().strip() == "held"
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def test_run_prints_one_summary_and_logs_each_step(subprocess_env, user):
+    expired = make_session(user, total_parts=2, expires_at=timezone.now() - timedelta(minutes=1))
+    make_session(user, status=Status.COMPLETE, total_parts=2)
+    run = cleanup(subprocess_env)
+    assert run.returncode == 0, run.stderr
+    summary = run.summary
+    assert summary["outcome"] == "ok" and summary["failed"] == 0
+    assert summary["dry_run"] is False and summary["stopped_early"] is False
+    assert list(summary["steps"]) == ["stale", "orphans", "sweep", "prune"]
+    assert summary["steps"]["stale"]["counts"]["sessions_expired"] == 1
+    assert summary["steps"]["orphans"]["counts"]["objects_deleted"] == 4
+    assert [e["step"] for e in run.events("cleanup.step")] == ["stale", "orphans", "sweep", "prune"]
+    (finished,) = run.events("cleanup.finished")
+    assert finished["job"] == "portal_cleanup" and finished["outcome"] == "ok"
+    assert run.events("session.expired")[0]["count"] == 1
+    expired.refresh_from_db()
+    assert expired.status == Status.FAILED
+    assert storage_listing()["temp"] == []
+    job = JobRun.objects.get(job="portal_cleanup")
+    assert job.outcome == JobRun.Outcome.OK and job.finished_at is not None
+    assert job.counts["orphans"]["objects_deleted"] == 4
+
+
+def test_failed_local_deletion_exits_1_and_the_next_run_finishes(subprocess_env, settings, user):
+    if settings.PORTAL_STORAGE != "local":
+        pytest.skip("the local variant of the outage; S3 has its own test")
+    from portal import storage
+
+    session = make_session(user, status=Status.ABORTED, total_parts=3)
+    stuck = temp_keys_of(session)[0]
+    path = storage.temp_storage().path(stuck)
+    os.unlink(path)
+    os.mkdir(path)
+
+    run = cleanup(subprocess_env)
+    assert run.returncode == 1
+    assert run.summary["outcome"] == "partial"
+    assert run.summary["steps"]["orphans"]["failed"] == 1
+    assert stuck in run.summary["steps"]["orphans"]["failures"]
+    assert temp_keys_of(session) == [stuck]
+    assert JobRun.objects.get().outcome == JobRun.Outcome.PARTIAL
+
+    os.rmdir(path)
+    again = cleanup(subprocess_env)
+    assert again.returncode == 0, again.stderr
+    assert temp_keys_of(session) == []
+
+
+@pytest.mark.s3
+def test_s3_outage_exits_1_keeps_keys_and_the_next_run_finishes(
+    subprocess_env, settings, data_dir, moto_s3_factory, user
+):
+    server = moto_s3_factory()
+    env = {
+        **subprocess_env,
+        **apply_storage(settings, "s3", data_dir, s3=server, bucket=server.new_bucket()),
+    }
+    env["AWS_S3_CONNECT_TIMEOUT_SECONDS"] = "1"
+    env["AWS_S3_MAX_ATTEMPTS"] = "1"
+    session = make_session(user, status=Status.COMPLETE, total_parts=3)
+    keys = sorted(temp_keys_of(session))
+
+    server.stop()
+    run = cleanup(env)
+    assert run.returncode == 1, run.lines
+    assert run.summary["steps"]["orphans"]["failed"] == 3
+    assert sorted(temp_keys_of(session)) == keys
+
+    server.start()
+    assert sorted(storage_listing()["temp"]) == keys
+    again = cleanup(env)
+    assert again.returncode == 0, again.stderr
+    assert temp_keys_of(session) == []
+    assert storage_listing()["temp"] == []
+
+
+def test_dry_run_changes_nothing(subprocess_env, settings, user):
+    now = timezone.now()
+    old = now - timedelta(days=settings.PORTAL_FAILED_SESSION_RETENTION_DAYS + 1)
+    make_session(user, total_parts=2, expires_at=now - timedelta(minutes=5))
+    make_session(user, status=Status.COMPLETE, total_parts=2)
+    make_session(user, status=Status.FAILED, received=[], finished_at=old)
+    make_session(user, total_parts=1)
+    put_untracked_temp(now - timedelta(minutes=settings.PORTAL_ORPHAN_GRACE_MINUTES + 5))
+    JobRun.objects.create(job="portal_dispatch", started_at=now - timedelta(days=365))
+    before = snapshot()
+
+    run = cleanup(subprocess_env, "--dry-run")
+
+    assert run.returncode == 0, run.stderr
+    assert snapshot() == before
+    summary = run.summary
+    assert summary["dry_run"] is True
+    counts = {name: step["counts"] for name, step in summary["steps"].items()}
+    assert counts["stale"]["sessions_expired"] == 1
+    assert counts["orphans"]["objects_deleted"] == 4
+    assert counts["sweep"]["objects_deleted"] == 1
+    assert counts["prune"]["sessions_pruned"] == 1
+    assert counts["prune"]["job_runs_pruned"] == 1
+
+
+def test_a_held_lock_means_skipped_and_exit_0(subprocess_env, holder, user):
+    make_session(user, status=Status.ABORTED, total_parts=1)
+    proc = holder()
+    run = cleanup(subprocess_env)
+    assert run.returncode == 0, run.stderr
+    assert run.summary["outcome"] == "skipped"
+    assert len(run.events("cleanup.skipped")) == 1
+    assert not run.events("cleanup.step")
+    assert UploadPart.objects.exclude(temp_key="").count() == 1
+    assert JobRun.objects.get().outcome == JobRun.Outcome.SKIPPED
+
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    after = cleanup(subprocess_env)
+    assert after.returncode == 0
+    assert after.summary["outcome"] == "ok"
+    assert UploadPart.objects.exclude(temp_key="").count() == 0
+
+
+@pytest.mark.slow
+def test_a_cleanup_killed_mid_run_releases_the_lock_and_the_next_run_finishes(subprocess_env, user):
+    bulk_seed(
+        seed_owner(), n=400, parts_per_session=1, expires_at=timezone.now() - timedelta(hours=1)
+    )
+    proc = subprocess.Popen(
+        [PYTHON, "manage.py", "portal_cleanup", "--batch-size", "1", "-v", "2"],
+        cwd=ROOT,
+        env=subprocess_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr.readline().startswith("cleanup stale: batch 1")
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert UploadSession.objects.filter(status__in=UploadSession.OPEN_STATUSES).exists()
+
+    run = cleanup(subprocess_env)
+    assert run.returncode == 0, run.stderr
+    assert run.summary["outcome"] == "ok"
+    assert not UploadSession.objects.filter(status__in=UploadSession.OPEN_STATUSES).exists()
+    assert not UploadPart.objects.exclude(temp_key="").exists()
+    assert storage_listing()["temp"] == []
+
+
+@pytest.mark.parametrize(
+    "args", [["--batch-size", "0"], ["--only", "everything"], ["--max-seconds", "-1"]]
+)
+def test_bad_usage_exits_2(subprocess_env, args):
+    proc = subprocess.run(
+        [PYTHON, "manage.py", "portal_cleanup", *args],
+        cwd=ROOT,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "portal_cleanup" in proc.stderr
+    assert not JobRun.objects.exists()
+
+
+def test_max_seconds_stops_early_with_exit_0(subprocess_env, user):
+    bulk_seed(
+        seed_owner(), n=5, parts_per_session=1, expires_at=timezone.now() - timedelta(hours=1)
+    )
+    run = cleanup(subprocess_env, "--max-seconds", "0.000001")
+    assert run.returncode == 0, run.stderr
+    assert run.summary["stopped_early"] is True
+    assert JobRun.objects.get().outcome == JobRun.Outcome.PARTIAL
+
+
+def test_only_runs_the_named_steps_and_v2_shows_progress(subprocess_env, user):
+    make_session(user, status=Status.ABORTED, total_parts=2)
+    make_session(user, total_parts=1, expires_at=timezone.now() - timedelta(minutes=1))
+    proc = subprocess.run(
+        [PYTHON, "manage.py", "portal_cleanup", "--json", "--only", "orphans", "-v", "2"],
+        cwd=ROOT,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    run = Run(proc)
+    assert run.returncode == 0, run.stderr
+    assert list(run.summary["steps"]) == ["orphans"]
+    assert run.summary["steps"]["orphans"]["counts"]["objects_deleted"] == 2
+    assert "cleanup orphans: batch 1 " in proc.stderr
+    assert UploadSession.objects.filter(status=Status.IN_PROGRESS).count() == 1

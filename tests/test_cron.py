@@ -1,0 +1,177 @@
+"""``deploy/cron``: the crontab parses, and each of its lines, run as cron would, works.
+
+Each line's command runs through ``sh -c`` with cron's bare environment plus a test
+environment file (the test database and storage), the project path of this checkout
+instead of ``/srv/portal``, and a real local HTTP server as the runner.
+"""
+
+import http.server
+import json
+import subprocess
+import threading
+from datetime import datetime
+from itertools import pairwise
+
+import pytest
+import yaml
+from croniter import croniter
+
+from portal.models import JobRun
+from tests.conftest import ROOT
+
+CRON_DIR = ROOT / "deploy" / "cron"
+WRAPPER = CRON_DIR / "portal-job"
+INSTALLED_ROOT = "/srv/portal"
+
+
+def crontab_entries():
+    """(schedule, user, command) for every job line of the crontab (cron.d format)."""
+    entries = []
+    for line in (CRON_DIR / "crontab").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" in line.split()[0]:
+            continue
+        fields = line.split(None, 6)
+        entries.append((" ".join(fields[:5]), fields[5], fields[6]))
+    return entries
+
+
+def test_crontab_parses_with_the_schedules_of_the_design():
+    entries = {
+        command.split()[1]: (schedule, user) for schedule, user, command in crontab_entries()
+    }
+    assert set(entries) == {"portal_cleanup", "portal_dispatch"}
+    start = datetime(2026, 1, 1, 0, 0, 30)
+    for job, minutes in (("portal_cleanup", 15), ("portal_dispatch", 1)):
+        schedule, user = entries[job]
+        assert croniter.is_valid(schedule)
+        assert user == "portal"
+        times = croniter(schedule, start)
+        fires = [times.get_next(datetime) for _ in range(4)]
+        assert {(b - a).total_seconds() for a, b in pairwise(fires)} == {minutes * 60}
+    for _, _, command in crontab_entries():
+        assert command.startswith(f"{INSTALLED_ROOT}/deploy/cron/portal-job ")
+
+
+class Runner(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def runner():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Runner)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def cron_env(subprocess_env, runner, tmp_path):
+    """Cron's bare environment plus an env file pointing at the test database and storage."""
+    settings = {
+        key: value
+        for key, value in subprocess_env.items()
+        if key.startswith(("PORTAL_", "AWS_", "DATABASE_URL", "DJANGO_"))
+    }
+    settings.update(
+        {
+            "PORTAL_RUNNER_ENDPOINT": runner,
+            "PORTAL_RUNNER_AUTH_SECRET": "cron-test-secret",
+            "PORTAL_PROJECT_DIR": str(ROOT),
+            "PORTAL_LOCK_DIR": str(tmp_path),
+        }
+    )
+    env_file = tmp_path / "portal.env"
+    env_file.write_text("".join(f"{key}='{value}'\n" for key, value in settings.items()))
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PORTAL_ENV_FILE": str(env_file),
+    }
+
+
+def run_line(command, env):
+    command = command.replace(INSTALLED_ROOT, str(ROOT), 1)
+    return subprocess.run(
+        ["sh", "-c", command], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def json_lines(stdout):
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("job", ["portal_cleanup", "portal_dispatch"])
+def test_every_crontab_line_runs_and_prints_its_json_summary(job, cron_env):
+    (command,) = [c for _, _, c in crontab_entries() if c.split()[1] == job]
+    proc = run_line(command, cron_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = json_lines(proc.stdout)  # every stdout line is JSON (logs and the summary)
+    summaries = [line for line in lines if "event" not in line and "level" not in line]
+    assert len(summaries) == 1, lines
+    if job == "portal_cleanup":
+        assert summaries[0]["outcome"] == "ok"
+    assert JobRun.objects.filter(job=job).exists()
+
+
+def test_a_run_still_holding_the_host_lock_skips_with_exit_0(cron_env, tmp_path):
+    lock = tmp_path / "portal-portal_cleanup.lock"
+    holder = subprocess.Popen(["flock", str(lock), "sleep", "60"])
+    try:
+        for _ in range(100):
+            if subprocess.run(["flock", "-n", str(lock), "true"]).returncode != 0:
+                break
+            threading.Event().wait(0.05)
+        proc = run_line(f"{INSTALLED_ROOT}/deploy/cron/portal-job portal_cleanup --json", cron_env)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 0
+    assert proc.stdout == ""
+    assert not JobRun.objects.exists()
+
+
+def test_the_wrapper_passes_the_exit_code_through(cron_env):
+    proc = run_line(
+        f"{INSTALLED_ROOT}/deploy/cron/portal-job portal_cleanup --batch-size 0", cron_env
+    )
+    assert proc.returncode == 2
+    assert "--batch-size" in proc.stderr
+
+
+def test_an_unreadable_env_file_is_a_configuration_error(cron_env, tmp_path):
+    env = {**cron_env, "PORTAL_ENV_FILE": str(tmp_path / "missing.env")}
+    proc = run_line(f"{INSTALLED_ROOT}/deploy/cron/portal-job portal_cleanup", env)
+    assert proc.returncode == 2
+    assert "missing.env" in proc.stderr
+
+
+def test_syslog_mode_keeps_the_exit_code(cron_env):
+    env = {**cron_env, "PORTAL_JOB_LOG": "syslog"}
+    proc = run_line(f"{INSTALLED_ROOT}/deploy/cron/portal-job portal_cleanup --only bogus", env)
+    assert proc.returncode == 2
+
+
+def test_kubernetes_cronjobs_forbid_overlap():
+    docs = list(yaml.safe_load_all((CRON_DIR / "k8s-cronjob.yaml").read_text()))
+    by_name = {doc["metadata"]["name"]: doc for doc in docs}
+    assert set(by_name) == {"portal-cleanup", "portal-dispatch"}
+    crontab = {c.split()[1]: s for s, _, c in crontab_entries()}
+    for name, job in (("portal-cleanup", "portal_cleanup"), ("portal-dispatch", "portal_dispatch")):
+        spec = by_name[name]["spec"]
+        assert spec["concurrencyPolicy"] == "Forbid"
+        assert spec["startingDeadlineSeconds"] > 0
+        assert croniter.is_valid(spec["schedule"]) and spec["schedule"] == crontab[job]
+        container = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        assert container["command"][2] == job
+        assert container["resources"]["limits"]["memory"]

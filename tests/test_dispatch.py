@@ -1,0 +1,250 @@
+"""``manage.py portal_dispatch``: real processes, a real runner, crashes and concurrency."""
+
+import io
+import json
+import subprocess
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from portal.models import JobRun, OutboxEvent
+from tests.conftest import PYTHON, ROOT
+from tests.runner import RunnerServer
+from tests.test_outbox import SECRET, make_events, point_at_runner
+
+
+@pytest.fixture
+def runner():
+    with RunnerServer("ok", secret=SECRET) as server:
+        yield server
+
+
+@pytest.fixture
+def runner_settings(settings, runner, portal_storage, db):
+    return point_at_runner(settings, runner)
+
+
+@pytest.fixture
+def dispatch_env(subprocess_env, runner):
+    """Environment for a dispatcher process that delivers to the test runner."""
+    return {
+        **subprocess_env,
+        "PORTAL_RUNNER_ENDPOINT": runner.url,
+        "PORTAL_RUNNER_AUTH_SECRET": SECRET,
+        "PORTAL_RUNNER_TIMEOUT_SECONDS": "2",
+        "PORTAL_OUTBOX_BASE_DELAY_SECONDS": "10",
+        "PORTAL_OUTBOX_MAX_ATTEMPTS": "3",
+        "PORTAL_LOG_FORMAT": "json",
+        "PORTAL_LOG_LEVEL": "debug",
+    }
+
+
+def start_dispatch(env, *args):
+    return subprocess.Popen(
+        [PYTHON, "manage.py", "portal_dispatch", "--json", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_dispatch(env, *args, timeout=60):
+    proc = start_dispatch(env, *args)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def json_lines(out):
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def summary(out):
+    """The ``--json`` summary: the one JSON line that is not a log record."""
+    [line] = [d for d in json_lines(out) if "level" not in d]
+    return line
+
+
+def log_records(out, event):
+    return [d for d in json_lines(out) if d.get("event") == event]
+
+
+def in_process_dispatch(*args):
+    out = io.StringIO()
+    call_command("portal_dispatch", "--json", *args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_delivers_due_events_logs_them_and_records_the_run(dispatch_env, runner):
+    events = make_events(3)
+
+    code, out, err = run_dispatch(dispatch_env)
+
+    assert code == 0, err
+    assert summary(out)["delivered"] == 3
+    assert sorted(runner.counts()) == sorted(str(e.pk) for e in events)
+    assert all(r.signature_ok for r in runner.requests)
+    assert OutboxEvent.objects.filter(status="delivered").count() == 3
+    dispatched = log_records(out, "outbox.dispatched")
+    assert {d["event_id"] for d in dispatched} == {str(e.pk) for e in events}
+    assert all(d["attempt"] == 1 and d["duration_ms"] >= 0 for d in dispatched)
+    assert all(d["job"] == "portal_dispatch" for d in dispatched)
+    run = JobRun.objects.get(job="portal_dispatch")
+    assert run.outcome == JobRun.Outcome.OK
+    assert run.counts["delivered"] == 3
+    assert SECRET not in out + err
+
+
+def test_an_event_that_gives_up_exits_1_and_never_logs_the_secret(dispatch_env, runner):
+    runner.set_mode("error")
+    [event] = make_events(1, attempts=2)  # the third and last attempt
+
+    code, out, err = run_dispatch(dispatch_env)
+
+    assert code == 1
+    assert summary(out)["gave_up"] == 1
+    [gave_up] = log_records(out, "outbox.gave_up")
+    assert (gave_up["level"], gave_up["event_id"], gave_up["attempt"]) == (
+        "ERROR",
+        str(event.pk),
+        3,
+    )
+    assert "--retry-failed" in out + err
+    event = OutboxEvent.objects.get(pk=event.pk)
+    assert (event.status, event.attempts) == (OutboxEvent.Status.FAILED, 3)
+    assert SECRET not in out + err + event.last_error
+    assert JobRun.objects.get(job="portal_dispatch").outcome == JobRun.Outcome.PARTIAL
+
+
+def test_a_failed_delivery_that_is_rescheduled_exits_0(dispatch_env, runner):
+    runner.set_mode("drop")
+    make_events(2)
+
+    code, out, err = run_dispatch(dispatch_env)
+
+    assert code == 0, err
+    assert summary(out)["retried"] == 2
+    failed = log_records(out, "outbox.delivery_failed")
+    assert [(d["level"], d["error"], d["attempt"]) for d in failed] == [
+        ("WARNING", "RemoteDisconnected", 1)
+    ] * 2
+    assert all(d["next_attempt_at"] for d in failed)
+    assert SECRET not in out + err
+
+
+@pytest.mark.parametrize(
+    ("unset", "message"),
+    [
+        ("PORTAL_RUNNER_ENDPOINT", "PORTAL_RUNNER_ENDPOINT is not set"),
+        ("PORTAL_RUNNER_AUTH_SECRET", "PORTAL_RUNNER_AUTH_SECRET is not set"),
+    ],
+)
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_bad_configuration_exits_2_with_one_clear_line(dispatch_env, unset, message, log_format):
+    env = {**dispatch_env, "PORTAL_LOG_FORMAT": log_format}
+    del env[unset]
+    make_events(1)
+
+    code, out, err = run_dispatch(env)
+
+    assert code == 2
+    assert message in out + err
+    assert "Traceback" not in out + err
+    assert not JobRun.objects.exists()
+    assert OutboxEvent.objects.get().status == OutboxEvent.Status.PENDING
+
+
+def test_bad_usage_exits_2(dispatch_env):
+    code, _, err = run_dispatch(dispatch_env, "--limit", "0")
+    assert code == 2
+    assert "--limit" in err
+
+
+def test_retry_failed_requeues_failed_events_and_delivers_them(runner, runner_settings):
+    failed = make_events(2, status=OutboxEvent.Status.FAILED, attempts=4)
+
+    result = in_process_dispatch("--retry-failed")
+
+    assert (result["requeued"], result["delivered"]) == (2, 2)
+    assert sorted(runner.counts()) == sorted(str(e.pk) for e in failed)
+    assert set(OutboxEvent.objects.values_list("status", "attempts")) == {("delivered", 1)}
+
+
+def test_limit_and_time_budget_options_reach_the_service(runner, runner_settings):
+    make_events(3)
+
+    limited = in_process_dispatch("--limit", "1", "--max-seconds", "30")
+    rest = in_process_dispatch()
+
+    assert (limited["delivered"], limited["stopped"]) == (1, "limit")
+    assert (rest["delivered"], rest["stopped"]) == (2, "drained")
+    assert len(runner.requests) == 3
+
+
+def test_gave_up_in_process_raises_command_error_with_exit_code_1(runner, runner_settings):
+    runner.set_mode("error")
+    runner_settings.PORTAL_OUTBOX_MAX_ATTEMPTS = 1
+    make_events(1)
+    with pytest.raises(CommandError) as excinfo:
+        call_command("portal_dispatch", stdout=io.StringIO())
+    assert excinfo.value.returncode == 1
+
+
+@pytest.mark.slow
+def test_dispatcher_killed_mid_send_is_redelivered_after_its_lease(
+    dispatch_env, runner, runner_settings
+):
+    runner.set_mode("hang")
+    [event] = make_events(1)
+    proc = start_dispatch({**dispatch_env, "PORTAL_RUNNER_TIMEOUT_SECONDS": "5"})
+    try:
+        runner.wait_for_requests(1, timeout=30)
+    finally:
+        proc.kill()
+        proc.communicate()
+
+    leased = OutboxEvent.objects.get(pk=event.pk)
+    assert leased.status == OutboxEvent.Status.SENDING
+    assert leased.attempts == 0
+    runner.set_mode("ok")
+
+    assert in_process_dispatch()["delivered"] == 0  # its lease still holds: nobody sends it
+    assert len(runner.requests) == 1
+    with time_machine.travel(leased.next_attempt_at + timedelta(seconds=1)):
+        assert in_process_dispatch()["delivered"] == 1
+
+    event = OutboxEvent.objects.get(pk=event.pk)
+    assert (event.status, event.attempts) == (OutboxEvent.Status.DELIVERED, 1)
+    assert runner.counts() == {str(event.pk): 2}  # at least once: the runner dedups
+    assert all(r.signature_ok for r in runner.requests)
+
+
+@pytest.mark.slow
+def test_two_dispatchers_deliver_each_event_exactly_once(subprocess_env):
+    """Claims never overlap: SKIP LOCKED on PostgreSQL, BEGIN IMMEDIATE on SQLite.
+
+    A slow runner (10 ms an answer, 5 s for all) keeps both processes busy at once.
+    """
+    with RunnerServer("ok", secret=SECRET, delay=0.01) as slow_runner:
+        env = {
+            **subprocess_env,
+            "PORTAL_RUNNER_ENDPOINT": slow_runner.url,
+            "PORTAL_RUNNER_AUTH_SECRET": SECRET,
+            "PORTAL_LOG_LEVEL": "warning",
+        }
+        events = make_events(500)
+        procs = [start_dispatch(env), start_dispatch(env)]
+        outputs = [proc.communicate(timeout=120) for proc in procs]
+
+    assert [proc.returncode for proc in procs] == [0, 0], [err for _, err in outputs]
+    counts = slow_runner.counts()
+    assert set(counts) == {str(e.pk) for e in events}
+    assert set(counts.values()) == {1}
+    delivered = [summary(out)["delivered"] for out, _ in outputs]
+    assert sum(delivered) == 500
+    assert min(delivered) > 0, f"the dispatchers did not overlap: {delivered}"
+    assert OutboxEvent.objects.filter(status="delivered").count() == 500

@@ -1,0 +1,91 @@
+"""API tokens: stored hashed, shown once by the command, required by every API endpoint."""
+
+import subprocess
+
+import pytest
+import time_machine
+from django.contrib.auth import get_user_model
+
+from portal.models import ApiToken
+from portal.services.tokens import hash_token
+from tests.api_helpers import BASE, Api, error_code, make_token
+from tests.conftest import PYTHON, ROOT
+
+
+def run_command(env, *args):
+    return subprocess.run(
+        [PYTHON, "manage.py", "portal_create_token", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_command_prints_the_token_once_and_stores_only_its_hash(subprocess_env, user):
+    result = run_command(subprocess_env, "alice", "--name", "laptop")
+    assert result.returncode == 0, result.stderr
+    raw = result.stdout.strip()
+    assert raw.startswith("pt_") and len(raw) > 40
+    token = ApiToken.objects.get(user=user)
+    assert token.name == "laptop"
+    assert token.key_hash == hash_token(raw)
+    assert raw.startswith(token.key_prefix) and len(token.key_prefix) < 12
+    assert raw not in result.stderr
+    stored = [str(v) for v in ApiToken.objects.values_list().get()]
+    assert raw not in stored
+
+
+def test_command_refuses_an_unknown_user_unless_asked_to_create_it(subprocess_env):
+    result = run_command(subprocess_env, "carol")
+    assert result.returncode == 2
+    assert "--create-user" in result.stderr
+    assert not get_user_model().objects.filter(username="carol").exists()
+
+    result = run_command(subprocess_env, "carol", "--create-user")
+    assert result.returncode == 0, result.stderr
+    carol = get_user_model().objects.get(username="carol")
+    assert not carol.has_usable_password()
+    assert ApiToken.objects.get(user=carol).key_hash == hash_token(result.stdout.strip())
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "", "Bearer", "Bearer ", "Basic abc", "Token pt_x", "Bearer pt_not-a-real-token"],
+)
+def test_missing_or_bad_token_is_401(client, user, header):
+    headers = {} if header is None else {"Authorization": header}
+    for response in (
+        client.post(BASE, data="{}", content_type="application/json", headers=headers),
+        client.get(f"{BASE}/00000000-0000-0000-0000-000000000000", headers=headers),
+        client.get("/api/v1/nothing-here", headers=headers),
+    ):
+        assert response.status_code == 401
+        assert error_code(response) in ("missing_token", "invalid_token")
+
+
+def test_revoked_token_and_inactive_user_are_401(client, user):
+    raw = make_token(user)
+    api = Api(client, raw)
+    assert api.status("00000000-0000-0000-0000-000000000000").status_code == 404
+    ApiToken.objects.update(is_active=False)
+    assert api.status("00000000-0000-0000-0000-000000000000").status_code == 401
+    ApiToken.objects.update(is_active=True)
+    user.is_active = False
+    user.save()
+    assert api.status("00000000-0000-0000-0000-000000000000").status_code == 401
+
+
+def test_last_used_at_is_written_at_most_once_a_minute(client, user):
+    api = Api(client, make_token(user))
+    with time_machine.travel("2030-01-01 12:00:00Z", tick=False):
+        api.status("00000000-0000-0000-0000-000000000000")
+        first = ApiToken.objects.get().last_used_at
+        assert first.isoformat().startswith("2030-01-01T12:00:00")
+    with time_machine.travel("2030-01-01 12:00:30Z", tick=False):
+        api.status("00000000-0000-0000-0000-000000000000")
+        assert ApiToken.objects.get().last_used_at == first
+    with time_machine.travel("2030-01-01 12:01:30Z", tick=False):
+        api.status("00000000-0000-0000-0000-000000000000")
+        assert ApiToken.objects.get().last_used_at > first

@@ -1,0 +1,248 @@
+"""The API through a live gunicorn, driven by the ``portal_upload`` client command."""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from portal import storage
+from portal.models import IngestFile, UploadPart, UploadSession
+from tests.api_helpers import make_token, sha256
+from tests.conftest import PYTHON, ROOT, free_port
+
+pytestmark = pytest.mark.slow
+
+
+class LiveServer:
+    """gunicorn serving the test database and storage; its output goes to a file."""
+
+    def __init__(self, env, log_path):
+        self.port = free_port()
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop())
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", "2"],
+            cwd=ROOT,
+            env={**env, "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2"},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def _wait(self):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log()
+            try:
+                if self.request("GET", "/api/v1/uploads/sessions")[0] == 401:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("gunicorn did not start:\n" + self.log())
+
+    def request(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+        finally:
+            conn.close()
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def server(subprocess_env, tmp_path):
+    live = LiveServer(subprocess_env, tmp_path / "server.log")
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def token(user):
+    return make_token(user)
+
+
+def upload_command(env, path, url, token, *args):
+    return [PYTHON, "manage.py", "portal_upload", str(path), "--url", url, "--token", token, *args]
+
+
+def run_upload(env, path, url, token, *args):
+    return subprocess.run(
+        upload_command(env, path, url, token, *args),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def write_file(tmp_path, size, name="data.bin"):
+    path = tmp_path / name
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def test_client_uploads_finalizes_and_compares_sha256(server, subprocess_env, token, tmp_path):
+    path = write_file(tmp_path, 300_001)
+    result = run_upload(subprocess_env, path, server.url, token, "--chunk-size", "65536")
+    assert result.returncode == 0, result.stdout + result.stderr
+    digest = sha256(path.read_bytes())
+    assert f"server sha256: {digest}" in result.stdout
+    assert f"local  sha256: {digest}" in result.stdout
+    assert result.stdout.strip().endswith("OK")
+    session = UploadSession.objects.get()
+    assert (session.status, session.total_parts) == ("complete", 5)
+    file = IngestFile.objects.get()
+    assert (file.status, file.sha256, file.original_filename) == ("stored", digest, "data.bin")
+    assert b"".join(storage.iter_final(file.storage_key)) == path.read_bytes()
+
+    again = run_upload(subprocess_env, path, server.url, token, "--chunk-size", "65536")
+    assert again.returncode == 0, again.stderr
+    assert "already complete" in again.stdout
+    assert UploadSession.objects.count() == 1
+
+
+def test_killed_client_resumes_and_finishes(server, subprocess_env, token, tmp_path):
+    path = write_file(tmp_path, 8 * 1024 * 1024)
+    command = upload_command(
+        subprocess_env, path, server.url, token, "--chunk-size", "32768", "--parallel", "1"
+    )
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while UploadPart.objects.count() < 10:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.communicate()
+    received = UploadPart.objects.count()
+    assert 10 <= received < 256, "the client was not killed mid-upload"
+
+    result = run_upload(subprocess_env, path, server.url, token, "--chunk-size", "32768")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resuming:" in result.stdout
+    assert UploadSession.objects.count() == 1
+    session = UploadSession.objects.get()
+    assert (session.status, session.completed_parts) == ("complete", 256)
+    assert IngestFile.objects.get().sha256 == sha256(path.read_bytes())
+
+
+def test_client_failures_exit_non_zero_with_a_clear_message(
+    server, subprocess_env, token, tmp_path
+):
+    path = write_file(tmp_path, 1000)
+    bad = run_upload(subprocess_env, path, server.url, "pt_wrong", "--retries", "0")
+    assert bad.returncode == 1
+    assert "401" in bad.stderr and "invalid_token" in bad.stderr
+
+    down = run_upload(
+        subprocess_env, path, f"http://127.0.0.1:{free_port()}", token, "--retries", "1"
+    )
+    assert down.returncode == 1
+    assert "connection failed" in down.stderr and "gave up after 2 tries" in down.stderr
+
+    first = run_upload(subprocess_env, path, server.url, token, "--idempotency-key", "k")
+    assert first.returncode == 0
+    UploadSession.objects.update(status="aborted")
+    aborted = run_upload(subprocess_env, path, server.url, token, "--idempotency-key", "k")
+    assert aborted.returncode == 1
+    assert "is aborted" in aborted.stderr
+
+
+def test_status_codes_through_the_live_server(server, token):
+    auth = {"Authorization": f"Bearer {token}"}
+    base = "/api/v1/uploads/sessions"
+    assert server.request("POST", base, b"{}")[0] == 401
+    assert server.request("GET", base, headers=auth)[0] == 405
+    create = json.dumps({"filename": "x", "size_bytes": 20, "chunk_size_bytes": 10})
+    status, session = server.request("POST", base, create, auth)
+    assert status == 201
+    part = f"{base}/{session['id']}/parts"
+    assert server.request("GET", f"{base}/{'0' * 32}", headers=auth)[0] == 404
+    chunked = server.request("PUT", f"{part}/1", iter([b"x" * 10]), auth)
+    assert chunked[0] == 411
+    assert server.request("PUT", f"{part}/1", b"x" * 11, auth)[0] == 413
+    assert server.request("PUT", f"{part}/1", b"x" * 10, auth)[0] == 201
+    assert server.request("PUT", f"{part}/1", b"x" * 10, auth)[0] == 200
+    assert server.request("PUT", f"{part}/1", b"y" * 10, auth)[0] == 409
+    status, body = server.request("POST", f"{base}/{session['id']}/finalize", b"", auth)
+    assert (status, body["error"]["missing_parts"]) == (409, "2")
+    assert server.request("DELETE", f"{base}/{session['id']}", headers=auth)[0] == 204
+    assert server.request("PUT", f"{part}/2", b"x" * 10, auth)[0] == 410
+    assert storage.list_temp() and len(list(storage.list_temp())) == 1
+
+
+def test_a_body_shorter_than_its_content_length_is_400_and_not_kept(server, token):
+    auth = {"Authorization": f"Bearer {token}"}
+    create = json.dumps({"filename": "x", "size_bytes": 1000, "chunk_size_bytes": 1000})
+    _, session = server.request("POST", "/api/v1/uploads/sessions", create, auth)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(
+            f"PUT /api/v1/uploads/sessions/{session['id']}/parts/1 HTTP/1.1\r\n"
+            f"Host: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Length: 1000\r\nConnection: close\r\n\r\n".encode()
+            + b"z" * 500
+        )
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"incomplete_part" in answer
+    assert list(storage.list_temp()) == []
+    assert not UploadPart.objects.exists()
+
+
+def test_the_token_never_reaches_the_logs(server, subprocess_env, token, tmp_path):
+    path = write_file(tmp_path, 50_000)
+    result = run_upload(subprocess_env, path, server.url, token, "--chunk-size", "20000")
+    assert result.returncode == 0, result.stderr
+    server.request("GET", "/api/v1/uploads/sessions", headers={"Authorization": "Bearer pt_nope"})
+    auth = {"Authorization": f"Bearer {token}"}
+    create = json.dumps({"filename": "y", "size_bytes": 5})
+    _, session = server.request("POST", "/api/v1/uploads/sessions", create, auth)
+    server.request("DELETE", f"/api/v1/uploads/sessions/{session['id']}", headers=auth)
+    server.stop()
+    log = server.log()
+    assert token not in log and token[3:15] not in log
+    assert "pt_nope" not in log and "Bearer" not in log
+    assert token not in result.stdout + result.stderr
+    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    events = {}
+    for record in records:
+        events.setdefault(record.get("event"), []).append(record)
+    assert len(events["part.received"]) == 3
+    assert {r["part_number"] for r in events["part.received"]} == {1, 2, 3}
+    stored = events["file.stored"][0]
+    assert stored["file_id"] == str(IngestFile.objects.get(original_filename="data.bin").id)
+    assert events["session.aborted"][0]["session_id"] == session["id"]
+    assert len(events["session.created"]) == 2
