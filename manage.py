@@ -15,8 +15,15 @@ def main():
     from configurations.management import execute_from_command_line
     from django.conf import settings
 
-    from boot.config import SettingsError
+    from boot.config import CONFIGURATIONS, SettingsError
 
+    configuration = os.environ["DJANGO_CONFIGURATION"]
+    if configuration not in CONFIGURATIONS:
+        sys.stderr.write(
+            f"Configuration error:\n  - DJANGO_CONFIGURATION={configuration!r}: "
+            f"must be one of {', '.join(CONFIGURATIONS)}\n"
+        )
+        sys.exit(2)
     try:
         settings.INSTALLED_APPS  # noqa: B018 (load the settings now, so their errors are reported first)
     except SettingsError as exc:

@@ -3,7 +3,7 @@
 Each variant gets an identical fresh seed: N expired sessions x 4 parts with real 64-byte
 temp files, plus N/10 live sessions (4 parts each) that must survive. Each variant runs in
 its own process (Django start-up included for all), and the parent records its wall
-time and peak RSS (``wait4``); the child counts its SQL statements.
+time; the child counts its SQL statements and reports its peak RSS (``VmHWM``).
 
   portal_cleanup  ``manage.py portal_cleanup`` (all four steps, batched service)
   per-row loop    django-chunked-upload's ``delete_expired_uploads`` style: iterate the
@@ -20,6 +20,7 @@ per-row loop, peak RSS < 150 MB and flat as N grows 10x, on S3 <= 1 request per 
 import argparse
 import contextlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -48,7 +49,10 @@ def count(execute, sql, params, many, context):
 from bench.cleanup import VARIANTS
 with connection.execute_wrapper(count):
     extra = VARIANTS[sys.argv[1]]()
-print("BENCH " + json.dumps({"queries": queries, **(extra or {})}), flush=True)
+# VmHWM: this process's own peak RSS since exec (ru_maxrss would include the forked parent).
+with open("/proc/self/status") as status:
+    hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print("BENCH " + json.dumps({"queries": queries, "hwm_kb": hwm, **(extra or {})}), flush=True)
 """
 
 
@@ -163,6 +167,7 @@ class Bench:
         import django
 
         django.setup()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
         from django.core.management import call_command
         from django.db import connection
 
@@ -239,7 +244,7 @@ class Bench:
             text=True,
         )
         out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, _ = os.wait4(proc.pid, 0)
         wall = time.monotonic() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
@@ -248,13 +253,27 @@ class Bench:
         result = json.loads(line[len("BENCH ") :])
         self.check_outcome(n)
         result.update({"variant": variant, "n": n, "wall_s": wall, "seed_s": seed_s})
-        result["rss_mb"] = usage.ru_maxrss / 1024
+        result["rss_mb"] = result.pop("hwm_kb") / 1024
         print(
             f"  {variant:<15} n={n:>7}  {wall:8.2f} s  {result['queries']:>8} queries  "
             f"{result['rss_mb']:6.1f} MB peak RSS  (seed {seed_s:.0f} s)",
             flush=True,
         )
         return result
+
+    def best_of(self, variants, n, repeat):
+        """Run ``variants`` alternately ``repeat`` times; per variant the fastest run
+        (and the highest peak RSS seen)."""
+        runs = {variant: [] for variant in variants}
+        for _ in range(repeat):
+            for variant in variants:
+                runs[variant].append(self.measure(variant, n))
+        best = []
+        for results in runs.values():
+            fastest = dict(min(results, key=lambda result: result["wall_s"]))
+            fastest["rss_mb"] = max(result["rss_mb"] for result in results)
+            best.append(fastest)
+        return best
 
     def check_outcome(self, n):
         """Every variant must leave the same state: expired failed, live untouched."""
@@ -283,6 +302,9 @@ def main():
     parser.add_argument("--per-row-n", type=int, help="sessions for the per-row loop (n/10)")
     parser.add_argument("--database-url", help="e.g. postgres://postgres@127.0.0.1:5432/bench")
     parser.add_argument("--storage", choices=("local", "s3"), default="local")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="runs of portal_cleanup and the floor (best kept)"
+    )
     args = parser.parse_args()
     small_n = args.small_n or max(args.n // 10, 1)
     per_row_n = args.per_row_n or max(args.n // 10, 1)
@@ -299,10 +321,10 @@ def main():
                 f"(target >= 900): {'OK' if per_request >= 900 else 'MISSED'}"
             )
             return
-        ours = bench.measure("portal_cleanup", args.n)
-        floor = bench.measure("floor", args.n)
-        ours_small = bench.measure("portal_cleanup", small_n)
-        floor_small = bench.measure("floor", small_n)
+        # Alternate the two close contenders and keep each one's best run: on a shared
+        # machine the noise between runs is larger than the difference being measured.
+        ours, floor = bench.best_of(["portal_cleanup", "floor"], args.n, args.repeat)
+        ours_small, floor_small = bench.best_of(["portal_cleanup", "floor"], small_n, args.repeat)
         per_row = bench.measure("per_row", per_row_n)
     finally:
         bench.close()

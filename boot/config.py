@@ -15,6 +15,9 @@ from configurations import values
 from django.core.exceptions import ImproperlyConfigured
 
 PROBLEMS: list[str] = []
+# The classes of boot.settings that DJANGO_CONFIGURATION may name (checked by manage.py
+# before django-configurations would fail on an unknown one with a traceback).
+CONFIGURATIONS = ("Dev", "Test", "Prod")
 
 _SIZE_UNITS = {
     "": 1,
@@ -75,10 +78,15 @@ class NamedValue(values.Value):
 
 
 class IntValue(NamedValue):
-    """A whole number with an optional lower bound."""
+    """A whole number with optional bounds.
 
-    def __init__(self, *args, min_value=None, **kwargs):
+    The upper bound keeps absurd values (``10**30``) from passing the check and then
+    overflowing a database column or a date at run time.
+    """
+
+    def __init__(self, *args, min_value=None, max_value=None, **kwargs):
         self.min_value = min_value
+        self.max_value = max_value
         super().__init__(*args, **kwargs)
 
     def to_python(self, value):
@@ -86,14 +94,19 @@ class IntValue(NamedValue):
             number = int(value.strip())
         except ValueError:
             raise Invalid("must be a whole number") from None
-        return _bounded(number, self.min_value)
+        return _bounded(number, self.min_value, self.max_value)
 
 
 class FloatValue(NamedValue):
-    """A decimal number of seconds with a lower bound (exclusive of zero by default)."""
+    """A decimal number of seconds with a lower bound (exclusive of zero by default).
 
-    def __init__(self, *args, min_value=0.001, **kwargs):
+    With ``max_value``: durations beyond it would overflow ``datetime`` arithmetic
+    (``now + timedelta(hours=1e9)``) in a request or a job instead of failing the check.
+    """
+
+    def __init__(self, *args, min_value=0.001, max_value=None, **kwargs):
         self.min_value = min_value
+        self.max_value = max_value
         super().__init__(*args, **kwargs)
 
     def to_python(self, value):
@@ -103,7 +116,7 @@ class FloatValue(NamedValue):
             raise Invalid("must be a number") from None
         if number != number or number in (float("inf"), float("-inf")):
             raise Invalid("must be a finite number")
-        return _bounded(number, self.min_value)
+        return _bounded(number, self.min_value, self.max_value)
 
 
 class ByteSizeValue(IntValue):
@@ -114,7 +127,7 @@ class ByteSizeValue(IntValue):
         unit = match.group(2).lower() if match else None
         if unit not in _SIZE_UNITS:
             raise Invalid("must be a size in bytes such as 8388608, 8MiB or 5GB")
-        return _bounded(int(match.group(1)) * _SIZE_UNITS[unit], self.min_value)
+        return _bounded(int(match.group(1)) * _SIZE_UNITS[unit], self.min_value, self.max_value)
 
 
 class ChoiceValue(NamedValue):
@@ -129,6 +142,21 @@ class ChoiceValue(NamedValue):
         if word not in self.choices:
             raise Invalid(f"must be one of {', '.join(self.choices)}")
         return word
+
+
+class PatternValue(NamedValue):
+    """Text that must match ``pattern`` whole (or be empty), e.g. an S3 bucket name."""
+
+    def __init__(self, *args, pattern, rule, **kwargs):
+        self.pattern = re.compile(pattern)
+        self.rule = rule
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value):
+        value = value.strip()
+        if value and not self.pattern.fullmatch(value):
+            raise Invalid(self.rule)
+        return value
 
 
 class BoolValue(NamedValue):
@@ -194,9 +222,11 @@ def raise_problems():
         raise SettingsError(problems)
 
 
-def _bounded(number, min_value):
+def _bounded(number, min_value, max_value=None):
     if min_value is not None and number < min_value:
         raise Invalid(f"must be at least {min_value}")
+    if max_value is not None and number > max_value:
+        raise Invalid(f"must be at most {max_value}")
     return number
 
 

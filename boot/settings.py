@@ -20,6 +20,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
+TIB = 1024 * GIB
+HOUR = 3600
+YEAR_SECONDS = 365 * 24 * HOUR
+# Upper bounds: far beyond any sane value, below what overflows a date or a column at run
+# time. Sizes follow S3's limits (5 TiB an object, 5 GiB one PUT).
+MAX_FILE_SIZE_LIMIT = 5 * TIB
+MAX_CHUNK_SIZE_LIMIT = 5 * GIB
+S3_BUCKET_PATTERN = r"[A-Za-z0-9._-]{1,255}"  # botocore's own rule for bucket names
+S3_REGION_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 
 
 def _bounded_transfer_config():
@@ -38,36 +47,40 @@ class Base(Configuration):
     ALLOWED_HOSTS = v.ListValue(["localhost", "127.0.0.1", "[::1]"])
     CSRF_TRUSTED_ORIGINS = v.ListValue([])
     DATABASE_URL = v.NamedValue("")
-    DATABASE_CONNECT_TIMEOUT_SECONDS = v.IntValue(3, min_value=1)
+    DATABASE_CONNECT_TIMEOUT_SECONDS = v.IntValue(3, min_value=1, max_value=HOUR)
 
     PORTAL_DATA_DIR = v.NamedValue(str(BASE_DIR / "var"))
     PORTAL_STORAGE = v.ChoiceValue("local", choices=("local", "s3"))
-    AWS_STORAGE_BUCKET_NAME = v.NamedValue("")
+    AWS_STORAGE_BUCKET_NAME = v.PatternValue(
+        "", pattern=S3_BUCKET_PATTERN, rule="must be a bucket name (letters, digits, . - _)"
+    )
     AWS_S3_ENDPOINT_URL = v.HttpUrlValue("")
-    AWS_S3_REGION_NAME = v.NamedValue("us-east-1")
+    AWS_S3_REGION_NAME = v.PatternValue(
+        "us-east-1", pattern=S3_REGION_PATTERN, rule="must be a region name such as eu-central-1"
+    )
     AWS_ACCESS_KEY_ID = v.NamedValue("")
     AWS_SECRET_ACCESS_KEY = v.NamedValue("")
-    AWS_S3_CONNECT_TIMEOUT_SECONDS = v.FloatValue(2.0)
-    AWS_S3_READ_TIMEOUT_SECONDS = v.FloatValue(10.0)
-    AWS_S3_MAX_ATTEMPTS = v.IntValue(2, min_value=1)
+    AWS_S3_CONNECT_TIMEOUT_SECONDS = v.FloatValue(2.0, max_value=HOUR)
+    AWS_S3_READ_TIMEOUT_SECONDS = v.FloatValue(10.0, max_value=HOUR)
+    AWS_S3_MAX_ATTEMPTS = v.IntValue(2, min_value=1, max_value=100)
 
-    PORTAL_MAX_FILE_SIZE = v.ByteSizeValue(10 * GIB, min_value=1)
-    PORTAL_CHUNK_SIZE = v.ByteSizeValue(8 * MIB, min_value=1)
-    PORTAL_CHUNK_SIZE_MIN = v.ByteSizeValue(256 * KIB, min_value=1)
-    PORTAL_CHUNK_SIZE_MAX = v.ByteSizeValue(64 * MIB, min_value=1)
-    PORTAL_SESSION_TTL_HOURS = v.FloatValue(24.0)
-    PORTAL_ORPHAN_GRACE_MINUTES = v.FloatValue(60.0)
-    PORTAL_FAILED_SESSION_RETENTION_DAYS = v.FloatValue(7.0)
-    PORTAL_CLEANUP_BATCH_SIZE = v.IntValue(1000, min_value=1)
-    PORTAL_OUTBOX_BASE_DELAY_SECONDS = v.FloatValue(10.0)
-    PORTAL_OUTBOX_MAX_DELAY_SECONDS = v.FloatValue(3600.0)
-    PORTAL_OUTBOX_MAX_ATTEMPTS = v.IntValue(12, min_value=1)
-    PORTAL_OUTBOX_RETENTION_DAYS = v.FloatValue(30.0)
+    PORTAL_MAX_FILE_SIZE = v.ByteSizeValue(10 * GIB, min_value=1, max_value=MAX_FILE_SIZE_LIMIT)
+    PORTAL_CHUNK_SIZE = v.ByteSizeValue(8 * MIB, min_value=1, max_value=MAX_CHUNK_SIZE_LIMIT)
+    PORTAL_CHUNK_SIZE_MIN = v.ByteSizeValue(256 * KIB, min_value=1, max_value=MAX_CHUNK_SIZE_LIMIT)
+    PORTAL_CHUNK_SIZE_MAX = v.ByteSizeValue(64 * MIB, min_value=1, max_value=MAX_CHUNK_SIZE_LIMIT)
+    PORTAL_SESSION_TTL_HOURS = v.FloatValue(24.0, max_value=365 * 24)
+    PORTAL_ORPHAN_GRACE_MINUTES = v.FloatValue(60.0, max_value=365 * 24 * 60)
+    PORTAL_FAILED_SESSION_RETENTION_DAYS = v.FloatValue(7.0, max_value=100 * 365)
+    PORTAL_CLEANUP_BATCH_SIZE = v.IntValue(1000, min_value=1, max_value=10_000)
+    PORTAL_OUTBOX_BASE_DELAY_SECONDS = v.FloatValue(10.0, max_value=YEAR_SECONDS)
+    PORTAL_OUTBOX_MAX_DELAY_SECONDS = v.FloatValue(3600.0, max_value=YEAR_SECONDS)
+    PORTAL_OUTBOX_MAX_ATTEMPTS = v.IntValue(12, min_value=1, max_value=1000)
+    PORTAL_OUTBOX_RETENTION_DAYS = v.FloatValue(30.0, max_value=100 * 365)
     PORTAL_RUNNER_ENDPOINT = v.HttpUrlValue("")
     PORTAL_RUNNER_AUTH_SECRET = v.NamedValue("")
-    PORTAL_RUNNER_TIMEOUT_SECONDS = v.FloatValue(10.0)
-    PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS = v.FloatValue(3.0)
-    PORTAL_READY_CACHE_SECONDS = v.FloatValue(2.0, min_value=0)
+    PORTAL_RUNNER_TIMEOUT_SECONDS = v.FloatValue(10.0, max_value=HOUR)
+    PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS = v.FloatValue(3.0, max_value=HOUR)
+    PORTAL_READY_CACHE_SECONDS = v.FloatValue(2.0, min_value=0, max_value=HOUR)
     PORTAL_LOG_FORMAT = v.ChoiceValue("json", choices=("json", "console"))
     PORTAL_LOG_LEVEL = v.ChoiceValue(
         "info", choices=("debug", "info", "warning", "error", "critical")
@@ -147,7 +160,7 @@ class Base(Configuration):
             database["OPTIONS"].setdefault("connect_timeout", self.DATABASE_CONNECT_TIMEOUT_SECONDS)
         if database["ENGINE"] == "django.db.backends.sqlite3":
             # The embedded default must work on a fresh clone: create its directory.
-            Path(database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+            _make_database_dir(database["NAME"], "DATABASE_URL" if self.DATABASE_URL else None)
             database["CONN_MAX_AGE"] = 0
             database.setdefault("OPTIONS", {})
             database["OPTIONS"].update(
@@ -208,6 +221,21 @@ class Base(Configuration):
     @property
     def LOGGING(self):
         return build_logging(fmt=self.PORTAL_LOG_FORMAT, level=self.PORTAL_LOG_LEVEL)
+
+
+def _make_database_dir(path, variable):
+    """Create the SQLite file's directory, or record a problem naming the variable."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        name = variable or "PORTAL_DATA_DIR"
+        raw = os.environ.get(name, "")
+        v.PROBLEMS.append(
+            f"{name}={raw!r}: cannot create the database directory {str(Path(path).parent)!r} "
+            f"({exc.strerror or type(exc).__name__})"
+        )
 
 
 class Dev(Base):

@@ -107,6 +107,17 @@ def check_storage(app_configs=None, **kwargs):
                 "Set AWS_STORAGE_BUCKET_NAME (and AWS_S3_ENDPOINT_URL for a non-AWS service).",
             )
         ]
+    if settings.PORTAL_STORAGE == "s3" and bool(settings.AWS_ACCESS_KEY_ID) != bool(
+        settings.AWS_SECRET_ACCESS_KEY
+    ):
+        # boto3 would fail on the first request with PartialCredentialsError.
+        return [
+            _error(
+                "E007",
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together.",
+                "Set both, or neither to use boto3's default chain (instance role, profile).",
+            )
+        ]
     return []
 
 

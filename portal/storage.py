@@ -283,18 +283,24 @@ def _delete_s3(storage, keys):
 
 
 def _list_local(storage):
+    """Walk the temp root; a missing root is empty, any other error (an outage) propagates."""
     root = storage.location
-    if not os.path.isdir(root):
-        return
     stack = [root]
     while stack:
         directory = stack.pop()
-        with os.scandir(directory) as entries:
+        try:
+            entries = os.scandir(directory)
+        except FileNotFoundError:
+            continue  # the root not created yet, or a shard removed meanwhile
+        with entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
-                    modified = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
+                    try:
+                        modified = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
+                    except FileNotFoundError:
+                        continue  # deleted while we walked
                     key = os.path.relpath(entry.path, root).replace(os.sep, "/")
                     yield ListedObject(key=key, modified_at=modified)
 

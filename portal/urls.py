@@ -17,5 +17,6 @@ urlpatterns = [
         uploads.session_finalize,
         name="upload-finalize",
     ),
-    re_path(r"^.*$", uploads.unknown_endpoint),
+    # [\s\S], not ".": a path with an encoded newline (%0A) must get the JSON 404 too.
+    re_path(r"^[\s\S]*$", uploads.unknown_endpoint),
 ]

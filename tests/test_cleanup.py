@@ -255,3 +255,16 @@ def test_dry_run_service_counts_what_the_run_would_do(portal_storage, user):
 def test_part_bytes_are_what_the_seed_wrote(portal_storage, user):
     session = make_session(user, total_parts=1)
     assert b"".join(storage.iter_temp(temp_keys_of(session)[0])) == PART_BYTES
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 7])
+def test_orphans_handle_sessions_larger_and_smaller_than_a_batch(portal_storage, batch_size):
+    owner = seed_owner()
+    bulk_seed(owner, n=3, status=Status.ABORTED, parts_per_session=5)
+    bulk_seed(owner, n=4, status=Status.COMPLETE, parts_per_session=1)
+    live = make_session(owner, total_parts=2)
+    result = cleanup.cleanup_orphan_temp_parts(batch_size=batch_size)
+    assert result.counts["objects_deleted"] == 19
+    assert result.counts["sessions"] == 7
+    assert sorted(storage_listing()["temp"]) == sorted(temp_keys_of(live))
+    assert UploadPart.objects.exclude(temp_key="").count() == 2

@@ -17,12 +17,14 @@ re-checks the condition on the locked rows, and updates the survivors by primary
 part upload locks the same session row, so either its part lands first (the TTL slid and
 the session lives) or it finds the session failed (410) and keeps nothing.
 
-Candidates are read in the order of the index that finds them (``status, expires_at``,
-``status, finished_at``, the partial ``part_with_temp_key``), with ``LIMIT`` and a keyset
-on the indexed column and no ``DISTINCT``, so each query walks one batch of the index on
-both databases, whatever the planner's statistics say. Storage goes first and the
-database second when deleting: a crash leaves at worst a pointer to a gone
-object (deleting again is a no-op), never an untracked object.
+Candidates come from the indexes the models declare, one ``LIMIT``-ed query per batch.
+Where a processed row leaves the candidate set (stale, prune) the query has no ``ORDER
+BY`` and reads the front of the index range; where rows may stay (parts whose deletion
+failed) a keyset walks the partial index ``part_with_temp_key`` in session order, without
+``DISTINCT``. Either way each query reads about one batch on both databases, whatever the
+planner's statistics say. Storage goes first and the database second when deleting: a
+crash leaves at worst a pointer to a gone object (deleting again is a no-op), never an
+untracked object.
 """
 
 import logging
@@ -144,30 +146,26 @@ def cleanup_stale_sessions(
         for batch in _chunks(due.values_list("pk", "file_id").iterator(run.batch_size), run):
             _log_expired(batch, run, would=True)
         return run.finish()
-    for status in UploadSession.OPEN_STATUSES:
-        due = UploadSession.objects.filter(status=status, expires_at__lt=run.now)
-        for ids in _leaving_batches(due, "expires_at", run):
-            _log_expired(_expire(ids, run.now), run)
+    for ids in _leaving_batches(due, run):
+        _log_expired(_expire(ids, run.now), run)
     return run.finish()
 
 
-def _leaving_batches(queryset, order_field, run) -> Iterator[list]:
+def _leaving_batches(queryset, run) -> Iterator[list]:
     """Primary keys of ``queryset`` in batches, for work that takes each row out of it.
 
-    Read in the order of the index that serves the filter (an equality on ``status``, a
-    range on ``order_field``), with ``LIMIT`` and a keyset on ``order_field``: each query
-    walks one batch of the index instead of every remaining candidate (or, on
-    PostgreSQL, the dead index entries of the rows already done). ``>=`` keeps rows that
-    share the last value; they are re-read only if they are still candidates.
+    No ``ORDER BY`` and no keyset: every batch's rows leave the candidate set, so the
+    next query starts at the front of the index range again and reads one batch. (An
+    ``ORDER BY`` there lets PostgreSQL, without fresh statistics, sort every remaining
+    candidate for each batch.) A batch that comes back unchanged ends the loop, so a row
+    that cannot be processed never spins it.
     """
-    since = previous = None
+    previous = None
     while not run.stop_requested():
-        query = queryset if since is None else queryset.filter(**{f"{order_field}__gte": since})
-        rows = list(query.order_by(order_field).values_list("pk", order_field)[: run.batch_size])
-        ids = [pk for pk, _ in rows]
+        ids = list(queryset.values_list("pk", flat=True)[: run.batch_size])
         if not ids or ids == previous:
             return
-        previous, since = ids, rows[-1][1]
+        previous = ids
         yield ids
 
 
@@ -246,9 +244,11 @@ def cleanup_orphan_temp_parts(
         counts=("sessions", "objects_deleted", "delete_requests"),
     )
     pending: list[tuple[int, str]] = []
+    counted = None  # a session larger than a batch comes in several pages: count it once
     for rows in _parts_holding_temp_keys(run):
         terminal = _terminal_sessions({session_id for session_id, _, _ in rows}, run)
-        run.result.add("sessions", len(terminal))
+        run.result.add("sessions", len(terminal - {counted}))
+        counted = rows[-1][0]
         pending.extend((pk, key) for session_id, pk, key in rows if session_id in terminal)
         while len(pending) >= run.batch_size:
             _release(pending[: run.batch_size], run)
@@ -445,10 +445,9 @@ def _prune_sessions(run, cutoff):
             run.result.add("sessions_pruned", len(batch))
             run.batch_done()
         return
-    for status in PRUNABLE_STATUSES:
-        for ids in _leaving_batches(due.filter(status=status), "finished_at", run):
-            if not _prune_batch(ids, run):
-                return
+    for ids in _leaving_batches(due, run):
+        if not _prune_batch(ids, run):
+            return
 
 
 def _prune_batch(ids, run):
