@@ -48,3 +48,19 @@ class PortalCommand(BaseCommand):
         except Exception:
             logger.exception("%s failed", current_context().get("job"), extra={"exit_code": 1})
             sys.exit(1)
+
+
+def positive_int(text):
+    """argparse type for ``--limit``/``--batch-size``: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def positive_float(text):
+    """argparse type for ``--max-seconds``: a number above 0."""
+    value = float(text)
+    if not value > 0:
+        raise ValueError(text)
+    return value

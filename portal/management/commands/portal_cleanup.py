@@ -15,7 +15,7 @@ import time
 from django.core.management.base import CommandError
 
 from portal import locks
-from portal.management.base import PortalCommand
+from portal.management.base import PortalCommand, positive_float, positive_int
 from portal.models import JobRun
 from portal.observability import log_event
 from portal.services import cleanup
@@ -23,20 +23,6 @@ from portal.services.jobs import job_run
 
 logger = logging.getLogger("portal.services.cleanup")
 LOCK_NAME = "portal_cleanup"
-
-
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-def positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise ValueError(text)
-    return value
 
 
 class Command(PortalCommand):

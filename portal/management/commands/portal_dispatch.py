@@ -9,24 +9,10 @@ import json
 
 from django.core.management.base import CommandError
 
-from portal.management.base import PortalCommand
+from portal.management.base import PortalCommand, positive_float, positive_int
 from portal.models import JobRun
 from portal.services import outbox
 from portal.services.jobs import job_run
-
-
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-def positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise ValueError(text)
-    return value
 
 
 class Command(PortalCommand):
