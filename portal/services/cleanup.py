@@ -324,15 +324,21 @@ def _release(parts, run):
         run.batch_done()
         return
     by_key = {key: pk for pk, key in parts}
-    outcome = storage.delete_temp(list(by_key))
-    run.result.add("delete_requests", outcome.requests)
-    run.result.record_failures(outcome.failed)
+    outcome = _delete_temp_objects(list(by_key), run)
     gone = [by_key[key] for key in outcome.deleted]
     if gone:
         with transaction.atomic():
             UploadPart.objects.filter(pk__in=gone).update(temp_key="")
-    run.result.add("objects_deleted", len(gone))
     run.batch_done()
+
+
+def _delete_temp_objects(keys, run):
+    """Delete temp objects and count what went, the requests made and what failed."""
+    outcome = storage.delete_temp(keys)
+    run.result.add("objects_deleted", len(outcome.deleted))
+    run.result.add("delete_requests", outcome.requests)
+    run.result.record_failures(outcome.failed)
+    return outcome
 
 
 def sweep_temp_storage(
@@ -372,10 +378,7 @@ def sweep_temp_storage(
         if untracked and dry_run:
             run.result.add("objects_deleted", len(untracked))
         elif untracked:
-            outcome = storage.delete_temp(untracked)
-            run.result.add("objects_deleted", len(outcome.deleted))
-            run.result.add("delete_requests", outcome.requests)
-            run.result.record_failures(outcome.failed)
+            _delete_temp_objects(untracked, run)
         run.batch_done()
     return run.finish()
 
