@@ -25,6 +25,9 @@ TEMP_ALIAS = "portal_temp"
 FINAL_ALIAS = "portal_final"
 READ_CHUNK_BYTES = 1024 * 1024
 S3_DELETE_BATCH = 1000
+# A missing object counts as deleted, but not when the whole root is gone: an unmounted
+# volume would otherwise make every tracked key look deleted and be forgotten.
+ROOT_MISSING = "FileNotFoundError: storage root is missing (volume not mounted?)"
 
 
 class TooLarge(Exception):
@@ -248,7 +251,9 @@ def _delete_local(storage, keys):
         try:
             os.unlink(storage.path(key))
         except FileNotFoundError:
-            pass
+            if not os.path.isdir(storage.location):
+                result.failed[key] = ROOT_MISSING
+                continue
         except OSError as exc:
             result.failed[key] = f"{type(exc).__name__}: {exc.strerror or exc}"
             continue

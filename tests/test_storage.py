@@ -108,6 +108,24 @@ def test_bulk_delete_reports_per_key_failure_locally(settings, data_dir):
     assert "IsADirectoryError" in result.failed[stuck]
 
 
+def test_bulk_delete_with_the_local_root_gone_forgets_nothing(settings, data_dir):
+    """An unmounted volume looks like "every object missing"; that must not count as gone."""
+    from tests.conftest import apply_storage
+
+    apply_storage(settings, "local", data_dir)
+    import io
+
+    key = storage.write_temp_part(
+        io.BytesIO(b"ok"), session_id=SESSION, part_number=1, max_bytes=2
+    ).key
+    os.rename(data_dir / "temp", data_dir / "temp.unmounted")
+    result = storage.delete_temp([key])
+    assert result.deleted == []
+    assert "storage root is missing" in result.failed[key]
+    os.rename(data_dir / "temp.unmounted", data_dir / "temp")
+    assert [obj.key for obj in storage.list_temp()] == [key]
+
+
 @pytest.mark.s3
 def test_bulk_delete_on_s3_uses_one_request_per_thousand(settings, data_dir, moto_s3):
     from tests.conftest import apply_storage
