@@ -8,10 +8,11 @@ time; the child counts its SQL statements and reports its peak RSS (``VmHWM``).
   portal_cleanup  ``manage.py portal_cleanup`` (all four steps, batched service)
   per-row loop    django-chunked-upload's ``delete_expired_uploads`` style: iterate the
                   expired sessions, save each, delete each temp file, save each part
-                  (run on ``--per-row-n`` sessions and extrapolated linearly)
+                  (on the same N; ``--per-row-n`` runs it on fewer and extrapolates)
   floor           four hand-written SQL statements and a tight ``os.unlink`` loop
 
-Usage: ``python bench/cleanup.py [--n 100000] [--database-url postgres://...]``;
+Usage: ``python bench/cleanup.py [--n 100000] [--database-url postgres://.../test]`` (the
+bench creates and drops its own database on that server);
 ``--storage s3`` runs ``portal_cleanup`` alone against a moto server and reports the
 DeleteObjects requests per object. Targets: <= 1.5x the floor, >= 20x faster than the
 per-row loop, peak RSS < 150 MB and flat as N grows 10x, on S3 <= 1 request per 900 objects.
@@ -32,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.scratch import ScratchDatabase  # noqa: E402  (after the path is set)
 
 CHILD = r"""
 import json, os, sys, time
@@ -69,6 +72,7 @@ def run_portal_cleanup():
         "objects_deleted": steps["orphans"]["counts"]["objects_deleted"],
         "delete_requests": steps["orphans"]["counts"]["delete_requests"],
         "failed": summary["failed"],
+        "steps_s": {name: step["duration_ms"] / 1000 for name, step in steps.items()},
     }
 
 
@@ -158,8 +162,8 @@ class Bench:
         self.moto = None
         if args.storage == "s3":
             self.env.update(self._start_moto())
-        if args.database_url:
-            self.env["DATABASE_URL"] = args.database_url
+        self.database = ScratchDatabase(args.database_url, self.data_dir, prefix="cleanup")
+        self.env["DATABASE_URL"] = self.database.url
         os.environ.update(self.env)
         from configurations import importer
 
@@ -259,6 +263,9 @@ class Bench:
             f"{result['rss_mb']:6.1f} MB peak RSS  (seed {seed_s:.0f} s)",
             flush=True,
         )
+        if "steps_s" in result:
+            steps = ", ".join(f"{name} {took:.1f} s" for name, took in result["steps_s"].items())
+            print(f"  {'':<15} steps: {steps}", flush=True)
         return result
 
     def best_of(self, variants, n, repeat):
@@ -290,6 +297,10 @@ class Bench:
             assert files == 4 * live, f"{files} temp files left, expected {4 * live}"
 
     def close(self):
+        from django.db import connections
+
+        connections.close_all()
+        self.database.drop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
         if self.moto is not None:
             self.moto.stop()
@@ -299,15 +310,24 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="expired sessions (x 4 parts)")
     parser.add_argument("--small-n", type=int, help="second size for RSS flatness (default n/10)")
-    parser.add_argument("--per-row-n", type=int, help="sessions for the per-row loop (n/10)")
-    parser.add_argument("--database-url", help="e.g. postgres://postgres@127.0.0.1:5432/bench")
+    parser.add_argument(
+        "--per-row-n",
+        type=int,
+        help="sessions for the per-row loop (default: n, the identical seed; a smaller value "
+        "is extrapolated linearly, which flatters the loop: it slows down as n grows)",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL server to run on, e.g. postgres://postgres@127.0.0.1:5432/test "
+        "(a throwaway database is created beside it and dropped); default: a SQLite file",
+    )
     parser.add_argument("--storage", choices=("local", "s3"), default="local")
     parser.add_argument(
         "--repeat", type=int, default=2, help="runs of portal_cleanup and the floor (best kept)"
     )
     args = parser.parse_args()
     small_n = args.small_n or max(args.n // 10, 1)
-    per_row_n = args.per_row_n or max(args.n // 10, 1)
+    per_row_n = args.per_row_n or args.n
 
     bench = Bench(args)
     print(f"== cleanup bench: {bench.vendor}, {args.storage} storage, N={args.n}", flush=True)

@@ -32,13 +32,16 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 PYTHON = sys.executable
 SECRET = "bench-runner-secret"
 USER_AGENT = "ingest-portal-dispatch/1"  # as portal.services.outbox sends it
 TARGET = 0.5
+
+from bench.scratch import ScratchDatabase  # noqa: E402  (after the path is set)
 
 
 def parse_args():
@@ -78,32 +81,6 @@ class Runner:
         self.proc.wait(timeout=10)
 
 
-class Database:
-    """A throwaway database: a SQLite file in ``workdir``, or a fresh PostgreSQL database."""
-
-    def __init__(self, server_url, workdir):
-        self.server_url = server_url
-        if not server_url:
-            self.url = f"sqlite:///{workdir / 'bench.sqlite3'}"
-            self.name = "SQLite (WAL, file in a temp dir)"
-            return
-        self.db_name = f"bench_dispatch_{uuid.uuid4().hex[:10]}"
-        parts = urlsplit(server_url)
-        self.url = urlunsplit(parts._replace(path=f"/{self.db_name}"))
-        self.name = f"PostgreSQL ({parts.hostname}:{parts.port or 5432}, {self.db_name})"
-        self._admin(f'CREATE DATABASE "{self.db_name}"')
-
-    def _admin(self, sql):
-        import psycopg
-
-        with psycopg.connect(self.server_url, autocommit=True) as conn:
-            conn.execute(sql)
-
-    def drop(self):
-        if self.server_url:
-            self._admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-
-
 def django_env(database_url, workdir, runner_url):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "DJANGO_"))}
     env.update(
@@ -127,7 +104,6 @@ def django_env(database_url, workdir, runner_url):
 def seed_events(env, n):
     """``n`` due events shaped like finalize's; returns their exact bodies (as dispatch signs)."""
     os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
     from configurations import importer
 
     importer.install()
@@ -291,7 +267,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as tmp:
         workdir = Path(tmp)
         runner = Runner()
-        database = Database(args.database_url, workdir)
+        database = ScratchDatabase(args.database_url, workdir, prefix="dispatch")
         try:
             env = django_env(database.url, workdir, runner.url)
             subprocess.run(

@@ -193,6 +193,8 @@ class JobRun(models.Model):
         PARTIAL = "partial"
         FAILED = "failed"
         SKIPPED = "skipped"
+        # A run whose process died (SIGKILL, host lost) before it could record its end.
+        ABANDONED = "abandoned"
 
     job = models.CharField(max_length=64)
     started_at = models.DateTimeField()

@@ -15,9 +15,12 @@ import hashlib
 import os
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, storages
 
@@ -25,6 +28,10 @@ TEMP_ALIAS = "portal_temp"
 FINAL_ALIAS = "portal_final"
 READ_CHUNK_BYTES = 1024 * 1024
 S3_DELETE_BATCH = 1000
+# Local deletes: up to 8 threads, each with at least 64 keys (below that, one thread).
+# On a 2-core ext4 host, 8 threads unlink about 3x faster than one.
+LOCAL_DELETE_THREADS = 8
+LOCAL_DELETE_MIN_PER_THREAD = 64
 # A missing object counts as deleted, but not when the whole root is gone: an unmounted
 # volume would otherwise make every tracked key look deleted and be forgotten.
 ROOT_MISSING = "FileNotFoundError: storage root is missing (volume not mounted?)"
@@ -246,19 +253,51 @@ def _delete_many(storage, keys):
 
 
 def _delete_local(storage, keys):
+    """Unlink in a few threads: ``unlink`` releases the GIL and, with keys spread over
+    256 shard directories, the kernel runs them side by side (``bench/cleanup.py``)."""
+    root = storage.location
+    paths = [_local_path(root, key) for key in keys]
+    threads = max(1, min(LOCAL_DELETE_THREADS, len(paths) // LOCAL_DELETE_MIN_PER_THREAD))
+    unlink = partial(_unlink_all, root=root)
+    if threads == 1:
+        errors = unlink(paths)
+    else:
+        errors = {}
+        with ThreadPoolExecutor(threads, thread_name_prefix="portal-unlink") as pool:
+            for failed in pool.map(unlink, [paths[i::threads] for i in range(threads)]):
+                errors.update(failed)
     result = DeleteResult()
-    for key in keys:
-        try:
-            os.unlink(storage.path(key))
-        except FileNotFoundError:
-            if not os.path.isdir(storage.location):
-                result.failed[key] = ROOT_MISSING
-                continue
-        except OSError as exc:
-            result.failed[key] = f"{type(exc).__name__}: {exc.strerror or exc}"
-            continue
-        result.deleted.append(key)
+    for key, path in zip(keys, paths, strict=True):
+        if path in errors:
+            result.failed[key] = errors[path]
+        else:
+            result.deleted.append(key)
     return result
+
+
+def _local_path(root, key):
+    """``root/key``, refusing a key that could leave the root.
+
+    ``FileSystemStorage.path`` does the same through ``safe_join`` at about 8 us a key,
+    a tenth of a whole unlink; keys here come from our own rows and listings.
+    """
+    if not key or key.startswith("/") or ".." in key.split("/") or "\0" in key:
+        raise SuspiciousFileOperation(f"refusing temp key {key!r}")
+    return os.path.join(root, key)
+
+
+def _unlink_all(paths, *, root):
+    """Unlink ``paths``; return {path: reason} for those that failed (missing is deleted)."""
+    errors = {}
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            if not os.path.isdir(root):
+                errors[path] = ROOT_MISSING
+        except OSError as exc:
+            errors[path] = f"{type(exc).__name__}: {exc.strerror or exc}"
+    return errors
 
 
 def _delete_s3(storage, keys):

@@ -18,6 +18,7 @@ from django.utils import timezone
 from portal import storage
 from portal.models import IngestFile, JobRun, OutboxEvent, UploadPart, UploadSession
 from portal.services import chunks, cleanup, sessions
+from portal.services.jobs import ABANDONED_AFTER
 from tests.seed import (
     PART_BYTES,
     Status,
@@ -171,6 +172,27 @@ def test_prune_respects_retention_exactly(portal_storage, user, settings):
     }
     assert set(JobRun.objects.values_list("pk", flat=True)) == {new_run.pk}
     assert old_run.pk not in set(JobRun.objects.values_list("pk", flat=True))
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_prune_closes_runs_still_running_a_day_after_they_started(portal_storage, dry_run):
+    now = timezone.now()
+    second = timedelta(seconds=1)
+    dead = JobRun.objects.create(job="portal_dispatch", started_at=now - ABANDONED_AFTER - second)
+    young = JobRun.objects.create(job="portal_dispatch", started_at=now - ABANDONED_AFTER)
+    done = JobRun.objects.create(
+        job="portal_dispatch", started_at=now - 2 * ABANDONED_AFTER, outcome=JobRun.Outcome.OK
+    )
+
+    result = cleanup.prune_old_failed_sessions(now=now, dry_run=dry_run)
+
+    assert result.counts["job_runs_abandoned"] == 1
+    outcomes = dict(JobRun.objects.values_list("pk", "outcome"))
+    assert outcomes == {
+        dead.pk: JobRun.Outcome.RUNNING if dry_run else JobRun.Outcome.ABANDONED,
+        young.pk: JobRun.Outcome.RUNNING,
+        done.pk: JobRun.Outcome.OK,
+    }
 
 
 def test_sweep_deletes_only_old_untracked_objects(portal_storage, user, settings):

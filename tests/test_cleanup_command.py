@@ -219,12 +219,21 @@ def test_a_cleanup_killed_mid_run_releases_the_lock_and_the_next_run_finishes(su
     assert proc.wait() == -signal.SIGKILL
     assert UploadSession.objects.filter(status__in=UploadSession.OPEN_STATUSES).exists()
 
+    [killed] = JobRun.objects.filter(job="portal_cleanup")
+    assert killed.outcome == JobRun.Outcome.RUNNING and killed.finished_at is None
+
     run = cleanup(subprocess_env)
     assert run.returncode == 0, run.stderr
     assert run.summary["outcome"] == "ok"
     assert not UploadSession.objects.filter(status__in=UploadSession.OPEN_STATUSES).exists()
     assert not UploadPart.objects.exclude(temp_key="").exists()
     assert storage_listing()["temp"] == []
+    # The lock proved the killed run dead: its row is closed, not "running" forever.
+    assert run.summary["abandoned_runs_closed"] == 1
+    killed.refresh_from_db()
+    assert killed.outcome == JobRun.Outcome.ABANDONED and killed.finished_at is not None
+    outcomes = JobRun.objects.filter(job="portal_cleanup").values_list("outcome", flat=True)
+    assert sorted(outcomes) == [JobRun.Outcome.ABANDONED, JobRun.Outcome.OK]
 
 
 @pytest.mark.parametrize(

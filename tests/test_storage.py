@@ -108,6 +108,42 @@ def test_bulk_delete_reports_per_key_failure_locally(settings, data_dir):
     assert "IsADirectoryError" in result.failed[stuck]
 
 
+def test_bulk_delete_of_many_local_keys_in_threads_keeps_order_and_failures(settings, data_dir):
+    """Enough keys to spread over several unlink threads; one of them cannot go."""
+    from tests.conftest import apply_storage
+
+    apply_storage(settings, "local", data_dir)
+    import io
+
+    keys = [
+        storage.write_temp_part(
+            io.BytesIO(b"x"), session_id=SESSION, part_number=i, max_bytes=1
+        ).key
+        for i in range(1, 1 + 8 * storage.LOCAL_DELETE_MIN_PER_THREAD)
+    ]
+    stuck = keys[100]
+    os.unlink(data_dir / "temp" / stuck)
+    os.makedirs(data_dir / "temp" / stuck)  # unlink() of a directory fails
+    result = storage.delete_temp(keys)
+    assert result.deleted == [key for key in keys if key != stuck]
+    assert list(result.failed) == [stuck]
+    assert [obj.key for obj in storage.list_temp()] == []
+
+
+@pytest.mark.parametrize("key", ["../escape", "ab/../../escape", "/etc/passwd", "", "a\0b"])
+def test_bulk_delete_refuses_a_local_key_outside_the_root(settings, data_dir, key):
+    from django.core.exceptions import SuspiciousFileOperation
+
+    from tests.conftest import apply_storage
+
+    apply_storage(settings, "local", data_dir)
+    outside = data_dir / "escape"
+    outside.write_bytes(b"keep me")
+    with pytest.raises(SuspiciousFileOperation):
+        storage.delete_temp([key])
+    assert outside.read_bytes() == b"keep me"
+
+
 def test_bulk_delete_with_the_local_root_gone_forgets_nothing(settings, data_dir):
     """An unmounted volume looks like "every object missing"; that must not count as gone."""
     from tests.conftest import apply_storage

@@ -30,6 +30,7 @@ untracked object.
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
@@ -42,6 +43,7 @@ from django.utils import timezone
 from portal import storage
 from portal.models import IngestFile, JobRun, OutboxEvent, UploadPart, UploadSession
 from portal.observability import log_event
+from portal.services import jobs
 
 logger = logging.getLogger(__name__)
 
@@ -245,18 +247,19 @@ def cleanup_orphan_temp_parts(
     )
     pending: list[tuple[int, str]] = []
     counted = None  # a session larger than a batch comes in several pages: count it once
-    for rows in _parts_holding_temp_keys(run):
-        terminal = _terminal_sessions({session_id for session_id, _, _ in rows}, run)
-        run.result.add("sessions", len(terminal - {counted}))
-        counted = rows[-1][0]
-        pending.extend((pk, key) for session_id, pk, key in rows if session_id in terminal)
-        while len(pending) >= run.batch_size:
-            _release(pending[: run.batch_size], run)
-            del pending[: run.batch_size]
-        if run.stop_requested():
-            break
-    if pending:
-        _release(pending, run)
+    with _Releaser(run) as release:
+        for rows in _parts_holding_temp_keys(run):
+            terminal = _terminal_sessions({session_id for session_id, _, _ in rows}, run)
+            run.result.add("sessions", len(terminal - {counted}))
+            counted = rows[-1][0]
+            pending.extend((pk, key) for session_id, pk, key in rows if session_id in terminal)
+            while len(pending) >= run.batch_size:
+                release(pending[: run.batch_size])
+                del pending[: run.batch_size]
+            if run.stop_requested():
+                break
+        if pending:
+            release(pending)
     return run.finish()
 
 
@@ -317,24 +320,60 @@ def _terminal_sessions(session_ids, run) -> set:
     return terminal
 
 
-def _release(parts, run):
-    """Storage first, then clear the keys of exactly the objects that are gone."""
-    if run.dry_run:
-        run.result.add("objects_deleted", len(parts))
-        run.batch_done()
-        return
-    by_key = {key: pk for pk, key in parts}
-    outcome = _delete_temp_objects(list(by_key), run)
-    gone = [by_key[key] for key in outcome.deleted]
-    if gone:
-        with transaction.atomic():
-            UploadPart.objects.filter(pk__in=gone).update(temp_key="")
-    run.batch_done()
+class _Releaser:
+    """Releases batches of parts: storage first, then the keys of exactly what is gone.
+
+    One batch's objects are deleted in a worker thread while the caller reads the next
+    batch and the previous batch's keys are cleared, so storage and database time overlap
+    instead of adding up. The order per batch is unchanged: a key is cleared only after
+    its deletion returned; a crash leaves at worst a pointer to a gone object (deleting
+    again is a no-op), never an untracked object.
+    """
+
+    def __init__(self, run):
+        self.run = run
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="portal-release")
+        self.in_flight = None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, parts):
+        if self.run.dry_run:
+            self.run.result.add("objects_deleted", len(parts))
+            self.run.batch_done()
+            return
+        by_key = {key: pk for pk, key in parts}
+        deleting = self.pool.submit(storage.delete_temp, list(by_key))
+        self._clear_in_flight()
+        self.in_flight = (by_key, deleting)
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self._clear_in_flight()
+        finally:
+            self.pool.shutdown(wait=True)  # on an error the keys stay; the next run retries
+
+    def _clear_in_flight(self):
+        if self.in_flight is None:
+            return
+        by_key, deleting = self.in_flight
+        self.in_flight = None
+        outcome = _count_deletion(deleting.result(), self.run)
+        gone = [by_key[key] for key in outcome.deleted]
+        if gone:
+            with transaction.atomic():
+                UploadPart.objects.filter(pk__in=gone).update(temp_key="")
+        self.run.batch_done()
 
 
 def _delete_temp_objects(keys, run):
     """Delete temp objects and count what went, the requests made and what failed."""
-    outcome = storage.delete_temp(keys)
+    return _count_deletion(storage.delete_temp(keys), run)
+
+
+def _count_deletion(outcome, run):
     run.result.add("objects_deleted", len(outcome.deleted))
     run.result.add("delete_requests", outcome.requests)
     run.result.record_failures(outcome.failed)
@@ -420,6 +459,7 @@ def prune_old_failed_sessions(
             "sessions_pruned",
             "final_objects_deleted",
             "outbox_events_pruned",
+            "job_runs_abandoned",
             "job_runs_pruned",
         ),
     )
@@ -432,8 +472,26 @@ def prune_old_failed_sessions(
         )
         _delete_rows(delivered, "outbox_events_pruned", run)
     if not run.result.stopped_early:
+        _close_abandoned_runs(run)
         _delete_rows(JobRun.objects.filter(started_at__lt=cutoff), "job_runs_pruned", run)
     return run.finish()
+
+
+def _close_abandoned_runs(run):
+    """Runs still ``running`` a day after they started died without recording their end.
+
+    (``portal_cleanup`` closes its own dead runs at once, under its lock; this catches
+    the others, such as a dispatcher killed mid-run.)
+    """
+    started_before = run.now - jobs.ABANDONED_AFTER
+    if run.dry_run:
+        running = JobRun.objects.filter(
+            outcome=JobRun.Outcome.RUNNING, started_at__lt=started_before
+        )
+        run.result.add("job_runs_abandoned", running.count())
+        return
+    closed = jobs.close_abandoned_runs(started_before=started_before, now=run.now)
+    run.result.add("job_runs_abandoned", closed)
 
 
 def _prune_sessions(run, cutoff):

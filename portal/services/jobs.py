@@ -9,11 +9,17 @@ import contextlib
 import socket
 import time
 import uuid
+from datetime import timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from portal.models import JobRun
 from portal.observability import bind, current_context
+
+# No run lives this long: cron starts dispatch every minute and cleanup every 15 minutes,
+# each bounded by --max-seconds in the shipped crontab.
+ABANDONED_AFTER = timedelta(hours=24)
 
 
 class JobRecord:
@@ -28,6 +34,35 @@ class JobRecord:
     @property
     def duration_ms(self):
         return int((time.monotonic() - self.started) * 1000)
+
+    def close_abandoned_peers(self):
+        """Close the other ``running`` rows of this job; call it holding the job's lock.
+
+        The lock is exclusive across hosts and released when its holder dies, so every
+        other run of the job still marked ``running`` belongs to a dead process.
+        """
+        if self.run is None:
+            return 0
+        return close_abandoned_runs(job=self.run.job, keep=self.run)
+
+
+def close_abandoned_runs(*, job=None, keep=None, started_before=None, now=None):
+    """Mark ``running`` rows whose process is gone as ``abandoned``; return how many.
+
+    A killed run never records its end, and its row would say ``running`` forever. The
+    caller knows the process is gone either from a lock (``keep``: its own row) or from
+    age (``started_before``: no run lives that long). One conditional UPDATE: a run that
+    is in fact alive and finishes later records its real outcome over this one.
+    """
+    rows = JobRun.objects.filter(outcome=JobRun.Outcome.RUNNING)
+    if job is not None:
+        rows = rows.filter(job=job)
+    if keep is not None:
+        rows = rows.exclude(pk=keep.pk)
+    if started_before is not None:
+        rows = rows.filter(started_at__lt=started_before)
+    with transaction.atomic():
+        return rows.update(outcome=JobRun.Outcome.ABANDONED, finished_at=now or timezone.now())
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ from collections import Counter
 
 import pytest
 
-from portal.models import OutboxEvent
+from portal.models import JobRun, OutboxEvent
 from portal.services.outbox import LEASE_MARGIN_SECONDS
 from tests.conftest import TEST_STORAGE
 from tests.reliability import invariants
@@ -122,6 +122,12 @@ def cleanup_to_completion(zygote, tally):
     raise AssertionError("cleanup was skipped 50 times in a row: the lock was never released")
 
 
+def running_cleanups():
+    """The rerun holds the lock, so it must have closed every killed run's row."""
+    rows = JobRun.objects.filter(job="portal_cleanup", outcome=JobRun.Outcome.RUNNING)
+    return list(rows.values_list("pk", flat=True))
+
+
 def kill_point(stderr):
     """The step the killed run was in: from its last ``-v 2`` progress line."""
     steps = [m.group(1) for line in stderr.splitlines() if (m := PROGRESS.match(line))]
@@ -172,6 +178,7 @@ def test_cleanup_killed_at_random_moments_restores_the_invariants(
             clock.learn(killed)
         found = invariants.check_all(verify_files=VERIFY_SAMPLE, expected_events=events)
         found += missing_survivors(live, complete)
+        found += [f"JobRun {pk} of a dead cleanup still running" for pk in running_cleanups()]
         tally.violations += [f"trial {tally.attempts}: {v}" for v in found]
 
     final = invariants.check_all(expected_events=events) + missing_survivors(live, complete)

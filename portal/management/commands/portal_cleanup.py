@@ -64,6 +64,7 @@ class Command(PortalCommand):
         with job_run("portal_cleanup", record=not dry_run) as run:
             try:
                 with locks.hold(LOCK_NAME):
+                    abandoned = run.close_abandoned_peers()
                     results = cleanup.run_cleanup(
                         steps=options["only"] or cleanup.STEPS,
                         batch_size=options["batch_size"],
@@ -73,8 +74,8 @@ class Command(PortalCommand):
                     )
             except locks.LockBusy:
                 run.outcome = JobRun.Outcome.SKIPPED
-                results = None
-            summary = _summary(results, dry_run=dry_run, started=started)
+                results, abandoned = None, 0
+            summary = _summary(results, dry_run=dry_run, started=started, abandoned=abandoned)
             run.counts = {name: step["counts"] for name, step in summary["steps"].items()}
             if summary["failed"] or summary["stopped_early"]:
                 run.outcome = JobRun.Outcome.PARTIAL
@@ -128,7 +129,7 @@ def _deadline(max_seconds):
     return lambda: time.monotonic() >= end
 
 
-def _summary(results, *, dry_run, started):
+def _summary(results, *, dry_run, started, abandoned):
     """The run as one dict: the ``cleanup.finished`` fields and the ``--json`` line."""
     steps = {result.step: result.as_dict() for result in results or ()}
     failed = sum(step["failed"] for step in steps.values())
@@ -146,5 +147,6 @@ def _summary(results, *, dry_run, started):
         "stopped_early": stopped_early,
         "failed": failed,
         "duration_ms": int((time.monotonic() - started) * 1000),
+        "abandoned_runs_closed": abandoned,
         "steps": steps,
     }
