@@ -282,7 +282,7 @@ def _local_path(root, key):
     a tenth of a whole unlink; keys here come from our own rows and listings.
     """
     if not key or key.startswith("/") or ".." in key.split("/") or "\0" in key:
-        raise SuspiciousFileOperation(f"refusing temp key {key!r}")
+        raise SuspiciousFileOperation(f"refusing storage key {key!r}")
     return os.path.join(root, key)
 
 
