@@ -9,6 +9,7 @@ database in a file so that subprocesses (commands, gunicorn) can share it.
 import logging
 import os
 import socket
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -193,6 +194,41 @@ def subprocess_env(portal_storage, transactional_db):
         }
     )
     return env
+
+
+LOCK_HOLDER = """
+import sys, time, django
+from configurations import importer
+importer.install()
+django.setup()
+from portal import locks
+with locks.hold(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.fixture
+def lock_holder(subprocess_env):
+    """Start processes that hold a named ``portal.locks`` lock until the test ends."""
+    procs = []
+
+    def start(name):
+        proc = subprocess.Popen(
+            [PYTHON, "-c", LOCK_HOLDER, name],
+            cwd=ROOT,
+            env=subprocess_env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout.readline().strip() == "held"
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture

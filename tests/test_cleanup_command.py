@@ -22,17 +22,6 @@ from tests.seed import (
     temp_keys_of,
 )
 
-HOLDER = """
-import sys, time, django
-from configurations import importer
-importer.install()
-django.setup()
-from portal import locks
-with locks.hold("portal_cleanup"):
-    print("held", flush=True)
-    time.sleep(120)
-"""
-
 
 class Run:
     def __init__(self, proc):
@@ -61,24 +50,6 @@ def cleanup(env, *args):
         timeout=120,
     )
     return Run(proc)
-
-
-@pytest.fixture
-def holder(subprocess_env):
-    procs = []
-
-    def start():
-        proc = subprocess.Popen(
-            [PYTHON, "-c", HOLDER], cwd=ROOT, env=subprocess_env, stdout=subprocess.PIPE, text=True
-        )
-        assert proc.stdout.readline().strip() == "held"
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        proc.kill()
-        proc.wait()
 
 
 def test_run_prints_one_summary_and_logs_each_step(subprocess_env, user):
@@ -182,9 +153,9 @@ def test_dry_run_changes_nothing(subprocess_env, settings, user):
     assert counts["prune"]["job_runs_pruned"] == 1
 
 
-def test_a_held_lock_means_skipped_and_exit_0(subprocess_env, holder, user):
+def test_a_held_lock_means_skipped_and_exit_0(subprocess_env, lock_holder, user):
     make_session(user, status=Status.ABORTED, total_parts=1)
-    proc = holder()
+    proc = lock_holder("portal_cleanup")
     run = cleanup(subprocess_env)
     assert run.returncode == 0, run.stderr
     assert run.summary["outcome"] == "skipped"
