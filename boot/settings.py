@@ -15,6 +15,7 @@ from configurations import Configuration
 
 from boot import config as v
 from boot.logging import build_logging
+from portal.health import paths as probe_paths
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 KIB = 1024
@@ -98,7 +99,7 @@ class Base(Configuration):
     ]
     MIDDLEWARE = [
         "portal.middleware.RequestIdMiddleware",
-        "portal.probes.ProbeMiddleware",
+        "portal.health.middleware.ProbeMiddleware",
         "django.middleware.security.SecurityMiddleware",
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.common.CommonMiddleware",
@@ -274,7 +275,7 @@ class Prod(Base):
     ALLOWED_HOSTS = v.ListValue([], required=True)
     SECURE_SSL_REDIRECT = v.BoolValue(True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$"]
+    SECURE_REDIRECT_EXEMPT = list(probe_paths.REDIRECT_EXEMPT)
     SECURE_HSTS_SECONDS = v.IntValue(31536000, min_value=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from portal.views import health
+from portal.health import views as health
 
 urlpatterns = [
     path("api/v1/", include("portal.urls")),

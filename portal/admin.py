@@ -5,9 +5,9 @@ exceptions are deactivating an API token and requeueing a failed outbox event.
 """
 
 from django.contrib import admin
-from django.utils import timezone
 
 from portal.models import ApiToken, IngestFile, JobRun, OutboxEvent, UploadPart, UploadSession
+from portal.services import outbox
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -74,9 +74,7 @@ class OutboxEventAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Requeue selected failed events for delivery now")
     def requeue(self, request, queryset):
-        count = queryset.filter(status=OutboxEvent.Status.FAILED).update(
-            status=OutboxEvent.Status.PENDING, attempts=0, next_attempt_at=timezone.now()
-        )
+        count = outbox.requeue_failed(ids=queryset.values_list("pk", flat=True))
         self.message_user(request, f"{count} event(s) requeued.")
 
 

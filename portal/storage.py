@@ -182,19 +182,6 @@ def iter_temp(key, chunk_size=READ_CHUNK_BYTES) -> Iterator[bytes]:
     return _iter_object(temp_storage(), key, chunk_size)
 
 
-def iter_final(key, chunk_size=READ_CHUNK_BYTES) -> Iterator[bytes]:
-    """Yield a final object's bytes in chunks; ``FileNotFoundError`` if it is gone."""
-    return _iter_object(final_storage(), key, chunk_size)
-
-
-def temp_exists(key):
-    return temp_storage().exists(key)
-
-
-def final_exists(key):
-    return final_storage().exists(key)
-
-
 def delete_temp(keys: Iterable[str]) -> DeleteResult:
     """Delete many temp objects; a missing object counts as deleted."""
     return _delete_many(temp_storage(), keys)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from portal import locks, storage
 from portal.models import IngestFile, OutboxEvent, UploadPart, UploadSession
+from tests import objects
 from tests.api_helpers import Api, error_code, make_token, sha256
 
 
@@ -29,7 +30,7 @@ def test_parts_in_random_order_finalize_to_the_original(api):
     file = response.json()["file"]
     assert (file["sha256"], file["size_bytes"], file["status"]) == (sha256(data), 10_000, "stored")
     row = IngestFile.objects.get(pk=file["id"])
-    assert b"".join(storage.iter_final(row.storage_key)) == data
+    assert b"".join(objects.iter_final(row.storage_key)) == data
     assert row.storage_key == storage.new_final_key(row.id, now=row.created_at)
     assert row.stored_at is not None
     session_row = UploadSession.objects.get()
@@ -99,7 +100,7 @@ def test_corrupt_or_missing_part_fails_the_session(api, damage):
     assert row.status == "failed" and row.finished_at is not None
     assert "part 2" in row.failure_reason
     assert row.file.status == "failed" and row.file.storage_key == ""
-    assert not storage.final_exists(storage.new_final_key(row.file_id, now=row.file.created_at))
+    assert not objects.final_exists(storage.new_final_key(row.file_id, now=row.file.created_at))
     assert not OutboxEvent.objects.exists()
     again = api.finalize(session["id"])
     assert (again.status_code, error_code(again)) == (410, "session_failed")
@@ -128,7 +129,7 @@ def test_session_aborted_during_assembly_keeps_no_final_object(api, monkeypatch)
     assert (response.status_code, error_code(response)) == (410, "session_aborted")
     file = IngestFile.objects.get()
     assert file.status == "uploading" and file.storage_key == ""
-    assert not storage.final_exists(storage.new_final_key(file.id, now=file.created_at))
+    assert not objects.final_exists(storage.new_final_key(file.id, now=file.created_at))
     assert not OutboxEvent.objects.exists()
 
 

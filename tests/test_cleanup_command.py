@@ -232,6 +232,10 @@ def test_max_seconds_stops_early_with_exit_0(subprocess_env, user):
     assert run.returncode == 0, run.stderr
     assert run.summary["stopped_early"] is True
     assert JobRun.objects.get().outcome == JobRun.Outcome.PARTIAL
+    # One outcome for the run, wherever it is reported.
+    assert run.summary["outcome"] == JobRun.Outcome.PARTIAL
+    (finished,) = run.events("cleanup.finished")
+    assert finished["outcome"] == JobRun.Outcome.PARTIAL
 
 
 def test_only_runs_the_named_steps_and_v2_shows_progress(subprocess_env, user):

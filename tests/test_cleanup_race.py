@@ -54,7 +54,7 @@ def test_parts_racing_expiry_either_land_and_slide_or_leave_nothing(portal_stora
     def expire_continuously():
         try:
             while not done.is_set():
-                cleanup.cleanup_stale_sessions(batch_size=5)
+                cleanup.cleanup_stale_sessions(cleanup.CleanupOptions(batch_size=5))
         finally:
             connection.close()
 
@@ -74,7 +74,7 @@ def test_parts_racing_expiry_either_land_and_slide_or_leave_nothing(portal_stora
     assert set(outcome.values()) <= {"accepted", "gone"} and len(outcome) == SESSIONS
     results = cleanup.run_cleanup()
     assert all(result.failed == 0 for result in results)
-    cleanup.sweep_temp_storage(now=timezone.now() + timedelta(days=1))
+    cleanup.sweep_temp_storage(cleanup.CleanupOptions(now=timezone.now() + timedelta(days=1)))
     listed = set(storage_listing()["temp"])
     for session_id, result in outcome.items():
         session = UploadSession.objects.get(pk=session_id)

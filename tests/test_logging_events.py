@@ -1,4 +1,4 @@
-"""The event vocabulary end to end: every event of DESIGN.md, from real processes.
+"""The event vocabulary end to end: every event of docs/design.md, from real processes.
 
 A gunicorn server (``gunicorn.conf.py``) takes a real upload over HTTP; ``portal_cleanup``
 and ``portal_dispatch`` run as subprocesses against a real runner; a second server with
@@ -18,8 +18,7 @@ from portal import locks
 from portal.models import OutboxEvent, UploadSession
 from portal.observability import EVENTS
 from portal.services.tokens import create_token
-from tests.runner import RunnerServer
-from tests.test_logging import (
+from tests.processes import (
     RUNNER_SECRET,
     SECRET_KEY,
     ServerProcess,
@@ -27,6 +26,7 @@ from tests.test_logging import (
     json_lines,
     run_manage,
 )
+from tests.runner import RunnerServer
 from tests.test_outbox import make_events
 
 BASE = "/api/v1/uploads/sessions"

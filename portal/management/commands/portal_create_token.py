@@ -6,6 +6,7 @@ characters are kept, so a lost token is replaced by creating a new one.
 
 from django.core.management.base import BaseCommand, CommandError
 
+from portal import exitcodes
 from portal.services.tokens import UnknownUser, create_token_for_username
 
 
@@ -23,12 +24,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, username, name, create_user, **options):
         if len(name) > 100:
-            raise CommandError("--name may have at most 100 characters", returncode=2)
+            raise CommandError("--name may have at most 100 characters", returncode=exitcodes.USAGE)
         try:
             token, raw = create_token_for_username(username, name=name, create_user=create_user)
         except UnknownUser:
             raise CommandError(
-                f"no user {username!r}; pass --create-user to create it", returncode=2
+                f"no user {username!r}; pass --create-user to create it", returncode=exitcodes.USAGE
             ) from None
         self.stdout.write(raw)
         self.stderr.write(
