@@ -54,5 +54,8 @@ format: $(DEV)
 bench: $(DEV)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+mutants: $(DEV)
+	$(BIN)/python tests/mutants.py
+
 clean:
 	rm -rf $(VENV) var

@@ -180,3 +180,64 @@ def test_any_file_chunking_and_order_finalizes_to_the_original(api, data):
     assert response.status_code == 200, response.content
     assert response.json()["file"]["sha256"] == sha256(content)
     assert response.json()["file"]["size_bytes"] == len(content)
+
+
+OUTBOX_DOWN = {
+    "sqlite": [
+        "CREATE TRIGGER outbox_down BEFORE INSERT ON portal_outboxevent "
+        "BEGIN SELECT RAISE(ABORT, 'outbox is down'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION outbox_down() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'outbox is down'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER outbox_down BEFORE INSERT ON portal_outboxevent "
+        "FOR EACH ROW EXECUTE FUNCTION outbox_down()",
+    ],
+}
+OUTBOX_UP = {
+    "sqlite": ["DROP TRIGGER outbox_down"],
+    "postgresql": [
+        "DROP TRIGGER outbox_down ON portal_outboxevent",
+        "DROP FUNCTION outbox_down()",
+    ],
+}
+
+
+def run_sql(statements):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def test_a_failing_outbox_insert_stores_nothing_and_a_retry_writes_one_event(
+    api, user, transactional_db
+):
+    """The event is written in finalize's transaction: when it cannot be written, the file
+    is not stored and the session not complete; a retried finalize succeeds, once."""
+    from django.db import DatabaseError, connection
+
+    from portal.services import finalize
+
+    data = b"0123456789" * 3
+    session = api.start(data, 10)
+    api.upload(session["id"], data, 10)
+    run_sql(OUTBOX_DOWN[connection.vendor])
+    try:
+        with pytest.raises(DatabaseError, match="outbox is down"):
+            finalize.finalize_session(user, session["id"])
+    finally:
+        run_sql(OUTBOX_UP[connection.vendor])
+
+    row = UploadSession.objects.select_related("file").get(pk=session["id"])
+    assert row.status == UploadSession.Status.IN_PROGRESS
+    assert (row.file.status, row.file.storage_key, row.file.sha256) == ("uploading", "", "")
+    assert not OutboxEvent.objects.exists()
+
+    response = api.finalize(session["id"])
+    assert response.status_code == 200, response.content
+    assert response.json()["file"]["sha256"] == sha256(data)
+    assert OutboxEvent.objects.filter(aggregate_id=str(row.file_id)).count() == 1
+    assert api.finalize(session["id"]).status_code == 200
+    assert OutboxEvent.objects.count() == 1

@@ -89,3 +89,30 @@ def test_last_used_at_is_written_at_most_once_a_minute(client, user):
     with time_machine.travel("2030-01-01 12:01:30Z", tick=False):
         api.status("00000000-0000-0000-0000-000000000000")
         assert ApiToken.objects.get().last_used_at > first
+
+
+# Every endpoint family that takes a bearer token (add /metrics here when it exists).
+TOKEN_ENDPOINTS = [
+    ("POST", BASE),
+    ("GET", f"{BASE}/00000000-0000-0000-0000-000000000000"),
+    ("PUT", f"{BASE}/00000000-0000-0000-0000-000000000000/parts/1"),
+    ("POST", f"{BASE}/00000000-0000-0000-0000-000000000000/finalize"),
+    ("DELETE", f"{BASE}/00000000-0000-0000-0000-000000000000"),
+    ("GET", "/status?format=json"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), TOKEN_ENDPOINTS)
+def test_a_token_with_the_right_prefix_and_a_wrong_tail_is_401(client, user, method, path):
+    raw = make_token(user)
+    prefix = ApiToken.objects.get(user=user).key_prefix
+    assert raw.startswith(prefix)
+    forged = prefix + ("A" if raw[len(prefix)] != "A" else "B") + raw[len(prefix) + 1 :]
+    assert forged != raw and len(forged) == len(raw)
+
+    response = client.generic(method, path, headers={"Authorization": f"Bearer {forged}"})
+
+    assert response.status_code == 401, (path, response.status_code)
+    assert error_code(response) == "invalid_token"
+    genuine = client.generic(method, path, headers={"Authorization": f"Bearer {raw}"})
+    assert genuine.status_code != 401, (path, genuine.status_code)
