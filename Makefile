@@ -32,6 +32,11 @@ $(DEV): requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(RUNTIME)
 
 migrate: $(DEV)
+	@if [ -z "$${DJANGO_CONFIGURATION:-}" ] && [ -e /etc/portal/portal.env ]; then \
+	  echo "make migrate is for development (the Dev SQLite database under var/), and this host" \
+	    "has /etc/portal/portal.env: use deploy/bin/portal-manage migrate --no-input" >&2; \
+	  exit 2; \
+	fi
 	$(BIN)/python manage.py migrate --no-input
 
 run: migrate

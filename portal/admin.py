@@ -80,10 +80,18 @@ class OutboxEventAdmin(ReadOnlyAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("key_prefix", "user", "name", "is_active", "created_at", "last_used_at")
-    list_filter = ("is_active",)
-    fields = ("user", "name", "key_prefix", "is_active", "created_at", "last_used_at")
-    readonly_fields = ("user", "key_prefix", "created_at", "last_used_at")
+    list_display = (
+        "key_prefix",
+        "user",
+        "name",
+        "purpose",
+        "is_active",
+        "created_at",
+        "last_used_at",
+    )
+    list_filter = ("is_active", "purpose")
+    fields = ("user", "name", "purpose", "key_prefix", "is_active", "created_at", "last_used_at")
+    readonly_fields = ("user", "purpose", "key_prefix", "created_at", "last_used_at")
 
     def has_add_permission(self, request, obj=None):
         return False

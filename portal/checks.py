@@ -105,3 +105,43 @@ def check_storage(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+# Words of the example env file and of the usual tutorials: a secret that holds one was
+# copied, not generated.
+PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "replace-me", "placeholder", "example")
+MIN_SECRET_KEY_CHARS = 50
+MIN_RUNNER_SECRET_CHARS = 32
+GENERATE = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def weak_secret(value, min_chars):
+    """Why ``value`` is no secret ("" when it is fine): a placeholder, too short, too plain."""
+    lowered = value.lower()
+    if any(word in lowered for word in PLACEHOLDER_WORDS) or "insecure" in lowered:
+        return "is a placeholder"
+    if len(value) < min_chars:
+        return f"has {len(value)} characters, fewer than {min_chars}"
+    if len(set(value)) < 8:
+        return "has fewer than 8 different characters"
+    return ""
+
+
+@register(Tags.security, deploy=True)
+def check_secrets(app_configs=None, **kwargs):
+    """``check --deploy``: refuse secrets copied from the example or too weak to sign with."""
+    errors = []
+    if reason := weak_secret(settings.SECRET_KEY, MIN_SECRET_KEY_CHARS):
+        errors.append(_error("E010", f"SECRET_KEY {reason}.", f"Generate one: {GENERATE}"))
+    runner_secret = settings.PORTAL_RUNNER_AUTH_SECRET
+    if settings.PORTAL_RUNNER_ENDPOINT and runner_secret:
+        reason = weak_secret(runner_secret, MIN_RUNNER_SECRET_CHARS)
+        if reason:
+            errors.append(
+                _error(
+                    "E011",
+                    f"PORTAL_RUNNER_AUTH_SECRET {reason}.",
+                    f"Generate one ({GENERATE}) and give the runner the same value.",
+                )
+            )
+    return errors

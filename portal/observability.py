@@ -30,6 +30,9 @@ EVENTS = frozenset(
         "cleanup.finished",
         "cleanup.skipped",
         "ready.check_failed",
+        "storage.unavailable",
+        # Written by deploy/cron/portal-job (not Python) when the host's job lock is held.
+        "job.skipped",
     }
 )
 CONTEXT_FIELDS = (

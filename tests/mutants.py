@@ -10,7 +10,6 @@ moved is reported ``stale`` (update its text here). Not part of CI: it takes min
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.tree import copy_tree  # noqa: E402  (after the path is set)
 
 
 @dataclass(frozen=True)
@@ -176,21 +178,6 @@ MUTANTS = (
 )
 
 
-def copy_tree(target):
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\n")
-    for name in filter(None, listed):
-        source = ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-
-
 def apply(path, edits):
     """The mutated text, or None when an edit does not match exactly once (stale)."""
     text = path.read_text()
@@ -235,7 +222,7 @@ def main():
         return 0
     with tempfile.TemporaryDirectory(prefix="portal-mutants-") as temp:
         tree = Path(temp)
-        copy_tree(tree)
+        copy_tree(ROOT, tree)
         env = {**os.environ, "PYTHONPATH": str(tree), "PORTAL_CRASH_TRIALS": "5"}
         results = []
         for mutant in chosen:

@@ -54,8 +54,29 @@ def test_finalize_writes_the_file_uploaded_event(api, user):
     assert payload["event_id"] == str(event.id)
     assert payload["file"]["sha256"] == sha256(b"hello world")
     assert payload["file"]["filename"] == "hello.txt"
-    assert payload["file"]["storage"]["key"] == IngestFile.objects.get().storage_key
     assert payload["actor"] == {"user_id": user.pk, "username": "alice"}
+    # A runner finds the bytes from the payload alone (and its own S3 credentials).
+    assert fetch_as_a_runner(payload["file"]["storage"]) == b"hello world"
+
+
+def fetch_as_a_runner(location):
+    """Read a stored file the way the runner contract says, from the payload's fields."""
+    if location["backend"] == "local":
+        assert set(location) == {"backend", "bucket", "key", "path"}
+        with open(location["path"], "rb") as handle:
+            return handle.read()
+    import boto3
+    from django.conf import settings
+
+    assert set(location) == {"backend", "bucket", "key"} and location["key"].startswith("final/")
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.AWS_S3_ENDPOINT_URL,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return client.get_object(Bucket=location["bucket"], Key=location["key"])["Body"].read()
 
 
 def test_finalize_is_idempotent(api):

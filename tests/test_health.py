@@ -167,7 +167,27 @@ def test_ready_cache_reuses_an_answer_for_its_lifetime(db, settings, data_dir):
         (data_dir / "temp").unlink()
         assert client.get("/ready").status_code == 503  # the failure is cached too
         clock.shift(2)
+        assert client.get("/ready").status_code == 503  # the root is missing now
+        (data_dir / "temp").mkdir()  # the operator mounts the volume again
+        clock.shift(2)
         assert client.get("/ready").status_code == 200
+
+
+def test_a_missing_local_root_is_unavailable_and_never_recreated(db, settings, data_dir):
+    """An unmounted volume: /ready says so and nothing writes under the mount point, so the
+    next cleanup cannot take the unreachable objects for deleted."""
+    apply_storage(settings, "local", data_dir)
+    (data_dir / "temp").rmdir()
+    client = Client()
+    for _ in range(3):
+        response = client.get("/ready")
+        assert response.status_code == 503
+        assert response.json()["checks"] == {
+            "database": "ok",
+            "storage:portal_temp": "unavailable",
+            "storage:portal_final": "ok",
+        }
+    assert not (data_dir / "temp").exists()
 
 
 def test_single_flight_executor_shares_a_hung_call():
@@ -265,10 +285,24 @@ def test_status_requires_staff_or_a_token(db, portal_storage, user):
     member.force_login(user)
     assert member.get("/status?format=json").status_code == 403
 
+    upload = "pt_status-upload-token"
+    user.api_tokens.create(key_prefix=upload[:10], key_hash=hash_token(upload))
+    refused = anonymous.get("/status?format=json", HTTP_AUTHORIZATION=f"Bearer {upload}")
+    assert refused.status_code == 403  # an upload token does not open the operators' view
+    assert refused.json()["error"]["code"] == "wrong_token_purpose"
+
     raw = "pt_status-test-token"
-    user.api_tokens.create(key_prefix=raw[:10], key_hash=hash_token(raw))
+    user.api_tokens.create(key_prefix=raw[:10], key_hash=hash_token(raw), purpose="monitoring")
     with_token = anonymous.get("/status?format=json", HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert with_token.status_code == 200
+    # ... and a monitoring token cannot upload.
+    api = anonymous.post(
+        "/api/v1/uploads/sessions",
+        data="{}",
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+    )
+    assert api.status_code == 403
 
 
 def test_status_reports_job_freshness_and_backlog_without_touching_ready(

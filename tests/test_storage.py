@@ -120,7 +120,7 @@ def test_bulk_delete_of_many_local_keys_in_threads_keeps_order_and_failures(sett
         storage.write_temp_part(
             io.BytesIO(b"x"), session_id=SESSION, part_number=i, max_bytes=1
         ).key
-        for i in range(1, 1 + 8 * storage.LOCAL_DELETE_MIN_PER_THREAD)
+        for i in range(1, 1 + 8 * storage.local.LOCAL_DELETE_MIN_PER_THREAD)
     ]
     stuck = keys[100]
     os.unlink(data_dir / "temp" / stuck)

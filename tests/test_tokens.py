@@ -51,6 +51,34 @@ def test_command_refuses_an_unknown_user_unless_asked_to_create_it(subprocess_en
 
 
 @pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["", "--create-user"], "username ''"),
+        (["<script>", "--create-user"], "username '<script>'"),
+        (["ops/team", "--create-user"], "username 'ops/team'"),
+        (["two words", "--create-user"], "username 'two words'"),
+        (["x" * 151, "--create-user"], "at most 150"),
+        (["alice", "--name", "tab\there"], "control characters"),
+        (["alice", "--name", "n" * 101], "at most 100"),
+    ],
+)
+def test_the_command_refuses_bad_names_with_exit_2(subprocess_env, user, args, says):
+    result = run_command(subprocess_env, *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+    assert get_user_model().objects.count() == 1  # alice only: nobody was created
+    assert not ApiToken.objects.exists()
+
+
+def test_a_monitoring_token_is_made_for_monitoring(subprocess_env, user):
+    result = run_command(subprocess_env, "alice", "--monitoring", "--name", "prometheus")
+    assert result.returncode == 0, result.stderr
+    assert ApiToken.objects.get().purpose == ApiToken.Purpose.MONITORING
+    assert "monitoring token" in result.stderr
+
+
+@pytest.mark.parametrize(
     "header",
     [None, "", "Bearer", "Bearer ", "Basic abc", "Token pt_x", "Bearer pt_not-a-real-token"],
 )

@@ -28,8 +28,10 @@ from portal.auth import authenticate
 from portal.health import executor
 from portal.health.checks import readiness_checks, status_checks
 from portal.health.paths import PROBE_METHODS
+from portal.models import ApiToken
 from portal.observability import log_event
-from portal.services.errors import Unauthorized
+from portal.services.errors import ApiError, Forbidden, Unauthorized, Unavailable
+from portal.views.responses import error_response
 
 logger = logging.getLogger("portal.health")
 READY_CACHE_KEY = "ready"
@@ -192,28 +194,34 @@ def wants_json(request):
     return False
 
 
-def _error(status, code, message):
-    response = JsonResponse({"error": {"code": code, "message": message}}, status=status)
-    if status == 401:
-        response["WWW-Authenticate"] = "Bearer"
-    return response
-
-
 async def deny(request):
-    """None when a staff session or a valid bearer token may see /status; else the answer."""
+    """None when a staff session or a monitoring token may see /status; else the answer.
+
+    An upload token is refused (403): the operators' view (backlog, cron state) is not
+    for upload clients.
+    """
     try:
         user = await request.auser()
         if user.is_active and user.is_staff:
             return None
         if "HTTP_AUTHORIZATION" in request.META:
-            await sync_to_async(authenticate)(request)
+            await sync_to_async(authenticate)(request, ApiToken.Purpose.MONITORING)
             return None
-    except Unauthorized as exc:
-        return _error(401, exc.code, exc.message)
+    except ApiError as exc:
+        return error_response(exc)
     except DatabaseError:
-        return _error(503, "unavailable", "cannot check credentials: database unavailable")
+        return error_response(
+            Unavailable(
+                "cannot check credentials: database unavailable", code="database_unavailable"
+            )
+        )
     if user.is_authenticated:
-        return _error(403, "forbidden", "staff only")
+        return error_response(Forbidden("staff only"))
     if not wants_json(request):
         return redirect_to_login(request.get_full_path(), reverse("admin:login"))
-    return _error(401, "missing_token", "log in as staff or send 'Authorization: Bearer <token>'")
+    return error_response(
+        Unauthorized(
+            "log in as staff or send 'Authorization: Bearer <monitoring token>'",
+            code="missing_token",
+        )
+    )

@@ -58,7 +58,7 @@ def temp_listing() -> dict[str, datetime]:
 
 def final_keys() -> set[str]:
     final = storage.final_storage()
-    listing = storage._list_local(final) if storage._is_local(final) else storage._list_s3(final)
+    listing = storage.list_objects(final)
     return {item.key for item in listing}
 
 
