@@ -155,6 +155,20 @@ class GunicornAccessFilter(logging.Filter):
         return f"<GunicornAccessFilter drops 2xx/3xx of {','.join(sorted(PROBE_PATHS))}>"
 
 
+class ClientErrorFilter(logging.Filter):
+    """Log a client's bad request at WARNING and without a stack, whatever the logger asked
+    for: the exception is the client's doing, the message says all there is to say."""
+
+    def filter(self, record):
+        if record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        return True
+
+    def __repr__(self):
+        return "<ClientErrorFilter at most WARNING>"
+
+
 def build_logging(*, fmt="json", level="info"):
     """Return the dictConfig for ``PORTAL_LOG_FORMAT`` and ``PORTAL_LOG_LEVEL``.
 
@@ -177,6 +191,7 @@ def build_logging(*, fmt="json", level="info"):
             "redact": {"()": "portal.observability.RedactingFilter"},
             "runserver_access": {"()": "boot.logging.RunserverAccessFilter"},
             "gunicorn_access": {"()": "boot.logging.GunicornAccessFilter"},
+            "client_error": {"()": "boot.logging.ClientErrorFilter"},
         },
         "formatters": {
             "json": {"()": "boot.logging.PortalJsonFormatter"},
@@ -196,6 +211,10 @@ def build_logging(*, fmt="json", level="info"):
             "django": logger(),
             "django.request": logger(),
             "django.security": logger(),
+            # A request with a Host outside ALLOWED_HOSTS is the client's doing: Django logs
+            # it at ERROR, which would let anyone set the volume of ERROR records. It stays
+            # one line, at WARNING like any other 4xx.
+            "django.security.DisallowedHost": logger(filters=["client_error"]),
             "django.server": logger(filters=["runserver_access"]),
             "django.db.backends": logger("INFO"),
             "gunicorn.error": logger(),

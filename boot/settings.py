@@ -15,6 +15,7 @@ from configurations import Configuration
 
 from boot import config as v
 from boot.logging import build_logging
+from portal import limits
 from portal.health import paths as probe_paths
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -72,7 +73,7 @@ class Base(Configuration):
     PORTAL_SESSION_TTL_HOURS = v.FloatValue(24.0, max_value=365 * 24)
     PORTAL_ORPHAN_GRACE_MINUTES = v.FloatValue(60.0, max_value=365 * 24 * 60)
     PORTAL_FAILED_SESSION_RETENTION_DAYS = v.FloatValue(7.0, max_value=100 * 365)
-    PORTAL_CLEANUP_BATCH_SIZE = v.IntValue(1000, min_value=1, max_value=10_000)
+    PORTAL_CLEANUP_BATCH_SIZE = v.IntValue(1000, min_value=1, max_value=limits.MAX_BATCH_SIZE)
     PORTAL_OUTBOX_BASE_DELAY_SECONDS = v.FloatValue(10.0, max_value=YEAR_SECONDS)
     PORTAL_OUTBOX_MAX_DELAY_SECONDS = v.FloatValue(3600.0, max_value=YEAR_SECONDS)
     PORTAL_OUTBOX_MAX_ATTEMPTS = v.IntValue(12, min_value=1, max_value=1000)
@@ -82,6 +83,12 @@ class Base(Configuration):
     PORTAL_RUNNER_TIMEOUT_SECONDS = v.FloatValue(10.0, max_value=HOUR)
     PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS = v.FloatValue(3.0, max_value=HOUR)
     PORTAL_READY_CACHE_SECONDS = v.FloatValue(2.0, min_value=0, max_value=HOUR)
+    # Guardrails (0 turns one off): quotas per owner, free space on local volumes.
+    PORTAL_MAX_OPEN_SESSIONS_PER_USER = v.IntValue(1000, min_value=0, max_value=10**7)
+    PORTAL_MAX_PENDING_BYTES_PER_USER = v.ByteSizeValue(
+        100 * GIB, min_value=0, max_value=1024 * TIB
+    )
+    PORTAL_MIN_FREE_BYTES = v.ByteSizeValue(GIB, min_value=0, max_value=1024 * TIB)
     PORTAL_LOG_FORMAT = v.ChoiceValue("json", choices=("json", "console"))
     PORTAL_LOG_LEVEL = v.ChoiceValue(
         "info", choices=("debug", "info", "warning", "error", "critical")
@@ -274,6 +281,8 @@ class Test(Base):
 
     SECRET_KEY = v.NamedValue("test-insecure-key-do-not-use-in-production")
     STATIC_ROOT = None
+    # Off unless a test turns it on: the suite must pass on a host with little free disk.
+    PORTAL_MIN_FREE_BYTES = v.ByteSizeValue(0, min_value=0, max_value=1024 * TIB)
     PORTAL_CHUNK_SIZE_MIN = v.ByteSizeValue(1, min_value=1)
     PORTAL_LOG_LEVEL = v.ChoiceValue(
         "warning", choices=("debug", "info", "warning", "error", "critical")

@@ -160,11 +160,14 @@ def build_status(ready, extra, *, failed):
         "checks": _checks_body(ready),
         "jobs": {},
         "outbox": {},
+        "disk": {},
     }
     for result in extra:
         entry = {"state": state_of(result), **result.check.figures}
         if result.check.name.startswith("job:"):
             report["jobs"][result.check.job] = entry
+        elif result.check.name.startswith("disk:"):
+            report["disk"][result.check.alias] = entry
         else:
             report["outbox"] = entry
     return report
