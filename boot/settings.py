@@ -15,6 +15,7 @@ from configurations import Configuration
 
 from boot import config as v
 from boot.logging import build_logging
+from portal import drain
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 KIB = 1024
@@ -81,6 +82,16 @@ class Base(Configuration):
     PORTAL_RUNNER_TIMEOUT_SECONDS = v.FloatValue(10.0, max_value=HOUR)
     PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS = v.FloatValue(3.0, max_value=HOUR)
     PORTAL_READY_CACHE_SECONDS = v.FloatValue(2.0, min_value=0, max_value=HOUR)
+    # Graceful drain (portal.drain, docs/topology.md): how long /ready answers 503 after
+    # SIGTERM before gunicorn stops (0: stop at once), and the maintenance flag file.
+    PORTAL_DRAIN_SECONDS = v.FloatValue(
+        drain.DEFAULT_SECONDS, min_value=0, max_value=drain.MAX_SECONDS
+    )
+    PORTAL_DRAIN_FILE = v.NamedValue("")
+    # True only when every request reaches the portal through a proxy that sets
+    # X-Forwarded-Proto and X-Forwarded-For itself (deploy/nginx/portal.conf): the
+    # portal then trusts them. Read by gunicorn.conf.py too.
+    PORTAL_BEHIND_PROXY = v.BoolValue(False)
     PORTAL_LOG_FORMAT = v.ChoiceValue("json", choices=("json", "console"))
     PORTAL_LOG_LEVEL = v.ChoiceValue(
         "info", choices=("debug", "info", "warning", "error", "critical")
@@ -220,7 +231,11 @@ class Base(Configuration):
 
     @property
     def LOGGING(self):
-        return build_logging(fmt=self.PORTAL_LOG_FORMAT, level=self.PORTAL_LOG_LEVEL)
+        return build_logging(
+            fmt=self.PORTAL_LOG_FORMAT,
+            level=self.PORTAL_LOG_LEVEL,
+            behind_proxy=self.PORTAL_BEHIND_PROXY,
+        )
 
 
 def _make_database_dir(path, variable):
@@ -247,7 +262,7 @@ class Dev(Base):
 
 
 class Test(Base):
-    """The test suite: small chunks allowed, fast password hashing, quiet logs."""
+    """The test suite: small chunks allowed, fast password hashing, quiet logs, no drain."""
 
     SECRET_KEY = v.NamedValue("test-insecure-key-do-not-use-in-production")
     PORTAL_CHUNK_SIZE_MIN = v.ByteSizeValue(1, min_value=1)
@@ -255,6 +270,8 @@ class Test(Base):
         "warning", choices=("debug", "info", "warning", "error", "critical")
     )
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # A test server stops at once unless its test asks for a drain (gunicorn.conf.py).
+    PORTAL_DRAIN_SECONDS = v.FloatValue(0.0, min_value=0, max_value=drain.MAX_SECONDS)
 
     @property
     def DATABASES(self):
@@ -273,10 +290,18 @@ class Prod(Base):
     DATABASE_URL = v.NamedValue("", required=True)
     ALLOWED_HOSTS = v.ListValue([], required=True)
     SECURE_SSL_REDIRECT = v.BoolValue(True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$"]
     SECURE_HSTS_SECONDS = v.IntValue(31536000, min_value=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+    @property
+    def SECURE_PROXY_SSL_HEADER(self):
+        """Trust ``X-Forwarded-Proto: https`` only behind a proxy that sets it itself.
+
+        Otherwise anyone who can reach gunicorn would be treated as HTTPS by sending the
+        header over plain HTTP: no redirect, and secure cookies over a clear channel.
+        """
+        return ("HTTP_X_FORWARDED_PROTO", "https") if self.PORTAL_BEHIND_PROXY else None

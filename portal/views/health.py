@@ -24,7 +24,7 @@ from django.urls import reverse
 from health_check.exceptions import ServiceWarning
 from health_check.views import HealthCheckView, MediaType
 
-from portal import probes
+from portal import drain, probes
 from portal.auth import authenticate
 from portal.checks import readiness_checks, status_checks
 from portal.observability import log_event
@@ -93,12 +93,16 @@ class ProbeCheckView(HealthCheckView):
 
 
 class ReadyView(ProbeCheckView):
-    """200 when the database and both storages pass, 503 when any fails."""
+    """200 when the database and both storages pass, 503 when any fails or the instance
+    drains (``portal.drain``: checked first, never cached)."""
 
     def get_checks(self):
         yield from readiness_checks()
 
     async def get(self, request, *args, **kwargs):
+        draining = drain.ready_response()
+        if draining is not None:
+            return draining
         self.results = await self.readiness_results()
         failed = any(result.error for result in self.results)
         body = {"status": "unavailable" if failed else "ok", "checks": _checks_body(self.results)}
