@@ -29,9 +29,11 @@ def loopback(network, index):
 class Client:
     """One keep-alive connection to ``port`` (TLS with ``context``), from ``source``."""
 
-    def __init__(self, port, *, context=None, source="127.0.0.1", token=None, timeout=30):
+    def __init__(
+        self, port, *, context=None, source="127.0.0.1", token=None, timeout=30, headers=None
+    ):
         self.port, self.context, self.source, self.timeout = port, context, source, timeout
-        self.headers = {"Host": SERVER_NAME}
+        self.headers = {"Host": SERVER_NAME, **(headers or {})}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
         self.conn = None
