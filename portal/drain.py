@@ -33,8 +33,8 @@ from pathlib import Path
 
 MARKER_ENV = "PORTAL_DRAIN_MARKER"
 DRAIN_HEADER = "X-Portal-Drain"
-# Long enough for haproxy.cfg (first check after at most inter 2 s, then fall 2 at
-# fastinter 0.5 s: out of rotation within 2.5 s) with room to spare; a balancer that
+# Long enough for deploy/haproxy/haproxy.cfg (first check after at most inter 2 s, two
+# more at fastinter 0.5 s: out of rotation within 3 s) with room to spare; a balancer that
 # checks less often needs more (docs/topology.md).
 DEFAULT_SECONDS = 10.0
 MAX_SECONDS = 3600.0
