@@ -120,6 +120,14 @@ class Process:
     def output(self):
         return self.log_path.read_text(errors="replace")
 
+    def wait_started(self, predicate, timeout, what):
+        """``wait_for`` the process to serve; kill it if it does not."""
+        try:
+            wait_for(predicate, timeout, what)
+        except BaseException:
+            self.stop(signal.SIGKILL, timeout=5)
+            raise
+
 
 class Gunicorn(Process):
     """``gunicorn -c gunicorn.conf.py`` on ``port``; waits until ``/health`` answers 200."""
@@ -131,7 +139,7 @@ class Gunicorn(Process):
             log_path,
             env={**env, "HOST": "127.0.0.1", "PORT": str(self.port)},
         )
-        wait_for(self._serving, START_SECONDS, f"gunicorn on {self.port}")
+        self.wait_started(self._serving, START_SECONDS, f"gunicorn on {self.port}")
 
     def _serving(self):
         if self.proc.poll() is not None:
@@ -228,7 +236,8 @@ class Nginx(Process):
         )
         assert check.returncode == 0, check.stderr
         super().__init__([*argv, "-e", str(self.dir / "error.log")], self.dir / "nginx.out")
-        wait_for(lambda: port_open(self.https_port) and port_open(self.http_port), 10, "nginx")
+        ready = lambda: port_open(self.https_port) and port_open(self.http_port)  # noqa: E731
+        self.wait_started(ready, 10, "nginx")
 
     def access_records(self):
         if not self.access_log.exists():
@@ -259,7 +268,7 @@ class HAProxy(Process):
         check = subprocess.run([haproxy, "-c", "-f", str(self.config)], capture_output=True)
         assert check.returncode == 0, check.stdout + check.stderr
         super().__init__([haproxy, "-db", "-f", str(self.config)], self.dir / "haproxy.out")
-        wait_for(lambda: self.socket.exists() and port_open(self.port), 10, "haproxy")
+        self.wait_started(lambda: self.socket.exists() and port_open(self.port), 10, "haproxy")
 
     def check_settings(self):
         """``inter`` and ``fall`` of the shipped ``default-server`` line, in seconds."""
