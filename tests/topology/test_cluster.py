@@ -3,9 +3,9 @@
     client --TLS--> nginx (portal.conf) --> HAProxy (haproxy.cfg) --> gunicorn portal1
                                                                   --> gunicorn portal2
 
-Both gunicorns run gunicorn.conf.py in Prod behind the proxy. Two uploaders upload
-files without pause (each file's parts in parallel on three connections, no retries)
-while the test:
+Both gunicorns run gunicorn.conf.py in Prod behind the proxy. A client uploads files
+without pause (each file's parts in parallel on three connections, no retries) while
+the test:
 
 - *failover*: cuts portal1's database (its DATABASE_URL goes through a TCP relay the test
   stops). HAProxy must mark it DOWN within fall x inter + 1 s of the shipped file, and
@@ -106,7 +106,13 @@ class Cluster:
 
 
 class Load:
-    """``lanes`` uploaders in threads until ``stop()``."""
+    """``lanes`` uploaders in threads until ``stop()``.
+
+    One is what the trials use: a client that never pauses, its parts in parallel. More
+    would mostly load the S3 stand-in (moto, one Python process sharing this machine's
+    two cores with everything else) until its readiness checks time out on every
+    instance at once, which real S3 does not do.
+    """
 
     def __init__(self, cluster, seed, lanes):
         self.stopped = threading.Event()
@@ -169,8 +175,6 @@ def test_failover_when_one_instance_loses_its_database(shared, tls_cert, api_tok
     try:
         with Cluster(tmp_path, envs, tls_cert, api_token) as cluster:
             inter, fall = cluster.haproxy.check_settings()
-            # One uploader: requests all the time, but not so many that the checks wait
-            # long for a worker thread on this shared 2-core machine.
             load = Load(cluster, "failover", lanes=1)
             try:
                 time.sleep(WARM_UP_SECONDS)
@@ -220,7 +224,7 @@ def test_rolling_restart_under_load_fails_no_request(shared, tls_cert, api_token
     ]
     timings = []
     with Cluster(tmp_path, envs, tls_cert, api_token) as cluster:
-        load = Load(cluster, "rolling", lanes=2)
+        load = Load(cluster, "rolling", lanes=1)
         try:
             time.sleep(WARM_UP_SECONDS)
             for index, name in enumerate(cluster.names):
