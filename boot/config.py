@@ -7,6 +7,7 @@ back to their default; ``boot.settings.Base.post_setup`` raises one ``SettingsEr
 listing them all. Cross-field rules live in ``portal.checks`` as Django system checks.
 """
 
+import os
 import re
 
 import dj_database_url
@@ -190,6 +191,16 @@ class HttpUrlValue(NamedValue):
         return value
 
 
+class AbsolutePathValue(NamedValue):
+    """An absolute file system path, or empty (a relative one would depend on the cwd)."""
+
+    def to_python(self, value):
+        value = value.strip()
+        if value and not value.startswith("/"):
+            raise Invalid("must be an absolute path (starting with /)")
+        return value
+
+
 class ListValue(NamedValue):
     """A comma-separated list; blanks dropped."""
 
@@ -228,6 +239,25 @@ def database_from_url(url, *, conn_max_age=60):
     return config
 
 
+def from_environ(value, name, environ=None):
+    """``value``'s reading of the variable ``name``, or its default when unset or invalid.
+
+    For gunicorn's master (``gunicorn.conf.py``), which starts before any settings are
+    loaded and must not load them (django-configurations would then never set up the
+    workers' settings module). The workers load the same variable through the settings
+    and refuse to boot with the usual named error when it is invalid, so the master need
+    not report it too.
+    """
+    environ = os.environ if environ is None else environ
+    raw = environ.get(name)
+    if raw is None:
+        return value.default
+    try:
+        return value.to_python(raw)
+    except Invalid:
+        return value.default
+
+
 def raise_problems():
     """Raise ``SettingsError`` with every recorded problem, if any, and forget them."""
     if PROBLEMS:
@@ -245,8 +275,6 @@ def _bounded(number, min_value, max_value=None):
 
 
 def _environ_get(variable):
-    import os
-
     return os.environ.get(variable, "")
 
 
