@@ -84,6 +84,12 @@ class Base(Configuration):
     PORTAL_RUNNER_TIMEOUT_SECONDS = v.FloatValue(10.0, max_value=HOUR)
     PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS = v.FloatValue(3.0, max_value=HOUR)
     PORTAL_READY_CACHE_SECONDS = v.FloatValue(2.0, min_value=0, max_value=HOUR)
+    # How long POST …/finalize waits for the assembly before it answers 202 and the client
+    # polls: well under the 60 s proxies and balancers allow a request by default.
+    PORTAL_FINALIZE_WAIT_SECONDS = v.FloatValue(20.0, min_value=0, max_value=HOUR)
+    # S3 builds the final object from the temp parts (UploadPartCopy): off for an
+    # S3-compatible service without it; the parts then stream through the worker.
+    PORTAL_S3_COPY_ASSEMBLY = v.BoolValue(True)
     # Guardrails (0 turns one off): quotas per owner, free space on local volumes.
     PORTAL_MAX_OPEN_SESSIONS_PER_USER = v.IntValue(1000, min_value=0, max_value=10**7)
     PORTAL_MAX_PENDING_BYTES_PER_USER = v.ByteSizeValue(

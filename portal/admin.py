@@ -7,11 +7,10 @@ exceptions are deactivating an API token and requeueing a failed outbox event.
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.db.models import Count, Q, Sum
-from django.utils import timezone
+from django.db.models import Count, Sum
 
 from portal.models import ApiToken, IngestFile, JobRun, OutboxEvent, UploadPart, UploadSession
-from portal.services import outbox
+from portal.services import guards, outbox
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -119,10 +118,7 @@ class PortalUserAdmin(UserAdmin):
     list_display = (*UserAdmin.list_display, "open_sessions", "pending_bytes")
 
     def get_queryset(self, request):
-        open_now = Q(
-            upload_sessions__status__in=UploadSession.OPEN_STATUSES,
-            upload_sessions__expires_at__gt=timezone.now(),
-        )
+        open_now = guards.counted(prefix="upload_sessions__")
         return (
             super()
             .get_queryset(request)

@@ -47,11 +47,16 @@ class UploadSession(models.Model):
     class Status(models.TextChoices):
         INIT = "init"
         IN_PROGRESS = "in_progress"
+        # Every part is in; the file is being assembled (in the request that asked, or by
+        # portal_finalize when that request's process died): no parts, no abort, no expiry.
+        FINALIZING = "finalizing"
         COMPLETE = "complete"
         FAILED = "failed"
         ABORTED = "aborted"
 
     OPEN_STATUSES = (Status.INIT, Status.IN_PROGRESS)
+    # What holds storage and counts against the owner's quotas.
+    ACTIVE_STATUSES = (*OPEN_STATUSES, Status.FINALIZING)
     TERMINAL_STATUSES = (Status.COMPLETE, Status.FAILED, Status.ABORTED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -71,6 +76,13 @@ class UploadSession(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # While ``finalizing``: the assembly holds the session until this time and renews it as
+    # it goes; past it, the assembler is taken for dead and portal_finalize takes over.
+    assembly_lease_until = models.DateTimeField(null=True, blank=True)
+    assembly_attempts = models.PositiveIntegerField(default=0)
+    assembled_bytes = models.BigIntegerField(default=0)
+    # The S3 multipart upload of the assembly in progress (cleanup aborts the others).
+    assembly_upload_id = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         constraints = [
@@ -85,6 +97,12 @@ class UploadSession(models.Model):
             models.Index(fields=["status", "expires_at"], name="session_status_expires"),
             # cleanup "orphans" and "prune": terminal sessions by when they finished
             models.Index(fields=["status", "finished_at"], name="session_status_finished"),
+            # portal_finalize: assemblies whose lease ran out
+            models.Index(
+                fields=["assembly_lease_until"],
+                condition=Q(status="finalizing"),
+                name="session_assembly_lease",
+            ),
         ]
 
     def __str__(self):

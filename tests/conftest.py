@@ -242,12 +242,14 @@ def postgres_only():
 
 
 @pytest.fixture
-def user(db, django_user_model):
+def user(transactional_db, django_user_model):
+    """An upload client's user. Transactional: a finalize assembles in a thread of its own,
+    on a connection of its own, which must see what the test wrote."""
     return django_user_model.objects.create_user(username="alice", password="pw-alice-123")
 
 
 @pytest.fixture
-def other_user(db, django_user_model):
+def other_user(transactional_db, django_user_model):
     return django_user_model.objects.create_user(username="bob", password="pw-bob-123")
 
 

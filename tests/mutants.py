@@ -66,16 +66,32 @@ MUTANTS = (
     ),
     Mutant(
         "finalize writes the outbox event after its transaction",
-        "portal/services/finalize.py",
+        "portal/services/finalize/assembly.py",
         (
-            ("            enqueue_file_uploaded(file)\n    if closed:", "    if closed:"),
             (
-                '    log_event(\n        logger,\n        "file.stored",',
-                "    if not closed:\n        enqueue_file_uploaded(file)\n"
-                '    log_event(\n        logger,\n        "file.stored",',
+                "            enqueue_file_uploaded(file)\n    if locked.status == Status.COMPLETE:",
+                "    if locked.status == Status.FINALIZING:\n        enqueue_file_uploaded(file)\n"
+                "    if locked.status == Status.COMPLETE:",
             ),
         ),
         ("tests/test_api_finalize.py",),
+    ),
+    Mutant(
+        "an assembly completes a session that is no longer finalizing",
+        "portal/services/finalize/assembly.py",
+        (("        if locked.status == Status.FINALIZING:\n", "        if True:\n"),),
+        ("tests/test_api_finalize.py", "tests/test_finalize_async.py"),
+    ),
+    Mutant(
+        "portal_finalize takes over an assembly whose lock is held",
+        "portal/services/finalize/job.py",
+        (
+            (
+                '    except locks.LockBusy:\n        return "busy"',
+                '    except ZeroDivisionError:\n        return "busy"',
+            ),
+        ),
+        ("tests/test_finalize_async.py",),
     ),
     Mutant(
         "a replayed part with other bytes is accepted",
@@ -171,7 +187,7 @@ MUTANTS = (
     ),
     Mutant(
         "finalize does not check a part's sha256",
-        "portal/services/finalize.py",
+        "portal/services/finalize/assembly.py",
         (("digest.hexdigest() != sha256", "False"),),
         ("tests/test_api_finalize.py",),
     ),

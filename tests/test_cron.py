@@ -41,9 +41,9 @@ def test_crontab_parses_with_the_schedules_of_the_design():
     entries = {
         command.split()[1]: (schedule, user) for schedule, user, command in crontab_entries()
     }
-    assert set(entries) == {"portal_cleanup", "portal_dispatch"}
+    assert set(entries) == {"portal_cleanup", "portal_dispatch", "portal_finalize"}
     start = datetime(2026, 1, 1, 0, 0, 30)
-    for job, minutes in (("portal_cleanup", 15), ("portal_dispatch", 1)):
+    for job, minutes in (("portal_cleanup", 15), ("portal_dispatch", 1), ("portal_finalize", 1)):
         schedule, user = entries[job]
         assert croniter.is_valid(schedule)
         assert user == "portal"
@@ -112,7 +112,7 @@ def json_lines(stdout):
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("job", ["portal_cleanup", "portal_dispatch"])
+@pytest.mark.parametrize("job", ["portal_cleanup", "portal_dispatch", "portal_finalize"])
 def test_every_crontab_line_runs_and_prints_its_json_summary(job, cron_env):
     (command,) = [c for _, _, c in crontab_entries() if c.split()[1] == job]
     proc = run_line(command, cron_env)
@@ -243,9 +243,13 @@ def test_syslog_mode_without_a_socket_is_exit_2_before_the_job_runs(cron_env, tm
 def test_kubernetes_cronjobs_forbid_overlap():
     docs = list(yaml.safe_load_all((CRON_DIR / "k8s-cronjob.yaml").read_text()))
     by_name = {doc["metadata"]["name"]: doc for doc in docs}
-    assert set(by_name) == {"portal-cleanup", "portal-dispatch"}
+    assert set(by_name) == {"portal-cleanup", "portal-dispatch", "portal-finalize"}
     crontab = {c.split()[1]: s for s, _, c in crontab_entries()}
-    for name, job in (("portal-cleanup", "portal_cleanup"), ("portal-dispatch", "portal_dispatch")):
+    for name, job in (
+        ("portal-cleanup", "portal_cleanup"),
+        ("portal-dispatch", "portal_dispatch"),
+        ("portal-finalize", "portal_finalize"),
+    ):
         spec = by_name[name]["spec"]
         assert spec["concurrencyPolicy"] == "Forbid"
         assert spec["startingDeadlineSeconds"] > 0

@@ -269,7 +269,7 @@ def run_the_crontab(host, tmp_path):
     crontab = (host.crond / "portal").read_text().splitlines()
     variables = dict(line.split("=", 1) for line in crontab if re.match(r"^[A-Z_]+=", line.strip()))
     jobs = [line.split(None, 6)[6] for line in crontab if line[:1] in "*0123456789" and line]
-    assert len(jobs) == 2
+    assert len(jobs) == 3
     for command in jobs:
         run(host.line(command), host.env(**variables))
 

@@ -26,7 +26,11 @@ from portal.models import JobRun, OutboxEvent
 # ``timeout + 1`` s for a check, so declaring ``T - margin`` keeps the whole answer in T + 1 s.
 RENDER_MARGIN_SECONDS = 0.25
 OUTBOX_BACKLOG_WARN_AGE = timedelta(minutes=15)
-JOB_SCHEDULES = {"portal_cleanup": timedelta(minutes=15), "portal_dispatch": timedelta(minutes=1)}
+JOB_SCHEDULES = {
+    "portal_cleanup": timedelta(minutes=15),
+    "portal_dispatch": timedelta(minutes=1),
+    "portal_finalize": timedelta(minutes=1),
+}
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,7 @@ retries once there is room.
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from portal import storage
@@ -23,13 +23,23 @@ from portal.services.errors import InsufficientStorage, QuotaExceeded
 from portal.services.faults import storage_faults
 
 
+def counted(now=None, prefix=""):
+    """The sessions that count against the quotas: open and unexpired, or finalizing."""
+    return Q(
+        **{
+            f"{prefix}status__in": UploadSession.OPEN_STATUSES,
+            f"{prefix}expires_at__gt": now or timezone.now(),
+        }
+    ) | Q(**{f"{prefix}status": UploadSession.Status.FINALIZING})
+
+
 def usage(owner_id, *, now=None):
-    """The owner's open, unexpired sessions: ``(count, declared bytes)``."""
-    totals = UploadSession.objects.filter(
-        owner_id=owner_id,
-        status__in=UploadSession.OPEN_STATUSES,
-        expires_at__gt=now or timezone.now(),
-    ).aggregate(count=Count("pk"), size=Sum("total_size_bytes"))
+    """The owner's counted sessions: ``(count, declared bytes)``."""
+    totals = (
+        UploadSession.objects.filter(owner_id=owner_id)
+        .filter(counted(now))
+        .aggregate(count=Count("pk"), size=Sum("total_size_bytes"))
+    )
     return totals["count"], totals["size"] or 0
 
 

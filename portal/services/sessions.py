@@ -250,6 +250,11 @@ def ensure_open(session, now=None):
     An open session past its TTL is answered as expired right away; marking it failed is
     cleanup's job (a conditional update there, so a request never races it here).
     """
+    if session.status == UploadSession.Status.FINALIZING:
+        raise Conflict(
+            "the upload session is being finalized; ask for its status with GET",
+            code="session_finalizing",
+        )
     if session.is_terminal:
         raise Gone(
             f"the upload session is {session.status}"
@@ -293,7 +298,7 @@ def abort_session(owner, session_id):
     session.refresh_from_db(fields=["status", "failure_reason"])
     if session.status == UploadSession.Status.COMPLETE:
         raise Conflict("the upload session is complete", code="session_complete")
-    if session.status == UploadSession.Status.FAILED:
+    if session.status in (UploadSession.Status.FAILED, UploadSession.Status.FINALIZING):
         ensure_open(session)
 
 
@@ -337,6 +342,12 @@ def session_status(owner, session_id):
     }
     if session.failure_reason:
         body["failure_reason"] = session.failure_reason
+    if session.status == UploadSession.Status.FINALIZING:
+        body["assembly"] = {
+            "assembled_bytes": session.assembled_bytes,
+            "total_bytes": session.total_size_bytes,
+            "attempts": session.assembly_attempts,
+        }
     if session.status == UploadSession.Status.COMPLETE:
         body["file"] = file_payload(session.file)
     return body

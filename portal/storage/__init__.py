@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, storages
 
@@ -89,6 +90,81 @@ def write_final(chunks: Iterable[bytes], *, file_id, now=None) -> StoredObject:
     """Stream ``chunks`` into a new final object and return its key, size and sha256."""
     key = new_final_key(file_id, now=now)
     return _save_stream(final_storage(), key, HashingReader(chunks))
+
+
+def can_copy_server_side(part_sizes):
+    """True when S3 can build the final object from the temp objects by itself.
+
+    Both storages on S3, ``PORTAL_S3_COPY_ASSEMBLY`` on, at most 10,000 parts, every part
+    but the last at least 5 MiB (S3's multipart rules). Otherwise the parts stream through
+    the process: small parts are a client's choice, and refusing them on S3 would break
+    the API's part-size contract (PORTAL_CHUNK_SIZE_MIN) for one backend.
+    """
+    if _is_local(temp_storage()) or _is_local(final_storage()):
+        return False
+    if not settings.PORTAL_S3_COPY_ASSEMBLY:
+        return False
+    return len(part_sizes) <= s3.MAX_COPY_PARTS and all(
+        size >= s3.MIN_COPY_PART for size in part_sizes[:-1]
+    )
+
+
+def copy_final(temp_keys, chunks, *, file_id, now=None, on_upload=None) -> StoredObject:
+    """S3: build the final object from the temp objects with UploadPartCopy (no byte of
+    the file goes through this process for the copy) while ``chunks`` (the same bytes,
+    read and checked by the caller) are hashed and counted here.
+
+    ``on_upload(upload_id)`` is told the multipart upload before anything is copied (so
+    a crash leaves a recorded id that cleanup can abort). On any failure the upload is
+    aborted before the exception propagates; the object only appears once complete.
+    """
+    temp, final = temp_storage(), final_storage()
+    client = final.connection.meta.client
+    key = new_final_key(file_id, now=now)
+    dest = s3.full_key(final, key)
+    with backend_faults(final):
+        upload_id = client.create_multipart_upload(Bucket=final.bucket_name, Key=dest)["UploadId"]
+    reader = HashingReader(chunks)
+    try:
+        if on_upload is not None:
+            on_upload(upload_id)
+        sources = [(temp.bucket_name, s3.full_key(temp, key_)) for key_ in temp_keys]
+        with backend_faults(final, reader):
+            parts = s3.copy_assemble(client, final.bucket_name, dest, upload_id, sources, reader)
+            client.complete_multipart_upload(
+                Bucket=final.bucket_name,
+                Key=dest,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+    except BaseException:
+        abort_multipart_upload(upload_id, key)
+        raise
+    return StoredObject(key=key, size=reader.size, sha256=reader.hexdigest())
+
+
+def abort_multipart_upload(upload_id, key):
+    """Give up a multipart upload of the final storage (best effort: cleanup retries)."""
+    final = final_storage()
+    with contextlib.suppress(Exception):
+        final.connection.meta.client.abort_multipart_upload(
+            Bucket=final.bucket_name, Key=s3.full_key(final, key), UploadId=upload_id
+        )
+
+
+def stale_multipart_uploads(*, older_than):
+    """Incomplete multipart uploads of the final storage started before ``older_than``:
+    ``(key, upload_id)``, the key relative to the storage. None on local storage."""
+    final = final_storage()
+    if _is_local(final):
+        return
+    prefix = s3.full_key(final, "")
+    with backend_faults(final):
+        for full, upload_id, initiated in s3.list_multipart_uploads(
+            final.connection.meta.client, final.bucket_name, prefix
+        ):
+            if initiated < older_than:
+                yield full[len(prefix) :], upload_id
 
 
 def iter_temp(key, chunk_size=READ_CHUNK_BYTES) -> Iterator[bytes]:

@@ -98,8 +98,14 @@ def _put_part(request, user, session_id, part_number):
 
 
 def _finalize(request, user, session_id):
+    """200 with the file, or 202 with the session while the assembly goes on (poll GET)."""
     file = finalize.finalize_session(user, session_id)
-    return JsonResponse({"file": sessions.file_payload(file)})
+    if file is not None:
+        return JsonResponse({"file": sessions.file_payload(file)})
+    response = JsonResponse(sessions.session_status(user, session_id), status=202)
+    response["Location"] = request.path.removesuffix("/finalize")
+    response["Retry-After"] = "2"
+    return response
 
 
 def _not_found(request, user, **kwargs):

@@ -73,6 +73,8 @@ LOAD_TIME = {
     "PORTAL_MAX_OPEN_SESSIONS_PER_USER": ["-1", "many", HUGE, "1.5", "nan", "∞"],
     "PORTAL_MAX_PENDING_BYTES_PER_USER": ["-1", "lots", HUGE, "1 zettabyte", "inf", "0x10"],
     "PORTAL_MIN_FREE_BYTES": ["-1GiB", "some", HUGE, "nan", "2 PiB", "1e9"],
+    "PORTAL_FINALIZE_WAIT_SECONDS": ["-1", "soon", HUGE, "nan", "inf", "1e9"],
+    "PORTAL_S3_COPY_ASSEMBLY": ["maybe", "2", "copy", "nope", "\u2713", "on please"],
     "PORTAL_DRAIN_SECONDS": ["-1", "soon", HUGE, "nan", "inf", "1e9"],
     "PORTAL_BEHIND_PROXY": ["maybe", "2", "tru", "ja", "yes please", "\u2713"],
     "PORTAL_STATIC_ROOT": ["static", "var/static", "./s", "~/s", "s t", "..\\x"],

@@ -175,9 +175,10 @@ class Progress:
 
 
 class Uploader:
-    def __init__(self, client, path, *, out, err, parallel):
+    def __init__(self, client, path, *, out, err, parallel, finalize_wait=3600.0):
         self.client, self.path, self.out, self.err = client, path, out, err
         self.parallel = parallel
+        self.finalize_wait = finalize_wait
         self.size = os.path.getsize(path)
 
     def run(self, *, chunk_size, idempotency_key, content_type):
@@ -185,6 +186,9 @@ class Uploader:
         sid = session["id"]
         if session["status"] in OPEN:
             self.send_missing(session)
+            file = self.finalize(sid)
+        elif session["status"] == "finalizing":
+            self.out.write(f"session {sid} is being assembled; waiting for it")
             file = self.finalize(sid)
         elif session["status"] == "complete":
             self.out.write(f"session {sid} is already complete")
@@ -260,17 +264,32 @@ class Uploader:
         return length
 
     def finalize(self, sid):
-        path = f"/uploads/sessions/{sid}/finalize"
-        for attempt in range(30):
-            status, body = self.client.call("POST", path, timeout=max(600.0, self.client.timeout))
-            if status == 200:
-                return body["file"]
-            code = body.get("error", {}).get("code")
-            if status == 409 and code == "finalize_in_progress":
-                time.sleep(min(2.0 * (attempt + 1), 10.0))
-                continue
+        """POST finalize; on 202 (the file is still being assembled) poll GET until done."""
+        status, body = self.client.call("POST", f"/uploads/sessions/{sid}/finalize")
+        if status == 200:
+            return body["file"]
+        if status != 202:
             raise UploadFailed(f"finalize failed: {describe(status, body)}")
-        raise UploadFailed("finalize failed: another finalize kept running")
+        deadline = time.monotonic() + self.finalize_wait
+        attempt = 0
+        while time.monotonic() < deadline:
+            time.sleep(min(backoff_delay(attempt, base=1.0, cap=10.0), 10.0))
+            attempt += 1
+            body = self.status(sid)
+            if body["status"] == "complete":
+                return body["file"]
+            if body["status"] != "finalizing":
+                reason = body.get("failure_reason", body["status"])
+                raise UploadFailed(f"finalize failed: the session is {body['status']}: {reason}")
+            assembly = body.get("assembly", {})
+            self.err.write(
+                f"  assembling: {assembly.get('assembled_bytes', 0)} of "
+                f"{assembly.get('total_bytes', '?')} bytes\n"
+            )
+        raise UploadFailed(
+            f"finalize: the file was still being assembled after {self.finalize_wait:g} s; "
+            "run the command again to keep waiting"
+        )
 
 
 class Command(BaseCommand):
@@ -318,6 +337,12 @@ class Command(BaseCommand):
             default=60.0,
             help="seconds per request",
         )
+        parser.add_argument(
+            "--finalize-wait",
+            type=bounded_seconds(limits.MAX_CLIENT_TIMEOUT_SECONDS),
+            default=3600.0,
+            help="seconds to wait for a large file's assembly after finalize (polling)",
+        )
 
     def handle(self, *args, **options):
         path = options["path"]
@@ -335,7 +360,12 @@ class Command(BaseCommand):
                 retries=options["retries"],
             )
             uploader = Uploader(
-                client, path, out=self.stdout, err=sys.stderr, parallel=options["parallel"]
+                client,
+                path,
+                out=self.stdout,
+                err=sys.stderr,
+                parallel=options["parallel"],
+                finalize_wait=options["finalize_wait"],
             )
             file = uploader.run(
                 chunk_size=options["chunk_size"],

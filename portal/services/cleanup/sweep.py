@@ -1,8 +1,11 @@
-"""Step ``sweep``: temp objects older than the grace period that no part row points to.
+"""Step ``sweep``: temp objects older than the grace period that no part row points to,
+and (S3) the incomplete multipart uploads of assemblies that died.
 
-They are left by a crash between a part's storage write and its commit. A part being
-written right now is younger than the grace period (the upload commits its row seconds
-after the write), so it is never listed here.
+Untracked temp objects are left by a crash between a part's storage write and its commit.
+A part being written right now is younger than the grace period (the upload commits its
+row seconds after the write), so it is never listed here. A multipart upload older than
+the grace period that is not the one a live assembly recorded belongs to an assembly that
+died (its successor started a new one): it is aborted, which frees its copied parts.
 """
 
 from collections.abc import Iterator
@@ -11,7 +14,7 @@ from datetime import timedelta
 from django.conf import settings
 
 from portal import storage
-from portal.models import UploadPart
+from portal.models import UploadPart, UploadSession
 from portal.services.cleanup.base import (
     CleanupOptions,
     StepResult,
@@ -23,7 +26,11 @@ from portal.services.cleanup.base import (
 
 def sweep_temp_storage(options: CleanupOptions | None = None) -> StepResult:
     """Delete untracked temp objects older than ``options.grace`` (default: the setting)."""
-    run = StepRun("sweep", options, counts=("objects_listed", "objects_deleted", "delete_requests"))
+    run = StepRun(
+        "sweep",
+        options,
+        counts=("objects_listed", "objects_deleted", "delete_requests", "uploads_aborted"),
+    )
     grace = run.options.grace
     if grace is None:
         grace = timedelta(minutes=settings.PORTAL_ORPHAN_GRACE_MINUTES)
@@ -40,7 +47,27 @@ def sweep_temp_storage(options: CleanupOptions | None = None) -> StepResult:
         elif untracked:
             count_deletion(storage.delete_temp(untracked), run)
         run.batch_done()
+    if not run.result.stopped_early:
+        _abort_dead_assemblies(run.now - grace, run)
     return run.finish()
+
+
+def _abort_dead_assemblies(older_than, run):
+    """Abort the multipart uploads no live assembly owns (S3; nothing on local storage)."""
+    live = set(
+        UploadSession.objects.filter(status=UploadSession.Status.FINALIZING)
+        .exclude(assembly_upload_id="")
+        .values_list("assembly_upload_id", flat=True)
+    )
+    try:
+        for key, upload_id in storage.stale_multipart_uploads(older_than=older_than):
+            if upload_id in live:
+                continue
+            if not run.dry_run:
+                storage.abort_multipart_upload(upload_id, key)
+            run.result.add("uploads_aborted")
+    except storage.StorageUnavailable as exc:
+        run.result.record_failures({"(multipart listing)": str(exc)[:200]})
 
 
 def _listed_keys(older_than, run) -> Iterator[str]:

@@ -1,0 +1,196 @@
+"""Assembling a ``finalizing`` session's parts into its final object, exactly once.
+
+The caller holds the session's lock (``portal.locks``, one assembler per session on any
+host). Every part's bytes are read once and checked against the sha256 recorded when it
+arrived; the file's sha256 is computed from the same read. On S3, when the parts allow it
+(``storage.can_copy_server_side``), S3 copies them into the final object itself
+(UploadPartCopy) while the worker only reads; otherwise the bytes stream from the temp
+objects into the final one. The final key is a function of the file, so an assembly that
+is taken over after a crash writes the same object. The outcome is recorded in one short
+transaction, conditional on the session still being ``finalizing``, with the
+``file.uploaded`` event (get-or-create per file): one object, one event, whoever finishes.
+"""
+
+import hashlib
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from portal import storage
+from portal.models import IngestFile, UploadPart, UploadSession
+from portal.observability import log_event
+from portal.services import guards
+from portal.services.errors import Conflict, Gone
+from portal.services.finalize import lease
+from portal.services.outbox import enqueue_file_uploaded
+from portal.services.sessions import compact_ranges, ensure_open
+
+logger = logging.getLogger("portal.services.finalize")
+
+MAX_LISTED_MISSING = 1000
+STORED_FIELDS = ["sha256", "size_bytes", "storage_key", "status", "stored_at", "updated_at"]
+Status = UploadSession.Status
+
+
+class PartCorrupt(Exception):
+    """A part's temp object is gone or no longer matches the sha256 recorded for it."""
+
+
+def ensure_complete(session, received):
+    """409 ``parts_missing`` with the missing parts, unless every part is in."""
+    missing = sorted(set(range(1, session.total_parts + 1)).difference(received))
+    if missing:
+        raise Conflict(
+            f"{len(missing)} of {session.total_parts} parts are missing",
+            code="parts_missing",
+            details={
+                "missing_parts": compact_ranges(missing),
+                "missing_part_numbers": missing[:MAX_LISTED_MISSING],
+            },
+        )
+
+
+def part_rows(session_pk):
+    """(part_number, size_bytes, sha256, temp_key) of every part, in order."""
+    return list(
+        UploadPart.objects.filter(session_id=session_pk)
+        .order_by("part_number")
+        .values_list("part_number", "size_bytes", "sha256", "temp_key")
+    )
+
+
+def assemble(session_pk):
+    """Build and record the final object of a ``finalizing`` session; its ``IngestFile``.
+
+    Raises ``Gone`` (``part_corrupt``) after failing the session when a part no longer
+    matches; ``storage.StorageUnavailable`` leaves it ``finalizing`` for a later attempt.
+    """
+    session = UploadSession.objects.select_related("file__uploaded_by").get(pk=session_pk)
+    if session.status == Status.COMPLETE:
+        return session.file
+    if session.status != Status.FINALIZING:
+        ensure_open(session)  # failed or aborted meanwhile: 410
+        raise Conflict("the session is not being finalized", code="session_not_finalizing")
+    parts = part_rows(session_pk)
+    ensure_complete(session, [part[0] for part in parts])
+    guards.ensure_room("final", session.total_size_bytes)
+    try:
+        stored = _build(session, parts)
+        if stored.size != session.total_size_bytes:
+            raise PartCorrupt(f"assembled {stored.size} bytes, expected {session.total_size_bytes}")
+    except PartCorrupt as exc:
+        fail(session, str(exc))
+        raise Gone(f"the upload session failed: {exc}", code="part_corrupt") from None
+    return _commit(session, stored)
+
+
+def _build(session, parts):
+    file = session.file
+    chunks = _verified_chunks(parts, progress=_renewing(session.pk))
+    if storage.can_copy_server_side([size for _, size, _, _ in parts]):
+        return storage.copy_final(
+            [temp_key for *_, temp_key in parts],
+            chunks,
+            file_id=file.pk,
+            now=file.created_at,
+            on_upload=lambda upload_id: lease.record_upload(session.pk, upload_id),
+        )
+    return storage.write_final(chunks, file_id=file.pk, now=file.created_at)
+
+
+def _renewing(session_pk):
+    """After each part: renew the lease and record the progress."""
+
+    def progress(assembled_bytes):
+        lease.renew(session_pk, assembled_bytes=assembled_bytes)
+
+    return progress
+
+
+def _verified_chunks(parts, *, progress):
+    """Yield every part's bytes in order, checking each against its recorded sha256."""
+    assembled = 0
+    for number, size, sha256, temp_key in parts:
+        if not temp_key:
+            raise PartCorrupt(f"part {number} has no temp object any more")
+        digest = hashlib.sha256()
+        received = 0
+        try:
+            for chunk in storage.iter_temp(temp_key):
+                digest.update(chunk)
+                received += len(chunk)
+                yield chunk
+        except FileNotFoundError:
+            raise PartCorrupt(f"part {number} is missing from temp storage") from None
+        if received != size or digest.hexdigest() != sha256:
+            raise PartCorrupt(f"part {number} no longer matches the sha256 recorded for it")
+        assembled += received
+        progress(assembled)
+
+
+def fail(session, reason):
+    """Fail a session being finalized (and its file): a conditional update."""
+    now = timezone.now()
+    with transaction.atomic():
+        failed = UploadSession.objects.filter(
+            pk=session.pk, status__in=UploadSession.ACTIVE_STATUSES
+        ).update(
+            status=Status.FAILED,
+            failure_reason=reason[:255],
+            finished_at=now,
+            updated_at=now,
+            assembly_lease_until=None,
+        )
+        if failed:
+            IngestFile.objects.filter(pk=session.file_id).update(
+                status=IngestFile.Status.FAILED, updated_at=now
+            )
+    logger.warning(
+        "finalize failed: %s",
+        reason,
+        extra={"session_id": str(session.pk), "file_id": str(session.file_id)},
+    )
+
+
+def _commit(session, stored):
+    """One short transaction: file stored, session complete, outbox event.
+
+    Only a session still ``finalizing`` completes; one completed by another assembler
+    meanwhile keeps its record (the object is the same key), one that was closed loses
+    the object again (storage first: nothing in the database points to it).
+    """
+    now = timezone.now()
+    file = session.file
+    with transaction.atomic():
+        locked = UploadSession.objects.select_for_update().get(pk=session.pk)
+        if locked.status == Status.FINALIZING:
+            file.sha256 = stored.sha256
+            file.size_bytes = stored.size
+            file.storage_key = stored.key
+            file.status = IngestFile.Status.STORED
+            file.stored_at = now
+            file.save(update_fields=STORED_FIELDS)
+            UploadSession.objects.filter(pk=session.pk).update(
+                status=Status.COMPLETE,
+                finished_at=now,
+                updated_at=now,
+                assembly_lease_until=None,
+                assembled_bytes=stored.size,
+            )
+            enqueue_file_uploaded(file)
+    if locked.status == Status.COMPLETE:
+        return IngestFile.objects.get(pk=file.pk)
+    if locked.is_terminal:
+        storage.delete_final([stored.key])
+        ensure_open(locked)
+    log_event(
+        logger,
+        "file.stored",
+        "file assembled and stored",
+        session_id=str(session.pk),
+        file_id=str(file.pk),
+        size_bytes=stored.size,
+        sha256=stored.sha256,
+    )
+    return file

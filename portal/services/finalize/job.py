@@ -1,0 +1,73 @@
+"""``portal_finalize`` (cron, every minute): finish the assemblies whose process died.
+
+It claims ``finalizing`` sessions whose lease ran out, one at a time, and assembles each
+under the session's lock exactly as a request would; one it cannot lock is left to the
+live holder. Stops when none is left or ``max_seconds`` passed. Exit 1 when an assembly
+failed on a storage outage (the session stays ``finalizing``: the next run retries).
+"""
+
+import time
+
+from portal import exitcodes, locks, storage
+from portal.models import JobRun, UploadSession
+from portal.services import jobs
+from portal.services.errors import Gone
+from portal.services.finalize import lease
+from portal.services.finalize.assembly import assemble, fail
+
+JOB = "portal_finalize"
+# A session whose assembly keeps failing (not a storage outage, which is retried as long
+# as it lasts) is failed after this many attempts rather than retried every minute.
+MAX_ATTEMPTS = 10
+
+
+def run_finalize_job(*, max_seconds=None):
+    started = time.monotonic()
+    counts = {"completed": 0, "failed": 0, "busy": 0, "errors": 0}
+    stopped = "drained"
+    with jobs.job_run(JOB) as run:
+        while True:
+            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                stopped = "time"
+                break
+            session_pk = lease.claim_expired()
+            if session_pk is None:
+                break
+            counts[_take_over(session_pk)] += 1
+        run.counts = counts
+        run.outcome = JobRun.Outcome.PARTIAL if counts["errors"] else JobRun.Outcome.OK
+    summary = {
+        "job": JOB,
+        "outcome": run.outcome,
+        **counts,
+        "stopped": stopped,
+        "duration_ms": int((time.monotonic() - started) * 1000),
+    }
+    if counts["errors"]:
+        return jobs.JobReport(
+            summary=summary,
+            exit_code=exitcodes.PARTIAL,
+            problem=(
+                f"{counts['errors']} assembly(ies) failed on a storage outage and stay "
+                "finalizing; the next run retries them (see the storage.unavailable records)"
+            ),
+        )
+    return jobs.JobReport(summary=summary, exit_code=exitcodes.OK)
+
+
+def _take_over(session_pk):
+    try:
+        with locks.hold(f"finalize:{session_pk}"):
+            session = UploadSession.objects.get(pk=session_pk)
+            if session.assembly_attempts > MAX_ATTEMPTS:
+                fail(session, f"the assembly gave up after {MAX_ATTEMPTS} attempts")
+                return "failed"
+            assemble(session_pk)
+    except locks.LockBusy:
+        return "busy"
+    except Gone:
+        return "failed"
+    except storage.StorageUnavailable:
+        lease.retry_soon(session_pk)
+        return "errors"
+    return "completed"

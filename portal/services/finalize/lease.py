@@ -1,0 +1,100 @@
+"""Who assembles a session, and until when: the lease of a ``finalizing`` session.
+
+A finalize moves a complete, open session to ``finalizing`` with a lease (one conditional
+UPDATE: of two requests, one wins). The assembler renews the lease as it goes; a
+``finalizing`` session whose lease ran out has lost its assembler (a killed worker, a
+restart) and ``portal_finalize`` claims it (``SELECT … FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so claims on several hosts never collide). The per-session lock
+(``portal.locks``) still guards the work itself: a claim whose lock is busy is left to the
+live holder.
+"""
+
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from portal.models import UploadSession
+
+# How long an assembler may go without renewing before it is taken for dead. It renews
+# after every part (a 64 MiB part at 10 MB/s takes 7 s), so a live one never runs out.
+LEASE_SECONDS = 60
+Status = UploadSession.Status
+
+
+def lease_until(now=None):
+    return (now or timezone.now()) + timedelta(seconds=LEASE_SECONDS)
+
+
+def begin(session_pk):
+    """Move an open session to ``finalizing`` under a fresh lease; False if it was not open."""
+    now = timezone.now()
+    with transaction.atomic():
+        return bool(
+            UploadSession.objects.filter(
+                pk=session_pk, status__in=UploadSession.OPEN_STATUSES
+            ).update(
+                status=Status.FINALIZING,
+                assembly_lease_until=lease_until(now),
+                assembly_attempts=F("assembly_attempts") + 1,
+                assembled_bytes=0,
+                updated_at=now,
+            )
+        )
+
+
+def renew(session_pk, *, assembled_bytes=None):
+    """Extend the lease (and record the progress); False if the session left ``finalizing``."""
+    fields = {"assembly_lease_until": lease_until()}
+    if assembled_bytes is not None:
+        fields["assembled_bytes"] = assembled_bytes
+    with transaction.atomic():
+        return bool(
+            UploadSession.objects.filter(pk=session_pk, status=Status.FINALIZING).update(**fields)
+        )
+
+
+def record_upload(session_pk, upload_id):
+    """Remember the S3 multipart upload of this assembly (cleanup aborts the others)."""
+    with transaction.atomic():
+        UploadSession.objects.filter(pk=session_pk, status=Status.FINALIZING).update(
+            assembly_upload_id=upload_id
+        )
+
+
+def claim_expired():
+    """Take one ``finalizing`` session whose lease ran out; its pk, or None.
+
+    The oldest expired lease first, straight off the partial index on
+    ``assembly_lease_until``; rows another claimer holds are skipped, not waited for.
+    """
+    now = timezone.now()
+    expired = (
+        UploadSession.objects.filter(status=Status.FINALIZING, assembly_lease_until__lt=now)
+        .order_by("assembly_lease_until")
+        .values_list("pk", flat=True)
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        expired = expired.select_for_update(skip_locked=True)
+    with transaction.atomic():
+        pk = expired.first()
+        if pk is None:
+            return None
+        claimed = UploadSession.objects.filter(
+            pk=pk, status=Status.FINALIZING, assembly_lease_until__lt=now
+        ).update(
+            assembly_lease_until=lease_until(now),
+            assembly_attempts=F("assembly_attempts") + 1,
+        )
+    return pk if claimed else None
+
+
+def retry_soon(session_pk):
+    """An assembly that failed on a storage outage: claimable by the next run at once, and
+    the attempt not counted (an outage is retried as long as it lasts)."""
+    with transaction.atomic():
+        UploadSession.objects.filter(pk=session_pk, status=Status.FINALIZING).update(
+            assembly_lease_until=timezone.now(),
+            assembly_attempts=F("assembly_attempts") - 1,
+        )

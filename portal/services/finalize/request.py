@@ -1,0 +1,120 @@
+"""``POST …/finalize``: start (or join) the assembly, and answer within a bounded time.
+
+The request moves a complete session to ``finalizing`` and assembles it in a thread of
+its own, waiting at most ``PORTAL_FINALIZE_WAIT_SECONDS`` (well under a proxy's 60 s):
+the file when the assembly finished by then, else None (the view answers 202 and the
+client polls ``GET``) while the thread goes on. A finalize that arrives while another
+assembles joins it the same way. If the process dies mid-assembly, its lease runs out and
+``portal_finalize`` takes over.
+"""
+
+import contextvars
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db import connections
+
+from portal import locks
+from portal.models import UploadSession
+from portal.services import guards
+from portal.services.errors import ApiError, Gone
+from portal.services.faults import storage_faults
+from portal.services.finalize import lease
+from portal.services.finalize.assembly import assemble, ensure_complete, part_rows
+from portal.services.sessions import ensure_open, get_session
+
+logger = logging.getLogger("portal.services.finalize")
+POLL_SECONDS = 0.2
+Status = UploadSession.Status
+
+
+def finalize_session(owner, session_id):
+    """The stored ``IngestFile`` (200), or None while the assembly goes on (202)."""
+    session = get_session(owner, session_id)
+    if session.status == Status.COMPLETE:
+        return session.file
+    if session.status != Status.FINALIZING:
+        ensure_open(session)
+        ensure_complete(session, [part[0] for part in part_rows(session.pk)])
+        with storage_faults("checking free space", session_id=str(session.pk)):
+            guards.ensure_room("final", session.total_size_bytes)
+        lease.begin(session.pk)
+    return _wait_for(session, settings.PORTAL_FINALIZE_WAIT_SECONDS)
+
+
+def _wait_for(session, wait_seconds):
+    deadline = time.monotonic() + wait_seconds
+    assembler = Assembler(session).start()
+    if assembler.done.wait(wait_seconds) and assembler.error is not None:
+        raise assembler.error
+    while time.monotonic() < deadline:
+        outcome = _outcome(session.pk)
+        if outcome is not None or assembler.done.is_set():
+            break
+        time.sleep(POLL_SECONDS)
+    return _outcome(session.pk)
+
+
+def _outcome(session_pk):
+    """The file once complete, None while finalizing; 410 if the session failed."""
+    session = UploadSession.objects.select_related("file").get(pk=session_pk)
+    if session.status == Status.COMPLETE:
+        return session.file
+    if session.status == Status.FINALIZING:
+        return None
+    if session.status == Status.FAILED and session.failure_reason:
+        raise Gone(f"the upload session failed: {session.failure_reason}", code="part_corrupt")
+    ensure_open(session)
+    return None
+
+
+class Assembler:
+    """One assembly in a thread of this process, under the session's lock.
+
+    If another assembler holds the lock, this one ends at once (``busy``) and the request
+    just watches the session. The thread closes its own database connections when done:
+    nothing else would.
+    """
+
+    def __init__(self, session):
+        self.session = session
+        self.done = threading.Event()
+        self.error = None
+        self.busy = False
+        self._context = contextvars.copy_context()  # the request id, on its log lines
+
+    def start(self):
+        thread = threading.Thread(
+            target=self._context.run,
+            args=(self._run,),
+            name=f"assembly-{self.session.pk}",
+            daemon=True,
+        )
+        thread.start()
+        return self
+
+    def _run(self):
+        try:
+            with (
+                locks.hold(f"finalize:{self.session.pk}"),
+                storage_faults(
+                    "assembling the file",
+                    session_id=str(self.session.pk),
+                    file_id=str(self.session.file_id),
+                ),
+            ):
+                assemble(self.session.pk)
+        except locks.LockBusy:
+            self.busy = True
+        except ApiError as exc:
+            self.error = exc
+            lease.retry_soon(self.session.pk)  # an outage: portal_finalize may retry at once
+        except Exception:
+            # Not the client's doing: logged; the session stays finalizing and its lease
+            # runs out, so portal_finalize tries again (and gives up after a few attempts).
+            logger.exception("assembly of session %s failed", self.session.pk)
+        finally:
+            connections.close_all()
+            self.done.set()

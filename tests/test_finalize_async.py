@@ -1,0 +1,227 @@
+"""Finalize in bounded time: 202 and polling, server-side assembly on S3, takeover by
+``portal_finalize``, and what cleanup leaves alone or reclaims around assemblies."""
+
+import json
+import os
+import subprocess
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from portal import storage
+from portal.models import IngestFile, OutboxEvent, UploadPart, UploadSession
+from portal.services.finalize import lease
+from tests.api_helpers import Api, error_code, make_token, sha256
+from tests.conftest import PYTHON, ROOT, apply_storage
+
+MIB = 1024 * 1024
+Status = UploadSession.Status
+
+
+@pytest.fixture
+def api(client, user, portal_storage):
+    return Api(client, make_token(user))
+
+
+def poll_until_done(api, session_id, timeout=60):
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        body = api.status(session_id).json()
+        seen.append(body)
+        if body["status"] != "finalizing":
+            return body, seen
+        time.sleep(0.05)
+    pytest.fail(f"still finalizing after {timeout}s: {seen[-1]}")
+
+
+def test_a_finalize_past_the_wait_answers_202_and_the_assembly_completes(api, settings):
+    settings.PORTAL_FINALIZE_WAIT_SECONDS = 0
+    data = os.urandom(200 * 1024)
+    session = api.start(data, 10 * 1024)
+    api.upload(session["id"], data, 10 * 1024)
+
+    response = api.finalize(session["id"])
+
+    assert response.status_code == 202
+    assert response.json()["status"] == "finalizing"
+    assert response.json()["assembly"]["total_bytes"] == len(data)
+    assert response["Location"] == f"/api/v1/uploads/sessions/{session['id']}"
+    done, _ = poll_until_done(api, session["id"])
+    assert done["status"] == "complete" and done["file"]["sha256"] == sha256(data)
+    assert OutboxEvent.objects.count() == 1
+    # Asking again is the idempotent 200 it always was.
+    assert api.finalize(session["id"]).json()["file"]["sha256"] == sha256(data)
+
+
+def test_a_finalizing_session_takes_no_parts_and_cannot_be_aborted(api):
+    session = api.start(b"x" * 20, 10)
+    api.upload(session["id"], b"x" * 20, 10)
+    lease.begin(session["id"])
+
+    response = api.put(session["id"], 1, b"x" * 10)
+    assert (response.status_code, error_code(response)) == (409, "session_finalizing")
+    response = api.abort(session["id"])
+    assert (response.status_code, error_code(response)) == (409, "session_finalizing")
+
+
+def test_cleanup_never_expires_or_reclaims_a_finalizing_session(api, user):
+    from portal.services import cleanup
+
+    session = api.start(b"x" * 20, 10)
+    api.upload(session["id"], b"x" * 20, 10)
+    lease.begin(session["id"])
+    UploadSession.objects.filter(pk=session["id"]).update(
+        expires_at=timezone.now() - timedelta(days=30)
+    )
+
+    results = cleanup.run_cleanup(cleanup.CleanupOptions(now=timezone.now() + timedelta(days=30)))
+
+    assert all(result.failed == 0 for result in results)
+    assert UploadSession.objects.get().status == Status.FINALIZING
+    assert len([p for p in UploadPart.objects.all() if p.temp_key]) == 2
+    assert len(list(storage.list_temp())) == 2
+
+
+def run_finalize_command(env, *args):
+    result = subprocess.run(
+        [PYTHON, "manage.py", "portal_finalize", "--json", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    summaries = [
+        line for line in lines if line.get("job") == "portal_finalize" and "level" not in line
+    ]
+    return result, (summaries[0] if summaries else None)
+
+
+def dead_assembly(api, data, chunk):
+    """A session left finalizing by an assembler that died: its lease ran out."""
+    session = api.start(data, chunk)
+    api.upload(session["id"], data, chunk)
+    lease.begin(session["id"])
+    UploadSession.objects.filter(pk=session["id"]).update(
+        assembly_lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    return session["id"]
+
+
+def test_portal_finalize_takes_over_a_dead_assembly_exactly_once(api, subprocess_env):
+    data = os.urandom(50 * 1024)
+    session_id = dead_assembly(api, data, 10 * 1024)
+
+    result, summary = run_finalize_command(subprocess_env)
+
+    assert result.returncode == 0, result.stderr
+    assert (summary["completed"], summary["outcome"]) == (1, "ok")
+    session = UploadSession.objects.select_related("file").get(pk=session_id)
+    assert session.status == Status.COMPLETE and session.file.sha256 == sha256(data)
+    assert OutboxEvent.objects.filter(aggregate_id=str(session.file_id)).count() == 1
+    again, summary = run_finalize_command(subprocess_env)
+    assert again.returncode == 0 and summary["completed"] == 0
+    assert OutboxEvent.objects.count() == 1
+
+
+def test_portal_finalize_leaves_an_assembly_whose_lock_is_held(api, subprocess_env, lock_holder):
+    session_id = dead_assembly(api, b"y" * 30, 10)
+    holder = lock_holder(f"finalize:{session_id}")
+
+    result, summary = run_finalize_command(subprocess_env)
+
+    assert result.returncode == 0, result.stderr
+    assert summary["busy"] == 1 and summary["completed"] == 0
+    assert UploadSession.objects.get().status == Status.FINALIZING
+    holder.kill()
+    holder.wait()
+    UploadSession.objects.update(assembly_lease_until=timezone.now() - timedelta(seconds=1))
+    assert run_finalize_command(subprocess_env)[1]["completed"] == 1
+
+
+def test_an_assembly_that_keeps_failing_is_given_up(api, subprocess_env):
+    from portal.services.finalize.job import MAX_ATTEMPTS
+
+    session_id = dead_assembly(api, b"z" * 30, 10)
+    UploadSession.objects.update(assembly_attempts=MAX_ATTEMPTS)
+
+    result, summary = run_finalize_command(subprocess_env)
+
+    assert result.returncode == 0, result.stderr
+    assert summary["failed"] == 1
+    session = UploadSession.objects.get(pk=session_id)
+    assert session.status == Status.FAILED
+    assert "gave up" in session.failure_reason
+
+
+# --- S3: the final object built by S3 itself ----------------------------------------------
+
+
+@pytest.fixture
+def s3_api(client, user, settings, data_dir, moto_s3):
+    bucket = moto_s3.new_bucket()
+    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=bucket)
+    settings.PORTAL_CHUNK_SIZE_MAX = 16 * MIB
+    return Api(client, make_token(user)), moto_s3.client(), bucket
+
+
+@pytest.mark.s3
+def test_s3_copies_large_parts_into_the_final_object_server_side(s3_api):
+    api, client, bucket = s3_api
+    data = os.urandom(2 * 5 * MIB + 1000)
+    session = api.start(data, 5 * MIB)
+    api.upload(session["id"], data, 5 * MIB)
+
+    response = api.finalize(session["id"])
+
+    assert response.status_code == 200, response.content
+    assert response.json()["file"]["sha256"] == sha256(data)
+    key = IngestFile.objects.get().storage_key
+    head = client.head_object(Bucket=bucket, Key=f"final/{key}")
+    assert head["ETag"].strip('"').endswith("-3")  # a multipart object of the 3 parts
+    assert head["ContentLength"] == len(data)
+    body = client.get_object(Bucket=bucket, Key=f"final/{key}")["Body"].read()
+    assert body == data
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+@pytest.mark.s3
+def test_s3_a_corrupt_part_fails_the_session_and_aborts_the_copy(s3_api):
+    api, client, bucket = s3_api
+    data = os.urandom(2 * 5 * MIB + 10)
+    session = api.start(data, 5 * MIB)
+    api.upload(session["id"], data, 5 * MIB)
+    part = UploadPart.objects.get(part_number=2)
+    client.put_object(Bucket=bucket, Key=f"temp/{part.temp_key}", Body=os.urandom(5 * MIB))
+
+    response = api.finalize(session["id"])
+
+    assert (response.status_code, error_code(response)) == (410, "part_corrupt")
+    assert UploadSession.objects.get().status == Status.FAILED
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="final/")
+    assert listed.get("KeyCount", 0) == 0
+
+
+@pytest.mark.s3
+def test_sweep_aborts_the_multipart_uploads_of_dead_assemblies_only(s3_api):
+    from portal.services import cleanup
+
+    api, client, bucket = s3_api
+    dead = client.create_multipart_upload(Bucket=bucket, Key="final/2030/01/01/dead")["UploadId"]
+    live = client.create_multipart_upload(Bucket=bucket, Key="final/2030/01/01/live")["UploadId"]
+    session = api.start(b"x" * 20, 10)
+    api.upload(session["id"], b"x" * 20, 10)
+    lease.begin(session["id"])
+    lease.record_upload(session["id"], live)
+
+    later = timezone.now() + timedelta(days=1)
+    result = cleanup.sweep_temp_storage(cleanup.CleanupOptions(now=later))
+
+    assert result.counts["uploads_aborted"] == 1 and result.failed == 0
+    remaining = {u["UploadId"] for u in client.list_multipart_uploads(Bucket=bucket)["Uploads"]}
+    assert remaining == {live} and dead not in remaining
