@@ -225,3 +225,24 @@ def test_sweep_aborts_the_multipart_uploads_of_dead_assemblies_only(s3_api):
     assert result.counts["uploads_aborted"] == 1 and result.failed == 0
     remaining = {u["UploadId"] for u in client.list_multipart_uploads(Bucket=bucket)["Uploads"]}
     assert remaining == {live} and dead not in remaining
+
+
+def test_a_process_runs_a_bounded_number_of_assemblies_and_hands_the_rest_back(
+    api, settings, monkeypatch
+):
+    import threading
+
+    from portal.services.finalize import request
+
+    settings.PORTAL_FINALIZE_WAIT_SECONDS = 0
+    monkeypatch.setattr(request, "_assembly_slots", threading.BoundedSemaphore(0))
+    session = api.start(b"x" * 20, 10)
+    api.upload(session["id"], b"x" * 20, 10)
+
+    response = api.finalize(session["id"])
+
+    assert response.status_code == 202
+    row = UploadSession.objects.get()
+    assert row.status == Status.FINALIZING
+    assert row.assembly_lease_until <= timezone.now()  # portal_finalize may claim it now
+    assert lease.claim_expired() == row.pk

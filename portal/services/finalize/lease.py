@@ -98,3 +98,11 @@ def retry_soon(session_pk):
             assembly_lease_until=timezone.now(),
             assembly_attempts=F("assembly_attempts") - 1,
         )
+
+
+def hand_back(session_pk):
+    """No assembler here after all: the session is claimable by portal_finalize at once."""
+    with transaction.atomic():
+        UploadSession.objects.filter(pk=session_pk, status=Status.FINALIZING).update(
+            assembly_lease_until=timezone.now()
+        )

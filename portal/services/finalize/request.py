@@ -27,6 +27,11 @@ from portal.services.sessions import ensure_open, get_session
 
 logger = logging.getLogger("portal.services.finalize")
 POLL_SECONDS = 0.2
+# Assemblies one process runs at once. A finalize past it starts none: the session's lease
+# is handed back (claimable at once) and portal_finalize assembles it, so a client with
+# many sessions cannot fill a worker with assembly threads.
+ASSEMBLIES_PER_PROCESS = 4
+_assembly_slots = threading.BoundedSemaphore(ASSEMBLIES_PER_PROCESS)
 Status = UploadSession.Status
 
 
@@ -86,6 +91,11 @@ class Assembler:
         self._context = contextvars.copy_context()  # the request id, on its log lines
 
     def start(self):
+        if not _assembly_slots.acquire(blocking=False):
+            lease.hand_back(self.session.pk)
+            self.busy = True
+            self.done.set()
+            return self
         thread = threading.Thread(
             target=self._context.run,
             args=(self._run,),
@@ -117,4 +127,5 @@ class Assembler:
             logger.exception("assembly of session %s failed", self.session.pk)
         finally:
             connections.close_all()
+            _assembly_slots.release()
             self.done.set()
