@@ -245,6 +245,16 @@ def main():
     )
     parser.add_argument("--save", action="store_true", help="write the figures to docs/benchmarks/")
     args = parser.parse_args()
+    page = (
+        "cleanup"
+        + ("-postgresql" if args.database_url else "")
+        + ("-s3" if args.storage == "s3" else "")
+    )
+    with recording("cleanup", save=args.save, page=page):
+        measure(args)
+
+
+def measure(args):
     small_n = args.small_n or max(args.n // 10, 1)
     per_row_n = args.per_row_n or args.n
 
@@ -323,5 +333,4 @@ def report(vendor, n, small_n, ours, floor, ours_small, floor_small, per_row):
 
 
 if __name__ == "__main__":
-    with recording("cleanup", save="--save" in sys.argv):
-        main()
+    main()

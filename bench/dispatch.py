@@ -267,6 +267,12 @@ def measure(runner, env, bodies, rounds, workdir):
 
 def main():
     args = parse_args()
+    page = "dispatch-postgresql" if args.database_url else "dispatch"
+    with recording("dispatch", save=args.save, page=page):
+        run(args)
+
+
+def run(args):
     n = args.events
     with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as tmp:
         workdir = Path(tmp)
@@ -323,5 +329,4 @@ def report(n, database_name, rounds, floors, dispatches):
 
 
 if __name__ == "__main__":
-    with recording("dispatch", save="--save" in sys.argv):
-        main()
+    main()

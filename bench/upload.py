@@ -127,7 +127,9 @@ def finalize_on_s3(args, tmp, size, source, expected, moto, copy):
     server = Server(env, tmp / f"server-{label}.log")
     try:
         client = Client(server.port, token)
+        upload_rss = PeakRss(server.worker_pid())
         sid = upload(client, source, size, args.parallel)
+        upload_mb = upload_rss.stop()
         reset_peak_rss(server.worker_pid())
         rss = PeakRss(server.worker_pid())
         sent_before, received_before = proxy.counts()
@@ -140,6 +142,9 @@ def finalize_on_s3(args, tmp, size, source, expected, moto, copy):
         proxy.close()
     if file["sha256"] != expected:
         sys.exit(f"{label}: sha256 mismatch: server {file['sha256']}, expected {expected}")
+    print(
+        f"{label}: worker peak RSS while {args.parallel} connections uploaded: {upload_mb:.1f} MB"
+    )
     return finalize_s, longest_s, read, written, peak_mb
 
 
@@ -188,6 +193,12 @@ def verdict(ok):
 
 def main():
     args = parse_args()
+    page = "upload" if args.storage == "local" else f"upload-{args.storage}"
+    with recording("upload", save=args.save, page=page):
+        measure(args)
+
+
+def measure(args):
     size = args.size_mib * MIB
     tmp = Path(tempfile.mkdtemp(prefix="portal-bench-upload-"))
     source = tmp / "source.bin"
@@ -201,5 +212,4 @@ def main():
 
 
 if __name__ == "__main__":
-    with recording("upload", save="--save" in sys.argv):
-        main()
+    main()

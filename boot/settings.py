@@ -195,7 +195,10 @@ class Base(Configuration):
         if database["ENGINE"] == "django.db.backends.sqlite3":
             # The embedded default must work on a fresh clone: create its directory.
             _make_database_dir(database["NAME"], "DATABASE_URL" if self.DATABASE_URL else None)
-            database["CONN_MAX_AGE"] = 0
+            # Connections persist (CONN_MAX_AGE as on PostgreSQL): closing the last
+            # connection to a WAL database checkpoints it and deletes the WAL, so a
+            # connection per request cost every part 5-10 ms of disk syncs
+            # (docs/upload-performance.md).
             database.setdefault("OPTIONS", {})
             database["OPTIONS"].update(
                 {

@@ -107,6 +107,27 @@ def test_finalize_when_a_part_is_a_directory_is_503_not_a_corrupt_session(api, l
     assert api.finalize(session["id"]).status_code == 200
 
 
+@pytest.mark.parametrize("root", ["temp", "final"])
+def test_finalize_while_a_root_is_missing_is_503_and_the_root_stays_missing(
+    api, local, caplog, db, root
+):
+    """An unmounted volume under the assembly: nothing is failed and nothing recreated."""
+    data = b"w" * 25
+    session = api.start(data, 10)
+    api.upload(session["id"], data, 10)
+    shutil.move(local / root, local / f"{root}.away")
+
+    assert_unavailable(api.finalize(session["id"]), caplog)
+
+    assert not (local / root).exists()
+    status = UploadSession.objects.get().status
+    assert status in (UploadSession.Status.IN_PROGRESS, UploadSession.Status.FINALIZING)
+    shutil.move(local / f"{root}.away", local / root)
+    response = api.finalize(session["id"])
+    assert response.status_code == 200
+    assert response.json()["file"]["sha256"] == sha256(data)
+
+
 @pytest.mark.s3
 def test_an_s3_outage_is_503_for_parts_and_finalize_and_the_upload_resumes(
     api, settings, data_dir, moto_s3_factory, caplog, db

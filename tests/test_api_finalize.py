@@ -138,14 +138,14 @@ def test_finalize_of_an_aborted_session_is_410(api):
 def test_session_aborted_during_assembly_keeps_no_final_object(api, monkeypatch):
     session = api.start(b"abcdef", 3)
     api.upload(session["id"], b"abcdef", 3)
-    real_write = storage.write_final
+    real_write = storage.assemble_final
 
     def write_then_abort(*args, **kwargs):
         stored = real_write(*args, **kwargs)
         UploadSession.objects.update(status="aborted")
         return stored
 
-    monkeypatch.setattr(storage, "write_final", write_then_abort)
+    monkeypatch.setattr(storage, "assemble_final", write_then_abort)
     response = api.finalize(session["id"])
     assert (response.status_code, error_code(response)) == (410, "session_aborted")
     file = IngestFile.objects.get()

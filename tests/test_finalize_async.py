@@ -246,3 +246,29 @@ def test_a_process_runs_a_bounded_number_of_assemblies_and_hands_the_rest_back(
     assert row.status == Status.FINALIZING
     assert row.assembly_lease_until <= timezone.now()  # portal_finalize may claim it now
     assert lease.claim_expired() == row.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_finalize_past_the_bound_waits_for_a_free_slot_within_its_wait(
+    user, portal_storage, settings, monkeypatch
+):
+    """A busy process is no reason for a 202 when a slot frees up within the wait."""
+    import threading
+
+    from django.test import Client
+
+    from portal.services.finalize import request
+
+    settings.PORTAL_FINALIZE_WAIT_SECONDS = 30
+    slots = threading.BoundedSemaphore(1)
+    monkeypatch.setattr(request, "_assembly_slots", slots)
+    api = Api(Client(), make_token(user))
+    session = api.start(b"x" * 20, 10)
+    api.upload(session["id"], b"x" * 20, 10)
+    slots.acquire()  # another assembly holds the only slot for a moment
+    threading.Timer(0.5, slots.release).start()
+
+    response = api.finalize(session["id"])
+
+    assert response.status_code == 200
+    assert UploadSession.objects.get().status == Status.COMPLETE

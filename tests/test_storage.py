@@ -1,12 +1,16 @@
 """The storage adapter's contract, run against local files and against S3 (moto server)."""
 
+import hashlib
+import io
 import os
 import subprocess
+import tempfile
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from portal import storage
+from portal.storage import local_parts
 from tests import objects
 from tests.conftest import PYTHON, ROOT
 
@@ -235,6 +239,9 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 obj = storage.write_temp_part(Pattern(size), session_id={SESSION!r}, part_number=1, max_bytes=size)
 total = sum(len(c) for c in storage.iter_temp(obj.key))
 final = storage.write_final(storage.iter_temp(obj.key), file_id={SESSION!r})
+source = storage.Source(obj.key, obj.size, obj.sha256, "part 1")
+assembled = storage.assemble_final([source, source], file_id={SESSION!r})
+assert assembled.size == 2 * size
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(obj.size, total, final.size, before, after)
 """
@@ -258,7 +265,8 @@ def _peak_growth_mib(env, size):
 
 @pytest.mark.slow
 def test_large_streams_stay_in_bounded_memory(any_storage):
-    """Write, read back and copy to final storage 32 MiB and 256 MiB: memory does not grow.
+    """Write, read back, copy and assemble (twice the object) to final storage 32 MiB and
+    256 MiB: memory does not grow.
 
     Local files stream in 1 MiB reads; S3 multipart transfers keep at most 4 x 8 MiB chunks
     in flight (``boot.settings._bounded_transfer_config``), whatever the size.
@@ -276,3 +284,74 @@ def test_large_streams_stay_in_bounded_memory(any_storage):
     print(f"\n[{kind}] 3 x 32 MiB: peak RSS +{small:.1f} MiB; 3 x 256 MiB: +{large:.1f} MiB")
     assert large - small < 24
     assert large < (16 if kind == "local" else 128)
+
+
+def _sources(chunks):
+    """Temp objects for ``chunks`` and their ``storage.Source`` records."""
+    sources = []
+    for number, chunk in enumerate(chunks, 1):
+        obj = storage.write_temp_part(
+            io.BytesIO(chunk), session_id=SESSION, part_number=number, max_bytes=len(chunk)
+        )
+        sha = hashlib.sha256(chunk).hexdigest()
+        sources.append(storage.Source(obj.key, len(chunk), sha, f"part {number}"))
+    return sources
+
+
+def test_assemble_final_concatenates_and_hashes_across_buffer_boundaries(any_storage):
+    block = local_parts.BLOCK_BYTES
+    chunks = [os.urandom(n) for n in (block + 3, 1, block * 2 - 1, 7, 5000)]
+    seen = []
+    obj = storage.assemble_final(_sources(chunks), file_id=SESSION, progress=seen.append)
+    data = b"".join(chunks)
+    assert (obj.size, obj.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert b"".join(objects.iter_final(obj.key)) == data
+    assert seen == [sum(map(len, chunks[:i])) for i in range(1, len(chunks) + 1)]
+    again = storage.assemble_final(_sources(chunks[::-1]), file_id=SESSION)  # a retry
+    assert again.key == obj.key
+    assert b"".join(objects.iter_final(obj.key)) == b"".join(chunks[::-1])
+
+
+@pytest.mark.parametrize("damage", ["same size, other bytes", "shorter", "longer", "gone"])
+def test_assemble_final_refuses_a_changed_source_and_keeps_nothing(any_storage, damage):
+    chunks = [os.urandom(300_000), os.urandom(300_000), os.urandom(1000)]
+    sources = _sources(chunks)
+    changed = {
+        "same size, other bytes": os.urandom(300_000),
+        "shorter": chunks[1][:-1],
+        "longer": chunks[1] + b"!",
+    }.get(damage)
+    storage.delete_temp([sources[1].key])
+    if changed is not None:
+        storage.temp_storage().save(sources[1].key, io.BytesIO(changed))
+    with pytest.raises(storage.SourceMismatch) as failure:
+        storage.assemble_final(sources, file_id=SESSION)
+    assert failure.value.source == sources[1]
+    assert str(failure.value).startswith("part 2 ")
+    assert not objects.final_exists(storage.new_final_key(SESSION))
+
+
+def test_assemble_final_across_filesystems(settings, data_dir):
+    """Temp parts on tmpfs, final objects on disk: where the kernel refuses to copy
+    between the two, the bytes go through a buffer instead."""
+    from tests.conftest import apply_storage
+
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("needs a tmpfs at /dev/shm")
+    apply_storage(settings, "local", data_dir)
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+        settings.STORAGES = {
+            **settings.STORAGES,
+            storage.TEMP_ALIAS: {
+                "BACKEND": "portal.storage.LocalStorage",
+                "OPTIONS": {"location": shm},
+            },
+        }
+        chunks = [os.urandom(local_parts.BLOCK_BYTES + 11), os.urandom(99)]
+        sources = _sources(chunks)
+        assert all(os.path.isfile(os.path.join(shm, source.key)) for source in sources)
+        assert os.stat(shm).st_dev != os.stat(data_dir).st_dev
+        obj = storage.assemble_final(sources, file_id=SESSION)
+    data = b"".join(chunks)
+    assert obj.sha256 == hashlib.sha256(data).hexdigest()
+    assert (data_dir / "final" / obj.key).read_bytes() == data

@@ -55,8 +55,9 @@ class _Tee(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def recording(name, *, save):
-    """Tee stdout for the block; with ``save``, write ``docs/benchmarks/<name>.md`` after."""
+def recording(name, *, save, page=None):
+    """Tee stdout for the block; with ``save``, write ``docs/benchmarks/<page>.md`` after
+    (``page`` defaults to the script's ``name``: one script, several pages by option)."""
     command = " ".join(["python", f"bench/{name}.py", *sys.argv[1:]])
     started = datetime.now(UTC)
     where = machine()
@@ -67,13 +68,13 @@ def recording(name, *, save):
     finally:
         sys.stdout = tee.stream
     if save:
-        path = write(name, command, started, where, tee.copy.getvalue())
+        path = write(name, command, started, where, tee.copy.getvalue(), page=page or name)
         print(f"figures written to {path.relative_to(ROOT)}")
 
 
-def write(name, command, started, where, printed):
+def write(name, command, started, where, printed, *, page):
     DOCS.mkdir(parents=True, exist_ok=True)
-    path = DOCS / f"{name}.md"
+    path = DOCS / f"{page}.md"
     path.write_text(
         f"# bench/{name}.py\n\n"
         f"Produced by `{command}` on {started:%Y-%m-%d %H:%M} UTC.\n\n"

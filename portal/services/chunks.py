@@ -100,14 +100,26 @@ class ClientDisconnected(Exception):
 
 
 class _ClientStream:
-    """Tells a broken request body apart from a failing storage backend."""
+    """Tells a broken request body apart from a failing storage backend.
+
+    Has ``readinto`` when the body has (``portal.request_body``: local storage then takes
+    the bytes into its own buffer without copies); ``read`` serves the S3 upload.
+    """
 
     def __init__(self, stream):
         self._stream = stream
+        if hasattr(stream, "readinto"):
+            self.readinto = self._readinto
 
     def read(self, size=-1):
         try:
             return self._stream.read(size)
+        except OSError as exc:
+            raise ClientDisconnected(type(exc).__name__) from exc
+
+    def _readinto(self, buffer):
+        try:
+            return self._stream.readinto(buffer)
         except OSError as exc:
             raise ClientDisconnected(type(exc).__name__) from exc
 
@@ -149,9 +161,8 @@ def _record(session_pk, part_number, stored):
         with transaction.atomic():
             session = UploadSession.objects.select_for_update().get(pk=session_pk)
             ensure_open(session, now)
-            existing = UploadPart.objects.filter(
-                session_id=session_pk, part_number=part_number
-            ).first()
+            found = UploadPart.objects.filter(session_id=session_pk, part_number=part_number)[:1]
+            existing = found[0] if found else None
             if existing is not None:
                 return _replay(session, existing, stored)
             UploadPart.objects.create(

@@ -19,6 +19,7 @@ per-session directories behind. Nothing here reads a whole part or file into mem
 
 import contextlib
 import errno
+import hashlib
 import os
 import uuid
 from collections.abc import Iterable, Iterator
@@ -28,9 +29,15 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, storages
 
-from portal.storage import local, s3
+from portal.storage import local, local_assembly, local_parts, s3
 from portal.storage.local import ROOT_MISSING_REASON, LocalStorage, StorageRootMissing
-from portal.storage.objects import DeleteResult, ListedObject, StoredObject
+from portal.storage.objects import (
+    DeleteResult,
+    ListedObject,
+    Source,
+    SourceMismatch,
+    StoredObject,
+)
 from portal.storage.streams import READ_CHUNK_BYTES, HashingReader, TooLarge
 
 TEMP_ALIAS = "portal_temp"
@@ -41,6 +48,8 @@ __all__ = [
     "HashingReader",
     "ListedObject",
     "LocalStorage",
+    "Source",
+    "SourceMismatch",
     "StorageRootMissing",
     "StorageUnavailable",
     "StoredObject",
@@ -79,17 +88,71 @@ def new_final_key(file_id, *, now=None):
 def write_temp_part(stream, *, session_id, part_number, max_bytes) -> StoredObject:
     """Stream ``stream`` into a new temp object, hashing it; at most ``max_bytes`` bytes.
 
-    On any failure (including ``TooLarge`` or a client that disconnects) the partial
-    object is removed before the exception propagates.
+    ``stream`` has ``read(n)``, or ``readinto(buffer)`` (taken on local storage: the bytes
+    go from the socket into reused buffers, see ``local_parts``). On any failure
+    (including ``TooLarge`` or a client that disconnects) the partial object is removed
+    before the exception propagates.
     """
     key = new_temp_key(session_id, part_number)
-    return _save_stream(temp_storage(), key, HashingReader(stream, max_bytes))
+    storage = temp_storage()
+    if _is_local(storage):
+        reader = local_parts.BlockReader(stream, max_bytes)
+        with backend_faults(storage, reader):
+            return local_parts.write_part(storage, key, reader)
+    return _save_stream(storage, key, HashingReader(stream, max_bytes))
 
 
 def write_final(chunks: Iterable[bytes], *, file_id, now=None) -> StoredObject:
     """Stream ``chunks`` into a new final object and return its key, size and sha256."""
     key = new_final_key(file_id, now=now)
     return _save_stream(final_storage(), key, HashingReader(chunks))
+
+
+def assemble_final(sources, *, file_id, now=None, progress=None, on_upload=None) -> StoredObject:
+    """Concatenate temp objects (``Source``), in order, into the file's final object.
+
+    Each source must still match the size and sha256 recorded for it, else
+    ``SourceMismatch`` and no final object is left; the file's sha256 is computed on the
+    way, and ``progress(assembled_bytes)`` is called after each source. How depends on the
+    backends: both local, a kernel copy checked from the page cache (``local_assembly``);
+    both S3 and parts S3 can copy (``can_copy_server_side``), UploadPartCopy while the
+    worker reads the parts once to check them (``on_upload(upload_id)`` first);
+    otherwise the bytes stream from the temp objects into the final one.
+    """
+    sources = list(sources)
+    key = new_final_key(file_id, now=now)
+    progress = progress or _no_progress
+    temp, final = temp_storage(), final_storage()
+    if _is_local(temp) and _is_local(final):
+        with backend_faults(final):
+            return local_assembly.assemble(temp, final, key, sources, progress)
+    chunks = verified_chunks(sources, progress)
+    if can_copy_server_side([source.size for source in sources]):
+        return _copy_final(key, [source.key for source in sources], chunks, on_upload)
+    return _save_stream(final, key, HashingReader(chunks))
+
+
+def _no_progress(assembled_bytes):
+    pass
+
+
+def verified_chunks(sources, progress):
+    """Yield every source's bytes in order, checking each against its size and sha256."""
+    assembled = 0
+    for source in sources:
+        digest = hashlib.sha256()
+        received = 0
+        try:
+            for chunk in iter_temp(source.key):
+                digest.update(chunk)
+                received += len(chunk)
+                yield chunk
+        except FileNotFoundError:
+            raise SourceMismatch(source, local_assembly.MISSING) from None
+        if received != source.size or digest.hexdigest() != source.sha256:
+            raise SourceMismatch(source, local_assembly.MISMATCH)
+        assembled += received
+        progress(assembled)
 
 
 def can_copy_server_side(part_sizes):
@@ -109,10 +172,10 @@ def can_copy_server_side(part_sizes):
     )
 
 
-def copy_final(temp_keys, chunks, *, file_id, now=None, on_upload=None) -> StoredObject:
+def _copy_final(key, temp_keys, chunks, on_upload) -> StoredObject:
     """S3: build the final object from the temp objects with UploadPartCopy (no byte of
     the file goes through this process for the copy) while ``chunks`` (the same bytes,
-    read and checked by the caller) are hashed and counted here.
+    read and checked) are hashed and counted here.
 
     ``on_upload(upload_id)`` is told the multipart upload before anything is copied (so
     a crash leaves a recorded id that cleanup can abort). On any failure the upload is
@@ -120,7 +183,6 @@ def copy_final(temp_keys, chunks, *, file_id, now=None, on_upload=None) -> Store
     """
     temp, final = temp_storage(), final_storage()
     client = final.connection.meta.client
-    key = new_final_key(file_id, now=now)
     dest = s3.full_key(final, key)
     with backend_faults(final):
         upload_id = client.create_multipart_upload(Bucket=final.bucket_name, Key=dest)["UploadId"]
@@ -250,6 +312,8 @@ def _as_unavailable(storage, exc):
     from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if isinstance(exc, StorageRootMissing):
+        return StorageUnavailable(f"{exc.filename}: {ROOT_MISSING_REASON}")
     if isinstance(exc, FileNotFoundError):
         if _is_local(storage) and not os.path.isdir(storage.location):
             return StorageUnavailable(f"{storage.location}: {ROOT_MISSING_REASON}")

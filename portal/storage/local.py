@@ -5,6 +5,7 @@ Keys are mapped to paths with a cheap check instead of ``FileSystemStorage.path(
 over 256 shard directories let the kernel run them side by side).
 """
 
+import contextlib
 import errno
 import os
 import shutil
@@ -14,6 +15,7 @@ from functools import partial
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import FileSystemStorage
+from django.utils._os import safe_makedirs
 
 from portal.storage.objects import DeleteResult, ListedObject
 
@@ -43,9 +45,53 @@ class LocalStorage(FileSystemStorage):
     """
 
     def _save(self, name, content):
-        if not os.path.isdir(self.location):
-            raise StorageRootMissing(self.location)
+        ensure_root(self)
         return super()._save(name, content)
+
+
+def ensure_root(storage):
+    """``StorageRootMissing`` unless ``storage``'s root directory exists."""
+    if not os.path.isdir(storage.location):
+        raise StorageRootMissing(storage.location)
+
+
+@contextlib.contextmanager
+def created_file(storage, path, *, truncate=False):
+    """An fd open for writing on ``path`` under ``storage``'s existing root, for the block.
+
+    The directories are created as ``FileSystemStorage._save`` creates them; the file is
+    new (``O_EXCL``) unless ``truncate``. After the block the file has the storage's file
+    mode; when the block fails the file is removed.
+    """
+    ensure_root(storage)
+    directory = os.path.dirname(path)
+    if storage.directory_permissions_mode is None:
+        os.makedirs(directory, exist_ok=True)
+    else:
+        safe_makedirs(directory, storage.directory_permissions_mode, exist_ok=True)
+    mode = os.O_RDWR | os.O_TRUNC if truncate else os.O_WRONLY | os.O_EXCL
+    fd = os.open(path, mode | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+        if storage.file_permissions_mode is not None:
+            os.chmod(path, storage.file_permissions_mode)
+    except BaseException:
+        unlink_quietly(path)
+        raise
+
+
+def unlink_quietly(path):
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def delete_local(storage, keys):

@@ -1,4 +1,4 @@
-"""What the storage adapter returns: a stored object, a bulk deletion, a listed object."""
+"""What the storage adapter takes and returns: stored, deleted, listed and source objects."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,3 +24,21 @@ class DeleteResult:
 class ListedObject:
     key: str
     modified_at: datetime
+
+
+@dataclass(frozen=True)
+class Source:
+    """A temp object to assemble, with the size and sha256 recorded when it arrived."""
+
+    key: str
+    size: int
+    sha256: str
+    name: str  # how errors name it ("part 3")
+
+
+class SourceMismatch(Exception):
+    """A source object is gone, or its bytes no longer match the size and sha256 recorded."""
+
+    def __init__(self, source: Source, problem: str):
+        super().__init__(f"{source.name} {problem}")
+        self.source = source

@@ -2,8 +2,8 @@
 
 Every endpoint needs ``Authorization: Bearer <token>``; errors are
 ``{"error": {"code", "message"}}`` with the status of the ``ApiError`` a service raised.
-Part bodies are passed to the service as the request stream (``request.read``), never as
-``request.body``.
+Part bodies are passed to the service as a reader of the request stream
+(``portal.request_body``: ``readinto`` a buffer), never as ``request.body``.
 """
 
 import functools
@@ -14,7 +14,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from portal import auth
+from portal import auth, request_body
 from portal.services import chunks, finalize, sessions
 from portal.services.errors import (
     ApiError,
@@ -92,7 +92,11 @@ def _abort(request, user, session_id):
 
 def _put_part(request, user, session_id, part_number):
     receipt = chunks.receive_part(
-        user, session_id, part_number, request, request.META.get("CONTENT_LENGTH")
+        user,
+        session_id,
+        part_number,
+        request_body.body_reader(request),
+        request.META.get("CONTENT_LENGTH"),
     )
     return JsonResponse(receipt.as_dict(), status=201 if receipt.created else 200)
 

@@ -138,7 +138,7 @@ def upload_one(conn, index, seed, stats):
             return
         with stats.lock:
             stats.bytes_sent += len(part)
-    status, answer = conn.request("finalize", "POST", f"{BASE}/{session['id']}/finalize")
+    status, answer = finalize(conn, session["id"])
     if status != 200:
         stats.fail(f"file {index}: finalize answered {status} {answer}")
         return
@@ -146,6 +146,17 @@ def upload_one(conn, index, seed, stats):
         stats.fail(f"file {index}: server sha256 {answer['file']['sha256']} != {digest}")
     with stats.lock:
         stats.files[answer["file"]["id"]] = (digest, len(data))
+
+
+def finalize(conn, session_id, *, give_up_after=120):
+    """POST finalize, again while it answers 202 (the API: the assembly goes on, ask later;
+    a finalize sent again joins it), as a client does; the last (status, answer)."""
+    deadline = time.monotonic() + give_up_after
+    while True:
+        status, answer = conn.request("finalize", "POST", f"{BASE}/{session_id}/finalize")
+        if status != 202 or time.monotonic() > deadline:
+            return status, answer
+        time.sleep(0.5)
 
 
 def abandon_one(conn, index, stats):

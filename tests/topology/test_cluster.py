@@ -24,8 +24,8 @@ import time
 import pytest
 from django.db import connection
 
-from portal import storage
 from portal.models import IngestFile, UploadPart, UploadSession
+from tests import objects
 from tests.conftest import apply_storage
 from tests.topology.clients import Client, Uploader, loopback
 from tests.topology.programs import Gunicorn, HAProxy, MotoProcess, Nginx, TcpProxy, prod_env
@@ -156,7 +156,7 @@ def assert_stored_whole(files):
         assert parts.count() == session.completed_parts == session.total_parts
         assert session.bytes_received == size == sum(p.size_bytes for p in parts)
         read_back = hashlib.sha256()
-        for chunk in storage.iter_final(file.storage_key):
+        for chunk in objects.iter_final(file.storage_key):
             read_back.update(chunk)
         assert read_back.hexdigest() == digest
 

@@ -1,17 +1,15 @@
 """Assembling a ``finalizing`` session's parts into its final object, exactly once.
 
 The caller holds the session's lock (``portal.locks``, one assembler per session on any
-host). Every part's bytes are read once and checked against the sha256 recorded when it
-arrived; the file's sha256 is computed from the same read. On S3, when the parts allow it
-(``storage.can_copy_server_side``), S3 copies them into the final object itself
-(UploadPartCopy) while the worker only reads; otherwise the bytes stream from the temp
-objects into the final one. The final key is a function of the file, so an assembly that
-is taken over after a crash writes the same object. The outcome is recorded in one short
-transaction, conditional on the session still being ``finalizing``, with the
-``file.uploaded`` event (get-or-create per file): one object, one event, whoever finishes.
+host). Every part's bytes are checked against the sha256 recorded when it arrived and
+the file's sha256 is computed on the way (``storage.assemble_final``: a kernel copy on
+local disk, S3's own copy where the parts allow it, else a stream through the worker).
+The final key is a function of the file, so an assembly that is taken over after a crash
+writes the same object. The outcome is recorded in one short transaction, conditional on
+the session still being ``finalizing``, with the ``file.uploaded`` event (get-or-create
+per file): one object, one event, whoever finishes.
 """
 
-import hashlib
 import logging
 
 from django.db import transaction
@@ -86,47 +84,28 @@ def assemble(session_pk):
 
 
 def _build(session, parts):
+    """The final object, built by ``storage.assemble_final``; the lease is renewed and the
+    progress recorded after each part."""
     file = session.file
-    chunks = _verified_chunks(parts, progress=_renewing(session.pk))
-    if storage.can_copy_server_side([size for _, size, _, _ in parts]):
-        return storage.copy_final(
-            [temp_key for *_, temp_key in parts],
-            chunks,
+    try:
+        return storage.assemble_final(
+            _sources(parts),
             file_id=file.pk,
             now=file.created_at,
+            progress=lambda assembled: lease.renew(session.pk, assembled_bytes=assembled),
             on_upload=lambda upload_id: lease.record_upload(session.pk, upload_id),
         )
-    return storage.write_final(chunks, file_id=file.pk, now=file.created_at)
+    except storage.SourceMismatch as exc:
+        raise PartCorrupt(str(exc)) from None
 
 
-def _renewing(session_pk):
-    """After each part: renew the lease and record the progress."""
-
-    def progress(assembled_bytes):
-        lease.renew(session_pk, assembled_bytes=assembled_bytes)
-
-    return progress
-
-
-def _verified_chunks(parts, *, progress):
-    """Yield every part's bytes in order, checking each against its recorded sha256."""
-    assembled = 0
+def _sources(parts):
+    sources = []
     for number, size, sha256, temp_key in parts:
         if not temp_key:
             raise PartCorrupt(f"part {number} has no temp object any more")
-        digest = hashlib.sha256()
-        received = 0
-        try:
-            for chunk in storage.iter_temp(temp_key):
-                digest.update(chunk)
-                received += len(chunk)
-                yield chunk
-        except FileNotFoundError:
-            raise PartCorrupt(f"part {number} is missing from temp storage") from None
-        if received != size or digest.hexdigest() != sha256:
-            raise PartCorrupt(f"part {number} no longer matches the sha256 recorded for it")
-        assembled += received
-        progress(assembled)
+        sources.append(storage.Source(temp_key, size, sha256, name=f"part {number}"))
+    return sources
 
 
 def fail(session, reason):

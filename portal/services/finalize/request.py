@@ -27,9 +27,10 @@ from portal.services.sessions import ensure_open, get_session
 
 logger = logging.getLogger("portal.services.finalize")
 POLL_SECONDS = 0.2
-# Assemblies one process runs at once. A finalize past it starts none: the session's lease
-# is handed back (claimable at once) and portal_finalize assembles it, so a client with
-# many sessions cannot fill a worker with assembly threads.
+# Assemblies one process runs at once. A finalize past it waits for a slot within its own
+# wait; if none frees up by then it starts none: the session's lease is handed back
+# (claimable at once) and portal_finalize assembles it, so a client with many sessions
+# cannot fill a worker with assembly threads.
 ASSEMBLIES_PER_PROCESS = 4
 _assembly_slots = threading.BoundedSemaphore(ASSEMBLIES_PER_PROCESS)
 Status = UploadSession.Status
@@ -51,8 +52,8 @@ def finalize_session(owner, session_id):
 
 def _wait_for(session, wait_seconds):
     deadline = time.monotonic() + wait_seconds
-    assembler = Assembler(session).start()
-    if assembler.done.wait(wait_seconds) and assembler.error is not None:
+    assembler = Assembler(session).start(slot_wait=wait_seconds)
+    if assembler.done.wait(_left(deadline)) and assembler.error is not None:
         raise assembler.error
     while time.monotonic() < deadline:
         outcome = _outcome(session.pk)
@@ -60,6 +61,10 @@ def _wait_for(session, wait_seconds):
             break
         time.sleep(POLL_SECONDS)
     return _outcome(session.pk)
+
+
+def _left(deadline):
+    return max(0.0, deadline - time.monotonic())
 
 
 def _outcome(session_pk):
@@ -90,8 +95,10 @@ class Assembler:
         self.busy = False
         self._context = contextvars.copy_context()  # the request id, on its log lines
 
-    def start(self):
-        if not _assembly_slots.acquire(blocking=False):
+    def start(self, *, slot_wait=0.0):
+        """Run the assembly in a thread once one of the process's slots is free (waiting at
+        most ``slot_wait`` seconds for it); else hand the session to ``portal_finalize``."""
+        if not _assembly_slots.acquire(timeout=max(0.0, slot_wait)):
             lease.hand_back(self.session.pk)
             self.busy = True
             self.done.set()

@@ -1,0 +1,92 @@
+"""``portal.request_body`` against gunicorn's own HTTP/1.1 parser on a real socket pair.
+
+The reader takes a part's bytes from gunicorn's socket directly; what it must leave
+behind is a parser that still finds the next request exactly where it starts.
+``tests/test_upload_gunicorn.py`` runs the same through a whole gunicorn server.
+"""
+
+import os
+import socket
+
+import pytest
+from django.core.handlers.wsgi import WSGIRequest
+from django.test import RequestFactory
+from gunicorn import http as gunicorn_http
+from gunicorn.config import Config
+from gunicorn.http import wsgi
+
+from portal import request_body
+
+
+@pytest.fixture
+def sockets():
+    server, client = socket.socketpair()
+    with server, client:
+        yield server, client
+
+
+def parse(server_sock):
+    """gunicorn's parser over ``server_sock``, and a Django request for its first message."""
+    cfg = Config()
+    parser = gunicorn_http.get_parser(cfg, server_sock, ("127.0.0.1", 1))
+    message = next(parser)
+    _, environ = wsgi.create(message, server_sock, ("127.0.0.1", 1), ("127.0.0.1", 2), cfg)
+    return parser, WSGIRequest(environ)
+
+
+def read_all(reader, block=1000):
+    buffer, out = memoryview(bytearray(block)), bytearray()
+    while got := reader.readinto(buffer):
+        out += buffer[:got]
+    return bytes(out)
+
+
+def test_reads_the_body_from_the_socket_and_leaves_the_next_request(sockets):
+    server, client = sockets
+    body = os.urandom(200_000)
+    client.sendall(
+        b"PUT /part HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+        + body
+        + b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    parser, request = parse(server)
+    reader = request_body.body_reader(request)
+    assert type(reader).__name__ == "_GunicornBody"
+    assert read_all(reader) == body
+    assert reader.readinto(memoryview(bytearray(10))) == 0
+    assert parser.finish_body() is True
+    following = next(parser)
+    assert (following.method, following.path) == ("GET", "/next")
+
+
+def test_a_body_cut_short_ends_early_and_the_rest_is_not_invented(sockets):
+    server, client = sockets
+    client.sendall(b"PUT /part HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + b"z" * 1234)
+    client.shutdown(socket.SHUT_WR)
+    _, request = parse(server)
+    assert read_all(request_body.body_reader(request)) == b"z" * 1234
+
+
+def test_read_gives_bytes_for_callers_that_want_them(sockets):
+    server, client = sockets
+    client.sendall(b"PUT /p HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabcdefGET")
+    _, request = parse(server)
+    reader = request_body.body_reader(request)
+    assert (reader.read(4), reader.read(100), reader.read(100)) == (b"abcd", b"ef", b"")
+
+
+def test_a_body_already_read_through_django_is_not_taken_from_the_socket(sockets):
+    server, client = sockets
+    client.sendall(b"PUT /p HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabcdef")
+    _, request = parse(server)
+    assert request.read(2) == b"ab"
+    reader = request_body.body_reader(request)
+    assert type(reader).__name__ == "_DjangoBody"
+    assert read_all(reader) == b"cdef"
+
+
+def test_other_servers_go_through_django(rf: RequestFactory):
+    request = rf.put("/p", data=b"0123456789", content_type="application/octet-stream")
+    reader = request_body.body_reader(request)
+    assert type(reader).__name__ == "_DjangoBody"
+    assert read_all(reader, block=3) == b"0123456789"
