@@ -186,10 +186,16 @@ MUTANTS = (
         ("tests/test_api_sessions.py",),
     ),
     Mutant(
-        "finalize does not check a part's sha256",
-        "portal/services/finalize/assembly.py",
-        (("digest.hexdigest() != sha256", "False"),),
-        ("tests/test_api_finalize.py",),
+        "finalize on local disk does not check a part's sha256",
+        "portal/storage/local_assembly.py",
+        (("        if digest.hexdigest() != source.sha256:\n", "        if False:\n"),),
+        ("tests/test_api_finalize.py", "tests/test_storage.py"),
+    ),
+    Mutant(
+        "a streamed assembly does not check a part's sha256",
+        "portal/storage/__init__.py",
+        (("digest.hexdigest() != source.sha256", "False"),),
+        ("tests/test_storage.py",),
     ),
 )
 
