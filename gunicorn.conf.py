@@ -9,6 +9,11 @@ the response's request id; successful ``/health`` and ``/ready`` probes are not 
 Environment: ``HOST`` (default 127.0.0.1; 0.0.0.0 in a container), ``PORT`` (8000),
 ``WEB_CONCURRENCY`` (workers, default 2 x CPUs + 1, at most 8), ``GUNICORN_THREADS`` (4),
 ``GUNICORN_TIMEOUT`` (60 s), ``PORTAL_LOG_FORMAT`` and ``PORTAL_LOG_LEVEL`` as for Django.
+
+Prometheus metrics (``/metrics``): the master gives its workers a private
+``PROMETHEUS_MULTIPROC_DIR`` on tmpfs before it forks them (any value set outside is
+replaced), merges the files of each worker that exits (``child_exit``) and removes the
+directory when it exits; see ``portal.metrics.multiproc``.
 """
 
 import logging
@@ -20,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from boot.logging import FORMATS, LEVELS, build_logging
+from portal.metrics import multiproc as metrics_multiproc
 
 
 def _env_int(name, default):
@@ -75,3 +81,19 @@ access_log_format = "%(m)s %(U)s %(s)s %(M)sms"
 logconfig_dict = build_logging(fmt=_log_format(), level=loglevel)
 # Python warnings in the master (before Django has configured logging) as log records too.
 logging.captureWarnings(True)
+
+# prometheus-client multiprocess mode: set before any worker exists (workers inherit it and
+# import prometheus_client after the fork, in multiprocess mode). A reload keeps it.
+metrics_multiproc.use_private_directory()
+
+
+def child_exit(server, worker):
+    """A worker exited (recycled, crashed, killed): drop its live gauges, merge its counts."""
+    try:
+        metrics_multiproc.worker_exited(worker.pid, live_pids=server.WORKERS.keys())
+    except OSError as exc:
+        server.log.warning("metrics: cannot merge the files of worker %s: %s", worker.pid, exc)
+
+
+def on_exit(server):
+    metrics_multiproc.remove_private_directory()

@@ -81,6 +81,8 @@ class Base(Configuration):
     PORTAL_RUNNER_TIMEOUT_SECONDS = v.FloatValue(10.0, max_value=HOUR)
     PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS = v.FloatValue(3.0, max_value=HOUR)
     PORTAL_READY_CACHE_SECONDS = v.FloatValue(2.0, min_value=0, max_value=HOUR)
+    # Bearer token a Prometheus server sends to /metrics; empty: staff sessions only.
+    PORTAL_METRICS_TOKEN = v.SecretValue("")
     PORTAL_LOG_FORMAT = v.ChoiceValue("json", choices=("json", "console"))
     PORTAL_LOG_LEVEL = v.ChoiceValue(
         "info", choices=("debug", "info", "warning", "error", "critical")
@@ -98,6 +100,7 @@ class Base(Configuration):
     ]
     MIDDLEWARE = [
         "portal.middleware.RequestIdMiddleware",
+        "portal.metrics.http.MetricsMiddleware",
         "portal.probes.ProbeMiddleware",
         "django.middleware.security.SecurityMiddleware",
         "django.contrib.sessions.middleware.SessionMiddleware",
