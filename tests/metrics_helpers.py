@@ -1,7 +1,11 @@
 """Helpers for the metrics tests: the scrape token, parsing an exposition, finding programs."""
 
+import http.client
 import os
 import shutil
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -45,3 +49,84 @@ def program(name):
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+class GunicornServer:
+    """gunicorn with the project's ``gunicorn.conf.py`` (2 workers) on a free port."""
+
+    def __init__(self, env, log_path, workers=2):
+        from tests.conftest import PYTHON, ROOT, free_port
+
+        self.port = free_port()
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop())
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")],
+            cwd=ROOT,
+            env={
+                **env,
+                "HOST": "127.0.0.1",
+                "PORT": str(self.port),
+                "WEB_CONCURRENCY": str(workers),
+                "GUNICORN_THREADS": "2",
+                "PORTAL_METRICS_TOKEN": TOKEN,
+            },
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait(workers)
+
+    def _wait(self, workers):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.output()
+            try:
+                if self.request("GET", "/health")[0] == 200 and len(self.workers()) == workers:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("gunicorn did not start:\n" + self.output())
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def request(self, method, path, body=None, headers=None):
+        """One request on a new connection (so the workers take turns accepting)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def scrape(self):
+        status, body = self.request("GET", "/metrics", headers=AUTH)
+        assert status == 200, body
+        return body.decode()
+
+    def workers(self):
+        pid = self.proc.pid
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+    def metrics_directory(self):
+        from portal.metrics import multiproc
+
+        pattern = f"{multiproc.DIR_PREFIX}{self.proc.pid}-*"
+        [path] = Path(multiproc.default_parent()).glob(pattern)
+        return path
+
+    def output(self):
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()

@@ -102,18 +102,18 @@ def process_alive(pid):
     return True
 
 
-def worker_exited(pid, live_pids, path=None):
+def worker_exited(pid, live_pids, path=None, wait=LOCK_WAIT_SECONDS):
     """gunicorn's ``child_exit``: drop the worker's live gauges, merge dead workers' files.
 
-    Returns the number of files merged (0 when another process held the lock for longer
-    than ``LOCK_WAIT_SECONDS``: the files then wait for the next exit).
+    Returns the number of files merged (0 when a scrape held the lock for longer than
+    ``wait`` seconds: the files then wait for the next exit).
     """
     from prometheus_client import multiprocess
 
     path = path or os.environ[DIR_VARIABLE]
     multiprocess.mark_process_dead(pid, path)
     alive = set(live_pids) | {os.getpid()}
-    with exclusive_lock(path) as locked:
+    with exclusive_lock(path, wait) as locked:
         if not locked:
             return 0
         return merge_dead_files(path, alive)
