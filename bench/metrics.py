@@ -1,0 +1,346 @@
+"""Benchmark what one /metrics scrape costs the database, at two table sizes in one run.
+
+The figures are read at scrape time (``portal.metrics.figures``), so their cost must not
+grow with history: completed sessions and delivered events pile up until their
+retention, and a busy portal has millions. The bench seeds a throwaway database with a
+fixed "live" set (open and failed sessions, temp objects, a pending backlog, job runs)
+and N rows of history in the outbox and session tables (complete sessions with a
+reclaimed part each, delivered events), measures the scrape, grows the history to the
+large N and measures again. Then it adds a pending backlog larger than the count cap
+(a runner down for hours) and measures a third time: the bound with the caps reached.
+
+A scrape here is the ``/metrics`` view called in-process with the token (the collector's
+cache is cleared each round, so every round queries the database), timed and with its
+SQL statements counted. Seeding is raw SQL (a recursive CTE on SQLite,
+``generate_series`` on PostgreSQL); PostgreSQL then gets ``VACUUM ANALYZE`` as
+autovacuum would give it; SQLite gets no ``ANALYZE``, as in production.
+
+Usage: ``python bench/metrics.py [--small 10000] [--large 1000000] [--rounds 30]
+[--backlog 50000] [--database-url postgres://postgres@127.0.0.1:5432/postgres] [--explain]``
+(the bench creates and drops its own database on that server). Target: the large/small
+ratio of the scrape time is flat (<= 1.5x) with the same number of queries.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.scratch import ScratchDatabase  # noqa: E402  (after the path is set)
+
+TOKEN = "bench-metrics-token-0123456789abcdef"
+CHUNK = 100_000
+
+
+def setup_django(database_url, data_dir):
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "boot.settings",
+            "DJANGO_CONFIGURATION": "Test",
+            "DATABASE_URL": database_url,
+            "PORTAL_DATA_DIR": str(data_dir),
+            "PORTAL_LOG_LEVEL": "warning",
+            "PORTAL_METRICS_TOKEN": TOKEN,
+        }
+    )
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    from configurations import importer
+
+    importer.install()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+class Seeder:
+    """History and live rows by raw SQL; ids are derived from a row number."""
+
+    def __init__(self):
+        from django.contrib.auth import get_user_model
+        from django.db import connection
+        from django.utils import timezone
+
+        self.connection = connection
+        self.sqlite = connection.vendor == "sqlite"
+        self.now = timezone.now()
+        self.owner = get_user_model().objects.create(username="bench-owner").pk
+        self.history = 0
+        self.serial = 0
+
+    def uuid(self, kind):
+        # kind: one hex digit, so the ids of files, sessions and events never collide.
+        if self.sqlite:
+            return f"printf('{kind}%031x', x)"
+        return f"('{kind}' || lpad(to_hex(x), 31, '0'))::uuid"
+
+    def numbers(self, start, count):
+        """A ``FROM`` source of the row numbers start .. start+count-1 as column ``x``."""
+        end = start + count - 1
+        if self.sqlite:
+            step = f"SELECT x + 1 FROM n WHERE x < {end}"
+            return f"(WITH RECURSIVE n(x) AS (SELECT {start} UNION ALL {step}) SELECT x FROM n)"
+        return f"generate_series({start}, {end}) AS g(x)"
+
+    def seconds_ago(self, expression):
+        """SQL for ``now - expression seconds`` as the column's type."""
+        now = self.now.strftime("%Y-%m-%d %H:%M:%S.%f")
+        if self.sqlite:
+            modifier = f"(-({expression})) || ' seconds'"
+            return f"strftime('%Y-%m-%d %H:%M:%f', '{now}', {modifier})"
+        return f"(timestamptz '{now}+00' - ({expression}) * interval '1 second')"
+
+    def run(self, sql):
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql)
+
+    def sessions(self, count, *, status, file_status, expires, finished, parts, temp):
+        """``count`` sessions (and files, and ``parts`` parts each) with the given state."""
+        start = self.serial + 1
+        self.serial += count
+        rows = self.numbers(start, count)
+        finished_at = self.seconds_ago(finished) if finished is not None else "NULL"
+        self.run(
+            "INSERT INTO portal_ingestfile (id, original_filename, content_type, size_bytes, "
+            "sha256, status, storage_key, uploaded_by_id, created_at, updated_at, stored_at) "
+            f"SELECT {self.uuid('a')}, 'bench.bin', 'application/octet-stream', 1048576, '', "
+            f"'{file_status}', '', {self.owner}, {self.seconds_ago('x')}, {self.seconds_ago('x')}, "
+            f"NULL FROM {rows}"
+        )
+        self.run(
+            "INSERT INTO portal_uploadsession (id, file_id, owner_id, status, chunk_size_bytes, "
+            "total_size_bytes, total_parts, bytes_received, completed_parts, idempotency_key, "
+            "expires_at, failure_reason, created_at, updated_at, finished_at) "
+            f"SELECT {self.uuid('b')}, {self.uuid('a')}, {self.owner}, '{status}', 262144, "
+            f"{4 * 262144}, 4, {parts * 262144}, {parts}, '', {self.seconds_ago(expires)}, '', "
+            f"{self.seconds_ago('x')}, {self.seconds_ago('x')}, {finished_at} FROM {rows}"
+        )
+        for number in range(1, parts + 1):
+            key = f"'ab/' || x || '-{number}'" if temp else "''"
+            self.run(
+                "INSERT INTO portal_uploadpart (session_id, part_number, size_bytes, sha256, "
+                f"temp_key, created_at) SELECT {self.uuid('b')}, {number}, 262144, '', {key}, "
+                f"{self.seconds_ago('x')} FROM {rows}"
+            )
+
+    def events(self, count, *, status, due, delivered):
+        start = self.serial + 1
+        self.serial += count
+        payload = "'{}'" if self.sqlite else "'{}'::jsonb"
+        delivered_at = self.seconds_ago(delivered) if delivered is not None else "NULL"
+        self.run(
+            "INSERT INTO portal_outboxevent (id, event_type, aggregate_id, payload, "
+            "idempotency_key, status, attempts, next_attempt_at, last_error, delivered_at, "
+            "created_at, updated_at) "
+            f"SELECT {self.uuid('c')}, 'file.uploaded', 'f' || x, {payload}, 'k' || x, "
+            f"'{status}', 1, {self.seconds_ago(due)}, '', {delivered_at}, "
+            f"{self.seconds_ago('x')}, {self.seconds_ago('x')} FROM {self.numbers(start, count)}"
+        )
+
+    def live_set(self):
+        """The same in every size: what a working portal has open at any moment."""
+        from portal.models import JobRun
+
+        self.sessions(
+            50,
+            status="in_progress",
+            file_status="uploading",
+            expires="-3600",
+            finished=None,
+            parts=2,
+            temp=True,
+        )
+        self.sessions(
+            5,
+            status="init",
+            file_status="uploading",
+            expires="600",
+            finished=None,
+            parts=0,
+            temp=False,
+        )
+        self.sessions(
+            20,
+            status="failed",
+            file_status="failed",
+            expires="90000",
+            finished="86400",
+            parts=0,
+            temp=False,
+        )
+        self.sessions(
+            3,
+            status="aborted",
+            file_status="failed",
+            expires="600",
+            finished="300",
+            parts=2,
+            temp=True,
+        )
+        self.events(100, status="pending", due="x % 600 - 300", delivered=None)
+        self.events(5, status="sending", due="-60", delivered=None)
+        self.events(3, status="failed", due="86400", delivered=None)
+        runs = []
+        for minute in range(2000):
+            started = self.now - timedelta(minutes=minute)
+            job = "portal_cleanup" if minute % 15 == 0 else "portal_dispatch"
+            counts = (
+                {"delivered": 3} if job == "portal_dispatch" else {"stale": {"sessions_expired": 1}}
+            )
+            runs.append(
+                JobRun(
+                    job=job,
+                    started_at=started,
+                    finished_at=started + timedelta(seconds=5),
+                    outcome="ok",
+                    counts=counts,
+                )
+            )
+        JobRun.objects.bulk_create(runs, batch_size=1000)
+
+    def grow_history(self, total):
+        """Complete sessions (one reclaimed part each) and delivered events, up to ``total``."""
+        while self.history < total:
+            count = min(CHUNK, total - self.history)
+            self.sessions(
+                count,
+                status="complete",
+                file_status="stored",
+                expires="x",
+                finished="x",
+                parts=1,
+                temp=False,
+            )
+            self.events(count, status="delivered", due="x", delivered="x")
+            self.history += count
+        self.analyze()
+
+    def backlog(self, count):
+        for start in range(0, count, CHUNK):
+            self.events(min(CHUNK, count - start), status="pending", due="x % 3600", delivered=None)
+        self.analyze()
+
+    def analyze(self):
+        if not self.sqlite:
+            self.run("VACUUM ANALYZE")
+
+
+def scrape_once():
+    """One scrape through the view, cache cleared: (seconds, SQL statements, body bytes)."""
+    from django.db import connection
+    from django.test import RequestFactory
+
+    from portal.metrics import collector, views
+
+    queries = [0]
+
+    def count(execute, sql, params, many, context):
+        queries[0] += 1
+        return execute(sql, params, many, context)
+
+    request = RequestFactory().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    collector.collector.clear()
+    started = time.perf_counter()
+    with connection.execute_wrapper(count):
+        response = views.metrics(request)
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200
+    return elapsed, queries[0], len(response.content)
+
+
+def measure(rounds):
+    scrape_once()  # warm: connections, imports
+    runs = [scrape_once() for _ in range(rounds)]
+    times = sorted(run[0] * 1000 for run in runs)
+    return {
+        "median_ms": statistics.median(times),
+        "p90_ms": times[int(0.9 * (len(times) - 1))],
+        "min_ms": times[0],
+        "queries": runs[0][1],
+        "bytes": runs[0][2],
+    }
+
+
+def explain():
+    """The plan of every statement of one scrape (``--explain``)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.metrics import collector
+
+    collector.collector.clear()
+    with CaptureQueriesContext(connection) as captured:
+        collector.collector.collect()
+    for query in captured.captured_queries:
+        prefix = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
+        with connection.cursor() as cursor:
+            cursor.execute(prefix + query["sql"])
+            plan = " | ".join(str(row[-1]).strip() for row in cursor.fetchall())
+        print(f"  {query['sql'][:150]}\n      -> {plan[:300]}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--large", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--backlog", type=int, default=50_000)
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--explain", action="store_true")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
+    database = ScratchDatabase(args.database_url, workdir, prefix="metrics")
+    results = []
+    try:
+        setup_django(database.url, workdir)
+        seeder = Seeder()
+        seeder.live_set()
+        for label, size in (("small", args.small), ("large", args.large)):
+            started = time.monotonic()
+            seeder.grow_history(size)
+            print(
+                f"seeded {size:,} history rows per table in {time.monotonic() - started:.0f} s",
+                flush=True,
+            )
+            results.append((f"{size:,} rows", measure(args.rounds)))
+            if args.explain and label == "large":
+                explain()
+        if args.backlog:
+            seeder.backlog(args.backlog)
+            results.append(
+                (f"{args.large:,} rows + {args.backlog:,} pending", measure(args.rounds))
+            )
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        database.drop()
+    report(database.name, results)
+
+
+def report(name, results):
+    base = results[0][1]
+    print(f"\n{name}: one /metrics scrape, database figures read (cache cleared each round)\n")
+    print("| history rows per table | median ms | p90 ms | min ms | SQL queries | vs small |")
+    print("|---|---|---|---|---|---|")
+    for label, r in results:
+        ratio = r["median_ms"] / base["median_ms"]
+        times = f"{r['median_ms']:.2f} | {r['p90_ms']:.2f} | {r['min_ms']:.2f}"
+        print(f"| {label} | {times} | {r['queries']} | {ratio:.2f}x |")
+    large = results[1][1]
+    flat = large["median_ms"] <= 1.5 * base["median_ms"] and large["queries"] == base["queries"]
+    print(f"\n  {'OK    ' if flat else 'MISSED'} flat: large <= 1.5x small, same number of queries")
+
+
+if __name__ == "__main__":
+    main()
