@@ -2,28 +2,34 @@
 
 The figures are read at scrape time (``portal.metrics.figures``), so their cost must not
 grow with history: completed sessions and delivered events pile up until their
-retention, and a busy portal has millions. The bench seeds a throwaway database with a
-fixed "live" set (open and failed sessions, temp objects, a pending backlog, job runs)
-and N rows of history in the outbox and session tables (complete sessions with a
-reclaimed part each, delivered events), measures the scrape, grows the history to the
-large N and measures again. Then it adds a pending backlog larger than the count cap
-(a runner down for hours) and measures a third time: the bound with the caps reached.
+retention, and a busy portal has millions. The bench seeds two throwaway databases with
+the same fixed "live" set (open and failed sessions, temp objects, a pending backlog,
+job runs) and N rows of history in the outbox and session tables (complete sessions
+with a reclaimed part each, delivered events): 10k in one, 1M in the other. One child
+process per database scrapes it, and the two take turns scrape by scrape, so the load of
+other processes on the machine falls on both alike. Then the large database gets a
+pending backlog larger than the count cap (a runner down for hours) and both are
+measured again: the bound with the caps reached.
 
 A scrape here is the ``/metrics`` view called in-process with the token (the collector's
-cache is cleared each round, so every round queries the database), timed and with its
+cache is cleared each time, so every scrape queries the database), timed and with its
 SQL statements counted. Seeding is raw SQL (a recursive CTE on SQLite,
 ``generate_series`` on PostgreSQL); PostgreSQL then gets ``VACUUM ANALYZE`` as
-autovacuum would give it; SQLite gets no ``ANALYZE``, as in production.
+autovacuum would give it; SQLite gets no ``ANALYZE``, as in production. ``--explain``
+prints the plan of every statement on the large database (with actual rows on
+PostgreSQL).
 
-Usage: ``python bench/metrics.py [--small 10000] [--large 1000000] [--rounds 30]
+Usage: ``python bench/metrics.py [--small 10000] [--large 1000000] [--rounds 40]
 [--backlog 50000] [--database-url postgres://postgres@127.0.0.1:5432/postgres] [--explain]``
 (the bench creates and drops its own database on that server). Target: the large/small
 ratio of the scrape time is flat (<= 1.5x) with the same number of queries.
 """
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -257,19 +263,6 @@ def scrape_once():
     return elapsed, queries[0], len(response.content)
 
 
-def measure(rounds):
-    scrape_once()  # warm: connections, imports
-    runs = [scrape_once() for _ in range(rounds)]
-    times = sorted(run[0] * 1000 for run in runs)
-    return {
-        "median_ms": statistics.median(times),
-        "p90_ms": times[int(0.9 * (len(times) - 1))],
-        "min_ms": times[0],
-        "queries": runs[0][1],
-        "bytes": runs[0][2],
-    }
-
-
 def explain():
     """The plan of every statement of one scrape (``--explain``)."""
     from django.db import connection
@@ -281,60 +274,141 @@ def explain():
     with CaptureQueriesContext(connection) as captured:
         collector.collector.collect()
     for query in captured.captured_queries:
-        prefix = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
+        sqlite = connection.vendor == "sqlite"
+        prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) "
         with connection.cursor() as cursor:
             cursor.execute(prefix + query["sql"])
             plan = " | ".join(str(row[-1]).strip() for row in cursor.fetchall())
-        print(f"  {query['sql'][:150]}\n      -> {plan[:300]}")
+        print(f"  {query['time']} s  {query['sql'][:150]}\n      -> {plan[:600]}")
+
+
+class Child:
+    """A process holding Django on one database; it seeds and scrapes when told (JSON lines).
+
+    Two children, one per table size, take turns scrape by scrape, so load from other
+    processes on the machine falls on both sizes alike.
+    """
+
+    def __init__(self, database_url, workdir):
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--child", database_url, str(workdir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def ask(self, command, *args):
+        self.proc.stdin.write(json.dumps([command, *args]) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"bench child died on {command}")
+        return json.loads(line)
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def serve(database_url, workdir):
+    """The child's loop: one command per stdin line, one JSON answer per stdout line."""
+    setup_django(database_url, Path(workdir))
+    seeder = Seeder()
+    commands = {
+        "live": lambda: seeder.live_set(),
+        "grow": seeder.grow_history,
+        "backlog": seeder.backlog,
+        "scrape": scrape_once,
+        "explain": explain,
+    }
+    real_stdout = sys.stdout
+    for line in sys.stdin:
+        command, *args = json.loads(line)
+        sys.stdout = sys.stderr  # anything printed goes to the terminal, not the protocol
+        try:
+            answer = commands[command](*args)
+        finally:
+            sys.stdout = real_stdout
+        real_stdout.write(json.dumps(answer) + "\n")
+        real_stdout.flush()
+    from django.db import connections
+
+    connections.close_all()
+
+
+def interleaved(children, rounds):
+    """Scrape each child once per round, in turn; per child: median/p90/min ms, queries."""
+    for child in children:
+        child.ask("scrape")  # warm: connections, imports
+    runs = [[] for _ in children]
+    for _ in range(rounds):
+        for child, result in zip(children, runs, strict=True):
+            result.append(child.ask("scrape"))
+    summaries = []
+    for result in runs:
+        times = sorted(run[0] * 1000 for run in result)
+        summaries.append(
+            {
+                "median_ms": statistics.median(times),
+                "p90_ms": times[int(0.9 * (len(times) - 1))],
+                "min_ms": times[0],
+                "queries": result[0][1],
+            }
+        )
+    return summaries
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--backlog", type=int, default=50_000)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--explain", action="store_true")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        serve(*args.child)
+        return
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
-    database = ScratchDatabase(args.database_url, workdir, prefix="metrics")
-    results = []
+    databases, children = [], []
     try:
-        setup_django(database.url, workdir)
-        seeder = Seeder()
-        seeder.live_set()
-        for label, size in (("small", args.small), ("large", args.large)):
+        for size in (args.small, args.large):
+            workdir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
+            databases.append(ScratchDatabase(args.database_url, workdir, prefix="metrics"))
+            children.append(Child(databases[-1].url, workdir))
             started = time.monotonic()
-            seeder.grow_history(size)
-            print(
-                f"seeded {size:,} history rows per table in {time.monotonic() - started:.0f} s",
-                flush=True,
-            )
-            results.append((f"{size:,} rows", measure(args.rounds)))
-            if args.explain and label == "large":
-                explain()
+            children[-1].ask("live")
+            children[-1].ask("grow", size)
+            took = time.monotonic() - started
+            print(f"seeded {size:,} history rows per table in {took:.0f} s", flush=True)
+        small, large = interleaved(children, args.rounds)
+        results = [(f"{args.small:,}", small), (f"{args.large:,}", large)]
+        if args.explain:
+            children[1].ask("explain")
         if args.backlog:
-            seeder.backlog(args.backlog)
-            results.append(
-                (f"{args.large:,} rows + {args.backlog:,} pending", measure(args.rounds))
-            )
+            children[1].ask("backlog", args.backlog)
+            small, backlog = interleaved(children, args.rounds)
+            label = f"{args.large:,} + {args.backlog:,} pending events"
+            results += [(f"{args.small:,} (again)", small), (label, backlog)]
     finally:
-        from django.db import connections
+        for child in children:
+            child.close()
+        for database in databases:
+            database.drop()
+    report(databases[0].name.split(" (")[0], results, args.rounds)
 
-        connections.close_all()
-        database.drop()
-    report(database.name, results)
 
-
-def report(name, results):
+def report(name, results, rounds):
     base = results[0][1]
-    print(f"\n{name}: one /metrics scrape, database figures read (cache cleared each round)\n")
+    print(f"\n{name}: one /metrics scrape (figures read from the database, cache cleared),")
+    print(f"{rounds} rounds, small and large scraped in turn\n")
     print("| history rows per table | median ms | p90 ms | min ms | SQL queries | vs small |")
     print("|---|---|---|---|---|---|")
-    for label, r in results:
-        ratio = r["median_ms"] / base["median_ms"]
+    for index, (label, r) in enumerate(results):
+        reference = results[index - 1][1] if index % 2 else r
+        ratio = r["median_ms"] / reference["median_ms"]
         times = f"{r['median_ms']:.2f} | {r['p90_ms']:.2f} | {r['min_ms']:.2f}"
         print(f"| {label} | {times} | {r['queries']} | {ratio:.2f}x |")
     large = results[1][1]
