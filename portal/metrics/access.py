@@ -15,8 +15,6 @@ import hmac
 
 from django.conf import settings
 
-MAX_TOKEN_CHARS = 512
-
 
 class Access(enum.Enum):
     ALLOWED = "allowed"
@@ -48,8 +46,6 @@ def token_matches(header):
     scheme, _, presented = header.partition(" ")
     presented = presented.strip()
     if not expected or scheme.lower() != "bearer" or not presented:
-        return False
-    if len(presented) > MAX_TOKEN_CHARS:
         return False
     return hmac.compare_digest(_digest(presented), _digest(expected))
 

@@ -239,10 +239,10 @@ class DiskSpace:
 
 
 def local_disk_space():
-    """Free and total bytes of each local storage root (none on S3; none for a missing root).
+    """Free and total bytes of each local storage root's filesystem (none on S3).
 
-    A missing root (an unmounted volume) is reported by ``/ready``; here it is left out
-    rather than measured on whatever filesystem lies beneath the mount point.
+    A root that does not exist is left out (``/ready`` reports it as unavailable once
+    a check fails to write there): there is no filesystem of its own to measure.
     """
     space = []
     for alias in (TEMP_ALIAS, FINAL_ALIAS):
