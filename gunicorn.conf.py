@@ -19,13 +19,15 @@ directory when it exits; see ``portal.metrics.multiproc``.
 import logging
 import multiprocessing
 import os
+import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
 
-from boot.logging import FORMATS, LEVELS, build_logging
-from portal.metrics import multiproc as metrics_multiproc
+from boot.logging import FORMATS, LEVELS, build_logging  # noqa: E402 (after the path is set)
+from portal.metrics import multiproc as metrics_multiproc  # noqa: E402
 
 
 def _env_int(name, default):
@@ -81,6 +83,26 @@ access_log_format = "%(m)s %(U)s %(s)s %(M)sms"
 logconfig_dict = build_logging(fmt=_log_format(), level=loglevel)
 # Python warnings in the master (before Django has configured logging) as log records too.
 logging.captureWarnings(True)
+
+
+def on_starting(server):
+    """Check the settings once before any worker boots (``boot.preflight``, in a child
+    process): bad settings stop the server with one log record naming every problem,
+    instead of a traceback from each worker."""
+    env = {**os.environ, "DJANGO_CONFIGURATION": os.environ.get("DJANGO_CONFIGURATION", "Prod")}
+    check = subprocess.run(
+        [sys.executable, "-m", "boot.preflight"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check.returncode != 0:
+        problems = check.stdout.strip().splitlines() or check.stderr.strip().splitlines()[-1:]
+        server.log.error("Configuration error: %s", "; ".join(problems))
+        raise SystemExit(check.returncode)
+
 
 # prometheus-client multiprocess mode: set before any worker exists (workers inherit it and
 # import prometheus_client after the fork, in multiprocess mode). A reload keeps it.

@@ -16,6 +16,7 @@ def main():
     from django.conf import settings
 
     from boot.config import CONFIGURATIONS, SettingsError
+    from portal import exitcodes
 
     configuration = os.environ["DJANGO_CONFIGURATION"]
     if configuration not in CONFIGURATIONS:
@@ -23,12 +24,12 @@ def main():
             f"Configuration error:\n  - DJANGO_CONFIGURATION={configuration!r}: "
             f"must be one of {', '.join(CONFIGURATIONS)}\n"
         )
-        sys.exit(2)
+        sys.exit(exitcodes.USAGE)
     try:
         settings.INSTALLED_APPS  # noqa: B018 (load the settings now, so their errors are reported first)
     except SettingsError as exc:
         sys.stderr.write(f"Configuration error:\n{exc}\n")
-        sys.exit(2)
+        sys.exit(exitcodes.USAGE)
     execute_from_command_line(sys.argv)
 
 

@@ -19,7 +19,6 @@ per-row loop, peak RSS < 150 MB and flat as N grows 10x, on S3 <= 1 request per 
 """
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -34,7 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import ScratchDatabase  # noqa: E402  (after the path is set)
+from bench.lib.report import recording  # noqa: E402  (after the path is set)
+from bench.lib.scratch import ScratchDatabase  # noqa: E402  (after the path is set)
 
 CHILD = r"""
 import json, os, sys, time
@@ -49,7 +49,7 @@ def count(execute, sql, params, many, context):
     global queries
     queries += 1
     return execute(sql, params, many, context)
-from bench.cleanup import VARIANTS
+from bench.lib.cleanup_variants import VARIANTS
 with connection.execute_wrapper(count):
     extra = VARIANTS[sys.argv[1]]()
 # VmHWM: this process's own peak RSS since exec (ru_maxrss would include the forked parent).
@@ -57,88 +57,6 @@ with open("/proc/self/status") as status:
     hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 print("BENCH " + json.dumps({"queries": queries, "hwm_kb": hwm, **(extra or {})}), flush=True)
 """
-
-
-def run_portal_cleanup():
-    import io
-
-    from django.core.management import call_command
-
-    out = io.StringIO()
-    call_command("portal_cleanup", "--json", stdout=out)
-    summary = json.loads(out.getvalue().strip().splitlines()[-1])
-    steps = summary["steps"]
-    return {
-        "objects_deleted": steps["orphans"]["counts"]["objects_deleted"],
-        "delete_requests": steps["orphans"]["counts"]["delete_requests"],
-        "failed": summary["failed"],
-        "steps_s": {name: step["duration_ms"] / 1000 for name, step in steps.items()},
-    }
-
-
-def run_per_row_loop():
-    """The shape of django-chunked-upload's ``delete_expired_uploads``, on our models."""
-    from django.utils import timezone
-
-    from portal import storage
-    from portal.models import UploadSession
-
-    now = timezone.now()
-    temp = storage.temp_storage()
-    expired = UploadSession.objects.filter(
-        status__in=UploadSession.OPEN_STATUSES, expires_at__lt=now
-    ).select_related("file")
-    for session in expired:
-        session.status = UploadSession.Status.FAILED
-        session.failure_reason = "expired"
-        session.finished_at = now
-        session.save()
-        session.file.status = "failed"
-        session.file.save()
-        for part in session.parts.all():
-            if part.temp_key:
-                temp.delete(part.temp_key)
-                part.temp_key = ""
-                part.save()
-
-
-def run_floor():
-    """Four statements and an unlink loop: the least work that does the same cleanup."""
-    from django.db import connection, transaction
-    from django.utils import timezone
-
-    from portal import storage
-
-    now = timezone.now()
-    root = storage.temp_storage().location
-    terminal = "SELECT id FROM portal_uploadsession WHERE status IN ('complete','failed','aborted')"
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE portal_uploadsession SET status='failed', failure_reason='expired', "
-            "finished_at=%s WHERE status IN ('init','in_progress') AND expires_at < %s",
-            [now, now],
-        )
-        cursor.execute(
-            "UPDATE portal_ingestfile SET status='failed' WHERE id IN (SELECT file_id FROM "
-            "portal_uploadsession WHERE status='failed' AND finished_at=%s)",
-            [now],
-        )
-        cursor.execute(
-            "SELECT temp_key FROM portal_uploadpart WHERE temp_key <> '' "
-            f"AND session_id IN ({terminal})"
-        )
-        keys = [row[0] for row in cursor.fetchall()]
-    for key in keys:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(root, key))
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE portal_uploadpart SET temp_key='' WHERE temp_key <> '' "
-            f"AND session_id IN ({terminal})"
-        )
-
-
-VARIANTS = {"portal_cleanup": run_portal_cleanup, "per_row": run_per_row_loop, "floor": run_floor}
 
 
 class Bench:
@@ -325,6 +243,7 @@ def main():
     parser.add_argument(
         "--repeat", type=int, default=2, help="runs of portal_cleanup and the floor (best kept)"
     )
+    parser.add_argument("--save", action="store_true", help="write the figures to docs/benchmarks/")
     args = parser.parse_args()
     small_n = args.small_n or max(args.n // 10, 1)
     per_row_n = args.per_row_n or args.n
@@ -404,4 +323,5 @@ def report(vendor, n, small_n, ours, floor, ours_small, floor_small, per_row):
 
 
 if __name__ == "__main__":
-    main()
+    with recording("cleanup", save="--save" in sys.argv):
+        main()

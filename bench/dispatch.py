@@ -36,12 +36,15 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.lib.report import recording  # noqa: E402  (after the path is set)
+
 PYTHON = sys.executable
 SECRET = "bench-runner-secret"
 USER_AGENT = "ingest-portal-dispatch/1"  # as portal.services.outbox sends it
 TARGET = 0.5
 
-from bench.scratch import ScratchDatabase  # noqa: E402  (after the path is set)
+from bench.lib.scratch import ScratchDatabase  # noqa: E402  (after the path is set)
 
 
 def parse_args():
@@ -52,6 +55,7 @@ def parse_args():
         "--database-url",
         help="a PostgreSQL server URL; the bench creates (and drops) its own database there",
     )
+    parser.add_argument("--save", action="store_true", help="write the figures to docs/benchmarks/")
     return parser.parse_args()
 
 
@@ -319,4 +323,5 @@ def report(n, database_name, rounds, floors, dispatches):
 
 
 if __name__ == "__main__":
-    main()
+    with recording("dispatch", save="--save" in sys.argv):
+        main()

@@ -35,6 +35,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.lib.report import recording  # noqa: E402  (after the path is set)
+
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 MOTO = str(Path(sys.executable).parent / "moto_server")
 HEALTH_TARGET = 0.9
@@ -50,6 +54,7 @@ def parse_args():
     parser.add_argument(
         "--cost-seconds", type=float, default=6.0, help="length of each storage-cost phase"
     )
+    parser.add_argument("--save", action="store_true", help="write the figures to docs/benchmarks/")
     return parser.parse_args()
 
 
@@ -311,4 +316,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with recording("probes", save="--save" in sys.argv):
+        main()

@@ -21,6 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.lib.report import recording  # noqa: E402  (after the path is set)
+
 TESTS = [
     "tests/reliability/test_crash.py",
     "tests/reliability/test_outage.py",
@@ -37,6 +41,11 @@ def main(argv=None):
     parser.add_argument("--race-trials", type=int, default=5000)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--storage", choices=("local", "s3"), default="local")
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="write the figures to docs/benchmarks/",
+    )
     args = parser.parse_args(argv)
 
     env = {
@@ -78,4 +87,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with recording("reliability_report", save="--save" in sys.argv):
+        code = main()
+    sys.exit(code)

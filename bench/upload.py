@@ -29,6 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.lib.report import recording  # noqa: E402  (after the path is set)
+
 PYTHON = sys.executable
 GUNICORN = str(Path(PYTHON).parent / "gunicorn")
 MIB = 1024 * 1024
@@ -42,6 +46,7 @@ def parse_args():
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--parallel", type=int, default=4, help="connections uploading parts")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory")
+    parser.add_argument("--save", action="store_true", help="write the figures to docs/benchmarks/")
     return parser.parse_args()
 
 
@@ -298,4 +303,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with recording("upload", save="--save" in sys.argv):
+        main()

@@ -15,13 +15,11 @@ from datetime import UTC, datetime
 
 from pythonjsonlogger.json import JsonFormatter
 
+from portal.health.paths import PROBE_PATHS
 from portal.observability import CONTEXT_FIELDS, RECORD_ATTRS
 
 FORMATS = ("json", "console")
 LEVELS = ("debug", "info", "warning", "error", "critical")
-# Load-balancer probes: a success every few seconds from every balancer would drown
-# everything else, so only their failures are logged.
-PROBE_PATHS = frozenset({"/health", "/ready", "/health/", "/ready/"})
 HEAD_FIELDS = ("timestamp", "level", "logger", "message", "event", *CONTEXT_FIELDS)
 
 
@@ -83,7 +81,11 @@ def _console_value(value):
 
 
 def quiet_probe(path, status):
-    """True for a probe request that succeeded: not worth a line at INFO."""
+    """True for a probe request that succeeded: not worth a line at INFO.
+
+    Load balancers probe every few seconds; their successes would drown everything else,
+    so only their failures are logged.
+    """
     return path in PROBE_PATHS and status < 400
 
 

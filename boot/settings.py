@@ -15,6 +15,7 @@ from configurations import Configuration
 
 from boot import config as v
 from boot.logging import build_logging
+from portal.health import paths as probe_paths
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 KIB = 1024
@@ -101,8 +102,12 @@ class Base(Configuration):
     MIDDLEWARE = [
         "portal.middleware.RequestIdMiddleware",
         "portal.metrics.http.MetricsMiddleware",
-        "portal.probes.ProbeMiddleware",
+        "portal.health.middleware.ProbeMiddleware",
         "django.middleware.security.SecurityMiddleware",
+        # The admin's CSS and JS, collected into STATIC_ROOT (collectstatic at install and
+        # upgrade) and served by the app itself: behind any proxy or balancer, in a
+        # container, with nothing shared between the proxy and the app hosts.
+        "whitenoise.middleware.WhiteNoiseMiddleware",
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.common.CommonMiddleware",
         "django.middleware.csrf.CsrfViewMiddleware",
@@ -150,9 +155,10 @@ class Base(Configuration):
         super().post_setup()
         v.raise_problems()
 
-    @property
-    def STATIC_ROOT(self):
-        return str(Path(self.PORTAL_DATA_DIR) / "static")
+    # Static files belong to the release, not to the data: next to the code, not under
+    # PORTAL_DATA_DIR (which may be a volume, and is never written to implicitly).
+    STATIC_ROOT = str(BASE_DIR / "var" / "static")
+    STATICFILES_BACKEND = "django.contrib.staticfiles.storage.StaticFilesStorage"
 
     @property
     def DATABASES(self):
@@ -183,14 +189,14 @@ class Base(Configuration):
             temp, final = self._local_storage("temp"), self._local_storage("final")
         return {
             "default": final,
-            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+            "staticfiles": {"BACKEND": self.STATICFILES_BACKEND},
             "portal_temp": temp,
             "portal_final": final,
         }
 
     def _local_storage(self, prefix):
         return {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "BACKEND": "portal.storage.LocalStorage",
             "OPTIONS": {
                 "location": str(Path(self.PORTAL_DATA_DIR) / prefix),
                 "allow_overwrite": True,
@@ -230,13 +236,16 @@ def _make_database_dir(path, variable):
     """Create the SQLite file's directory, or record a problem naming the variable."""
     if path == ":memory:" or path.startswith("file:"):
         return
+    _make_dir(Path(path).parent, variable or "PORTAL_DATA_DIR", what="the database directory")
+
+
+def _make_dir(path, variable, what="the directory"):
     try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        name = variable or "PORTAL_DATA_DIR"
-        raw = os.environ.get(name, "")
+        raw = os.environ.get(variable, "")
         v.PROBLEMS.append(
-            f"{name}={raw!r}: cannot create the database directory {str(Path(path).parent)!r} "
+            f"{variable}={raw!r}: cannot create {what} {str(path)!r} "
             f"({exc.strerror or type(exc).__name__})"
         )
 
@@ -246,13 +255,28 @@ class Dev(Base):
 
     DEBUG = True
     SECRET_KEY = v.NamedValue("dev-insecure-key-do-not-use-in-production")
+    # runserver (and WhiteNoise with DEBUG) serve the apps' static files where they are.
+    STATIC_ROOT = None
     PORTAL_LOG_FORMAT = v.ChoiceValue("console", choices=("json", "console"))
+
+    @classmethod
+    def post_setup(cls):
+        """A fresh clone just works: create the local storage roots under ``var/``.
+
+        Only here: ``Prod`` and ``Test`` never create a storage root (``LocalStorage``).
+        """
+        super().post_setup()
+        if cls.PORTAL_STORAGE == "local":
+            for prefix in ("temp", "final"):
+                _make_dir(Path(cls.PORTAL_DATA_DIR) / prefix, "PORTAL_DATA_DIR")
+            v.raise_problems()
 
 
 class Test(Base):
     """The test suite: small chunks allowed, fast password hashing, quiet logs."""
 
     SECRET_KEY = v.NamedValue("test-insecure-key-do-not-use-in-production")
+    STATIC_ROOT = None
     PORTAL_CHUNK_SIZE_MIN = v.ByteSizeValue(1, min_value=1)
     PORTAL_LOG_LEVEL = v.ChoiceValue(
         "warning", choices=("debug", "info", "warning", "error", "critical")
@@ -277,9 +301,12 @@ class Prod(Base):
     ALLOWED_HOSTS = v.ListValue([], required=True)
     SECURE_SSL_REDIRECT = v.BoolValue(True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$"]
+    SECURE_REDIRECT_EXEMPT = list(probe_paths.REDIRECT_EXEMPT)
     SECURE_HSTS_SECONDS = v.IntValue(31536000, min_value=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # gzip and brotli copies made by collectstatic; WhiteNoise serves them with far-future
+    # caching headers only for hashed names, so no manifest is needed to start.
+    STATICFILES_BACKEND = "whitenoise.storage.CompressedStaticFilesStorage"

@@ -4,8 +4,8 @@ admin."""
 from django.contrib import admin
 from django.urls import include, path
 
+from portal.health import views as health
 from portal.metrics import views as metrics
-from portal.views import health
 
 urlpatterns = [
     path("api/v1/", include("portal.urls")),

@@ -10,11 +10,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "boot.settings")
 os.environ.setdefault("DJANGO_CONFIGURATION", "Prod")
 
 from configurations.wsgi import get_wsgi_application
-from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
 
 application = get_wsgi_application()
 
-_errors = [e for e in run_checks(tags=["portal"]) if e.is_serious()]
-if _errors:
-    raise ImproperlyConfigured("\n".join(f"{e.id}: {e.msg}" for e in _errors))
+from portal.checks import settings_problems  # noqa: E402 (needs the settings loaded above)
+
+if _problems := settings_problems():
+    raise ImproperlyConfigured("\n".join(_problems))

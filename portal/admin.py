@@ -5,9 +5,9 @@ exceptions are deactivating an API token and requeueing a failed outbox event.
 """
 
 from django.contrib import admin
-from django.utils import timezone
 
 from portal.models import ApiToken, IngestFile, JobRun, OutboxEvent, UploadPart, UploadSession
+from portal.services import outbox
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -74,18 +74,24 @@ class OutboxEventAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Requeue selected failed events for delivery now")
     def requeue(self, request, queryset):
-        count = queryset.filter(status=OutboxEvent.Status.FAILED).update(
-            status=OutboxEvent.Status.PENDING, attempts=0, next_attempt_at=timezone.now()
-        )
+        count = outbox.requeue_failed(ids=queryset.values_list("pk", flat=True))
         self.message_user(request, f"{count} event(s) requeued.")
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("key_prefix", "user", "name", "is_active", "created_at", "last_used_at")
-    list_filter = ("is_active",)
-    fields = ("user", "name", "key_prefix", "is_active", "created_at", "last_used_at")
-    readonly_fields = ("user", "key_prefix", "created_at", "last_used_at")
+    list_display = (
+        "key_prefix",
+        "user",
+        "name",
+        "purpose",
+        "is_active",
+        "created_at",
+        "last_used_at",
+    )
+    list_filter = ("is_active", "purpose")
+    fields = ("user", "name", "purpose", "key_prefix", "is_active", "created_at", "last_used_at")
+    readonly_fields = ("user", "purpose", "key_prefix", "created_at", "last_used_at")
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -14,15 +14,31 @@ from django.db.models import Q
 from django.utils import timezone
 
 from portal.models import ApiToken
-from portal.services.errors import Unauthorized
+from portal.services.errors import Forbidden, Unauthorized
 from portal.services.tokens import hash_token
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 MAX_TOKEN_CHARS = 200
 
 
-def authenticate(request):
-    """Return the user of the request's bearer token, or raise ``Unauthorized``."""
+def authenticate(request, purpose=ApiToken.Purpose.UPLOAD):
+    """Return the user of the request's bearer token, or raise ``Unauthorized``.
+
+    The token must be active, of an active user, and made for ``purpose``; a valid token
+    made for something else raises ``Forbidden`` (it authenticated, it may not do this).
+    """
+    token = _valid_token(request)
+    if token.purpose != purpose:
+        raise Forbidden(
+            f"this is a{'n' if token.purpose == 'upload' else ''} {token.purpose} token; "
+            f"this needs a{'n' if purpose == 'upload' else ''} {purpose} token",
+            code="wrong_token_purpose",
+        )
+    _touch(token)
+    return token.user
+
+
+def _valid_token(request):
     raw = _bearer_token(request.META.get("HTTP_AUTHORIZATION", ""))
     digest = hash_token(raw)
     token = (
@@ -32,8 +48,7 @@ def authenticate(request):
     )
     if token is None or not hmac.compare_digest(token.key_hash, digest):
         raise Unauthorized("invalid or revoked token", code="invalid_token")
-    _touch(token)
-    return token.user
+    return token
 
 
 def _bearer_token(header):

@@ -1,7 +1,9 @@
 """Named, non-blocking, crash-safe locks shared by every host: one holder at a time.
 
-PostgreSQL: a session-level advisory lock on a dedicated connection, released on
-``release()`` or when the process dies (the server drops the session). SQLite (one host by
+PostgreSQL: a session-level advisory lock on the process's ``default`` connection
+(Django's per-thread connection), released when the block ends or when the process dies
+(the server drops the session); a connection that broke while the lock was held is
+closed, since its session, and with it the lock, is gone already. SQLite (one host by
 nature): an ``flock`` on a file under ``PORTAL_DATA_DIR/locks``, released by the kernel when
 the process dies. Used for the single cleanup run and for one finalize per session.
 """

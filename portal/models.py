@@ -168,12 +168,22 @@ class OutboxEvent(models.Model):
 
 
 class ApiToken(models.Model):
-    """A bearer token for API clients; only its SHA-256 is stored."""
+    """A bearer token; only its SHA-256 is stored.
+
+    ``purpose`` says what it opens: ``upload`` the upload API, ``monitoring`` only
+    ``/status`` and the metrics (a monitoring system must not be able to upload, and an
+    upload client must not read the operators' view).
+    """
+
+    class Purpose(models.TextChoices):
+        UPLOAD = "upload"
+        MONITORING = "monitoring"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
     name = models.CharField(max_length=100, blank=True, default="")
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.UPLOAD)
     key_prefix = models.CharField(max_length=12, help_text="First characters, to recognise it.")
     key_hash = models.CharField(max_length=64, unique=True)
     is_active = models.BooleanField(default=True)

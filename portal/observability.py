@@ -2,7 +2,7 @@
 
 Context (request id, job, run id, ...) lives in a ContextVar so it follows the request or
 the job through every logger; ``ContextFilter`` copies it onto each record. Services log
-state transitions with ``log_event`` so each line has its ``event`` name from DESIGN.md.
+state transitions with ``log_event`` so each line has its ``event`` name from docs/design.md.
 ``RedactingFilter`` sits on the output handler, after the context, and scrubs secrets
 from everything a record carries before any formatter sees it.
 """
@@ -30,6 +30,9 @@ EVENTS = frozenset(
         "cleanup.finished",
         "cleanup.skipped",
         "ready.check_failed",
+        "storage.unavailable",
+        # Written by deploy/cron/portal-job (not Python) when the host's job lock is held.
+        "job.skipped",
     }
 )
 CONTEXT_FIELDS = (

@@ -1,4 +1,4 @@
-"""The upload API, mounted at /api/v1/ (see ``portal.views.uploads`` and DESIGN.md)."""
+"""The upload API, mounted at /api/v1/ (see ``portal.views.uploads`` and docs/api.md)."""
 
 from django.urls import path, re_path
 

@@ -130,6 +130,10 @@ def apply_storage(settings, kind, data_dir, *, s3=None, bucket=None):
     settings.AWS_STORAGE_BUCKET_NAME = bucket or ""
     settings.AWS_S3_ENDPOINT_URL = s3.endpoint if s3 else ""
     settings.STORAGES = config.STORAGES
+    if kind == "local":
+        # The operator's install step: local storage never creates its own roots.
+        for prefix in ("temp", "final"):
+            (Path(data_dir) / prefix).mkdir(parents=True, exist_ok=True)
     return env
 
 

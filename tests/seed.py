@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import time_machine
 from django.contrib.auth import get_user_model
+from django.core.files.storage import FileSystemStorage
 from django.db import transaction
 from django.utils import timezone
 
@@ -105,7 +106,7 @@ def put_untracked_temp(modified_at=None, part_bytes=PART_BYTES):
     """A temp object no row points to (a crash between write and commit), of a given age."""
     key = storage.new_temp_key(uuid.uuid4(), 1)
     temp = storage.temp_storage()
-    if storage.backend_name(temp) == "local":
+    if isinstance(temp, FileSystemStorage):
         path = temp.path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as handle:
@@ -116,7 +117,7 @@ def put_untracked_temp(modified_at=None, part_bytes=PART_BYTES):
     # moto runs in this process, so its LastModified follows time-machine.
     with time_machine.travel(modified_at or timezone.now(), tick=False):
         _s3_client(temp).put_object(
-            Bucket=temp.bucket_name, Key=storage._s3_key(temp, key), Body=part_bytes
+            Bucket=temp.bucket_name, Key=storage.s3.full_key(temp, key), Body=part_bytes
         )
     return key
 
@@ -207,7 +208,7 @@ class _ObjectWriter:
     def __init__(self, part_bytes):
         self.part_bytes = part_bytes
         self.temp = storage.temp_storage()
-        self.local = storage.backend_name(self.temp) == "local"
+        self.local = isinstance(self.temp, FileSystemStorage)
         self.made_dirs = set()
 
     def write(self, keys):
@@ -216,7 +217,7 @@ class _ObjectWriter:
             for key in keys:
                 client.put_object(
                     Bucket=self.temp.bucket_name,
-                    Key=storage._s3_key(self.temp, key),
+                    Key=storage.s3.full_key(self.temp, key),
                     Body=self.part_bytes,
                 )
             return
@@ -244,7 +245,7 @@ def storage_listing():
 
 
 def _list(which):
-    listing = storage._list_local(which) if storage._is_local(which) else storage._list_s3(which)
+    listing = storage.list_objects(which)
     return (item.key for item in listing)
 
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from portal import locks, storage
 from portal.models import IngestFile, OutboxEvent, UploadPart, UploadSession
+from tests import objects
 from tests.api_helpers import Api, error_code, make_token, sha256
 
 
@@ -29,7 +30,7 @@ def test_parts_in_random_order_finalize_to_the_original(api):
     file = response.json()["file"]
     assert (file["sha256"], file["size_bytes"], file["status"]) == (sha256(data), 10_000, "stored")
     row = IngestFile.objects.get(pk=file["id"])
-    assert b"".join(storage.iter_final(row.storage_key)) == data
+    assert b"".join(objects.iter_final(row.storage_key)) == data
     assert row.storage_key == storage.new_final_key(row.id, now=row.created_at)
     assert row.stored_at is not None
     session_row = UploadSession.objects.get()
@@ -53,8 +54,29 @@ def test_finalize_writes_the_file_uploaded_event(api, user):
     assert payload["event_id"] == str(event.id)
     assert payload["file"]["sha256"] == sha256(b"hello world")
     assert payload["file"]["filename"] == "hello.txt"
-    assert payload["file"]["storage"]["key"] == IngestFile.objects.get().storage_key
     assert payload["actor"] == {"user_id": user.pk, "username": "alice"}
+    # A runner finds the bytes from the payload alone (and its own S3 credentials).
+    assert fetch_as_a_runner(payload["file"]["storage"]) == b"hello world"
+
+
+def fetch_as_a_runner(location):
+    """Read a stored file the way the runner contract says, from the payload's fields."""
+    if location["backend"] == "local":
+        assert set(location) == {"backend", "bucket", "key", "path"}
+        with open(location["path"], "rb") as handle:
+            return handle.read()
+    import boto3
+    from django.conf import settings
+
+    assert set(location) == {"backend", "bucket", "key"} and location["key"].startswith("final/")
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.AWS_S3_ENDPOINT_URL,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return client.get_object(Bucket=location["bucket"], Key=location["key"])["Body"].read()
 
 
 def test_finalize_is_idempotent(api):
@@ -99,7 +121,7 @@ def test_corrupt_or_missing_part_fails_the_session(api, damage):
     assert row.status == "failed" and row.finished_at is not None
     assert "part 2" in row.failure_reason
     assert row.file.status == "failed" and row.file.storage_key == ""
-    assert not storage.final_exists(storage.new_final_key(row.file_id, now=row.file.created_at))
+    assert not objects.final_exists(storage.new_final_key(row.file_id, now=row.file.created_at))
     assert not OutboxEvent.objects.exists()
     again = api.finalize(session["id"])
     assert (again.status_code, error_code(again)) == (410, "session_failed")
@@ -128,7 +150,7 @@ def test_session_aborted_during_assembly_keeps_no_final_object(api, monkeypatch)
     assert (response.status_code, error_code(response)) == (410, "session_aborted")
     file = IngestFile.objects.get()
     assert file.status == "uploading" and file.storage_key == ""
-    assert not storage.final_exists(storage.new_final_key(file.id, now=file.created_at))
+    assert not objects.final_exists(storage.new_final_key(file.id, now=file.created_at))
     assert not OutboxEvent.objects.exists()
 
 
@@ -179,3 +201,64 @@ def test_any_file_chunking_and_order_finalizes_to_the_original(api, data):
     assert response.status_code == 200, response.content
     assert response.json()["file"]["sha256"] == sha256(content)
     assert response.json()["file"]["size_bytes"] == len(content)
+
+
+OUTBOX_DOWN = {
+    "sqlite": [
+        "CREATE TRIGGER outbox_down BEFORE INSERT ON portal_outboxevent "
+        "BEGIN SELECT RAISE(ABORT, 'outbox is down'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION outbox_down() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'outbox is down'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER outbox_down BEFORE INSERT ON portal_outboxevent "
+        "FOR EACH ROW EXECUTE FUNCTION outbox_down()",
+    ],
+}
+OUTBOX_UP = {
+    "sqlite": ["DROP TRIGGER outbox_down"],
+    "postgresql": [
+        "DROP TRIGGER outbox_down ON portal_outboxevent",
+        "DROP FUNCTION outbox_down()",
+    ],
+}
+
+
+def run_sql(statements):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def test_a_failing_outbox_insert_stores_nothing_and_a_retry_writes_one_event(
+    api, user, transactional_db
+):
+    """The event is written in finalize's transaction: when it cannot be written, the file
+    is not stored and the session not complete; a retried finalize succeeds, once."""
+    from django.db import DatabaseError, connection
+
+    from portal.services import finalize
+
+    data = b"0123456789" * 3
+    session = api.start(data, 10)
+    api.upload(session["id"], data, 10)
+    run_sql(OUTBOX_DOWN[connection.vendor])
+    try:
+        with pytest.raises(DatabaseError, match="outbox is down"):
+            finalize.finalize_session(user, session["id"])
+    finally:
+        run_sql(OUTBOX_UP[connection.vendor])
+
+    row = UploadSession.objects.select_related("file").get(pk=session["id"])
+    assert row.status == UploadSession.Status.IN_PROGRESS
+    assert (row.file.status, row.file.storage_key, row.file.sha256) == ("uploading", "", "")
+    assert not OutboxEvent.objects.exists()
+
+    response = api.finalize(session["id"])
+    assert response.status_code == 200, response.content
+    assert response.json()["file"]["sha256"] == sha256(data)
+    assert OutboxEvent.objects.filter(aggregate_id=str(row.file_id)).count() == 1
+    assert api.finalize(session["id"]).status_code == 200
+    assert OutboxEvent.objects.count() == 1

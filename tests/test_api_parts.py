@@ -173,3 +173,20 @@ def test_concurrent_duplicate_puts_count_once(postgres_only, user, portal_storag
     parts = UploadPart.objects.order_by("part_number")
     assert [p.part_number for p in parts] == [1, 2]
     assert temp_keys() == sorted(p.temp_key for p in parts)
+
+
+def test_a_stream_that_ends_before_its_content_length_is_400_and_keeps_nothing(api, user):
+    """A body that ends early without an error (a proxy or server that reports EOF as the
+    end of the stream) is caught by the size check after the write, not only by the
+    server's own disconnect handling."""
+    import io
+
+    from portal.services import chunks
+    from portal.services.errors import BadRequest
+
+    session = api.start(b"x" * 1000, 1000)
+    with pytest.raises(BadRequest) as refused:
+        chunks.receive_part(user, session["id"], 1, io.BytesIO(b"z" * 500), "1000")
+    assert refused.value.code == "incomplete_part"
+    assert not UploadPart.objects.exists()
+    assert list(storage.list_temp()) == []

@@ -19,6 +19,7 @@ from portal import storage
 from portal.models import IngestFile, JobRun, OutboxEvent, UploadPart, UploadSession
 from portal.services import chunks, cleanup, sessions
 from portal.services.jobs import ABANDONED_AFTER
+from tests import objects
 from tests.seed import (
     PART_BYTES,
     Status,
@@ -83,7 +84,7 @@ def test_expiry_boundary_is_exact(portal_storage, user):
     gone = make_session(user, expires_at=now - timedelta(seconds=1))
     due_now = make_session(user, expires_at=now)
     alive = make_session(user, expires_at=now + timedelta(seconds=1))
-    result = cleanup.cleanup_stale_sessions(now=now)
+    result = cleanup.cleanup_stale_sessions(cleanup.CleanupOptions(now=now))
     assert result.counts == {"sessions_expired": 1, "files_failed": 1}
     statuses = dict(UploadSession.objects.values_list("pk", "status"))
     assert statuses == {
@@ -154,7 +155,7 @@ def test_prune_respects_retention_exactly(portal_storage, user, settings):
     )
     new_run = JobRun.objects.create(job="portal_dispatch", started_at=now - outbox_retention)
 
-    result = cleanup.prune_old_failed_sessions(now=now)
+    result = cleanup.prune_old_failed_sessions(cleanup.CleanupOptions(now=now))
 
     assert result.counts["sessions_pruned"] == 2
     assert result.counts["outbox_events_pruned"] == 1
@@ -162,8 +163,8 @@ def test_prune_respects_retention_exactly(portal_storage, user, settings):
     remaining = set(UploadSession.objects.values_list("pk", flat=True))
     assert remaining == {at_limit.pk, complete.pk, tracking.pk}
     assert not IngestFile.objects.filter(pk__in=[past.file_id, aborted.file_id]).exists()
-    assert not storage.final_exists(leftover.key)
-    assert storage.final_exists(complete.file.storage_key)
+    assert not objects.final_exists(leftover.key)
+    assert objects.final_exists(complete.file.storage_key)
     assert temp_keys_of(tracking)  # still tracks an object: kept until orphans deletes it
     assert set(OutboxEvent.objects.values_list("aggregate_id", flat=True)) == {
         "kept",
@@ -184,7 +185,7 @@ def test_prune_closes_runs_still_running_a_day_after_they_started(portal_storage
         job="portal_dispatch", started_at=now - 2 * ABANDONED_AFTER, outcome=JobRun.Outcome.OK
     )
 
-    result = cleanup.prune_old_failed_sessions(now=now, dry_run=dry_run)
+    result = cleanup.prune_old_failed_sessions(cleanup.CleanupOptions(now=now, dry_run=dry_run))
 
     assert result.counts["job_runs_abandoned"] == 1
     outcomes = dict(JobRun.objects.values_list("pk", "outcome"))
@@ -202,7 +203,7 @@ def test_sweep_deletes_only_old_untracked_objects(portal_storage, user, settings
     finished = make_session(user, status=Status.ABORTED, total_parts=1)
     old = put_untracked_temp(now - grace - timedelta(seconds=1))
     young = put_untracked_temp(now - grace + timedelta(minutes=1))
-    result = cleanup.sweep_temp_storage(now=now)
+    result = cleanup.sweep_temp_storage(cleanup.CleanupOptions(now=now))
     assert result.counts["objects_deleted"] == 1
     listed = set(storage_listing()["temp"])
     assert old not in listed
@@ -239,8 +240,10 @@ def test_work_goes_in_batches_without_per_row_queries(portal_storage, user):
     bulk_seed(owner, n=5, parts_per_session=2)
     seen = []
     with CaptureQueriesContext(connection) as queries:
-        stale = cleanup.cleanup_stale_sessions(batch_size=20, on_batch=seen.append)
-        orphans = cleanup.cleanup_orphan_temp_parts(batch_size=20)
+        stale = cleanup.cleanup_stale_sessions(
+            cleanup.CleanupOptions(batch_size=20, on_batch=seen.append)
+        )
+        orphans = cleanup.cleanup_orphan_temp_parts(cleanup.CleanupOptions(batch_size=20))
     assert stale.counts["sessions_expired"] == 60 and stale.batches == 3
     assert orphans.counts["objects_deleted"] == 120
     assert len(seen) == 3
@@ -255,7 +258,9 @@ def test_should_stop_ends_a_step_between_batches(portal_storage, user):
     bulk_seed(seed_owner(), n=30, parts_per_session=1, expires_at=timezone.now() - TTL)
     batches = []
     result = cleanup.cleanup_stale_sessions(
-        batch_size=10, should_stop=lambda: bool(batches), on_batch=batches.append
+        cleanup.CleanupOptions(
+            batch_size=10, should_stop=lambda: bool(batches), on_batch=batches.append
+        )
     )
     assert result.stopped_early
     assert result.counts["sessions_expired"] == 10
@@ -266,7 +271,7 @@ def test_dry_run_service_counts_what_the_run_would_do(portal_storage, user):
     make_session(user, total_parts=2, expires_at=timezone.now() - timedelta(minutes=1))
     make_session(user, status=Status.COMPLETE, total_parts=3)
     before = storage_listing()
-    results = {r.step: r for r in cleanup.run_cleanup(dry_run=True)}
+    results = {r.step: r for r in cleanup.run_cleanup(cleanup.CleanupOptions(dry_run=True))}
     assert results["stale"].counts["sessions_expired"] == 1
     # the expired session's 2 parts count too: the real run would expire it first
     assert results["orphans"].counts["objects_deleted"] == 5
@@ -285,7 +290,7 @@ def test_orphans_handle_sessions_larger_and_smaller_than_a_batch(portal_storage,
     bulk_seed(owner, n=3, status=Status.ABORTED, parts_per_session=5)
     bulk_seed(owner, n=4, status=Status.COMPLETE, parts_per_session=1)
     live = make_session(owner, total_parts=2)
-    result = cleanup.cleanup_orphan_temp_parts(batch_size=batch_size)
+    result = cleanup.cleanup_orphan_temp_parts(cleanup.CleanupOptions(batch_size=batch_size))
     assert result.counts["objects_deleted"] == 19
     assert result.counts["sessions"] == 7
     assert sorted(storage_listing()["temp"]) == sorted(temp_keys_of(live))

@@ -232,6 +232,10 @@ def test_max_seconds_stops_early_with_exit_0(subprocess_env, user):
     assert run.returncode == 0, run.stderr
     assert run.summary["stopped_early"] is True
     assert JobRun.objects.get().outcome == JobRun.Outcome.PARTIAL
+    # One outcome for the run, wherever it is reported.
+    assert run.summary["outcome"] == JobRun.Outcome.PARTIAL
+    (finished,) = run.events("cleanup.finished")
+    assert finished["outcome"] == JobRun.Outcome.PARTIAL
 
 
 def test_only_runs_the_named_steps_and_v2_shows_progress(subprocess_env, user):
@@ -251,3 +255,73 @@ def test_only_runs_the_named_steps_and_v2_shows_progress(subprocess_env, user):
     assert run.summary["steps"]["orphans"]["counts"]["objects_deleted"] == 2
     assert "cleanup orphans: batch 1 " in proc.stderr
     assert UploadSession.objects.filter(status=Status.IN_PROGRESS).count() == 1
+
+
+def failed_session_with_final_object(user):
+    """A failed session past retention whose late finalize left its final object behind."""
+    from portal import storage
+
+    long_ago = timezone.now() - timedelta(days=365)
+    session = make_session(user, status=Status.FAILED, received=[], finished_at=long_ago)
+    leftover = storage.write_final(
+        [b"partial"], file_id=session.file_id, now=session.file.created_at
+    )
+    return session, leftover.key
+
+
+def test_prune_keeps_the_rows_when_the_final_object_cannot_be_deleted_local(
+    subprocess_env, user, data_dir
+):
+    if subprocess_env["PORTAL_STORAGE"] != "local":
+        pytest.skip("a local-disk fault; the S3 outage has its own test")
+    session, key = failed_session_with_final_object(user)
+    path = data_dir / "final" / key
+    path.unlink()
+    path.mkdir()  # a directory where the object was: unlink fails (EISDIR), even as root
+    (path / "inside").write_text("x")
+
+    run = cleanup(subprocess_env, "--only", "prune")
+
+    assert run.returncode == 1, run.stderr
+    prune = run.summary["steps"]["prune"]
+    assert prune["failed"] == 1 and prune["counts"]["sessions_pruned"] == 0
+    assert list(prune["failures"]) == [key]
+    assert UploadSession.objects.filter(pk=session.pk).exists()  # the row still tracks it
+    assert JobRun.objects.get().outcome == JobRun.Outcome.PARTIAL
+
+    (path / "inside").unlink()
+    path.rmdir()  # fixed: the next run deletes what is there and then the rows
+    again = cleanup(subprocess_env, "--only", "prune")
+    assert again.returncode == 0, again.stderr
+    assert again.summary["steps"]["prune"]["counts"]["sessions_pruned"] == 1
+    assert not UploadSession.objects.filter(pk=session.pk).exists()
+
+
+@pytest.mark.s3
+def test_prune_keeps_the_rows_when_s3_is_down(
+    transactional_db, user, settings, data_dir, moto_s3_factory
+):
+    from portal import storage
+
+    s3 = moto_s3_factory()
+    bucket = s3.new_bucket()
+    apply_storage(settings, "s3", data_dir, s3=s3, bucket=bucket)
+    session, key = failed_session_with_final_object(user)
+    s3.stop()
+
+    result = cleanup_in_process_prune()
+
+    assert result.failed == 1 and result.counts["sessions_pruned"] == 0
+    assert UploadSession.objects.filter(pk=session.pk).exists()
+    s3.start()
+    assert storage.final_storage().exists(key)
+    again = cleanup_in_process_prune()
+    assert (again.failed, again.counts["sessions_pruned"]) == (0, 1)
+    assert not storage.final_storage().exists(key)
+    assert not UploadSession.objects.filter(pk=session.pk).exists()
+
+
+def cleanup_in_process_prune():
+    from portal.services import cleanup as service
+
+    return service.prune_old_failed_sessions()

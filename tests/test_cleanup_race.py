@@ -54,7 +54,7 @@ def test_parts_racing_expiry_either_land_and_slide_or_leave_nothing(portal_stora
     def expire_continuously():
         try:
             while not done.is_set():
-                cleanup.cleanup_stale_sessions(batch_size=5)
+                cleanup.cleanup_stale_sessions(cleanup.CleanupOptions(batch_size=5))
         finally:
             connection.close()
 
@@ -74,7 +74,7 @@ def test_parts_racing_expiry_either_land_and_slide_or_leave_nothing(portal_stora
     assert set(outcome.values()) <= {"accepted", "gone"} and len(outcome) == SESSIONS
     results = cleanup.run_cleanup()
     assert all(result.failed == 0 for result in results)
-    cleanup.sweep_temp_storage(now=timezone.now() + timedelta(days=1))
+    cleanup.sweep_temp_storage(cleanup.CleanupOptions(now=timezone.now() + timedelta(days=1)))
     listed = set(storage_listing()["temp"])
     for session_id, result in outcome.items():
         session = UploadSession.objects.get(pk=session_id)
@@ -95,3 +95,67 @@ def test_parts_racing_expiry_either_land_and_slide_or_leave_nothing(portal_stora
         for key in temp_keys_of(session)
     }
     assert listed == open_keys
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transition_between_the_candidate_query_and_the_row_lock_wins(
+    portal_storage, user, monkeypatch
+):
+    """Deterministic interleaving: after the stale step read its candidates and before it
+    locks them, another connection commits an abort and a finalize. The step must re-check
+    the locked rows and leave both alone (on SQLite and on PostgreSQL alike)."""
+    from portal.services import finalize
+    from portal.services.cleanup import stale
+    from tests.seed import make_session
+
+    past = timezone.now() - timedelta(minutes=1)
+    aborted = make_session(user, total_parts=2, expires_at=past)
+    finalized = make_session(user, total_parts=2, expires_at=past)
+    expired = make_session(user, total_parts=2, expires_at=past)
+    real_batches = stale.leaving_batches
+    interleaved = []
+
+    def commit_in_another_connection(work):
+        errors = []
+
+        def run():
+            try:
+                work()
+            except Exception as exc:  # reported below, in the test's thread
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(30)
+        assert not errors, errors
+
+    def batches_with_transitions(queryset, run):
+        for ids in real_batches(queryset, run):
+            if not interleaved:
+                assert {aborted.pk, finalized.pk, expired.pk} <= set(ids)
+                # Finalize checks the TTL, as a client's request would: give it time left.
+                UploadSession.objects.filter(pk=finalized.pk).update(
+                    expires_at=timezone.now() + timedelta(minutes=5)
+                )
+                commit_in_another_connection(lambda: sessions.abort_session(user, aborted.pk))
+                commit_in_another_connection(lambda: finalize.finalize_session(user, finalized.pk))
+                UploadSession.objects.filter(pk=finalized.pk).update(expires_at=past)
+                interleaved.append(ids)
+            yield ids
+
+    monkeypatch.setattr(stale, "leaving_batches", batches_with_transitions)
+
+    result = cleanup.cleanup_stale_sessions()
+
+    assert interleaved, "the hook never ran"
+    assert result.counts["sessions_expired"] == 1
+    statuses = dict(UploadSession.objects.values_list("pk", "status"))
+    assert statuses[aborted.pk] == UploadSession.Status.ABORTED
+    assert statuses[finalized.pk] == UploadSession.Status.COMPLETE
+    assert statuses[expired.pk] == UploadSession.Status.FAILED
+    aborted.refresh_from_db()
+    finalized.refresh_from_db()
+    assert aborted.failure_reason == "aborted by the client"
+    assert finalized.file.status == "stored"

@@ -7,6 +7,7 @@ instead of ``/srv/portal``, and a real local HTTP server as the runner.
 
 import http.server
 import json
+import socket
 import subprocess
 import threading
 from datetime import datetime
@@ -138,7 +139,31 @@ def test_a_run_still_holding_the_host_lock_skips_with_exit_0(cron_env, tmp_path)
         holder.wait()
     assert proc.returncode == 0
     assert proc.stdout == ""
+    [skip] = json_lines(proc.stderr)  # by hand, the skip is said on stderr
+    assert (skip["event"], skip["job"], skip["level"]) == ("job.skipped", "portal_cleanup", "INFO")
+    assert str(lock) in skip["message"]
     assert not JobRun.objects.exists()
+
+
+def test_a_lock_directory_that_cannot_be_used_is_exit_2_with_the_fix(cron_env, tmp_path):
+    env_file = tmp_path / "portal.env"
+    env_file.write_text(
+        env_file.read_text() + f"PORTAL_LOCK_DIR='{tmp_path / 'no' / 'such' / 'dir'}'\n"
+    )
+    proc = run_line(f"{INSTALLED_ROOT}/deploy/cron/portal-job portal_cleanup --json", cron_env)
+    assert proc.returncode == 2
+    assert "cannot open the lock file" in proc.stderr and "install -d" in proc.stderr
+    assert not JobRun.objects.exists()
+
+
+def test_the_callers_variables_win_over_the_env_file(cron_env):
+    env = {**cron_env, "PORTAL_LOG_FORMAT": "console", "PORTAL_LOG_LEVEL": "warning"}
+    proc = run_line(f"{INSTALLED_ROOT}/deploy/cron/portal-job portal_cleanup --json", env)
+    assert proc.returncode == 0, proc.stderr
+    # The env file says json and info; the caller's warning level drops the INFO records,
+    # so the summary line is all that is printed.
+    [summary] = json_lines(proc.stdout)
+    assert summary["command"] == "portal_cleanup"
 
 
 def test_the_wrapper_passes_the_exit_code_through(cron_env):
@@ -156,10 +181,63 @@ def test_an_unreadable_env_file_is_a_configuration_error(cron_env, tmp_path):
     assert "missing.env" in proc.stderr
 
 
-def test_syslog_mode_keeps_the_exit_code(cron_env):
-    env = {**cron_env, "PORTAL_JOB_LOG": "syslog"}
-    proc = run_line(f"{INSTALLED_ROOT}/deploy/cron/portal-job portal_cleanup --only bogus", env)
+class SyslogSocket:
+    """A syslog socket (a Unix datagram socket, as /dev/log is) that keeps what it receives."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+
+    def messages(self):
+        received = []
+        while True:
+            try:
+                received.append(self.sock.recv(1 << 20).decode())
+            except TimeoutError:
+                return received
+
+    def records(self):
+        """The JSON records, each from exactly one syslog message (never split)."""
+        return [json.loads(m.split(": ", 1)[1]) for m in self.messages() if ": {" in m]
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def syslog(tmp_path):
+    sock = SyslogSocket(tmp_path / "log.sock")
+    yield sock
+    sock.close()
+
+
+def test_syslog_mode_delivers_whole_records_and_keeps_the_exit_code(cron_env, syslog):
+    env = {**cron_env, "PORTAL_JOB_LOG": "syslog", "PORTAL_SYSLOG_SOCKET": str(syslog.path)}
+    proc = run_line(f"{INSTALLED_ROOT}/deploy/cron/portal-job portal_cleanup --json", env)
+    assert proc.returncode == 0, proc.stderr
+    records = syslog.records()
+    [finished] = [r for r in records if r.get("event") == "cleanup.finished"]
+    [summary] = [r for r in records if r.get("command") == "portal_cleanup"]
+    assert len(json.dumps(finished)) > 1024  # longer than logger's default message size
+    assert summary["outcome"] == "ok"
+
+    bad = run_line(f"{INSTALLED_ROOT}/deploy/cron/portal-job portal_cleanup --only bogus", env)
+    assert bad.returncode == 2
+    assert any("--only" in message for message in syslog.messages())  # argparse, via syslog
+
+
+def test_syslog_mode_without_a_socket_is_exit_2_before_the_job_runs(cron_env, tmp_path):
+    env = {
+        **cron_env,
+        "PORTAL_JOB_LOG": "syslog",
+        "PORTAL_SYSLOG_SOCKET": str(tmp_path / "no-syslog-here"),
+    }
+    proc = run_line(f"{INSTALLED_ROOT}/deploy/cron/portal-job portal_cleanup --json", env)
     assert proc.returncode == 2
+    assert "not a syslog socket" in proc.stderr
+    assert not JobRun.objects.exists()
 
 
 def test_kubernetes_cronjobs_forbid_overlap():

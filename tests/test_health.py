@@ -7,6 +7,7 @@ Outages of the database (stopped server, black hole) need a server process and l
 import logging
 import shutil
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from django.test import AsyncClient, Client
 from django.utils import timezone
 from health_check.exceptions import ServiceUnavailable
 
-from portal import probes
+from portal.health import executor as probes
 from portal.models import JobRun, OutboxEvent
 from portal.services.tokens import hash_token
 from tests.conftest import apply_storage
@@ -38,6 +39,13 @@ def break_local_storage(data_dir, prefix="temp"):
     target = data_dir / prefix
     shutil.rmtree(target, ignore_errors=True)
     target.write_text("not a directory")
+
+
+def wait_until(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
 
 
 def assert_no_details(response):
@@ -133,7 +141,9 @@ def test_probes_ignore_allowed_hosts_and_ssl_redirect(db, portal_storage, settin
 def test_atomic_requests_do_not_wrap_the_check_views(db, portal_storage, settings):
     # Through the URL routes (ProbeMiddleware removed): Django refuses ATOMIC_REQUESTS on
     # async views unless they are marked non-atomic, as HealthCheckView.dispatch is.
-    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != "portal.probes.ProbeMiddleware"]
+    settings.MIDDLEWARE = [
+        m for m in settings.MIDDLEWARE if m != "portal.health.middleware.ProbeMiddleware"
+    ]
     default = connections["default"].settings_dict
     default["ATOMIC_REQUESTS"] = True
     try:
@@ -157,7 +167,27 @@ def test_ready_cache_reuses_an_answer_for_its_lifetime(db, settings, data_dir):
         (data_dir / "temp").unlink()
         assert client.get("/ready").status_code == 503  # the failure is cached too
         clock.shift(2)
+        assert client.get("/ready").status_code == 503  # the root is missing now
+        (data_dir / "temp").mkdir()  # the operator mounts the volume again
+        clock.shift(2)
         assert client.get("/ready").status_code == 200
+
+
+def test_a_missing_local_root_is_unavailable_and_never_recreated(db, settings, data_dir):
+    """An unmounted volume: /ready says so and nothing writes under the mount point, so the
+    next cleanup cannot take the unreachable objects for deleted."""
+    apply_storage(settings, "local", data_dir)
+    (data_dir / "temp").rmdir()
+    client = Client()
+    for _ in range(3):
+        response = client.get("/ready")
+        assert response.status_code == 503
+        assert response.json()["checks"] == {
+            "database": "ok",
+            "storage:portal_temp": "unavailable",
+            "storage:portal_final": "ok",
+        }
+    assert not (data_dir / "temp").exists()
 
 
 def test_single_flight_executor_shares_a_hung_call():
@@ -177,7 +207,8 @@ def test_single_flight_executor_shares_a_hung_call():
             return "done"
 
     followers = [pool.submit(Hangs().run) for _ in range(50)]
-    assert pool.in_flight() == ["Hangs()"]
+    wait_until(lambda: started)
+    assert len(started) == 1  # fifty probes, one call running
     followers[0].cancel()  # a caller that gave up does not cancel the others
     release.set()
     assert [f.result(timeout=5) for f in followers[1:]] == ["done"] * 49
@@ -254,10 +285,24 @@ def test_status_requires_staff_or_a_token(db, portal_storage, user):
     member.force_login(user)
     assert member.get("/status?format=json").status_code == 403
 
+    upload = "pt_status-upload-token"
+    user.api_tokens.create(key_prefix=upload[:10], key_hash=hash_token(upload))
+    refused = anonymous.get("/status?format=json", HTTP_AUTHORIZATION=f"Bearer {upload}")
+    assert refused.status_code == 403  # an upload token does not open the operators' view
+    assert refused.json()["error"]["code"] == "wrong_token_purpose"
+
     raw = "pt_status-test-token"
-    user.api_tokens.create(key_prefix=raw[:10], key_hash=hash_token(raw))
+    user.api_tokens.create(key_prefix=raw[:10], key_hash=hash_token(raw), purpose="monitoring")
     with_token = anonymous.get("/status?format=json", HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert with_token.status_code == 200
+    # ... and a monitoring token cannot upload.
+    api = anonymous.post(
+        "/api/v1/uploads/sessions",
+        data="{}",
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+    )
+    assert api.status_code == 403
 
 
 def test_status_reports_job_freshness_and_backlog_without_touching_ready(

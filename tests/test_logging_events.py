@@ -1,4 +1,4 @@
-"""The event vocabulary end to end: every event of DESIGN.md, from real processes.
+"""The event vocabulary end to end: every event of docs/design.md, from real processes.
 
 A gunicorn server (``gunicorn.conf.py``) takes a real upload over HTTP; ``portal_cleanup``
 and ``portal_dispatch`` run as subprocesses against a real runner; a second server with
@@ -7,7 +7,9 @@ every line any of them prints must be a JSON record; each event must appear with
 context fields, and no secret may appear anywhere.
 """
 
+import fcntl
 import json
+import subprocess
 import uuid
 from datetime import timedelta
 
@@ -18,8 +20,8 @@ from portal import locks
 from portal.models import OutboxEvent, UploadSession
 from portal.observability import EVENTS
 from portal.services.tokens import create_token
-from tests.runner import RunnerServer
-from tests.test_logging import (
+from tests.conftest import ROOT
+from tests.processes import (
     RUNNER_SECRET,
     SECRET_KEY,
     ServerProcess,
@@ -27,6 +29,7 @@ from tests.test_logging import (
     json_lines,
     run_manage,
 )
+from tests.runner import RunnerServer
 from tests.test_outbox import make_events
 
 BASE = "/api/v1/uploads/sessions"
@@ -44,6 +47,8 @@ EVENT_CONTEXT = {
     "cleanup.finished": {"job", "run_id", "duration_ms"},
     "cleanup.skipped": {"job", "run_id"},
     "ready.check_failed": {"request_id", "duration_ms"},
+    "storage.unavailable": {"request_id", "session_id", "part_number"},
+    "job.skipped": {"job", "run_id"},
 }
 JOB_OF_EVENT = {
     "session.expired": "portal_cleanup",
@@ -53,6 +58,7 @@ JOB_OF_EVENT = {
     "outbox.dispatched": "portal_dispatch",
     "outbox.delivery_failed": "portal_dispatch",
     "outbox.gave_up": "portal_dispatch",
+    "job.skipped": "portal_dispatch",
 }
 
 
@@ -197,9 +203,36 @@ def test_every_event_of_the_vocabulary_is_logged_with_its_context(subprocess_env
     try:
         status, _, _ = server.request("GET", "/ready", headers={"X-Request-ID": "req-ready-1"})
         assert status == 503
+        # A part upload there: 503 storage_unavailable, the cause in storage.unavailable.
+        session_id = create_session(server, token, "req-storage-1", b"s" * 10, 10)
+        status, body = api(
+            server,
+            "PUT",
+            f"{BASE}/{session_id}/parts/1",
+            token,
+            "req-storage-1",
+            body=b"s" * 10,
+            content_type="application/octet-stream",
+        )
+        assert (status, body["error"]["code"]) == (503, "storage_unavailable")
     finally:
         server.stop()
     output.add_server(server, "gunicorn (broken storage)")
+
+    # The cron wrapper skips a run while the previous one on this host holds the lock.
+    lock = tmp_path / "portal-portal_dispatch.lock"
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        wrapper_env = {**env, "PORTAL_LOCK_DIR": str(tmp_path), "PORTAL_PROJECT_DIR": str(ROOT)}
+        skipped_job = subprocess.run(
+            [str(ROOT / "deploy" / "cron" / "portal-job"), "portal_dispatch", "--json"],
+            env=wrapper_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert skipped_job.returncode == 0, skipped_job.stderr
+    output.add_command(skipped_job, "portal-job (skipped)")
 
     text = "\n".join(output.texts)
     for secret in (SECRET_KEY, RUNNER_SECRET, token):
@@ -222,11 +255,13 @@ def test_every_event_of_the_vocabulary_is_logged_with_its_context(subprocess_env
         "req-abort-1",
         "req-expire-1",
         "req-upload-2",
+        "req-storage-1",
     }
     assert request_ids["part.received"] == {"req-upload-1", "req-upload-2"}
     assert request_ids["file.stored"] == {"req-upload-1", "req-upload-2"}
     assert request_ids["session.aborted"] == {"req-abort-1"}
     assert request_ids["ready.check_failed"] == {"req-ready-1"}
+    assert request_ids["storage.unavailable"] == {"req-storage-1"}
     assert {r["session_id"] for r in by_event["session.aborted"]} == {aborted_id}
     assert stored_id in {r["session_id"] for r in by_event["file.stored"]}
     assert {r["part_number"] for r in by_event["part.received"]} == {1, 2, 3}

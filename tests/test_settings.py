@@ -113,7 +113,7 @@ PROD_ENV = {
     "SECRET_KEY": "k" * 20 + "-prod-like-secret-key-with-enough-entropy-1234567890",
     "ALLOWED_HOSTS": "portal.example.com",
     "PORTAL_RUNNER_ENDPOINT": "https://runner.example.com/hooks/portal",
-    "PORTAL_RUNNER_AUTH_SECRET": "runner-secret",
+    "PORTAL_RUNNER_AUTH_SECRET": "rs-Qm7Vx2LpT9wK4cNb8HzJ1yEa6Ud3FgR5",
 }
 
 
@@ -124,6 +124,26 @@ def test_prod_check_deploy_is_clean(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "code", "reason"),
+    [
+        ("SECRET_KEY", "change-me-to-a-long-random-string", "portal.E010", "placeholder"),
+        ("SECRET_KEY", "Zq8" * 10, "portal.E010", "fewer than 50"),
+        ("SECRET_KEY", "ab" * 30, "portal.E010", "fewer than 8 different"),
+        ("SECRET_KEY", "django-insecure-" + "x1y2z3w4" * 6, "portal.E010", "placeholder"),
+        ("PORTAL_RUNNER_AUTH_SECRET", "change-me", "portal.E011", "placeholder"),
+        ("PORTAL_RUNNER_AUTH_SECRET", "runner-secret", "portal.E011", "fewer than 32"),
+    ],
+)
+def test_placeholder_or_short_secrets_fail_check_deploy(variable, value, code, reason, tmp_path):
+    env = {**PROD_ENV, "DATABASE_URL": f"sqlite:///{tmp_path}/prod.sqlite3", variable: value}
+    result = run_check(env, "--deploy", configuration="Prod", tmp_path=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = next(line for line in result.stderr.splitlines() if code in line)
+    assert variable in line and reason in line
+    assert value not in result.stderr  # the check names the variable, never the secret
 
 
 @pytest.mark.parametrize("configuration", ["Dev", "Test"])
@@ -151,3 +171,30 @@ def test_gunicorn_app_refuses_inconsistent_settings(tmp_path):
     )
     assert result.returncode != 0
     assert "portal.E001" in result.stderr
+
+
+def test_gunicorn_refuses_bad_settings_with_one_record_and_no_traceback(tmp_path):
+    env = {
+        **PROD_ENV,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/prod.sqlite3",
+        "PORTAL_CHUNK_SIZE": "abc",
+        "PORTAL_CHUNK_SIZE_MAX": "1MiB",
+        "PATH": "/usr/bin:/bin",
+        "PORTAL_DATA_DIR": str(tmp_path),
+        "PORT": "0",
+        "WEB_CONCURRENCY": "3",
+    }
+    result = subprocess.run(
+        [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stdout + result.stderr
+    errors = [line for line in result.stdout.splitlines() if '"level": "ERROR"' in line]
+    assert len(errors) == 1  # once, not once per worker
+    assert "PORTAL_CHUNK_SIZE='abc'" in errors[0]
+    assert "Booting worker" not in result.stdout

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from portal import storage
+from tests import objects
 from tests.conftest import PYTHON, ROOT
 
 SESSION = "0f0e0d0c-0b0a-0908-0706-050403020100"
@@ -39,7 +40,7 @@ def test_write_temp_part_hashes_and_counts(any_storage):
     assert obj.sha256 == hashlib.sha256(body).hexdigest()
     assert obj.key.split("/")[1].startswith("0f0e0d0c0b0a09080706050403020100-000003-")
     assert b"".join(storage.iter_temp(obj.key)) == body
-    assert storage.temp_exists(obj.key)
+    assert objects.temp_exists(obj.key)
 
 
 def test_too_large_stream_leaves_nothing(any_storage):
@@ -119,7 +120,7 @@ def test_bulk_delete_of_many_local_keys_in_threads_keeps_order_and_failures(sett
         storage.write_temp_part(
             io.BytesIO(b"x"), session_id=SESSION, part_number=i, max_bytes=1
         ).key
-        for i in range(1, 1 + 8 * storage.LOCAL_DELETE_MIN_PER_THREAD)
+        for i in range(1, 1 + 8 * storage.local.LOCAL_DELETE_MIN_PER_THREAD)
     ]
     stuck = keys[100]
     os.unlink(data_dir / "temp" / stuck)
@@ -208,10 +209,10 @@ def test_final_objects_round_trip(any_storage):
     chunks = [os.urandom(70_000) for _ in range(5)]
     obj = storage.write_final(iter(chunks), file_id=SESSION)
     assert obj.size == 350_000
-    assert b"".join(storage.iter_final(obj.key)) == b"".join(chunks)
-    assert storage.final_exists(obj.key)
+    assert b"".join(objects.iter_final(obj.key)) == b"".join(chunks)
+    assert objects.final_exists(obj.key)
     assert storage.delete_final([obj.key]).deleted == [obj.key]
-    assert not storage.final_exists(obj.key)
+    assert not objects.final_exists(obj.key)
 
 
 def test_missing_temp_object_raises_file_not_found(any_storage):
@@ -227,8 +228,9 @@ importer.install()
 django.setup()
 from portal import storage
 from tests.test_storage import Pattern
+from tests import objects
 size = int(sys.argv[1])
-storage.temp_exists("warm/up")  # load the S3 client before measuring
+objects.temp_exists("warm/up")  # load the S3 client before measuring
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 obj = storage.write_temp_part(Pattern(size), session_id={SESSION!r}, part_number=1, max_bytes=size)
 total = sum(len(c) for c in storage.iter_temp(obj.key))

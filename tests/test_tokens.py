@@ -51,6 +51,34 @@ def test_command_refuses_an_unknown_user_unless_asked_to_create_it(subprocess_en
 
 
 @pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["", "--create-user"], "username ''"),
+        (["<script>", "--create-user"], "username '<script>'"),
+        (["ops/team", "--create-user"], "username 'ops/team'"),
+        (["two words", "--create-user"], "username 'two words'"),
+        (["x" * 151, "--create-user"], "at most 150"),
+        (["alice", "--name", "tab\there"], "control characters"),
+        (["alice", "--name", "n" * 101], "at most 100"),
+    ],
+)
+def test_the_command_refuses_bad_names_with_exit_2(subprocess_env, user, args, says):
+    result = run_command(subprocess_env, *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+    assert get_user_model().objects.count() == 1  # alice only: nobody was created
+    assert not ApiToken.objects.exists()
+
+
+def test_a_monitoring_token_is_made_for_monitoring(subprocess_env, user):
+    result = run_command(subprocess_env, "alice", "--monitoring", "--name", "prometheus")
+    assert result.returncode == 0, result.stderr
+    assert ApiToken.objects.get().purpose == ApiToken.Purpose.MONITORING
+    assert "monitoring token" in result.stderr
+
+
+@pytest.mark.parametrize(
     "header",
     [None, "", "Bearer", "Bearer ", "Basic abc", "Token pt_x", "Bearer pt_not-a-real-token"],
 )
@@ -89,3 +117,30 @@ def test_last_used_at_is_written_at_most_once_a_minute(client, user):
     with time_machine.travel("2030-01-01 12:01:30Z", tick=False):
         api.status("00000000-0000-0000-0000-000000000000")
         assert ApiToken.objects.get().last_used_at > first
+
+
+# Every endpoint family that takes a bearer token (add /metrics here when it exists).
+TOKEN_ENDPOINTS = [
+    ("POST", BASE),
+    ("GET", f"{BASE}/00000000-0000-0000-0000-000000000000"),
+    ("PUT", f"{BASE}/00000000-0000-0000-0000-000000000000/parts/1"),
+    ("POST", f"{BASE}/00000000-0000-0000-0000-000000000000/finalize"),
+    ("DELETE", f"{BASE}/00000000-0000-0000-0000-000000000000"),
+    ("GET", "/status?format=json"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), TOKEN_ENDPOINTS)
+def test_a_token_with_the_right_prefix_and_a_wrong_tail_is_401(client, user, method, path):
+    raw = make_token(user)
+    prefix = ApiToken.objects.get(user=user).key_prefix
+    assert raw.startswith(prefix)
+    forged = prefix + ("A" if raw[len(prefix)] != "A" else "B") + raw[len(prefix) + 1 :]
+    assert forged != raw and len(forged) == len(raw)
+
+    response = client.generic(method, path, headers={"Authorization": f"Bearer {forged}"})
+
+    assert response.status_code == 401, (path, response.status_code)
+    assert error_code(response) == "invalid_token"
+    genuine = client.generic(method, path, headers={"Authorization": f"Bearer {raw}"})
+    assert genuine.status_code != 401, (path, genuine.status_code)

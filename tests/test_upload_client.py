@@ -12,6 +12,7 @@ import pytest
 
 from portal import storage
 from portal.models import IngestFile, UploadPart, UploadSession
+from tests import objects
 from tests.api_helpers import make_token, sha256
 from tests.conftest import PYTHON, ROOT, free_port
 
@@ -118,7 +119,7 @@ def test_client_uploads_finalizes_and_compares_sha256(server, subprocess_env, to
     assert (session.status, session.total_parts) == ("complete", 5)
     file = IngestFile.objects.get()
     assert (file.status, file.sha256, file.original_filename) == ("stored", digest, "data.bin")
-    assert b"".join(storage.iter_final(file.storage_key)) == path.read_bytes()
+    assert b"".join(objects.iter_final(file.storage_key)) == path.read_bytes()
 
     again = run_upload(subprocess_env, path, server.url, token, "--chunk-size", "65536")
     assert again.returncode == 0, again.stderr

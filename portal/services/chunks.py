@@ -20,6 +20,7 @@ from portal import storage
 from portal.models import UploadPart, UploadSession
 from portal.observability import log_event
 from portal.services.errors import BadRequest, Conflict, LengthRequired, TooLarge
+from portal.services.faults import storage_faults
 from portal.services.sessions import ensure_open, expected_part_size, get_session, ttl
 
 logger = logging.getLogger(__name__)
@@ -51,13 +52,15 @@ def receive_part(owner, session_id, part_number, stream, content_length):
     session = get_session(owner, session_id)
     ensure_open(session)
     expected = _expected_size(session, part_number, content_length)
+    context = {"session_id": str(session.pk), "part_number": part_number}
     try:
-        stored = storage.write_temp_part(
-            _ClientStream(stream),
-            session_id=session.pk,
-            part_number=part_number,
-            max_bytes=expected,
-        )
+        with storage_faults("storing a part", **context):
+            stored = storage.write_temp_part(
+                _ClientStream(stream),
+                session_id=session.pk,
+                part_number=part_number,
+                max_bytes=expected,
+            )
     except ClientDisconnected as exc:
         raise BadRequest(
             f"part {part_number}: the request body broke off ({exc})", code="incomplete_part"

@@ -1,8 +1,11 @@
 """The errors services raise for API clients; the views render them as JSON.
 
-Each carries its HTTP ``status`` and a stable machine-readable ``code``; ``details`` are
-extra fields merged into the error object (for example the missing part numbers).
+Each carries its HTTP ``status``, a stable machine-readable ``code`` and the response
+headers it needs (``WWW-Authenticate``, ``Allow``, ``Retry-After``); ``details`` are extra
+fields merged into the error object (for example the missing part numbers).
 """
+
+AUTH_REALM = 'Bearer realm="portal"'
 
 
 class ApiError(Exception):
@@ -19,6 +22,10 @@ class ApiError(Exception):
     def as_dict(self):
         return {"error": {"code": self.code, "message": self.message, **self.details}}
 
+    @property
+    def headers(self):
+        return {}
+
 
 class BadRequest(ApiError):
     status = 400
@@ -26,8 +33,21 @@ class BadRequest(ApiError):
 
 
 class Unauthorized(ApiError):
+    """RFC 6750: a missing token names the scheme; a bad one also says ``invalid_token``."""
+
     status = 401
     code = "unauthorized"
+
+    @property
+    def headers(self):
+        if self.code == "invalid_token":
+            return {"WWW-Authenticate": f'{AUTH_REALM}, error="invalid_token"'}
+        return {"WWW-Authenticate": AUTH_REALM}
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
 
 
 class NotFound(ApiError):
@@ -42,6 +62,10 @@ class MethodNotAllowed(ApiError):
     def __init__(self, method, allowed):
         super().__init__(f"{method} is not allowed here; use {', '.join(allowed)}")
         self.allowed = tuple(allowed)
+
+    @property
+    def headers(self):
+        return {"Allow": ", ".join(self.allowed)}
 
 
 class Conflict(ApiError):
@@ -62,3 +86,15 @@ class LengthRequired(ApiError):
 class TooLarge(ApiError):
     status = 413
     code = "too_large"
+
+
+class Unavailable(ApiError):
+    """A dependency failed (storage, the database): nothing was lost, ask again shortly."""
+
+    status = 503
+    code = "unavailable"
+    retry_after_seconds = 5
+
+    @property
+    def headers(self):
+        return {"Retry-After": str(self.retry_after_seconds)}

@@ -20,6 +20,7 @@ from portal import locks, storage
 from portal.models import IngestFile, UploadPart, UploadSession
 from portal.observability import log_event
 from portal.services.errors import Conflict, Gone
+from portal.services.faults import storage_faults
 from portal.services.outbox import enqueue_file_uploaded
 from portal.services.sessions import compact_ranges, ensure_open, get_session
 
@@ -38,7 +39,12 @@ def finalize_session(owner, session_id):
     if session.status == UploadSession.Status.COMPLETE:
         return session.file
     try:
-        with locks.hold(f"finalize:{session.pk}"):
+        with (
+            locks.hold(f"finalize:{session.pk}"),
+            storage_faults(
+                "assembling the file", session_id=str(session.pk), file_id=str(session.file_id)
+            ),
+        ):
             return _finalize_locked(session.pk)
     except locks.LockBusy:
         raise Conflict(

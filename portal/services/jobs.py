@@ -2,13 +2,16 @@
 
 Each run writes a ``JobRun`` row when it starts and updates it when it ends: the
 heartbeat ``/status`` reads to tell whether cron is alive. Every log line of the run
-carries ``job`` and ``run_id``.
+carries ``job`` and ``run_id``. A job's service returns a ``JobReport``: the one summary
+of the run, from which the command prints its line and takes its exit code, so the row,
+the log and the output never disagree.
 """
 
 import contextlib
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
@@ -20,6 +23,16 @@ from portal.observability import bind, current_context
 # No run lives this long: cron starts dispatch every minute and cleanup every 15 minutes,
 # each bounded by --max-seconds in the shipped crontab.
 ABANDONED_AFTER = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class JobReport:
+    """What a job's command renders: the summary (its ``--json`` line), the exit code
+    (``portal.exitcodes``) and, for a non-zero code, the one line that says why."""
+
+    summary: dict
+    exit_code: int
+    problem: str = ""
 
 
 class JobRecord:

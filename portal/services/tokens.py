@@ -21,6 +21,33 @@ class UnknownUser(Exception):
     """The user named for a new token does not exist (and was not to be created)."""
 
 
+class InvalidName(ValueError):
+    """A username or token label that the portal refuses; the message says which rule."""
+
+
+MAX_LABEL_CHARS = 100
+
+
+def validated_username(username):
+    """The username as the user model's own field validates it (blank, length, characters)."""
+    from django.core.exceptions import ValidationError
+
+    User = get_user_model()
+    field = User._meta.get_field(User.USERNAME_FIELD)
+    try:
+        return field.clean(username, None)
+    except ValidationError as exc:
+        raise InvalidName(f"username {username!r}: {' '.join(exc.messages)}") from None
+
+
+def validated_label(name):
+    if len(name) > MAX_LABEL_CHARS:
+        raise InvalidName(f"--name may have at most {MAX_LABEL_CHARS} characters")
+    if any(not char.isprintable() for char in name):
+        raise InvalidName("--name may not contain control characters")
+    return name
+
+
 def hash_token(raw):
     return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -29,27 +56,34 @@ def generate_token():
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def create_token(user, *, name=""):
+def create_token(user, *, name="", purpose=ApiToken.Purpose.UPLOAD):
     """Create a token for ``user``; returns ``(ApiToken, raw)``. The raw token is not stored."""
     raw = generate_token()
     token = ApiToken.objects.create(
-        user=user, name=name, key_prefix=raw[:PREFIX_CHARS], key_hash=hash_token(raw)
+        user=user,
+        name=name,
+        purpose=purpose,
+        key_prefix=raw[:PREFIX_CHARS],
+        key_hash=hash_token(raw),
     )
     return token, raw
 
 
-def create_token_for_username(username, *, name="", create_user=False):
+def create_token_for_username(
+    username, *, name="", create_user=False, purpose=ApiToken.Purpose.UPLOAD
+):
     """The ``portal_create_token`` command: a token for ``username``, creating the user if asked.
 
     A created user has an unusable password: it exists to own uploads, not to log in.
     """
     User = get_user_model()
+    name = validated_label(name)
     with transaction.atomic():
         user = User.objects.filter(**{User.USERNAME_FIELD: username}).first()
         if user is None:
             if not create_user:
                 raise UnknownUser(username)
-            user = User(**{User.USERNAME_FIELD: username})
+            user = User(**{User.USERNAME_FIELD: validated_username(username)})
             user.set_unusable_password()
             user.save()
-        return create_token(user, name=name)
+        return create_token(user, name=name, purpose=purpose)

@@ -8,19 +8,34 @@ Part bodies are passed to the service as the request stream (``request.read``), 
 
 import functools
 import json
+import logging
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from portal import auth
 from portal.services import chunks, finalize, sessions
-from portal.services.errors import ApiError, BadRequest, MethodNotAllowed, NotFound, TooLarge
+from portal.services.errors import (
+    ApiError,
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
+from portal.views.responses import error_response
 
+logger = logging.getLogger("portal.api")
 MAX_JSON_BYTES = 64 * 1024
 
 
 def api_endpoint(view):
-    """CSRF-exempt, authenticated, JSON errors; ``view`` maps methods to handlers."""
+    """CSRF-exempt, authenticated, JSON errors; ``view`` maps methods to handlers.
+
+    A database that cannot be reached is a ``503 database_unavailable`` (logged with its
+    cause), like a storage outage: the client retries, nothing was half-done.
+    """
 
     @csrf_exempt
     @functools.wraps(view)
@@ -34,18 +49,20 @@ def api_endpoint(view):
             return handler(request, user, **kwargs)
         except ApiError as exc:
             return error_response(exc)
+        except (OperationalError, InterfaceError) as exc:
+            logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+            return error_response(
+                Unavailable(
+                    "the database is unavailable; nothing was lost, try again shortly",
+                    code="database_unavailable",
+                )
+            )
 
     return wrapper
 
 
-def error_response(exc):
-    response = JsonResponse(exc.as_dict(), status=exc.status)
-    if isinstance(exc, MethodNotAllowed):
-        response["Allow"] = ", ".join(exc.allowed)
-    return response
-
-
 def _json_body(request):
+    """The request's JSON object, at most ``MAX_JSON_BYTES`` and of bounded depth."""
     length = request.META.get("CONTENT_LENGTH") or "0"
     if not length.isdigit() or int(length) > MAX_JSON_BYTES:
         raise TooLarge(
@@ -55,6 +72,8 @@ def _json_body(request):
         return json.loads(request.read(MAX_JSON_BYTES + 1) or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the body is not valid JSON", code="invalid_json") from None
+    except RecursionError:
+        raise BadRequest("the JSON body is nested too deeply", code="invalid_json") from None
 
 
 def _create_session(request, user):

@@ -1,4 +1,4 @@
-"""DESIGN.md's invariants as checks: each function returns the violations it finds.
+"""The invariants of docs/design.md as checks: each function returns the violations it finds.
 
 One function per invariant, over the real database and storage as they are now::
 
@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from portal import storage
 from portal.models import IngestFile, OutboxEvent, UploadPart, UploadSession
+from tests import objects
 
 TEMP_KEY = re.compile(r"^[0-9a-f]{2}/(?P<session>[0-9a-f]{32})-(?P<part>\d{6})-[0-9a-f]{12}$")
 QUERY_CHUNK = 500
@@ -57,7 +58,7 @@ def temp_listing() -> dict[str, datetime]:
 
 def final_keys() -> set[str]:
     final = storage.final_storage()
-    listing = storage._list_local(final) if storage._is_local(final) else storage._list_s3(final)
+    listing = storage.list_objects(final)
     return {item.key for item in listing}
 
 
@@ -178,7 +179,7 @@ def complete_sessions_without_file(*, verify=None, finals=None) -> list[Violatio
         present = random.sample(present, verify)
     for pk, key, sha256, size in present:
         digest, length = hashlib.sha256(), 0
-        for chunk in storage.iter_final(key):
+        for chunk in objects.iter_final(key):
             digest.update(chunk)
             length += len(chunk)
         if digest.hexdigest() != sha256 or length != size:

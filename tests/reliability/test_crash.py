@@ -1,6 +1,6 @@
 """Crash: SIGKILL ``portal_cleanup`` and ``portal_dispatch`` at random moments, run them again.
 
-Invariant 6 of DESIGN.md: killing any job at any instant and running it again restores
+Invariant 6 of docs/design.md: killing any job at any instant and running it again restores
 1-5. Each test seeds a world of sessions in every state with real objects (``world.py``:
 about 2,500 sessions and 4,600 objects for cleanup; 500 sessions and a backlog of 2,000
 events for dispatch), then repeats a trial until ``PORTAL_CRASH_TRIALS`` kills (default

@@ -107,7 +107,7 @@ def expiring_continuously():
     def expire():
         try:
             while not done.is_set():
-                cleanup.cleanup_stale_sessions(batch_size=10)
+                cleanup.cleanup_stale_sessions(cleanup.CleanupOptions(batch_size=10))
         finally:
             connection.close()
 

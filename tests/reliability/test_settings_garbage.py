@@ -1,12 +1,12 @@
-"""Every settings variable of the README's configuration table, given garbage.
+"""Every settings variable of docs/configuration.md, given garbage.
 
 ``tests/test_settings.py`` checks one bad value per run for the common variables and the
-cross-field rules. Here every variable of the README table gets several garbage values
+cross-field rules. Here every variable of that table gets several garbage values
 (not a number, out of range, absurdly large, the wrong kind of text), in few subprocesses:
 one ``manage.py check`` per round holds a bad value for every variable at once, and each
 must be named on its own line of the error, with exit code 2 and no traceback. Variables
 that only mean something in a context (``Prod``, S3 storage, a runner endpoint) or whose
-garbage is a cross-field rule get runs of their own. A variable added to the README table
+garbage is a cross-field rule get runs of their own. A variable added to the table
 without garbage here fails ``test_every_documented_variable_is_covered``.
 """
 
@@ -116,9 +116,8 @@ def problem_lines(stderr):
 
 
 def documented_variables():
-    """The variables of README's "## Configuration" table (first column, in backticks)."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("\n## Configuration", 1)[1].split("\n## ", 1)[0]
+    """The variables of docs/configuration.md's table (first column, in backticks)."""
+    section = (ROOT / "docs" / "configuration.md").read_text()
     names = set()
     for row in section.splitlines():
         if row.startswith("| `"):

@@ -34,6 +34,7 @@ from datetime import timedelta
 
 import time_machine
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage
 from django.db import transaction
 from django.utils import timezone
 
@@ -87,7 +88,7 @@ class ObjectWriter:
     def __init__(self):
         self.temp = storage.temp_storage()
         self.final = storage.final_storage()
-        self.local = storage.backend_name(self.temp) == "local"
+        self.local = isinstance(self.temp, FileSystemStorage)
         self.written = 0
 
     def put(self, which, key, data, modified_at=None):
@@ -102,7 +103,7 @@ class ObjectWriter:
                 os.utime(path, (modified_at.timestamp(), modified_at.timestamp()))
             return
         client = target.connection.meta.client
-        put = {"Bucket": target.bucket_name, "Key": storage._s3_key(target, key), "Body": data}
+        put = {"Bucket": target.bucket_name, "Key": storage.s3.full_key(target, key), "Body": data}
         if modified_at is None:
             client.put_object(**put)
             return

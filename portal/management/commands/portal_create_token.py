@@ -1,12 +1,17 @@
-"""``manage.py portal_create_token USERNAME [--name N] [--create-user]``: print a new API token.
+"""``manage.py portal_create_token USERNAME [--name N] [--create-user] [--monitoring]``.
 
-The token is printed once, on stdout, and never stored: only its sha256 and its first
-characters are kept, so a lost token is replaced by creating a new one.
+Prints a new API token once, on stdout; it is never stored: only its sha256 and its first
+characters are kept, so a lost token is replaced by creating a new one. An upload token
+works on the upload API; a ``--monitoring`` token only reads ``/status`` (and the metrics):
+give a monitoring system that, never an upload token. Exit 2 for an unknown user (without
+``--create-user``), a username the user model refuses, or a bad ``--name``.
 """
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.services.tokens import UnknownUser, create_token_for_username
+from portal import exitcodes
+from portal.models import ApiToken
+from portal.services.tokens import InvalidName, UnknownUser, create_token_for_username
 
 
 class Command(BaseCommand):
@@ -20,17 +25,26 @@ class Command(BaseCommand):
             action="store_true",
             help="create the user (without a password) if it does not exist",
         )
+        parser.add_argument(
+            "--monitoring",
+            action="store_true",
+            help="a token that reads /status and the metrics, and cannot upload",
+        )
 
-    def handle(self, *args, username, name, create_user, **options):
-        if len(name) > 100:
-            raise CommandError("--name may have at most 100 characters", returncode=2)
+    def handle(self, *args, username, name, create_user, monitoring, **options):
+        purpose = ApiToken.Purpose.MONITORING if monitoring else ApiToken.Purpose.UPLOAD
         try:
-            token, raw = create_token_for_username(username, name=name, create_user=create_user)
+            token, raw = create_token_for_username(
+                username, name=name, create_user=create_user, purpose=purpose
+            )
         except UnknownUser:
             raise CommandError(
-                f"no user {username!r}; pass --create-user to create it", returncode=2
+                f"no user {username!r}; pass --create-user to create it",
+                returncode=exitcodes.USAGE,
             ) from None
+        except InvalidName as exc:
+            raise CommandError(str(exc), returncode=exitcodes.USAGE) from None
         self.stdout.write(raw)
         self.stderr.write(
-            f"token {token.key_prefix}… created for {username!r}; it is shown only once"
+            f"{purpose} token {token.key_prefix}… created for {username!r}; it is shown only once"
         )

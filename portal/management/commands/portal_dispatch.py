@@ -1,25 +1,20 @@
 """``manage.py portal_dispatch``: deliver due outbox events to the runner (cron, every minute).
 
-Thin: validates the configuration, calls ``portal.services.outbox``, renders the result.
-Exit codes: 0 every attempt delivered or rescheduled, 1 an event gave up in this run,
-2 bad usage or configuration (with JSON logs, the reason is one JSON error record).
+Parses the options, calls ``portal.services.outbox.run_dispatch`` and renders its report.
+Exit codes (``portal.exitcodes``): 0 every attempt delivered or rescheduled, 1 an event
+gave up in this run, 2 bad usage or configuration (with JSON logs, the reason is one JSON
+error record).
 """
-
-import json
 
 from django.core.management.base import CommandError
 
+from portal import exitcodes
 from portal.management.base import PortalCommand, positive_float, positive_int
-from portal.models import JobRun
 from portal.services import outbox
-from portal.services.jobs import job_run
 
 
 class Command(PortalCommand):
     help = "Deliver due outbox events to PORTAL_RUNNER_ENDPOINT (at least once, signed)."
-    # The dispatch settings are validated below with exit code 2; the project's other
-    # system checks belong to `manage.py check` and must not stop delivery.
-    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -39,34 +34,21 @@ class Command(PortalCommand):
 
     def handle(self, *args, **options):
         try:
-            config = outbox.DispatchConfig.from_settings()
+            report = outbox.run_dispatch(
+                limit=options["limit"],
+                max_seconds=options["max_seconds"],
+                retry_failed=options["retry_failed"],
+            )
         except outbox.ConfigurationError as exc:
-            raise CommandError(f"Configuration error: {exc}", returncode=2) from None
-        with job_run("portal_dispatch") as run:
-            requeued = outbox.requeue_failed() if options["retry_failed"] else 0
-            result = outbox.dispatch_due(
-                config, limit=options["limit"], max_seconds=options["max_seconds"]
-            )
-            result.requeued = requeued
-            run.counts = result.counts()
-            if result.gave_up:
-                run.outcome = JobRun.Outcome.PARTIAL
-        self._render(result, as_json=options["json"])
-        if result.gave_up:
-            raise CommandError(
-                f"{result.gave_up} event(s) gave up after PORTAL_OUTBOX_MAX_ATTEMPTS attempts "
-                "and are now failed; fix the runner, then run portal_dispatch --retry-failed.",
-                returncode=1,
-            )
+            raise CommandError(f"Configuration error: {exc}", returncode=exitcodes.USAGE) from None
+        self.render(report, as_json=options["json"], text=_text)
 
-    def _render(self, result, *, as_json):
-        if as_json:
-            self.stdout.write(json.dumps(result.as_dict(), sort_keys=True))
-            return
-        requeued = f"requeued {result.requeued}, " if result.requeued else ""
-        self.stdout.write(
-            f"portal_dispatch: {requeued}delivered {result.delivered}, "
-            f"retried {result.retried}, gave up {result.gave_up}, "
-            f"released {result.released}, lost lease {result.lost_lease} "
-            f"({result.stopped}, {result.duration_ms} ms)"
-        )
+
+def _text(summary):
+    requeued = f"requeued {summary['requeued']}, " if summary["requeued"] else ""
+    return (
+        f"portal_dispatch: {requeued}delivered {summary['delivered']}, "
+        f"retried {summary['retried']}, gave up {summary['gave_up']}, "
+        f"released {summary['released']}, lost lease {summary['lost_lease']} "
+        f"({summary['stopped']}, {summary['duration_ms']} ms)"
+    )

@@ -20,13 +20,15 @@ from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError
 
+from portal import exitcodes
+from portal.httpclient import KeepAliveConnection, backoff_delay
 from portal.services.sessions import parse_ranges
 
 API_PREFIX = "/api/v1"
 SEND_BLOCK = 256 * 1024
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+MAX_BACKOFF_SECONDS = 30.0
 OPEN = ("init", "in_progress")
-STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 class UploadFailed(Exception):
@@ -62,8 +64,7 @@ class ApiClient:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UploadFailed(f"--url must be an http(s) URL, got {url!r}")
-        self._https = parts.scheme == "https"
-        self._host, self._port = parts.hostname, parts.port
+        self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port
         prefix = parts.path.rstrip("/")
         self.prefix = prefix if prefix.endswith(API_PREFIX) else prefix + API_PREFIX
         self._auth = f"Bearer {token}"
@@ -81,64 +82,39 @@ class ApiClient:
                     raise UploadFailed(
                         f"{method} {path}: {exc} (gave up after {attempts} tries)"
                     ) from None
-                time.sleep(self.backoff * 2**attempt)
+                time.sleep(backoff_delay(attempt, base=self.backoff, cap=MAX_BACKOFF_SECONDS))
         raise AssertionError("unreachable")
 
-    def _once(self, method, path, body_factory, length, timeout, *, stale_retry=True):
+    def _once(self, method, path, body_factory, length, timeout):
         headers = {"Authorization": self._auth, "Accept": "application/json"}
-        body = body_factory() if body_factory else None
-        if isinstance(body, (bytes, str)):
+        if body_factory is not None and length is None:
             headers["Content-Type"] = "application/json"
-        elif body is not None:
+        elif body_factory is not None:
             headers["Content-Type"] = "application/octet-stream"
             headers["Content-Length"] = str(length)
         conn = self._connection(timeout)
-        reused = conn.sock is not None
         try:
-            try:
-                conn.request(method, self.prefix + path, body=body, headers=headers)
-            except OSError:
-                if conn.sock is None:
-                    raise
-                # The server may have answered early (e.g. 410) and closed: read that answer.
-            response = conn.getresponse()
-            status, raw = response.status, response.read()
+            answer = conn.exchange(method, self.prefix + path, headers=headers, body=body_factory)
         except (OSError, http.client.HTTPException) as exc:
-            self._drop()
-            if stale_retry and reused and isinstance(exc, STALE_CONNECTION):
-                # The server closed an idle keep-alive connection: not a failure, try anew.
-                return self._once(method, path, body_factory, length, timeout, stale_retry=False)
             raise Transient(f"connection failed: {type(exc).__name__}: {exc}") from None
-        finally:
-            if hasattr(body, "close"):
-                body.close()
-        if response.will_close:
-            self._drop()
-        if status in RETRYABLE_STATUS:
-            raise Transient(f"HTTP {status}")
+        if answer.status in RETRYABLE_STATUS:
+            raise Transient(f"HTTP {answer.status}")
         try:
-            return status, json.loads(raw) if raw else {}
+            return answer.status, json.loads(answer.body) if answer.body else {}
         except ValueError:
-            return status, {
-                "error": {"code": "not_json", "message": raw[:200].decode("utf-8", "replace")}
-            }
+            message = answer.body[:200].decode("utf-8", "replace")
+            return answer.status, {"error": {"code": "not_json", "message": message}}
 
     def _connection(self, timeout):
+        """This thread's keep-alive connection (one per thread: parts go in parallel)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            conn = cls(self._host, self._port, timeout=self.timeout, blocksize=SEND_BLOCK)
+            conn = KeepAliveConnection(
+                self._scheme, self._host, self._port, timeout=self.timeout, blocksize=SEND_BLOCK
+            )
             self._local.conn = conn
-        conn.timeout = timeout or self.timeout
-        if conn.sock is not None:
-            conn.sock.settimeout(conn.timeout)
+        conn.set_timeout(timeout or self.timeout)
         return conn
-
-    def _drop(self):
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
 
 
 def describe(status, body):
@@ -317,11 +293,15 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         path = options["path"]
         if not options["token"]:
-            raise CommandError("pass --token or set PORTAL_TOKEN", returncode=2)
+            raise CommandError("pass --token or set PORTAL_TOKEN", returncode=exitcodes.USAGE)
         if not os.path.isfile(path) or os.path.getsize(path) == 0:
-            raise CommandError(f"{path}: not a readable, non-empty file", returncode=2)
+            raise CommandError(
+                f"{path}: not a readable, non-empty file", returncode=exitcodes.USAGE
+            )
         if options["parallel"] < 1 or options["retries"] < 0:
-            raise CommandError("--parallel must be >= 1 and --retries >= 0", returncode=2)
+            raise CommandError(
+                "--parallel must be >= 1 and --retries >= 0", returncode=exitcodes.USAGE
+            )
         try:
             client = ApiClient(
                 options["url"],

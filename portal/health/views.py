@@ -7,8 +7,8 @@ a body naming each check and its state only (its own JSON carries exception text
 shared single-flight pool instead of the event loop's default executor (a hung check
 would otherwise hold each request until the driver gives up, and cost a thread per
 probe), and a short per-process result cache. ``/health`` and ``/ready`` are normally
-answered by ``portal.probes.ProbeMiddleware`` before the rest of the stack; the routes
-exist for ``reverse()`` and ``manage.py health_check ready``.
+answered by ``portal.health.middleware.ProbeMiddleware`` before the rest of the stack; the
+routes exist for ``reverse()`` and ``manage.py health_check ready``.
 """
 
 import asyncio
@@ -19,24 +19,38 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.db import DatabaseError
-from django.http import JsonResponse
+from django.http import HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.urls import reverse
 from health_check.exceptions import ServiceWarning
 from health_check.views import HealthCheckView, MediaType
 
-from portal import probes
 from portal.auth import authenticate
-from portal.checks import readiness_checks, status_checks
+from portal.health import executor
+from portal.health.checks import readiness_checks, status_checks
+from portal.health.paths import PROBE_METHODS
+from portal.models import ApiToken
 from portal.observability import log_event
-from portal.services.errors import Unauthorized
+from portal.services.errors import ApiError, Forbidden, Unauthorized, Unavailable
+from portal.views.responses import error_response
 
 logger = logging.getLogger("portal.health")
 READY_CACHE_KEY = "ready"
+HEALTH_BODY = b'{"status": "ok"}'
+NEVER_CACHE = "max-age=0, no-cache, no-store, must-revalidate, private"
 
 
 def health(request):
-    """Liveness (normally answered by ``ProbeMiddleware`` before this view is reached)."""
-    return probes.health_response(request)
+    """Liveness: the process answers. No database, no storage, no session.
+
+    A constant body and header: this answers every few seconds per load balancer, so it
+    costs less than any view behind the full middleware stack (``ProbeMiddleware`` serves
+    it before the rest of the stack).
+    """
+    if request.method not in PROBE_METHODS:
+        return HttpResponseNotAllowed(PROBE_METHODS)
+    response = HttpResponse(HEALTH_BODY, content_type="application/json")
+    response["Cache-Control"] = NEVER_CACHE
+    return response
 
 
 def state_of(result):
@@ -76,7 +90,7 @@ class ProbeCheckView(HealthCheckView):
     def get_executor(self):
         # nullcontext: the library would shut down an executor it was handed after each
         # request, and the event loop's default executor is per request.
-        return contextlib.nullcontext(probes.executor)
+        return contextlib.nullcontext(executor.executor)
 
     async def run_checks(self, checks):
         with self.get_executor() as executor:
@@ -106,11 +120,11 @@ class ReadyView(ProbeCheckView):
 
     async def readiness_results(self):
         """Reuse the answer of the last ``PORTAL_READY_CACHE_SECONDS``, or run the checks."""
-        cached = probes.results.get(READY_CACHE_KEY, settings.PORTAL_READY_CACHE_SECONDS)
+        cached = executor.results.get(READY_CACHE_KEY, settings.PORTAL_READY_CACHE_SECONDS)
         if cached is not None:
             return cached
         results = await self.run_checks(self.get_checks())
-        probes.results.put(READY_CACHE_KEY, results)
+        executor.results.put(READY_CACHE_KEY, results)
         return results
 
 
@@ -180,28 +194,34 @@ def wants_json(request):
     return False
 
 
-def _error(status, code, message):
-    response = JsonResponse({"error": {"code": code, "message": message}}, status=status)
-    if status == 401:
-        response["WWW-Authenticate"] = "Bearer"
-    return response
-
-
 async def deny(request):
-    """None when a staff session or a valid bearer token may see /status; else the answer."""
+    """None when a staff session or a monitoring token may see /status; else the answer.
+
+    An upload token is refused (403): the operators' view (backlog, cron state) is not
+    for upload clients.
+    """
     try:
         user = await request.auser()
         if user.is_active and user.is_staff:
             return None
         if "HTTP_AUTHORIZATION" in request.META:
-            await sync_to_async(authenticate)(request)
+            await sync_to_async(authenticate)(request, ApiToken.Purpose.MONITORING)
             return None
-    except Unauthorized as exc:
-        return _error(401, exc.code, exc.message)
+    except ApiError as exc:
+        return error_response(exc)
     except DatabaseError:
-        return _error(503, "unavailable", "cannot check credentials: database unavailable")
+        return error_response(
+            Unavailable(
+                "cannot check credentials: database unavailable", code="database_unavailable"
+            )
+        )
     if user.is_authenticated:
-        return _error(403, "forbidden", "staff only")
+        return error_response(Forbidden("staff only"))
     if not wants_json(request):
         return redirect_to_login(request.get_full_path(), reverse("admin:login"))
-    return _error(401, "missing_token", "log in as staff or send 'Authorization: Bearer <token>'")
+    return error_response(
+        Unauthorized(
+            "log in as staff or send 'Authorization: Bearer <monitoring token>'",
+            code="missing_token",
+        )
+    )

@@ -1,35 +1,22 @@
-"""Load-balancer probes: ``/health`` and ``/ready`` served before the rest of the stack.
+"""Where readiness checks run: one small thread pool per process, single-flight, cached.
 
-``ProbeMiddleware`` sits right after the request-id middleware. It answers ``/health``
-itself and hands ``/ready`` straight to its view, so neither goes through
-SecurityMiddleware (no SSL redirect: a plain-HTTP probe behind ``SECURE_SSL_REDIRECT``
-gets 200/503, not 301), CommonMiddleware (no ``ALLOWED_HOSTS`` check: a probe sending
-``Host: 10.0.3.7`` gets 200/503, not 400), sessions, CSRF or auth, nor through
-``ATOMIC_REQUESTS``. Nothing in the probe path calls ``request.get_host()``.
-
-The readiness checks run synchronously in ``SingleFlightExecutor``: one small thread pool
-per process in which at most one call per check is running. A check that hangs (a
-database that accepts connections and never answers) keeps its thread until the driver
-gives up, as ``asyncio.wait_for`` cannot stop a thread; later probes share that call
-instead of starting another, so a thousand probes against a hung database cost one
-thread and one connection per check per process, not a thousand. ``ResultCache`` keeps
-the last readiness answer for ``PORTAL_READY_CACHE_SECONDS`` so that probes from many
-load balancers do not each write, read and delete objects in storage.
+The readiness checks run synchronously in ``SingleFlightExecutor``: at most one call per
+check is running. A check that hangs (a database that accepts connections and never
+answers) keeps its thread until the driver gives up, as ``asyncio.wait_for`` cannot stop a
+thread; later probes share that call instead of starting another, so a thousand probes
+against a hung database cost one thread and one connection per check per process, not a
+thousand. ``ResultCache`` keeps the last readiness answer for ``PORTAL_READY_CACHE_SECONDS``
+so that probes from many load balancers do not each write, read and delete objects in
+storage.
 """
 
-import asyncio
 import queue
 import threading
 import time
 from concurrent.futures import Executor, Future, InvalidStateError
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpResponse, HttpResponseNotAllowed
 from health_check.exceptions import ServiceUnavailable
 
-HEALTH_PATH = "/health"
-READY_PATH = "/ready"
-PROBE_METHODS = ("GET", "HEAD")
 # One thread per readiness check (database, two storages) plus a spare.
 PROBE_POOL_THREADS = 4
 
@@ -63,14 +50,6 @@ class SingleFlightExecutor(Executor):
                 return _failed(ServiceUnavailable("the previous check has not returned yet"))
         return _follow(shared)
 
-    def in_flight(self):
-        """Keys of calls still running (for tests and the benchmark)."""
-        with self._lock:
-            return sorted(key for key, (future, _) in self._in_flight.items() if not future.done())
-
-    def shutdown(self, wait=True, *, cancel_futures=False):
-        self._pool.shutdown()
-
 
 class DaemonPool:
     """A fixed set of daemon threads, started on first use.
@@ -99,8 +78,8 @@ class DaemonPool:
         return future
 
     def _work(self):
-        while (item := self._queue.get()) is not None:
-            future, fn, args, kwargs = item
+        while True:
+            future, fn, args, kwargs = self._queue.get()
             if not future.set_running_or_notify_cancel():
                 continue
             try:
@@ -109,12 +88,6 @@ class DaemonPool:
                 future.set_exception(exc)
             else:
                 future.set_result(result)
-
-    def shutdown(self):
-        with self._lock:
-            for _ in self._threads:
-                self._queue.put(None)
-            self._threads = []
 
 
 def _budget_seconds(owner):
@@ -180,63 +153,3 @@ class ResultCache:
 
 executor = SingleFlightExecutor()
 results = ResultCache()
-
-
-HEALTH_BODY = b'{"status": "ok"}'
-NEVER_CACHE = "max-age=0, no-cache, no-store, must-revalidate, private"
-
-
-def health_response(request):
-    """Liveness: the process answers. No database, no storage, no session.
-
-    A constant body and header: this answers every few seconds per load balancer, so it
-    costs less than any view behind the full middleware stack.
-    """
-    if request.method not in PROBE_METHODS:
-        return HttpResponseNotAllowed(PROBE_METHODS)
-    response = HttpResponse(HEALTH_BODY, content_type="application/json")
-    response["Cache-Control"] = NEVER_CACHE
-    return response
-
-
-def with_length(response):
-    """Content-Length, as CommonMiddleware would add: no chunked encoding for a probe."""
-    if not response.streaming and not response.has_header("Content-Length"):
-        response["Content-Length"] = str(len(response.content))
-    return response
-
-
-class ProbeMiddleware:
-    """Serve ``/health`` here and send ``/ready`` to its view, skipping the rest of the stack."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        from portal.views.health import ReadyView
-
-        self.get_response = get_response
-        self.ready_view = ReadyView.as_view()
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if self.is_async:
-            return self.__acall__(request)
-        path = request.path_info
-        if path == HEALTH_PATH:
-            return with_length(health_response(request))
-        if path == READY_PATH:
-            # A WSGI worker thread has no event loop: run the async view on a fresh one in
-            # this thread (async_to_sync would start a thread per probe to do the same).
-            return with_length(asyncio.run(self.ready_view(request)))
-        return self.get_response(request)
-
-    async def __acall__(self, request):
-        path = request.path_info
-        if path == HEALTH_PATH:
-            return with_length(health_response(request))
-        if path == READY_PATH:
-            return with_length(await self.ready_view(request))
-        return await self.get_response(request)

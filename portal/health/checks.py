@@ -1,0 +1,166 @@
+"""The django-health-check checks behind ``/ready`` and ``/status``.
+
+``/ready`` runs ``DatabaseReady`` and one ``StorageReady`` per storage alias; ``/status``
+adds ``JobFreshness`` and ``OutboxBacklog``, which only ever warn and never affect
+``/ready``.
+"""
+
+import contextlib
+import dataclasses
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.db.models import Count, Min
+from django.utils import timezone
+from health_check import checks as hc_checks
+from health_check.base import HealthCheck
+from health_check.exceptions import HealthCheckException, ServiceUnavailable, ServiceWarning
+
+from portal.models import JobRun, OutboxEvent
+
+# What the rendering of an answer may take on top of the checks: the library waits
+# ``timeout + 1`` s for a check, so declaring ``T - margin`` keeps the whole answer in T + 1 s.
+RENDER_MARGIN_SECONDS = 0.25
+OUTBOX_BACKLOG_WARN_AGE = timedelta(minutes=15)
+JOB_SCHEDULES = {"portal_cleanup": timedelta(minutes=15), "portal_dispatch": timedelta(minutes=1)}
+
+
+@contextlib.asynccontextmanager
+async def database_errors_unavailable():
+    """A database error in a status check reads "unavailable", not the library's "unknown"."""
+    try:
+        yield
+    except DatabaseError as exc:
+        raise ServiceUnavailable(f"{type(exc).__name__} from the database") from exc
+
+
+class PortalTimeout:
+    """The check budget comes from ``PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS`` (read per probe)."""
+
+    @property
+    def timeout(self):
+        seconds = settings.PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS
+        return timedelta(seconds=max(seconds - RENDER_MARGIN_SECONDS, seconds / 2))
+
+
+@dataclasses.dataclass
+class DatabaseReady(PortalTimeout, hc_checks.Database):
+    """``SELECT 1`` on a fresh connection (the library's check) within our budget."""
+
+    @property
+    def name(self):
+        return "database" if self.alias == "default" else f"database:{self.alias}"
+
+
+@dataclasses.dataclass
+class StorageReady(PortalTimeout, hc_checks.Storage):
+    """Write, read and delete one small object (the library's check) within our budget.
+
+    Any failure of the backend (an ``OSError`` when the directory is gone, a botocore
+    error when S3 is unreachable) becomes ``ServiceUnavailable``, so the result says
+    "unavailable" instead of the library's logged "unknown error".
+    """
+
+    @property
+    def name(self):
+        return f"storage:{self.alias}"
+
+    def run(self):
+        try:
+            super().run()
+        except HealthCheckException:
+            raise
+        except Exception as exc:
+            raise ServiceUnavailable(f"{type(exc).__name__} on storage {self.alias}") from exc
+
+
+@dataclasses.dataclass
+class JobFreshness(PortalTimeout, HealthCheck):
+    """Warn when the last successful run of ``job`` is older than twice its cron schedule.
+
+    ``ok`` and ``partial`` runs count as success: a partial cleanup still ran. Async, so
+    its queries run on the request's own thread (``a*`` ORM methods), never in the shared
+    probe pool. ``figures`` holds what ``/status`` shows.
+    """
+
+    job: str = "portal_cleanup"
+    figures: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def name(self):
+        return f"job:{self.job}"
+
+    @property
+    def max_age(self):
+        return 2 * JOB_SCHEDULES[self.job]
+
+    async def run(self):
+        async with database_errors_unavailable():
+            await self.measure()
+
+    async def measure(self):
+        last = await (
+            JobRun.objects.filter(
+                job=self.job, outcome__in=[JobRun.Outcome.OK, JobRun.Outcome.PARTIAL]
+            )
+            .order_by("-started_at")
+            .afirst()
+        )
+        at = (last.finished_at or last.started_at) if last else None
+        age = (timezone.now() - at).total_seconds() if at else None
+        self.figures = {
+            "last_success_at": at.isoformat() if at else None,
+            "age_seconds": round(age) if age is not None else None,
+            "max_age_seconds": round(self.max_age.total_seconds()),
+        }
+        if at is None:
+            raise ServiceWarning(f"{self.job} has never completed")
+        if age > self.max_age.total_seconds():
+            raise ServiceWarning(f"{self.job} last completed {round(age)} s ago")
+
+
+@dataclasses.dataclass
+class OutboxBacklog(PortalTimeout, HealthCheck):
+    """Pending count, oldest pending age and failed count; warns on failed or old events."""
+
+    figures: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def name(self):
+        return "outbox"
+
+    async def run(self):
+        async with database_errors_unavailable():
+            await self.measure()
+
+    async def measure(self):
+        pending = await OutboxEvent.objects.filter(status=OutboxEvent.Status.PENDING).aaggregate(
+            count=Count("pk"), oldest=Min("created_at")
+        )
+        failed = await OutboxEvent.objects.filter(status=OutboxEvent.Status.FAILED).acount()
+        oldest = pending["oldest"]
+        age = (timezone.now() - oldest).total_seconds() if oldest else None
+        self.figures = {
+            "pending": pending["count"],
+            "oldest_pending_age_seconds": round(age) if age is not None else None,
+            "failed": failed,
+        }
+        if failed:
+            raise ServiceWarning(f"{failed} outbox events failed")
+        if age is not None and age > OUTBOX_BACKLOG_WARN_AGE.total_seconds():
+            raise ServiceWarning(f"oldest pending outbox event is {round(age)} s old")
+
+
+def readiness_checks():
+    """The checks behind ``/ready``: the database and both portal storages."""
+    return (
+        DatabaseReady(),
+        StorageReady(alias="portal_temp"),
+        StorageReady(alias="portal_final"),
+    )
+
+
+def status_checks():
+    """What ``/status`` adds to readiness: cron heartbeats and the outbox backlog."""
+    return (*(JobFreshness(job=job) for job in JOB_SCHEDULES), OutboxBacklog())

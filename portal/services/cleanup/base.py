@@ -1,0 +1,155 @@
+"""What every cleanup step shares: its options, its result, batching and stopping."""
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from itertools import islice
+
+from django.conf import settings
+from django.utils import timezone
+
+from portal import storage
+
+STEPS = ("stale", "orphans", "sweep", "prune")
+MAX_REPORTED_FAILURES = 20
+
+
+@dataclass(frozen=True)
+class CleanupOptions:
+    """How to run cleanup, the same object for one step or a whole run.
+
+    ``now`` defaults to the time the run starts; ``batch_size`` to
+    ``PORTAL_CLEANUP_BATCH_SIZE``; ``grace`` (sweep) to ``PORTAL_ORPHAN_GRACE_MINUTES``.
+    ``should_stop`` and ``max_seconds`` end a step between batches (never mid-batch);
+    ``on_batch`` sees the step's ``StepResult`` after every batch (progress lines).
+    """
+
+    steps: tuple[str, ...] = STEPS
+    now: datetime | None = None
+    batch_size: int | None = None
+    dry_run: bool = False
+    max_seconds: float | None = None
+    should_stop: Callable[[], bool] | None = None
+    on_batch: Callable[["StepResult"], None] | None = None
+    grace: timedelta | None = None
+
+    def started(self):
+        """The options of a run that starts now: the clock read once, the deadline fixed."""
+        stop = self.should_stop
+        if self.max_seconds is not None:
+            stop = _stop_at(time.monotonic() + self.max_seconds, stop)
+        return replace(self, now=self.now or timezone.now(), should_stop=stop, max_seconds=None)
+
+
+def _stop_at(deadline, other=None):
+    def stop():
+        return time.monotonic() >= deadline or bool(other is not None and other())
+
+    return stop
+
+
+@dataclass
+class StepResult:
+    """What one step did (or, in a dry run, would do)."""
+
+    step: str
+    dry_run: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+    stopped_early: bool = False
+    batches: int = 0
+    duration_ms: int = 0
+
+    def add(self, name, amount=1):
+        self.counts[name] = self.counts.get(name, 0) + amount
+
+    def record_failures(self, failed: dict[str, str]):
+        """Count every failure; keep a few keys with their reasons for the report."""
+        self.failed += len(failed)
+        for key, reason in failed.items():
+            if len(self.failures) >= MAX_REPORTED_FAILURES:
+                break
+            self.failures[key] = reason
+
+    def as_dict(self):
+        return {
+            "counts": dict(self.counts),
+            "failed": self.failed,
+            "failures": dict(self.failures),
+            "stopped_early": self.stopped_early,
+            "batches": self.batches,
+            "duration_ms": self.duration_ms,
+        }
+
+
+class StepRun:
+    """One step in progress: its options, result, clock, stopping and progress."""
+
+    def __init__(self, step, options, *, counts):
+        options = options or CleanupOptions()
+        self.now = options.now or timezone.now()
+        self.batch_size = options.batch_size or settings.PORTAL_CLEANUP_BATCH_SIZE
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.dry_run = options.dry_run
+        self.options = options
+        self.result = StepResult(step, dry_run=self.dry_run, counts=dict.fromkeys(counts, 0))
+        self._started = time.monotonic()
+
+    def stop_requested(self):
+        """Checked between batches: a stop ends a step cleanly, never mid-batch."""
+        if self.options.should_stop is not None and self.options.should_stop():
+            self.result.stopped_early = True
+            return True
+        return False
+
+    def batch_done(self):
+        self.result.batches += 1
+        self.result.duration_ms = self._elapsed_ms()
+        if self.options.on_batch is not None:
+            self.options.on_batch(self.result)
+
+    def finish(self):
+        self.result.duration_ms = self._elapsed_ms()
+        return self.result
+
+    def _elapsed_ms(self):
+        return int((time.monotonic() - self._started) * 1000)
+
+
+def chunks(items: Iterable, run: StepRun) -> Iterator[list]:
+    """Batches of ``run.batch_size`` from a stream, checking for a stop between batches."""
+    iterator = iter(items)
+    while not run.stop_requested():
+        batch = list(islice(iterator, run.batch_size))
+        if not batch:
+            return
+        yield batch
+
+
+def leaving_batches(queryset, run: StepRun) -> Iterator[list]:
+    """Primary keys of ``queryset`` in batches, for work that takes each row out of it.
+
+    No ``ORDER BY`` and no keyset: every batch's rows leave the candidate set, so the
+    next query starts at the front of the index range again and reads one batch. (An
+    ``ORDER BY`` there lets PostgreSQL, without fresh statistics, sort every remaining
+    candidate for each batch.) A batch that comes back unchanged ends the loop, so a row
+    that cannot be processed never spins it.
+    """
+    previous = None
+    while not run.stop_requested():
+        ids = list(queryset.values_list("pk", flat=True)[: run.batch_size])
+        if not ids or ids == previous:
+            return
+        previous = ids
+        yield ids
+
+
+def count_deletion(outcome: storage.DeleteResult, run: StepRun):
+    """Count what a storage deletion removed, the requests it made and what failed."""
+    run.result.add("objects_deleted", len(outcome.deleted))
+    run.result.add("delete_requests", outcome.requests)
+    run.result.record_failures(outcome.failed)
+    return outcome

@@ -1,0 +1,144 @@
+"""Step ``orphans``: temp objects of terminal sessions' parts go, then their ``temp_key``.
+
+Candidates come from the partial index ``part_with_temp_key`` (it holds exactly the parts
+that still track an object), walked in session order with a keyset, ``LIMIT`` and no
+``DISTINCT``, so every planner reads about one batch per query whatever its statistics
+say. Storage goes first and the database second: a crash leaves at worst a pointer to a
+gone object (deleting again is a no-op), never an untracked object.
+"""
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import transaction
+
+from portal import storage
+from portal.models import UploadPart, UploadSession
+from portal.services.cleanup.base import CleanupOptions, StepResult, StepRun, count_deletion
+
+
+def cleanup_orphan_temp_parts(options: CleanupOptions | None = None) -> StepResult:
+    """Delete the temp objects of terminal sessions' parts, then clear their ``temp_key``.
+
+    Only keys whose deletion succeeded are cleared; the rest stay tracked, are reported,
+    and are retried by the next run. A dry run also counts the parts of sessions the
+    ``stale`` step would expire.
+    """
+    run = StepRun("orphans", options, counts=("sessions", "objects_deleted", "delete_requests"))
+    pending: list[tuple[int, str]] = []
+    counted = None  # a session larger than a batch comes in several pages: count it once
+    with _Releaser(run) as release:
+        for rows in _parts_holding_temp_keys(run):
+            terminal = _terminal_sessions({session_id for session_id, _, _ in rows}, run)
+            run.result.add("sessions", len(terminal - {counted}))
+            counted = rows[-1][0]
+            pending.extend((pk, key) for session_id, pk, key in rows if session_id in terminal)
+            while len(pending) >= run.batch_size:
+                release(pending[: run.batch_size])
+                del pending[: run.batch_size]
+            if run.stop_requested():
+                break
+        if pending:
+            release(pending)
+    return run.finish()
+
+
+def _parts_holding_temp_keys(run) -> Iterator[list[tuple]]:
+    """(session_id, pk, temp_key) of parts with a temp key, whole sessions per batch.
+
+    A full batch may end inside a session: that session is read again by the next query
+    (or, if it alone fills a batch, page by page by primary key).
+    """
+    holding = UploadPart.objects.exclude(temp_key="")
+    last = None
+    while True:
+        query = holding if last is None else holding.filter(session_id__gt=last)
+        rows = list(
+            query.order_by("session_id").values_list("session_id", "pk", "temp_key")[
+                : run.batch_size
+            ]
+        )
+        if not rows:
+            return
+        last = rows[-1][0]
+        if len(rows) == run.batch_size:
+            whole = [row for row in rows if row[0] != last]
+            if whole:
+                last = whole[-1][0]
+                yield whole
+                continue
+            yield from _parts_of_one_session(holding.filter(session_id=last), run)
+            continue
+        yield rows
+
+
+def _parts_of_one_session(parts, run) -> Iterator[list[tuple]]:
+    """A session with more keyed parts than a batch: its parts by primary-key keyset."""
+    last_pk = 0
+    while rows := list(
+        parts.filter(pk__gt=last_pk)
+        .order_by("pk")
+        .values_list("session_id", "pk", "temp_key")[: run.batch_size]
+    ):
+        last_pk = rows[-1][1]
+        yield rows
+
+
+def _terminal_sessions(session_ids, run) -> set:
+    """The ids among ``session_ids`` of terminal sessions (dry run: or ones it would expire)."""
+    rows = UploadSession.objects.filter(pk__in=session_ids).values_list(
+        "pk", "status", "expires_at"
+    )
+    terminal = set()
+    for pk, status, expires_at in rows:
+        would_expire = run.dry_run and status in UploadSession.OPEN_STATUSES
+        if status in UploadSession.TERMINAL_STATUSES or (would_expire and expires_at < run.now):
+            terminal.add(pk)
+    return terminal
+
+
+class _Releaser:
+    """Releases batches of parts: storage first, then the keys of exactly what is gone.
+
+    One batch's objects are deleted in a worker thread while the caller reads the next
+    batch and the previous batch's keys are cleared, so storage and database time overlap
+    instead of adding up. The order per batch is unchanged: a key is cleared only after
+    its deletion returned.
+    """
+
+    def __init__(self, run):
+        self.run = run
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="portal-release")
+        self.in_flight = None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, parts):
+        if self.run.dry_run:
+            self.run.result.add("objects_deleted", len(parts))
+            self.run.batch_done()
+            return
+        by_key = {key: pk for pk, key in parts}
+        deleting = self.pool.submit(storage.delete_temp, list(by_key))
+        self._clear_in_flight()
+        self.in_flight = (by_key, deleting)
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self._clear_in_flight()
+        finally:
+            self.pool.shutdown(wait=True)  # on an error the keys stay; the next run retries
+
+    def _clear_in_flight(self):
+        if self.in_flight is None:
+            return
+        by_key, deleting = self.in_flight
+        self.in_flight = None
+        outcome = count_deletion(deleting.result(), self.run)
+        gone = [by_key[key] for key in outcome.deleted]
+        if gone:
+            with transaction.atomic():
+                UploadPart.objects.filter(pk__in=gone).update(temp_key="")
+        self.run.batch_done()

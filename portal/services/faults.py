@@ -1,0 +1,40 @@
+"""A failing dependency during a request: logged for operators, a clean 503 for the client.
+
+The storage adapter raises ``storage.StorageUnavailable`` whatever the backend; here it
+becomes the API's ``503 storage_unavailable``. The cause (the backend's own error, which
+may name a path or a host) goes to the log as ``storage.unavailable``, never to the
+client. Nothing the request did is kept half-done: a part that could not be written is
+not recorded, a finalize that could not read or write leaves the session open, so the
+client retries the same request once storage is back.
+"""
+
+import contextlib
+import logging
+
+from portal import storage
+from portal.observability import log_event
+from portal.services.errors import Unavailable
+
+logger = logging.getLogger("portal.services")
+
+
+@contextlib.contextmanager
+def storage_faults(action, **context):
+    """Inside the block, a storage outage is logged and becomes ``503 storage_unavailable``."""
+    try:
+        yield
+    except storage.StorageUnavailable as exc:
+        cause = exc.__cause__ or exc
+        log_event(
+            logger,
+            "storage.unavailable",
+            f"storage failed while {action}: {exc}",
+            level=logging.WARNING,
+            error_type=type(cause).__name__,
+            error=str(cause)[:500],
+            **context,
+        )
+        raise Unavailable(
+            f"storage is unavailable while {action}; nothing was lost, try again shortly",
+            code="storage_unavailable",
+        ) from None

@@ -1,0 +1,120 @@
+"""Local disk: a storage that never creates its own root, threaded deletes, listing.
+
+Keys are mapped to paths with a cheap check instead of ``FileSystemStorage.path()`` (see
+``local_path``); deletes run in a few threads (``unlink`` releases the GIL, and keys spread
+over 256 shard directories let the kernel run them side by side).
+"""
+
+import errno
+import os
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from functools import partial
+
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.storage import FileSystemStorage
+
+from portal.storage.objects import DeleteResult, ListedObject
+
+# Local deletes: up to 8 threads, each with at least 64 keys (below that, one thread).
+# On a 2-core ext4 host, 8 threads unlink about 3x faster than one.
+LOCAL_DELETE_THREADS = 8
+LOCAL_DELETE_MIN_PER_THREAD = 64
+# A missing object counts as deleted, but not when the whole root is gone: an unmounted
+# volume would otherwise make every tracked key look deleted and be forgotten.
+ROOT_MISSING_REASON = "storage root is missing (volume not mounted?)"
+ROOT_MISSING = f"FileNotFoundError: {ROOT_MISSING_REASON}"
+
+
+class StorageRootMissing(FileNotFoundError):
+    """The local storage's root directory is gone: an outage, never "nothing stored"."""
+
+    def __init__(self, location):
+        super().__init__(errno.ENOENT, ROOT_MISSING_REASON, location)
+
+
+class LocalStorage(FileSystemStorage):
+    """``FileSystemStorage`` that refuses to write when its root directory is missing.
+
+    Django's ``_save`` creates every missing directory up to the root; here the root must
+    exist (only the shard directories below it are created), so a probe, an upload or a
+    job never recreates an unmounted volume's mount point.
+    """
+
+    def _save(self, name, content):
+        if not os.path.isdir(self.location):
+            raise StorageRootMissing(self.location)
+        return super()._save(name, content)
+
+
+def delete_local(storage, keys):
+    """Unlink in a few threads: ``unlink`` releases the GIL and, with keys spread over
+    256 shard directories, the kernel runs them side by side (``bench/cleanup.py``)."""
+    root = storage.location
+    paths = [local_path(root, key) for key in keys]
+    threads = max(1, min(LOCAL_DELETE_THREADS, len(paths) // LOCAL_DELETE_MIN_PER_THREAD))
+    unlink = partial(unlink_all, root=root)
+    if threads == 1:
+        errors = unlink(paths)
+    else:
+        errors = {}
+        with ThreadPoolExecutor(threads, thread_name_prefix="portal-unlink") as pool:
+            for failed in pool.map(unlink, [paths[i::threads] for i in range(threads)]):
+                errors.update(failed)
+    result = DeleteResult()
+    for key, path in zip(keys, paths, strict=True):
+        if path in errors:
+            result.failed[key] = errors[path]
+        else:
+            result.deleted.append(key)
+    return result
+
+
+def local_path(root, key):
+    """``root/key``, refusing a key that could leave the root.
+
+    ``FileSystemStorage.path`` does the same through ``safe_join`` at about 8 us a key,
+    a tenth of a whole unlink; keys here come from our own rows and listings.
+    """
+    if not key or key.startswith("/") or ".." in key.split("/") or "\0" in key:
+        raise SuspiciousFileOperation(f"refusing storage key {key!r}")
+    return os.path.join(root, key)
+
+
+def unlink_all(paths, *, root):
+    """Unlink ``paths``; return {path: reason} for those that failed (missing is deleted)."""
+    errors = {}
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            if not os.path.isdir(root):
+                errors[path] = ROOT_MISSING
+        except OSError as exc:
+            errors[path] = f"{type(exc).__name__}: {exc.strerror or exc}"
+    return errors
+
+
+def list_local(storage):
+    """Walk the temp root; a missing root or any other error (an outage) propagates."""
+    root = storage.location
+    if not os.path.isdir(root):
+        raise StorageRootMissing(root)
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = os.scandir(directory)
+        except FileNotFoundError:
+            continue  # a shard removed meanwhile
+        with entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    try:
+                        modified = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
+                    except FileNotFoundError:
+                        continue  # deleted while we walked
+                    key = os.path.relpath(entry.path, root).replace(os.sep, "/")
+                    yield ListedObject(key=key, modified_at=modified)

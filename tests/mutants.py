@@ -1,0 +1,239 @@
+"""Mutation testing by hand-picked mutants: does the suite notice a careless change?
+
+``make mutants`` (or ``.venv/bin/python tests/mutants.py [--only NAME ...] [--list]``)
+copies the tracked tree to a temp directory, then for each mutant below applies its edit
+to the copy, runs the tests that should notice, and restores the file. A mutant the tests
+kill is fine; one that *survives* means a regression of that kind would pass unnoticed:
+pin it with a test. Each edit must match the code exactly once; a mutant whose code has
+moved is reported ``stale`` (update its text here). Not part of CI: it takes minutes.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.tree import copy_tree  # noqa: E402  (after the path is set)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    edits: tuple[tuple[str, str], ...]
+    tests: tuple[str, ...]
+
+
+MUTANTS = (
+    Mutant(
+        "prune forgets rows whose final object could not be deleted",
+        "portal/services/cleanup/prune.py",
+        (("        if outcome.failed:\n", "        if False:\n"),),
+        ("tests/test_cleanup_command.py", "tests/test_cleanup.py"),
+    ),
+    Mutant(
+        "auth matches the token's prefix only",
+        "portal/auth.py",
+        (
+            (
+                ".filter(key_hash=digest, is_active=True, user__is_active=True)",
+                ".filter(key_prefix=raw[:10], is_active=True, user__is_active=True)",
+            ),
+            (
+                "if token is None or not hmac.compare_digest(token.key_hash, digest):",
+                "if token is None:",
+            ),
+        ),
+        ("tests/test_tokens.py",),
+    ),
+    Mutant(
+        "stale step trusts its candidates instead of re-checking the locked rows",
+        "portal/services/cleanup/stale.py",
+        (
+            (
+                "if status in UploadSession.OPEN_STATUSES and expires_at < now\n",
+                "if True\n",
+            ),
+        ),
+        ("tests/test_cleanup_race.py", "tests/test_cleanup.py"),
+    ),
+    Mutant(
+        "finalize writes the outbox event after its transaction",
+        "portal/services/finalize.py",
+        (
+            ("            enqueue_file_uploaded(file)\n    if closed:", "    if closed:"),
+            (
+                '    log_event(\n        logger,\n        "file.stored",',
+                "    if not closed:\n        enqueue_file_uploaded(file)\n"
+                '    log_event(\n        logger,\n        "file.stored",',
+            ),
+        ),
+        ("tests/test_api_finalize.py",),
+    ),
+    Mutant(
+        "a replayed part with other bytes is accepted",
+        "portal/services/chunks.py",
+        (("    if existing.sha256 != stored.sha256:\n", "    if False:\n"),),
+        ("tests/test_api_parts.py",),
+    ),
+    Mutant(
+        "a short part body is stored",
+        "portal/services/chunks.py",
+        (("        if stored.size != expected:\n", "        if stored.size > expected:\n"),),
+        ("tests/test_api_parts.py",),
+    ),
+    Mutant(
+        "orphans clear keys whose deletion failed",
+        "portal/services/cleanup/orphans.py",
+        (("gone = [by_key[key] for key in outcome.deleted]", "gone = list(by_key.values())"),),
+        ("tests/test_cleanup_command.py", "tests/test_cleanup.py"),
+    ),
+    Mutant(
+        "sweep deletes tracked objects too",
+        "portal/services/cleanup/sweep.py",
+        (("untracked = [key for key in keys if key not in tracked]", "untracked = list(keys)"),),
+        ("tests/test_cleanup.py",),
+    ),
+    Mutant(
+        "a busy lock is taken anyway",
+        "portal/locks.py",
+        (("            raise LockBusy(name) from None\n", "            pass\n"),),
+        ("tests/test_locks.py", "tests/test_cleanup_command.py"),
+    ),
+    Mutant(
+        "an outcome is recorded without holding the lease",
+        "portal/services/outbox/claims.py",
+        (
+            (
+                "pk__in=pks, status=OutboxEvent.Status.SENDING, next_attempt_at=claim.lease_until",
+                "pk__in=pks",
+            ),
+        ),
+        ("tests/test_outbox.py",),
+    ),
+    Mutant(
+        "an event gets one attempt more than the setting allows",
+        "portal/services/outbox/claims.py",
+        (
+            (
+                "    if attempts >= config.max_attempts:\n",
+                "    if attempts > config.max_attempts:\n",
+            ),
+        ),
+        ("tests/test_outbox.py", "tests/test_dispatch.py"),
+    ),
+    Mutant(
+        "a failed readiness check answers 200",
+        "portal/health/views.py",
+        (
+            (
+                "response = JsonResponse(body, status=503 if failed else 200)",
+                "response = JsonResponse(body, status=200)",
+            ),
+        ),
+        ("tests/test_health.py",),
+    ),
+    Mutant(
+        "bearer tokens are not redacted",
+        "portal/observability.py",
+        (
+            (
+                '(re.compile(r"(?i)(\\bbearer\\s+)[^\\s\\"\',;]+"), r"\\1" + REDACTED),\n',
+                "",
+            ),
+        ),
+        ("tests/test_logging.py",),
+    ),
+    Mutant(
+        "a setting above its upper bound is accepted",
+        "boot/config.py",
+        (("    if max_value is not None and number > max_value:\n", "    if False:\n"),),
+        ("tests/test_settings.py", "tests/reliability/test_settings_garbage.py"),
+    ),
+    Mutant(
+        "an idempotency key reused for another file returns the first session",
+        "portal/services/sessions.py",
+        (
+            (
+                '        raise Conflict(\n            "idempotency_key was already used',
+                "        return session\n"
+                '        raise Conflict(\n            "idempotency_key was already used',
+            ),
+        ),
+        ("tests/test_api_sessions.py",),
+    ),
+    Mutant(
+        "finalize does not check a part's sha256",
+        "portal/services/finalize.py",
+        (("digest.hexdigest() != sha256", "False"),),
+        ("tests/test_api_finalize.py",),
+    ),
+)
+
+
+def apply(path, edits):
+    """The mutated text, or None when an edit does not match exactly once (stale)."""
+    text = path.read_text()
+    for old, new in edits:
+        if text.count(old) != 1:
+            return None
+        text = text.replace(old, new)
+    return text
+
+
+def run_mutant(mutant, tree, env):
+    path = tree / mutant.path
+    original = path.read_text()
+    mutated = apply(path, mutant.edits)
+    if mutated is None:
+        return "stale", 0.0
+    path.write_text(mutated)
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", *mutant.tests],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+    finally:
+        path.write_text(original)
+    return ("killed" if proc.returncode != 0 else "survived"), time.monotonic() - started
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", help="run the mutants whose name has one of these")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    args = parser.parse_args()
+    chosen = [m for m in MUTANTS if not args.only or any(word in m.name for word in args.only)]
+    if args.list:
+        for mutant in chosen:
+            print(f"{mutant.name}  ({mutant.path}; {', '.join(mutant.tests)})")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="portal-mutants-") as temp:
+        tree = Path(temp)
+        copy_tree(ROOT, tree)
+        env = {**os.environ, "PYTHONPATH": str(tree), "PORTAL_CRASH_TRIALS": "5"}
+        results = []
+        for mutant in chosen:
+            outcome, seconds = run_mutant(mutant, tree, env)
+            results.append((mutant, outcome))
+            print(f"{outcome:8} {seconds:6.1f}s  {mutant.name}", flush=True)
+    survived = [m for m, outcome in results if outcome != "killed"]
+    killed = len(results) - len(survived)
+    print(f"\n{killed} of {len(results)} mutants killed; {len(survived)} survived or stale")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
