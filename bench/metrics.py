@@ -11,18 +11,15 @@ other processes on the machine falls on both alike. Then the large database gets
 pending backlog larger than the count cap (a runner down for hours) and both are
 measured again: the bound with the caps reached.
 
-A scrape here is the ``/metrics`` view called in-process with the token (the collector's
-cache is cleared each time, so every scrape queries the database), timed and with its
-SQL statements counted. Seeding is raw SQL (a recursive CTE on SQLite,
-``generate_series`` on PostgreSQL); PostgreSQL then gets ``VACUUM ANALYZE`` as
-autovacuum would give it; SQLite gets no ``ANALYZE``, as in production. ``--explain``
-prints the plan of every statement on the large database (with actual rows on
-PostgreSQL).
+A scrape is the ``/metrics`` view called in-process with the token, the collector's
+cache cleared, timed and its SQL statements counted. Seeding is raw SQL (a recursive CTE
+on SQLite, ``generate_series`` on PostgreSQL, then ``VACUUM ANALYZE`` as autovacuum
+would; SQLite gets no ``ANALYZE``, as in production). ``--explain`` prints each
+statement's plan on the large database.
 
-Usage: ``python bench/metrics.py [--small 10000] [--large 1000000] [--rounds 40]
-[--backlog 50000] [--database-url postgres://postgres@127.0.0.1:5432/postgres] [--explain]``
-(the bench creates and drops its own database on that server). Target: the large/small
-ratio of the scrape time is flat (<= 1.5x) with the same number of queries.
+Usage: ``python bench/metrics.py [--small N] [--large N] [--rounds 40] [--backlog N]
+[--database-url postgres://…/postgres] [--explain] [--save]`` (it creates and drops its
+own databases there). Target: large/small flat (<= 1.5x), the same number of queries.
 """
 
 import argparse
@@ -39,7 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import ScratchDatabase  # noqa: E402  (after the path is set)
+from bench.lib.report import recording  # noqa: E402  (after the path is set)
+from bench.lib.scratch import ScratchDatabase  # noqa: E402
 
 TOKEN = "bench-metrics-token-0123456789abcdef"
 CHUNK = 100_000
@@ -152,65 +150,43 @@ class Seeder:
             f"{self.seconds_ago('x')}, {self.seconds_ago('x')} FROM {self.numbers(start, count)}"
         )
 
+    # (count, session status, file status, expires in s ago, finished s ago, parts, temp)
+    LIVE_SESSIONS = (
+        (50, "in_progress", "uploading", "-3600", None, 2, True),
+        (5, "init", "uploading", "600", None, 0, False),
+        (20, "failed", "failed", "90000", "86400", 0, False),
+        (3, "aborted", "failed", "600", "300", 2, True),
+    )
+
     def live_set(self):
         """The same in every size: what a working portal has open at any moment."""
         from portal.models import JobRun
 
-        self.sessions(
-            50,
-            status="in_progress",
-            file_status="uploading",
-            expires="-3600",
-            finished=None,
-            parts=2,
-            temp=True,
-        )
-        self.sessions(
-            5,
-            status="init",
-            file_status="uploading",
-            expires="600",
-            finished=None,
-            parts=0,
-            temp=False,
-        )
-        self.sessions(
-            20,
-            status="failed",
-            file_status="failed",
-            expires="90000",
-            finished="86400",
-            parts=0,
-            temp=False,
-        )
-        self.sessions(
-            3,
-            status="aborted",
-            file_status="failed",
-            expires="600",
-            finished="300",
-            parts=2,
-            temp=True,
-        )
+        for count, status, file_status, expires, finished, parts, temp in self.LIVE_SESSIONS:
+            self.sessions(
+                count,
+                status=status,
+                file_status=file_status,
+                expires=expires,
+                finished=finished,
+                parts=parts,
+                temp=temp,
+            )
         self.events(100, status="pending", due="x % 600 - 300", delivered=None)
         self.events(5, status="sending", due="-60", delivered=None)
         self.events(3, status="failed", due="86400", delivered=None)
         runs = []
-        for minute in range(2000):
+        for minute in range(2000):  # cleanup every 15 minutes, dispatch in between
             started = self.now - timedelta(minutes=minute)
-            job = "portal_cleanup" if minute % 15 == 0 else "portal_dispatch"
-            counts = (
-                {"delivered": 3} if job == "portal_dispatch" else {"stale": {"sessions_expired": 1}}
+            cleanup = minute % 15 == 0
+            job, counts = (
+                ("portal_cleanup", {"stale": {"sessions_expired": 1}})
+                if cleanup
+                else ("portal_dispatch", {"delivered": 3})
             )
-            runs.append(
-                JobRun(
-                    job=job,
-                    started_at=started,
-                    finished_at=started + timedelta(seconds=5),
-                    outcome="ok",
-                    counts=counts,
-                )
-            )
+            ended = started + timedelta(seconds=5)
+            runs.append(JobRun(job=job, started_at=started, finished_at=ended, outcome="ok"))
+            runs[-1].counts = counts
         JobRun.objects.bulk_create(runs, batch_size=1000)
 
     def grow_history(self, total):
@@ -344,18 +320,13 @@ def interleaved(children, rounds):
     for _ in range(rounds):
         for child, result in zip(children, runs, strict=True):
             result.append(child.ask("scrape"))
-    summaries = []
-    for result in runs:
-        times = sorted(run[0] * 1000 for run in result)
-        summaries.append(
-            {
-                "median_ms": statistics.median(times),
-                "p90_ms": times[int(0.9 * (len(times) - 1))],
-                "min_ms": times[0],
-                "queries": result[0][1],
-            }
-        )
-    return summaries
+    return [summary(result) for result in runs]
+
+
+def summary(result):
+    times = sorted(run[0] * 1000 for run in result)
+    median, p90 = statistics.median(times), times[int(0.9 * (len(times) - 1))]
+    return {"median_ms": median, "p90_ms": p90, "min_ms": times[0], "queries": result[0][1]}
 
 
 def main():
@@ -366,12 +337,17 @@ def main():
     parser.add_argument("--backlog", type=int, default=50_000)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--explain", action="store_true")
+    parser.add_argument("--save", action="store_true", help="write the figures to docs/benchmarks/")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         serve(*args.child)
         return
+    with recording("metrics", save=args.save):
+        run(args)
 
+
+def run(args):
     databases, children = [], []
     try:
         for size in (args.small, args.large):

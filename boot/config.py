@@ -56,9 +56,6 @@ class Invalid(ValueError):
 class NamedValue(values.Value):
     """A value read from the environment variable of the setting's own name (no prefix)."""
 
-    # A secret's problem line names the variable and the rule, never the value.
-    secret = False
-
     def __init__(self, *args, required=False, **kwargs):
         kwargs.setdefault("environ_prefix", None)
         self.required = required
@@ -69,11 +66,8 @@ class NamedValue(values.Value):
         try:
             value = super().setup(name)
         except Invalid as exc:
-            if self.secret:
-                PROBLEMS.append(f"{variable}: {exc} (value not shown)")
-            else:
-                raw = _shorten(_environ_get(variable))
-                PROBLEMS.append(f"{variable}={raw!r}: {exc}")
+            raw = _shorten(_environ_get(variable))
+            PROBLEMS.append(f"{variable}={raw!r}: {exc}")
             self.value = value = self.default
         if self.required and not value:
             PROBLEMS.append(f"{variable}: required in this configuration, but not set")
@@ -163,24 +157,6 @@ class PatternValue(NamedValue):
         if value and not self.pattern.fullmatch(value):
             raise Invalid(self.rule)
         return value
-
-
-class SecretValue(PatternValue):
-    """A shared secret: empty, or at least ``min_length`` visible characters without spaces.
-
-    Short secrets can be guessed; spaces cannot travel in an ``Authorization`` header.
-    """
-
-    secret = True
-
-    def __init__(self, *args, min_length=32, **kwargs):
-        super().__init__(
-            *args,
-            pattern=rf"[!-~]{{{min_length},}}",
-            rule=f"must be at least {min_length} characters without spaces "
-            "(e.g. the output of `openssl rand -hex 32`)",
-            **kwargs,
-        )
 
 
 class BoolValue(NamedValue):

@@ -83,7 +83,7 @@ class Base(Configuration):
     PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS = v.FloatValue(3.0, max_value=HOUR)
     PORTAL_READY_CACHE_SECONDS = v.FloatValue(2.0, min_value=0, max_value=HOUR)
     # Bearer token a Prometheus server sends to /metrics; empty: staff sessions only.
-    PORTAL_METRICS_TOKEN = v.SecretValue("")
+    PORTAL_METRICS_TOKEN = v.NamedValue("")
     PORTAL_LOG_FORMAT = v.ChoiceValue("json", choices=("json", "console"))
     PORTAL_LOG_LEVEL = v.ChoiceValue(
         "info", choices=("debug", "info", "warning", "error", "critical")

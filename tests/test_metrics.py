@@ -232,16 +232,16 @@ def test_local_free_space_is_the_filesystems(db, client, portal_storage, data_di
     if portal_storage["PORTAL_STORAGE"] == "s3":
         assert "portal_storage_free_bytes" not in names(samples)
         return
-    # A root that does not exist yet (nothing stored so far) is not measured.
-    assert "portal_storage_free_bytes" not in names(samples)
-    (data_dir / "temp").mkdir()
-    (data_dir / "final").mkdir()
-    collector.collector.clear()
-    samples = scrape(client)
     usage = shutil.disk_usage(data_dir / "temp")
     assert value(samples, "portal_storage_size_bytes", storage="portal_temp") == usage.total
     free = value(samples, "portal_storage_free_bytes", storage="portal_final")
     assert abs(free - usage.free) < 64 * 1024 * 1024  # other processes write meanwhile
+    # A root that is gone (an unmounted volume) is not measured on what lies beneath it.
+    shutil.rmtree(data_dir / "temp")
+    collector.collector.clear()
+    samples = scrape(client)
+    assert value(samples, "portal_storage_free_bytes", storage="portal_temp") is None
+    assert value(samples, "portal_storage_free_bytes", storage="portal_final") > 0
 
 
 def test_items_follow_a_real_cleanup_run(db, client, portal_storage):

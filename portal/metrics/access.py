@@ -1,39 +1,42 @@
 """Who may read ``/metrics``: the one place that decides.
 
-Two credentials today: the bearer token in ``PORTAL_METRICS_TOKEN`` (what a Prometheus
-server sends), or a logged-in active staff user (a person looking at it in a browser).
-To admit another kind (say, API tokens created for monitoring), extend ``decide``.
+Three credentials: the bearer token in ``PORTAL_METRICS_TOKEN`` (one secret shared with
+the Prometheus servers; needs no database), an API token created for monitoring
+(``portal_create_token USER --monitoring``), or a logged-in active staff user (a person
+with a browser). An upload token is refused (403): monitoring data is for operators.
 
 A request that presents an ``Authorization`` header is judged by that header alone: a
 wrong token is refused even from a browser that also has a staff session, so a
 misconfigured scraper never works by accident.
 """
 
-import enum
 import hashlib
 import hmac
 
 from django.conf import settings
+from django.db import DatabaseError
+
+from portal.auth import authenticate
+from portal.models import ApiToken
+from portal.services.errors import Forbidden, Unauthorized, Unavailable
 
 
-class Access(enum.Enum):
-    ALLOWED = "allowed"
-    MISSING = "missing_token"  # 401: no credentials
-    INVALID = "invalid_token"  # 401: an Authorization header that is not the token
-    FORBIDDEN = "forbidden"  # 403: logged in, but not staff
-
-
-def decide(request):
-    """``Access.ALLOWED`` or the reason the request may not read the metrics."""
+def check(request):
+    """Return when ``request`` may read the metrics; raise the ``ApiError`` that says why not."""
     header = request.META.get("HTTP_AUTHORIZATION")
     if header is not None:
-        return Access.ALLOWED if token_matches(header) else Access.INVALID
+        if not token_matches(header):
+            _monitoring_token(request)
+        return
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return Access.MISSING
-    if user.is_active and user.is_staff:
-        return Access.ALLOWED
-    return Access.FORBIDDEN
+        raise Unauthorized(
+            "send 'Authorization: Bearer <token>' (PORTAL_METRICS_TOKEN or a monitoring "
+            "token), or log in as staff",
+            code="missing_token",
+        )
+    if not (user.is_active and user.is_staff):
+        raise Forbidden("staff only")
 
 
 def token_matches(header):
@@ -48,6 +51,15 @@ def token_matches(header):
     if not expected or scheme.lower() != "bearer" or not presented:
         return False
     return hmac.compare_digest(_digest(presented), _digest(expected))
+
+
+def _monitoring_token(request):
+    try:
+        authenticate(request, ApiToken.Purpose.MONITORING)
+    except DatabaseError as exc:
+        raise Unavailable(
+            "cannot check the token: database unavailable", code="database_unavailable"
+        ) from exc
 
 
 def _digest(value):

@@ -1,15 +1,16 @@
-"""The one module of ``portal.metrics`` that imports the health code.
+"""The one module of ``portal.metrics`` that imports the health code (``portal.health``).
 
-The probes, the ``/ready`` view and the status checks are being moved into a package;
-re-point the imports below and nothing else in ``portal.metrics`` changes.
+If the probes, the ``/ready`` view or the job schedules move, re-point the imports below
+and nothing else in ``portal.metrics`` changes.
 """
 
 import math
 from dataclasses import dataclass
 
-from portal.checks import JOB_SCHEDULES
-from portal.probes import HEALTH_PATH, READY_PATH, results
-from portal.views.health import READY_CACHE_KEY, state_of
+from portal.health.checks import JOB_SCHEDULES
+from portal.health.executor import results
+from portal.health.paths import HEALTH_PATH, READY_PATH
+from portal.health.views import READY_CACHE_KEY, state_of
 
 __all__ = ["HEALTH_PATH", "JOB_SCHEDULES", "READY_PATH", "CheckState", "last_readiness"]
 
