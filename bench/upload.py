@@ -68,6 +68,7 @@ def environment(data_dir):
             "DATABASE_URL": f"sqlite:///{data_dir / 'bench.sqlite3'}",
             "ALLOWED_HOSTS": "127.0.0.1",
             "SECURE_SSL_REDIRECT": "false",
+            "PORTAL_DRAIN_SECONDS": "0",  # no balancer to leave: stop at once
             "PORTAL_DATA_DIR": str(data_dir),
             "PORTAL_STORAGE": "local",
             "PORTAL_LOG_LEVEL": "info",

@@ -7,12 +7,14 @@ back to their default; ``boot.settings.Base.post_setup`` raises one ``SettingsEr
 listing them all. Cross-field rules live in ``portal.checks`` as Django system checks.
 """
 
+import os
 import re
-from urllib.parse import urlsplit
 
 import dj_database_url
 from configurations import values
 from django.core.exceptions import ImproperlyConfigured
+
+from portal.httpclient import http_url_problem
 
 PROBLEMS: list[str] = []
 # The classes of boot.settings that DJANGO_CONFIGURATION may name (checked by manage.py
@@ -35,7 +37,7 @@ _SIZE_UNITS = {
     "tb": 1000**4,
     "tib": 1024**4,
 }
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$", re.ASCII)
 
 
 class SettingsError(ImproperlyConfigured):
@@ -66,7 +68,7 @@ class NamedValue(values.Value):
         try:
             value = super().setup(name)
         except Invalid as exc:
-            raw = _shorten(_environ_get(variable))
+            raw = _shorten(self.shown(_environ_get(variable)))
             PROBLEMS.append(f"{variable}={raw!r}: {exc}")
             self.value = value = self.default
         if self.required and not value:
@@ -75,6 +77,10 @@ class NamedValue(values.Value):
 
     def to_python(self, value):
         return value.strip()
+
+    def shown(self, raw):
+        """The raw value as an error message may show it."""
+        return raw
 
 
 class IntValue(NamedValue):
@@ -91,7 +97,7 @@ class IntValue(NamedValue):
 
     def to_python(self, value):
         try:
-            number = int(value.strip())
+            number = int(_ascii(value).strip())
         except ValueError:
             raise Invalid("must be a whole number") from None
         return _bounded(number, self.min_value, self.max_value)
@@ -111,7 +117,7 @@ class FloatValue(NamedValue):
 
     def to_python(self, value):
         try:
-            number = float(value.strip())
+            number = float(_ascii(value).strip())
         except ValueError:
             raise Invalid("must be a number") from None
         if number != number or number in (float("inf"), float("-inf")):
@@ -174,10 +180,24 @@ class BoolValue(NamedValue):
 class HttpUrlValue(NamedValue):
     """An http(s) URL with a host, or empty."""
 
+    def shown(self, raw):
+        """Never a password in an error message: ``https://user:***@host/…``."""
+        return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", raw)
+
     def to_python(self, value):
         value = value.strip()
-        if value and not is_http_url(value):
-            raise Invalid("must be an http:// or https:// URL with a host")
+        if value and (problem := http_url_problem(value)):
+            raise Invalid(problem)
+        return value
+
+
+class AbsolutePathValue(NamedValue):
+    """An absolute file system path, or empty (a relative one would depend on the cwd)."""
+
+    def to_python(self, value):
+        value = value.strip()
+        if value and not value.startswith("/"):
+            raise Invalid("must be an absolute path (starting with /)")
         return value
 
 
@@ -188,30 +208,54 @@ class ListValue(NamedValue):
         return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def is_http_url(value):
-    """True for an absolute http(s) URL with a host name."""
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+# The databases the portal supports (and installs a driver for): SQLite for one
+# development host, PostgreSQL for production (advisory locks, SKIP LOCKED).
+SUPPORTED_ENGINES = ("django.db.backends.sqlite3", "django.db.backends.postgresql")
+DATABASE_URL_HINT = "use sqlite:///path/to/db.sqlite3 or postgres://user@host:5432/name"
 
 
 def database_from_url(url, *, conn_max_age=60):
-    """Parse ``DATABASE_URL`` into Django's dict, recording a named problem if it is bad."""
+    """Parse ``DATABASE_URL`` into Django's dict, recording a named problem if it is bad.
+
+    The problem names the scheme, never the URL (it may hold a password).
+    """
+    scheme = url.split(":", 1)[0][:20]
     try:
         config = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
+        port = config.get("PORT")
+        if port not in (None, "") and not 0 < int(port) < 65536:
+            raise ValueError("port")
     except (ValueError, KeyError, TypeError) as exc:
-        scheme = url.split(":", 1)[0]
         PROBLEMS.append(
             f"DATABASE_URL (scheme {scheme!r}): cannot be parsed ({type(exc).__name__}); "
-            "use sqlite:///path/to/db.sqlite3 or postgres://user@host:5432/name"
+            + DATABASE_URL_HINT
         )
         return None
-    if not config.get("ENGINE"):
-        PROBLEMS.append("DATABASE_URL: unknown database scheme; use sqlite:// or postgres://")
+    if config.get("ENGINE") not in SUPPORTED_ENGINES:
+        PROBLEMS.append(
+            f"DATABASE_URL (scheme {scheme!r}): not a supported database; {DATABASE_URL_HINT}"
+        )
         return None
     return config
+
+
+def from_environ(value, name, environ=None):
+    """``value``'s reading of the variable ``name``, or its default when unset or invalid.
+
+    For gunicorn's master (``gunicorn.conf.py``), which starts before any settings are
+    loaded and must not load them (django-configurations would then never set up the
+    workers' settings module). The workers load the same variable through the settings
+    and refuse to boot with the usual named error when it is invalid, so the master need
+    not report it too.
+    """
+    environ = os.environ if environ is None else environ
+    raw = environ.get(name)
+    if raw is None:
+        return value.default
+    try:
+        return value.to_python(raw)
+    except Invalid:
+        return value.default
 
 
 def raise_problems():
@@ -231,9 +275,15 @@ def _bounded(number, min_value, max_value=None):
 
 
 def _environ_get(variable):
-    import os
-
     return os.environ.get(variable, "")
+
+
+def _ascii(value):
+    """``value`` if it is ASCII: Python reads Devanagari or fullwidth digits as numbers,
+    an operator would not mean them."""
+    if not value.isascii():
+        raise ValueError(value)
+    return value
 
 
 def _shorten(raw, limit=60):

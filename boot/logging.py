@@ -123,7 +123,17 @@ class GunicornAccessFilter(logging.Filter):
     ``response_bytes``, ``remote_addr``, ``user_agent`` and the ``request_id`` the
     response carries (the request's context has ended when gunicorn logs). The level
     follows the status as in ``django.server``: 5xx ERROR, 4xx WARNING, else INFO.
+
+    ``remote_addr`` is the peer, which behind a proxy is the proxy. With ``behind_proxy``
+    (``PORTAL_BEHIND_PROXY``) the client's address as the proxy saw it is added as
+    ``client_addr``, from ``X-Forwarded-For``; without, that header is client input and
+    is not logged. A ``/ready`` answered 503 because the instance drains
+    (``portal.health.drain``) is as quiet as a successful probe: the drain is planned.
     """
+
+    def __init__(self, name="", behind_proxy=False):
+        super().__init__(name)
+        self.behind_proxy = behind_proxy
 
     def filter(self, record):
         atoms = record.args
@@ -134,8 +144,10 @@ class GunicornAccessFilter(logging.Filter):
         except (KeyError, ValueError):
             return True
         path = atoms["U"]
-        if quiet_probe(path, status):
+        if quiet_probe(path, status) or (path in PROBE_PATHS and _drained(atoms)):
             return False
+        if self.behind_proxy and atoms["{x-forwarded-for}i"] not in ("", "-"):
+            record.client_addr = atoms["{x-forwarded-for}i"]
         record.http_method = atoms["m"]
         record.path = path
         record.status_code = status
@@ -155,8 +167,29 @@ class GunicornAccessFilter(logging.Filter):
         return f"<GunicornAccessFilter drops 2xx/3xx of {','.join(sorted(PROBE_PATHS))}>"
 
 
-def build_logging(*, fmt="json", level="info"):
+def _drained(atoms):
+    return atoms["{x-portal-drain}o"] not in ("", "-")
+
+
+class ClientErrorFilter(logging.Filter):
+    """Log a client's bad request at WARNING and without a stack, whatever the logger asked
+    for: the exception is the client's doing, the message says all there is to say."""
+
+    def filter(self, record):
+        if record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        return True
+
+    def __repr__(self):
+        return "<ClientErrorFilter at most WARNING>"
+
+
+def build_logging(*, fmt="json", level="info", behind_proxy=False):
     """Return the dictConfig for ``PORTAL_LOG_FORMAT`` and ``PORTAL_LOG_LEVEL``.
+
+    ``behind_proxy`` (``PORTAL_BEHIND_PROXY``) lets access lines carry the client address
+    the proxy forwards (``GunicornAccessFilter``).
 
     One stdout handler on the root logger; every other logger propagates to it, so the
     logger tree (``manage.py portal_logging_tree``) has a single place where lines leave
@@ -176,7 +209,11 @@ def build_logging(*, fmt="json", level="info"):
             "context": {"()": "portal.observability.ContextFilter"},
             "redact": {"()": "portal.observability.RedactingFilter"},
             "runserver_access": {"()": "boot.logging.RunserverAccessFilter"},
-            "gunicorn_access": {"()": "boot.logging.GunicornAccessFilter"},
+            "gunicorn_access": {
+                "()": "boot.logging.GunicornAccessFilter",
+                "behind_proxy": behind_proxy,
+            },
+            "client_error": {"()": "boot.logging.ClientErrorFilter"},
         },
         "formatters": {
             "json": {"()": "boot.logging.PortalJsonFormatter"},
@@ -196,6 +233,10 @@ def build_logging(*, fmt="json", level="info"):
             "django": logger(),
             "django.request": logger(),
             "django.security": logger(),
+            # A request with a Host outside ALLOWED_HOSTS is the client's doing: Django logs
+            # it at ERROR, which would let anyone set the volume of ERROR records. It stays
+            # one line, at WARNING like any other 4xx.
+            "django.security.DisallowedHost": logger(filters=["client_error"]),
             "django.server": logger(filters=["runserver_access"]),
             "django.db.backends": logger("INFO"),
             "gunicorn.error": logger(),

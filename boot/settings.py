@@ -15,6 +15,8 @@ from configurations import Configuration
 
 from boot import config as v
 from boot.logging import build_logging
+from portal import limits
+from portal.health import drain
 from portal.health import paths as probe_paths
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -72,7 +74,7 @@ class Base(Configuration):
     PORTAL_SESSION_TTL_HOURS = v.FloatValue(24.0, max_value=365 * 24)
     PORTAL_ORPHAN_GRACE_MINUTES = v.FloatValue(60.0, max_value=365 * 24 * 60)
     PORTAL_FAILED_SESSION_RETENTION_DAYS = v.FloatValue(7.0, max_value=100 * 365)
-    PORTAL_CLEANUP_BATCH_SIZE = v.IntValue(1000, min_value=1, max_value=10_000)
+    PORTAL_CLEANUP_BATCH_SIZE = v.IntValue(1000, min_value=1, max_value=limits.MAX_BATCH_SIZE)
     PORTAL_OUTBOX_BASE_DELAY_SECONDS = v.FloatValue(10.0, max_value=YEAR_SECONDS)
     PORTAL_OUTBOX_MAX_DELAY_SECONDS = v.FloatValue(3600.0, max_value=YEAR_SECONDS)
     PORTAL_OUTBOX_MAX_ATTEMPTS = v.IntValue(12, min_value=1, max_value=1000)
@@ -84,6 +86,22 @@ class Base(Configuration):
     PORTAL_READY_CACHE_SECONDS = v.FloatValue(2.0, min_value=0, max_value=HOUR)
     # Bearer token a Prometheus server sends to /metrics; empty: staff sessions only.
     PORTAL_METRICS_TOKEN = v.NamedValue("")
+    # Guardrails (0 turns one off): quotas per owner, free space on local volumes.
+    PORTAL_MAX_OPEN_SESSIONS_PER_USER = v.IntValue(1000, min_value=0, max_value=10**7)
+    PORTAL_MAX_PENDING_BYTES_PER_USER = v.ByteSizeValue(
+        100 * GIB, min_value=0, max_value=1024 * TIB
+    )
+    PORTAL_MIN_FREE_BYTES = v.ByteSizeValue(GIB, min_value=0, max_value=1024 * TIB)
+    # Graceful drain (portal.health.drain, docs/topology.md): how long /ready answers 503 after
+    # SIGTERM before gunicorn stops (0: stop at once), and the maintenance flag file.
+    PORTAL_DRAIN_SECONDS = v.FloatValue(
+        drain.DEFAULT_SECONDS, min_value=0, max_value=drain.MAX_SECONDS
+    )
+    PORTAL_DRAIN_FILE = v.AbsolutePathValue("")
+    # True only when every request reaches the portal through a proxy that sets
+    # X-Forwarded-Proto and X-Forwarded-For itself (deploy/nginx/portal.conf): the
+    # portal then trusts them. Read by gunicorn.conf.py too.
+    PORTAL_BEHIND_PROXY = v.BoolValue(False)
     PORTAL_LOG_FORMAT = v.ChoiceValue("json", choices=("json", "console"))
     PORTAL_LOG_LEVEL = v.ChoiceValue(
         "info", choices=("debug", "info", "warning", "error", "critical")
@@ -157,8 +175,12 @@ class Base(Configuration):
 
     # Static files belong to the release, not to the data: next to the code, not under
     # PORTAL_DATA_DIR (which may be a volume, and is never written to implicitly).
-    STATIC_ROOT = str(BASE_DIR / "var" / "static")
+    PORTAL_STATIC_ROOT = v.AbsolutePathValue(str(BASE_DIR / "var" / "static"))
     STATICFILES_BACKEND = "django.contrib.staticfiles.storage.StaticFilesStorage"
+
+    @property
+    def STATIC_ROOT(self):
+        return self.PORTAL_STATIC_ROOT or None
 
     @property
     def DATABASES(self):
@@ -229,7 +251,11 @@ class Base(Configuration):
 
     @property
     def LOGGING(self):
-        return build_logging(fmt=self.PORTAL_LOG_FORMAT, level=self.PORTAL_LOG_LEVEL)
+        return build_logging(
+            fmt=self.PORTAL_LOG_FORMAT,
+            level=self.PORTAL_LOG_LEVEL,
+            behind_proxy=self.PORTAL_BEHIND_PROXY,
+        )
 
 
 def _make_database_dir(path, variable):
@@ -256,7 +282,7 @@ class Dev(Base):
     DEBUG = True
     SECRET_KEY = v.NamedValue("dev-insecure-key-do-not-use-in-production")
     # runserver (and WhiteNoise with DEBUG) serve the apps' static files where they are.
-    STATIC_ROOT = None
+    PORTAL_STATIC_ROOT = v.AbsolutePathValue("")
     PORTAL_LOG_FORMAT = v.ChoiceValue("console", choices=("json", "console"))
 
     @classmethod
@@ -273,15 +299,19 @@ class Dev(Base):
 
 
 class Test(Base):
-    """The test suite: small chunks allowed, fast password hashing, quiet logs."""
+    """The test suite: small chunks allowed, fast password hashing, quiet logs, no drain."""
 
     SECRET_KEY = v.NamedValue("test-insecure-key-do-not-use-in-production")
-    STATIC_ROOT = None
+    PORTAL_STATIC_ROOT = v.AbsolutePathValue("")
+    # Off unless a test turns it on: the suite must pass on a host with little free disk.
+    PORTAL_MIN_FREE_BYTES = v.ByteSizeValue(0, min_value=0, max_value=1024 * TIB)
     PORTAL_CHUNK_SIZE_MIN = v.ByteSizeValue(1, min_value=1)
     PORTAL_LOG_LEVEL = v.ChoiceValue(
         "warning", choices=("debug", "info", "warning", "error", "critical")
     )
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # A test server stops at once unless its test asks for a drain (gunicorn.conf.py).
+    PORTAL_DRAIN_SECONDS = v.FloatValue(0.0, min_value=0, max_value=drain.MAX_SECONDS)
 
     @property
     def DATABASES(self):
@@ -300,7 +330,6 @@ class Prod(Base):
     DATABASE_URL = v.NamedValue("", required=True)
     ALLOWED_HOSTS = v.ListValue([], required=True)
     SECURE_SSL_REDIRECT = v.BoolValue(True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_REDIRECT_EXEMPT = list(probe_paths.REDIRECT_EXEMPT)
     SECURE_HSTS_SECONDS = v.IntValue(31536000, min_value=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -310,3 +339,12 @@ class Prod(Base):
     # gzip and brotli copies made by collectstatic; WhiteNoise serves them with far-future
     # caching headers only for hashed names, so no manifest is needed to start.
     STATICFILES_BACKEND = "whitenoise.storage.CompressedStaticFilesStorage"
+
+    @property
+    def SECURE_PROXY_SSL_HEADER(self):
+        """Trust ``X-Forwarded-Proto: https`` only behind a proxy that sets it itself.
+
+        Otherwise anyone who can reach gunicorn would be treated as HTTPS by sending the
+        header over plain HTTP: no redirect, and secure cookies over a clear channel.
+        """
+        return ("HTTP_X_FORWARDED_PROTO", "https") if self.PORTAL_BEHIND_PROXY else None

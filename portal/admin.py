@@ -5,6 +5,10 @@ exceptions are deactivating an API token and requeueing a failed outbox event.
 """
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
 
 from portal.models import ApiToken, IngestFile, JobRun, OutboxEvent, UploadPart, UploadSession
 from portal.services import outbox
@@ -102,3 +106,36 @@ class JobRunAdmin(ReadOnlyAdmin):
     list_display = ("job", "outcome", "started_at", "finished_at", "host")
     list_filter = ("job", "outcome")
     date_hierarchy = "started_at"
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class PortalUserAdmin(UserAdmin):
+    """Django's user admin, with each user's upload usage against the quotas."""
+
+    list_display = (*UserAdmin.list_display, "open_sessions", "pending_bytes")
+
+    def get_queryset(self, request):
+        open_now = Q(
+            upload_sessions__status__in=UploadSession.OPEN_STATUSES,
+            upload_sessions__expires_at__gt=timezone.now(),
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                open_sessions=Count("upload_sessions", filter=open_now),
+                pending_bytes=Sum("upload_sessions__total_size_bytes", filter=open_now),
+            )
+        )
+
+    @admin.display(description="Open sessions", ordering="open_sessions")
+    def open_sessions(self, user):
+        return user.open_sessions
+
+    @admin.display(description="Pending bytes", ordering="pending_bytes")
+    def pending_bytes(self, user):
+        return user.pending_bytes or 0

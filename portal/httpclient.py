@@ -9,6 +9,7 @@ failure: that one is retried once on a fresh connection, anything else is the ca
 import http.client
 import random
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 STALE_CONNECTION_ERRORS = (
     http.client.RemoteDisconnected,
@@ -16,6 +17,30 @@ STALE_CONNECTION_ERRORS = (
     BrokenPipeError,
 )
 DEFAULT_READ_LIMIT = 1024 * 1024
+
+
+def http_url_problem(value):
+    """Why ``value`` is no usable http(s) URL ("" when it is one).
+
+    What ``http.client`` and botocore need later: an http or https scheme, a host, a
+    numeric port from 1 to 65535 if there is one, and ASCII only (a request line cannot
+    carry anything else: percent-encode it), no spaces or control characters.
+    """
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "must be an http:// or https:// URL with a host"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "must have a numeric port from 1 to 65535"
+    if any(ord(char) < 33 or ord(char) > 126 for char in value):
+        return "must be ASCII without spaces (percent-encode other characters)"
+    return ""
 
 
 def backoff_delay(attempts_before, *, base, cap, rand=random.random):

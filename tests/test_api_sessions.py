@@ -123,6 +123,34 @@ def test_idempotency_key_reused_for_another_file_is_409(api):
     assert error_code(response) == "idempotency_key_reused"
 
 
+@pytest.mark.parametrize(
+    ("changed", "named"),
+    [
+        ({"filename": "b.bin"}, "filename"),
+        ({"size_bytes": 11}, "size_bytes"),
+        ({"content_type": "text/plain"}, "content_type"),
+        ({"chunk_size_bytes": 4}, "chunk_size_bytes"),
+    ],
+)
+def test_a_retry_must_describe_the_same_upload(api, changed, named):
+    spec = {
+        "filename": "a.bin",
+        "size_bytes": 10,
+        "content_type": "application/pdf",
+        "chunk_size_bytes": 5,
+        "idempotency_key": "k1",
+    }
+    first = api.create(**spec)
+    assert api.create(**spec).json()["id"] == first.json()["id"]  # the same request: fine
+
+    response = api.create(**{**spec, **changed})
+
+    assert response.status_code == 409
+    assert error_code(response) == "idempotency_key_reused"
+    assert named in response.json()["error"]["message"]
+    assert UploadSession.objects.count() == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_duplicate_creates_make_one_session(postgres_only, user, portal_storage):
     from django.test import Client

@@ -169,6 +169,7 @@ def test_ready_follows_a_database_that_stops_and_starts(pg, portal_storage, tmp_
         DATABASE_URL=pg.url,
         SECRET_KEY="server-test-secret-key",
         ALLOWED_HOSTS="portal.example.com",
+        PORTAL_DRAIN_SECONDS="0",  # no balancer to leave: stop at once
     )
     server = Server(env, tmp_path / "gunicorn.log")
     try:

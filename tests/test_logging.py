@@ -250,3 +250,13 @@ def test_request_id_is_echoed_and_on_django_request_lines(client, capture, db):
         ("inproc-1", 404, "/no/such/page"),
         (generated["X-Request-ID"], 404, "/no/such/page"),
     ]
+
+
+def test_a_disallowed_host_is_no_error_record(client, db, caplog):
+    """Anyone can send any Host: that must not produce ERROR records at will."""
+    with caplog.at_level(logging.DEBUG):
+        response = client.get("/api/v1/uploads/sessions", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    [record] = [r for r in caplog.records if r.name.startswith("django.security")]
+    assert record.levelno == logging.WARNING and "evil.example" in record.getMessage()

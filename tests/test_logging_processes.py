@@ -37,6 +37,7 @@ def prod_env(subprocess_env):
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "SECURE_SSL_REDIRECT": "false",
             "PORTAL_LOG_LEVEL": "info",
+            "PORTAL_DRAIN_SECONDS": "0",  # no balancer to leave: stop at once
         }
     )
     if env.get("PORTAL_STORAGE") != "s3":

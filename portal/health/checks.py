@@ -9,12 +9,15 @@ import contextlib
 import dataclasses
 from datetime import timedelta
 
+import psutil
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage, storages
 from django.db import DatabaseError
 from django.db.models import Count, Min
 from django.utils import timezone
 from health_check import checks as hc_checks
 from health_check.base import HealthCheck
+from health_check.contrib.psutil import Disk
 from health_check.exceptions import HealthCheckException, ServiceUnavailable, ServiceWarning
 
 from portal.models import JobRun, OutboxEvent
@@ -161,6 +164,46 @@ def readiness_checks():
     )
 
 
+@dataclasses.dataclass
+class FreeSpace(PortalTimeout, Disk):
+    """Free space of a local storage volume, for ``/status`` only (it never fails ``/ready``).
+
+    django-health-check's disk check (its usage-percent warning, 90 % by default), plus
+    the portal's own threshold in bytes: a warning below twice ``PORTAL_MIN_FREE_BYTES``,
+    so operators hear of it before the free-space guard starts refusing new uploads.
+    """
+
+    alias: str = "portal_temp"
+    figures: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def name(self):
+        return f"disk:{self.alias}"
+
+    def run(self):
+        self.path = storages[self.alias].location
+        minimum = settings.PORTAL_MIN_FREE_BYTES
+        try:
+            usage = psutil.disk_usage(str(self.path))
+        except FileNotFoundError as exc:
+            raise ServiceUnavailable("the storage root is missing") from exc
+        self.figures = {
+            "free_bytes": usage.free,
+            "total_bytes": usage.total,
+            "refuse_new_uploads_below_bytes": minimum,
+            "warn_below_bytes": 2 * minimum,
+        }
+        super().run()
+        if minimum and usage.free < 2 * minimum:
+            raise ServiceWarning(f"{usage.free} bytes free on {self.alias}")
+
+
 def status_checks():
-    """What ``/status`` adds to readiness: cron heartbeats and the outbox backlog."""
-    return (*(JobFreshness(job=job) for job in JOB_SCHEDULES), OutboxBacklog())
+    """What ``/status`` adds to readiness: cron heartbeats, the outbox backlog, and the
+    free space of local storage volumes (S3 has none)."""
+    disks = (
+        FreeSpace(alias=alias)
+        for alias in ("portal_temp", "portal_final")
+        if isinstance(storages[alias], FileSystemStorage)
+    )
+    return (*(JobFreshness(job=job) for job in JOB_SCHEDULES), OutboxBacklog(), *disks)

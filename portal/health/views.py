@@ -25,7 +25,7 @@ from health_check.exceptions import ServiceWarning
 from health_check.views import HealthCheckView, MediaType
 
 from portal.auth import authenticate
-from portal.health import executor
+from portal.health import drain, executor
 from portal.health.checks import readiness_checks, status_checks
 from portal.health.paths import PROBE_METHODS
 from portal.models import ApiToken
@@ -107,12 +107,16 @@ class ProbeCheckView(HealthCheckView):
 
 
 class ReadyView(ProbeCheckView):
-    """200 when the database and both storages pass, 503 when any fails."""
+    """200 when the database and both storages pass, 503 when any fails or the instance
+    drains (``portal.drain``: checked first, never cached)."""
 
     def get_checks(self):
         yield from readiness_checks()
 
     async def get(self, request, *args, **kwargs):
+        draining = drain.ready_response()
+        if draining is not None:
+            return draining
         self.results = await self.readiness_results()
         failed = any(result.error for result in self.results)
         body = {"status": "unavailable" if failed else "ok", "checks": _checks_body(self.results)}
@@ -160,11 +164,14 @@ def build_status(ready, extra, *, failed):
         "checks": _checks_body(ready),
         "jobs": {},
         "outbox": {},
+        "disk": {},
     }
     for result in extra:
         entry = {"state": state_of(result), **result.check.figures}
         if result.check.name.startswith("job:"):
             report["jobs"][result.check.job] = entry
+        elif result.check.name.startswith("disk:"):
+            report["disk"][result.check.alias] = entry
         else:
             report["outbox"] = entry
     return report

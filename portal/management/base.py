@@ -11,22 +11,33 @@ structured exception) instead of Django's plain text on stderr, and the exit cod
 kept: cron's log then holds nothing but JSON lines.
 """
 
+import argparse
 import json
 import logging
 import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import InterfaceError, OperationalError, ProgrammingError
 
 from portal import exitcodes
 from portal.checks import settings_problems
 from portal.observability import bind, current_context, new_run_id
 
 logger = logging.getLogger("portal.commands")
+DATABASE_ERRORS = (OperationalError, ProgrammingError, InterfaceError)
 
 
 def json_logs():
     return getattr(settings, "PORTAL_LOG_FORMAT", "json") == "json"
+
+
+def database_problem(exc):
+    """One line for a person at a terminal: what the database said, and what to check."""
+    first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+    return (
+        f"the database failed: {type(exc).__name__}: {first_line} (is it reachable, and migrated?)"
+    )
 
 
 class PortalCommand(BaseCommand):
@@ -48,20 +59,31 @@ class PortalCommand(BaseCommand):
             return self._execute(args, options)
 
     def _execute(self, args, options):
-        if not (getattr(self, "_called_from_command_line", False) and json_logs()):
-            return self._checked_execute(args, options)
-        if options.get("traceback"):
+        from_command_line = getattr(self, "_called_from_command_line", False)
+        if not from_command_line or options.get("traceback"):
             return self._checked_execute(args, options)
         try:
             return self._checked_execute(args, options)
         except CommandError as exc:
+            if not json_logs():
+                raise
             logger.error("%s", exc, extra={"exit_code": exc.returncode})
             sys.exit(exc.returncode)
+        except DATABASE_ERRORS as exc:
+            if not json_logs():
+                raise CommandError(database_problem(exc), returncode=exitcodes.PARTIAL) from None
+            self._log_crash()
         except Exception:
-            logger.exception(
-                "%s failed", current_context().get("job"), extra={"exit_code": exitcodes.PARTIAL}
-            )
-            sys.exit(exitcodes.PARTIAL)
+            if not json_logs():
+                raise
+            self._log_crash()
+
+    def _log_crash(self):
+        """One JSON error record with the structured exception, then exit 1."""
+        logger.exception(
+            "%s failed", current_context().get("job"), extra={"exit_code": exitcodes.PARTIAL}
+        )
+        sys.exit(exitcodes.PARTIAL)
 
     def _checked_execute(self, args, options):
         if self.checks_settings and (problems := settings_problems()):
@@ -80,17 +102,38 @@ class PortalCommand(BaseCommand):
             raise CommandError(report.problem, returncode=report.exit_code)
 
 
-def positive_int(text):
-    """argparse type for ``--limit``/``--batch-size``: a whole number of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
+def bounded_int(upper, lower=1):
+    """argparse type: a whole number from ``lower`` to ``upper`` (argparse names the option).
+
+    ASCII digits only: Python reads "३" as 3, an operator would not.
+    """
+
+    def parse(text):
+        try:
+            value = int(text.strip()) if text.isascii() else None
+        except ValueError:
+            value = None
+        if value is None:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+        if not lower <= value <= upper:
+            raise argparse.ArgumentTypeError(f"{text!r} is not between {lower} and {upper}")
+        return value
+
+    return parse
 
 
-def positive_float(text):
-    """argparse type for ``--max-seconds``: a number above 0."""
-    value = float(text)
-    if not value > 0:
-        raise ValueError(text)
-    return value
+def bounded_seconds(upper):
+    """argparse type: a finite number of seconds above 0 and at most ``upper``."""
+
+    def parse(text):
+        try:
+            value = float(text.strip()) if text.isascii() else None
+        except ValueError:
+            value = None
+        if value is None:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+        if not 0 < value <= upper:  # also refuses nan and inf
+            raise argparse.ArgumentTypeError(f"{text!r} is not above 0 and at most {upper:g}")
+        return value
+
+    return parse

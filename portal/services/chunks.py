@@ -19,6 +19,7 @@ from django.utils import timezone
 from portal import storage
 from portal.models import UploadPart, UploadSession
 from portal.observability import log_event
+from portal.services import guards
 from portal.services.errors import BadRequest, Conflict, LengthRequired, TooLarge
 from portal.services.faults import storage_faults
 from portal.services.sessions import ensure_open, expected_part_size, get_session, ttl
@@ -55,6 +56,7 @@ def receive_part(owner, session_id, part_number, stream, content_length):
     context = {"session_id": str(session.pk), "part_number": part_number}
     try:
         with storage_faults("storing a part", **context):
+            guards.ensure_room("temp", expected)
             stored = storage.write_temp_part(
                 _ClientStream(stream),
                 session_id=session.pk,

@@ -98,3 +98,15 @@ class Unavailable(ApiError):
     @property
     def headers(self):
         return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class QuotaExceeded(ApiError):
+    """The owner reached a quota; ``details`` name the setting and its value."""
+
+    status = 429
+    code = "quota_exceeded"
+
+
+class InsufficientStorage(ApiError):
+    status = 507
+    code = "insufficient_storage"

@@ -13,7 +13,7 @@ import logging
 
 from portal import storage
 from portal.observability import log_event
-from portal.services.errors import Unavailable
+from portal.services.errors import InsufficientStorage, Unavailable
 
 logger = logging.getLogger("portal.services")
 
@@ -34,6 +34,11 @@ def storage_faults(action, **context):
             error=str(cause)[:500],
             **context,
         )
+        if isinstance(exc, storage.StorageFull):
+            raise InsufficientStorage(
+                f"storage is full while {action}; nothing was lost, try again later",
+                code="insufficient_storage",
+            ) from None
         raise Unavailable(
             f"storage is unavailable while {action}; nothing was lost, try again shortly",
             code="storage_unavailable",

@@ -19,6 +19,7 @@ from django.utils import timezone
 from portal import locks, storage
 from portal.models import IngestFile, UploadPart, UploadSession
 from portal.observability import log_event
+from portal.services import guards
 from portal.services.errors import Conflict, Gone
 from portal.services.faults import storage_faults
 from portal.services.outbox import enqueue_file_uploaded
@@ -64,6 +65,7 @@ def _finalize_locked(session_pk):
         .values_list("part_number", "size_bytes", "sha256", "temp_key")
     )
     _ensure_complete(session, [part[0] for part in parts])
+    guards.ensure_room("final", session.total_size_bytes)
     file = session.file
     try:
         stored = storage.write_final(_verified_chunks(parts), file_id=file.pk, now=file.created_at)

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from portal.models import IngestFile, UploadSession
 from portal.observability import log_event
+from portal.services import guards
 from portal.services.errors import BadRequest, Conflict, Gone, NotFound, TooLarge
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def create_session(owner, data):
         existing = _by_idempotency_key(owner, key)
         if existing is not None:
             return _same_request(existing, spec), False
+    guards.ensure_room_for_a_new_session()
     try:
         session = _insert(owner, key, **spec)
     except IntegrityError:
@@ -96,6 +98,7 @@ def create_session(owner, data):
 def _insert(owner, key, *, filename, content_type, size_bytes, chunk_size_bytes):
     now = timezone.now()
     with transaction.atomic():
+        guards.reserve(owner, size_bytes)
         file = IngestFile.objects.create(
             original_filename=filename,
             content_type=content_type,
@@ -122,14 +125,23 @@ def _by_idempotency_key(owner, key):
 
 
 def _same_request(session, spec):
-    """A key reused for a different file is a client bug: refuse rather than mix files."""
-    if (session.file.original_filename, session.total_size_bytes) != (
-        spec["filename"],
-        spec["size_bytes"],
-    ):
+    """A key reused for a different request is a client bug: refuse rather than mix files.
+
+    Every field of the spec counts (filename, size, content type, part size): a retry
+    must describe the same upload, or it would silently get a session that is not the
+    one it asked for.
+    """
+    stored = {
+        "filename": session.file.original_filename,
+        "size_bytes": session.total_size_bytes,
+        "content_type": session.file.content_type,
+        "chunk_size_bytes": session.chunk_size_bytes,
+    }
+    differs = sorted(field for field, value in stored.items() if spec[field] != value)
+    if differs:
         raise Conflict(
-            "idempotency_key was already used for a different file "
-            f"({session.file.original_filename!r}, {session.total_size_bytes} bytes)",
+            f"idempotency_key was already used for another request (its {', '.join(differs)} "
+            f"differed: {', '.join(f'{field}={stored[field]!r}' for field in differs)})",
             code="idempotency_key_reused",
         )
     return session

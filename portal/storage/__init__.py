@@ -18,6 +18,7 @@ per-session directories behind. Nothing here reads a whole part or file into mem
 """
 
 import contextlib
+import errno
 import os
 import uuid
 from collections.abc import Iterable, Iterator
@@ -50,6 +51,10 @@ class StorageUnavailable(Exception):
     """The backend failed (unreachable, refusing, full, unmounted): nothing was kept and
     nothing is lost; the same call can succeed once storage is back. ``__cause__`` is the
     backend's own error, for the log; ``str()`` is short and safe to log."""
+
+
+class StorageFull(StorageUnavailable):
+    """The volume (or the user's quota on it) is full: ENOSPC, EDQUOT."""
 
 
 def temp_storage():
@@ -127,6 +132,18 @@ def final_location(key):
     return {"backend": "s3", "bucket": storage.bucket_name, "key": s3.full_key(storage, key)}
 
 
+def free_bytes(name):
+    """Free bytes of the ``temp`` or ``final`` volume; ``None`` on S3 (there is no volume).
+
+    ``StorageUnavailable`` when the volume cannot be looked at (a missing root).
+    """
+    storage = temp_storage() if name == "temp" else final_storage()
+    if not _is_local(storage):
+        return None
+    with backend_faults(storage):
+        return local.free_bytes(storage.location)
+
+
 def _is_local(storage):
     return isinstance(storage, FileSystemStorage)
 
@@ -161,6 +178,8 @@ def _as_unavailable(storage, exc):
         if _is_local(storage) and not os.path.isdir(storage.location):
             return StorageUnavailable(f"{storage.location}: {ROOT_MISSING_REASON}")
         return None
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(s3.describe(exc))
     if isinstance(exc, OSError | BotoCoreError | ClientError | Boto3Error):
         return StorageUnavailable(s3.describe(exc))
     return None

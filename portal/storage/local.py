@@ -7,6 +7,7 @@ over 256 shard directories let the kernel run them side by side).
 
 import errno
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
@@ -118,3 +119,14 @@ def list_local(storage):
                         continue  # deleted while we walked
                     key = os.path.relpath(entry.path, root).replace(os.sep, "/")
                     yield ListedObject(key=key, modified_at=modified)
+
+
+def free_bytes(root):
+    """Bytes a non-root writer can still put on ``root``'s filesystem.
+
+    A missing root (an unmounted volume) raises ``StorageRootMissing``: no answer is
+    better than the free space of the disk under the mount point.
+    """
+    if not os.path.isdir(root):
+        raise StorageRootMissing(root)
+    return shutil.disk_usage(root).free

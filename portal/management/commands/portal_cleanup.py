@@ -8,7 +8,8 @@ tracked; the next run retries them); 2 bad usage or configuration.
 
 import sys
 
-from portal.management.base import PortalCommand, positive_float, positive_int
+from portal import limits
+from portal.management.base import PortalCommand, bounded_int, bounded_seconds
 from portal.services import cleanup
 
 
@@ -34,12 +35,12 @@ class Command(PortalCommand):
         )
         parser.add_argument(
             "--batch-size",
-            type=positive_int,
+            type=bounded_int(limits.MAX_BATCH_SIZE),
             help="rows per batch and transaction (default PORTAL_CLEANUP_BATCH_SIZE)",
         )
         parser.add_argument(
             "--max-seconds",
-            type=positive_float,
+            type=bounded_seconds(limits.MAX_JOB_SECONDS),
             help="stop between batches after S seconds (exit 0, stopped_early in the summary)",
         )
         parser.add_argument("--json", action="store_true", help="print one JSON summary line")

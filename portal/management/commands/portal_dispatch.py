@@ -8,8 +8,8 @@ error record).
 
 from django.core.management.base import CommandError
 
-from portal import exitcodes
-from portal.management.base import PortalCommand, positive_float, positive_int
+from portal import exitcodes, limits
+from portal.management.base import PortalCommand, bounded_int, bounded_seconds
 from portal.services import outbox
 
 
@@ -18,11 +18,13 @@ class Command(PortalCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--limit", type=positive_int, help="attempt at most N deliveries in this run"
+            "--limit",
+            type=bounded_int(limits.MAX_DISPATCH_LIMIT),
+            help="attempt at most N deliveries in this run",
         )
         parser.add_argument(
             "--max-seconds",
-            type=positive_float,
+            type=bounded_seconds(limits.MAX_JOB_SECONDS),
             help="stop claiming and sending after S seconds (claimed, unsent events go back)",
         )
         parser.add_argument(

@@ -8,6 +8,7 @@ from the file. Failed parts are retried with backoff. At the end it prints the s
 server computed next to its own and exits 1 if they differ or anything failed.
 """
 
+import argparse
 import hashlib
 import http.client
 import json
@@ -20,8 +21,9 @@ from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal import exitcodes
-from portal.httpclient import KeepAliveConnection, backoff_delay
+from portal import exitcodes, limits
+from portal.httpclient import KeepAliveConnection, backoff_delay, http_url_problem
+from portal.management.base import bounded_int, bounded_seconds
 from portal.services.sessions import parse_ranges
 
 API_PREFIX = "/api/v1"
@@ -29,6 +31,13 @@ SEND_BLOCK = 256 * 1024
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 MAX_BACKOFF_SECONDS = 30.0
 OPEN = ("init", "in_progress")
+
+
+def http_url(text):
+    """argparse type for ``--url``: the same rule as the settings' URLs."""
+    if problem := http_url_problem(text):
+        raise argparse.ArgumentTypeError(f"{text!r} {problem}")
+    return text
 
 
 class UploadFailed(Exception):
@@ -62,8 +71,6 @@ class ApiClient:
 
     def __init__(self, url, token, *, timeout=60.0, retries=4, backoff=0.5):
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UploadFailed(f"--url must be an http(s) URL, got {url!r}")
         self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port
         prefix = parts.path.rstrip("/")
         self.prefix = prefix if prefix.endswith(API_PREFIX) else prefix + API_PREFIX
@@ -273,22 +280,44 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("path")
-        parser.add_argument("--url", required=True, help="the portal, e.g. https://portal:8000")
+        parser.add_argument(
+            "--url", required=True, type=http_url, help="the portal, e.g. https://portal:8000"
+        )
         parser.add_argument(
             "--token",
             default=os.environ.get("PORTAL_TOKEN", ""),
             help="API token (default: $PORTAL_TOKEN, which keeps it out of `ps`)",
         )
-        parser.add_argument("--chunk-size", type=int, default=None, help="bytes per part")
+        parser.add_argument(
+            "--chunk-size",
+            type=bounded_int(limits.MAX_CHUNK_SIZE),
+            default=None,
+            help="bytes per part (default: the server's)",
+        )
         parser.add_argument(
             "--idempotency-key",
             default=None,
             help="default: derived from the file's path, size and mtime (a rerun resumes)",
         )
         parser.add_argument("--content-type", default="application/octet-stream")
-        parser.add_argument("--parallel", type=int, default=2, help="parts in flight")
-        parser.add_argument("--retries", type=int, default=4, help="retries per request")
-        parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+        parser.add_argument(
+            "--parallel",
+            type=bounded_int(limits.MAX_CLIENT_PARALLEL),
+            default=2,
+            help="parts in flight",
+        )
+        parser.add_argument(
+            "--retries",
+            type=bounded_int(limits.MAX_CLIENT_RETRIES, lower=0),
+            default=4,
+            help="retries per request",
+        )
+        parser.add_argument(
+            "--timeout",
+            type=bounded_seconds(limits.MAX_CLIENT_TIMEOUT_SECONDS),
+            default=60.0,
+            help="seconds per request",
+        )
 
     def handle(self, *args, **options):
         path = options["path"]
@@ -297,10 +326,6 @@ class Command(BaseCommand):
         if not os.path.isfile(path) or os.path.getsize(path) == 0:
             raise CommandError(
                 f"{path}: not a readable, non-empty file", returncode=exitcodes.USAGE
-            )
-        if options["parallel"] < 1 or options["retries"] < 0:
-            raise CommandError(
-                "--parallel must be >= 1 and --retries >= 0", returncode=exitcodes.USAGE
             )
         try:
             client = ApiClient(

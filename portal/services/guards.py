@@ -1,0 +1,87 @@
+"""Guardrails against exhaustion: quotas per owner and the free-space guard.
+
+Quotas (``PORTAL_MAX_OPEN_SESSIONS_PER_USER``, ``PORTAL_MAX_PENDING_BYTES_PER_USER``; 0 turns
+one off) count the owner's open sessions that have not expired, and the bytes they
+declared. A new session is checked inside its own transaction with the owner's row
+locked, so concurrent creates by one owner are serialised and can never overshoot.
+
+The free-space guard (``PORTAL_MIN_FREE_BYTES``, local storage only: S3 has no volume to
+fill) refuses new sessions while the temp or the final volume has less free than that,
+lets the parts of open sessions land while they fit, and refuses a finalize whose file
+would not fit on the final volume. Refusals leave the session as it was: the client
+retries once there is room.
+"""
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from portal import storage
+from portal.models import UploadSession
+from portal.services.errors import InsufficientStorage, QuotaExceeded
+from portal.services.faults import storage_faults
+
+
+def usage(owner_id, *, now=None):
+    """The owner's open, unexpired sessions: ``(count, declared bytes)``."""
+    totals = UploadSession.objects.filter(
+        owner_id=owner_id,
+        status__in=UploadSession.OPEN_STATUSES,
+        expires_at__gt=now or timezone.now(),
+    ).aggregate(count=Count("pk"), size=Sum("total_size_bytes"))
+    return totals["count"], totals["size"] or 0
+
+
+def reserve(owner, size_bytes):
+    """Refuse a new session that would take ``owner`` over a quota (429).
+
+    Call inside the transaction that inserts the session: the owner's row is locked, so a
+    second create by the same owner waits for this one to commit and counts it.
+    """
+    get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+    count, pending = usage(owner.pk)
+    limit = settings.PORTAL_MAX_OPEN_SESSIONS_PER_USER
+    if limit and count + 1 > limit:
+        raise QuotaExceeded(
+            f"you have {count} open upload sessions, the limit is {limit}: finish or "
+            "abort one first",
+            details={"limit": "PORTAL_MAX_OPEN_SESSIONS_PER_USER", "allowed": limit},
+        )
+    limit = settings.PORTAL_MAX_PENDING_BYTES_PER_USER
+    if limit and pending + size_bytes > limit:
+        raise QuotaExceeded(
+            f"your open upload sessions declare {pending} bytes; {size_bytes} more would "
+            f"exceed the limit of {limit}",
+            details={"limit": "PORTAL_MAX_PENDING_BYTES_PER_USER", "allowed": limit},
+        )
+
+
+def ensure_room_for_a_new_session():
+    """507 while the temp or the final volume has less free than ``PORTAL_MIN_FREE_BYTES``."""
+    minimum = settings.PORTAL_MIN_FREE_BYTES
+    if not minimum:
+        return
+    for name in ("temp", "final"):
+        with storage_faults("checking free space"):
+            free = storage.free_bytes(name)
+        if free is not None and free < minimum:
+            raise InsufficientStorage(
+                f"the {name} volume is nearly full; new uploads are refused until "
+                "there is room again (uploads in progress carry on)",
+                code="insufficient_storage",
+            )
+
+
+def ensure_room(name, size_bytes):
+    """507 when ``size_bytes`` would not fit on the ``temp`` or ``final`` volume.
+
+    Call inside ``faults.storage_faults``: a volume that cannot be looked at is a 503.
+    """
+    free = storage.free_bytes(name)
+    if free is not None and free < size_bytes:
+        raise InsufficientStorage(
+            f"the {name} volume has no room for {size_bytes} bytes now; nothing was lost, "
+            "try again later",
+            code="insufficient_storage",
+        )
