@@ -227,7 +227,8 @@ def test_a_database_error_keeps_the_rest_of_the_scrape(transactional_db, portal_
     assert any("cannot read the database figures" in r.getMessage() for r in caplog.records)
 
 
-def test_local_free_space_is_the_filesystems(db, client, portal_storage, data_dir):
+def test_local_free_space_is_the_filesystems(db, client, settings, portal_storage, data_dir):
+    settings.PORTAL_MIN_FREE_BYTES = 123_456_789
     samples = scrape(client)
     if portal_storage["PORTAL_STORAGE"] == "s3":
         assert "portal_storage_free_bytes" not in names(samples)
@@ -236,6 +237,8 @@ def test_local_free_space_is_the_filesystems(db, client, portal_storage, data_di
     assert value(samples, "portal_storage_size_bytes", storage="portal_temp") == usage.total
     free = value(samples, "portal_storage_free_bytes", storage="portal_final")
     assert abs(free - usage.free) < 64 * 1024 * 1024  # other processes write meanwhile
+    guard = value(samples, "portal_storage_min_free_bytes", storage="portal_temp")
+    assert guard == 123_456_789
     # A root that is gone (an unmounted volume) is not measured on what lies beneath it.
     shutil.rmtree(data_dir / "temp")
     collector.collector.clear()

@@ -105,7 +105,7 @@ def test_the_rules_only_name_metrics_the_portal_exports(db, settings, data_dir, 
         unquoted = re.sub(r'"[^"]*"', "", rule["expr"])  # label values are not metrics
         used |= set(re.findall(r"\b(portal_[a-z_]+|up)\b", unquoted))
     if portal_storage["PORTAL_STORAGE"] == "s3":
-        exported |= {"portal_storage_free_bytes", "portal_storage_size_bytes"}
+        exported |= {f"portal_storage_{name}_bytes" for name in ("free", "size", "min_free")}
     assert used - exported == set()
 
 

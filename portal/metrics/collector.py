@@ -221,6 +221,12 @@ def disk_families(space):
         label,
         [((s.storage,), s.size_bytes) for s in space],
     )
+    yield _gauge(
+        "portal_storage_min_free_bytes",
+        "PORTAL_MIN_FREE_BYTES: below this free, new upload sessions are refused (0: off).",
+        label,
+        [((s.storage,), s.min_free_bytes) for s in space],
+    )
 
 
 collector = PortalCollector()

@@ -20,6 +20,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.core.files.storage import FileSystemStorage, storages
 from django.db.models import F, Min, Q, Sum
 from django.utils import timezone
@@ -236,6 +237,7 @@ class DiskSpace:
     storage: str
     free_bytes: int
     size_bytes: int
+    min_free_bytes: int  # PORTAL_MIN_FREE_BYTES: below it new sessions are refused (0: off)
 
 
 def local_disk_space():
@@ -253,5 +255,5 @@ def local_disk_space():
             usage = shutil.disk_usage(backend.location)
         except OSError:
             continue
-        space.append(DiskSpace(alias, usage.free, usage.total))
+        space.append(DiskSpace(alias, usage.free, usage.total, settings.PORTAL_MIN_FREE_BYTES))
     return space
