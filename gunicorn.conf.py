@@ -17,6 +17,11 @@ the instance out; then the listeners close and the workers finish the requests i
 (``graceful_timeout``). A second SIGTERM skips the rest of the drain; SIGINT and SIGQUIT
 stop at once as before. Send SIGTERM to the master only (systemd ``KillMode=mixed``):
 a worker that receives it stops straight away.
+
+Prometheus metrics (``/metrics``): the master gives its workers a private
+``PROMETHEUS_MULTIPROC_DIR`` on tmpfs before it forks them (any value set outside is
+replaced), merges the files of each worker that exits (``child_exit``) and removes the
+directory when it exits; see ``portal.metrics.multiproc``.
 """
 
 import logging
@@ -32,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from boot import config as v  # noqa: E402 (after the path is set)
 from boot.logging import FORMATS, LEVELS, build_logging  # noqa: E402
 from portal.health import drain  # noqa: E402
+from portal.metrics import multiproc as metrics_multiproc  # noqa: E402
 
 
 def _env_int(name, default):
@@ -140,3 +146,17 @@ def when_ready(server):
 
 def on_exit(server):
     drain.clear_marker()
+    metrics_multiproc.remove_private_directory()
+
+
+# prometheus-client multiprocess mode: set before any worker exists (workers inherit it and
+# import prometheus_client after the fork, in multiprocess mode). A reload keeps it.
+metrics_multiproc.use_private_directory()
+
+
+def child_exit(server, worker):
+    """A worker exited (recycled, crashed, killed): drop its live gauges, merge its counts."""
+    try:
+        metrics_multiproc.worker_exited(worker.pid, live_pids=server.WORKERS.keys())
+    except OSError as exc:
+        server.log.warning("metrics: cannot merge the files of worker %s: %s", worker.pid, exc)

@@ -90,6 +90,9 @@ class Base(Configuration):
     # S3 builds the final object from the temp parts (UploadPartCopy): off for an
     # S3-compatible service without it; the parts then stream through the worker.
     PORTAL_S3_COPY_ASSEMBLY = v.BoolValue(True)
+    # Bearer token a Prometheus server sends to /metrics; empty: monitoring API tokens
+    # (portal_create_token --monitoring) and staff sessions only.
+    PORTAL_METRICS_TOKEN = v.NamedValue("")
     # Guardrails (0 turns one off): quotas per owner, free space on local volumes.
     PORTAL_MAX_OPEN_SESSIONS_PER_USER = v.IntValue(1000, min_value=0, max_value=10**7)
     PORTAL_MAX_PENDING_BYTES_PER_USER = v.ByteSizeValue(
@@ -123,6 +126,7 @@ class Base(Configuration):
     ]
     MIDDLEWARE = [
         "portal.middleware.RequestIdMiddleware",
+        "portal.metrics.http.MetricsMiddleware",
         "portal.health.middleware.ProbeMiddleware",
         "django.middleware.security.SecurityMiddleware",
         # The admin's CSS and JS, collected into STATIC_ROOT (collectstatic at install and

@@ -112,6 +112,7 @@ def check_storage(app_configs=None, **kwargs):
 PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "replace-me", "placeholder", "example")
 MIN_SECRET_KEY_CHARS = 50
 MIN_RUNNER_SECRET_CHARS = 32
+MIN_METRICS_TOKEN_CHARS = 32
 GENERATE = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
@@ -144,4 +145,19 @@ def check_secrets(app_configs=None, **kwargs):
                     f"Generate one ({GENERATE}) and give the runner the same value.",
                 )
             )
+    errors.extend(check_metrics_token())
     return errors
+
+
+def check_metrics_token():
+    """``PORTAL_METRICS_TOKEN`` opens /metrics without a session: no placeholder, no space."""
+    token = settings.PORTAL_METRICS_TOKEN
+    if not token:
+        return []
+    reason = weak_secret(token, MIN_METRICS_TOKEN_CHARS)
+    if not reason and any(char.isspace() for char in token):
+        reason = "contains whitespace, which a bearer token cannot carry"
+    if not reason:
+        return []
+    hint = f"Generate one ({GENERATE}) and give Prometheus the same value."
+    return [_error("E012", f"PORTAL_METRICS_TOKEN {reason}.", hint)]

@@ -1,6 +1,7 @@
 """``ProbeMiddleware``: ``/health`` and ``/ready`` served before the rest of the stack.
 
-It sits right after the request-id middleware. It answers ``/health`` itself and hands
+It sits right after the request-id and metrics middlewares (the latter counts every
+request, probes included). It answers ``/health`` itself and hands
 ``/ready`` straight to its view, so neither goes through SecurityMiddleware (no SSL
 redirect: a plain-HTTP probe behind ``SECURE_SSL_REDIRECT`` gets 200/503, not 301),
 CommonMiddleware (no ``ALLOWED_HOSTS`` check: a probe sending ``Host: 10.0.3.7`` gets

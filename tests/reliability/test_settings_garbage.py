@@ -114,6 +114,14 @@ IN_CONTEXT = [
         "portal.E007",
     ),
 ]
+# Secrets that load but are too weak: refused by ``check --deploy`` (exit 1, the check's id).
+DEPLOY_GARBAGE = {
+    "PORTAL_METRICS_TOKEN": [
+        ("metrics", "portal.E012"),
+        ("changeme-changeme-changeme-changeme", "portal.E012"),
+        ("x" * 64, "portal.E012"),
+    ],
+}
 # Prod: required values left blank and a bad boolean, all in one run.
 PROD_GARBAGE = {
     "SECRET_KEY": ("   ", "required"),
@@ -160,6 +168,7 @@ def documented_variables():
 
 def test_every_documented_variable_is_covered():
     covered = set(LOAD_TIME) | {v for v, *_ in IN_CONTEXT} | set(PROD_GARBAGE)
+    covered |= set(DEPLOY_GARBAGE)
     documented = documented_variables()
     assert len(documented) >= 30
     assert documented - covered == set()
@@ -202,6 +211,36 @@ def test_prod_garbage_names_every_variable(tmp_path):
     named = problem_lines(result.stderr)
     for name, (_, rule) in PROD_GARBAGE.items():
         assert rule in named[name], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "check_id"),
+    [
+        (name, value, check_id)
+        for name, cases in DEPLOY_GARBAGE.items()
+        for value, check_id in cases
+    ],
+)
+def test_weak_secrets_fail_check_deploy_unprinted(variable, value, check_id, tmp_path):
+    from tests.test_settings import PROD_ENV
+
+    env = {**PROD_ENV, "DATABASE_URL": f"sqlite:///{tmp_path}/p.sqlite3", variable: value}
+    base = {
+        "PATH": "/usr/bin:/bin",
+        "PORTAL_DATA_DIR": str(tmp_path),
+        "DJANGO_CONFIGURATION": "Prod",
+    }
+    result = subprocess.run(
+        [PYTHON, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = next(line for line in result.stderr.splitlines() if check_id in line)
+    assert variable in line and value not in result.stdout + result.stderr
 
 
 def test_bounds_accept_their_limits(tmp_path):

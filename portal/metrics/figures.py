@@ -1,0 +1,286 @@
+"""What the database and the local disks say right now: the figures behind the collector.
+
+Every query here reads a bounded number of index entries or rows, whatever the size of
+the tables, so a scrape costs the same with 10 thousand or 100 million rows (measured by
+``bench/metrics.py``):
+
+- "latest row" figures are one ``ORDER BY ... LIMIT 1`` on an index whose leading
+  columns the query fixes (``jobrun_job_outcome``, ``outbox_status_next``,
+  ``session_status_expires``): one index seek each;
+- counts stop at ``COUNT_CAP`` (``SELECT COUNT(*) FROM (... LIMIT cap)``), reading at
+  most that many entries of the status index; a count equal to the cap means "at least";
+- history is not counted at all: complete sessions and delivered events only ever grow
+  (until their retention), so their totals would cost a scan that grows with them.
+
+The few aggregates over rows (open sessions' reserved bytes, temp objects of finished
+sessions) are limited to ``COUNT_CAP`` rows as well.
+"""
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage, storages
+from django.db.models import F, Min, Q, Sum
+from django.utils import timezone
+
+from portal.models import JobRun, OutboxEvent, UploadPart, UploadSession
+from portal.storage import FINAL_ALIAS, TEMP_ALIAS
+
+COUNT_CAP = 10_000
+SUCCESS_OUTCOMES = (JobRun.Outcome.OK, JobRun.Outcome.PARTIAL)
+FINISHED_OUTCOMES = tuple(o for o in JobRun.Outcome.values if o != JobRun.Outcome.RUNNING)
+OUTBOX_COUNTED = (
+    OutboxEvent.Status.PENDING,
+    OutboxEvent.Status.SENDING,
+    OutboxEvent.Status.FAILED,
+)
+SESSIONS_COUNTED = (
+    UploadSession.Status.INIT,
+    UploadSession.Status.IN_PROGRESS,
+    UploadSession.Status.FINALIZING,
+    UploadSession.Status.FAILED,
+    UploadSession.Status.ABORTED,
+)
+# Items a job's last run handled: the metric's item label -> where its count sits in
+# JobRun.counts (cleanup keeps counts per step, dispatch flat).
+JOB_ITEMS = {
+    "portal_cleanup": {
+        "expired": ("stale", "sessions_expired"),
+        "deleted": ("orphans", "objects_deleted"),
+        "swept": ("sweep", "objects_deleted"),
+        "pruned": ("prune", "sessions_pruned"),
+        "events_pruned": ("prune", "outbox_events_pruned"),
+    },
+    "portal_finalize": {
+        "completed": ("completed",),
+        "failed": ("failed",),
+        "busy": ("busy",),
+        "errors": ("errors",),
+    },
+    "portal_dispatch": {
+        "delivered": ("delivered",),
+        "retried": ("retried",),
+        "gave_up": ("gave_up",),
+        "requeued": ("requeued",),
+        "released": ("released",),
+        "lost_lease": ("lost_lease",),
+    },
+}
+
+
+@dataclass
+class JobFigures:
+    command: str
+    last_run_at: datetime | None = None  # when the most recent finished run ended
+    last_run_seconds: float | None = None
+    last_outcome: str | None = None
+    last_success_at: datetime | None = None
+    running: bool = False
+    items: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Figures:
+    jobs: list[JobFigures]
+    outbox_events: dict[str, int]
+    outbox_oldest_due_seconds: float
+    sessions: dict[str, int]
+    oldest_expired_open_seconds: float
+    stalled_assembly_seconds: float
+    open_reserved_bytes: int
+    temp_objects: int
+    oldest_finished_with_temp_seconds: float
+
+
+def read_database(commands, *, now=None) -> Figures:
+    """Everything the collector reports from the database, read in one go."""
+    now = now or timezone.now()
+    return Figures(
+        jobs=[job_figures(command) for command in commands],
+        outbox_events={s: capped_count(OutboxEvent, status=s) for s in OUTBOX_COUNTED},
+        outbox_oldest_due_seconds=oldest_due_event_age(now),
+        sessions={s: capped_count(UploadSession, status=s) for s in SESSIONS_COUNTED},
+        oldest_expired_open_seconds=oldest_expired_open_session_age(now),
+        stalled_assembly_seconds=stalled_assembly_age(now),
+        open_reserved_bytes=open_reserved_bytes(),
+        temp_objects=tracked_temp_objects(),
+        oldest_finished_with_temp_seconds=oldest_finished_session_with_temp_age(now),
+    )
+
+
+def capped_count(model, **filters):
+    """Rows matching ``filters``, counted up to ``COUNT_CAP`` on the status index.
+
+    Selecting the indexed column (not the primary key) lets the count be index-only.
+    """
+    return model.objects.filter(**filters).values("status")[:COUNT_CAP].count()
+
+
+def _latest_run(command, outcome):
+    return (
+        JobRun.objects.filter(job=command, outcome=outcome)
+        .order_by("-started_at")
+        .values("started_at", "finished_at", "outcome", "counts")
+        .first()
+    )
+
+
+def job_figures(command) -> JobFigures:
+    """Latest run per outcome (one seek each on ``jobrun_job_outcome``), then combined."""
+    latest = {outcome: _latest_run(command, outcome) for outcome in JobRun.Outcome.values}
+    figures = JobFigures(command)
+    finished = [latest[o] for o in FINISHED_OUTCOMES if latest[o] is not None]
+    successes = [latest[o] for o in SUCCESS_OUTCOMES if latest[o] is not None]
+    if successes:
+        best = max(successes, key=lambda run: run["started_at"])
+        figures.last_success_at = best["finished_at"] or best["started_at"]
+    if finished:
+        last = max(finished, key=lambda run: run["started_at"])
+        ended = last["finished_at"] or last["started_at"]
+        figures.last_run_at = ended
+        figures.last_run_seconds = max((ended - last["started_at"]).total_seconds(), 0.0)
+        figures.last_outcome = last["outcome"]
+        figures.items = job_items(command, last["counts"])
+    running = latest[JobRun.Outcome.RUNNING]
+    figures.running = running is not None and (
+        not finished or running["started_at"] > max(run["started_at"] for run in finished)
+    )
+    return figures
+
+
+def job_items(command, counts):
+    """The run's counts under the metric's item names; anything unreadable counts 0."""
+    items = {}
+    for item, path in JOB_ITEMS.get(command, {}).items():
+        value = counts
+        for step in path:
+            value = value.get(step) if isinstance(value, dict) else None
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        items[item] = int(value) if is_number and value >= 0 else 0
+    return items
+
+
+def oldest_due_event_age(now):
+    """Seconds since the earliest-due event became due (0 when none is due).
+
+    Due: ``pending`` with ``next_attempt_at`` passed, or ``sending`` whose lease passed.
+    One seek per status on ``outbox_status_next``.
+    """
+    due = []
+    for status in (OutboxEvent.Status.PENDING, OutboxEvent.Status.SENDING):
+        earliest = (
+            OutboxEvent.objects.filter(status=status, next_attempt_at__lte=now)
+            .order_by("next_attempt_at")
+            .values_list("next_attempt_at", flat=True)
+            .first()
+        )
+        if earliest is not None:
+            due.append(earliest)
+    return _age(now, min(due)) if due else 0.0
+
+
+def oldest_expired_open_session_age(now):
+    """Seconds since the earliest open session's ``expires_at`` passed (0 when none has).
+
+    Cleanup's ``stale`` step fails such sessions every run, so this stays below one
+    cleanup interval while cleanup works. One seek per open status.
+    """
+    expired = []
+    for status in UploadSession.OPEN_STATUSES:
+        earliest = (
+            UploadSession.objects.filter(status=status, expires_at__lt=now)
+            .order_by("expires_at")
+            .values_list("expires_at", flat=True)
+            .first()
+        )
+        if earliest is not None:
+            expired.append(earliest)
+    return _age(now, min(expired)) if expired else 0.0
+
+
+def stalled_assembly_age(now):
+    """Seconds since the earliest ``finalizing`` session's assembly lease ran out (0: none).
+
+    A live assembler keeps renewing its lease; a dead one's lease runs out and
+    ``portal_finalize`` takes the session over within a minute, so this stays below a
+    finalize interval or two while cron runs it. One seek on ``session_assembly_lease``.
+    """
+    earliest = (
+        UploadSession.objects.filter(
+            status=UploadSession.Status.FINALIZING, assembly_lease_until__lt=now
+        )
+        .order_by("assembly_lease_until")
+        .values_list("assembly_lease_until", flat=True)
+        .first()
+    )
+    return _age(now, earliest) if earliest else 0.0
+
+
+def open_reserved_bytes():
+    """Bytes open sessions have declared and not received yet (over at most the cap)."""
+    open_sessions = UploadSession.objects.filter(status__in=UploadSession.OPEN_STATUSES)
+    total = UploadSession.objects.filter(pk__in=open_sessions.values("pk")[:COUNT_CAP]).aggregate(
+        reserved=Sum(F("total_size_bytes") - F("bytes_received"))
+    )["reserved"]
+    return max(int(total or 0), 0)
+
+
+def tracked_temp_objects():
+    """Parts that still hold a temp object, counted on the partial index ``part_with_temp_key``."""
+    return UploadPart.objects.exclude(temp_key="").values("session_id")[:COUNT_CAP].count()
+
+
+def oldest_finished_session_with_temp_age(now):
+    """Seconds since the earliest-finished session that still holds temp objects ended.
+
+    Cleanup's ``orphans`` step deletes the temp objects of finished sessions every run,
+    so this stays below one cleanup interval while cleanup works. The sessions holding
+    temp objects are taken from the partial index first (at most the cap), then looked
+    up by primary key: the query never walks the history of finished sessions.
+    """
+    holding = (
+        UploadPart.objects.exclude(temp_key="")
+        .values("session_id")
+        .order_by("session_id")
+        .distinct()[:COUNT_CAP]
+    )
+    # The status goes into the aggregate's filter, not the WHERE clause: given a status
+    # condition, SQLite walks the status index (all finished sessions) instead.
+    finished = Q(status__in=UploadSession.TERMINAL_STATUSES)
+    earliest = UploadSession.objects.filter(pk__in=holding).aggregate(
+        earliest=Min("finished_at", filter=finished)
+    )["earliest"]
+    return _age(now, earliest) if earliest else 0.0
+
+
+def _age(now, then):
+    return max((now - then).total_seconds(), 0.0)
+
+
+@dataclass(frozen=True)
+class DiskSpace:
+    storage: str
+    free_bytes: int
+    size_bytes: int
+    min_free_bytes: int  # PORTAL_MIN_FREE_BYTES: below it new sessions are refused (0: off)
+
+
+def local_disk_space():
+    """Free and total bytes of each local storage root's filesystem (none on S3).
+
+    A root that does not exist is left out (``/ready`` reports it as unavailable once
+    a check fails to write there): there is no filesystem of its own to measure.
+    """
+    space = []
+    for alias in (TEMP_ALIAS, FINAL_ALIAS):
+        backend = storages[alias]
+        if not isinstance(backend, FileSystemStorage):
+            continue
+        try:
+            usage = shutil.disk_usage(backend.location)
+        except OSError:
+            continue
+        space.append(DiskSpace(alias, usage.free, usage.total, settings.PORTAL_MIN_FREE_BYTES))
+    return space

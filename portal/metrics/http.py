@@ -1,0 +1,104 @@
+"""HTTP metrics: requests by view, method and status class, and their durations.
+
+``MetricsMiddleware`` sits right after the request-id middleware, before the probes'
+middleware, so it sees every request, probes included. Labels come from bounded sets
+only: the URL pattern's name (never the raw path, which a client chooses), one of the
+usual methods or ``other``, and the status class (``2xx``...). Under gunicorn the values
+live in prometheus-client's multiprocess files (``portal.metrics.multiproc``), so a
+scrape sums every worker, and a worker's counts survive it being recycled.
+
+It also routes a scrape that carries an ``Authorization`` header straight to the metrics
+view, as ``ProbeMiddleware`` does for ``/ready``: a scraper inside the network calls the
+instance over plain HTTP with its IP address as ``Host``, which ``SECURE_SSL_REDIRECT``
+and ``ALLOWED_HOSTS`` would answer with 301 or 400. Nothing on that path uses the host,
+a session or a cookie; the bearer token is the only credential it accepts. A scrape
+without the header (a staff member's browser) goes through the whole stack.
+"""
+
+import time
+
+from prometheus_client import Counter, Histogram
+
+from portal.metrics import health_bridge, readiness
+
+METRICS_PATH = "/metrics"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Up to two minutes: a part upload from a slow client takes that long.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+PATH_LABELS = {
+    health_bridge.HEALTH_PATH: "health",
+    health_bridge.READY_PATH: "ready",
+    METRICS_PATH: "metrics",
+}
+UNRESOLVED = "unresolved"
+
+REQUESTS = Counter(
+    "portal_http_requests",
+    "HTTP requests answered, by view (URL name), method and status class.",
+    ["view", "method", "status"],
+)
+DURATION = Histogram(
+    "portal_http_request_duration_seconds",
+    "Time from the request reaching Django to its response, by view and method.",
+    ["view", "method"],
+    buckets=DURATION_BUCKETS,
+)
+
+
+def view_label(request):
+    """The URL pattern's name (``upload-part``), ``admin``, a probe's name, or ``unresolved``.
+
+    Requests answered before URL resolution (probes, redirects, a refused host, a 404
+    outside the API) have no ``resolver_match``; all of them share one label.
+    """
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return PATH_LABELS.get(request.path_info, UNRESOLVED)
+    if "admin" in match.namespaces:
+        return "admin"
+    return match.view_name
+
+
+def method_label(request):
+    method = request.method or ""
+    return method if method in KNOWN_METHODS else "other"
+
+
+def status_label(response):
+    if response is None:
+        return "5xx"  # an exception escaped the stack; the server answers 500
+    return f"{response.status_code // 100}xx"
+
+
+def is_token_scrape(request):
+    return request.path_info == METRICS_PATH and "HTTP_AUTHORIZATION" in request.META
+
+
+class MetricsMiddleware:
+    """Count and time each request; publish a new readiness answer after ``/ready``."""
+
+    def __init__(self, get_response):
+        from portal.metrics.views import metrics
+
+        self.get_response = get_response
+        self.metrics_view = metrics
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = None
+        try:
+            if is_token_scrape(request):
+                response = self.metrics_view(request)
+            else:
+                response = self.get_response(request)
+            return response
+        finally:
+            self.observe(request, response, time.perf_counter() - started)
+
+    @staticmethod
+    def observe(request, response, seconds):
+        view, method = view_label(request), method_label(request)
+        REQUESTS.labels(view=view, method=method, status=status_label(response)).inc()
+        DURATION.labels(view=view, method=method).observe(seconds)
+        if view == "ready":
+            readiness.publish_latest()

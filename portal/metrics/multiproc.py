@@ -1,0 +1,215 @@
+"""prometheus-client's multiprocess mode under gunicorn: the shared directory and its upkeep.
+
+Every gunicorn worker writes its counters and histograms to files in
+``PROMETHEUS_MULTIPROC_DIR``; whichever worker answers a scrape merges all the files
+(``MultiProcessCollector``), so a scrape shows the whole server, not one worker.
+The library's rules (docs "Multiprocess Mode"): the directory is empty when the server
+starts, the variable is set before ``prometheus_client`` is first imported (it picks its
+value class once, at import), and the master calls ``mark_process_dead`` when a worker
+exits so the dead worker's ``live*`` gauges disappear.
+
+What this module adds:
+
+- **A private directory per master.** ``use_private_directory`` (run by gunicorn.conf.py
+  in the master, before any worker exists) creates a fresh directory on tmpfs and exports
+  it; workers inherit it through ``fork``. A configuration reload (SIGHUP) keeps it; a
+  re-executed master (USR2) gets its own, so it never wipes files that live workers of
+  the old master still write. ``remove_private_directory`` deletes it when the master
+  exits, and the next start removes directories of masters that died without exiting.
+- **Dead workers' files are merged, not left to pile up.** Counter and histogram files of
+  exited workers are kept by the library until the directory is wiped, so their counts
+  stay in the totals. gunicorn recycles workers (``max_requests``), and every scrape reads
+  every file: the scrape would get slower for as long as the server runs. ``worker_exited``
+  adds the dead workers' values into one ``<kind>_dead.db`` file per kind and deletes
+  theirs, so the totals are unchanged and the number of files stays at
+  (live workers + 1) per kind. Scrapes read under a shared lock and the merge runs
+  under an exclusive one, so a scrape never counts a dead worker twice or misses it.
+
+No Django here, and ``prometheus_client`` only inside functions (see above).
+"""
+
+import contextlib
+import fcntl
+import glob
+import os
+import shutil
+import tempfile
+import time
+
+DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# The pid of the gunicorn master that created the directory in DIR_VARIABLE.
+OWNER_VARIABLE = "PORTAL_METRICS_DIR_OWNER"
+DIR_PREFIX = "portal-metrics-"
+TMPFS = "/dev/shm"  # noqa: S108 (tmpfs on purpose: the files are rewritten on every request)
+LOCK_FILE = "merge.lock"
+# The file name part that takes the place of a pid for the merged values of dead workers.
+MERGED = "dead"
+# Kinds whose per-process values add up (a histogram file holds raw per-bucket counts).
+ADDITIVE_KINDS = ("counter", "histogram", "summary")
+LOCK_WAIT_SECONDS = 1.0
+LOCK_POLL_SECONDS = 0.01
+
+
+def default_parent():
+    """tmpfs when there is one (as gunicorn's heartbeat files), else the temp directory."""
+    if os.path.isdir(TMPFS) and os.access(TMPFS, os.W_OK):
+        return TMPFS
+    return tempfile.gettempdir()
+
+
+def use_private_directory(parent=None):
+    """Give this master a fresh directory in ``PROMETHEUS_MULTIPROC_DIR``; return its path.
+
+    Set in ``os.environ`` before any worker is forked, so every worker inherits it and
+    imports ``prometheus_client`` in multiprocess mode. Idempotent for one master.
+    """
+    current = os.environ.get(DIR_VARIABLE, "")
+    if os.environ.get(OWNER_VARIABLE) == str(os.getpid()) and os.path.isdir(current):
+        return current
+    parent = parent or default_parent()
+    remove_abandoned_directories(parent)
+    path = tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-", dir=parent)
+    os.environ[DIR_VARIABLE] = path
+    os.environ[OWNER_VARIABLE] = str(os.getpid())
+    return path
+
+
+def remove_private_directory():
+    """Delete this master's directory (gunicorn's ``on_exit``); others are left alone."""
+    path = os.environ.get(DIR_VARIABLE, "")
+    if path and os.environ.get(OWNER_VARIABLE) == str(os.getpid()):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_abandoned_directories(parent):
+    """Delete directories of masters that died without ``on_exit`` (SIGKILL, OOM)."""
+    for path in glob.glob(os.path.join(parent, f"{DIR_PREFIX}*")):
+        pid = os.path.basename(path)[len(DIR_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or process_alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_uid == os.getuid():
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def worker_exited(pid, live_pids, path=None, wait=LOCK_WAIT_SECONDS):
+    """gunicorn's ``child_exit``: drop the worker's live gauges, merge dead workers' files.
+
+    Returns the number of files merged (0 when a scrape held the lock for longer than
+    ``wait`` seconds: the files then wait for the next exit).
+    """
+    from prometheus_client import multiprocess
+
+    path = path or os.environ[DIR_VARIABLE]
+    multiprocess.mark_process_dead(pid, path)
+    alive = set(live_pids) | {os.getpid()}
+    with exclusive_lock(path, wait) as locked:
+        if not locked:
+            return 0
+        return merge_dead_files(path, alive)
+
+
+def merge_dead_files(path, alive):
+    """Add the values of dead processes' additive files into ``<kind>_dead.db``; delete them.
+
+    The caller holds the exclusive lock. The new merged file is written beside the old
+    one under a name the collector does not read (``.tmp``) and renamed over it.
+    """
+    from prometheus_client.mmap_dict import MmapedDict
+
+    merged_files = 0
+    for kind in ADDITIVE_KINDS:
+        dead = [f for f in glob.glob(os.path.join(path, f"{kind}_*.db")) if _is_dead(f, alive)]
+        if not dead:
+            continue
+        target = os.path.join(path, f"{kind}_{MERGED}.db")
+        sources = [target, *dead] if os.path.exists(target) else dead
+        totals = {}
+        for source in sources:
+            for key, value, _timestamp, _pos in MmapedDict.read_all_values_from_file(source):
+                totals[key] = totals.get(key, 0.0) + value
+        staging = os.path.join(path, f"{kind}_{MERGED}.tmp")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staging)  # left by a crash; MmapedDict would append to it
+        merged = MmapedDict(staging)
+        try:
+            for key, value in totals.items():
+                merged.write_value(key, value, 0.0)
+        finally:
+            merged.close()
+        os.replace(staging, target)
+        for source in dead:
+            os.unlink(source)
+        merged_files += len(dead)
+    return merged_files
+
+
+def _is_dead(filename, alive):
+    owner = os.path.basename(filename)[:-3].split("_", 1)[1]
+    if not owner.isdigit():
+        return False  # the merged file itself, or a name this module did not write
+    pid = int(owner)
+    return pid not in alive and not process_alive(pid)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path, wait=LOCK_WAIT_SECONDS):
+    """Yield True holding the merge lock, or False after ``wait`` seconds without it.
+
+    The gunicorn master must not block on a scrape that hangs, hence the bounded wait.
+    """
+    fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(LOCK_POLL_SECONDS)
+        yield True
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def shared_lock(path):
+    """Held while a scrape lists and reads the files (a merge holds it only briefly)."""
+    fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def active_directory():
+    """The multiprocess directory of this process, or None outside multiprocess mode."""
+    path = os.environ.get(DIR_VARIABLE, "")
+    return path if path and os.path.isdir(path) else None
+
+
+def locked_collector(registry, path):
+    """A ``MultiProcessCollector`` on ``registry`` that reads under the shared lock."""
+    from prometheus_client import multiprocess
+
+    class LockedMultiProcessCollector(multiprocess.MultiProcessCollector):
+        def collect(self):
+            with shared_lock(path):
+                # merge() reads every file before it returns: nothing is read after unlock.
+                return list(super().collect())
+
+    return LockedMultiProcessCollector(registry, path)

@@ -1,0 +1,62 @@
+"""The last ``/ready`` answer of this server as gauges, without running a check.
+
+After a ``/ready`` response, ``MetricsMiddleware`` calls ``publish_latest``: when the
+process's cached readiness results are new (the probe ran the checks rather than reusing
+the cache), their states and durations are written to ``livemostrecent`` gauges. In
+gunicorn's multiprocess mode a scrape merges them across workers and keeps the most
+recently written value of each series, so whichever worker answers the scrape reports
+the newest readiness answer of any live worker; a worker that exits takes its values
+with it (``mark_process_dead``). A scrape itself never reads storage or runs a check.
+
+Every gauge here has a label, so none is exported before the first ``/ready`` answer (an
+unlabelled gauge would read 0, "not ready", on a server no probe has asked yet).
+"""
+
+import threading
+import time
+
+from prometheus_client import Gauge
+
+from portal.metrics import health_bridge
+
+MODE = "livemostrecent"
+
+CHECK_UP = Gauge(
+    "portal_ready_check_up",
+    "1 when the readiness check was ok in the last /ready answer, else 0.",
+    ["check"],
+    multiprocess_mode=MODE,
+)
+CHECK_SECONDS = Gauge(
+    "portal_ready_check_duration_seconds",
+    "How long the readiness check took in the last /ready answer.",
+    ["check"],
+    multiprocess_mode=MODE,
+)
+CHECKED_AT = Gauge(
+    "portal_ready_check_timestamp_seconds",
+    "When this server last ran the readiness check for /ready (Unix time).",
+    ["check"],
+    multiprocess_mode=MODE,
+)
+
+_lock = threading.Lock()
+_published = [None]  # the cached results object last written to the gauges
+
+
+def publish_latest():
+    """Write the process's last readiness answer to the gauges if it is a new one."""
+    latest = health_bridge.last_readiness()
+    if latest is None:
+        return False
+    token, checks = latest
+    with _lock:
+        if token is _published[0]:
+            return False
+        _published[0] = token
+        now = time.time()
+        for check in checks:
+            CHECK_UP.labels(check=check.name).set(1 if check.state == "ok" else 0)
+            CHECK_SECONDS.labels(check=check.name).set(check.seconds)
+            CHECKED_AT.labels(check=check.name).set(now)
+    return True
