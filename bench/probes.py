@@ -37,7 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.lib.report import recording  # noqa: E402  (after the path is set)
+from bench.lib import procfs  # noqa: E402  (after the path is set)
+from bench.lib.report import recording  # noqa: E402
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 MOTO = str(Path(sys.executable).parent / "moto_server")
@@ -128,12 +129,7 @@ class Server:
 
     def cpu_seconds(self):
         """User + system CPU of the workers so far: cost per request, whatever the load."""
-        pid = self.proc.pid
-        total = 0
-        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / os.sysconf("SC_CLK_TCK")
+        return sum(procfs.cpu_seconds(child) for child in procfs.children(self.proc.pid))
 
     def stop(self):
         self.proc.terminate()

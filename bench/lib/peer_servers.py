@@ -10,12 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+from bench.lib import procfs
 from bench.lib.uploads import environment, free_port, manage
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 PEER_PACKAGES = ("@tus/server@2.4.5", "@tus/file-store@2.1.1")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 TUS_SERVER_JS = """
 import { Server } from '@tus/server';
@@ -25,38 +25,6 @@ const [directory, port] = process.argv.slice(2);
 const server = new Server({ path: '/files', datastore: new FileStore({ directory }) });
 server.listen({ host: '127.0.0.1', port: Number(port) }, () => console.log('listening'));
 """
-
-
-def proc_children(pid):
-    children = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as handle:
-                children.extend(int(p) for p in handle.read().split())
-    except OSError:
-        pass
-    return children
-
-
-def cpu_seconds(pid):
-    """utime + stime of a live process (all its threads), in seconds; 0 if gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def peak_rss_mb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 class ServerProcess:
@@ -92,14 +60,14 @@ class ServerProcess:
                 time.sleep(0.2)
 
     def pids(self):
-        return [self.proc.pid, *proc_children(self.proc.pid)]
+        return [self.proc.pid, *procfs.children(self.proc.pid)]
 
     def cpu(self):
         """{pid: CPU seconds so far} for the server's processes."""
-        return {pid: cpu_seconds(pid) for pid in self.pids()}
+        return {pid: procfs.cpu_seconds(pid) for pid in self.pids()}
 
     def peak_rss(self):
-        return {pid: peak_rss_mb(pid) for pid in self.pids()}
+        return {pid: procfs.peak_rss_kb(pid) / 1024 for pid in self.pids()}
 
     def stop(self):
         self.proc.terminate()

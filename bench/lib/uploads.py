@@ -14,6 +14,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench.lib import procfs
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 PYTHON = sys.executable
 GUNICORN = str(Path(PYTHON).parent / "gunicorn")
@@ -84,25 +86,9 @@ class PeakRss:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def _pids(self):
-        pids = [self.pid]
-        try:
-            for task in os.listdir(f"/proc/{self.pid}/task"):
-                with open(f"/proc/{self.pid}/task/{task}/children") as handle:
-                    pids.extend(int(p) for p in handle.read().split())
-        except OSError:
-            pass
-        return pids
-
     def sample(self):
-        for pid in self._pids():
-            try:
-                with open(f"/proc/{pid}/status") as handle:
-                    for line in handle:
-                        if line.startswith("VmHWM:"):
-                            self.peak_kb = max(self.peak_kb, int(line.split()[1]))
-            except OSError:
-                pass
+        for pid in [self.pid, *procfs.children(self.pid)]:
+            self.peak_kb = max(self.peak_kb, procfs.peak_rss_kb(pid))
 
     def _run(self):
         while not self._stop.wait(0.2):

@@ -168,17 +168,11 @@ def oldest_due_event_age(now):
     Due: ``pending`` with ``next_attempt_at`` passed, or ``sending`` whose lease passed.
     One seek per status on ``outbox_status_next``.
     """
-    due = []
-    for status in (OutboxEvent.Status.PENDING, OutboxEvent.Status.SENDING):
-        earliest = (
-            OutboxEvent.objects.filter(status=status, next_attempt_at__lte=now)
-            .order_by("next_attempt_at")
-            .values_list("next_attempt_at", flat=True)
-            .first()
-        )
-        if earliest is not None:
-            due.append(earliest)
-    return _age(now, min(due)) if due else 0.0
+    due = (
+        OutboxEvent.objects.filter(status=status, next_attempt_at__lte=now)
+        for status in (OutboxEvent.Status.PENDING, OutboxEvent.Status.SENDING)
+    )
+    return _age_of_earliest(now, [_earliest(events, "next_attempt_at") for events in due])
 
 
 def oldest_expired_open_session_age(now):
@@ -187,17 +181,11 @@ def oldest_expired_open_session_age(now):
     Cleanup's ``stale`` step fails such sessions every run, so this stays below one
     cleanup interval while cleanup works. One seek per open status.
     """
-    expired = []
-    for status in UploadSession.OPEN_STATUSES:
-        earliest = (
-            UploadSession.objects.filter(status=status, expires_at__lt=now)
-            .order_by("expires_at")
-            .values_list("expires_at", flat=True)
-            .first()
-        )
-        if earliest is not None:
-            expired.append(earliest)
-    return _age(now, min(expired)) if expired else 0.0
+    expired = (
+        UploadSession.objects.filter(status=status, expires_at__lt=now)
+        for status in UploadSession.OPEN_STATUSES
+    )
+    return _age_of_earliest(now, [_earliest(sessions, "expires_at") for sessions in expired])
 
 
 def stalled_assembly_age(now):
@@ -207,15 +195,10 @@ def stalled_assembly_age(now):
     ``portal_finalize`` takes the session over within a minute, so this stays below a
     finalize interval or two while cron runs it. One seek on ``session_assembly_lease``.
     """
-    earliest = (
-        UploadSession.objects.filter(
-            status=UploadSession.Status.FINALIZING, assembly_lease_until__lt=now
-        )
-        .order_by("assembly_lease_until")
-        .values_list("assembly_lease_until", flat=True)
-        .first()
+    stalled = UploadSession.objects.filter(
+        status=UploadSession.Status.FINALIZING, assembly_lease_until__lt=now
     )
-    return _age(now, earliest) if earliest else 0.0
+    return _age_of_earliest(now, [_earliest(stalled, "assembly_lease_until")])
 
 
 def open_reserved_bytes():
@@ -253,6 +236,18 @@ def oldest_finished_session_with_temp_age(now):
         earliest=Min("finished_at", filter=finished)
     )["earliest"]
     return _age(now, earliest) if earliest else 0.0
+
+
+def _earliest(queryset, field):
+    """The smallest ``field`` in ``queryset`` (None if empty): one seek on an index that
+    leads with the filtered columns and then ``field``."""
+    return queryset.order_by(field).values_list(field, flat=True).first()
+
+
+def _age_of_earliest(now, moments):
+    """Seconds since the earliest of ``moments`` (None ignored); 0 when there is none."""
+    found = [moment for moment in moments if moment is not None]
+    return _age(now, min(found)) if found else 0.0
 
 
 def _age(now, then):
