@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -29,6 +30,26 @@ def pytest_configure(config):
     os.environ.setdefault("DJANGO_CONFIGURATION", "Test")
     # moto's embedded werkzeug server logs every request at INFO.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    _default_storage_roots_missing()
+
+
+def _default_storage_roots_missing():
+    """Point the default local storages at roots that do not exist.
+
+    A test that touches storage must say so (``portal_storage``, ``any_storage``, or
+    ``apply_storage``). Without this, one that forgets would write into the checkout's
+    ``var/`` whenever ``make run`` created it there, pass, and fail on a clean clone.
+    """
+    from django.conf import settings
+
+    nowhere = Path(tempfile.gettempdir()) / f"portal-tests-{os.getpid()}-no-storage-root"
+    storages = {alias: dict(spec) for alias, spec in settings.STORAGES.items()}
+    for alias in ("portal_temp", "portal_final"):
+        options = dict(storages[alias].get("OPTIONS", {}))
+        if "location" in options:
+            options["location"] = str(nowhere / alias)
+            storages[alias]["OPTIONS"] = options
+    settings.STORAGES = storages
 
 
 def free_port():

@@ -168,7 +168,7 @@ def test_counts_stop_at_the_cap(db, client, monkeypatch):
     assert value(samples, "portal_metrics_count_cap") == 3
 
 
-def test_query_count_does_not_depend_on_the_rows(db):
+def test_query_count_does_not_depend_on_the_rows(db, portal_storage):
     def queries():
         collector.collector.clear()
         with CaptureQueriesContext(connection) as captured:
