@@ -4,10 +4,12 @@
 import json
 import os
 import subprocess
+import threading
 import time
 from datetime import timedelta
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from portal import storage
@@ -65,6 +67,30 @@ def test_a_finalizing_session_takes_no_parts_and_cannot_be_aborted(api):
     assert (response.status_code, error_code(response)) == (409, "session_finalizing")
     response = api.abort(session["id"])
     assert (response.status_code, error_code(response)) == (409, "session_finalizing")
+
+
+def test_progress_from_a_transfer_thread_is_recorded_and_leaves_no_connection_open(api):
+    """boto3 reads the S3 stream on a thread of its own: the progress it reports there
+    lands in the row, and that thread's connection is closed again, not left idle."""
+    data = os.urandom(3000)
+    session = api.start(data, 1000)
+    lease.begin(session["id"])
+    record = lease.progress_recorder(session["id"])
+    left_open = []
+
+    def transfer_thread():
+        record(2000)
+        left_open.append(connections["default"].connection is not None)
+
+    thread = threading.Thread(target=transfer_thread)
+    thread.start()
+    thread.join(timeout=30)
+    record(3000)
+
+    assert left_open == [False]
+    assert connections["default"].connection is not None  # the caller's own stays open
+    row = UploadSession.objects.get(pk=session["id"])
+    assert (row.status, row.assembled_bytes) == (Status.FINALIZING, 3000)
 
 
 def test_cleanup_never_expires_or_reclaims_a_finalizing_session(api, user):

@@ -293,7 +293,9 @@ def test_items_follow_a_real_dispatch_run(db, client, settings, portal_storage):
     )
 
 
-def test_a_stalled_assembly_shows_until_portal_finalize_takes_it_over(db, client, portal_storage):
+def test_a_stalled_assembly_shows_until_portal_finalize_takes_it_over(
+    transactional_db, client, portal_storage
+):
     """A dead assembler's session: finalizing, its lease run out for 9 minutes; a real
     ``portal_finalize`` run takes it over and the figures follow."""
     from portal.services.finalize import lease

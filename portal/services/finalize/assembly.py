@@ -92,7 +92,7 @@ def _build(session, parts):
             _sources(parts),
             file_id=file.pk,
             now=file.created_at,
-            progress=lambda assembled: lease.renew(session.pk, assembled_bytes=assembled),
+            progress=lease.progress_recorder(session.pk),
             on_upload=lambda upload_id: lease.record_upload(session.pk, upload_id),
         )
     except storage.SourceMismatch as exc:

@@ -9,9 +9,10 @@ PostgreSQL, so claims on several hosts never collide). The per-session lock
 live holder.
 """
 
+import threading
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -53,6 +54,26 @@ def renew(session_pk, *, assembled_bytes=None):
         return bool(
             UploadSession.objects.filter(pk=session_pk, status=Status.FINALIZING).update(**fields)
         )
+
+
+def progress_recorder(session_pk):
+    """``renew`` with the progress, as a callback that any thread may call.
+
+    boto3's upload reads the stream it is given on a transfer thread of its own, so on the
+    S3 stream path the progress is reported from there. Django opens that thread a
+    connection of its own; it is closed after each call, not left to linger until the
+    thread is collected (one idle PostgreSQL backend per assembly otherwise).
+    """
+    caller = threading.get_ident()
+
+    def record(assembled_bytes):
+        try:
+            renew(session_pk, assembled_bytes=assembled_bytes)
+        finally:
+            if threading.get_ident() != caller:
+                connections.close_all()
+
+    return record
 
 
 def record_upload(session_pk, upload_id):
