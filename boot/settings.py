@@ -237,7 +237,7 @@ class Base(Configuration):
 
     def _s3_storage(self, prefix):
         return {
-            "BACKEND": "storages.backends.s3.S3Storage",
+            "BACKEND": "portal.storage.s3_backend.S3Storage",
             "OPTIONS": {
                 "bucket_name": self.AWS_STORAGE_BUCKET_NAME,
                 "location": prefix,

@@ -52,12 +52,12 @@ def _preload():
 
     django.setup()
     import boto3  # noqa: F401
-    import storages.backends.s3  # noqa: F401
     import time_machine  # noqa: F401
     from configurations.management import execute_from_command_line  # noqa: F401
 
     import portal.management.commands.portal_cleanup
-    import portal.management.commands.portal_dispatch  # noqa: F401
+    import portal.management.commands.portal_dispatch
+    import portal.storage.s3_backend  # noqa: F401
 
 
 def _child(request):
