@@ -25,6 +25,29 @@ PYTHON = sys.executable
 TEST_STORAGE = os.environ.get("PORTAL_TEST_STORAGE", "local")
 
 
+# A test that touches the suite's storage asks for one of these (the default roots point
+# nowhere, so one that does not cannot pass): the set CI's S3 pass runs.
+STORAGE_FIXTURES = {"portal_storage", "any_storage", "moto_s3", "moto_s3_factory"}
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--storage-tests-only",
+        action="store_true",
+        help="run only the tests that use the suite's storage (CI's S3 pass: the others "
+        "would repeat what the first pass ran)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--storage-tests-only"):
+        return
+    selected = [item for item in items if STORAGE_FIXTURES & set(item.fixturenames)]
+    deselected = [item for item in items if not STORAGE_FIXTURES & set(item.fixturenames)]
+    config.hook.pytest_deselected(items=deselected)
+    items[:] = selected
+
+
 def pytest_configure(config):
     # Subprocesses started by the tests load the same configuration.
     os.environ.setdefault("DJANGO_CONFIGURATION", "Test")
