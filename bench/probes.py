@@ -86,7 +86,8 @@ class Server:
         self.counter = workdir / f"{name}.count"
         self.counter.touch()
         data = workdir / name
-        data.mkdir()
+        for root in ("temp", "final"):  # the portal never creates its storage roots
+            (data / root).mkdir(parents=True)
         environment = {
             k: v
             for k, v in os.environ.items()
@@ -149,7 +150,9 @@ def _client(args):
         response.read()
         latencies.append(time.perf_counter() - started)
         if response.status != 200:
-            raise SystemExit(f"{path} answered {response.status}")
+            # Not SystemExit: in a pool worker that kills the worker and the map waits
+            # forever; an exception reaches the parent and ends the run.
+            raise RuntimeError(f"{path} answered {response.status}")
     conn.close()
     return latencies
 

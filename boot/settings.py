@@ -35,9 +35,13 @@ S3_REGION_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 
 
 def _bounded_transfer_config():
-    """Multipart transfers that buffer at most 4 x 8 MiB of a non-seekable stream."""
+    """Multipart transfers that buffer at most 4 x 8 MiB of a non-seekable stream.
+
+    The threshold is one byte over 8 MiB so that a part of exactly 8 MiB (the default
+    part size) is one PutObject, not a multipart upload of one part (three requests).
+    """
     config = TransferConfig(
-        multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB, max_concurrency=4
+        multipart_threshold=8 * MIB + 1, multipart_chunksize=8 * MIB, max_concurrency=4
     )
     config.max_in_memory_upload_chunks = 4  # an s3transfer option boto3's signature omits
     return config

@@ -9,6 +9,7 @@ import pytest
 from portal import storage
 
 SESSION = "0f0e0d0c-0b0a-0908-0706-050403020100"
+MIB = 1024 * 1024
 
 
 @pytest.mark.s3
@@ -66,3 +67,23 @@ def test_s3_a_forked_child_builds_a_client_of_its_own(settings, data_dir, moto_s
     os.waitpid(pid, 0)
     assert answer == b"own"
     assert temp.connection.meta.client is inherited
+
+
+@pytest.mark.s3
+def test_s3_a_part_of_8_mib_is_one_put_and_a_larger_one_multipart(settings, data_dir, moto_s3):
+    """The default part size in one request (a multipart upload of one part takes three);
+    above it, multipart in 8 MiB chunks keeps the memory bounded."""
+    from tests.conftest import apply_storage
+
+    bucket = moto_s3.new_bucket()
+    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=bucket)
+    etags = {}
+    for number, size in ((1, 8 * MIB), (2, 16 * MIB + 1)):
+        stored = storage.write_temp_part(
+            io.BytesIO(os.urandom(size)), session_id=SESSION, part_number=number, max_bytes=size
+        )
+        head = moto_s3.client().head_object(Bucket=bucket, Key=f"temp/{stored.key}")
+        assert head["ContentLength"] == size
+        etags[number] = head["ETag"].strip('"')
+    assert "-" not in etags[1]
+    assert etags[2].endswith("-3")
