@@ -123,10 +123,11 @@ class Seeder:
         self.run(
             "INSERT INTO portal_uploadsession (id, file_id, owner_id, status, chunk_size_bytes, "
             "total_size_bytes, total_parts, bytes_received, completed_parts, idempotency_key, "
-            "expires_at, failure_reason, created_at, updated_at, finished_at) "
+            "expires_at, failure_reason, created_at, updated_at, finished_at, assembly_attempts, "
+            "assembled_bytes, assembly_upload_id) "
             f"SELECT {self.uuid('b')}, {self.uuid('a')}, {self.owner}, '{status}', 262144, "
             f"{4 * 262144}, 4, {parts * 262144}, {parts}, '', {self.seconds_ago(expires)}, '', "
-            f"{self.seconds_ago('x')}, {self.seconds_ago('x')}, {finished_at} FROM {rows}"
+            f"{self.seconds_ago('x')}, {self.seconds_ago('x')}, {finished_at}, 0, 0, '' FROM {rows}"
         )
         for number in range(1, parts + 1):
             key = f"'ab/' || x || '-{number}'" if temp else "''"

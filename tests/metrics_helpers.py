@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.processes import stop_process
+
 TOKEN = "metrics-test-token-0123456789abcdef-XYZ"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -122,11 +124,5 @@ class GunicornServer:
         return self.log_path.read_text(errors="replace")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()

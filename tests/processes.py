@@ -118,13 +118,7 @@ class ServerProcess:
         return int(head[0].split()[1]), {k.lower(): v for k, v in headers.items()}
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def stdout(self):
         return self.out_path.read_text(errors="replace")
@@ -138,6 +132,18 @@ class ServerProcess:
     def records(self):
         """All records (stdout and stderr), after asserting every line is JSON."""
         return json_lines(self.stdout(), where="stdout") + json_lines(self.stderr(), where="stderr")
+
+
+def stop_process(process, timeout=20):
+    """SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds: no test leaves
+    a server behind, and none waits forever for one."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def run_manage(env, *args, timeout=120, check=True):

@@ -19,6 +19,7 @@ import pytest
 
 from tests import pgserver
 from tests.conftest import PYTHON, ROOT, free_port
+from tests.processes import stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -74,12 +75,7 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, timeout=15)
         self.log.close()
 
 

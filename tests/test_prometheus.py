@@ -21,6 +21,7 @@ from portal.metrics import collector
 from portal.models import JobRun, OutboxEvent
 from tests.conftest import ROOT, free_port
 from tests.metrics_helpers import TOKEN, GunicornServer, names, program, scrape
+from tests.processes import stop_process
 from tests.test_outbox import make_events
 
 DEPLOY = ROOT / "deploy" / "prometheus"
@@ -171,12 +172,7 @@ class Prometheus:
         }
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 

@@ -36,6 +36,7 @@ from portal.models import IngestFile, UploadPart, UploadSession
 from portal.services.tokens import create_token
 from tests import objects
 from tests.conftest import ROOT, TEST_STORAGE, MotoS3, apply_storage, free_port
+from tests.processes import stop_process
 from tests.reliability import invariants
 from tests.reliability.load import (
     CLIENTS,
@@ -88,12 +89,7 @@ class Gunicorn:
         return [json.loads(line) for line in lines if line.startswith("{")], lines
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, timeout=30)
         self.log.close()
 
 
