@@ -42,8 +42,9 @@ def pytest_addoption(parser):
 def pytest_collection_modifyitems(config, items):
     if not config.getoption("--storage-tests-only"):
         return
-    selected = [item for item in items if STORAGE_FIXTURES & set(item.fixturenames)]
-    deselected = [item for item in items if not STORAGE_FIXTURES & set(item.fixturenames)]
+    selected, deselected = [], []
+    for item in items:
+        (selected if STORAGE_FIXTURES & set(item.fixturenames) else deselected).append(item)
     config.hook.pytest_deselected(items=deselected)
     items[:] = selected
 

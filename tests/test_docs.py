@@ -4,6 +4,7 @@ code, the docs or the deploy files mention (``docs/operations.md``, ``deploy/ngi
 exists. A page that moves or a heading that is renamed fails here, not in a reader's
 browser."""
 
+import functools
 import re
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def markdown_files():
     )
 
 
+@functools.cache
 def anchors(path):
     """The anchors GitHub gives the headings of ``path``: lower case, punctuation dropped,
     spaces as hyphens."""

@@ -26,7 +26,7 @@ def test_s3_threads_share_one_client_each_with_a_resource_of_its_own(settings, d
     seen, written = [], []
 
     def upload(number):
-        seen.append((id(temp.connection), temp.connection.meta.client))
+        seen.append((temp.connection, temp.connection.meta.client))  # kept alive: ids stay unique
         stored = storage.write_temp_part(
             io.BytesIO(b"x" * number), session_id=SESSION, part_number=number, max_bytes=100
         )
@@ -39,7 +39,7 @@ def test_s3_threads_share_one_client_each_with_a_resource_of_its_own(settings, d
         thread.join(timeout=30)
 
     clients = {id(client) for _, client in seen}
-    resources = {resource for resource, _ in seen}
+    resources = {id(resource) for resource, _ in seen}
     assert len(seen) == 6 and len(clients) == 1 and len(resources) == 6
     assert sorted(written) == [1, 2, 3, 4, 5, 6]
     assert len(list(storage.list_temp())) == 6
