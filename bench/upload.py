@@ -15,13 +15,15 @@ least). Prints upload and finalize MB/s, finalize/floor (target >= 0.6) and the 
 peak RSS (target < 150 MB).
 
 S3 (a moto server in its own process on loopback): the same file is finalized twice in
-the same run, once by today's path (S3 builds the object with UploadPartCopy, the worker
-reads every byte once to check it) and once by the streaming path
+the same run, once by today's path (S3 builds the object with UploadPartCopy, checked by
+the copies' ETags; the file's sha256 saved while the parts arrived, parts that came
+before their turn read back during the upload) and once by the streaming path
 (``PORTAL_S3_COPY_ASSEMBLY=false``: every byte read from and written back to S3 through
 the worker). Prints both times (target: the copy path >= 2x faster), the bytes the worker
 read and wrote meanwhile (target: at most one file read, none written), its peak RSS
 (target < 150 MB) and the longest finalize request (target <= PORTAL_FINALIZE_WAIT_SECONDS
-+ 1 s).
++ 1 s). Then moto's own share, timed from the bench's client on the same parts: the
+copies and CompleteMultipartUpload, against GET + UploadPart and Complete.
 """
 
 import argparse
@@ -29,6 +31,7 @@ import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,6 +133,7 @@ def finalize_on_s3(args, tmp, size, source, expected, moto, copy):
         upload_rss = PeakRss(server.worker_pid())
         sid = upload(client, source, size, args.parallel)
         upload_mb = upload_rss.stop()
+        upload_read = proxy.counts()[1]
         reset_peak_rss(server.worker_pid())
         rss = PeakRss(server.worker_pid())
         sent_before, received_before = proxy.counts()
@@ -143,7 +147,9 @@ def finalize_on_s3(args, tmp, size, source, expected, moto, copy):
     if file["sha256"] != expected:
         sys.exit(f"{label}: sha256 mismatch: server {file['sha256']}, expected {expected}")
     print(
-        f"{label}: worker peak RSS while {args.parallel} connections uploaded: {upload_mb:.1f} MB"
+        f"{label}: worker peak RSS while {args.parallel} connections uploaded: {upload_mb:.1f} MB;"
+        f" read back during the upload (parts hashed after their turn): "
+        f"{upload_read / MIB:.0f} MiB"
     )
     return finalize_s, longest_s, read, written, peak_mb
 
@@ -153,6 +159,7 @@ def run_s3(args, tmp, size, source, expected):
     try:
         copy = finalize_on_s3(args, tmp, size, source, expected, moto, copy=True)
         stream = finalize_on_s3(args, tmp, size, source, expected, moto, copy=False)
+        phases = emulator_phases(moto, source, size)
     finally:
         moto.stop()
     mb = size / 1e6
@@ -185,6 +192,59 @@ def run_s3(args, tmp, size, source, expected):
     peak = max(copy[4], stream[4])
     ok = verdict(peak < RSS_TARGET_MB)
     print(f"worker peak RSS: {peak:.1f} MB  (target < {RSS_TARGET_MB} MB: {ok})")
+    copies, copy_complete, streamed, stream_complete = phases
+    print(
+        f"the emulator alone, same run, same parts, from this process: "
+        f"{-(-size // PART)} UploadPartCopy {copies:.2f} s + CompleteMultipartUpload "
+        f"{copy_complete:.2f} s; GET + UploadPart {streamed:.2f} s + Complete "
+        f"{stream_complete:.2f} s. moto concatenates the parts itself on Complete (S3 does "
+        f"not move bytes there); without it the copy is {streamed / copies:.1f}x faster"
+    )
+
+
+def emulator_phases(moto, source, size):
+    """Time moto's own phases for this file: copies and Complete, against GET + UploadPart
+    and Complete (what the worker's two paths ask of it), from the bench's client."""
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client("s3", config=Config(max_pool_connections=16), **moto.credentials())
+    bucket, count = moto.bucket, -(-size // PART)
+    with open(source, "rb") as handle:
+        for index in range(count):
+            client.put_object(Bucket=bucket, Key=f"phases/{index}", Body=handle.read(PART))
+
+    def multipart(key, put_part, threads):
+        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            etags = list(pool.map(lambda index: put_part(key, upload_id, index), range(count)))
+        parts_s = time.perf_counter() - started
+        client.complete_multipart_upload(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={
+                "Parts": [{"ETag": e, "PartNumber": n + 1} for n, e in enumerate(etags)]
+            },
+        )
+        return parts_s, time.perf_counter() - started - parts_s
+
+    def copy_part(key, upload_id, index):
+        source_key = {"Bucket": bucket, "Key": f"phases/{index}"}
+        response = client.upload_part_copy(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=index + 1, CopySource=source_key
+        )
+        return response["CopyPartResult"]["ETag"]
+
+    def stream_part(key, upload_id, index):
+        body = client.get_object(Bucket=bucket, Key=f"phases/{index}")["Body"].read()
+        response = client.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=index + 1, Body=body
+        )
+        return response["ETag"]
+
+    return (*multipart("phases-copy", copy_part, 8), *multipart("phases-stream", stream_part, 4))
 
 
 def verdict(ok):

@@ -83,6 +83,14 @@ class UploadSession(models.Model):
     assembled_bytes = models.BigIntegerField(default=0)
     # The S3 multipart upload of the assembly in progress (cleanup aborts the others).
     assembly_upload_id = models.CharField(max_length=255, blank=True, default="")
+    # The whole file's sha256 so far: OpenSSL's SHA256_CTX after the first ``hashed_parts``
+    # parts, saved as they arrive so that finalize need not read them again for it
+    # (``portal.services.filehash``).
+    hashed_parts = models.PositiveIntegerField(default=0)
+    hash_state = models.BinaryField(null=True, blank=True, editable=False)
+    # A request catching the hash up over parts that came early holds it until then (one
+    # at a time: two would read the same parts).
+    hash_claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -121,6 +129,9 @@ class UploadPart(models.Model):
     size_bytes = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
     temp_key = models.CharField(max_length=512, blank=True, default="")
+    # MD5 of the bytes, taken where S3 may copy the part into the final object: a copy whose
+    # ETag says the same is checked without reading it (``portal.storage.s3_assembly``).
+    md5 = models.CharField(max_length=32, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -33,6 +33,23 @@ class Mutant:
 
 MUTANTS = (
     Mutant(
+        "an S3 copy passes without its ETag matching the part's MD5",
+        "portal/storage/s3_assembly.py",
+        (
+            (
+                "if not read_already and not (source.md5 and etag.strip('\"') == source.md5):",
+                "if False:",
+            ),
+        ),
+        ("tests/test_file_hash.py", "tests/test_finalize_async.py"),
+    ),
+    Mutant(
+        "a part caught up into the file's hash is not checked against its sha256",
+        "portal/services/filehash.py",
+        (("    if not fields or part_hash.hexdigest() != part_sha256:\n", "    if not fields:\n"),),
+        ("tests/test_file_hash.py",),
+    ),
+    Mutant(
         "prune forgets rows whose final object could not be deleted",
         "portal/services/cleanup/prune.py",
         (("        if outcome.failed:\n", "        if False:\n"),),

@@ -19,7 +19,7 @@ from django.utils import timezone
 from portal import storage
 from portal.models import UploadPart, UploadSession
 from portal.observability import log_event
-from portal.services import guards
+from portal.services import filehash, guards
 from portal.services.errors import BadRequest, Conflict, LengthRequired, TooLarge
 from portal.services.faults import storage_faults
 from portal.services.sessions import ensure_open, expected_part_size, get_session, ttl
@@ -54,6 +54,7 @@ def receive_part(owner, session_id, part_number, stream, content_length):
     ensure_open(session)
     expected = _expected_size(session, part_number, content_length)
     context = {"session_id": str(session.pk), "part_number": part_number}
+    file_hash = filehash.for_part(session, part_number)
     try:
         with storage_faults("storing a part", **context):
             guards.ensure_room("temp", expected)
@@ -62,6 +63,8 @@ def receive_part(owner, session_id, part_number, stream, content_length):
                 session_id=session.pk,
                 part_number=part_number,
                 max_bytes=expected,
+                file_hash=file_hash,
+                for_copy=filehash.applies(session),
             )
     except ClientDisconnected as exc:
         raise BadRequest(
@@ -78,12 +81,13 @@ def receive_part(owner, session_id, part_number, stream, content_length):
                 f"part {part_number} ended after {stored.size} of {expected} bytes",
                 code="incomplete_part",
             )
-        receipt = _record(session.pk, part_number, stored)
+        receipt = _record(session.pk, part_number, stored, file_hash)
         keep = receipt.created
     finally:
         if not keep:
             storage.delete_temp([stored.key])
-    if receipt.created:
+    if receipt.created and filehash.applies(session):
+        filehash.catch_up(session.pk)
         log_event(
             logger,
             "part.received",
@@ -154,8 +158,9 @@ def _expected_size(session, part_number, content_length):
     return expected
 
 
-def _record(session_pk, part_number, stored):
-    """Insert the part under the session row lock, or recognise a replay or a conflict."""
+def _record(session_pk, part_number, stored, file_hash):
+    """Insert the part under the session row lock, or recognise a replay or a conflict;
+    save ``file_hash`` (which saw the part's bytes) when the file's hash needs this part."""
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -170,6 +175,7 @@ def _record(session_pk, part_number, stored):
                 part_number=part_number,
                 size_bytes=stored.size,
                 sha256=stored.sha256,
+                md5=stored.md5,
                 temp_key=stored.key,
             )
             expires_at = now + ttl()
@@ -179,6 +185,7 @@ def _record(session_pk, part_number, stored):
                 status=UploadSession.Status.IN_PROGRESS,
                 expires_at=expires_at,
                 updated_at=now,
+                **filehash.saved_fields(session, part_number, file_hash),
             )
     except IntegrityError:
         # Only reachable where the row lock is not exclusive; the unique constraint held.

@@ -18,19 +18,28 @@ per-session directories behind. Nothing here reads a whole part or file into mem
 """
 
 import contextlib
-import errno
 import hashlib
-import os
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import FileSystemStorage, storages
 
-from portal.storage import local, local_assembly, local_parts, s3
-from portal.storage.local import ROOT_MISSING_REASON, LocalStorage, StorageRootMissing
+from portal.storage import local, local_assembly, local_parts, s3, s3_assembly
+from portal.storage.backends import (
+    FINAL_ALIAS,
+    TEMP_ALIAS,
+    StorageFull,
+    StorageUnavailable,
+    backend_faults,
+    final_storage,
+    iter_object,
+    temp_storage,
+)
+from portal.storage.backends import is_local as _is_local
+from portal.storage.local import LocalStorage, StorageRootMissing
 from portal.storage.objects import (
     DeleteResult,
     ListedObject,
@@ -40,39 +49,21 @@ from portal.storage.objects import (
 )
 from portal.storage.streams import READ_CHUNK_BYTES, HashingReader, TooLarge
 
-TEMP_ALIAS = "portal_temp"
-FINAL_ALIAS = "portal_final"
-
 __all__ = [
+    "FINAL_ALIAS",
+    "TEMP_ALIAS",
     "DeleteResult",
     "HashingReader",
     "ListedObject",
     "LocalStorage",
     "Source",
     "SourceMismatch",
+    "StorageFull",
     "StorageRootMissing",
     "StorageUnavailable",
     "StoredObject",
     "TooLarge",
 ]
-
-
-class StorageUnavailable(Exception):
-    """The backend failed (unreachable, refusing, full, unmounted): nothing was kept and
-    nothing is lost; the same call can succeed once storage is back. ``__cause__`` is the
-    backend's own error, for the log; ``str()`` is short and safe to log."""
-
-
-class StorageFull(StorageUnavailable):
-    """The volume (or the user's quota on it) is full: ENOSPC, EDQUOT."""
-
-
-def temp_storage():
-    return storages[TEMP_ALIAS]
-
-
-def final_storage():
-    return storages[FINAL_ALIAS]
 
 
 def new_temp_key(session_id, part_number):
@@ -85,13 +76,18 @@ def new_final_key(file_id, *, now=None):
     return f"{now:%Y/%m/%d}/{uuid.UUID(str(file_id)).hex}"
 
 
-def write_temp_part(stream, *, session_id, part_number, max_bytes) -> StoredObject:
+def write_temp_part(
+    stream, *, session_id, part_number, max_bytes, file_hash=None, for_copy=False
+) -> StoredObject:
     """Stream ``stream`` into a new temp object, hashing it; at most ``max_bytes`` bytes.
 
     ``stream`` has ``read(n)``, or ``readinto(buffer)`` (taken on local storage: the bytes
-    go from the socket into reused buffers, see ``local_parts``). On any failure
-    (including ``TooLarge`` or a client that disconnects) the partial object is removed
-    before the exception propagates.
+    go from the socket into reused buffers, see ``local_parts``). On S3, ``file_hash``
+    (the whole file's, when this part is the next one it needs) sees the same bytes, and
+    ``for_copy`` (S3 will copy the part into the final object) takes its MD5 too
+    (``Source.md5``).
+    On any failure (including ``TooLarge`` or a client that disconnects) the partial
+    object is removed before the exception propagates.
     """
     key = new_temp_key(session_id, part_number)
     storage = temp_storage()
@@ -99,7 +95,10 @@ def write_temp_part(stream, *, session_id, part_number, max_bytes) -> StoredObje
         reader = local_parts.BlockReader(stream, max_bytes)
         with backend_faults(storage, reader):
             return local_parts.write_part(storage, key, reader)
-    return _save_stream(storage, key, HashingReader(stream, max_bytes))
+    md5 = hashlib.md5(usedforsecurity=False) if for_copy else None
+    hashes = [digest for digest in (file_hash, md5) if digest is not None]
+    stored = _save_stream(storage, key, HashingReader(stream, max_bytes, hashes))
+    return replace(stored, md5=md5.hexdigest()) if md5 else stored
 
 
 def write_final(chunks: Iterable[bytes], *, file_id, now=None) -> StoredObject:
@@ -108,16 +107,19 @@ def write_final(chunks: Iterable[bytes], *, file_id, now=None) -> StoredObject:
     return _save_stream(final_storage(), key, HashingReader(chunks))
 
 
-def assemble_final(sources, *, file_id, now=None, progress=None, on_upload=None) -> StoredObject:
+def assemble_final(
+    sources, *, file_id, now=None, progress=None, on_upload=None, file_hash=None, hashed=0
+) -> StoredObject:
     """Concatenate temp objects (``Source``), in order, into the file's final object.
 
     Each source must still match the size and sha256 recorded for it, else
-    ``SourceMismatch`` and no final object is left; the file's sha256 is computed on the
-    way, and ``progress(assembled_bytes)`` is called after each source. How depends on the
-    backends: both local, a kernel copy checked from the page cache (``local_assembly``);
-    both S3 and parts S3 can copy (``can_copy_server_side``), UploadPartCopy while the
-    worker reads the parts once to check them (``on_upload(upload_id)`` first);
-    otherwise the bytes stream from the temp objects into the final one.
+    ``SourceMismatch`` and no final object is left; ``progress(assembled_bytes)`` is
+    called as sources are done. How depends on the backends: both local, a kernel copy
+    checked from the page cache (``local_assembly``); both S3 and parts S3 can copy
+    (``can_copy_server_side``), UploadPartCopy checked by ETag, the file's sha256
+    continuing ``file_hash``, the hash saved while the parts arrived, which covers
+    ``sources[:hashed]`` (``s3_assembly``; ``on_upload(upload_id)`` first); otherwise
+    the bytes stream from the temp objects into the final one.
     """
     sources = list(sources)
     key = new_final_key(file_id, now=now)
@@ -126,10 +128,19 @@ def assemble_final(sources, *, file_id, now=None, progress=None, on_upload=None)
     if _is_local(temp) and _is_local(final):
         with backend_faults(final):
             return local_assembly.assemble(temp, final, key, sources, progress)
-    chunks = verified_chunks(sources, progress)
     if can_copy_server_side([source.size for source in sources]):
-        return _copy_final(key, [source.key for source in sources], chunks, on_upload)
-    return _save_stream(final, key, HashingReader(chunks))
+        if file_hash is None:
+            file_hash, hashed = hashlib.sha256(), 0
+        return s3_assembly.copy_final(
+            key,
+            sources,
+            file_hash=file_hash,
+            hashed=hashed,
+            checked_chunks=checked_chunks,
+            progress=progress,
+            on_upload=on_upload,
+        )
+    return _save_stream(final, key, HashingReader(verified_chunks(sources, progress)))
 
 
 def _no_progress(assembled_bytes):
@@ -140,19 +151,25 @@ def verified_chunks(sources, progress):
     """Yield every source's bytes in order, checking each against its size and sha256."""
     assembled = 0
     for source in sources:
-        digest = hashlib.sha256()
-        received = 0
-        try:
-            for chunk in iter_temp(source.key):
-                digest.update(chunk)
-                received += len(chunk)
-                yield chunk
-        except FileNotFoundError:
-            raise SourceMismatch(source, local_assembly.MISSING) from None
-        if received != source.size or digest.hexdigest() != source.sha256:
-            raise SourceMismatch(source, local_assembly.MISMATCH)
-        assembled += received
+        yield from checked_chunks(source)
+        assembled += source.size
         progress(assembled)
+
+
+def checked_chunks(source):
+    """Yield a source's bytes; ``SourceMismatch`` at the end unless they match its size
+    and sha256 (or when it is gone)."""
+    digest = hashlib.sha256()
+    received = 0
+    try:
+        for chunk in iter_temp(source.key):
+            digest.update(chunk)
+            received += len(chunk)
+            yield chunk
+    except FileNotFoundError:
+        raise SourceMismatch(source, local_assembly.MISSING) from None
+    if received != source.size or digest.hexdigest() != source.sha256:
+        raise SourceMismatch(source, local_assembly.MISMATCH)
 
 
 def can_copy_server_side(part_sizes):
@@ -163,55 +180,30 @@ def can_copy_server_side(part_sizes):
     the process: small parts are a client's choice, and refusing them on S3 would break
     the API's part-size contract (PORTAL_CHUNK_SIZE_MIN) for one backend.
     """
-    if _is_local(temp_storage()) or _is_local(final_storage()):
-        return False
-    if not settings.PORTAL_S3_COPY_ASSEMBLY:
+    if not copies_server_side():
         return False
     return len(part_sizes) <= s3.MAX_COPY_PARTS and all(
         size >= s3.MIN_COPY_PART for size in part_sizes[:-1]
     )
 
 
-def _copy_final(key, temp_keys, chunks, on_upload) -> StoredObject:
-    """S3: build the final object from the temp objects with UploadPartCopy (no byte of
-    the file goes through this process for the copy) while ``chunks`` (the same bytes,
-    read and checked) are hashed and counted here.
+def copies_parts(chunk_size, total_parts):
+    """``can_copy_server_side`` for a session's parts, all ``chunk_size`` but the last."""
+    if not copies_server_side() or total_parts > s3.MAX_COPY_PARTS:
+        return False
+    return total_parts == 1 or chunk_size >= s3.MIN_COPY_PART
 
-    ``on_upload(upload_id)`` is told the multipart upload before anything is copied (so
-    a crash leaves a recorded id that cleanup can abort). On any failure the upload is
-    aborted before the exception propagates; the object only appears once complete.
-    """
-    temp, final = temp_storage(), final_storage()
-    client = final.connection.meta.client
-    dest = s3.full_key(final, key)
-    with backend_faults(final):
-        upload_id = client.create_multipart_upload(Bucket=final.bucket_name, Key=dest)["UploadId"]
-    reader = HashingReader(chunks)
-    try:
-        if on_upload is not None:
-            on_upload(upload_id)
-        sources = [(temp.bucket_name, s3.full_key(temp, key_)) for key_ in temp_keys]
-        with backend_faults(final, reader):
-            parts = s3.copy_assemble(client, final.bucket_name, dest, upload_id, sources, reader)
-            client.complete_multipart_upload(
-                Bucket=final.bucket_name,
-                Key=dest,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
-    except BaseException:
-        abort_multipart_upload(upload_id, key)
-        raise
-    return StoredObject(key=key, size=reader.size, sha256=reader.hexdigest())
+
+def copies_server_side():
+    """Both storages on S3 and ``PORTAL_S3_COPY_ASSEMBLY`` on."""
+    if _is_local(temp_storage()) or _is_local(final_storage()):
+        return False
+    return bool(settings.PORTAL_S3_COPY_ASSEMBLY)
 
 
 def abort_multipart_upload(upload_id, key):
     """Give up a multipart upload of the final storage (best effort: cleanup retries)."""
-    final = final_storage()
-    with contextlib.suppress(Exception):
-        final.connection.meta.client.abort_multipart_upload(
-            Bucket=final.bucket_name, Key=s3.full_key(final, key), UploadId=upload_id
-        )
+    s3_assembly.abort(upload_id, key)
 
 
 def stale_multipart_uploads(*, older_than):
@@ -231,7 +223,15 @@ def stale_multipart_uploads(*, older_than):
 
 def iter_temp(key, chunk_size=READ_CHUNK_BYTES) -> Iterator[bytes]:
     """Yield a temp object's bytes in chunks; ``FileNotFoundError`` if it is gone."""
-    return _iter_object(temp_storage(), key, chunk_size)
+    return iter_object(temp_storage(), key, chunk_size)
+
+
+def hash_temp(key, *digests):
+    """Feed a temp object's bytes to each of ``digests``; ``FileNotFoundError`` if it is
+    gone."""
+    for chunk in iter_temp(key):
+        for digest in digests:
+            digest.update(chunk)
 
 
 def delete_temp(keys: Iterable[str]) -> DeleteResult:
@@ -282,49 +282,6 @@ def free_bytes(name):
         return local.free_bytes(storage.location)
 
 
-def _is_local(storage):
-    return isinstance(storage, FileSystemStorage)
-
-
-@contextlib.contextmanager
-def backend_faults(storage, reader=None):
-    """Turn a failing backend's errors into ``StorageUnavailable``.
-
-    A missing object stays ``FileNotFoundError`` (the caller decides what that means),
-    except when a local root is gone: that is an outage, not a missing object. Errors of
-    the stream being stored (``reader``: ``TooLarge``, a client that disconnects, a part
-    that fails its check) pass unchanged, however the backend wrapped them.
-    """
-    try:
-        yield
-    except BaseException as exc:
-        source_error = reader.source_error if reader is not None else None
-        if source_error is not None and exc is not source_error:
-            raise source_error from None
-        unavailable = None if source_error is not None else _as_unavailable(storage, exc)
-        if unavailable is None:
-            raise
-        raise unavailable from exc
-
-
-def _as_unavailable(storage, exc):
-    """The ``StorageUnavailable`` that ``exc`` means, or None when it is no outage."""
-    from boto3.exceptions import Boto3Error
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    if isinstance(exc, StorageRootMissing):
-        return StorageUnavailable(f"{exc.filename}: {ROOT_MISSING_REASON}")
-    if isinstance(exc, FileNotFoundError):
-        if _is_local(storage) and not os.path.isdir(storage.location):
-            return StorageUnavailable(f"{storage.location}: {ROOT_MISSING_REASON}")
-        return None
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFull(s3.describe(exc))
-    if isinstance(exc, OSError | BotoCoreError | ClientError | Boto3Error):
-        return StorageUnavailable(s3.describe(exc))
-    return None
-
-
 def _save_stream(storage, key, reader: HashingReader) -> StoredObject:
     try:
         with backend_faults(storage, reader):
@@ -334,29 +291,6 @@ def _save_stream(storage, key, reader: HashingReader) -> StoredObject:
             _delete_many(storage, [key])
         raise
     return StoredObject(key=saved, size=reader.size, sha256=reader.hexdigest())
-
-
-def _iter_object(storage, key, chunk_size):
-    with backend_faults(storage):
-        yield from _read_object(storage, key, chunk_size)
-
-
-def _read_object(storage, key, chunk_size):
-    if _is_local(storage):
-        with open(storage.path(key), "rb") as handle:
-            while chunk := handle.read(chunk_size):
-                yield chunk
-        return
-    client = storage.connection.meta.client
-    try:
-        response = client.get_object(Bucket=storage.bucket_name, Key=s3.full_key(storage, key))
-    except client.exceptions.NoSuchKey as exc:
-        raise FileNotFoundError(key) from exc
-    body = response["Body"]
-    try:
-        yield from body.iter_chunks(chunk_size)
-    finally:
-        body.close()
 
 
 def _delete_many(storage, keys):

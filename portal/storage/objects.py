@@ -9,6 +9,8 @@ class StoredObject:
     key: str
     size: int
     sha256: str
+    # The MD5 of the bytes, where S3 will later be asked to copy them (``Source.md5``).
+    md5: str = ""
 
 
 @dataclass
@@ -34,6 +36,9 @@ class Source:
     size: int
     sha256: str
     name: str  # how errors name it ("part 3")
+    # The MD5 of the bytes when they arrived: an S3 copy whose ETag (S3's MD5 of the copied
+    # bytes) says the same needs no read to check it. Blank: the copy is checked by reading.
+    md5: str = ""
 
 
 class SourceMismatch(Exception):

@@ -59,15 +59,15 @@ MAX_COPY_PARTS = 10_000
 # UploadPartCopy requests in flight at once: the copies run inside S3, the worker only
 # waits for them; 8 keep a 1 GiB file of 8 MiB parts busy without a burst of 128.
 COPY_THREADS = 8
-DRAIN_CHUNK = 1024 * 1024
 
 
-def copy_assemble(client, bucket, dest, upload_id, sources, drain):
-    """Copy ``sources`` (``(bucket, key)`` in part order) into the multipart upload, in a
-    small pool, while this thread reads ``drain`` to the end (the caller's check of every
-    byte); return the parts list ``complete_multipart_upload`` wants.
+def copy_assemble(client, bucket, dest, upload_id, sources, while_copying, copied):
+    """Copy ``sources`` (``(bucket, key)`` in part order) into the multipart upload in a
+    small pool; meanwhile run ``while_copying()`` in this thread, then ``copied(index,
+    etag)`` for each copy in part order as it completes; return the parts list
+    ``complete_multipart_upload`` wants.
 
-    Nothing is copied through this process. If ``drain`` raises, copies not yet started
+    Nothing is copied through this process. If a callback raises, copies not yet started
     are cancelled and the error propagates (the caller aborts the upload).
     """
     with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="portal-copy") as pool:
@@ -83,16 +83,40 @@ def copy_assemble(client, bucket, dest, upload_id, sources, drain):
             for number, (source_bucket, source_key) in enumerate(sources, 1)
         ]
         try:
-            while drain.read(DRAIN_CHUNK):
-                pass
+            while_copying()
+            parts = []
+            for index, future in enumerate(futures):
+                etag = _copied_etag(future, index)
+                copied(index, etag)
+                parts.append({"ETag": etag, "PartNumber": index + 1})
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
-        return [
-            {"ETag": future.result()["CopyPartResult"]["ETag"], "PartNumber": number}
-            for number, future in enumerate(futures, 1)
-        ]
+        return parts
+
+
+class CopySourceMissing(FileNotFoundError):
+    """The temp object of part ``index`` (0-based) was not there to copy."""
+
+    def __init__(self, index):
+        super().__init__(f"copy source {index} is missing")
+        self.index = index
+
+
+def _copied_etag(future, index):
+    from botocore.exceptions import ClientError
+
+    try:
+        return future.result()["CopyPartResult"]["ETag"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in MISSING_CODES:
+            raise CopySourceMissing(index) from exc
+        raise
+
+
+# What S3 (NoSuchKey) and emulators (a bare 404) answer for a copy of a missing object.
+MISSING_CODES = ("NoSuchKey", "404", "NotFound")
 
 
 def list_multipart_uploads(client, bucket, prefix):

@@ -16,17 +16,19 @@ class HashingReader:
     Reading more than ``limit`` bytes raises ``TooLarge`` before the excess is returned,
     so an over-long body is never stored. ``source_error`` keeps what went wrong on the
     reading side (the source's own error, or ``TooLarge``), so the storage adapter can tell
-    a failing stream from a failing backend whatever the backend wrapped it in.
+    a failing stream from a failing backend whatever the backend wrapped it in. ``also``:
+    more hashes (anything with ``update``) that see the same bytes.
     """
 
     closed = False
 
-    def __init__(self, source, limit=None):
+    def __init__(self, source, limit=None, also=()):
         self._read = source.read if hasattr(source, "read") else _IterReader(source).read
         self.limit = limit
         self.size = 0
         self.source_error = None
         self._sha = hashlib.sha256()
+        self._hashes = [self._sha, *also]
 
     def read(self, size=-1):
         if size is None or size < 0:
@@ -42,7 +44,8 @@ class HashingReader:
             self.source_error = TooLarge(f"more than {self.limit} bytes")
             raise self.source_error
         self.size += len(data)
-        self._sha.update(data)
+        for digest in self._hashes:
+            digest.update(data)
         return data
 
     def _fill(self, size):

@@ -18,7 +18,7 @@ from django.utils import timezone
 from portal import storage
 from portal.models import IngestFile, UploadPart, UploadSession
 from portal.observability import log_event
-from portal.services import guards
+from portal.services import filehash, guards
 from portal.services.errors import Conflict, Gone
 from portal.services.finalize import lease
 from portal.services.outbox import enqueue_file_uploaded
@@ -50,11 +50,11 @@ def ensure_complete(session, received):
 
 
 def part_rows(session_pk):
-    """(part_number, size_bytes, sha256, temp_key) of every part, in order."""
+    """(part_number, size_bytes, sha256, temp_key, md5) of every part, in order."""
     return list(
         UploadPart.objects.filter(session_id=session_pk)
         .order_by("part_number")
-        .values_list("part_number", "size_bytes", "sha256", "temp_key")
+        .values_list("part_number", "size_bytes", "sha256", "temp_key", "md5")
     )
 
 
@@ -84,14 +84,18 @@ def assemble(session_pk):
 
 
 def _build(session, parts):
-    """The final object, built by ``storage.assemble_final``; the lease is renewed and the
-    progress recorded after each part."""
+    """The final object, built by ``storage.assemble_final``, its sha256 continuing the hash
+    saved while the parts arrived; the lease is renewed and the progress recorded after
+    each part."""
     file = session.file
+    file_hash, hashed = filehash.for_assembly(session)
     try:
         return storage.assemble_final(
             _sources(parts),
             file_id=file.pk,
             now=file.created_at,
+            file_hash=file_hash,
+            hashed=hashed,
             progress=lease.progress_recorder(session.pk),
             on_upload=lambda upload_id: lease.record_upload(session.pk, upload_id),
         )
@@ -101,10 +105,10 @@ def _build(session, parts):
 
 def _sources(parts):
     sources = []
-    for number, size, sha256, temp_key in parts:
+    for number, size, sha256, temp_key, md5 in parts:
         if not temp_key:
             raise PartCorrupt(f"part {number} has no temp object any more")
-        sources.append(storage.Source(temp_key, size, sha256, name=f"part {number}"))
+        sources.append(storage.Source(temp_key, size, sha256, name=f"part {number}", md5=md5))
     return sources
 
 

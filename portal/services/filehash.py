@@ -1,0 +1,199 @@
+"""The whole file's sha256, computed while the parts arrive, so that an assembly S3 does by
+itself needs no read of the file by the worker.
+
+Where S3 builds the final object (``applies``: both storages on S3, parts large enough
+to be copied with UploadPartCopy), the worker's only reason to read the parts at
+finalize would be the file's sha256 (each copy is checked by its ETag, see
+``portal.storage.s3_assembly``). So the session keeps the hash state after its first
+``hashed_parts`` parts (``hash_state``: OpenSSL's SHA256_CTX, see
+``portal.storage.sha256state``). A part that arrives when it is the next one the hash
+needs is hashed on its way into storage (the same bytes, the same pass) and the new state
+is saved with the part, under the session's row lock (``chunks``). Parts that arrive
+early (a client uploading in parallel) are taken up once the parts before them are in, by
+the request that recorded a part: it reads them back (one GET each), checks each against
+its recorded sha256 and hashes it on (``catch_up``, bounded in bytes and time per
+request; finalize reads whatever is left). So the
+reads an assembly would need are spread over the upload, and finalize's time is S3's.
+Each catch-up step is one conditional UPDATE on ``hashed_parts``, so two requests
+catching up at once cannot both move it.
+
+On local disk nothing is saved: finalize copies in the kernel and hashes the parts from
+the page cache in two threads, and measured side by side (docs/upload-performance.md)
+hashing at upload instead cost the upload more than it saved finalize.
+
+Finalize (``for_assembly``) resumes the saved hash and reads only the parts after it. A
+state that cannot be resumed (OpenSSL missing, another machine's layout, a damaged row)
+is ignored: the parts are then read and hashed at finalize, as before.
+"""
+
+import hashlib
+import logging
+import time
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from portal import storage
+from portal.models import UploadPart, UploadSession
+from portal.storage.sha256state import AVAILABLE, ResumableSha256
+
+logger = logging.getLogger(__name__)
+
+# What one request catches up at most: bytes read back, and seconds (well inside the claim).
+CATCH_UP_BYTES = 128 * 1024 * 1024
+CATCH_UP_SECONDS = 15
+# How long a catch-up may hold the session before another request may take over (a worker
+# that died holding it).
+CLAIM_SECONDS = 60
+MOVED, RACED, STUCK = "moved", "raced", "stuck"
+
+
+def applies(session):
+    """Whether this session's file hash is saved: S3 will assemble its parts by itself."""
+    return storage.copies_parts(session.chunk_size_bytes, session.total_parts)
+
+
+def for_part(session, part_number):
+    """The hash to feed part ``part_number``'s bytes when the saved hash needs exactly that
+    part next, else None (always None where the hash is not saved)."""
+    if session.hashed_parts != part_number - 1 or not applies(session):
+        return None
+    if part_number == 1:
+        return ResumableSha256() if AVAILABLE else None
+    return _resume(session, session.hashed_parts)
+
+
+def saved_fields(locked, part_number, file_hash):
+    """The fields that save ``file_hash`` (fed part ``part_number``) on the session row
+    ``locked`` (held under its lock), when the saved hash still waits for that part."""
+    if file_hash is None or locked.hashed_parts != part_number - 1:
+        return {}
+    if file_hash.length != hashed_bytes(locked, part_number):
+        return {}
+    return {"hashed_parts": part_number, "hash_state": file_hash.state()}
+
+
+def catch_up(session_pk):
+    """Extend the saved hash over parts that arrived before their turn, within
+    ``CATCH_UP_BYTES`` and ``CATCH_UP_SECONDS`` (finalize reads whatever is left).
+
+    One request at a time does it (a claim on the session): a request that finds the claim
+    taken leaves its part to the holder, who looks again after letting go, so a part
+    recorded meanwhile is not left behind. Never raises: the caller's part is recorded
+    already, and what is not hashed here is read at finalize.
+    """
+    try:
+        _catch_up(session_pk, time.monotonic() + CATCH_UP_SECONDS)
+    except Exception:
+        logger.warning(
+            "catching up the file's hash failed; finalize will read the parts",
+            exc_info=True,
+            extra={"session_id": str(session_pk)},
+        )
+
+
+def _catch_up(session_pk, deadline):
+    read = 0
+    while read < CATCH_UP_BYTES and time.monotonic() < deadline and _next_part(session_pk):
+        claim = _claim(session_pk)
+        if claim is None:
+            return
+        try:
+            outcome = RACED
+            while outcome != STUCK and read < CATCH_UP_BYTES and time.monotonic() < deadline:
+                outcome, size = _hash_next_part(session_pk)
+                read += size
+                if outcome is None:
+                    break  # nothing waiting: let go, then look once more
+        finally:
+            _release(session_pk, claim)
+        if outcome == STUCK:
+            return
+
+
+def for_assembly(session):
+    """``(hash, parts it covers)`` for finalize: the saved hash, or ``(None, 0)``."""
+    if session.hashed_parts == 0:
+        return None, 0
+    resumed = _resume(session, session.hashed_parts)
+    return (resumed, session.hashed_parts) if resumed is not None else (None, 0)
+
+
+def hashed_bytes(session, parts):
+    """How many bytes the first ``parts`` parts hold."""
+    return min(parts * session.chunk_size_bytes, session.total_size_bytes)
+
+
+def _resume(session, parts):
+    return ResumableSha256.resume(session.hash_state, hashed_bytes(session, parts))
+
+
+def _next_part(session_pk):
+    """``(session, part number, temp key, sha256)`` of the part the saved hash needs next,
+    when the session is open and that part is in; else None."""
+    session = (
+        UploadSession.objects.filter(pk=session_pk, status__in=UploadSession.OPEN_STATUSES)
+        .only("hashed_parts", "hash_state", "chunk_size_bytes", "total_size_bytes", "total_parts")
+        .first()
+    )
+    if session is None or not applies(session):
+        return None
+    number = session.hashed_parts + 1
+    part = (
+        UploadPart.objects.filter(session_id=session_pk, part_number=number)
+        .exclude(temp_key="")
+        .values_list("temp_key", "sha256")
+        .first()
+    )
+    return (session, number, *part) if part else None
+
+
+def _hash_next_part(session_pk):
+    """Read back and hash the next part the saved hash needs: ``(outcome, bytes read)``,
+    the outcome None when that part is not in, ``MOVED`` when the hash moved on,
+    ``RACED`` when another request moved it first, ``STUCK`` when the part cannot be
+    hashed here (gone, changed, storage down: finalize reads or fails it)."""
+    found = _next_part(session_pk)
+    if found is None:
+        return None, 0
+    session, number, temp_key, part_sha256 = found
+    file_hash = for_part(session, number)
+    if file_hash is None:
+        return STUCK, 0
+    part_hash = hashlib.sha256()
+    try:
+        storage.hash_temp(temp_key, file_hash, part_hash)
+    except (FileNotFoundError, storage.StorageUnavailable):
+        return STUCK, 0
+    read = file_hash.length - hashed_bytes(session, number - 1)
+    fields = saved_fields(session, number, file_hash)
+    if not fields or part_hash.hexdigest() != part_sha256:
+        return STUCK, read
+    with transaction.atomic():
+        moved = UploadSession.objects.filter(
+            pk=session_pk, hashed_parts=number - 1, status__in=UploadSession.OPEN_STATUSES
+        ).update(**fields)
+    return (MOVED if moved else RACED), read
+
+
+def _claim(session_pk):
+    """Take the session's catch-up claim: its token (the time it runs out), or None."""
+    now = timezone.now()
+    until = now + timedelta(seconds=CLAIM_SECONDS)
+    with transaction.atomic():
+        taken = (
+            UploadSession.objects.filter(pk=session_pk)
+            .filter(Q(hash_claimed_until__isnull=True) | Q(hash_claimed_until__lt=now))
+            .update(hash_claimed_until=until)
+        )
+    return until if taken else None
+
+
+def _release(session_pk, claim):
+    """Let go of the claim, unless it ran out and another request holds it now."""
+    with transaction.atomic():
+        UploadSession.objects.filter(pk=session_pk, hash_claimed_until=claim).update(
+            hash_claimed_until=None
+        )

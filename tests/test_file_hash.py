@@ -1,0 +1,389 @@
+"""The whole-file sha256 saved while the parts arrive where S3 assembles the file: the
+resumable hash itself, what uploads in and out of order save, and finalize continuing it
+instead of reading the parts."""
+
+import hashlib
+import os
+import random
+import threading
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
+
+from portal import storage
+from portal.models import UploadSession
+from portal.services import filehash
+from portal.storage import sha256state
+from portal.storage.sha256state import ResumableSha256
+from tests.api_helpers import Api, error_code, make_token, sha256
+from tests.conftest import apply_storage
+
+MIB = 1024 * 1024
+CHUNK = 5 * MIB  # the smallest part S3 copies: the S3 runs take the copy path
+
+
+@given(st.binary(max_size=3000), st.lists(st.integers(0, 3000), max_size=6))
+def test_a_state_saved_anywhere_resumes_to_hashlibs_digest(data, cuts):
+    digest, done = ResumableSha256(), 0
+    for cut in sorted(min(cut, len(data)) for cut in cuts):
+        digest.update(data[done:cut])
+        digest = ResumableSha256.resume(digest.state(), cut)
+        done = cut
+    digest.update(bytearray(data[done:]))
+    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert digest.length == len(data)
+
+
+def test_it_takes_bytes_writable_views_and_read_only_views():
+    data = os.urandom(3 * MIB + 7)
+    digest = ResumableSha256()
+    digest.update(memoryview(bytearray(data[:MIB])))  # no copy
+    digest.update(memoryview(data)[MIB : 2 * MIB])  # read-only: copied first
+    digest.update(data[2 * MIB :])
+    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["none", "short", "long", "other count", "zeroed", "garbage"],
+)
+def test_a_state_that_does_not_fit_its_byte_count_is_refused(damage):
+    digest = ResumableSha256()
+    digest.update(b"x" * 1000)
+    state = {
+        "none": None,
+        "short": digest.state()[:-1],
+        "long": digest.state() + b"\0",
+        "other count": digest.state(),
+        "zeroed": bytes(sha256state.STATE_BYTES),
+        "garbage": os.urandom(sha256state.STATE_BYTES),
+    }[damage]
+    assert ResumableSha256.resume(state, 999 if damage == "other count" else 1000) is None
+    assert ResumableSha256.resume(digest.state(), 1000) is not None
+
+
+@pytest.fixture
+def api(client, user, settings, data_dir, moto_s3):
+    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=moto_s3.new_bucket())
+    settings.PORTAL_CHUNK_SIZE_MAX = 16 * MIB
+    return Api(client, make_token(user))
+
+
+def saved(session_id):
+    """(parts the saved hash covers, its digest if they were the whole file)."""
+    row = UploadSession.objects.get(pk=session_id)
+    resumed = ResumableSha256.resume(row.hash_state, filehash.hashed_bytes(row, row.hashed_parts))
+    return row.hashed_parts, resumed.hexdigest() if resumed else None
+
+
+def test_parts_in_order_save_the_file_hash_and_replays_change_nothing(api):
+    data = os.urandom(3 * CHUNK - 123)
+    parts = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
+    session = api.start(data, CHUNK)["id"]
+
+    api.put(session, 1, parts[0])
+    assert saved(session) == (1, sha256(parts[0]))
+    assert api.put(session, 1, parts[0]).status_code == 200  # a replay
+    other = bytes(len(parts[0]))
+    assert error_code(api.put(session, 1, other)) == "part_conflict"
+    assert saved(session) == (1, sha256(parts[0]))
+    api.put(session, 2, parts[1])
+    api.put(session, 3, parts[2])
+
+    assert saved(session) == (3, sha256(data))
+
+
+def test_parts_out_of_order_are_caught_up_by_the_request_that_completes_a_run(api):
+    data = os.urandom(4 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK, order=[2, 3])
+    assert saved(session) == (0, None)
+
+    # Part 1: hashed on its way in, then parts 2 and 3 read back and hashed on.
+    api.upload(session, data, CHUNK, order=[1])
+    assert saved(session) == (3, sha256(data[: 3 * CHUNK]))
+    api.upload(session, data, CHUNK, order=[4])
+    response = api.finalize(session)
+    assert response.json()["file"]["sha256"] == sha256(data)
+
+
+def test_finalize_continues_the_saved_hash_instead_of_reading_the_parts_for_it(api):
+    """The saved state is what finalize uses: put one of other bytes in its place, and
+    the file is reported with that hash (the parts' own checks still pass)."""
+    data = os.urandom(2 * CHUNK + 5)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK)
+    decoy = ResumableSha256()
+    decoy.update(bytes(len(data)))
+    UploadSession.objects.filter(pk=session).update(hash_state=decoy.state())
+
+    response = api.finalize(session)
+
+    assert response.json()["file"]["sha256"] == sha256(bytes(len(data)))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "missing", "openssl unavailable"])
+def test_without_a_usable_saved_hash_finalize_hashes_the_file_itself(api, monkeypatch, damage):
+    data = os.urandom(2 * CHUNK + 5)
+    if damage == "openssl unavailable":  # cannot be uninstalled for a test
+        monkeypatch.setattr(filehash, "AVAILABLE", False)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK)
+    if damage == "garbage":
+        UploadSession.objects.filter(pk=session).update(hash_state=os.urandom(112))
+    elif damage == "missing":  # a session from before the hash was saved
+        UploadSession.objects.filter(pk=session).update(hash_state=None, hashed_parts=0)
+    else:
+        assert saved(session) == (0, None)
+
+    response = api.finalize(session)
+
+    assert response.json()["file"]["sha256"] == sha256(data)
+
+
+class GetCounter:
+    """Counts the GetObject requests of the process's S3 client (the worker's reads)."""
+
+    def __init__(self):
+        self.client = storage.temp_storage().connection.meta.client
+        self.count = 0
+
+    def __call__(self, **kwargs):
+        self.count += 1
+
+    def __enter__(self):
+        self.client.meta.events.register("before-call.s3.GetObject", self)
+        return self
+
+    def __exit__(self, *exc):
+        self.client.meta.events.unregister("before-call.s3.GetObject", self)
+
+
+@pytest.mark.parametrize(
+    ("order", "forget_md5", "reads"),
+    [
+        ([1, 2, 3], False, 0),  # hashed as they came, copies checked by ETag
+        ([2, 3, 1], False, 0),  # parts 2 and 3 caught up when part 1 came
+        ([2, 1, 3], False, 2),  # nothing caught up: the hash needs parts 2 and 3
+        ([1, 2, 3], True, 3),  # parts received without an MD5: each copy read once
+    ],
+)
+def test_s3_finalize_reads_only_what_the_saved_hash_and_the_etags_do_not_cover(
+    api, monkeypatch, order, forget_md5, reads
+):
+    from portal.models import UploadPart
+
+    if order == [2, 1, 3]:
+        monkeypatch.setattr(filehash, "CATCH_UP_BYTES", 0)
+    data = os.urandom(3 * CHUNK - 1)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK, order=order)
+    if forget_md5:
+        UploadPart.objects.update(md5="")
+
+    with GetCounter() as gets:
+        response = api.finalize(session)
+
+    assert response.json()["file"]["sha256"] == sha256(data)
+    assert gets.count == reads
+
+
+def test_s3_a_part_changed_after_it_was_hashed_still_fails_the_session(api, moto_s3):
+    from portal.models import UploadPart
+
+    data = os.urandom(2 * CHUNK + 1)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK)
+    assert saved(session)[0] == 3
+    part = UploadPart.objects.get(part_number=2)
+    bucket = storage.temp_storage().bucket_name
+    moto_s3.client().put_object(Bucket=bucket, Key=f"temp/{part.temp_key}", Body=os.urandom(CHUNK))
+
+    response = api.finalize(session)
+
+    assert (response.status_code, error_code(response)) == (410, "part_corrupt")
+    assert "part 2" in UploadSession.objects.get().failure_reason
+
+
+def test_a_request_catches_up_a_bounded_number_of_bytes(api, monkeypatch):
+    monkeypatch.setattr(filehash, "CATCH_UP_BYTES", 2 * CHUNK)
+    data = os.urandom(5 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK, order=[2, 3, 4, 5, 1])
+
+    assert saved(session) == (3, sha256(data[: 3 * CHUNK]))  # part 1, then two caught up
+    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
+
+
+def test_one_request_catches_up_at_a_time_and_a_dead_holders_claim_runs_out(api):
+    data = os.urandom(3 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK, order=[2, 3])
+    held_until = timezone.now() + timedelta(seconds=filehash.CLAIM_SECONDS)
+    UploadSession.objects.filter(pk=session).update(hash_claimed_until=held_until)
+
+    api.upload(session, data, CHUNK, order=[1])
+    assert saved(session) == (1, sha256(data[:CHUNK]))  # 2 and 3 left to the holder
+
+    with time_machine.travel(held_until + timedelta(seconds=1)):
+        filehash.catch_up(session)  # the holder died: the claim ran out
+    assert saved(session) == (3, sha256(data))
+    assert UploadSession.objects.get(pk=session).hash_claimed_until is None
+
+
+def test_a_part_missing_from_s3_fails_the_session_though_nothing_is_read(api, moto_s3):
+    """All hashed on arrival: finalize reads nothing, so a temp object that is gone shows
+    as a failed copy, and that is a corrupt part (410), not an outage to retry forever."""
+    from portal.models import UploadPart
+
+    data = os.urandom(2 * CHUNK + 1)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK)
+    part = UploadPart.objects.get(part_number=2)
+    storage.delete_temp([part.temp_key])
+
+    response = api.finalize(session)
+
+    assert (response.status_code, error_code(response)) == (410, "part_corrupt")
+    row = UploadSession.objects.get()
+    assert row.status == "failed" and "part 2 is missing" in row.failure_reason
+    bucket = storage.final_storage().bucket_name
+    assert moto_s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_a_part_changed_before_its_catch_up_is_not_hashed_and_fails_at_finalize(api, moto_s3):
+    from portal.models import UploadPart
+
+    data = os.urandom(3 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK, order=[2, 3])
+    part = UploadPart.objects.get(part_number=2)
+    bucket = storage.temp_storage().bucket_name
+    moto_s3.client().put_object(Bucket=bucket, Key=f"temp/{part.temp_key}", Body=bytes(CHUNK))
+
+    api.upload(session, data, CHUNK, order=[1])
+
+    assert saved(session) == (1, sha256(data[:CHUNK]))  # part 2 failed its check
+    response = api.finalize(session)
+    assert (response.status_code, error_code(response)) == (410, "part_corrupt")
+
+
+def test_a_failing_catch_up_does_not_fail_the_recorded_part(api, monkeypatch, caplog):
+    from django.db import OperationalError
+
+    def locked(session_pk):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(filehash, "_claim", locked)  # a database failure cannot be staged
+    data = os.urandom(2 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK, order=[2])
+
+    assert api.put(session, 1, data[:CHUNK]).status_code == 201
+    assert saved(session) == (1, sha256(data[:CHUNK]))
+    assert "catching up the file's hash failed" in caplog.text
+    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
+
+
+def test_s3_assembly_reports_progress_after_every_part_it_reads_or_copies(api, monkeypatch):
+    """Progress is also the assembly's lease: it must come after each part, even while
+    parts the saved hash covers are read because their ETags did not match."""
+    from portal.models import UploadPart
+    from portal.services.finalize.assembly import _sources, part_rows
+
+    monkeypatch.setattr(filehash, "CATCH_UP_BYTES", 0)
+    data = os.urandom(4 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK, order=[1, 2, 4, 3])  # 4 came early: hashed through 3
+    UploadPart.objects.update(md5="")  # every copy is checked by reading it
+    row = UploadSession.objects.get(pk=session)
+    file_hash, hashed = filehash.for_assembly(row)
+    assert hashed == 3
+    reported = []
+
+    stored = storage.assemble_final(
+        _sources(part_rows(session)),
+        file_id=row.file_id,
+        progress=reported.append,
+        file_hash=file_hash,
+        hashed=hashed,
+    )
+
+    assert stored.sha256 == sha256(data)
+    assert len(reported) == 1 + 4  # part 4 read for the hash, then four copies read
+    assert reported == sorted(reported) and reported[-1] == len(data)
+
+
+@pytest.mark.parametrize("where", ["local", "small parts", "copy off"])
+def test_where_the_worker_assembles_nothing_is_saved(
+    client, user, settings, data_dir, moto_s3, where
+):
+    """Local disk, parts S3 cannot copy, or copying turned off: finalize reads the parts
+    anyway, so no hash state or MD5 is kept while they arrive."""
+    from portal.models import UploadPart
+
+    if where == "local":
+        apply_storage(settings, "local", data_dir)
+    else:
+        apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=moto_s3.new_bucket())
+    settings.PORTAL_CHUNK_SIZE_MAX = 16 * MIB
+    settings.PORTAL_S3_COPY_ASSEMBLY = where != "copy off"
+    chunk = 64 * 1024 if where == "small parts" else CHUNK
+    data = os.urandom(2 * chunk + 3)
+    api = Api(client, make_token(user))
+    session = api.start(data, chunk)["id"]
+    api.upload(session, data, chunk, order=[2, 1, 3])
+
+    assert saved(session) == (0, None)
+    assert set(UploadPart.objects.values_list("md5", flat=True)) == {""}
+    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_uploads_end_with_the_whole_hash_saved(
+    postgres_only, user, settings, data_dir, moto_s3, monkeypatch
+):
+    """Four clients, parts in shuffled order: every part is hashed once into the saved
+    state, whoever catches up (one at a time, the claim; the conditional UPDATE keeps
+    two from moving it twice)."""
+    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=moto_s3.new_bucket())
+    settings.PORTAL_CHUNK_SIZE_MAX = 16 * MIB
+    monkeypatch.setattr(filehash, "CATCH_UP_BYTES", 1 << 40)
+    data = os.urandom(11 * CHUNK + 99)
+    token = make_token(user)
+    session = Api(Client(), token).start(data, CHUNK)["id"]
+    numbers = list(range(1, 13))
+    random.Random(5).shuffle(numbers)
+    barrier = threading.Barrier(4)
+    statuses, errors = [], []
+
+    def put(mine):
+        try:
+            api = Api(Client(), token)
+            barrier.wait()
+            for number in mine:
+                body = data[(number - 1) * CHUNK : number * CHUNK]
+                statuses.append(api.put(session, number, body).status_code)
+        except Exception as exc:  # reported below: a thread's exception is otherwise lost
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=put, args=(numbers[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == [] and statuses == [201] * 12
+    assert saved(session) == (12, sha256(data))
+    with GetCounter() as gets:
+        response = Api(Client(), token).finalize(session)
+    assert response.json()["file"]["sha256"] == sha256(data)
+    assert gets.count == 0
