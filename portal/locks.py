@@ -5,7 +5,8 @@ PostgreSQL: a session-level advisory lock on the process's ``default`` connectio
 (the server drops the session); a connection that broke while the lock was held is
 closed, since its session, and with it the lock, is gone already. SQLite (one host by
 nature): an ``flock`` on a file under ``PORTAL_DATA_DIR/locks``, released by the kernel when
-the process dies. Used for the single cleanup run and for one finalize per session.
+the process dies, the file removed by the holder when it lets go. Used for the single
+cleanup run and for one finalize per session.
 """
 
 import contextlib
@@ -60,15 +61,42 @@ def _postgres_lock(connection, name):
 
 @contextlib.contextmanager
 def _file_lock(name):
+    """``flock`` on a file per name, which its holder removes on release (one file per
+    finalized session would otherwise pile up); a holder killed outright leaves it for
+    the next one to reuse and remove."""
     directory = Path(settings.PORTAL_DATA_DIR) / "locks"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / (hashlib.sha256(name.encode()).hexdigest()[:32] + ".lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _locked_file(path, name)
     try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _locked_file(path, name, attempts=100):
+    """Open and lock ``path``. A file opened just before its holder removed it can be
+    locked too, but the path names another file by then (or none): the lock must be
+    taken again on what the path names now, or two processes would both hold it."""
+    for _ in range(attempts):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
             raise LockBusy(name) from None
-        yield
-    finally:
+        if _names(path, fd):
+            return fd
         os.close(fd)
+    raise LockBusy(name)
+
+
+def _names(path, fd):
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)

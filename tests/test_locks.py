@@ -1,5 +1,6 @@
 """Named locks: one holder across processes, released when the holder dies."""
 
+import os
 import signal
 import time
 
@@ -31,3 +32,37 @@ def test_lock_is_reentrant_after_release(transactional_db, portal_storage):
         pass
     with locks.hold("x"):
         pass
+
+
+def test_a_file_lock_leaves_no_file_behind(transactional_db, settings, tmp_path):
+    """One lock per finalized session: on SQLite the files must not pile up."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("file locks are SQLite's; PostgreSQL takes advisory locks")
+    settings.PORTAL_DATA_DIR = str(tmp_path)
+    with locks.hold("finalize:1"):
+        assert len(list((tmp_path / "locks").iterdir())) == 1
+        with pytest.raises(locks.LockBusy), locks.hold("finalize:1"):
+            pass
+    assert list((tmp_path / "locks").iterdir()) == []
+    with locks.hold("finalize:1"):
+        pass
+
+
+def test_a_lock_file_removed_by_its_last_holder_is_not_trusted(tmp_path):
+    """A process that opened the file just before its holder removed it locks a file no
+    path names: it must lock what the path names now instead."""
+    path = tmp_path / "x.lock"
+    path.touch()
+    stale = os.open(path, os.O_RDWR)
+    path.unlink()  # the holder let go
+    try:
+        assert not locks._names(path, stale)
+        fresh = locks._locked_file(path, "x")
+        assert locks._names(path, fresh)
+        with pytest.raises(locks.LockBusy):
+            locks._locked_file(path, "x")
+        os.close(fresh)
+    finally:
+        os.close(stale)

@@ -86,8 +86,9 @@ def receive_part(owner, session_id, part_number, stream, content_length):
     finally:
         if not keep:
             storage.delete_temp([stored.key])
-    if receipt.created and filehash.applies(session):
-        filehash.catch_up(session.pk)
+    if receipt.created:
+        if filehash.applies(session):
+            filehash.catch_up(session.pk)
         log_event(
             logger,
             "part.received",
