@@ -237,6 +237,24 @@ def test_one_request_catches_up_at_a_time_and_a_dead_holders_claim_runs_out(api)
     assert UploadSession.objects.get(pk=session).hash_claimed_until is None
 
 
+def test_a_part_that_breaks_off_or_runs_long_saves_nothing_and_its_retry_does(api, user):
+    import io
+
+    from portal.services import chunks
+    from portal.services.errors import BadRequest, TooLarge
+
+    data = os.urandom(2 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    with pytest.raises(BadRequest):  # the body ends early, no error from the stream
+        chunks.receive_part(user, session, 1, io.BytesIO(data[: CHUNK // 2]), str(CHUNK))
+    with pytest.raises(TooLarge):  # more bytes than Content-Length said
+        chunks.receive_part(user, session, 1, io.BytesIO(data[:CHUNK] + b"!"), str(CHUNK))
+    assert saved(session) == (0, None)
+
+    api.upload(session, data, CHUNK)
+    assert saved(session) == (2, sha256(data))
+
+
 def test_a_part_missing_from_s3_fails_the_session_though_nothing_is_read(api, moto_s3):
     """All hashed on arrival: finalize reads nothing, so a temp object that is gone shows
     as a failed copy, and that is a corrupt part (410), not an outage to retry forever."""
