@@ -1,8 +1,7 @@
-"""The whole-file sha256 saved while the parts arrive where S3 assembles the file: the
-resumable hash itself, what uploads in and out of order save, and finalize continuing it
-instead of reading the parts."""
+"""The whole-file sha256 saved while the parts arrive where S3 assembles the file: what
+uploads in and out of order save, and finalize continuing it instead of reading the
+parts (the resumable hash itself: test_sha256state.py)."""
 
-import hashlib
 import os
 import random
 import threading
@@ -13,59 +12,16 @@ import time_machine
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
-from hypothesis import given
-from hypothesis import strategies as st
 
 from portal import storage
 from portal.models import UploadSession
 from portal.services import filehash
-from portal.storage import sha256state
 from portal.storage.sha256state import ResumableSha256
 from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.conftest import apply_storage
 
 MIB = 1024 * 1024
 CHUNK = 5 * MIB  # the smallest part S3 copies: the S3 runs take the copy path
-
-
-@given(st.binary(max_size=3000), st.lists(st.integers(0, 3000), max_size=6))
-def test_a_state_saved_anywhere_resumes_to_hashlibs_digest(data, cuts):
-    digest, done = ResumableSha256(), 0
-    for cut in sorted(min(cut, len(data)) for cut in cuts):
-        digest.update(data[done:cut])
-        digest = ResumableSha256.resume(digest.state(), cut)
-        done = cut
-    digest.update(bytearray(data[done:]))
-    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
-    assert digest.length == len(data)
-
-
-def test_it_takes_bytes_writable_views_and_read_only_views():
-    data = os.urandom(3 * MIB + 7)
-    digest = ResumableSha256()
-    digest.update(memoryview(bytearray(data[:MIB])))  # no copy
-    digest.update(memoryview(data)[MIB : 2 * MIB])  # read-only: copied first
-    digest.update(data[2 * MIB :])
-    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
-
-
-@pytest.mark.parametrize(
-    "damage",
-    ["none", "short", "long", "other count", "zeroed", "garbage"],
-)
-def test_a_state_that_does_not_fit_its_byte_count_is_refused(damage):
-    digest = ResumableSha256()
-    digest.update(b"x" * 1000)
-    state = {
-        "none": None,
-        "short": digest.state()[:-1],
-        "long": digest.state() + b"\0",
-        "other count": digest.state(),
-        "zeroed": bytes(sha256state.STATE_BYTES),
-        "garbage": os.urandom(sha256state.STATE_BYTES),
-    }[damage]
-    assert ResumableSha256.resume(state, 999 if damage == "other count" else 1000) is None
-    assert ResumableSha256.resume(digest.state(), 1000) is not None
 
 
 @pytest.fixture
