@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from portal import storage
-from portal.models import UploadSession
+from portal.models import UploadPart, UploadSession
 from portal.services import filehash
 from portal.storage.sha256state import ResumableSha256
 from tests.api_helpers import Api, error_code, make_token, sha256
@@ -133,8 +133,6 @@ class GetCounter:
 def test_s3_finalize_reads_only_what_the_saved_hash_and_the_etags_do_not_cover(
     api, monkeypatch, order, forget_md5, reads
 ):
-    from portal.models import UploadPart
-
     if order == [2, 1, 3]:
         monkeypatch.setattr(filehash, "CATCH_UP_BYTES", 0)
     data = os.urandom(3 * CHUNK - 1)
@@ -151,8 +149,6 @@ def test_s3_finalize_reads_only_what_the_saved_hash_and_the_etags_do_not_cover(
 
 
 def test_s3_a_part_changed_after_it_was_hashed_still_fails_the_session(api, moto_s3):
-    from portal.models import UploadPart
-
     data = os.urandom(2 * CHUNK + 1)
     session = api.start(data, CHUNK)["id"]
     api.upload(session, data, CHUNK)
@@ -214,8 +210,6 @@ def test_a_part_that_breaks_off_or_runs_long_saves_nothing_and_its_retry_does(ap
 def test_a_part_missing_from_s3_fails_the_session_though_nothing_is_read(api, moto_s3):
     """All hashed on arrival: finalize reads nothing, so a temp object that is gone shows
     as a failed copy, and that is a corrupt part (410), not an outage to retry forever."""
-    from portal.models import UploadPart
-
     data = os.urandom(2 * CHUNK + 1)
     session = api.start(data, CHUNK)["id"]
     api.upload(session, data, CHUNK)
@@ -232,8 +226,6 @@ def test_a_part_missing_from_s3_fails_the_session_though_nothing_is_read(api, mo
 
 
 def test_a_part_changed_before_its_catch_up_is_not_hashed_and_fails_at_finalize(api, moto_s3):
-    from portal.models import UploadPart
-
     data = os.urandom(3 * CHUNK)
     session = api.start(data, CHUNK)["id"]
     api.upload(session, data, CHUNK, order=[2, 3])
@@ -268,7 +260,6 @@ def test_a_failing_catch_up_does_not_fail_the_recorded_part(api, monkeypatch, ca
 def test_s3_assembly_reports_progress_after_every_part_it_reads_or_copies(api, monkeypatch):
     """Progress is also the assembly's lease: it must come after each part, even while
     parts the saved hash covers are read because their ETags did not match."""
-    from portal.models import UploadPart
     from portal.services.finalize.assembly import _sources, part_rows
 
     monkeypatch.setattr(filehash, "CATCH_UP_BYTES", 0)
@@ -300,8 +291,6 @@ def test_where_the_worker_assembles_nothing_is_saved(
 ):
     """Local disk, parts S3 cannot copy, or copying turned off: finalize reads the parts
     anyway, so no hash state or MD5 is kept while they arrive."""
-    from portal.models import UploadPart
-
     if where == "local":
         apply_storage(settings, "local", data_dir)
     else:

@@ -55,6 +55,7 @@ def receive_part(owner, session_id, part_number, stream, content_length):
     expected = _expected_size(session, part_number, content_length)
     context = {"session_id": str(session.pk), "part_number": part_number}
     file_hash = filehash.for_part(session, part_number)
+    hash_saved = filehash.applies(session)
     try:
         with storage_faults("storing a part", **context):
             guards.ensure_room("temp", expected)
@@ -64,7 +65,7 @@ def receive_part(owner, session_id, part_number, stream, content_length):
                 part_number=part_number,
                 max_bytes=expected,
                 file_hash=file_hash,
-                for_copy=filehash.applies(session),
+                for_copy=hash_saved,
             )
     except ClientDisconnected as exc:
         raise BadRequest(
@@ -87,7 +88,7 @@ def receive_part(owner, session_id, part_number, stream, content_length):
         if not keep:
             storage.delete_temp([stored.key])
     if receipt.created:
-        if filehash.applies(session):
+        if hash_saved:
             filehash.catch_up(session.pk)
         log_event(
             logger,

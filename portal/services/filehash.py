@@ -26,7 +26,6 @@ state that cannot be resumed (OpenSSL missing, another machine's layout, a damag
 is ignored: the parts are then read and hashed at finalize, as before.
 """
 
-import hashlib
 import logging
 import time
 from datetime import timedelta
@@ -131,23 +130,23 @@ def _resume(session, parts):
 
 
 def _next_part(session_pk):
-    """``(session, part number, temp key, sha256)`` of the part the saved hash needs next,
-    when the session is open and that part is in; else None."""
+    """``(session, part number, Source)`` of the part the saved hash needs next, when the
+    session is open and that part is in; else None."""
     session = (
         UploadSession.objects.filter(pk=session_pk, status__in=UploadSession.OPEN_STATUSES)
         .only("hashed_parts", "hash_state", "chunk_size_bytes", "total_size_bytes", "total_parts")
         .first()
     )
-    if session is None or not applies(session):
+    if session is None:
         return None
     number = session.hashed_parts + 1
     part = (
         UploadPart.objects.filter(session_id=session_pk, part_number=number)
         .exclude(temp_key="")
-        .values_list("temp_key", "sha256")
+        .values_list("temp_key", "size_bytes", "sha256")
         .first()
     )
-    return (session, number, *part) if part else None
+    return (session, number, storage.Source(*part, name=f"part {number}")) if part else None
 
 
 def _hash_next_part(session_pk):
@@ -158,24 +157,23 @@ def _hash_next_part(session_pk):
     found = _next_part(session_pk)
     if found is None:
         return None, 0
-    session, number, temp_key, part_sha256 = found
+    session, number, source = found
     file_hash = for_part(session, number)
     if file_hash is None:
         return STUCK, 0
-    part_hash = hashlib.sha256()
     try:
-        storage.hash_temp(temp_key, file_hash, part_hash)
-    except (FileNotFoundError, storage.StorageUnavailable):
-        return STUCK, 0
-    read = file_hash.length - hashed_bytes(session, number - 1)
+        for chunk in storage.checked_chunks(source):
+            file_hash.update(chunk)
+    except (storage.SourceMismatch, storage.StorageUnavailable):
+        return STUCK, source.size
     fields = saved_fields(session, number, file_hash)
-    if not fields or part_hash.hexdigest() != part_sha256:
-        return STUCK, read
+    if not fields:
+        return STUCK, source.size
     with transaction.atomic():
         moved = UploadSession.objects.filter(
             pk=session_pk, hashed_parts=number - 1, status__in=UploadSession.OPEN_STATUSES
         ).update(**fields)
-    return (MOVED if moved else RACED), read
+    return (MOVED if moved else RACED), source.size
 
 
 def _claim(session_pk):

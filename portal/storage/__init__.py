@@ -173,22 +173,19 @@ def checked_chunks(source):
 
 
 def can_copy_server_side(part_sizes):
-    """True when S3 can build the final object from the temp objects by itself.
+    """``copies_parts`` for these parts: the smallest but the last is what counts."""
+    return copies_parts(min(part_sizes[:-1], default=0), len(part_sizes))
+
+
+def copies_parts(chunk_size, total_parts):
+    """True when S3 can build the final object from ``total_parts`` temp objects, all of
+    at least ``chunk_size`` bytes but the last, by itself.
 
     Both storages on S3, ``PORTAL_S3_COPY_ASSEMBLY`` on, at most 10,000 parts, every part
     but the last at least 5 MiB (S3's multipart rules). Otherwise the parts stream through
     the process: small parts are a client's choice, and refusing them on S3 would break
     the API's part-size contract (PORTAL_CHUNK_SIZE_MIN) for one backend.
     """
-    if not copies_server_side():
-        return False
-    return len(part_sizes) <= s3.MAX_COPY_PARTS and all(
-        size >= s3.MIN_COPY_PART for size in part_sizes[:-1]
-    )
-
-
-def copies_parts(chunk_size, total_parts):
-    """``can_copy_server_side`` for a session's parts, all ``chunk_size`` but the last."""
     if not copies_server_side() or total_parts > s3.MAX_COPY_PARTS:
         return False
     return total_parts == 1 or chunk_size >= s3.MIN_COPY_PART
@@ -224,14 +221,6 @@ def stale_multipart_uploads(*, older_than):
 def iter_temp(key, chunk_size=READ_CHUNK_BYTES) -> Iterator[bytes]:
     """Yield a temp object's bytes in chunks; ``FileNotFoundError`` if it is gone."""
     return iter_object(temp_storage(), key, chunk_size)
-
-
-def hash_temp(key, *digests):
-    """Feed a temp object's bytes to each of ``digests``; ``FileNotFoundError`` if it is
-    gone."""
-    for chunk in iter_temp(key):
-        for digest in digests:
-            digest.update(chunk)
 
 
 def delete_temp(keys: Iterable[str]) -> DeleteResult:

@@ -48,9 +48,13 @@ def full_key(storage, key):
 
 def describe(exc):
     """A backend error in a few words: its class and the S3 error code or OS reason."""
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-    reason = code or getattr(exc, "strerror", None) or ""
+    reason = error_code(exc) or getattr(exc, "strerror", None) or ""
     return f"{type(exc).__name__}: {reason}".rstrip(": ")
+
+
+def error_code(exc):
+    """The S3 error code of a botocore ``ClientError`` (None for any other error)."""
+    return getattr(exc, "response", {}).get("Error", {}).get("Code")
 
 
 # S3's multipart rules: every part but the last at least 5 MiB, at most 10,000 parts.
@@ -59,6 +63,8 @@ MAX_COPY_PARTS = 10_000
 # UploadPartCopy requests in flight at once: the copies run inside S3, the worker only
 # waits for them; 8 keep a 1 GiB file of 8 MiB parts busy without a burst of 128.
 COPY_THREADS = 8
+# What S3 (NoSuchKey) and emulators (a bare 404) answer for a copy of a missing object.
+MISSING_CODES = ("NoSuchKey", "404", "NotFound")
 
 
 def copy_assemble(client, bucket, dest, upload_id, sources, while_copying, copied):
@@ -110,13 +116,9 @@ def _copied_etag(future, index):
     try:
         return future.result()["CopyPartResult"]["ETag"]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in MISSING_CODES:
+        if error_code(exc) in MISSING_CODES:
             raise CopySourceMissing(index) from exc
         raise
-
-
-# What S3 (NoSuchKey) and emulators (a bare 404) answer for a copy of a missing object.
-MISSING_CODES = ("NoSuchKey", "404", "NotFound")
 
 
 def list_multipart_uploads(client, bucket, prefix):

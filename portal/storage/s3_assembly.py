@@ -90,9 +90,6 @@ class _CopyCheck:
         self.checked_chunks, self.progress = checked_chunks, progress
         self.offsets = list(itertools.accumulate((s.size for s in sources), initial=0))
 
-    def callbacks(self):
-        return self.hash_rest, self.copied
-
     def hash_rest(self):
         """Read the parts the saved hash does not cover, in order (while S3 copies)."""
         for index in range(self.hashed, len(self.sources)):
