@@ -1,6 +1,7 @@
 """Benchmark: the portal's upload path side by side with the official tus server.
 
     .venv/bin/python bench/peer.py [--size-mib 512] [--rounds 3] [--parallel 4]
+        [--servers portal,peer] [--portal-setting PORTAL_NAME=VALUE]
 
 What a user would pick instead of this portal for resumable uploads is a tus server, so
 this runs both on this machine, in one run, with one client:
@@ -53,6 +54,7 @@ from bench.lib.peer_servers import (  # noqa: E402
     gunicorn_settings,
     install_peer,
     installed_versions,
+    portal_settings,
     start_peer,
     start_portal,
 )
@@ -81,6 +83,14 @@ def parse_args():
         action="append",
         default=[],
         help="extra gunicorn argument (repeatable), e.g. --gunicorn-arg=--threads=8",
+    )
+    parser.add_argument(
+        "--portal-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a PORTAL_* setting for the portal (repeatable), e.g. "
+        "--portal-setting=PORTAL_LOCAL_IN_PLACE_ASSEMBLY=false",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp directories")
     parser.add_argument("--save", action="store_true", help="write docs/benchmarks/peer.md")
@@ -302,6 +312,7 @@ def main():
 
 def compare(args):
     wanted = {name.strip() for name in args.servers.split(",") if name.strip()}
+    portal_env = portal_settings(args.portal_setting)
     tmp = Path(tempfile.mkdtemp(prefix="portal-bench-peer-", dir=args.data_dir))
     peer_dir = tmp / "tus"
     peer_dir.mkdir()
@@ -322,7 +333,7 @@ def compare(args):
     servers, results, loads, token = {}, {}, [], None
     try:
         if "portal" in wanted:
-            servers["portal"], token = start_portal(data_dir, args.gunicorn_arg)
+            servers["portal"], token = start_portal(data_dir, args.gunicorn_arg, portal_env)
         if "peer" in wanted:
             servers["peer"] = start_peer(peer_dir, peer_dir / "store")
         cleared = [data_dir / "temp", data_dir / "final", peer_dir / "store"]
@@ -366,6 +377,7 @@ def compare(args):
         if "portal" in servers:
             settings = gunicorn_settings(args.gunicorn_arg)
             meta += f"\nportal: gunicorn {settings} (worker class, workers, threads)"
+            meta += "".join(f"; {name}={value}" for name, value in portal_env.items())
         if "peer" in servers:
             node, versions = installed_versions(peer_dir)
             meta += f"\npeer: node {node}, " + ", ".join(f"{k} {v}" for k, v in versions.items())

@@ -1,6 +1,9 @@
 """Reading stored objects back in tests, through Django's Storage API (either backend)."""
 
+import os
+
 from portal import storage
+from portal.storage import local_in_place
 
 CHUNK = 1024 * 1024
 
@@ -18,3 +21,32 @@ def final_exists(key):
 
 def temp_exists(key):
     return storage.temp_storage().exists(key)
+
+
+def part_bytes(part):
+    """The bytes a part row's temp object holds for it: its own object, or its range of
+    the session's assembly file (parts written in place)."""
+    source = storage.part_source(
+        part.part_number, part.size_bytes, part.sha256, part.temp_key, part.session.chunk_size_bytes
+    )
+    data = b"".join(storage.iter_temp(source.key))
+    return data if source.offset is None else data[source.offset : source.offset + source.size]
+
+
+def own_temp_keys():
+    """Temp objects of their own (every part on S3; parts written aside on local disk).
+    Assembly files are left out: bytes in a range no part row records are nobody's, and
+    the next upload of that part overwrites them."""
+    keys = (item.key for item in storage.list_temp())
+    return sorted(key for key in keys if local_in_place.session_of(key) is None)
+
+
+def assembly_blocks():
+    """Disk blocks the local assembly files hold (0 on S3): a write that was not recorded
+    gives its range's blocks back."""
+    temp = storage.temp_storage()
+    if not storage.backends.is_local(temp):
+        return 0
+    keys = (item.key for item in storage.list_temp())
+    paths = (temp.path(key) for key in keys if local_in_place.session_of(key) is not None)
+    return sum(os.stat(path).st_blocks for path in paths)

@@ -9,6 +9,7 @@ from django.test import Client
 
 from portal import storage
 from portal.models import UploadPart, UploadSession
+from tests import objects
 from tests.api_helpers import Api, error_code, make_token, sha256
 
 
@@ -31,7 +32,7 @@ def test_part_is_stored_counted_and_moves_the_session_on(api):
     row = UploadSession.objects.get()
     assert (row.status, row.completed_parts, row.bytes_received) == ("in_progress", 1, 10)
     part = UploadPart.objects.get()
-    assert b"".join(storage.iter_temp(part.temp_key)) == b"b" * 10
+    assert objects.part_bytes(part) == b"b" * 10
     assert temp_keys() == [part.temp_key]
     assert api.put(session["id"], 3, b"c" * 5).status_code == 201
     assert UploadSession.objects.get().bytes_received == 15
@@ -69,7 +70,7 @@ def test_different_bytes_for_a_stored_part_is_409_and_keeps_the_first(api):
     assert (response.status_code, error_code(response)) == (409, "part_conflict")
     part = UploadPart.objects.get()
     assert part.sha256 == sha256(b"x" * 10)
-    assert b"".join(storage.iter_temp(part.temp_key)) == b"x" * 10
+    assert objects.part_bytes(part) == b"x" * 10
     assert temp_keys() == keys
     assert UploadSession.objects.get().completed_parts == 1
 
@@ -130,20 +131,26 @@ def test_part_for_an_expired_session_is_410_and_the_session_stays_open(api, sett
     assert UploadSession.objects.get().status == "init"
 
 
-def test_session_closed_while_the_part_streamed_is_410_and_its_object_deleted(api, monkeypatch):
+@pytest.mark.parametrize("in_place", [True, False])
+def test_session_closed_while_the_part_streamed_is_410_and_its_object_deleted(
+    api, monkeypatch, settings, in_place
+):
     """The locked re-check: the session was aborted after the first check."""
-    session = api.start(b"x" * 20, 10)
-    real_write = storage.write_temp_part
+    from portal.services import chunks
 
-    def write_then_abort(*args, **kwargs):
-        stored = real_write(*args, **kwargs)
+    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = in_place
+    session = api.start(b"x" * 2 * 65536, 65536)
+    real_store = chunks._store
+
+    def store_then_abort(*args, **kwargs):
+        stored = real_store(*args, **kwargs)
         UploadSession.objects.update(status="aborted")
         return stored
 
-    monkeypatch.setattr(storage, "write_temp_part", write_then_abort)
-    response = api.put(session["id"], 1, b"x" * 10)
+    monkeypatch.setattr(chunks, "_store", store_then_abort)
+    response = api.put(session["id"], 1, b"x" * 65536)
     assert (response.status_code, error_code(response)) == (410, "session_aborted")
-    assert temp_keys() == []
+    assert objects.own_temp_keys() == [] and objects.assembly_blocks() == 0
     assert not UploadPart.objects.exists()
 
 
@@ -172,7 +179,7 @@ def test_concurrent_duplicate_puts_count_once(postgres_only, user, portal_storag
     assert (row.completed_parts, row.bytes_received) == (2, 8192)
     parts = UploadPart.objects.order_by("part_number")
     assert [p.part_number for p in parts] == [1, 2]
-    assert temp_keys() == sorted(p.temp_key for p in parts)
+    assert temp_keys() == sorted({p.temp_key for p in parts})
 
 
 def test_a_stream_that_ends_before_its_content_length_is_400_and_keeps_nothing(api, user):
@@ -189,4 +196,4 @@ def test_a_stream_that_ends_before_its_content_length_is_400_and_keeps_nothing(a
         chunks.receive_part(user, session["id"], 1, io.BytesIO(b"z" * 500), "1000")
     assert refused.value.code == "incomplete_part"
     assert not UploadPart.objects.exists()
-    assert list(storage.list_temp()) == []
+    assert objects.own_temp_keys() == []

@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from portal import storage
 from portal.models import UploadPart, UploadSession
+from tests import objects
 from tests.api_helpers import Api, make_token, sha256
 from tests.processes import ServerProcess
 
@@ -86,11 +86,11 @@ def read_responses(sock, count):
 
 
 def temp_keys():
-    return sorted(item.key for item in storage.list_temp())
+    return objects.own_temp_keys()
 
 
 def stored_bytes(number):
-    return b"".join(storage.iter_temp(UploadPart.objects.get(part_number=number).temp_key))
+    return objects.part_bytes(UploadPart.objects.get(part_number=number))
 
 
 def test_keep_alive_parts_and_a_status_on_one_connection(client, token, server):

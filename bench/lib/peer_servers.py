@@ -124,10 +124,22 @@ def start_peer(workdir, store):
     )
 
 
-def start_portal(data_dir, extra_args):
+def portal_settings(items):
+    """``--portal-setting`` values as a dict; a malformed one ends the run with its name."""
+    settings = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("PORTAL_"):
+            sys.exit(f"--portal-setting {item!r}: expected PORTAL_NAME=VALUE")
+        settings[name] = value
+    return settings
+
+
+def start_portal(data_dir, extra_args, settings=None):
     for root in ("temp", "final"):  # the storage roots, as an install creates them
         (data_dir / root).mkdir(exist_ok=True)
     env = environment(data_dir)
+    env.update(settings or {})
     for name in ("WEB_CONCURRENCY", "GUNICORN_THREADS"):
         env.pop(name)  # what gunicorn.conf.py chooses, unless the environment says
         if name in os.environ:

@@ -9,11 +9,12 @@ deleted before the answer; a crash in between leaves an untracked object that cl
 sweep removes.
 """
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from portal import storage
@@ -36,6 +37,8 @@ class PartReceipt:
     completed_parts: int
     total_parts: int
     expires_at: object
+    # Recorded parts the saved file hash has not taken in yet (``filehash.catch_up``).
+    hash_behind: bool = False
 
     def as_dict(self):
         return {
@@ -55,40 +58,25 @@ def receive_part(owner, session_id, part_number, stream, content_length):
     expected = _expected_size(session, part_number, content_length)
     context = {"session_id": str(session.pk), "part_number": part_number}
     file_hash = filehash.for_part(session, part_number)
-    hash_saved = filehash.applies(session)
-    try:
-        with storage_faults("storing a part", **context):
-            guards.ensure_room("temp", expected)
-            stored = storage.write_temp_part(
-                _ClientStream(stream),
-                session_id=session.pk,
-                part_number=part_number,
-                max_bytes=expected,
-                file_hash=file_hash,
-                for_copy=hash_saved,
-            )
-    except ClientDisconnected as exc:
-        raise BadRequest(
-            f"part {part_number}: the request body broke off ({exc})", code="incomplete_part"
-        ) from None
-    except storage.TooLarge:
-        raise TooLarge(
-            f"part {part_number} has more than {expected} bytes", code="part_too_large"
-        ) from None
-    keep = False
-    try:
-        if stored.size != expected:
-            raise BadRequest(
-                f"part {part_number} ended after {stored.size} of {expected} bytes",
-                code="incomplete_part",
-            )
-        receipt = _record(session.pk, part_number, stored, file_hash)
-        keep = receipt.created
-    finally:
-        if not keep:
-            storage.delete_temp([stored.key])
+    with storage_faults("storing a part", **context):
+        guards.ensure_room("temp", expected)
+    with contextlib.ExitStack() as held:
+        place = _claim_range(held, session, part_number, expected, context)
+        stored = _store(session, part_number, expected, stream, place, file_hash, context)
+        keep = False
+        try:
+            if stored.size != expected:
+                raise BadRequest(
+                    f"part {part_number} ended after {stored.size} of {expected} bytes",
+                    code="incomplete_part",
+                )
+            receipt = _record(session.pk, part_number, stored, file_hash)
+            keep = receipt.created
+        finally:
+            if not keep:
+                _discard(stored, place)
     if receipt.created:
-        if hash_saved:
+        if receipt.hash_behind and filehash.applies(session):
             filehash.catch_up(session.pk)
         log_event(
             logger,
@@ -99,6 +87,63 @@ def receive_part(owner, session_id, part_number, stream, content_length):
             size_bytes=stored.size,
         )
     return receipt
+
+
+def _claim_range(held, session, part_number, expected, context):
+    """The part's range of the session's assembly file (``storage.part_range``), held in
+    ``held`` until the part is recorded, when the bytes may go there: no other upload of
+    the part holds it, and (checked under that lock) the session is open and the part not
+    recorded, so a recorded range is never written again. None: write the part aside."""
+    offset = (part_number - 1) * session.chunk_size_bytes
+    with storage_faults("storing a part", **context):
+        place = held.enter_context(storage.part_range(session.pk, offset, expected))
+    if place is None:
+        return None
+    status, recorded = _range_state(session.pk, part_number)
+    if status not in UploadSession.OPEN_STATUSES:
+        place.abandon()
+        return None
+    return None if recorded else place
+
+
+def _discard(stored, place):
+    """What was stored and not recorded goes: its own object, or its range's blocks."""
+    if stored.in_place:
+        place.release()
+    else:
+        storage.delete_temp([stored.key])
+
+
+def _range_state(session_pk, part_number):
+    """``(session status, whether the part is recorded)`` in one query."""
+    recorded = UploadPart.objects.filter(session_id=OuterRef("pk"), part_number=part_number)
+    return UploadSession.objects.filter(pk=session_pk).annotate(
+        recorded=Exists(recorded)
+    ).values_list("status", "recorded").first() or (None, False)
+
+
+def _store(session, part_number, expected, stream, place, file_hash, context):
+    """Stream the body into ``place`` or a new temp object: the ``StoredObject``."""
+    try:
+        with storage_faults("storing a part", **context):
+            if place is not None:
+                return place.write(_ClientStream(stream), max_bytes=expected, file_hash=file_hash)
+            return storage.write_temp_part(
+                _ClientStream(stream),
+                session_id=session.pk,
+                part_number=part_number,
+                max_bytes=expected,
+                file_hash=file_hash,
+                for_copy=filehash.applies(session),
+            )
+    except ClientDisconnected as exc:
+        raise BadRequest(
+            f"part {part_number}: the request body broke off ({exc})", code="incomplete_part"
+        ) from None
+    except storage.TooLarge:
+        raise TooLarge(
+            f"part {part_number} has more than {expected} bytes", code="part_too_large"
+        ) from None
 
 
 class ClientDisconnected(Exception):
@@ -181,13 +226,14 @@ def _record(session_pk, part_number, stored, file_hash):
                 temp_key=stored.key,
             )
             expires_at = now + ttl()
+            saved = filehash.saved_fields(session, part_number, file_hash)
             UploadSession.objects.filter(pk=session_pk).update(
                 completed_parts=F("completed_parts") + 1,
                 bytes_received=F("bytes_received") + stored.size,
                 status=UploadSession.Status.IN_PROGRESS,
                 expires_at=expires_at,
                 updated_at=now,
-                **filehash.saved_fields(session, part_number, file_hash),
+                **saved,
             )
     except IntegrityError:
         # Only reachable where the row lock is not exclusive; the unique constraint held.
@@ -201,6 +247,7 @@ def _record(session_pk, part_number, stored, file_hash):
         completed_parts=session.completed_parts + 1,
         total_parts=session.total_parts,
         expires_at=expires_at,
+        hash_behind=saved.get("hashed_parts", session.hashed_parts) < session.completed_parts + 1,
     )
 
 

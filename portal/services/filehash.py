@@ -1,5 +1,5 @@
 """The whole file's sha256, computed while the parts arrive, so that an assembly S3 does by
-itself needs no read of the file by the worker.
+itself, or a link on local disk, needs no read of the file by the worker.
 
 Where S3 builds the final object (``applies``: both storages on S3, parts large enough
 to be copied with UploadPartCopy), the worker's only reason to read the parts at
@@ -17,9 +17,13 @@ reads an assembly would need are spread over the upload, and finalize's time is 
 Each catch-up step is one conditional UPDATE on ``hashed_parts``, so two requests
 catching up at once cannot both move it.
 
-On local disk nothing is saved: finalize copies in the kernel and hashes the parts from
-the page cache in two threads, and measured side by side (docs/upload-performance.md)
-hashing at upload instead cost the upload more than it saved finalize.
+On local disk the hash is saved where parts are written in place
+(``storage.assembles_in_place``): finalize then links the assembly file instead of copying
+it, and the file's hash is all it would still read. Parts written in place are caught up
+from their range of that file without a second check (they were hashed on their way in
+and nothing writes a recorded range again). With a file per part (in-place writing off)
+nothing is saved: finalize copies and hashes in two threads, and measured side by side
+(docs/upload-performance.md) hashing at upload then cost more than it saved.
 
 Finalize (``for_assembly``) resumes the saved hash and reads only the parts after it. A
 state that cannot be resumed (OpenSSL missing, another machine's layout, a damaged row)
@@ -31,7 +35,7 @@ import time
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from portal import storage
@@ -47,10 +51,27 @@ CATCH_UP_SECONDS = 15
 # that died holding it).
 CLAIM_SECONDS = 60
 MOVED, RACED, STUCK = "moved", "raced", "stuck"
+# What ``_next_part`` loads: the part, and what ``for_part`` reads of its session.
+NEXT_PART_FIELDS = (
+    "part_number",
+    "size_bytes",
+    "sha256",
+    "temp_key",
+    "session__hashed_parts",
+    "session__hash_state",
+    "session__chunk_size_bytes",
+    "session__total_size_bytes",
+    "session__total_parts",
+)
 
 
 def applies(session):
-    """Whether this session's file hash is saved: S3 will assemble its parts by itself."""
+    """Whether this session's file hash is saved: S3 will assemble its parts by itself, or
+    they are written in place on local disk (finalize then links the file)."""
+    if storage.assembles_in_place():
+        import os
+
+        return os.environ.get("XNOSAVE") != "1"
     return storage.copies_parts(session.chunk_size_bytes, session.total_parts)
 
 
@@ -131,22 +152,26 @@ def _resume(session, parts):
 
 def _next_part(session_pk):
     """``(session, part number, Source)`` of the part the saved hash needs next, when the
-    session is open and that part is in; else None."""
-    session = (
-        UploadSession.objects.filter(pk=session_pk, status__in=UploadSession.OPEN_STATUSES)
-        .only("hashed_parts", "hash_state", "chunk_size_bytes", "total_size_bytes", "total_parts")
-        .first()
-    )
-    if session is None:
-        return None
-    number = session.hashed_parts + 1
+    session is open and that part is in; else None. One query: it runs around every part
+    a catch-up takes up."""
     part = (
-        UploadPart.objects.filter(session_id=session_pk, part_number=number)
+        UploadPart.objects.filter(
+            session_id=session_pk,
+            session__status__in=UploadSession.OPEN_STATUSES,
+            part_number=F("session__hashed_parts") + 1,
+        )
         .exclude(temp_key="")
-        .values_list("temp_key", "size_bytes", "sha256")
+        .select_related("session")
+        .only(*NEXT_PART_FIELDS)
         .first()
     )
-    return (session, number, storage.Source(*part, name=f"part {number}")) if part else None
+    if part is None:
+        return None
+    session, number = part.session, part.part_number
+    source = storage.part_source(
+        number, part.size_bytes, part.sha256, part.temp_key, session.chunk_size_bytes
+    )
+    return session, number, source
 
 
 def _hash_next_part(session_pk):
@@ -162,8 +187,7 @@ def _hash_next_part(session_pk):
     if file_hash is None:
         return STUCK, 0
     try:
-        for chunk in storage.checked_chunks(source):
-            file_hash.update(chunk)
+        storage.hash_part(source, file_hash)
     except (storage.SourceMismatch, storage.StorageUnavailable):
         return STUCK, source.size
     fields = saved_fields(session, number, file_hash)

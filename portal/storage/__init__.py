@@ -27,7 +27,14 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.core.files import File
 
-from portal.storage import local, local_assembly, local_parts, s3, s3_assembly
+from portal.storage import (
+    local,
+    local_assembly,
+    local_in_place,
+    local_parts,
+    s3,
+    s3_assembly,
+)
 from portal.storage.backends import (
     FINAL_ALIAS,
     TEMP_ALIAS,
@@ -82,8 +89,8 @@ def write_temp_part(
     """Stream ``stream`` into a new temp object, hashing it; at most ``max_bytes`` bytes.
 
     ``stream`` has ``read(n)``, or ``readinto(buffer)`` (taken on local storage: the bytes
-    go from the socket into reused buffers, see ``local_parts``). On S3, ``file_hash``
-    (the whole file's, when this part is the next one it needs) sees the same bytes, and
+    go from the socket into reused buffers, see ``local_parts``). ``file_hash`` (the whole
+    file's, when this part is the next one it needs) sees the same bytes; on S3
     ``for_copy`` (S3 will copy the part into the final object) takes its MD5 too
     (``Source.md5``).
     On any failure (including ``TooLarge`` or a client that disconnects) the partial
@@ -94,11 +101,90 @@ def write_temp_part(
     if _is_local(storage):
         reader = local_parts.BlockReader(stream, max_bytes)
         with backend_faults(storage, reader):
-            return local_parts.write_part(storage, key, reader)
+            return local_parts.write_part(storage, key, reader, also=file_hash)
     md5 = hashlib.md5(usedforsecurity=False) if for_copy else None
     hashes = [digest for digest in (file_hash, md5) if digest is not None]
     stored = _save_stream(storage, key, HashingReader(stream, max_bytes, hashes))
     return replace(stored, md5=md5.hexdigest()) if md5 else stored
+
+
+@contextlib.contextmanager
+def part_range(session_id, offset, size):
+    """The range of a part in its session's assembly file, held for the block
+    (``PartRange``), or None: parts are not written in place here (``assembles_in_place``),
+    or another upload of the same part holds the range (``local_in_place``)."""
+    if not assembles_in_place():
+        yield None
+        return
+    storage = temp_storage()
+    key = local_in_place.assembly_key(session_id)
+    with contextlib.ExitStack() as stack:
+        with backend_faults(storage):
+            held = stack.enter_context(local_in_place.locked_range(storage, key, offset, size))
+        yield None if held is None else PartRange(storage, *held, key, offset, size)
+
+
+class PartRange:
+    """A part's range of the assembly file, held by this request until the block ends."""
+
+    def __init__(self, storage, fd, created, key, offset, size):
+        self.storage, self.fd, self.key, self.offset, self.size = storage, fd, key, offset, size
+        self.created = created  # this request made the file
+
+    def write(self, stream, *, max_bytes, file_hash=None) -> StoredObject:
+        """``write_temp_part`` into the range: the same reading, limits and hashing; on
+        failure the range gives its blocks back (``release``)."""
+        reader = local_parts.BlockReader(stream, max_bytes)
+        try:
+            with backend_faults(self.storage, reader):
+                return local_parts.write_in_place(self.fd, self.key, self.offset, reader, file_hash)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self):
+        """Free the range's blocks: what was written there is not recorded."""
+        local_in_place.release(self.fd, self.offset, self.size)
+
+    def abandon(self):
+        """The session is closed: a file this request made goes again (nothing can be
+        recorded in it), so no object outlives its terminal session."""
+        if self.created:
+            local.unlink_quietly(local.local_path(self.storage.location, self.key))
+
+
+def assembles_in_place():
+    """Parts are written into one assembly file per session (``local_in_place``): both
+    storages on local disk, ``PORTAL_LOCAL_IN_PLACE_ASSEMBLY`` on, OFD locks available."""
+    if not settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY or not local_in_place.AVAILABLE:
+        return False
+    return _is_local(temp_storage()) and _is_local(final_storage())
+
+
+def assembly_session(key):
+    """The session whose assembly file ``key`` is (``local_in_place``), else None."""
+    return local_in_place.session_of(key)
+
+
+def part_source(number, size, sha256, temp_key, chunk_size, md5=""):
+    """The ``Source`` of part ``number`` as its row records it: its own object, or its
+    range of the assembly file."""
+    in_place = local_in_place.session_of(temp_key) is not None
+    offset = (number - 1) * chunk_size if in_place else None
+    return Source(temp_key, size, sha256, name=f"part {number}", md5=md5, offset=offset)
+
+
+def hash_part(source, digest):
+    """Feed ``digest`` a part's bytes. An object of its own is checked against its size and
+    sha256 (``SourceMismatch``); a range of the assembly file is taken as it lies (hashed on
+    its way in and never written again, see ``local_in_place``)."""
+    if source.offset is None:
+        for chunk in checked_chunks(source):
+            digest.update(chunk)
+        return
+    storage = temp_storage()
+    with backend_faults(storage):
+        local_assembly.hash_in_place(storage, source, digest)
 
 
 def write_final(chunks: Iterable[bytes], *, file_id, now=None) -> StoredObject:
@@ -114,7 +200,8 @@ def assemble_final(
 
     Each source must still match the size and sha256 recorded for it, else
     ``SourceMismatch`` and no final object is left; ``progress(assembled_bytes)`` is
-    called as sources are done. How depends on the backends: both local, a kernel copy
+    called as sources are done. How depends on the backends: both local, a link to the
+    session's assembly file when every part was written in place, else a kernel copy
     checked from the page cache (``local_assembly``); both S3 and parts S3 can copy
     (``can_copy_server_side``), UploadPartCopy checked by ETag, the file's sha256
     continuing ``file_hash``, the hash saved while the parts arrived, which covers
@@ -127,6 +214,8 @@ def assemble_final(
     temp, final = temp_storage(), final_storage()
     if _is_local(temp) and _is_local(final):
         with backend_faults(final):
+            if _linkable(temp, final, sources):
+                return local_assembly.link(temp, final, key, sources, progress, file_hash, hashed)
             return local_assembly.assemble(temp, final, key, sources, progress)
     if can_copy_server_side([source.size for source in sources]):
         if file_hash is None:
@@ -141,6 +230,14 @@ def assemble_final(
             on_upload=on_upload,
         )
     return _save_stream(final, key, HashingReader(verified_chunks(sources, progress)))
+
+
+def _linkable(temp, final, sources):
+    """Every source in place in one assembly file, which the final root can link to."""
+    keys = {source.key for source in sources}
+    if len(keys) != 1 or any(source.offset is None for source in sources):
+        return False
+    return local_in_place.same_filesystem(temp, final)
 
 
 def _no_progress(assembled_bytes):

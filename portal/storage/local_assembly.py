@@ -1,6 +1,9 @@
-"""Assembling parts on local disk: copied in the kernel, checked from the page cache.
+"""Assembling parts on local disk: linked when they were written in place, else copied
+in the kernel and checked from the page cache.
 
-Three steps per part, each in its own thread so that they overlap on two cores: a copier
+Parts written into the session's assembly file (``local_in_place``) make the final
+object by ``link`` when temp and final share a filesystem (``link``). Otherwise three
+steps per part, each in its own thread so that they overlap on two cores: a copier
 puts part ``i`` into place with ``copy_file_range`` (no byte through Python; through a
 buffer only where the kernel refuses, e.g. across filesystems); a checker hashes that
 range of the final file and compares it with the sha256 recorded for the part; the caller
@@ -20,7 +23,7 @@ import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
 
-from portal.storage import local
+from portal.storage import local, local_in_place
 from portal.storage.objects import SourceMismatch, StoredObject
 
 # Hash the final object through mappings of at most this many bytes at a time.
@@ -44,6 +47,60 @@ def assemble(temp, final, key, sources, progress) -> StoredObject:
     with local.created_file(final, path, truncate=True) as fd:
         digest = _Assembly(temp.location, fd, sources, offsets).run(progress)
     return StoredObject(key=key, size=offsets[-1], sha256=digest)
+
+
+def link(temp, final, key, sources, progress, file_hash=None, hashed=0) -> StoredObject:
+    """The final object ``key`` as a second name of the session's assembly file, which
+    holds every source in place (``local_in_place``): nothing is copied or re-read but
+    the sources the file's hash has not seen (``file_hash`` covers ``sources[:hashed]``).
+
+    The bytes of a part written in place were hashed on their way into that range and the
+    range was never written again, so there is no copy to check; the file must still be
+    there and exactly as long as its parts (``SourceMismatch`` otherwise).
+    """
+    temp_path = local.local_path(temp.location, sources[0].key)
+    offsets = list(itertools.accumulate((source.size for source in sources), initial=0))
+    fd = _open_source(temp.location, temp_path, sources[0])
+    try:
+        size = os.fstat(fd).st_size
+        if size != offsets[-1]:
+            broken = next((s for s in sources if not _holds(size, s)), sources[-1])
+            raise SourceMismatch(broken, MISMATCH)
+        digest = hashlib.sha256() if file_hash is None else file_hash
+        for i in range(0 if file_hash is None else hashed, len(sources)):
+            hash_range(digest, fd, offsets[i], sources[i].size)
+            progress(offsets[i + 1])
+        local_in_place.link_final(temp_path, final, local.local_path(final.location, key))
+    finally:
+        os.close(fd)
+    return StoredObject(key=key, size=offsets[-1], sha256=digest.hexdigest())
+
+
+def hash_in_place(temp, source, digest):
+    """Feed ``digest`` a part's range of its assembly file, as it lies (see ``link``)."""
+    fd = _open_source(temp.location, local.local_path(temp.location, source.key), source)
+    try:
+        if not _holds(os.fstat(fd).st_size, source):
+            raise SourceMismatch(source, MISMATCH)
+        hash_range(digest, fd, source.offset, source.size)
+    finally:
+        os.close(fd)
+
+
+def _open_source(temp_root, path, source):
+    """A read-only fd on a source's temp file; ``SourceMismatch`` when it is gone,
+    ``StorageRootMissing`` when the whole root is, ``OSError`` when it is no file (a broken
+    volume, not a changed part)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if not os.path.isdir(temp_root):
+            raise local.StorageRootMissing(temp_root) from None
+        raise SourceMismatch(source, MISSING) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EISDIR, "not a regular file", path)
+    return fd
 
 
 class _Assembly:
@@ -70,19 +127,13 @@ class _Assembly:
     def _copy(self, i):
         source = self.sources[i]
         path = local.local_path(self.temp_root, source.key)
-        try:
-            src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            if not os.path.isdir(self.temp_root):
-                raise local.StorageRootMissing(self.temp_root) from None
-            raise SourceMismatch(source, MISSING) from None
+        src = _open_source(self.temp_root, path, source)
         try:
             status = os.fstat(src)
-            if not stat.S_ISREG(status.st_mode):  # a broken volume, not a changed part
-                raise OSError(errno.EISDIR, "not a regular file", path)
-            if status.st_size != source.size:
+            start = source.offset or 0
+            if not _holds(status.st_size, source):
                 raise SourceMismatch(source, MISMATCH)
-            if copy_range(src, self.fd, source.size, self.offsets[i]) != source.size:
+            if copy_range(src, self.fd, source.size, self.offsets[i], start) != source.size:
                 raise SourceMismatch(source, MISMATCH)  # shrank while it was copied
         finally:
             os.close(src)
@@ -95,14 +146,22 @@ class _Assembly:
             raise SourceMismatch(source, MISMATCH)
 
 
-def copy_range(src, dst, size, offset):
-    """Copy up to ``size`` bytes from the start of ``src`` to ``dst`` at ``offset``, in the
-    kernel where it can; returns the count (short when the source ended early)."""
+def _holds(file_size, source):
+    """Whether a temp file of ``file_size`` bytes can hold ``source``: exactly its size for
+    an object of its own, at least its range for a part in an assembly file."""
+    if source.offset is None:
+        return file_size == source.size
+    return file_size >= source.offset + source.size
+
+
+def copy_range(src, dst, size, offset, src_offset=0):
+    """Copy up to ``size`` bytes of ``src`` from ``src_offset`` to ``dst`` at ``offset``,
+    in the kernel where it can; returns the count (short when the source ended early)."""
     done = 0
     copy = os.copy_file_range
     while done < size:
         try:
-            copied = copy(src, dst, size - done, done, offset + done)
+            copied = copy(src, dst, size - done, src_offset + done, offset + done)
         except OSError as exc:
             if copy is _copy_through_buffer or exc.errno not in KERNEL_COPY_REFUSED:
                 raise
@@ -123,6 +182,11 @@ def _copy_through_buffer(src, dst, size, src_offset, dst_offset):
     return got
 
 
+# A private mapping, never written: writable for ctypes (``ResumableSha256`` takes the
+# buffer without a copy), yet only read access to the file is needed.
+_READ_WRITE_PRIVATE = mmap.PROT_READ | mmap.PROT_WRITE
+
+
 def hash_range(digest, fd, offset, size):
     """Update ``digest`` with ``size`` bytes of ``fd`` from ``offset``, read in place from
     the page cache through short-lived mappings."""
@@ -133,7 +197,7 @@ def hash_range(digest, fd, offset, size):
         start = offset - offset % mmap.ALLOCATIONGRANULARITY
         length = min(end - start, HASH_WINDOW_BYTES)
         with (
-            mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=start) as window,
+            mmap.mmap(fd, length, mmap.MAP_PRIVATE, _READ_WRITE_PRIVATE, offset=start) as window,
             memoryview(window) as view,
             view[offset - start :] as piece,
         ):

@@ -11,6 +11,9 @@ class StoredObject:
     sha256: str
     # The MD5 of the bytes, where S3 will later be asked to copy them (``Source.md5``).
     md5: str = ""
+    # Written into its range of the session's assembly file (``local_in_place``), which
+    # ``key`` names: nothing of its own to delete when it is not recorded.
+    in_place: bool = False
 
 
 @dataclass
@@ -39,6 +42,9 @@ class Source:
     # The MD5 of the bytes when they arrived: an S3 copy whose ETag (S3's MD5 of the copied
     # bytes) says the same needs no read to check it. Blank: the copy is checked by reading.
     md5: str = ""
+    # Where the bytes start in ``key``: None for an object of its own, the part's offset in
+    # the session's assembly file for a part written in place.
+    offset: int | None = None
 
 
 class SourceMismatch(Exception):

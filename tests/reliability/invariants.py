@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from portal import storage
 from portal.models import IngestFile, OutboxEvent, UploadPart, UploadSession
+from portal.storage import local_in_place
 from tests import objects
 
 TEMP_KEY = re.compile(r"^[0-9a-f]{2}/(?P<session>[0-9a-f]{32})-(?P<part>\d{6})-[0-9a-f]{12}$")
@@ -63,8 +64,9 @@ def final_keys() -> set[str]:
 
 
 def session_of_key(key) -> uuid.UUID | None:
+    """The session a temp key names: a part's own object, or a session's assembly file."""
     match = TEMP_KEY.match(key)
-    return uuid.UUID(match["session"]) if match else None
+    return uuid.UUID(match["session"]) if match else local_in_place.session_of(key)
 
 
 def _chunks(items, size=QUERY_CHUNK):
@@ -81,11 +83,16 @@ def _statuses(session_ids) -> dict:
 
 
 def _tracked(keys) -> set[str]:
+    """Keys a part row points to, and assembly files of active sessions."""
     tracked = set()
     for chunk in _chunks(keys):
         tracked.update(
             UploadPart.objects.filter(temp_key__in=chunk).values_list("temp_key", flat=True)
         )
+    owners = {key: local_in_place.session_of(key) for key in keys}
+    statuses = _statuses({owner for owner in owners.values() if owner is not None})
+    active = UploadSession.ACTIVE_STATUSES
+    tracked.update(key for key, owner in owners.items() if statuses.get(owner) in active)
     return tracked
 
 

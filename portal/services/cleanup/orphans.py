@@ -119,7 +119,9 @@ class _Releaser:
             self.run.result.add("objects_deleted", len(parts))
             self.run.batch_done()
             return
-        by_key = {key: pk for pk, key in parts}
+        by_key = {}  # parts written in place share their session's assembly file
+        for pk, key in parts:
+            by_key.setdefault(key, []).append(pk)
         deleting = self.pool.submit(storage.delete_temp, list(by_key))
         self._clear_in_flight()
         self.in_flight = (by_key, deleting)
@@ -137,7 +139,7 @@ class _Releaser:
         by_key, deleting = self.in_flight
         self.in_flight = None
         outcome = count_deletion(deleting.result(), self.run)
-        gone = [by_key[key] for key in outcome.deleted]
+        gone = [pk for key in outcome.deleted for pk in by_key[key]]
         if gone:
             with transaction.atomic():
                 UploadPart.objects.filter(pk__in=gone).update(temp_key="")

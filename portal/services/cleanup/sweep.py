@@ -3,7 +3,11 @@ and (S3) the incomplete multipart uploads of assemblies that died.
 
 Untracked temp objects are left by a crash between a part's storage write and its commit.
 A part being written right now is younger than the grace period (the upload commits its
-row seconds after the write), so it is never listed here. A multipart upload older than
+row seconds after the write), so it is never listed here. A session's assembly file
+(parts written in place on local disk, ``storage.local_in_place``) belongs to the session,
+whatever its part rows say: kept while the session is active, deleted at any age once it
+is terminal or gone (no part can be recorded in it any more; a final object linked to it
+keeps its own name). A multipart upload older than
 the grace period that is not the one a live assembly recorded belongs to an assembly that
 died (its successor started a new one): it is aborted, which frees its copied parts.
 """
@@ -36,12 +40,7 @@ def sweep_temp_storage(options: CleanupOptions | None = None) -> StepResult:
         grace = timedelta(minutes=settings.PORTAL_ORPHAN_GRACE_MINUTES)
     for keys in chunks(_listed_keys(run.now - grace, run), run):
         run.result.add("objects_listed", len(keys))
-        tracked = set(
-            UploadPart.objects.exclude(temp_key="")
-            .filter(temp_key__in=keys)
-            .values_list("temp_key", flat=True)
-        )
-        untracked = [key for key in keys if key not in tracked]
+        untracked = untracked_keys(keys)
         if untracked and run.dry_run:
             run.result.add("objects_deleted", len(untracked))
         elif untracked:
@@ -70,11 +69,27 @@ def _abort_dead_assemblies(older_than, run):
         run.result.record_failures({"(multipart listing)": str(exc)[:200]})
 
 
+def untracked_keys(keys):
+    """The temp keys among ``keys`` nothing keeps: no part row points to them, and an
+    assembly file's session is no longer active."""
+    parts = UploadPart.objects.exclude(temp_key="").filter(temp_key__in=keys)
+    tracked = set(parts.values_list("temp_key", flat=True))
+    owners = {key: storage.assembly_session(key) for key in keys}
+    active = UploadSession.objects.filter(
+        pk__in={owner for owner in owners.values() if owner is not None},
+        status__in=UploadSession.ACTIVE_STATUSES,
+    )
+    tracked.update(key for key in keys if owners[key] in set(active.values_list("pk", flat=True)))
+    return [key for key in keys if key not in tracked]
+
+
 def _listed_keys(older_than, run) -> Iterator[str]:
-    """Stream the listing; a storage that fails mid-listing is a reported failure of the step."""
+    """Stream the listing (assembly files at any age); a storage that fails mid-listing is a
+    reported failure of the step."""
     try:
-        for item in storage.list_temp(older_than=older_than):
-            yield item.key
+        for item in storage.list_temp():
+            if item.modified_at < older_than or storage.assembly_session(item.key):
+                yield item.key
     except Exception as exc:  # any backend's error: the step ends, the next run lists again
         reason = getattr(exc, "strerror", None) or getattr(exc, "response", {}).get("Error", {})
         run.result.record_failures({"(listing)": f"{type(exc).__name__}: {reason or ''}"[:200]})

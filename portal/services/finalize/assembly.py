@@ -91,7 +91,7 @@ def _build(session, parts):
     file_hash, hashed = filehash.for_assembly(session)
     try:
         return storage.assemble_final(
-            _sources(parts),
+            _sources(parts, session.chunk_size_bytes),
             file_id=file.pk,
             now=file.created_at,
             file_hash=file_hash,
@@ -103,12 +103,12 @@ def _build(session, parts):
         raise PartCorrupt(str(exc)) from None
 
 
-def _sources(parts):
+def _sources(parts, chunk_size):
     sources = []
     for number, size, sha256, temp_key, md5 in parts:
         if not temp_key:
             raise PartCorrupt(f"part {number} has no temp object any more")
-        sources.append(storage.Source(temp_key, size, sha256, name=f"part {number}", md5=md5))
+        sources.append(storage.part_source(number, size, sha256, temp_key, chunk_size, md5))
     return sources
 
 

@@ -1,0 +1,153 @@
+"""Parts written in place on local disk: one assembly file per session, final by link.
+
+Writing every part to its own temp file and copying them all into the final file at
+finalize writes each byte twice; on this kind of host the copy alone took longer than
+hashing the file (docs/upload-performance.md). Here a part goes straight to its range of
+the session's assembly file (``<shard>/<session>-parts``, offset ``(n - 1) * chunk``),
+and finalize gives the final object the same inode with ``link``: no byte is copied.
+
+What keeps one range holding exactly the bytes recorded for it:
+
+- a writer takes an OFD write lock on its range first (``fcntl`` ``F_OFD_SETLK``: owned by
+  the open file, so two threads of one process exclude each other too) and keeps it until
+  its part is recorded; a range already locked is another upload of the same part, and
+  that request writes its bytes aside, to a temp object of its own (``busy``);
+- under the lock the caller checks that the session is open and the part not recorded;
+  otherwise the bytes go aside too (a replay then compares sha256 as ever). A recorded
+  range is therefore never written again, and a session being finalized gets no writes.
+
+A failed or refused write leaves unrecorded bytes in a range nobody uses; the next upload
+of that part overwrites them. Figures: docs/upload-performance.md.
+"""
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import os
+import struct
+import uuid
+
+from django.utils._os import safe_makedirs
+
+from portal.storage import local
+
+SUFFIX = "-parts"
+# struct flock on Linux (x86_64, aarch64): l_type, l_whence, l_start, l_len, l_pid, padding.
+_FLOCK = "hhqqi4x"
+AVAILABLE = hasattr(fcntl, "F_OFD_SETLK")
+_BUSY = (errno.EAGAIN, errno.EACCES)
+# fallocate(2) modes: deallocate a range without changing the file's size.
+_PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_LIBC.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+
+
+def assembly_key(session_id):
+    """The key of a session's assembly file (a function of the session alone)."""
+    hexid = uuid.UUID(str(session_id)).hex
+    return f"{hexid[:2]}/{hexid}{SUFFIX}"
+
+
+def session_of(key):
+    """The session id an assembly key belongs to, else None (any other temp key)."""
+    name = key.rpartition("/")[2]
+    if not name.endswith(SUFFIX):
+        return None
+    try:
+        return uuid.UUID(name[: -len(SUFFIX)])
+    except ValueError:
+        return None
+
+
+@contextlib.contextmanager
+def locked_range(storage, key, offset, size):
+    """An fd on the assembly file ``key`` with ``[offset, offset + size)`` write-locked for
+    this block, or None when another upload holds (part of) that range."""
+    fd, created = _open(storage, local.local_path(storage.location, key))
+    try:
+        held = _try_lock(fd, offset, size)
+        yield (fd, created) if held else None
+    finally:
+        os.close(fd)
+
+
+def _open(storage, path):
+    """``(fd, created)``: the file opened for writing, created by this call or not."""
+    local.ensure_root(storage)
+    directory = os.path.dirname(path)
+    if storage.directory_permissions_mode is None:
+        os.makedirs(directory, exist_ok=True)
+    else:
+        safe_makedirs(directory, storage.directory_permissions_mode, exist_ok=True)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            break
+        except FileExistsError:
+            pass
+        try:
+            return os.open(path, os.O_RDWR | os.O_CLOEXEC), False
+        except FileNotFoundError:
+            continue  # removed in between: create it
+    if storage.file_permissions_mode is not None:
+        os.fchmod(fd, storage.file_permissions_mode)
+    return fd, True
+
+
+def _try_lock(fd, offset, size):
+    """Write-lock the range unless another open file holds part of it (False then)."""
+    request = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, offset, max(size, 1), 0)
+    try:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, request)
+    except OSError as exc:
+        if exc.errno in _BUSY:
+            return False
+        raise
+    return True
+
+
+def pwrite_all(fd, data, offset):
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def release(fd, offset, size):
+    """Give the blocks of a range whose bytes were not recorded back to the filesystem, so
+    a failed write does not keep its room (a full disk, a client that went away). Best
+    effort: where the filesystem cannot punch holes they stay until the file goes."""
+    _LIBC.fallocate(fd, _PUNCH_HOLE, offset, max(size, 1))
+
+
+def link_final(temp_path, final, final_path):
+    """Give ``final_path`` (under the storage ``final``) the assembly file's inode.
+
+    A final path left by an earlier attempt of the same assembly is replaced (the caller
+    holds the session's lock). ``OSError`` ``EXDEV`` when the two are on different
+    filesystems: the caller copies instead.
+    """
+    local.ensure_root(final)
+    directory = os.path.dirname(final_path)
+    if final.directory_permissions_mode is None:
+        os.makedirs(directory, exist_ok=True)
+    else:
+        safe_makedirs(directory, final.directory_permissions_mode, exist_ok=True)
+    try:
+        os.link(temp_path, final_path)
+    except FileExistsError:
+        if os.path.samefile(temp_path, final_path):
+            return
+        os.unlink(final_path)
+        os.link(temp_path, final_path)
+    if final.file_permissions_mode is not None:
+        os.chmod(final_path, final.file_permissions_mode)
+
+
+def same_filesystem(first, second):
+    """Whether two local storages' roots share a filesystem (``StorageRootMissing``
+    when one is gone)."""
+    local.ensure_root(first)
+    local.ensure_root(second)
+    return os.stat(first.location).st_dev == os.stat(second.location).st_dev

@@ -1,0 +1,244 @@
+"""Parts written in place on local disk: one assembly file per session, the final file a
+link to it, replays and concurrent uploads of a part written aside, and what cleanup and
+finalize do with the file (portal.storage.local_in_place)."""
+
+import io
+import os
+import shutil
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from portal import storage
+from portal.models import UploadPart, UploadSession
+from portal.services import cleanup, filehash
+from portal.services.errors import Gone
+from portal.storage import local_in_place
+from portal.storage.sha256state import ResumableSha256
+from tests import objects
+from tests.api_helpers import Api, error_code, make_token, sha256
+from tests.conftest import apply_storage
+
+CHUNK = 64 * 1024
+
+
+@pytest.fixture
+def api(client, user, settings, data_dir):
+    apply_storage(settings, "local", data_dir)
+    return Api(client, make_token(user))
+
+
+def assembly_path(session_id):
+    return storage.temp_storage().path(local_in_place.assembly_key(session_id))
+
+
+def final_path(session_id):
+    row = UploadSession.objects.select_related("file").get(pk=session_id)
+    return storage.final_storage().path(row.file.storage_key)
+
+
+def keys(session_id):
+    return set(UploadPart.objects.filter(session_id=session_id).values_list("temp_key", flat=True))
+
+
+def saved_parts(session_id):
+    row = UploadSession.objects.get(pk=session_id)
+    resumed = ResumableSha256.resume(row.hash_state, filehash.hashed_bytes(row, row.hashed_parts))
+    return row.hashed_parts if resumed else 0
+
+
+def test_parts_land_in_one_file_and_finalize_links_it(api):
+    data = os.urandom(3 * CHUNK + 99)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK, order=[2, 4, 1, 3])
+
+    assert keys(session) == {local_in_place.assembly_key(session)}
+    assert objects.own_temp_keys() == []
+    with open(assembly_path(session), "rb") as handle:
+        assert handle.read() == data
+    assert saved_parts(session) == 4  # the early parts were caught up from the file
+
+    body = api.finalize(session).json()
+    assert body["file"]["sha256"] == sha256(data)
+    assert os.path.samefile(final_path(session), assembly_path(session))  # no copy
+    cleanup.run_cleanup()
+    assert not os.path.exists(assembly_path(session))
+    with open(final_path(session), "rb") as handle:
+        assert handle.read() == data
+
+
+def test_a_replay_is_written_aside_and_never_touches_the_recorded_range(api):
+    data = os.urandom(2 * CHUNK)
+    first, second = data[:CHUNK], data[CHUNK:]
+    session = api.start(data, CHUNK)["id"]
+    assert api.put(session, 1, first).status_code == 201
+
+    assert api.put(session, 1, first).status_code == 200
+    conflict = api.put(session, 1, bytes(CHUNK))
+    assert (conflict.status_code, error_code(conflict)) == (409, "part_conflict")
+
+    assert objects.part_bytes(UploadPart.objects.get()) == first
+    assert objects.own_temp_keys() == []  # the aside copies went again
+    api.put(session, 2, second)
+    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
+
+
+def test_an_upload_of_a_part_whose_range_is_held_goes_aside_and_finalize_copies(api, user):
+    """Two uploads of one part at once: the one that finds the range locked writes a temp
+    object of its own; a session with such a part is assembled by copying, not linked."""
+    data = os.urandom(2 * CHUNK + 5)
+    session = api.start(data, CHUNK)["id"]
+    with storage.part_range(session, CHUNK, CHUNK) as held:  # another request's lock
+        assert held is not None
+        assert api.put(session, 2, data[CHUNK : 2 * CHUNK]).status_code == 201
+    aside = UploadPart.objects.get(part_number=2)
+    assert local_in_place.session_of(aside.temp_key) is None
+    assert objects.part_bytes(aside) == data[CHUNK : 2 * CHUNK]
+    api.upload(session, data, CHUNK, order=[1, 3])
+    assert saved_parts(session) == 3  # the part written aside fed the hash too
+
+    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
+    assert not os.path.samefile(final_path(session), assembly_path(session))
+    with open(final_path(session), "rb") as handle:
+        assert handle.read() == data
+
+
+def test_a_finished_range_is_free_for_the_next_request(api):
+    data = os.urandom(CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    with storage.part_range(session, 0, CHUNK) as held:
+        assert held is not None
+    with storage.part_range(session, 0, CHUNK) as again:
+        assert again is not None
+        with storage.part_range(session, CHUNK // 2, CHUNK) as overlapping:
+            assert overlapping is None
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "directory"])
+def test_a_damaged_assembly_file_fails_finalize_or_is_an_outage(api, damage):
+    data = os.urandom(3 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK)
+    path = assembly_path(session)
+    if damage == "truncate":
+        os.truncate(path, CHUNK + 10)
+    else:
+        os.unlink(path)
+    if damage == "directory":
+        os.mkdir(path)
+
+    response = api.finalize(session)
+
+    if damage == "directory":  # a broken volume: nothing is failed, it is retried
+        assert (response.status_code, error_code(response)) == (503, "storage_unavailable")
+        assert UploadSession.objects.get().status == "finalizing"
+        return
+    assert (response.status_code, error_code(response)) == (410, "part_corrupt")
+    expected = "part 1 is missing" if damage == "delete" else "part 2 no longer matches"
+    assert expected in UploadSession.objects.get().failure_reason
+
+
+def test_finalize_taken_over_after_the_link_replaces_nothing_it_needs(api):
+    """An assembler that died after linking: the next one finds the final name there."""
+    data = os.urandom(2 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK)
+    row = UploadSession.objects.select_related("file").get(pk=session)
+    sources = [
+        storage.part_source(p.part_number, p.size_bytes, p.sha256, p.temp_key, CHUNK)
+        for p in UploadPart.objects.order_by("part_number")
+    ]
+    key = storage.new_final_key(row.file_id, now=row.file.created_at)
+    final = storage.final_storage().path(key)
+    os.makedirs(os.path.dirname(final))
+    with open(final, "wb") as stale:
+        stale.write(b"a dead assembler's partial copy")
+
+    for _ in range(2):
+        stored = storage.assemble_final(sources, file_id=row.file_id, now=row.file.created_at)
+        assert (stored.key, stored.sha256) == (key, sha256(data))
+        assert os.path.samefile(final, assembly_path(session))
+
+
+def test_temp_and_final_on_different_filesystems_copy(client, user, settings, data_dir):
+    shm = "/dev/shm"
+    if not os.path.isdir(shm) or os.stat(shm).st_dev == os.stat(data_dir).st_dev:
+        pytest.skip("needs /dev/shm on a filesystem of its own")
+    apply_storage(settings, "local", data_dir)
+    temp = os.path.join(shm, f"portal-test-{os.getpid()}-{id(data_dir)}")
+    os.mkdir(temp)
+    try:
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "portal_temp": {**settings.STORAGES["portal_temp"]},
+        }
+        settings.STORAGES["portal_temp"]["OPTIONS"] = {
+            **settings.STORAGES["portal_temp"]["OPTIONS"],
+            "location": temp,
+        }
+        api = Api(client, make_token(user))
+        data = os.urandom(2 * CHUNK + 1)
+        session = api.start(data, CHUNK)["id"]
+        api.upload(session, data, CHUNK)
+        assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
+        assert os.stat(final_path(session)).st_dev != os.stat(assembly_path(session)).st_dev
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_the_sweep_keeps_an_active_sessions_file_and_removes_an_ended_ones(api):
+    data = os.urandom(2 * CHUNK)
+    idle = api.start(data, CHUNK)["id"]
+    ended = api.start(os.urandom(2 * CHUNK), CHUNK)["id"]
+    for session in (idle, ended):
+        with storage.part_range(session, 0, CHUNK):
+            pass  # a write that never got recorded: the file exists, no row points to it
+    api.abort(ended)
+    later = cleanup.CleanupOptions(now=timezone.now() + timedelta(days=30))
+
+    cleanup.sweep_temp_storage(later)
+
+    assert os.path.exists(assembly_path(idle))
+    assert not os.path.exists(assembly_path(ended))
+    api.upload(idle, data, CHUNK)
+    assert api.finalize(idle).json()["file"]["sha256"] == sha256(data)
+
+
+def test_a_closed_session_gets_no_file_made_for_it(api, user, monkeypatch):
+    """The session closed between the request's first check and its range: the file the
+    request made for it goes again, and so does the part it wrote aside."""
+    from portal.services import chunks
+
+    session = api.start(os.urandom(CHUNK), CHUNK)["id"]
+    stale = UploadSession.objects.get(pk=session)
+    UploadSession.objects.update(status="aborted")
+    monkeypatch.setattr(chunks, "get_session", lambda owner, session_id: stale)
+
+    with pytest.raises(Gone):
+        chunks.receive_part(user, session, 1, io.BytesIO(b"x" * CHUNK), str(CHUNK))
+
+    assert not os.path.exists(assembly_path(session))
+    assert objects.own_temp_keys() == [] and not UploadPart.objects.exists()
+
+
+def test_orphans_clear_every_part_sharing_the_file_in_one_run(api):
+    data = os.urandom(5 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK)
+    api.abort(session)
+
+    cleanup.cleanup_orphan_temp_parts(cleanup.CleanupOptions(batch_size=2))
+
+    assert keys(session) == {""}
+    assert not os.path.exists(assembly_path(session))
+
+
+def test_turned_off_every_part_has_an_object_of_its_own(api, settings):
+    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = False
+    data = os.urandom(2 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK)
+    assert len(objects.own_temp_keys()) == 2 and not os.path.exists(assembly_path(session))
+    assert saved_parts(session) == 0
+    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
