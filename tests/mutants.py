@@ -45,11 +45,11 @@ MUTANTS = (
     ),
     Mutant(
         "a part caught up into the file's hash is not checked against its sha256",
-        "portal/services/filehash.py",
+        "portal/storage/__init__.py",
         (
             (
-                "for chunk in storage.checked_chunks(source):",
-                "for chunk in storage.iter_temp(source.key):",
+                "for chunk in checked_chunks(source):",
+                "for chunk in iter_temp(source.key):",
             ),
         ),
         ("tests/test_file_hash.py",),
@@ -212,6 +212,30 @@ MUTANTS = (
         "portal/storage/__init__.py",
         (("digest.hexdigest() != source.sha256", "False"),),
         ("tests/test_storage.py",),
+    ),
+    Mutant(
+        "a part already recorded is written into its range again",
+        "portal/services/chunks.py",
+        (("    return None if recorded else place", "    return place"),),
+        ("tests/test_in_place.py",),
+    ),
+    Mutant(
+        "a part whose commit may have gone through gives its range's blocks back",
+        "portal/services/chunks.py",
+        (("        except ApiError:\n", "        except BaseException:\n"),),
+        ("tests/test_in_place.py",),
+    ),
+    Mutant(
+        "the sweep deletes an active session's assembly file",
+        "portal/services/cleanup/sweep.py",
+        (("if owners[key] in active)", "if False)"),),
+        ("tests/test_in_place.py",),
+    ),
+    Mutant(
+        "finalize links an assembly file shorter than its parts",
+        "portal/storage/local_assembly.py",
+        (("        if size != offsets[-1]:\n", "        if False:\n"),),
+        ("tests/test_in_place.py",),
     ),
 )
 

@@ -2,17 +2,21 @@
 link to it, replays and concurrent uploads of a part written aside, and what cleanup and
 finalize do with the file (portal.storage.local_in_place)."""
 
+import contextlib
+import errno
 import io
 import os
 import shutil
 from datetime import timedelta
 
 import pytest
+from django.db import OperationalError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from portal import storage
 from portal.models import UploadPart, UploadSession
-from portal.services import cleanup, filehash
+from portal.services import chunks, cleanup, filehash
 from portal.services.errors import Gone
 from portal.storage import local_in_place
 from portal.storage.sha256state import ResumableSha256
@@ -208,8 +212,6 @@ def test_the_sweep_keeps_an_active_sessions_file_and_removes_an_ended_ones(api):
 def test_a_closed_session_gets_no_file_made_for_it(api, user, monkeypatch):
     """The session closed between the request's first check and its range: the file the
     request made for it goes again, and so does the part it wrote aside."""
-    from portal.services import chunks
-
     session = api.start(os.urandom(CHUNK), CHUNK)["id"]
     stale = UploadSession.objects.get(pk=session)
     UploadSession.objects.update(status="aborted")
@@ -242,3 +244,114 @@ def test_turned_off_every_part_has_an_object_of_its_own(api, settings):
     assert len(objects.own_temp_keys()) == 2 and not os.path.exists(assembly_path(session))
     assert saved_parts(session) == 0
     assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
+
+
+class _CommitThenFail:
+    """``transaction`` whose first ``atomic`` block commits, then raises as if the
+    connection dropped before the answer came back: the outcome is unknown to the caller."""
+
+    def __init__(self):
+        self.armed = True
+
+    @contextlib.contextmanager
+    def atomic(self, *args, **kwargs):
+        with transaction.atomic(*args, **kwargs):
+            yield
+        if self.armed:
+            self.armed = False
+            raise OperationalError("server closed the connection unexpectedly")
+
+
+@pytest.mark.parametrize("order", [[1, 2, 3], [2, 1, 3]])
+def test_a_commit_whose_answer_was_lost_keeps_its_range(api, user, monkeypatch, order):
+    data = os.urandom(3 * CHUNK)
+    parts = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
+    session = api.start(data, CHUNK)["id"]
+    first, *rest = order
+    if first == 1:
+        api.put(session, 1, parts[0])
+        first, *rest = rest
+    monkeypatch.setattr(chunks, "transaction", _CommitThenFail())
+    with pytest.raises(OperationalError):
+        chunks.receive_part(user, session, first, io.BytesIO(parts[first - 1]), str(CHUNK))
+    monkeypatch.undo()
+
+    assert api.put(session, first, parts[first - 1]).status_code == 200  # the retry
+    for number in rest:
+        api.put(session, number, parts[number - 1])
+    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
+    with open(final_path(session), "rb") as handle:
+        assert handle.read() == data
+
+
+@pytest.mark.parametrize("refusal", [errno.EXDEV, errno.EIO])
+def test_a_link_the_filesystem_refuses_is_a_copy_any_other_error_an_outage(
+    api, monkeypatch, refusal
+):
+    """Two mounts of one filesystem share st_dev but refuse link(2) (EXDEV): finalize
+    copies. The refusal is the kernel's; a bind mount needs privileges tests lack."""
+
+    def refuse(*args):
+        raise OSError(refusal, os.strerror(refusal))
+
+    data = os.urandom(2 * CHUNK + 7)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK)
+    monkeypatch.setattr(local_in_place.os, "link", refuse)
+
+    response = api.finalize(session)
+
+    if refusal == errno.EIO:
+        assert (response.status_code, error_code(response)) == (503, "storage_unavailable")
+        assert UploadSession.objects.get().status == "finalizing"
+        return
+    assert response.json()["file"]["sha256"] == sha256(data)
+    assert not os.path.samefile(final_path(session), assembly_path(session))
+    with open(final_path(session), "rb") as handle:
+        assert handle.read() == data
+
+
+def test_a_part_the_saved_hash_did_not_cover_is_checked_at_finalize(api, monkeypatch):
+    monkeypatch.setattr(filehash, "CATCH_UP_BYTES", 0)  # early parts stay unhashed
+    data = os.urandom(3 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK, order=[2, 1, 3])
+    assert saved_parts(session) == 1
+    with open(assembly_path(session), "r+b") as handle:
+        handle.seek(2 * CHUNK + 100)
+        handle.write(b"tampered")
+
+    response = api.finalize(session)
+
+    assert (response.status_code, error_code(response)) == (410, "part_corrupt")
+    assert "part 3" in UploadSession.objects.get().failure_reason
+    row = UploadSession.objects.select_related("file").get()
+    key = storage.new_final_key(row.file_id, now=row.file.created_at)
+    assert not objects.final_exists(key)
+
+
+def test_the_sweep_asks_about_a_batch_of_session_files_at_once(api):
+    sessions = [api.start(os.urandom(CHUNK), CHUNK)["id"] for _ in range(30)]
+    for session in sessions:
+        with storage.part_range(session, 0, CHUNK):
+            pass
+    with CaptureQueriesContext(connection) as queries:
+        cleanup.sweep_temp_storage(cleanup.CleanupOptions(now=timezone.now()))
+    assert len(queries) <= 5
+    assert all(os.path.exists(assembly_path(session)) for session in sessions)
+
+
+@pytest.mark.parametrize("target", ["nowhere", "elsewhere"])
+def test_a_symlink_in_place_of_the_file_is_refused_not_followed(api, data_dir, target):
+    data = os.urandom(CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    elsewhere = data_dir / "elsewhere"
+    elsewhere.write_bytes(b"")
+    path = assembly_path(session)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.symlink(data_dir / "nowhere" if target == "nowhere" else elsewhere, path)
+
+    response = api.put(session, 1, data)
+
+    assert (response.status_code, error_code(response)) == (503, "storage_unavailable")
+    assert elsewhere.read_bytes() == b"" and not UploadPart.objects.exists()

@@ -21,7 +21,13 @@ from portal import storage
 from portal.models import UploadPart, UploadSession
 from portal.observability import log_event
 from portal.services import filehash, guards
-from portal.services.errors import BadRequest, Conflict, LengthRequired, TooLarge
+from portal.services.errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    LengthRequired,
+    TooLarge,
+)
 from portal.services.faults import storage_faults
 from portal.services.sessions import ensure_open, expected_part_size, get_session, ttl
 
@@ -63,7 +69,6 @@ def receive_part(owner, session_id, part_number, stream, content_length):
     with contextlib.ExitStack() as held:
         place = _claim_range(held, session, part_number, expected, context)
         stored = _store(session, part_number, expected, stream, place, file_hash, context)
-        keep = False
         try:
             if stored.size != expected:
                 raise BadRequest(
@@ -71,10 +76,11 @@ def receive_part(owner, session_id, part_number, stream, content_length):
                     code="incomplete_part",
                 )
             receipt = _record(session.pk, part_number, stored, file_hash)
-            keep = receipt.created
-        finally:
-            if not keep:
-                _discard(stored, place)
+        except ApiError:
+            _discard(stored, place)  # refused before or inside the rolled-back transaction
+            raise
+        if not receipt.created:
+            _discard(stored, place)
     if receipt.created:
         if receipt.hash_behind and filehash.applies(session):
             filehash.catch_up(session.pk)
@@ -107,7 +113,10 @@ def _claim_range(held, session, part_number, expected, context):
 
 
 def _discard(stored, place):
-    """What was stored and not recorded goes: its own object, or its range's blocks."""
+    """What was stored and is known not to be recorded goes: its own object, or its
+    range's blocks. Any other failure (a commit that may have gone through) keeps both:
+    an object nothing records is swept, a range nothing records is overwritten by the
+    part's next upload or goes with the session's file."""
     if stored.in_place:
         place.release()
     else:

@@ -215,7 +215,9 @@ def assemble_final(
     if _is_local(temp) and _is_local(final):
         with backend_faults(final):
             if _linkable(temp, final, sources):
-                return local_assembly.link(temp, final, key, sources, progress, file_hash, hashed)
+                linked = local_assembly.link(temp, final, key, sources, progress, file_hash, hashed)
+                if linked is not None:
+                    return linked
             return local_assembly.assemble(temp, final, key, sources, progress)
     if can_copy_server_side([source.size for source in sources]):
         if file_hash is None:

@@ -49,16 +49,19 @@ def assemble(temp, final, key, sources, progress) -> StoredObject:
     return StoredObject(key=key, size=offsets[-1], sha256=digest)
 
 
-def link(temp, final, key, sources, progress, file_hash=None, hashed=0) -> StoredObject:
+def link(temp, final, key, sources, progress, file_hash=None, hashed=0):
     """The final object ``key`` as a second name of the session's assembly file, which
-    holds every source in place (``local_in_place``): nothing is copied or re-read but
-    the sources the file's hash has not seen (``file_hash`` covers ``sources[:hashed]``).
+    holds every source in place (``local_in_place``); None when the two roots cannot
+    share an inode (``LINK_REFUSED``, e.g. two mounts of one filesystem): copy then.
 
     The bytes of a part written in place were hashed on their way into that range and the
-    range was never written again, so there is no copy to check; the file must still be
-    there and exactly as long as its parts (``SourceMismatch`` otherwise).
+    range was never written again, so the parts the saved file hash covers (``file_hash``,
+    ``sources[:hashed]``) are not read; the file must be there and exactly as long as its
+    parts. The others are read once, for the file's hash and, in a second thread, their
+    own check (``SourceMismatch``, and the final name goes again).
     """
     temp_path = local.local_path(temp.location, sources[0].key)
+    final_path = local.local_path(final.location, key)
     offsets = list(itertools.accumulate((source.size for source in sources), initial=0))
     fd = _open_source(temp.location, temp_path, sources[0])
     try:
@@ -66,14 +69,39 @@ def link(temp, final, key, sources, progress, file_hash=None, hashed=0) -> Store
         if size != offsets[-1]:
             broken = next((s for s in sources if not _holds(size, s)), sources[-1])
             raise SourceMismatch(broken, MISMATCH)
-        digest = hashlib.sha256() if file_hash is None else file_hash
-        for i in range(0 if file_hash is None else hashed, len(sources)):
-            hash_range(digest, fd, offsets[i], sources[i].size)
-            progress(offsets[i + 1])
-        local_in_place.link_final(temp_path, final, local.local_path(final.location, key))
+        try:
+            local_in_place.link_final(temp_path, final, final_path)
+        except OSError as exc:
+            if exc.errno in local_in_place.LINK_REFUSED:
+                return None
+            raise
+        try:
+            digest = _hash_the_rest(fd, sources, offsets, progress, file_hash, hashed)
+        except BaseException:
+            local.unlink_quietly(final_path)
+            raise
     finally:
         os.close(fd)
-    return StoredObject(key=key, size=offsets[-1], sha256=digest.hexdigest())
+    return StoredObject(key=key, size=offsets[-1], sha256=digest)
+
+
+def _hash_the_rest(fd, sources, offsets, progress, file_hash, hashed):
+    """``file_hash`` (or a new one) continued over the sources it does not cover, each of
+    them checked against its own sha256 at the same time; the hex digest."""
+    digest, start = (hashlib.sha256(), 0) if file_hash is None else (file_hash, hashed)
+    with ThreadPoolExecutor(1, thread_name_prefix="portal-assemble-check") as checker:
+        for i in range(start, len(sources)):
+            check = checker.submit(check_range, fd, offsets[i], sources[i])
+            hash_range(digest, fd, offsets[i], sources[i].size)
+            check.result()
+            progress(offsets[i + 1])
+    return digest.hexdigest()
+
+
+def check_range(fd, offset, source):
+    """``SourceMismatch`` unless ``fd`` holds ``source``'s bytes at ``offset``."""
+    if hash_range(hashlib.sha256(), fd, offset, source.size).hexdigest() != source.sha256:
+        raise SourceMismatch(source, MISMATCH)
 
 
 def hash_in_place(temp, source, digest):
@@ -140,10 +168,7 @@ class _Assembly:
 
     def _check(self, i, copy):
         copy.result()
-        source = self.sources[i]
-        digest = hash_range(hashlib.sha256(), self.fd, self.offsets[i], source.size)
-        if digest.hexdigest() != source.sha256:
-            raise SourceMismatch(source, MISMATCH)
+        check_range(self.fd, self.offsets[i], self.sources[i])
 
 
 def _holds(file_size, source):

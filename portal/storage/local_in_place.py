@@ -37,6 +37,11 @@ SUFFIX = "-parts"
 _FLOCK = "hhqqi4x"
 AVAILABLE = hasattr(fcntl, "F_OFD_SETLK")
 _BUSY = (errno.EAGAIN, errno.EACCES)
+# Created and removed under us this often in a row: something else owns the path.
+OPEN_ATTEMPTS = 3
+# link(2) refusals that mean "not between these two paths" (two mounts of one filesystem,
+# a filesystem without hard links, a link count at its limit): copy instead.
+LINK_REFUSED = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP)
 # fallocate(2) modes: deallocate a range without changing the file's size.
 _PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -80,19 +85,23 @@ def _open(storage, path):
         os.makedirs(directory, exist_ok=True)
     else:
         safe_makedirs(directory, storage.directory_permissions_mode, exist_ok=True)
-    while True:
+    flags = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW
+    for _attempt in range(OPEN_ATTEMPTS):
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-            break
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
-            pass
+            try:
+                return os.open(path, flags), False
+            except FileNotFoundError:
+                continue  # removed in between: create it
         try:
-            return os.open(path, os.O_RDWR | os.O_CLOEXEC), False
-        except FileNotFoundError:
-            continue  # removed in between: create it
-    if storage.file_permissions_mode is not None:
-        os.fchmod(fd, storage.file_permissions_mode)
-    return fd, True
+            if storage.file_permissions_mode is not None:
+                os.fchmod(fd, storage.file_permissions_mode)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, True
+    raise OSError(errno.ELOOP, "assembly file keeps vanishing (a symlink?)", path)
 
 
 def _try_lock(fd, offset, size):
@@ -125,8 +134,8 @@ def link_final(temp_path, final, final_path):
     """Give ``final_path`` (under the storage ``final``) the assembly file's inode.
 
     A final path left by an earlier attempt of the same assembly is replaced (the caller
-    holds the session's lock). ``OSError`` ``EXDEV`` when the two are on different
-    filesystems: the caller copies instead.
+    holds the session's lock). ``OSError`` with an errno in ``LINK_REFUSED`` when the two
+    cannot share an inode (two mounts, even of one filesystem): the caller copies.
     """
     local.ensure_root(final)
     directory = os.path.dirname(final_path)

@@ -75,11 +75,13 @@ def untracked_keys(keys):
     parts = UploadPart.objects.exclude(temp_key="").filter(temp_key__in=keys)
     tracked = set(parts.values_list("temp_key", flat=True))
     owners = {key: storage.assembly_session(key) for key in keys}
-    active = UploadSession.objects.filter(
-        pk__in={owner for owner in owners.values() if owner is not None},
-        status__in=UploadSession.ACTIVE_STATUSES,
+    active = set(
+        UploadSession.objects.filter(
+            pk__in={owner for owner in owners.values() if owner is not None},
+            status__in=UploadSession.ACTIVE_STATUSES,
+        ).values_list("pk", flat=True)
     )
-    tracked.update(key for key in keys if owners[key] in set(active.values_list("pk", flat=True)))
+    tracked.update(key for key in keys if owners[key] in active)
     return [key for key in keys if key not in tracked]
 
 
