@@ -355,3 +355,19 @@ def test_a_symlink_in_place_of_the_file_is_refused_not_followed(api, data_dir, t
 
     assert (response.status_code, error_code(response)) == (503, "storage_unavailable")
     assert elsewhere.read_bytes() == b"" and not UploadPart.objects.exists()
+
+
+@pytest.mark.parametrize("turned", ["off", "on"])
+def test_the_setting_turned_mid_session_mixes_parts_and_finalize_copies(api, settings, turned):
+    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = turned == "off"
+    data = os.urandom(3 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data[: 2 * CHUNK], CHUNK)
+    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = turned == "on"
+    api.put(session, 3, data[2 * CHUNK :])
+
+    assert local_in_place.assembly_key(session) in keys(session)
+    assert len(keys(session)) == (2 if turned == "off" else 3)  # and objects of their own
+    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
+    with open(final_path(session), "rb") as handle:
+        assert handle.read() == data

@@ -63,12 +63,7 @@ def created_file(storage, path, *, truncate=False):
     new (``O_EXCL``) unless ``truncate``. After the block the file has the storage's file
     mode; when the block fails the file is removed.
     """
-    ensure_root(storage)
-    directory = os.path.dirname(path)
-    if storage.directory_permissions_mode is None:
-        os.makedirs(directory, exist_ok=True)
-    else:
-        safe_makedirs(directory, storage.directory_permissions_mode, exist_ok=True)
+    make_parent(storage, path)
     mode = os.O_RDWR | os.O_TRUNC if truncate else os.O_WRONLY | os.O_EXCL
     fd = os.open(path, mode | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
@@ -81,6 +76,17 @@ def created_file(storage, path, *, truncate=False):
     except BaseException:
         unlink_quietly(path)
         raise
+
+
+def make_parent(storage, path):
+    """The directories above ``path``, under ``storage``'s root, which must exist, made as
+    ``FileSystemStorage._save`` makes them (with the storage's directory mode)."""
+    ensure_root(storage)
+    directory = os.path.dirname(path)
+    if storage.directory_permissions_mode is None:
+        os.makedirs(directory, exist_ok=True)
+    else:
+        safe_makedirs(directory, storage.directory_permissions_mode, exist_ok=True)
 
 
 def unlink_quietly(path):

@@ -28,8 +28,6 @@ import os
 import struct
 import uuid
 
-from django.utils._os import safe_makedirs
-
 from portal.storage import local
 
 SUFFIX = "-parts"
@@ -79,12 +77,7 @@ def locked_range(storage, key, offset, size):
 
 def _open(storage, path):
     """``(fd, created)``: the file opened for writing, created by this call or not."""
-    local.ensure_root(storage)
-    directory = os.path.dirname(path)
-    if storage.directory_permissions_mode is None:
-        os.makedirs(directory, exist_ok=True)
-    else:
-        safe_makedirs(directory, storage.directory_permissions_mode, exist_ok=True)
+    local.make_parent(storage, path)
     flags = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW
     for _attempt in range(OPEN_ATTEMPTS):
         try:
@@ -137,12 +130,7 @@ def link_final(temp_path, final, final_path):
     holds the session's lock). ``OSError`` with an errno in ``LINK_REFUSED`` when the two
     cannot share an inode (two mounts, even of one filesystem): the caller copies.
     """
-    local.ensure_root(final)
-    directory = os.path.dirname(final_path)
-    if final.directory_permissions_mode is None:
-        os.makedirs(directory, exist_ok=True)
-    else:
-        safe_makedirs(directory, final.directory_permissions_mode, exist_ok=True)
+    local.make_parent(final, final_path)
     try:
         os.link(temp_path, final_path)
     except FileExistsError:
