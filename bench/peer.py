@@ -48,7 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.lib import report as saved  # noqa: E402
-from bench.lib.peer_clients import Plan, PortalClient, TusClient  # noqa: E402
+from bench.lib.memory import clear_dir, prime_memory  # noqa: E402
+from bench.lib.peer_clients import Plan, PortalClient, TusClient, warm_up  # noqa: E402
 from bench.lib.peer_servers import (  # noqa: E402
     cpu_used,
     gunicorn_settings,
@@ -92,17 +93,17 @@ def parse_args():
         help="a PORTAL_* setting for the portal (repeatable), e.g. "
         "--portal-setting=PORTAL_LOCAL_IN_PLACE_ASSEMBLY=false",
     )
+    parser.add_argument(
+        "--no-prime",
+        action="store_true",
+        help="do not free a scratch file's pages before each timed run (see prime_memory)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp directories")
     parser.add_argument("--save", action="store_true", help="write docs/benchmarks/peer.md")
     return parser.parse_args()
 
 
 # ---------------------------------------------------------------------------- the runs
-
-
-def clear_dir(path):
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True, exist_ok=True)
 
 
 def final_path(data_dir, file_id):
@@ -119,8 +120,9 @@ def timed_shell(script, *args):
     return time.perf_counter() - started
 
 
-def run_portal(server, token, plan, parallel, data_dir, expected_sha):
+def run_portal(server, token, plan, parallel, data_dir, expected_sha, prime_dir):
     client = PortalClient(server.port, token)
+    prime_memory(prime_dir, plan.size)
     os.sync()
     cpu0 = server.cpu()
     client0 = time.process_time()
@@ -157,8 +159,9 @@ def run_portal(server, token, plan, parallel, data_dir, expected_sha):
     }
 
 
-def run_peer(server, plan, parallel, store, expected_sha, verify):
+def run_peer(server, plan, parallel, store, expected_sha, verify, prime_dir):
     client = TusClient(server.port)
+    prime_memory(prime_dir, plan.size)
     os.sync()
     cpu0 = server.cpu()
     client0 = time.process_time()
@@ -181,23 +184,6 @@ def run_peer(server, plan, parallel, store, expected_sha, verify):
         "cpu_upload": cpu_used(cpu0, cpu1),
         "cpu_client": client_cpu,
     }
-
-
-def warm_up(servers, token, plan, parallel, cleared):
-    """Two untimed uploads of the first chunks to each server, over every connection.
-
-    Loads the lazily imported code of each gunicorn worker and lets Node's JIT compile
-    the peer's hot path, so neither server's first timed run pays for its start-up.
-    """
-    small = Plan(plan.path, min(plan.size, parallel * 2 * plan.chunk), plan.chunk)
-    for _ in range(2):
-        if "portal" in servers:
-            client = PortalClient(servers["portal"].port, token)
-            client.finalize(client.upload(small, parallel))
-        if "peer" in servers:
-            TusClient(servers["peer"].port).upload(small, parallel)
-    for directory in cleared:
-        clear_dir(directory)
 
 
 # ---------------------------------------------------------------------------- the report
@@ -331,6 +317,7 @@ def compare(args):
     data_dir = tmp / "portal"
     data_dir.mkdir()
     servers, results, loads, token = {}, {}, [], None
+    prime = None if args.no_prime else tmp
     try:
         if "portal" in wanted:
             servers["portal"], token = start_portal(data_dir, args.gunicorn_arg, portal_env)
@@ -344,7 +331,7 @@ def compare(args):
                 for name in order:
                     if name == "portal":
                         run = run_portal(
-                            servers[name], token, plan, parallel, data_dir, expected_sha
+                            servers[name], token, plan, parallel, data_dir, expected_sha, prime
                         )
                     else:
                         run = run_peer(
@@ -354,6 +341,7 @@ def compare(args):
                             peer_dir / "store",
                             expected_sha,
                             verify=round_number == 0,
+                            prime_dir=prime,
                         )
                     results.setdefault((name, parallel), []).append(run)
                     print(
@@ -372,7 +360,8 @@ def compare(args):
         meta = (
             f"file: {args.size_mib} MiB of random bytes in {source_dir}, "
             f"{plan.chunks} chunks of {args.chunk_mib} MiB, {args.rounds} rounds; "
-            f"storage in {tmp}; {os.cpu_count()} CPUs"
+            f"storage in {tmp}; {os.cpu_count()} CPUs; "
+            + ("no memory priming" if args.no_prime else "memory primed before every run")
         )
         if "portal" in servers:
             settings = gunicorn_settings(args.gunicorn_arg)

@@ -10,15 +10,19 @@ of parts does not turn every request into a write on the token row.
 import hmac
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 
+from portal.lookups import one_or_none
 from portal.models import ApiToken
 from portal.services.errors import Forbidden, Unauthorized
 from portal.services.tokens import hash_token
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 MAX_TOKEN_CHARS = 200
+# What a request reads of its token and user (the user's name goes into outbox events).
+TOKEN_FIELDS = ("purpose", "key_hash", "last_used_at", "user", "user__is_active")
 
 
 def authenticate(request, purpose=ApiToken.Purpose.UPLOAD):
@@ -41,10 +45,10 @@ def authenticate(request, purpose=ApiToken.Purpose.UPLOAD):
 def _valid_token(request):
     raw = _bearer_token(request.META.get("HTTP_AUTHORIZATION", ""))
     digest = hash_token(raw)
-    token = (
+    token = one_or_none(
         ApiToken.objects.select_related("user")
+        .only(*TOKEN_FIELDS, f"user__{get_user_model().USERNAME_FIELD}")
         .filter(key_hash=digest, is_active=True, user__is_active=True)
-        .first()
     )
     if token is None or not hmac.compare_digest(token.key_hash, digest):
         raise Unauthorized("invalid or revoked token", code="invalid_token")

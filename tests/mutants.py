@@ -130,13 +130,18 @@ MUTANTS = (
     Mutant(
         "orphans clear keys whose deletion failed",
         "portal/services/cleanup/orphans.py",
-        (("gone = [by_key[key] for key in outcome.deleted]", "gone = list(by_key.values())"),),
+        (
+            (
+                "gone = [pk for key in outcome.deleted for pk in by_key[key]]",
+                "gone = [pk for pks in by_key.values() for pk in pks]",
+            ),
+        ),
         ("tests/test_cleanup_command.py", "tests/test_cleanup.py"),
     ),
     Mutant(
         "sweep deletes tracked objects too",
         "portal/services/cleanup/sweep.py",
-        (("untracked = [key for key in keys if key not in tracked]", "untracked = list(keys)"),),
+        (("    return [key for key in keys if key not in tracked]", "    return list(keys)"),),
         ("tests/test_cleanup.py",),
     ),
     Mutant(
@@ -204,8 +209,13 @@ MUTANTS = (
     Mutant(
         "finalize on local disk does not check a part's sha256",
         "portal/storage/local_assembly.py",
-        (("        if digest.hexdigest() != source.sha256:\n", "        if False:\n"),),
-        ("tests/test_api_finalize.py", "tests/test_storage.py"),
+        (
+            (
+                "size).hexdigest() != source.sha256:",
+                "size).hexdigest() != source.sha256 and False:",
+            ),
+        ),
+        ("tests/test_api_finalize.py", "tests/test_storage.py", "tests/test_in_place.py"),
     ),
     Mutant(
         "a streamed assembly does not check a part's sha256",
@@ -224,6 +234,35 @@ MUTANTS = (
         "portal/services/chunks.py",
         (("        except ApiError:\n", "        except BaseException:\n"),),
         ("tests/test_in_place.py",),
+    ),
+    Mutant(
+        "a catch-up claims the session for a part the hash has taken in",
+        "portal/services/filehash.py",
+        (
+            (
+                "UploadSession.objects.filter(pk=session_pk, hashed_parts=number - 1)",
+                "UploadSession.objects.filter(pk=session_pk)",
+            ),
+        ),
+        ("tests/test_file_hash.py",),
+    ),
+    Mutant(
+        "a catch-up keeps its claim after moving the hash",
+        "portal/services/filehash.py",
+        ((").update(hash_claimed_until=None, **fields)", ").update(**fields)"),),
+        ("tests/test_file_hash.py",),
+    ),
+    Mutant(
+        "a catch-up tries to claim a session it saw held",
+        "portal/services/filehash.py",
+        (("        if _held(found[0]):\n", "        if False:\n"),),
+        ("tests/test_file_hash.py",),
+    ),
+    Mutant(
+        "a part's session lookup loads the whole row and its file",
+        "portal/services/chunks.py",
+        (("get_session(owner, session_id, PART_FIELDS)", "get_session(owner, session_id)"),),
+        ("tests/test_api_parts.py",),
     ),
     Mutant(
         "the sweep deletes an active session's assembly file",

@@ -39,6 +39,22 @@ def test_part_is_stored_counted_and_moves_the_session_on(api):
     assert UploadSession.objects.get().bytes_received == 15
 
 
+def test_a_part_costs_nine_lean_queries_at_most(api, django_assert_max_num_queries):
+    """The token, the session, its range, then one transaction: lock, replay check,
+    insert, progress. Compiling queries, in proportion to the columns they select, is
+    most of a small part's cost (docs/upload-performance.md): no query on this path
+    reads the file's row or session columns the path does not use."""
+    session = api.start(b"x" * 30, 10)
+    assert api.put(session["id"], 1, b"x" * 10).status_code == 201
+
+    with django_assert_max_num_queries(9) as queries:
+        assert api.put(session["id"], 2, b"x" * 10).status_code == 201
+
+    sql = " ".join(query["sql"] for query in queries.captured_queries)
+    assert "portal_ingestfile" not in sql and "failure_reason" not in sql
+    assert "ORDER BY" not in sql
+
+
 def test_every_part_extends_expires_at(api, settings):
     settings.PORTAL_SESSION_TTL_HOURS = 1
     with time_machine.travel("2030-01-01 10:00:00Z", tick=False):

@@ -11,6 +11,7 @@ import pytest
 import time_machine
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from portal import storage
@@ -67,6 +68,35 @@ def test_parts_out_of_order_are_caught_up_by_the_request_that_completes_a_run(ap
     api.upload(session, data, CHUNK, order=[4])
     response = api.finalize(session)
     assert response.json()["file"]["sha256"] == sha256(data)
+
+
+def test_a_catch_up_takes_a_part_in_two_looks_and_two_claim_updates(api):
+    """Claim, hash, and one UPDATE that moves the hash and lets go of the claim: each part
+    a parallel client sends pays for these (docs/upload-performance.md)."""
+    data = os.urandom(2 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK, order=[2])
+
+    with CaptureQueriesContext(connection) as queries:
+        api.upload(session, data, CHUNK, order=[1])
+
+    sql = [query["sql"] for query in queries.captured_queries]
+    assert saved(session) == (2, sha256(data))
+    assert len([q for q in sql if q.startswith("UPDATE") and "hash_claimed_until" in q]) == 2
+    assert len([q for q in sql if '"hashed_parts" + 1' in q]) == 2  # the looks
+    assert UploadSession.objects.get(pk=session).hash_claimed_until is None
+
+
+def test_a_claim_for_a_part_the_hash_has_taken_in_is_refused(api):
+    """A request that looked before the hash moved on does not hash the part again: the
+    claim names the part, and whoever moved the hash looks for the next one itself."""
+    data = os.urandom(2 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK, order=[1])
+
+    assert filehash._claim(session, 1) is None
+    assert UploadSession.objects.get(pk=session).hash_claimed_until is None
+    assert filehash._claim(session, 2) is not None
 
 
 def test_finalize_continues_the_saved_hash_instead_of_reading_the_parts_for_it(api):
@@ -180,8 +210,11 @@ def test_one_request_catches_up_at_a_time_and_a_dead_holders_claim_runs_out(api)
     held_until = timezone.now() + timedelta(seconds=filehash.CLAIM_SECONDS)
     UploadSession.objects.filter(pk=session).update(hash_claimed_until=held_until)
 
-    api.upload(session, data, CHUNK, order=[1])
+    with CaptureQueriesContext(connection) as queries:
+        api.upload(session, data, CHUNK, order=[1])
     assert saved(session) == (1, sha256(data[:CHUNK]))  # 2 and 3 left to the holder
+    claims = [q for q in queries.captured_queries if "hash_claimed_until" in q["sql"]]
+    assert [q for q in claims if q["sql"].startswith("UPDATE")] == []  # the look saw it held
 
     with time_machine.travel(held_until + timedelta(seconds=1)):
         filehash.catch_up(session)  # the holder died: the claim ran out
@@ -243,7 +276,7 @@ def test_a_part_changed_before_its_catch_up_is_not_hashed_and_fails_at_finalize(
 def test_a_failing_catch_up_does_not_fail_the_recorded_part(api, monkeypatch, caplog):
     from django.db import OperationalError
 
-    def locked(session_pk):
+    def locked(*args):
         raise OperationalError("database is locked")
 
     monkeypatch.setattr(filehash, "_claim", locked)  # a database failure cannot be staged

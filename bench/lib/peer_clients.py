@@ -9,6 +9,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+from bench.lib.memory import clear_dir
+
 SEND_BLOCK = 1024 * 1024
 IDLE_RECONNECT_S = 2.0  # both servers keep an idle connection open for 5 s
 
@@ -150,3 +152,20 @@ class TusClient:
         if offset != length:
             sys.exit(f"tus upload {path} ended at offset {offset} of {length}")
         return path.rsplit("/", 1)[1], numbers
+
+
+def warm_up(servers, token, plan, parallel, cleared):
+    """Two untimed uploads of the first chunks to each server, over every connection.
+
+    Loads the lazily imported code of each gunicorn worker and lets Node's JIT compile
+    the peer's hot path, so neither server's first timed run pays for its start-up.
+    """
+    small = Plan(plan.path, min(plan.size, parallel * 2 * plan.chunk), plan.chunk)
+    for _ in range(2):
+        if "portal" in servers:
+            client = PortalClient(servers["portal"].port, token)
+            client.finalize(client.upload(small, parallel))
+        if "peer" in servers:
+            TusClient(servers["peer"].port).upload(small, parallel)
+    for directory in cleared:
+        clear_dir(directory)

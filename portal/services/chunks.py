@@ -18,6 +18,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from portal import storage
+from portal.lookups import one_or_none
 from portal.models import UploadPart, UploadSession
 from portal.observability import log_event
 from portal.services import filehash, guards
@@ -29,9 +30,17 @@ from portal.services.errors import (
     TooLarge,
 )
 from portal.services.faults import storage_faults
-from portal.services.sessions import ensure_open, expected_part_size, get_session, ttl
+from portal.services.sessions import (
+    PART_FIELDS,
+    ensure_open,
+    expected_part_size,
+    get_session,
+    ttl,
+)
 
 logger = logging.getLogger(__name__)
+# What a replay is compared and answered with.
+REPLAY_FIELDS = ("part_number", "size_bytes", "sha256")
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,7 @@ class PartReceipt:
 
 def receive_part(owner, session_id, part_number, stream, content_length):
     """Store part ``part_number`` read from ``stream``; ``created`` False for a replay."""
-    session = get_session(owner, session_id)
+    session = get_session(owner, session_id, PART_FIELDS)
     ensure_open(session)
     expected = _expected_size(session, part_number, content_length)
     context = {"session_id": str(session.pk), "part_number": part_number}
@@ -126,9 +135,8 @@ def _discard(stored, place):
 def _range_state(session_pk, part_number):
     """``(session status, whether the part is recorded)`` in one query."""
     recorded = UploadPart.objects.filter(session_id=OuterRef("pk"), part_number=part_number)
-    return UploadSession.objects.filter(pk=session_pk).annotate(
-        recorded=Exists(recorded)
-    ).values_list("status", "recorded").first() or (None, False)
+    state = UploadSession.objects.filter(pk=session_pk).annotate(recorded=Exists(recorded))
+    return one_or_none(state.values_list("status", "recorded")) or (None, False)
 
 
 def _store(session, part_number, expected, stream, place, file_hash, context):
@@ -220,10 +228,15 @@ def _record(session_pk, part_number, stored, file_hash):
     now = timezone.now()
     try:
         with transaction.atomic():
-            session = UploadSession.objects.select_for_update().get(pk=session_pk)
+            session = (
+                UploadSession.objects.select_for_update().only(*PART_FIELDS).get(pk=session_pk)
+            )
             ensure_open(session, now)
-            found = UploadPart.objects.filter(session_id=session_pk, part_number=part_number)[:1]
-            existing = found[0] if found else None
+            existing = one_or_none(
+                UploadPart.objects.filter(session_id=session_pk, part_number=part_number).only(
+                    *REPLAY_FIELDS
+                )
+            )
             if existing is not None:
                 return _replay(session, existing, stored)
             UploadPart.objects.create(

@@ -39,6 +39,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from portal import storage
+from portal.lookups import one_or_none
 from portal.models import UploadPart, UploadSession
 from portal.storage.sha256state import AVAILABLE, ResumableSha256
 
@@ -62,6 +63,7 @@ NEXT_PART_FIELDS = (
     "session__chunk_size_bytes",
     "session__total_size_bytes",
     "session__total_parts",
+    "session__hash_claimed_until",
 )
 
 
@@ -113,22 +115,23 @@ def catch_up(session_pk):
 
 
 def _catch_up(session_pk, deadline):
+    """Look, claim, hash the part, move the hash on (the same UPDATE lets go of the
+    claim), look again: two reads and two short write transactions for the usual part."""
     read = 0
-    while read < CATCH_UP_BYTES and time.monotonic() < deadline and _next_part(session_pk):
-        claim = _claim(session_pk)
+    found = _next_part(session_pk)
+    while found and read < CATCH_UP_BYTES and time.monotonic() < deadline:
+        if _held(found[0]):
+            return  # the holder looks again after letting go, and will see this part
+        claim = _claim(session_pk, found[1])
         if claim is None:
             return
-        try:
-            outcome = RACED
-            while outcome != STUCK and read < CATCH_UP_BYTES and time.monotonic() < deadline:
-                outcome, size = _hash_next_part(session_pk)
-                read += size
-                if outcome is None:
-                    break  # nothing waiting: let go, then look once more
-        finally:
+        outcome, size = _hash_part(session_pk, found, claim)
+        read += size
+        if outcome != MOVED:
             _release(session_pk, claim)
         if outcome == STUCK:
             return
+        found = _next_part(session_pk)
 
 
 def for_assembly(session):
@@ -152,7 +155,7 @@ def _next_part(session_pk):
     """``(session, part number, Source)`` of the part the saved hash needs next, when the
     session is open and that part is in; else None. One query: it runs around every part
     a catch-up takes up."""
-    part = (
+    part = one_or_none(
         UploadPart.objects.filter(
             session_id=session_pk,
             session__status__in=UploadSession.OPEN_STATUSES,
@@ -161,7 +164,6 @@ def _next_part(session_pk):
         .exclude(temp_key="")
         .select_related("session")
         .only(*NEXT_PART_FIELDS)
-        .first()
     )
     if part is None:
         return None
@@ -172,14 +174,12 @@ def _next_part(session_pk):
     return session, number, source
 
 
-def _hash_next_part(session_pk):
-    """Read back and hash the next part the saved hash needs: ``(outcome, bytes read)``,
-    the outcome None when that part is not in, ``MOVED`` when the hash moved on,
-    ``RACED`` when another request moved it first, ``STUCK`` when the part cannot be
-    hashed here (gone, changed, storage down: finalize reads or fails it)."""
-    found = _next_part(session_pk)
-    if found is None:
-        return None, 0
+def _hash_part(session_pk, found, claim):
+    """Hash the part ``_next_part`` found and move the saved hash on while ``claim`` is
+    still this request's, letting go of it in the same UPDATE: ``(outcome, bytes read)``,
+    the outcome ``MOVED`` when the hash moved on, ``RACED`` when it did not (the claim ran
+    out and another request took it over), ``STUCK`` when the part cannot be hashed here
+    (gone, changed, storage down: finalize reads or fails it)."""
     session, number, source = found
     file_hash = for_part(session, number)
     if file_hash is None:
@@ -193,18 +193,32 @@ def _hash_next_part(session_pk):
         return STUCK, source.size
     with transaction.atomic():
         moved = UploadSession.objects.filter(
-            pk=session_pk, hashed_parts=number - 1, status__in=UploadSession.OPEN_STATUSES
-        ).update(**fields)
+            pk=session_pk,
+            hashed_parts=number - 1,
+            status__in=UploadSession.OPEN_STATUSES,
+            hash_claimed_until=claim,
+        ).update(hash_claimed_until=None, **fields)
     return (MOVED if moved else RACED), source.size
 
 
-def _claim(session_pk):
-    """Take the session's catch-up claim: its token (the time it runs out), or None."""
+def _held(session):
+    """Whether the look saw another request's claim: a holder lets go after that look
+    began, and looks again after letting go, so it finds the part this request recorded
+    before looking. Spares the write transaction of a claim bound to fail."""
+    held = session.hash_claimed_until
+    return held is not None and held >= timezone.now()
+
+
+def _claim(session_pk, number):
+    """Take the session's catch-up claim while the hash still waits for part ``number``:
+    its token (the time it runs out), or None (held by another request, which looks
+    again after letting go, or the hash has moved on, and whoever moved it looks again).
+    """
     now = timezone.now()
     until = now + timedelta(seconds=CLAIM_SECONDS)
     with transaction.atomic():
         taken = (
-            UploadSession.objects.filter(pk=session_pk)
+            UploadSession.objects.filter(pk=session_pk, hashed_parts=number - 1)
             .filter(Q(hash_claimed_until__isnull=True) | Q(hash_claimed_until__lt=now))
             .update(hash_claimed_until=until)
         )

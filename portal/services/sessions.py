@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.lookups import one_or_none
 from portal.models import IngestFile, UploadSession
 from portal.observability import log_event
 from portal.services import guards
@@ -26,6 +27,18 @@ MAX_NAME_CHARS = 255
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 MAX_PARTS = 100_000
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+# What receiving a part reads of its session (``ensure_open``, ``expected_part_size``, the
+# saved file hash, the receipt): the rest of the row is not selected.
+PART_FIELDS = (
+    "status",
+    "expires_at",
+    "chunk_size_bytes",
+    "total_size_bytes",
+    "total_parts",
+    "completed_parts",
+    "hashed_parts",
+    "hash_state",
+)
 
 
 def compact_ranges(numbers):
@@ -232,13 +245,16 @@ def _idempotency_key(value):
 # --- lookup and state -----------------------------------------------------------------
 
 
-def get_session(owner, session_id):
-    """The owner's session, else 404 (unknown, malformed id, or someone else's)."""
+def get_session(owner, session_id, fields=None):
+    """The owner's session, else 404 (unknown, malformed id, or someone else's): with its
+    file, or only ``fields`` of the session (``PART_FIELDS`` on the part path)."""
     try:
         pk = uuid.UUID(str(session_id))
     except ValueError:
         raise NotFound("no such upload session", code="session_not_found") from None
-    session = UploadSession.objects.select_related("file").filter(pk=pk, owner=owner).first()
+    sessions = UploadSession.objects.filter(pk=pk, owner=owner)
+    sessions = sessions.only(*fields) if fields else sessions.select_related("file")
+    session = one_or_none(sessions)
     if session is None:
         raise NotFound("no such upload session", code="session_not_found")
     return session
