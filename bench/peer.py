@@ -20,8 +20,11 @@ uploads warm both servers up first. Sequential is one connection sending the chu
 order; with ``--parallel`` connections the portal's parts go to whichever connection is
 free, and the peer (whose file store has no concatenation extension) gets one upload per
 connection, each a contiguous quarter of the file. Rounds are interleaved (peer and
-portal alternate who goes first), ``sync`` runs before every timed run, and medians are
-printed with the load average.
+portal alternate who goes first). Before every timed run the bench writes and deletes a
+scratch file of 1.5x the upload beside the servers' storage, so that both servers write
+into memory that is quick to write on this kind of host (``bench/lib/memory.py``;
+``--no-prime`` turns it off), then runs ``sync``. Medians are printed with the load
+average.
 
 Figures: MB/s for upload only and, for the portal, upload + finalize; the ratios to the
 peer; server CPU seconds read from ``/proc`` (all gunicorn processes summed, and the
