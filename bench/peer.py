@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.lib import report as saved  # noqa: E402
-from bench.lib.memory import clear_dir, prime_memory  # noqa: E402
+from bench.lib.memory import prime_memory  # noqa: E402
 from bench.lib.peer_clients import Plan, PortalClient, TusClient, warm_up  # noqa: E402
 from bench.lib.peer_servers import (  # noqa: E402
     cpu_used,
@@ -107,6 +107,11 @@ def parse_args():
 
 
 # ---------------------------------------------------------------------------- the runs
+
+
+def clear_dir(path):
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
 
 
 def final_path(data_dir, file_id):
@@ -327,7 +332,9 @@ def compare(args):
         if "peer" in wanted:
             servers["peer"] = start_peer(peer_dir, peer_dir / "store")
         cleared = [data_dir / "temp", data_dir / "final", peer_dir / "store"]
-        warm_up(servers, token, plan, args.parallel, cleared)
+        warm_up(servers, token, plan, args.parallel)
+        for directory in cleared:
+            clear_dir(directory)
         for round_number in range(args.rounds):
             order = sorted(servers, reverse=bool(round_number % 2))
             for parallel, label in modes:

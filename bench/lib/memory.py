@@ -1,7 +1,6 @@
 """bench/peer.py's care for the memory both servers write into (see ``prime_memory``)."""
 
 import os
-import shutil
 
 MIB = 1024 * 1024
 PRIME_FACTOR = 1.5
@@ -30,8 +29,3 @@ def prime_memory(directory, size):
     finally:
         os.close(fd)
         path.unlink()
-
-
-def clear_dir(path):
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-from bench.lib.memory import clear_dir
-
 SEND_BLOCK = 1024 * 1024
 IDLE_RECONNECT_S = 2.0  # both servers keep an idle connection open for 5 s
 
@@ -154,7 +152,7 @@ class TusClient:
         return path.rsplit("/", 1)[1], numbers
 
 
-def warm_up(servers, token, plan, parallel, cleared):
+def warm_up(servers, token, plan, parallel):
     """Two untimed uploads of the first chunks to each server, over every connection.
 
     Loads the lazily imported code of each gunicorn worker and lets Node's JIT compile
@@ -167,5 +165,3 @@ def warm_up(servers, token, plan, parallel, cleared):
             client.finalize(client.upload(small, parallel))
         if "peer" in servers:
             TusClient(servers["peer"].port).upload(small, parallel)
-    for directory in cleared:
-        clear_dir(directory)
