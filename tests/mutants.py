@@ -52,7 +52,7 @@ MUTANTS = (
                 "for chunk in iter_temp(source.key):",
             ),
         ),
-        ("tests/test_file_hash.py",),
+        ("tests/test_file_hash.py", "tests/test_file_hash_catch_up.py"),
     ),
     Mutant(
         "prune forgets rows whose final object could not be deleted",
@@ -244,19 +244,58 @@ MUTANTS = (
                 "UploadSession.objects.filter(pk=session_pk)",
             ),
         ),
-        ("tests/test_file_hash.py",),
+        ("tests/test_file_hash.py", "tests/test_file_hash_catch_up.py"),
     ),
     Mutant(
         "a catch-up keeps its claim after moving the hash",
         "portal/services/filehash.py",
-        ((").update(hash_claimed_until=None, **fields)", ").update(**fields)"),),
-        ("tests/test_file_hash.py",),
+        (
+            (
+                ").update(hash_claimed_until=None, hashed_parts=last, hash_state=state)",
+                ").update(hashed_parts=last, hash_state=state)",
+            ),
+        ),
+        ("tests/test_file_hash.py", "tests/test_file_hash_catch_up.py"),
     ),
     Mutant(
         "a catch-up tries to claim a session it saw held",
         "portal/services/filehash.py",
-        (("        if _held(found[0]):\n", "        if False:\n"),),
-        ("tests/test_file_hash.py",),
+        (("        if _held(session):\n", "        if False:\n"),),
+        ("tests/test_file_hash.py", "tests/test_file_hash_catch_up.py"),
+    ),
+    Mutant(
+        "a catch-up hashes one part a look, not the run that is in",
+        "portal/services/filehash.py",
+        (
+            (
+                "        run.append((number, source))\n",
+                "        run.append((number, source))\n        break\n",
+            ),
+        ),
+        ("tests/test_file_hash.py", "tests/test_file_hash_catch_up.py"),
+    ),
+    Mutant(
+        "a catch-up's hash moves past a part it could not hash",
+        "portal/services/filehash.py",
+        (("            return hashed, read + source.size, True", "            continue"),),
+        ("tests/test_file_hash.py", "tests/test_file_hash_catch_up.py"),
+    ),
+    Mutant(
+        "a part behind a missing one looks for parts to hash",
+        "portal/services/chunks.py",
+        (("    return part_number == needed or needed in recorded", "    return True"),),
+        ("tests/test_file_hash.py", "tests/test_file_hash_catch_up.py"),
+    ),
+    Mutant(
+        "parts a bounded catch-up left wait for finalize",
+        "portal/services/chunks.py",
+        (
+            (
+                "    return part_number == needed or needed in recorded",
+                "    return part_number == needed",
+            ),
+        ),
+        ("tests/test_file_hash.py", "tests/test_file_hash_catch_up.py"),
     ),
     Mutant(
         "a part's session lookup loads the whole row and its file",

@@ -1,18 +1,10 @@
 """The whole-file sha256 saved while the parts arrive where S3 assembles the file: what
-uploads in and out of order save, and finalize continuing it instead of reading the
-parts (the resumable hash itself: test_sha256state.py)."""
+uploads in order save, and finalize continuing it instead of reading the parts (parts out
+of order: test_file_hash_catch_up.py; the resumable hash itself: test_sha256state.py)."""
 
 import os
-import random
-import threading
-from datetime import timedelta
 
 import pytest
-import time_machine
-from django.db import connection
-from django.test import Client
-from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from portal import storage
 from portal.models import UploadPart, UploadSession
@@ -20,23 +12,12 @@ from portal.services import filehash
 from portal.storage.sha256state import ResumableSha256
 from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.conftest import apply_storage
-
-MIB = 1024 * 1024
-CHUNK = 5 * MIB  # the smallest part S3 copies: the S3 runs take the copy path
+from tests.file_hash_helpers import CHUNK, MIB, GetCounter, s3_api, saved
 
 
 @pytest.fixture
 def api(client, user, settings, data_dir, moto_s3):
-    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=moto_s3.new_bucket())
-    settings.PORTAL_CHUNK_SIZE_MAX = 16 * MIB
-    return Api(client, make_token(user))
-
-
-def saved(session_id):
-    """(parts the saved hash covers, its digest if they were the whole file)."""
-    row = UploadSession.objects.get(pk=session_id)
-    resumed = ResumableSha256.resume(row.hash_state, filehash.hashed_bytes(row, row.hashed_parts))
-    return row.hashed_parts, resumed.hexdigest() if resumed else None
+    return s3_api(client, user, settings, data_dir, moto_s3)
 
 
 def test_parts_in_order_save_the_file_hash_and_replays_change_nothing(api):
@@ -54,49 +35,6 @@ def test_parts_in_order_save_the_file_hash_and_replays_change_nothing(api):
     api.put(session, 3, parts[2])
 
     assert saved(session) == (3, sha256(data))
-
-
-def test_parts_out_of_order_are_caught_up_by_the_request_that_completes_a_run(api):
-    data = os.urandom(4 * CHUNK)
-    session = api.start(data, CHUNK)["id"]
-    api.upload(session, data, CHUNK, order=[2, 3])
-    assert saved(session) == (0, None)
-
-    # Part 1: hashed on its way in, then parts 2 and 3 read back and hashed on.
-    api.upload(session, data, CHUNK, order=[1])
-    assert saved(session) == (3, sha256(data[: 3 * CHUNK]))
-    api.upload(session, data, CHUNK, order=[4])
-    response = api.finalize(session)
-    assert response.json()["file"]["sha256"] == sha256(data)
-
-
-def test_a_catch_up_takes_a_part_in_two_looks_and_two_claim_updates(api):
-    """Claim, hash, and one UPDATE that moves the hash and lets go of the claim: each part
-    a parallel client sends pays for these (docs/upload-performance.md)."""
-    data = os.urandom(2 * CHUNK)
-    session = api.start(data, CHUNK)["id"]
-    api.upload(session, data, CHUNK, order=[2])
-
-    with CaptureQueriesContext(connection) as queries:
-        api.upload(session, data, CHUNK, order=[1])
-
-    sql = [query["sql"] for query in queries.captured_queries]
-    assert saved(session) == (2, sha256(data))
-    assert len([q for q in sql if q.startswith("UPDATE") and "hash_claimed_until" in q]) == 2
-    assert len([q for q in sql if '"hashed_parts" + 1' in q]) == 2  # the looks
-    assert UploadSession.objects.get(pk=session).hash_claimed_until is None
-
-
-def test_a_claim_for_a_part_the_hash_has_taken_in_is_refused(api):
-    """A request that looked before the hash moved on does not hash the part again: the
-    claim names the part, and whoever moved the hash looks for the next one itself."""
-    data = os.urandom(2 * CHUNK)
-    session = api.start(data, CHUNK)["id"]
-    api.upload(session, data, CHUNK, order=[1])
-
-    assert filehash._claim(session, 1) is None
-    assert UploadSession.objects.get(pk=session).hash_claimed_until is None
-    assert filehash._claim(session, 2) is not None
 
 
 def test_finalize_continues_the_saved_hash_instead_of_reading_the_parts_for_it(api):
@@ -131,24 +69,6 @@ def test_without_a_usable_saved_hash_finalize_hashes_the_file_itself(api, monkey
     response = api.finalize(session)
 
     assert response.json()["file"]["sha256"] == sha256(data)
-
-
-class GetCounter:
-    """Counts the GetObject requests of the process's S3 client (the worker's reads)."""
-
-    def __init__(self):
-        self.client = storage.temp_storage().connection.meta.client
-        self.count = 0
-
-    def __call__(self, **kwargs):
-        self.count += 1
-
-    def __enter__(self):
-        self.client.meta.events.register("before-call.s3.GetObject", self)
-        return self
-
-    def __exit__(self, *exc):
-        self.client.meta.events.unregister("before-call.s3.GetObject", self)
 
 
 @pytest.mark.parametrize(
@@ -193,35 +113,6 @@ def test_s3_a_part_changed_after_it_was_hashed_still_fails_the_session(api, moto
     assert "part 2" in UploadSession.objects.get().failure_reason
 
 
-def test_a_request_catches_up_a_bounded_number_of_bytes(api, monkeypatch):
-    monkeypatch.setattr(filehash, "CATCH_UP_BYTES", 2 * CHUNK)
-    data = os.urandom(5 * CHUNK)
-    session = api.start(data, CHUNK)["id"]
-    api.upload(session, data, CHUNK, order=[2, 3, 4, 5, 1])
-
-    assert saved(session) == (3, sha256(data[: 3 * CHUNK]))  # part 1, then two caught up
-    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
-
-
-def test_one_request_catches_up_at_a_time_and_a_dead_holders_claim_runs_out(api):
-    data = os.urandom(3 * CHUNK)
-    session = api.start(data, CHUNK)["id"]
-    api.upload(session, data, CHUNK, order=[2, 3])
-    held_until = timezone.now() + timedelta(seconds=filehash.CLAIM_SECONDS)
-    UploadSession.objects.filter(pk=session).update(hash_claimed_until=held_until)
-
-    with CaptureQueriesContext(connection) as queries:
-        api.upload(session, data, CHUNK, order=[1])
-    assert saved(session) == (1, sha256(data[:CHUNK]))  # 2 and 3 left to the holder
-    claims = [q for q in queries.captured_queries if "hash_claimed_until" in q["sql"]]
-    assert [q for q in claims if q["sql"].startswith("UPDATE")] == []  # the look saw it held
-
-    with time_machine.travel(held_until + timedelta(seconds=1)):
-        filehash.catch_up(session)  # the holder died: the claim ran out
-    assert saved(session) == (3, sha256(data))
-    assert UploadSession.objects.get(pk=session).hash_claimed_until is None
-
-
 def test_a_part_that_breaks_off_or_runs_long_saves_nothing_and_its_retry_does(api, user):
     import io
 
@@ -256,38 +147,6 @@ def test_a_part_missing_from_s3_fails_the_session_though_nothing_is_read(api, mo
     assert row.status == "failed" and "part 2 is missing" in row.failure_reason
     bucket = storage.final_storage().bucket_name
     assert moto_s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
-
-
-def test_a_part_changed_before_its_catch_up_is_not_hashed_and_fails_at_finalize(api, moto_s3):
-    data = os.urandom(3 * CHUNK)
-    session = api.start(data, CHUNK)["id"]
-    api.upload(session, data, CHUNK, order=[2, 3])
-    part = UploadPart.objects.get(part_number=2)
-    bucket = storage.temp_storage().bucket_name
-    moto_s3.client().put_object(Bucket=bucket, Key=f"temp/{part.temp_key}", Body=bytes(CHUNK))
-
-    api.upload(session, data, CHUNK, order=[1])
-
-    assert saved(session) == (1, sha256(data[:CHUNK]))  # part 2 failed its check
-    response = api.finalize(session)
-    assert (response.status_code, error_code(response)) == (410, "part_corrupt")
-
-
-def test_a_failing_catch_up_does_not_fail_the_recorded_part(api, monkeypatch, caplog):
-    from django.db import OperationalError
-
-    def locked(*args):
-        raise OperationalError("database is locked")
-
-    monkeypatch.setattr(filehash, "_claim", locked)  # a database failure cannot be staged
-    data = os.urandom(2 * CHUNK)
-    session = api.start(data, CHUNK)["id"]
-    api.upload(session, data, CHUNK, order=[2])
-
-    assert api.put(session, 1, data[:CHUNK]).status_code == 201
-    assert saved(session) == (1, sha256(data[:CHUNK]))
-    assert "catching up the file's hash failed" in caplog.text
-    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
 
 
 def test_s3_assembly_reports_progress_after_every_part_it_reads_or_copies(api, monkeypatch):
@@ -340,47 +199,3 @@ def test_where_the_worker_assembles_nothing_is_saved(
     assert saved(session) == (0, None)
     assert set(UploadPart.objects.values_list("md5", flat=True)) == {""}
     assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
-
-
-@pytest.mark.django_db(transaction=True)
-def test_parallel_uploads_end_with_the_whole_hash_saved(
-    postgres_only, user, settings, data_dir, moto_s3, monkeypatch
-):
-    """Four clients, parts in shuffled order: every part is hashed once into the saved
-    state, whoever catches up (one at a time, the claim; the conditional UPDATE keeps
-    two from moving it twice)."""
-    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=moto_s3.new_bucket())
-    settings.PORTAL_CHUNK_SIZE_MAX = 16 * MIB
-    monkeypatch.setattr(filehash, "CATCH_UP_BYTES", 1 << 40)
-    data = os.urandom(11 * CHUNK + 99)
-    token = make_token(user)
-    session = Api(Client(), token).start(data, CHUNK)["id"]
-    numbers = list(range(1, 13))
-    random.Random(5).shuffle(numbers)
-    barrier = threading.Barrier(4)
-    statuses, errors = [], []
-
-    def put(mine):
-        try:
-            api = Api(Client(), token)
-            barrier.wait()
-            for number in mine:
-                body = data[(number - 1) * CHUNK : number * CHUNK]
-                statuses.append(api.put(session, number, body).status_code)
-        except Exception as exc:  # reported below: a thread's exception is otherwise lost
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=put, args=(numbers[i::4],)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == [] and statuses == [201] * 12
-    assert saved(session) == (12, sha256(data))
-    with GetCounter() as gets:
-        response = Api(Client(), token).finalize(session)
-    assert response.json()["file"]["sha256"] == sha256(data)
-    assert gets.count == 0

@@ -232,11 +232,8 @@ def _record(session_pk, part_number, stored, file_hash):
                 UploadSession.objects.select_for_update().only(*PART_FIELDS).get(pk=session_pk)
             )
             ensure_open(session, now)
-            existing = one_or_none(
-                UploadPart.objects.filter(session_id=session_pk, part_number=part_number).only(
-                    *REPLAY_FIELDS
-                )
-            )
+            recorded = _recorded(session_pk, {part_number, session.hashed_parts + 1})
+            existing = recorded.get(part_number)
             if existing is not None:
                 return _replay(session, existing, stored)
             UploadPart.objects.create(
@@ -269,8 +266,28 @@ def _record(session_pk, part_number, stored, file_hash):
         completed_parts=session.completed_parts + 1,
         total_parts=session.total_parts,
         expires_at=expires_at,
-        hash_behind=saved.get("hashed_parts", session.hashed_parts) < session.completed_parts + 1,
+        hash_behind=_hash_behind(session, part_number, saved, recorded),
     )
+
+
+def _recorded(session_pk, numbers):
+    """``{part number: part}`` of those of ``numbers`` that are recorded, in one query: the
+    part itself (a replay?) and the part the file's hash needs next (``_hash_behind``)."""
+    parts = UploadPart.objects.filter(session_id=session_pk, part_number__in=numbers)
+    return {part.part_number: part for part in parts.only(*REPLAY_FIELDS)}
+
+
+def _hash_behind(locked, part_number, saved, recorded):
+    """Whether a catch-up after this part would find a part to hash (``filehash``), read
+    under the session's lock. Where this part took the hash on, when any recorded part is
+    not hashed yet. Otherwise, only when the part the hash needs next is in: this one, or
+    one recorded before. If that part is not in yet, the request that records it will look
+    after its commit and find this one behind it, so looking now would find nothing (with
+    four connections, most parts arrive while an earlier one is still on its way)."""
+    if saved:
+        return saved["hashed_parts"] < locked.completed_parts + 1
+    needed = locked.hashed_parts + 1
+    return part_number == needed or needed in recorded
 
 
 def _replay(session, existing, stored):

@@ -10,12 +10,13 @@ finalize would be the file's sha256 (each copy is checked by its ETag, see
 needs is hashed on its way into storage (the same bytes, the same pass) and the new state
 is saved with the part, under the session's row lock (``chunks``). Parts that arrive
 early (a client uploading in parallel) are taken up once the parts before them are in, by
-the request that recorded a part: it reads them back (one GET each), checks each against
-its recorded sha256 and hashes it on (``catch_up``, bounded in bytes and time per
-request; finalize reads whatever is left). So the
-reads an assembly would need are spread over the upload, and finalize's time is S3's.
-Each catch-up step is one conditional UPDATE on ``hashed_parts``, so two requests
-catching up at once cannot both move it.
+the request that records the part the hash needs next (a request whose part lies behind
+a missing one does not look: ``chunks._hash_behind``). One look finds the run of parts
+that are in without a gap; they are read back (one GET each), each checked against its
+recorded sha256, and hashed on (``catch_up``, bounded in bytes and time per request;
+finalize reads whatever is left). So the reads an assembly would need are spread over
+the upload, and finalize's time is S3's. One conditional UPDATE on ``hashed_parts``
+moves the hash over a run, so two requests catching up at once cannot both move it.
 
 On local disk the hash is saved where parts are written in place
 (``storage.assembles_in_place``): finalize then links the assembly file instead of copying
@@ -39,7 +40,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from portal import storage
-from portal.lookups import one_or_none
 from portal.models import UploadPart, UploadSession
 from portal.storage.sha256state import AVAILABLE, ResumableSha256
 
@@ -51,8 +51,9 @@ CATCH_UP_SECONDS = 15
 # How long a catch-up may hold the session before another request may take over (a worker
 # that died holding it).
 CLAIM_SECONDS = 60
-MOVED, RACED, STUCK = "moved", "raced", "stuck"
-# What ``_next_part`` loads: the part, and what ``for_part`` reads of its session.
+# Parts one look returns at most (a run is bounded by ``CATCH_UP_BYTES`` as it is hashed).
+RUN_PARTS = 16
+# What ``_next_run`` loads: the parts, and what ``for_part`` reads of their session.
 NEXT_PART_FIELDS = (
     "part_number",
     "size_bytes",
@@ -115,23 +116,25 @@ def catch_up(session_pk):
 
 
 def _catch_up(session_pk, deadline):
-    """Look, claim, hash the part, move the hash on (the same UPDATE lets go of the
-    claim), look again: two reads and two short write transactions for the usual part."""
+    """Look, claim, hash the run of parts that are in, move the hash on over them (the
+    same UPDATE lets go of the claim), look again: two reads and two short write
+    transactions for every run, however many parts it holds."""
     read = 0
-    found = _next_part(session_pk)
+    found = _next_run(session_pk)
     while found and read < CATCH_UP_BYTES and time.monotonic() < deadline:
-        if _held(found[0]):
-            return  # the holder looks again after letting go, and will see this part
-        claim = _claim(session_pk, found[1])
+        session, run = found
+        if _held(session):
+            return  # the holder looks again after letting go, and will see these parts
+        claim = _claim(session_pk, run[0][0])
         if claim is None:
             return
-        outcome, size = _hash_part(session_pk, found, claim)
+        hashed, size, stuck = _hash_run(session, run, CATCH_UP_BYTES - read, deadline)
         read += size
-        if outcome != MOVED:
+        if not (hashed and _move(session_pk, run[0][0], hashed, claim)):
             _release(session_pk, claim)
-        if outcome == STUCK:
+        if stuck:
             return
-        found = _next_part(session_pk)
+        found = _next_run(session_pk)
 
 
 def for_assembly(session):
@@ -151,54 +154,73 @@ def _resume(session, parts):
     return ResumableSha256.resume(session.hash_state, hashed_bytes(session, parts))
 
 
-def _next_part(session_pk):
-    """``(session, part number, Source)`` of the part the saved hash needs next, when the
-    session is open and that part is in; else None. One query: it runs around every part
+def _next_run(session_pk):
+    """``(session, [(part number, Source), ...])``: the parts the saved hash needs next, in
+    order, as far as they are in without a gap (at most ``RUN_PARTS``), when the session
+    is open and the first of them is in; else None. One query: it runs around every run
     a catch-up takes up."""
-    part = one_or_none(
+    parts = list(
         UploadPart.objects.filter(
             session_id=session_pk,
             session__status__in=UploadSession.OPEN_STATUSES,
-            part_number=F("session__hashed_parts") + 1,
+            part_number__gt=F("session__hashed_parts"),
         )
         .exclude(temp_key="")
         .select_related("session")
         .only(*NEXT_PART_FIELDS)
+        .order_by("part_number")[:RUN_PARTS]
     )
-    if part is None:
+    if not parts:
         return None
-    session, number = part.session, part.part_number
-    source = storage.part_source(
-        number, part.size_bytes, part.sha256, part.temp_key, session.chunk_size_bytes
-    )
-    return session, number, source
+    session = parts[0].session
+    run = []
+    for number, part in enumerate(parts, start=session.hashed_parts + 1):
+        if part.part_number != number:
+            break
+        source = storage.part_source(
+            number, part.size_bytes, part.sha256, part.temp_key, session.chunk_size_bytes
+        )
+        run.append((number, source))
+    return (session, run) if run else None
 
 
-def _hash_part(session_pk, found, claim):
-    """Hash the part ``_next_part`` found and move the saved hash on while ``claim`` is
-    still this request's, letting go of it in the same UPDATE: ``(outcome, bytes read)``,
-    the outcome ``MOVED`` when the hash moved on, ``RACED`` when it did not (the claim ran
-    out and another request took it over), ``STUCK`` when the part cannot be hashed here
-    (gone, changed, storage down: finalize reads or fails it)."""
-    session, number, source = found
-    file_hash = for_part(session, number)
+def _hash_run(session, run, budget, deadline):
+    """Hash the parts of ``run`` in turn while ``budget`` bytes and the ``deadline`` last:
+    ``(hashed, bytes read, stuck)``, ``hashed`` being ``(last part hashed, the hash's
+    state after it)`` or None. ``stuck`` when a part cannot be hashed here (gone, changed,
+    storage down): the hash stops before it, and finalize reads or fails that part."""
+    file_hash = for_part(session, run[0][0])
     if file_hash is None:
-        return STUCK, 0
-    try:
-        storage.hash_part(source, file_hash)
-    except (storage.SourceMismatch, storage.StorageUnavailable):
-        return STUCK, source.size
-    fields = saved_fields(session, number, file_hash)
-    if not fields:
-        return STUCK, source.size
+        return None, 0, True
+    read, hashed = 0, None
+    for number, source in run:
+        if read >= budget or time.monotonic() >= deadline:
+            return hashed, read, False
+        try:
+            storage.hash_part(source, file_hash)
+        except (storage.SourceMismatch, storage.StorageUnavailable):
+            return hashed, read + source.size, True
+        read += source.size
+        if file_hash.length != hashed_bytes(session, number):
+            return hashed, read, True
+        hashed = number, file_hash.state()
+    return hashed, read, False
+
+
+def _move(session_pk, first, hashed, claim):
+    """Move the saved hash from before part ``first`` to ``hashed`` (its last part and
+    state) while ``claim`` is still this request's, letting go of the claim in the same
+    UPDATE; False when the claim ran out and another request took over."""
+    last, state = hashed
     with transaction.atomic():
-        moved = UploadSession.objects.filter(
-            pk=session_pk,
-            hashed_parts=number - 1,
-            status__in=UploadSession.OPEN_STATUSES,
-            hash_claimed_until=claim,
-        ).update(hash_claimed_until=None, **fields)
-    return (MOVED if moved else RACED), source.size
+        return bool(
+            UploadSession.objects.filter(
+                pk=session_pk,
+                hashed_parts=first - 1,
+                status__in=UploadSession.OPEN_STATUSES,
+                hash_claimed_until=claim,
+            ).update(hash_claimed_until=None, hashed_parts=last, hash_state=state)
+        )
 
 
 def _held(session):
