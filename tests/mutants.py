@@ -237,30 +237,25 @@ MUTANTS = (
     ),
     Mutant(
         "a catch-up claims the session for a part the hash has taken in",
-        "portal/services/filehash.py",
+        "portal/services/part_sql.py",
         (
             (
-                "UploadSession.objects.filter(pk=session_pk, hashed_parts=number - 1)",
-                "UploadSession.objects.filter(pk=session_pk)",
+                " AND hashed_parts = %s AND (hash_claimed_until",
+                " AND hashed_parts >= %s AND (hash_claimed_until",
             ),
         ),
-        ("tests/test_file_hash.py", "tests/test_file_hash_catch_up.py"),
+        ("tests/test_file_hash_catch_up.py", "tests/test_part_sql.py"),
     ),
     Mutant(
         "a catch-up keeps its claim after moving the hash",
-        "portal/services/filehash.py",
-        (
-            (
-                ").update(hash_claimed_until=None, hashed_parts=last, hash_state=state)",
-                ").update(hashed_parts=last, hash_state=state)",
-            ),
-        ),
-        ("tests/test_file_hash.py", "tests/test_file_hash_catch_up.py"),
+        "portal/services/part_sql.py",
+        (("SET hash_claimed_until = NULL, hashed_parts = %s,", "SET hashed_parts = %s,"),),
+        ("tests/test_file_hash_catch_up.py", "tests/test_part_sql.py"),
     ),
     Mutant(
         "a catch-up tries to claim a session it saw held",
         "portal/services/filehash.py",
-        (("        if _held(session):\n", "        if False:\n"),),
+        (("        if held:\n", "        if False:\n"),),
         ("tests/test_file_hash.py", "tests/test_file_hash_catch_up.py"),
     ),
     Mutant(
@@ -296,6 +291,28 @@ MUTANTS = (
             ),
         ),
         ("tests/test_file_hash.py", "tests/test_file_hash_catch_up.py"),
+    ),
+    Mutant(
+        "a catch-up lets go of another request's claim",
+        "portal/services/part_sql.py",
+        (
+            (
+                ' WHERE id = %s AND hash_claimed_until = %s",',
+                ' WHERE id = %s",\n        [session_pk(pk)] or',
+            ),
+        ),
+        ("tests/test_part_sql.py", "tests/test_file_hash_catch_up.py"),
+    ),
+    Mutant(
+        "a part is counted without the bytes it brought",
+        "portal/services/part_sql.py",
+        (
+            (
+                '"bytes_received = bytes_received + %s",',
+                '"bytes_received = bytes_received + 0 * %s",',
+            ),
+        ),
+        ("tests/test_part_sql.py", "tests/test_api_parts.py"),
     ),
     Mutant(
         "a part's session lookup loads the whole row and its file",

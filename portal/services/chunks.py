@@ -14,14 +14,12 @@ import logging
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from portal import storage
-from portal.lookups import one_or_none
 from portal.models import UploadPart, UploadSession
 from portal.observability import log_event
-from portal.services import filehash, guards
+from portal.services import filehash, guards, part_sql
 from portal.services.errors import (
     ApiError,
     BadRequest,
@@ -114,7 +112,7 @@ def _claim_range(held, session, part_number, expected, context):
         place = held.enter_context(storage.part_range(session.pk, offset, expected))
     if place is None:
         return None
-    status, recorded = _range_state(session.pk, part_number)
+    status, recorded = part_sql.range_state(session.pk, part_number)
     if status not in UploadSession.OPEN_STATUSES:
         place.abandon()
         return None
@@ -130,13 +128,6 @@ def _discard(stored, place):
         place.release()
     else:
         storage.delete_temp([stored.key])
-
-
-def _range_state(session_pk, part_number):
-    """``(session status, whether the part is recorded)`` in one query."""
-    recorded = UploadPart.objects.filter(session_id=OuterRef("pk"), part_number=part_number)
-    state = UploadSession.objects.filter(pk=session_pk).annotate(recorded=Exists(recorded))
-    return one_or_none(state.values_list("status", "recorded")) or (None, False)
 
 
 def _store(session, part_number, expected, stream, place, file_hash, context):
@@ -228,31 +219,19 @@ def _record(session_pk, part_number, stored, file_hash):
     now = timezone.now()
     try:
         with transaction.atomic():
-            session = (
-                UploadSession.objects.select_for_update().only(*PART_FIELDS).get(pk=session_pk)
-            )
+            session = part_sql.lock_session(session_pk, PART_FIELDS)
+            if session is None:
+                raise UploadSession.DoesNotExist
             ensure_open(session, now)
-            recorded = _recorded(session_pk, {part_number, session.hashed_parts + 1})
+            recorded = part_sql.recorded_parts(session_pk, {part_number, session.hashed_parts + 1})
             existing = recorded.get(part_number)
             if existing is not None:
                 return _replay(session, existing, stored)
-            UploadPart.objects.create(
-                session_id=session_pk,
-                part_number=part_number,
-                size_bytes=stored.size,
-                sha256=stored.sha256,
-                md5=stored.md5,
-                temp_key=stored.key,
-            )
+            part_sql.insert_part(session_pk, part_number, stored, now)
             expires_at = now + ttl()
             saved = filehash.saved_fields(session, part_number, file_hash)
-            UploadSession.objects.filter(pk=session_pk).update(
-                completed_parts=F("completed_parts") + 1,
-                bytes_received=F("bytes_received") + stored.size,
-                status=UploadSession.Status.IN_PROGRESS,
-                expires_at=expires_at,
-                updated_at=now,
-                **saved,
+            part_sql.count_part(
+                session_pk, stored.size, expires_at=expires_at, now=now, hashed=saved
             )
     except IntegrityError:
         # Only reachable where the row lock is not exclusive; the unique constraint held.
@@ -268,13 +247,6 @@ def _record(session_pk, part_number, stored, file_hash):
         expires_at=expires_at,
         hash_behind=_hash_behind(session, part_number, saved, recorded),
     )
-
-
-def _recorded(session_pk, numbers):
-    """``{part number: part}`` of those of ``numbers`` that are recorded, in one query: the
-    part itself (a replay?) and the part the file's hash needs next (``_hash_behind``)."""
-    parts = UploadPart.objects.filter(session_id=session_pk, part_number__in=numbers)
-    return {part.part_number: part for part in parts.only(*REPLAY_FIELDS)}
 
 
 def _hash_behind(locked, part_number, saved, recorded):

@@ -36,11 +36,10 @@ import time
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from portal import storage
-from portal.models import UploadPart, UploadSession
+from portal.services import part_sql
 from portal.storage.sha256state import AVAILABLE, ResumableSha256
 
 logger = logging.getLogger(__name__)
@@ -53,19 +52,6 @@ CATCH_UP_SECONDS = 15
 CLAIM_SECONDS = 60
 # Parts one look returns at most (a run is bounded by ``CATCH_UP_BYTES`` as it is hashed).
 RUN_PARTS = 16
-# What ``_next_run`` loads: the parts, and what ``for_part`` reads of their session.
-NEXT_PART_FIELDS = (
-    "part_number",
-    "size_bytes",
-    "sha256",
-    "temp_key",
-    "session__hashed_parts",
-    "session__hash_state",
-    "session__chunk_size_bytes",
-    "session__total_size_bytes",
-    "session__total_parts",
-    "session__hash_claimed_until",
-)
 
 
 def applies(session):
@@ -122,8 +108,8 @@ def _catch_up(session_pk, deadline):
     read = 0
     found = _next_run(session_pk)
     while found and read < CATCH_UP_BYTES and time.monotonic() < deadline:
-        session, run = found
-        if _held(session):
+        session, held, run = found
+        if held:
             return  # the holder looks again after letting go, and will see these parts
         claim = _claim(session_pk, run[0][0])
         if claim is None:
@@ -155,24 +141,16 @@ def _resume(session, parts):
 
 
 def _next_run(session_pk):
-    """``(session, [(part number, Source), ...])``: the parts the saved hash needs next, in
-    order, as far as they are in without a gap (at most ``RUN_PARTS``), when the session
-    is open and the first of them is in; else None. One query: it runs around every run
-    a catch-up takes up."""
-    parts = list(
-        UploadPart.objects.filter(
-            session_id=session_pk,
-            session__status__in=UploadSession.OPEN_STATUSES,
-            part_number__gt=F("session__hashed_parts"),
-        )
-        .exclude(temp_key="")
-        .select_related("session")
-        .only(*NEXT_PART_FIELDS)
-        .order_by("part_number")[:RUN_PARTS]
-    )
-    if not parts:
+    """``(session, held, [(part number, Source), ...])``: the parts the saved hash needs
+    next, in order, as far as they are in without a gap (at most ``RUN_PARTS``), and
+    whether another request's claim was seen (a holder lets go after this look began, and
+    looks again after letting go, so it finds these parts: trying the claim would fail),
+    when the session is open and the first of them is in; else None. One query: it runs
+    around every run a catch-up takes up."""
+    found = part_sql.waiting_parts(session_pk, RUN_PARTS, timezone.now())
+    if found is None:
         return None
-    session = parts[0].session
+    session, held, parts = found
     run = []
     for number, part in enumerate(parts, start=session.hashed_parts + 1):
         if part.part_number != number:
@@ -181,7 +159,7 @@ def _next_run(session_pk):
             number, part.size_bytes, part.sha256, part.temp_key, session.chunk_size_bytes
         )
         run.append((number, source))
-    return (session, run) if run else None
+    return (session, held, run) if run else None
 
 
 def _hash_run(session, run, budget, deadline):
@@ -213,22 +191,7 @@ def _move(session_pk, first, hashed, claim):
     UPDATE; False when the claim ran out and another request took over."""
     last, state = hashed
     with transaction.atomic():
-        return bool(
-            UploadSession.objects.filter(
-                pk=session_pk,
-                hashed_parts=first - 1,
-                status__in=UploadSession.OPEN_STATUSES,
-                hash_claimed_until=claim,
-            ).update(hash_claimed_until=None, hashed_parts=last, hash_state=state)
-        )
-
-
-def _held(session):
-    """Whether the look saw another request's claim: a holder lets go after that look
-    began, and looks again after letting go, so it finds the part this request recorded
-    before looking. Spares the write transaction of a claim bound to fail."""
-    held = session.hash_claimed_until
-    return held is not None and held >= timezone.now()
+        return part_sql.move_hash(session_pk, first, last, state, claim)
 
 
 def _claim(session_pk, number):
@@ -239,17 +202,11 @@ def _claim(session_pk, number):
     now = timezone.now()
     until = now + timedelta(seconds=CLAIM_SECONDS)
     with transaction.atomic():
-        taken = (
-            UploadSession.objects.filter(pk=session_pk, hashed_parts=number - 1)
-            .filter(Q(hash_claimed_until__isnull=True) | Q(hash_claimed_until__lt=now))
-            .update(hash_claimed_until=until)
-        )
+        taken = part_sql.claim_hash(session_pk, number, now, until)
     return until if taken else None
 
 
 def _release(session_pk, claim):
     """Let go of the claim, unless it ran out and another request holds it now."""
     with transaction.atomic():
-        UploadSession.objects.filter(pk=session_pk, hash_claimed_until=claim).update(
-            hash_claimed_until=None
-        )
+        part_sql.release_hash(session_pk, claim)

@@ -1,0 +1,217 @@
+"""The statements every part upload runs, written once as SQL.
+
+Profiled on a part upload (docs/upload-performance.md), Django built and compiled each of
+these queries in 0.5-1 ms, and the database ran it in a few hundredths of that: with
+eight to twelve of them a part, the ORM was most of what a part cost besides its bytes.
+The statements here are plain SQL that SQLite and PostgreSQL both run, on the tables and
+columns of ``portal.models``; values go in as the ORM would send them (the field's or
+the backend's own conversion), and rows that become models come back through
+``Manager.raw``, which converts columns as a queryset does. ``tests/test_part_sql.py``
+checks every statement against the ORM query it stands for, on both databases.
+
+Everything else keeps the ORM: only the statements of the part path and of the file-hash
+catch-up are here, and each says which ORM query it replaces.
+"""
+
+from dataclasses import dataclass
+
+from django.db import connection
+
+from portal.models import UploadPart, UploadSession
+
+SESSIONS = UploadSession._meta.db_table
+PARTS = UploadPart._meta.db_table
+OPEN = tuple(str(status) for status in UploadSession.OPEN_STATUSES)
+_IS_OPEN = f"status IN ({', '.join(['%s'] * len(OPEN))})"
+
+
+@dataclass(frozen=True)
+class RecordedPart:
+    """What a replay compares and answers with."""
+
+    part_number: int
+    size_bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class WaitingPart:
+    """A recorded part the file's hash has not taken in, and what the catch-up needs."""
+
+    part_number: int
+    size_bytes: int
+    sha256: str
+    temp_key: str
+
+
+def session_pk(value):
+    """A session id as the database stores it (a hex string on SQLite, a uuid elsewhere)."""
+    return UploadSession._meta.pk.get_db_prep_value(value, connection)
+
+
+def timestamp(value):
+    """A datetime as the database stores it."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _one(sql, params):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def _rows(sql, params):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _count(sql, params):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+# ---------------------------------------------------------------------------- the part path
+
+
+def range_state(pk, part_number):
+    """``(status, whether part ``part_number`` is recorded)``, ``(None, False)`` for no
+    session. Was: the session's status annotated with ``Exists`` of the part."""
+    row = _one(
+        f"SELECT s.status, EXISTS(SELECT 1 FROM {PARTS} p"
+        f" WHERE p.session_id = s.id AND p.part_number = %s) FROM {SESSIONS} s WHERE s.id = %s",
+        [part_number, session_pk(pk)],
+    )
+    return (row[0], bool(row[1])) if row else (None, False)
+
+
+def lock_session(pk, fields):
+    """The session row with ``fields``, locked until the transaction ends (``FOR UPDATE``
+    where the database has row locks; SQLite's write transaction holds the whole file).
+    Was: ``select_for_update().only(*fields).get(pk=pk)``; None for no such row."""
+    columns = ", ".join(["id", *(UploadSession._meta.get_field(f).column for f in fields)])
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    sql = f"SELECT {columns} FROM {SESSIONS} WHERE id = %s{lock}"
+    rows = list(UploadSession.objects.raw(sql, [session_pk(pk)]))
+    return rows[0] if rows else None
+
+
+def recorded_parts(pk, numbers):
+    """``{part number: RecordedPart}`` of those of ``numbers`` that are recorded. Was:
+    ``UploadPart.objects.filter(session_id=pk, part_number__in=numbers).only(...)``."""
+    numbers = sorted(numbers)
+    marks = ", ".join(["%s"] * len(numbers))
+    rows = _rows(
+        f"SELECT part_number, size_bytes, sha256 FROM {PARTS}"
+        f" WHERE session_id = %s AND part_number IN ({marks})",
+        [session_pk(pk), *numbers],
+    )
+    return {row[0]: RecordedPart(*row) for row in rows}
+
+
+def insert_part(pk, part_number, stored, now):
+    """Record a part (``stored``: its key, size, sha256 and md5). Was:
+    ``UploadPart.objects.create(...)``; the unique constraint raises ``IntegrityError``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {PARTS} (session_id, part_number, size_bytes, sha256, temp_key, md5,"
+            " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [
+                session_pk(pk),
+                part_number,
+                stored.size,
+                stored.sha256,
+                stored.key,
+                stored.md5,
+                timestamp(now),
+            ],
+        )
+
+
+def count_part(pk, size, *, expires_at, now, hashed=None):
+    """Count a recorded part on its session, which is in progress from now on, and
+    extend its life; ``hashed``: ``{"hashed_parts": n, "hash_state": bytes}`` to save
+    with it. Was: ``filter(pk=pk).update(completed_parts=F(...) + 1, ...)``."""
+    sets = [
+        "completed_parts = completed_parts + 1",
+        "bytes_received = bytes_received + %s",
+        "status = %s",
+        "expires_at = %s",
+        "updated_at = %s",
+    ]
+    params = [size, str(UploadSession.Status.IN_PROGRESS), timestamp(expires_at), timestamp(now)]
+    if hashed:
+        sets += ["hashed_parts = %s", "hash_state = %s"]
+        params += [hashed["hashed_parts"], bytes(hashed["hash_state"])]
+    _count(
+        f"UPDATE {SESSIONS} SET {', '.join(sets)} WHERE id = %s",
+        [*params, session_pk(pk)],
+    )
+
+
+# ---------------------------------------------------------------------------- the catch-up
+
+
+def waiting_parts(pk, limit, now):
+    """``(session, held, [WaitingPart, ...])`` for an open session: the recorded parts
+    (holding a temp object) after those its saved hash covers, in order, at most
+    ``limit``; ``session`` carries what ``filehash.for_part`` reads, ``held`` whether a
+    catch-up claim runs past ``now``. None when there are none. Was: the parts joined to
+    their session, ``part_number__gt=F("session__hashed_parts")``, ordered."""
+    rows = _rows(
+        "SELECT s.hashed_parts, s.hash_state, s.chunk_size_bytes, s.total_size_bytes,"
+        " s.total_parts, CASE WHEN s.hash_claimed_until >= %s THEN 1 ELSE 0 END,"
+        " p.part_number, p.size_bytes, p.sha256, p.temp_key"
+        f" FROM {PARTS} p INNER JOIN {SESSIONS} s ON p.session_id = s.id"
+        f" WHERE p.session_id = %s AND s.{_IS_OPEN} AND p.part_number > s.hashed_parts"
+        " AND p.temp_key <> '' ORDER BY p.part_number LIMIT %s",
+        [timestamp(now), session_pk(pk), *OPEN, limit],
+    )
+    if not rows:
+        return None
+    hashed, state, chunk, total, parts, held = rows[0][:6]
+    session = UploadSession(
+        pk=pk,
+        hashed_parts=hashed,
+        hash_state=state,
+        chunk_size_bytes=chunk,
+        total_size_bytes=total,
+        total_parts=parts,
+    )
+    return session, bool(held), [WaitingPart(*row[6:]) for row in rows]
+
+
+def claim_hash(pk, first, now, until):
+    """Take the catch-up claim (until ``until``) while the hash waits for part ``first``
+    and no claim runs past ``now``: whether it was taken. Was: a conditional ``update``."""
+    return bool(
+        _count(
+            f"UPDATE {SESSIONS} SET hash_claimed_until = %s WHERE id = %s"
+            " AND hashed_parts = %s AND (hash_claimed_until IS NULL OR hash_claimed_until < %s)",
+            [timestamp(until), session_pk(pk), first - 1, timestamp(now)],
+        )
+    )
+
+
+def move_hash(pk, first, last, state, claim):
+    """Move the saved hash from before part ``first`` to after part ``last`` (``state``)
+    and let go of ``claim`` in the same statement, if the session is open and ``claim``
+    is still held: whether it moved. Was: a conditional ``update``."""
+    return bool(
+        _count(
+            f"UPDATE {SESSIONS} SET hash_claimed_until = NULL, hashed_parts = %s,"
+            f" hash_state = %s WHERE id = %s AND hashed_parts = %s AND {_IS_OPEN}"
+            " AND hash_claimed_until = %s",
+            [last, bytes(state), session_pk(pk), first - 1, *OPEN, timestamp(claim)],
+        )
+    )
+
+
+def release_hash(pk, claim):
+    """Let go of ``claim`` unless it ran out and another request holds the session now."""
+    _count(
+        f"UPDATE {SESSIONS} SET hash_claimed_until = NULL"
+        " WHERE id = %s AND hash_claimed_until = %s",
+        [session_pk(pk), timestamp(claim)],
+    )

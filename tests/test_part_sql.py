@@ -1,0 +1,167 @@
+"""The part path's SQL (portal.services.part_sql) against the ORM queries it stands for,
+on the database of the run (SQLite, and PostgreSQL in CI's second pass): the same rows
+read, the same values written (datetimes to the microsecond, the hash state's bytes),
+the same conditions refused."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from portal.models import UploadPart, UploadSession
+from portal.services import part_sql
+from portal.services.sessions import PART_FIELDS
+from portal.storage.objects import StoredObject
+from tests.api_helpers import Api, make_token
+from tests.conftest import apply_storage
+
+CHUNK = 256 * 1024
+STATE = bytes(range(112))
+
+
+@pytest.fixture
+def session(client, user, settings, data_dir):
+    """An open session of four parts with parts 1 and 3 recorded, and no saved hash."""
+    apply_storage(settings, "local", data_dir)
+    api = Api(client, make_token(user))
+    data = bytes(4 * CHUNK)
+    session_id = api.start(data, CHUNK)["id"]
+    api.upload(session_id, data, CHUNK, order=[1, 3])
+    UploadSession.objects.filter(pk=session_id).update(hashed_parts=0, hash_state=None)
+    return UploadSession.objects.get(pk=session_id)
+
+
+def stored(number):
+    return StoredObject(key=f"k/{number}", size=10 + number, sha256=f"{number:064x}", md5="m")
+
+
+def test_range_state_is_the_status_and_whether_the_part_is_recorded(session):
+    assert part_sql.range_state(session.pk, 1) == ("in_progress", True)
+    assert part_sql.range_state(str(session.pk), 2) == ("in_progress", False)
+    assert part_sql.range_state(uuid.uuid4(), 1) == (None, False)
+
+
+def test_lock_session_reads_what_the_orm_reads_and_locks_where_rows_lock(session):
+    expected = UploadSession.objects.only(*PART_FIELDS).get(pk=session.pk)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        locked = part_sql.lock_session(session.pk, PART_FIELDS)
+
+    assert locked.pk == session.pk
+    assert {f: getattr(locked, f) for f in PART_FIELDS} == {
+        f: getattr(expected, f) for f in PART_FIELDS
+    }
+    assert timezone.is_aware(locked.expires_at)
+    locking = "FOR UPDATE" in queries.captured_queries[-1]["sql"]
+    assert locking == connection.features.has_select_for_update
+    assert part_sql.lock_session(uuid.uuid4(), PART_FIELDS) is None
+
+
+def test_recorded_parts_are_those_of_the_numbers_asked_that_are_in(session):
+    found = part_sql.recorded_parts(session.pk, {1, 2, 3})
+
+    assert sorted(found) == [1, 3]
+    part = UploadPart.objects.get(session=session, part_number=3)
+    assert found[3] == part_sql.RecordedPart(3, part.size_bytes, part.sha256)
+    assert part_sql.recorded_parts(session.pk, {4}) == {}
+
+
+def test_insert_part_writes_the_row_the_orm_would_and_a_second_is_refused(session):
+    now = timezone.now().replace(microsecond=123456)
+
+    part_sql.insert_part(session.pk, 2, stored(2), now)
+
+    row = UploadPart.objects.get(session=session, part_number=2)
+    assert (row.size_bytes, row.sha256, row.temp_key, row.md5) == (12, f"{2:064x}", "k/2", "m")
+    assert row.created_at == now
+    with pytest.raises(IntegrityError), transaction.atomic():
+        part_sql.insert_part(session.pk, 2, stored(2), now)
+
+
+@pytest.mark.parametrize("hashed", [None, {"hashed_parts": 2, "hash_state": STATE}])
+def test_count_part_adds_the_part_and_extends_the_session(session, hashed):
+    before = UploadSession.objects.get(pk=session.pk)
+    now = timezone.now().replace(microsecond=654321)
+
+    part_sql.count_part(session.pk, 99, expires_at=now + timedelta(hours=2), now=now, hashed=hashed)
+
+    after = UploadSession.objects.get(pk=session.pk)
+    assert after.completed_parts == before.completed_parts + 1
+    assert after.bytes_received == before.bytes_received + 99
+    assert (after.status, after.expires_at, after.updated_at) == (
+        "in_progress",
+        now + timedelta(hours=2),
+        now,
+    )
+    saved = (after.hashed_parts, after.hash_state and bytes(after.hash_state))
+    assert saved == ((2, STATE) if hashed else (before.hashed_parts, before.hash_state))
+
+
+def test_waiting_parts_are_the_parts_after_the_hash_in_order_with_a_temp_object(session):
+    UploadSession.objects.filter(pk=session.pk).update(hash_state=STATE)
+    part_sql.insert_part(session.pk, 4, stored(4), timezone.now())
+    UploadPart.objects.filter(session=session, part_number=3).update(temp_key="")
+
+    found, held, parts = part_sql.waiting_parts(session.pk, 10, timezone.now())
+
+    assert [p.part_number for p in parts] == [1, 4]
+    assert parts[1] == part_sql.WaitingPart(4, 14, f"{4:064x}", "k/4")
+    assert (found.hashed_parts, bytes(found.hash_state), found.chunk_size_bytes) == (
+        0,
+        STATE,
+        CHUNK,
+    )
+    assert (found.total_size_bytes, found.total_parts, held) == (4 * CHUNK, 4, False)
+    assert [p.part_number for p in part_sql.waiting_parts(session.pk, 1, timezone.now())[2]] == [1]
+
+
+def test_waiting_parts_say_whether_a_claim_runs_and_nothing_for_a_closed_session(session):
+    now = timezone.now()
+    UploadSession.objects.filter(pk=session.pk).update(hash_claimed_until=now)
+    assert part_sql.waiting_parts(session.pk, 10, now)[1] is True
+    assert part_sql.waiting_parts(session.pk, 10, now + timedelta(microseconds=1))[1] is False
+
+    UploadSession.objects.filter(pk=session.pk).update(status="aborted")
+    assert part_sql.waiting_parts(session.pk, 10, now) is None
+    assert part_sql.waiting_parts(uuid.uuid4(), 10, now) is None
+
+
+def test_a_claim_is_taken_once_for_the_part_the_hash_needs_and_runs_out(session):
+    now = timezone.now().replace(microsecond=111111)
+    until = now + timedelta(seconds=60)
+
+    assert part_sql.claim_hash(session.pk, 2, now, until) is False  # the hash needs part 1
+    assert part_sql.claim_hash(session.pk, 1, now, until) is True
+    assert UploadSession.objects.get(pk=session.pk).hash_claimed_until == until
+    assert part_sql.claim_hash(session.pk, 1, now, until) is False  # held
+    later = until + timedelta(microseconds=1)
+    assert part_sql.claim_hash(session.pk, 1, later, later + timedelta(seconds=60)) is True
+
+
+def test_the_hash_moves_only_under_its_claim_and_lets_go_of_it(session):
+    now = timezone.now().replace(microsecond=222222)
+    claim = now + timedelta(seconds=60)
+    assert part_sql.claim_hash(session.pk, 1, now, claim)
+
+    assert part_sql.move_hash(session.pk, 1, 1, STATE, claim + timedelta(microseconds=1)) is False
+    assert part_sql.move_hash(session.pk, 2, 2, STATE, claim) is False  # not where the hash is
+    assert part_sql.move_hash(session.pk, 1, 1, STATE, claim) is True
+
+    row = UploadSession.objects.get(pk=session.pk)
+    assert (row.hashed_parts, bytes(row.hash_state), row.hash_claimed_until) == (1, STATE, None)
+    assert part_sql.move_hash(session.pk, 1, 1, STATE, claim) is False  # once
+
+
+def test_a_closed_session_keeps_its_hash_and_a_release_frees_only_its_own_claim(session):
+    now = timezone.now()
+    claim = now + timedelta(seconds=60)
+    assert part_sql.claim_hash(session.pk, 1, now, claim)
+
+    part_sql.release_hash(session.pk, claim + timedelta(seconds=1))  # another's token
+    assert UploadSession.objects.get(pk=session.pk).hash_claimed_until == claim
+    UploadSession.objects.filter(pk=session.pk).update(status="expired")
+    assert part_sql.move_hash(session.pk, 1, 1, STATE, claim) is False
+    part_sql.release_hash(session.pk, claim)
+    assert UploadSession.objects.get(pk=session.pk).hash_claimed_until is None
