@@ -315,6 +315,28 @@ MUTANTS = (
         ("tests/test_part_sql.py", "tests/test_api_parts.py"),
     ),
     Mutant(
+        "a catch-up that fails keeps its claim until it runs out",
+        "portal/services/filehash.py",
+        (
+            (
+                "            _release(session_pk, claim)  # others need not wait",
+                "            pass  # ",
+            ),
+        ),
+        ("tests/test_file_hash_catch_up.py",),
+    ),
+    Mutant(
+        "a part that took the hash on does not see that the next part is in",
+        "portal/services/chunks.py",
+        (
+            (
+                "numbers = {part_number, part_number + 1, session.hashed_parts + 1}",
+                "numbers = {part_number, session.hashed_parts + 1}",
+            ),
+        ),
+        ("tests/test_file_hash_catch_up.py",),
+    ),
+    Mutant(
         "a part's session lookup loads the whole row and its file",
         "portal/services/chunks.py",
         (("get_session(owner, session_id, PART_FIELDS)", "get_session(owner, session_id)"),),

@@ -171,6 +171,28 @@ def test_session_closed_while_the_part_streamed_is_410_and_its_object_deleted(
     assert not UploadPart.objects.exists()
 
 
+@pytest.mark.parametrize("in_place", [True, False])
+def test_session_deleted_while_the_part_streamed_is_404_and_its_object_deleted(
+    api, monkeypatch, settings, in_place
+):
+    """The row is gone when the part's transaction locks it (pruned in between)."""
+    from portal.services import chunks
+
+    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = in_place
+    session = api.start(b"x" * 2 * 65536, 65536)
+    real_store = chunks._store
+
+    def store_then_delete(*args, **kwargs):
+        stored = real_store(*args, **kwargs)
+        UploadSession.objects.all().delete()
+        return stored
+
+    monkeypatch.setattr(chunks, "_store", store_then_delete)
+    response = api.put(session["id"], 1, b"x" * 65536)
+    assert (response.status_code, error_code(response)) == (404, "session_not_found")
+    assert objects.own_temp_keys() == [] and objects.assembly_blocks() == 0
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_duplicate_puts_count_once(postgres_only, user, portal_storage):
     token = make_token(user)

@@ -231,3 +231,37 @@ def test_parallel_uploads_end_with_the_whole_hash_saved(
         response = Api(Client(), token).finalize(session)
     assert response.json()["file"]["sha256"] == sha256(data)
     assert gets.count == 0
+
+
+def test_a_part_that_takes_the_hash_on_does_not_look_when_the_next_is_missing(api):
+    data = os.urandom(3 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK, order=[3])
+
+    with CaptureQueriesContext(connection) as queries:
+        api.upload(session, data, CHUNK, order=[1])  # hashed on its way in; part 2 not in
+    assert [q for q in queries.captured_queries if "hash_claimed_until" in q["sql"]] == []
+    assert saved(session) == (1, sha256(data[:CHUNK]))
+
+    api.upload(session, data, CHUNK, order=[2])
+    assert saved(session) == (3, sha256(data))
+
+
+def test_a_catch_up_that_fails_lets_go_of_its_claim(api, monkeypatch, caplog):
+    from django.db import OperationalError
+
+    def locked(*args):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(filehash, "_move", locked)  # a database failure cannot be staged
+    data = os.urandom(3 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK, order=[2, 3])
+
+    assert api.put(session, 1, data[:CHUNK]).status_code == 201
+
+    assert "catching up the file's hash failed" in caplog.text
+    assert UploadSession.objects.get(pk=session).hash_claimed_until is None
+    monkeypatch.undo()
+    filehash.catch_up(session)  # nobody waits for a claim to run out
+    assert saved(session) == (3, sha256(data))

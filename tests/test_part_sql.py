@@ -1,13 +1,14 @@
-"""The part path's SQL (portal.services.part_sql) against the ORM queries it stands for,
-on the database of the run (SQLite, and PostgreSQL in CI's second pass): the same rows
-read, the same values written (datetimes to the microsecond, the hash state's bytes),
-the same conditions refused."""
+"""The part path's SQL (portal.services.part_sql) on real rows of the run's database
+(SQLite, and PostgreSQL in CI's second pass), the outcome read back through the ORM: the
+columns read and written (datetimes to the microsecond, the hash state's bytes), the
+conditions refused, and another session with the same part numbers left alone."""
 
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -22,16 +23,41 @@ CHUNK = 256 * 1024
 STATE = bytes(range(112))
 
 
-@pytest.fixture
-def session(client, user, settings, data_dir):
-    """An open session of four parts with parts 1 and 3 recorded, and no saved hash."""
-    apply_storage(settings, "local", data_dir)
-    api = Api(client, make_token(user))
+def open_session(api, parts):
+    """An open session of four parts with ``parts`` recorded, and no saved hash."""
     data = bytes(4 * CHUNK)
     session_id = api.start(data, CHUNK)["id"]
-    api.upload(session_id, data, CHUNK, order=[1, 3])
+    api.upload(session_id, data, CHUNK, order=parts)
     UploadSession.objects.filter(pk=session_id).update(hashed_parts=0, hash_state=None)
     return UploadSession.objects.get(pk=session_id)
+
+
+@pytest.fixture
+def sessions(client, user, settings, data_dir):
+    """Two open sessions of four parts: the one under test with parts 1 and 3 recorded,
+    and another with parts 1-3 recorded and a claim held, which no statement may touch."""
+    apply_storage(settings, "local", data_dir)
+    api = Api(client, make_token(user))
+    other = open_session(api, [1, 2, 3])
+    UploadSession.objects.filter(pk=other.pk).update(
+        hash_claimed_until=timezone.now() + timedelta(hours=1)
+    )
+    other_before = (row(other.pk), parts_of(other.pk))
+    yield open_session(api, [1, 3])
+    assert (row(other.pk), parts_of(other.pk)) == other_before
+
+
+@pytest.fixture
+def session(sessions):
+    return sessions
+
+
+def row(session_pk):
+    return UploadSession.objects.values().get(pk=session_pk)
+
+
+def parts_of(session_pk):
+    return list(UploadPart.objects.filter(session_id=session_pk).order_by("part_number").values())
 
 
 def stored(number):
@@ -48,15 +74,20 @@ def test_lock_session_reads_what_the_orm_reads_and_locks_where_rows_lock(session
     expected = UploadSession.objects.only(*PART_FIELDS).get(pk=session.pk)
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
         locked = part_sql.lock_session(session.pk, PART_FIELDS)
+        read = {f: getattr(locked, f) for f in PART_FIELDS}
+        missing = part_sql.lock_session(uuid.uuid4(), PART_FIELDS)
 
-    assert locked.pk == session.pk
-    assert {f: getattr(locked, f) for f in PART_FIELDS} == {
-        f: getattr(expected, f) for f in PART_FIELDS
-    }
+    assert len(queries.captured_queries) == 2  # the fields came with the row
+    assert locked.pk == session.pk and missing is None
+    assert read == {f: getattr(expected, f) for f in PART_FIELDS}
     assert timezone.is_aware(locked.expires_at)
-    locking = "FOR UPDATE" in queries.captured_queries[-1]["sql"]
+    locking = "FOR UPDATE" in queries.captured_queries[0]["sql"]
     assert locking == connection.features.has_select_for_update
-    assert part_sql.lock_session(uuid.uuid4(), PART_FIELDS) is None
+
+
+def test_lock_session_outside_a_transaction_is_refused(session):
+    with pytest.raises(TransactionManagementError):
+        part_sql.lock_session(session.pk, PART_FIELDS)
 
 
 def test_recorded_parts_are_those_of_the_numbers_asked_that_are_in(session):
@@ -82,6 +113,7 @@ def test_insert_part_writes_the_row_the_orm_would_and_a_second_is_refused(sessio
 
 @pytest.mark.parametrize("hashed", [None, {"hashed_parts": 2, "hash_state": STATE}])
 def test_count_part_adds_the_part_and_extends_the_session(session, hashed):
+    UploadSession.objects.filter(pk=session.pk).update(hashed_parts=1, hash_state=STATE[::-1])
     before = UploadSession.objects.get(pk=session.pk)
     now = timezone.now().replace(microsecond=654321)
 
@@ -95,8 +127,8 @@ def test_count_part_adds_the_part_and_extends_the_session(session, hashed):
         now + timedelta(hours=2),
         now,
     )
-    saved = (after.hashed_parts, after.hash_state and bytes(after.hash_state))
-    assert saved == ((2, STATE) if hashed else (before.hashed_parts, before.hash_state))
+    saved = (after.hashed_parts, bytes(after.hash_state))
+    assert saved == ((2, STATE) if hashed else (1, STATE[::-1]))
 
 
 def test_waiting_parts_are_the_parts_after_the_hash_in_order_with_a_temp_object(session):
@@ -115,6 +147,8 @@ def test_waiting_parts_are_the_parts_after_the_hash_in_order_with_a_temp_object(
     )
     assert (found.total_size_bytes, found.total_parts, held) == (4 * CHUNK, 4, False)
     assert [p.part_number for p in part_sql.waiting_parts(session.pk, 1, timezone.now())[2]] == [1]
+    UploadSession.objects.filter(pk=session.pk).update(hashed_parts=1)
+    assert [p.part_number for p in part_sql.waiting_parts(session.pk, 10, timezone.now())[2]] == [4]
 
 
 def test_waiting_parts_say_whether_a_claim_runs_and_nothing_for_a_closed_session(session):
@@ -123,8 +157,9 @@ def test_waiting_parts_say_whether_a_claim_runs_and_nothing_for_a_closed_session
     assert part_sql.waiting_parts(session.pk, 10, now)[1] is True
     assert part_sql.waiting_parts(session.pk, 10, now + timedelta(microseconds=1))[1] is False
 
-    UploadSession.objects.filter(pk=session.pk).update(status="aborted")
-    assert part_sql.waiting_parts(session.pk, 10, now) is None
+    for closed in ("finalizing", "complete", "failed", "aborted"):
+        UploadSession.objects.filter(pk=session.pk).update(status=closed)
+        assert part_sql.waiting_parts(session.pk, 10, now) is None
     assert part_sql.waiting_parts(uuid.uuid4(), 10, now) is None
 
 
@@ -161,7 +196,7 @@ def test_a_closed_session_keeps_its_hash_and_a_release_frees_only_its_own_claim(
 
     part_sql.release_hash(session.pk, claim + timedelta(seconds=1))  # another's token
     assert UploadSession.objects.get(pk=session.pk).hash_claimed_until == claim
-    UploadSession.objects.filter(pk=session.pk).update(status="expired")
+    UploadSession.objects.filter(pk=session.pk).update(status="finalizing")
     assert part_sql.move_hash(session.pk, 1, 1, STATE, claim) is False
     part_sql.release_hash(session.pk, claim)
     assert UploadSession.objects.get(pk=session.pk).hash_claimed_until is None

@@ -25,6 +25,7 @@ from portal.services.errors import (
     BadRequest,
     Conflict,
     LengthRequired,
+    NotFound,
     TooLarge,
 )
 from portal.services.faults import storage_faults
@@ -37,8 +38,6 @@ from portal.services.sessions import (
 )
 
 logger = logging.getLogger(__name__)
-# What a replay is compared and answered with.
-REPLAY_FIELDS = ("part_number", "size_bytes", "sha256")
 
 
 @dataclass(frozen=True)
@@ -220,10 +219,11 @@ def _record(session_pk, part_number, stored, file_hash):
     try:
         with transaction.atomic():
             session = part_sql.lock_session(session_pk, PART_FIELDS)
-            if session is None:
-                raise UploadSession.DoesNotExist
+            if session is None:  # deleted since the request looked it up
+                raise NotFound("no such upload session", code="session_not_found")
             ensure_open(session, now)
-            recorded = part_sql.recorded_parts(session_pk, {part_number, session.hashed_parts + 1})
+            numbers = {part_number, part_number + 1, session.hashed_parts + 1}
+            recorded = part_sql.recorded_parts(session_pk, numbers)
             existing = recorded.get(part_number)
             if existing is not None:
                 return _replay(session, existing, stored)
@@ -251,14 +251,12 @@ def _record(session_pk, part_number, stored, file_hash):
 
 def _hash_behind(locked, part_number, saved, recorded):
     """Whether a catch-up after this part would find a part to hash (``filehash``), read
-    under the session's lock. Where this part took the hash on, when any recorded part is
-    not hashed yet. Otherwise, only when the part the hash needs next is in: this one, or
-    one recorded before. If that part is not in yet, the request that records it will look
-    after its commit and find this one behind it, so looking now would find nothing (with
-    four connections, most parts arrive while an earlier one is still on its way)."""
-    if saved:
-        return saved["hashed_parts"] < locked.completed_parts + 1
-    needed = locked.hashed_parts + 1
+    under the session's lock: only when the part the hash needs next (after this one,
+    where this part took the hash on) is in, this one or one recorded before. If it is
+    not in yet, the request that records it will look after its commit and find the parts
+    behind it, so looking now would find nothing (with four connections, most parts
+    arrive while an earlier one is still on its way)."""
+    needed = saved.get("hashed_parts", locked.hashed_parts) + 1
     return part_number == needed or needed in recorded
 
 

@@ -114,9 +114,14 @@ def _catch_up(session_pk, deadline):
         claim = _claim(session_pk, run[0][0])
         if claim is None:
             return
-        hashed, size, stuck = _hash_run(session, run, CATCH_UP_BYTES - read, deadline)
+        try:
+            hashed, size, stuck = _hash_run(session, run, CATCH_UP_BYTES - read, deadline)
+            moved = hashed is not None and _move(session_pk, run[0][0], hashed, claim)
+        except BaseException:
+            _release(session_pk, claim)  # others need not wait for the claim to run out
+            raise
         read += size
-        if not (hashed and _move(session_pk, run[0][0], hashed, claim)):
+        if not moved:
             _release(session_pk, claim)
         if stuck:
             return

@@ -7,7 +7,9 @@ The statements here are plain SQL that SQLite and PostgreSQL both run, on the ta
 columns of ``portal.models``; values go in as the ORM would send them (the field's or
 the backend's own conversion), and rows that become models come back through
 ``Manager.raw``, which converts columns as a queryset does. ``tests/test_part_sql.py``
-checks every statement against the ORM query it stands for, on both databases.
+runs every statement on real rows of both databases and reads the outcome back through
+the ORM (the columns read and written, datetimes to the microsecond, the rows a
+condition leaves alone); the part and catch-up tests run through them end to end.
 
 Everything else keeps the ORM: only the statements of the part path and of the file-hash
 catch-up are here, and each says which ORM query it replaces.
@@ -16,6 +18,7 @@ catch-up are here, and each says which ORM query it replaces.
 from dataclasses import dataclass
 
 from django.db import connection
+from django.db.transaction import TransactionManagementError
 
 from portal.models import UploadPart, UploadSession
 
@@ -90,6 +93,8 @@ def lock_session(pk, fields):
     """The session row with ``fields``, locked until the transaction ends (``FOR UPDATE``
     where the database has row locks; SQLite's write transaction holds the whole file).
     Was: ``select_for_update().only(*fields).get(pk=pk)``; None for no such row."""
+    if connection.get_autocommit():
+        raise TransactionManagementError("lock_session outside a transaction locks nothing")
     columns = ", ".join(["id", *(UploadSession._meta.get_field(f).column for f in fields)])
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     sql = f"SELECT {columns} FROM {SESSIONS} WHERE id = %s{lock}"
