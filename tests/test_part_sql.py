@@ -12,9 +12,10 @@ from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from portal.models import UploadPart, UploadSession
+from portal.models import ApiToken, UploadPart, UploadSession
 from portal.services import part_sql
 from portal.services.sessions import PART_FIELDS
+from portal.services.tokens import hash_token
 from portal.storage.objects import StoredObject
 from tests.api_helpers import Api, make_token
 from tests.conftest import apply_storage
@@ -200,3 +201,40 @@ def test_a_closed_session_keeps_its_hash_and_a_release_frees_only_its_own_claim(
     assert part_sql.move_hash(session.pk, 1, 1, STATE, claim) is False
     part_sql.release_hash(session.pk, claim)
     assert UploadSession.objects.get(pk=session.pk).hash_claimed_until is None
+
+
+def test_active_token_reads_what_the_orm_reads_and_refuses_what_it_refuses(user, other_user):
+    raw = make_token(user)
+    make_token(other_user)  # another user's token, which the lookup must not return
+    digest = hash_token(raw)
+    with CaptureQueriesContext(connection) as queries:
+        token = part_sql.active_token(digest)
+        read = (token.pk, token.purpose, token.key_hash, token.last_used_at)
+        owner = (token.user.pk, token.user.get_username())
+    assert len(queries.captured_queries) == 1  # the user's name came with the token
+    expected = ApiToken.objects.select_related("user").get(key_hash=digest)
+    assert read == (expected.pk, "upload", digest, None)
+    assert owner == (user.pk, "alice")
+    assert token.user.email == user.email  # another field loads when asked for
+    assert part_sql.active_token(hash_token(raw + "x")) is None
+
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    assert (
+        part_sql.active_token(digest).last_used_at == ApiToken.objects.get(pk=token.pk).last_used_at
+    )
+    ApiToken.objects.filter(pk=token.pk).update(is_active=False)
+    assert part_sql.active_token(digest) is None
+    ApiToken.objects.filter(pk=token.pk).update(is_active=True)
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    assert part_sql.active_token(digest) is None
+
+
+def test_owned_session_is_the_owners_session_with_the_orms_fields(session, user, other_user):
+    expected = UploadSession.objects.only(*PART_FIELDS).get(pk=session.pk)
+    with CaptureQueriesContext(connection) as queries:
+        found = part_sql.owned_session(str(session.pk), user.pk, PART_FIELDS)
+        read = {f: getattr(found, f) for f in PART_FIELDS}
+    assert len(queries.captured_queries) == 1
+    assert read == {f: getattr(expected, f) for f in PART_FIELDS}
+    assert part_sql.owned_session(session.pk, other_user.pk, PART_FIELDS) is None
+    assert part_sql.owned_session(uuid.uuid4(), user.pk, PART_FIELDS) is None

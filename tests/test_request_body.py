@@ -7,6 +7,7 @@ behind is a parser that still finds the next request exactly where it starts.
 
 import os
 import socket
+import threading
 
 import pytest
 from django.core.handlers.wsgi import WSGIRequest
@@ -16,6 +17,7 @@ from gunicorn.config import Config
 from gunicorn.http import wsgi
 
 from portal import request_body
+from portal.storage.local_parts import BLOCK_BYTES, BlockReader
 
 
 @pytest.fixture
@@ -57,6 +59,27 @@ def test_reads_the_body_from_the_socket_and_leaves_the_next_request(sockets):
     assert parser.finish_body() is True
     following = next(parser)
     assert (following.method, following.path) == ("GET", "/next")
+
+
+def test_blocks_are_filled_however_little_each_read_of_the_socket_gives(sockets):
+    """A socket's buffer holds less than a block, so one read can never fill one: the
+    part's blocks (each a write and a hash hand-off) are whole all the same."""
+    server, client = sockets
+    body = os.urandom(3 * BLOCK_BYTES + 12_345)
+    assert server.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < BLOCK_BYTES
+    client.sendall(b"PUT /part HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+    sender = threading.Thread(target=client.sendall, args=(body,))
+    sender.start()
+    try:
+        _, request = parse(server)
+        reader = BlockReader(request_body.body_reader(request), limit=len(body))
+        blocks = []
+        while block := reader.read_block():
+            blocks.append(bytes(block))
+    finally:
+        sender.join(timeout=10)
+    assert [len(b) for b in blocks] == [BLOCK_BYTES] * 3 + [12_345]
+    assert b"".join(blocks) == body
 
 
 def test_a_body_cut_short_ends_early_and_the_rest_is_not_invented(sockets):

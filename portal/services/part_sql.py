@@ -11,18 +11,21 @@ runs every statement on real rows of both databases and reads the outcome back t
 the ORM (the columns read and written, datetimes to the microsecond, the rows a
 condition leaves alone); the part and catch-up tests run through them end to end.
 
-Everything else keeps the ORM: only the statements of the part path and of the file-hash
-catch-up are here, and each says which ORM query it replaces.
+Everything else keeps the ORM: only the statements of the part path (from the token
+lookup, which every API request makes, to the count) and of the file-hash catch-up are
+here, and each says which ORM query it replaces.
 """
 
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.transaction import TransactionManagementError
 
-from portal.models import UploadPart, UploadSession
+from portal.models import ApiToken, UploadPart, UploadSession
 
 SESSIONS = UploadSession._meta.db_table
+TOKENS = ApiToken._meta.db_table
 PARTS = UploadPart._meta.db_table
 OPEN = tuple(str(status) for status in UploadSession.OPEN_STATUSES)
 _IS_OPEN = f"status IN ({', '.join(['%s'] * len(OPEN))})"
@@ -78,6 +81,46 @@ def _count(sql, params):
 # ---------------------------------------------------------------------------- the part path
 
 
+def active_token(digest):
+    """The active token whose ``key_hash`` is ``digest``, of an active user, or None; the
+    token has its purpose, hash and last use, ``token.user`` its primary key and user name
+    (its other fields load on access, as after ``only``). Was: ``select_related("user")
+    .only(...).filter(key_hash=digest, is_active=True, user__is_active=True)``."""
+    user_model = get_user_model()
+    meta, quote = user_model._meta, connection.ops.quote_name
+    name = meta.get_field(user_model.USERNAME_FIELD)
+    active = meta.get_field("is_active").column
+    sql = (
+        "SELECT t.id, t.purpose, t.key_hash, t.last_used_at, t.user_id,"
+        f" u.{quote(name.column)} AS user_name FROM {TOKENS} t"
+        f" INNER JOIN {quote(meta.db_table)} u ON u.{quote(meta.pk.column)} = t.user_id"
+        f" WHERE t.key_hash = %s AND t.is_active = %s AND u.{quote(active)} = %s"
+    )
+    tokens = list(ApiToken.objects.raw(sql, [digest, True, True]))
+    if not tokens:
+        return None
+    token = tokens[0]
+    token.user = user_model.from_db(
+        connection.alias, [meta.pk.attname, name.attname], [token.user_id, token.user_name]
+    )
+    return token
+
+
+def owned_session(pk, owner_pk, fields):
+    """Session ``pk`` of owner ``owner_pk`` with ``fields``, or None. Was:
+    ``filter(pk=pk, owner=owner).only(*fields)``."""
+    owner = UploadSession._meta.get_field("owner").column
+    return _session_row(f"id = %s AND {owner} = %s", [session_pk(pk), owner_pk], fields)
+
+
+def _session_row(where, params, fields, lock=""):
+    columns = ", ".join(["id", *(UploadSession._meta.get_field(f).column for f in fields)])
+    rows = list(
+        UploadSession.objects.raw(f"SELECT {columns} FROM {SESSIONS} WHERE {where}{lock}", params)
+    )
+    return rows[0] if rows else None
+
+
 def range_state(pk, part_number):
     """``(status, whether part ``part_number`` is recorded)``, ``(None, False)`` for no
     session. Was: the session's status annotated with ``Exists`` of the part."""
@@ -95,11 +138,8 @@ def lock_session(pk, fields):
     Was: ``select_for_update().only(*fields).get(pk=pk)``; None for no such row."""
     if connection.get_autocommit():
         raise TransactionManagementError("lock_session outside a transaction locks nothing")
-    columns = ", ".join(["id", *(UploadSession._meta.get_field(f).column for f in fields)])
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    sql = f"SELECT {columns} FROM {SESSIONS} WHERE id = %s{lock}"
-    rows = list(UploadSession.objects.raw(sql, [session_pk(pk)]))
-    return rows[0] if rows else None
+    return _session_row("id = %s", [session_pk(pk)], fields, lock)
 
 
 def recorded_parts(pk, numbers):

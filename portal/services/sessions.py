@@ -18,7 +18,7 @@ from django.utils import timezone
 from portal.lookups import one_or_none
 from portal.models import IngestFile, UploadSession
 from portal.observability import log_event
-from portal.services import guards
+from portal.services import guards, part_sql
 from portal.services.errors import BadRequest, Conflict, Gone, NotFound, TooLarge
 
 logger = logging.getLogger(__name__)
@@ -252,9 +252,12 @@ def get_session(owner, session_id, fields=None):
         pk = uuid.UUID(str(session_id))
     except ValueError:
         raise NotFound("no such upload session", code="session_not_found") from None
-    sessions = UploadSession.objects.filter(pk=pk, owner=owner)
-    sessions = sessions.only(*fields) if fields else sessions.select_related("file")
-    session = one_or_none(sessions)
+    if fields:
+        session = part_sql.owned_session(pk, owner.pk, fields)
+    else:
+        session = one_or_none(
+            UploadSession.objects.filter(pk=pk, owner=owner).select_related("file")
+        )
     if session is None:
         raise NotFound("no such upload session", code="session_not_found")
     return session

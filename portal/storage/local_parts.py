@@ -51,7 +51,8 @@ class BlockReader:
             self._buffers = None
 
     def read_block(self):
-        """The next block (a view of a reused buffer, valid until the next-but-one call),
+        """The next block (a view of a reused buffer, valid until the next-but-one call):
+        ``BLOCK_BYTES`` long where the stream gives ``readinto``, shorter only at its end;
         empty at the end of the stream."""
         want = BLOCK_BYTES if self.limit is None else min(BLOCK_BYTES, self.limit - self.size + 1)
         try:
@@ -76,12 +77,21 @@ def _take_buffers():
 
 
 def _reading_into(readinto, buffers):
-    """``read(n)`` returning views of ``buffers``, in turn, filled by ``readinto``."""
+    """``read(n)`` returning views of ``buffers``, in turn, filled by ``readinto``: ``n``
+    bytes unless the stream ends first. A socket gives what has arrived (behind a proxy or
+    over a real network often 16-64 KiB), and every block costs a write, a hand-off to
+    the hashing thread and a wait for it, so a block is filled before it goes on."""
     buffers = itertools.cycle(buffers)
 
     def read(size):
         buffer = next(buffers)
-        return buffer[: readinto(buffer[:size])]
+        filled = 0
+        while filled < size:
+            got = readinto(buffer[filled:size])
+            if not got:
+                break
+            filled += got
+        return buffer[:filled]
 
     return read
 
