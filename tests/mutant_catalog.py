@@ -43,19 +43,21 @@ MUTANTS = (
         ("tests/test_cleanup_command.py", "tests/test_cleanup.py"),
     ),
     Mutant(
-        "auth matches the token's prefix only",
-        "portal/auth.py",
+        "the token lookup takes any token but the one presented",
+        "portal/services/part_sql.py",
         (
             (
-                ".filter(key_hash=digest, is_active=True, user__is_active=True)",
-                ".filter(key_prefix=raw[:10], is_active=True, user__is_active=True)",
-            ),
-            (
-                "if token is None or not hmac.compare_digest(token.key_hash, digest):",
-                "if token is None:",
+                " WHERE t.key_hash = %s AND t.is_active = %s",
+                " WHERE t.key_hash <> %s AND t.is_active = %s",
             ),
         ),
         ("tests/test_tokens.py",),
+    ),
+    Mutant(
+        "the token lookup forgets that the user must be active",
+        "portal/services/part_sql.py",
+        ((" AND u.{quote(active.column)} = %s", " AND %s = %s"),),
+        ("tests/test_tokens.py", "tests/test_part_sql.py"),
     ),
     Mutant(
         "stale step trusts its candidates instead of re-checking the locked rows",

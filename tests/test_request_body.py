@@ -67,6 +67,7 @@ def test_blocks_are_filled_however_little_each_read_of_the_socket_gives(sockets)
     server, client = sockets
     body = os.urandom(3 * BLOCK_BYTES + 12_345)
     assert server.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < BLOCK_BYTES
+    assert client.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) < BLOCK_BYTES
     client.sendall(b"PUT /part HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
     sender = threading.Thread(target=client.sendall, args=(body,))
     sender.start()

@@ -80,7 +80,18 @@ def test_a_monitoring_token_is_made_for_monitoring(subprocess_env, user):
 
 @pytest.mark.parametrize(
     "header",
-    [None, "", "Bearer", "Bearer ", "Basic abc", "Token pt_x", "Bearer pt_not-a-real-token"],
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic abc",
+        "Token pt_x",
+        "Bearer pt_not-a-real-token",
+        "Bearer pt_" + "x" * 5000,
+        "Bearer pt_' OR 1=1 --",
+        "Bearer pt_\x00\u2028",
+    ],
 )
 def test_missing_or_bad_token_is_401(client, user, header):
     headers = {} if header is None else {"Authorization": header}

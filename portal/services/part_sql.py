@@ -22,6 +22,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.transaction import TransactionManagementError
 
+from portal.lookups import one_or_none
 from portal.models import ApiToken, UploadPart, UploadSession
 
 SESSIONS = UploadSession._meta.db_table
@@ -85,32 +86,60 @@ def active_token(digest):
     """The active token whose ``key_hash`` is ``digest``, of an active user, or None; the
     token has its purpose, hash and last use, ``token.user`` its primary key and user name
     (its other fields load on access, as after ``only``). Was: ``select_related("user")
-    .only(...).filter(key_hash=digest, is_active=True, user__is_active=True)``."""
+    .only(...).filter(key_hash=digest, is_active=True, user__is_active=True)``, which
+    still serves a user model whose name or ``is_active`` is on a parent model's table."""
     user_model = get_user_model()
+    name = user_model._meta.get_field(user_model.USERNAME_FIELD)
+    active = user_model._meta.get_field("is_active")
+    if not _on_own_table(user_model, name, active):
+        return _active_token_orm(digest, user_model)
     meta, quote = user_model._meta, connection.ops.quote_name
-    name = meta.get_field(user_model.USERNAME_FIELD)
-    active = meta.get_field("is_active").column
     sql = (
         "SELECT t.id, t.purpose, t.key_hash, t.last_used_at, t.user_id,"
         f" u.{quote(name.column)} AS user_name FROM {TOKENS} t"
         f" INNER JOIN {quote(meta.db_table)} u ON u.{quote(meta.pk.column)} = t.user_id"
-        f" WHERE t.key_hash = %s AND t.is_active = %s AND u.{quote(active)} = %s"
+        f" WHERE t.key_hash = %s AND t.is_active = %s AND u.{quote(active.column)} = %s"
     )
     tokens = list(ApiToken.objects.raw(sql, [digest, True, True]))
     if not tokens:
         return None
     token = tokens[0]
-    token.user = user_model.from_db(
-        connection.alias, [meta.pk.attname, name.attname], [token.user_id, token.user_name]
+    token.user = partial_instance(
+        user_model, {meta.pk.attname: token.user_id, name.attname: token.user_name}
     )
     return token
+
+
+def _on_own_table(model, *fields):
+    """Whether ``fields`` are columns of ``model``'s own table (a proxy's: its concrete
+    model's), not of a concrete parent's, which the ORM would join."""
+    return all(field.model is model._meta.concrete_model for field in fields)
+
+
+def _active_token_orm(digest, user_model):
+    name = f"user__{user_model.USERNAME_FIELD}"
+    tokens = (
+        ApiToken.objects.select_related("user")
+        .only("purpose", "key_hash", "last_used_at", "user", "user__is_active", name)
+        .filter(key_hash=digest, is_active=True, user__is_active=True)
+    )
+    return one_or_none(tokens)
+
+
+def partial_instance(model, values):
+    """``model`` loaded with only ``values`` (``{attname: value}``, the rest deferred, as
+    after ``only``). ``Model.from_db`` takes the values in the order of the model's
+    fields, whatever order the names are given in."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    return model.from_db(connection.alias, names, [values[n] for n in names])
 
 
 def owned_session(pk, owner_pk, fields):
     """Session ``pk`` of owner ``owner_pk`` with ``fields``, or None. Was:
     ``filter(pk=pk, owner=owner).only(*fields)``."""
-    owner = UploadSession._meta.get_field("owner").column
-    return _session_row(f"id = %s AND {owner} = %s", [session_pk(pk), owner_pk], fields)
+    owner = UploadSession._meta.get_field("owner")
+    owner_value = owner.get_db_prep_value(owner_pk, connection)
+    return _session_row(f"id = %s AND {owner.column} = %s", [session_pk(pk), owner_value], fields)
 
 
 def _session_row(where, params, fields, lock=""):
