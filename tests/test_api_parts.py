@@ -148,23 +148,29 @@ def test_part_for_an_expired_session_is_410_and_the_session_stays_open(api, sett
     assert UploadSession.objects.get().status == "init"
 
 
+def after_store(monkeypatch, act):
+    """Run ``act`` once a part's bytes are stored and before its transaction begins: what
+    another request or a cleanup may do in between."""
+    from portal.services import chunks
+
+    real_store = chunks._store
+
+    def store_then_act(*args, **kwargs):
+        stored = real_store(*args, **kwargs)
+        act()
+        return stored
+
+    monkeypatch.setattr(chunks, "_store", store_then_act)
+
+
 @pytest.mark.parametrize("in_place", [True, False])
 def test_session_closed_while_the_part_streamed_is_410_and_its_object_deleted(
     api, monkeypatch, settings, in_place
 ):
     """The locked re-check: the session was aborted after the first check."""
-    from portal.services import chunks
-
     settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = in_place
     session = api.start(b"x" * 2 * 65536, 65536)
-    real_store = chunks._store
-
-    def store_then_abort(*args, **kwargs):
-        stored = real_store(*args, **kwargs)
-        UploadSession.objects.update(status="aborted")
-        return stored
-
-    monkeypatch.setattr(chunks, "_store", store_then_abort)
+    after_store(monkeypatch, lambda: UploadSession.objects.update(status="aborted"))
     response = api.put(session["id"], 1, b"x" * 65536)
     assert (response.status_code, error_code(response)) == (410, "session_aborted")
     assert objects.own_temp_keys() == [] and objects.assembly_blocks() == 0
@@ -176,18 +182,9 @@ def test_session_deleted_while_the_part_streamed_is_404_and_its_object_deleted(
     api, monkeypatch, settings, in_place
 ):
     """The row is gone when the part's transaction locks it (pruned in between)."""
-    from portal.services import chunks
-
     settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = in_place
     session = api.start(b"x" * 2 * 65536, 65536)
-    real_store = chunks._store
-
-    def store_then_delete(*args, **kwargs):
-        stored = real_store(*args, **kwargs)
-        UploadSession.objects.all().delete()
-        return stored
-
-    monkeypatch.setattr(chunks, "_store", store_then_delete)
+    after_store(monkeypatch, lambda: UploadSession.objects.all().delete())
     response = api.put(session["id"], 1, b"x" * 65536)
     assert (response.status_code, error_code(response)) == (404, "session_not_found")
     assert objects.own_temp_keys() == [] and objects.assembly_blocks() == 0

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -25,6 +25,11 @@ from tests.file_hash_helpers import CHUNK, MIB, GetCounter, s3_api, saved
 @pytest.fixture
 def api(client, user, settings, data_dir, moto_s3):
     return s3_api(client, user, settings, data_dir, moto_s3)
+
+
+def database_locked(*args):
+    """A database failure where one cannot be staged on a live connection."""
+    raise OperationalError("database is locked")
 
 
 def test_parts_out_of_order_are_caught_up_by_the_request_that_completes_a_run(api):
@@ -173,12 +178,7 @@ def test_a_part_changed_before_its_catch_up_is_not_hashed_and_fails_at_finalize(
 
 
 def test_a_failing_catch_up_does_not_fail_the_recorded_part(api, monkeypatch, caplog):
-    from django.db import OperationalError
-
-    def locked(*args):
-        raise OperationalError("database is locked")
-
-    monkeypatch.setattr(filehash, "_claim", locked)  # a database failure cannot be staged
+    monkeypatch.setattr(filehash, "_claim", database_locked)  # a database failure cannot be staged
     data = os.urandom(2 * CHUNK)
     session = api.start(data, CHUNK)["id"]
     api.upload(session, data, CHUNK, order=[2])
@@ -248,12 +248,7 @@ def test_a_part_that_takes_the_hash_on_does_not_look_when_the_next_is_missing(ap
 
 
 def test_a_catch_up_that_fails_lets_go_of_its_claim(api, monkeypatch, caplog):
-    from django.db import OperationalError
-
-    def locked(*args):
-        raise OperationalError("database is locked")
-
-    monkeypatch.setattr(filehash, "_move", locked)  # a database failure cannot be staged
+    monkeypatch.setattr(filehash, "_move", database_locked)  # a database failure cannot be staged
     data = os.urandom(3 * CHUNK)
     session = api.start(data, CHUNK)["id"]
     api.upload(session, data, CHUNK, order=[2, 3])
