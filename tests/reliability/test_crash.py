@@ -4,7 +4,8 @@ Invariant 6 of docs/design.md: killing any job at any instant and running it aga
 1-5. Each test seeds a world of sessions in every state with real objects (``world.py``:
 about 2,500 sessions and 4,600 objects for cleanup; 500 sessions and a backlog of 2,000
 events for dispatch), then repeats a trial until ``PORTAL_CRASH_TRIALS`` kills (default
-50; 20 for the cleanup test on S3) have landed mid-run:
+50; 20 for the cleanup test on S3, where the dispatch test, which touches no storage,
+does not run) have landed mid-run:
 
 1. top the world up (cleanup: one more unit of every kind; dispatch: 250 more events), so
    every run has work to interrupt (the first trial meets the whole initial seed);
@@ -211,6 +212,11 @@ def lease_seconds():
     return 2 * (RUNNER_TIMEOUT + LEASE_MARGIN_SECONDS)
 
 
+@pytest.mark.skipif(
+    ON_S3,
+    reason="portal_dispatch touches no storage: the SQLite and PostgreSQL passes kill it; "
+    "on S3 only the seeding would differ",
+)
 def test_dispatch_killed_at_random_moments_loses_no_event(subprocess_env, zygote, owner, report):
     with RunnerServer("ok", secret=SECRET) as runner:
         env = {
