@@ -178,7 +178,7 @@ def test_a_part_changed_before_its_catch_up_is_not_hashed_and_fails_at_finalize(
 
 
 def test_a_failing_catch_up_does_not_fail_the_recorded_part(api, monkeypatch, caplog):
-    monkeypatch.setattr(filehash, "_claim", database_locked)  # a database failure cannot be staged
+    monkeypatch.setattr(filehash, "_claim", database_locked)
     data = os.urandom(2 * CHUNK)
     session = api.start(data, CHUNK)["id"]
     api.upload(session, data, CHUNK, order=[2])
@@ -248,7 +248,7 @@ def test_a_part_that_takes_the_hash_on_does_not_look_when_the_next_is_missing(ap
 
 
 def test_a_catch_up_that_fails_lets_go_of_its_claim(api, monkeypatch, caplog):
-    monkeypatch.setattr(filehash, "_move", database_locked)  # a database failure cannot be staged
+    monkeypatch.setattr(filehash, "_move", database_locked)
     data = os.urandom(3 * CHUNK)
     session = api.start(data, CHUNK)["id"]
     api.upload(session, data, CHUNK, order=[2, 3])

@@ -89,11 +89,10 @@ def active_token(digest):
     .only(...).filter(key_hash=digest, is_active=True, user__is_active=True)``, which
     still serves a user model whose name or ``is_active`` is on a parent model's table."""
     user_model = get_user_model()
-    name = user_model._meta.get_field(user_model.USERNAME_FIELD)
-    active = user_model._meta.get_field("is_active")
+    meta, quote = user_model._meta, connection.ops.quote_name
+    name, active = meta.get_field(user_model.USERNAME_FIELD), meta.get_field("is_active")
     if not _on_own_table(user_model, name, active):
         return _active_token_orm(digest, user_model)
-    meta, quote = user_model._meta, connection.ops.quote_name
     sql = (
         "SELECT t.id, t.purpose, t.key_hash, t.last_used_at, t.user_id,"
         f" u.{quote(name.column)} AS user_name FROM {TOKENS} t"
