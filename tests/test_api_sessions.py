@@ -152,10 +152,17 @@ def test_a_retry_must_describe_the_same_upload(api, changed, named):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_duplicate_creates_make_one_session(postgres_only, user, portal_storage):
+@pytest.mark.parametrize("open_before", [0, 2])
+def test_concurrent_duplicate_creates_make_one_session(
+    postgres_only, user, portal_storage, settings, open_before
+):
+    """Also at the quota's edge: room for one more, and six repeats of one request race."""
     from django.test import Client
 
+    settings.PORTAL_MAX_OPEN_SESSIONS_PER_USER = 3
     token = make_token(user)
+    for index in range(open_before):
+        assert Api(Client(), token).create(filename=f"f{index}", size_bytes=1).status_code == 201
     results, barrier = [], threading.Barrier(6)
 
     def create():
@@ -164,7 +171,7 @@ def test_concurrent_duplicate_creates_make_one_session(postgres_only, user, port
             response = Api(Client(), token).create(
                 filename="same.bin", size_bytes=100, idempotency_key="race"
             )
-            results.append((response.status_code, response.json()["id"]))
+            results.append((response.status_code, response.json().get("id")))
         finally:
             connection.close()
 
@@ -175,7 +182,7 @@ def test_concurrent_duplicate_creates_make_one_session(postgres_only, user, port
         thread.join()
     assert sorted(code for code, _ in results) == [200] * 5 + [201]
     assert len({sid for _, sid in results}) == 1
-    assert UploadSession.objects.count() == IngestFile.objects.count() == 1
+    assert UploadSession.objects.count() == IngestFile.objects.count() == 1 + open_before
 
 
 def test_status_reports_received_parts_as_ranges(api):

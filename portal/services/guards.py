@@ -43,13 +43,20 @@ def usage(owner_id, *, now=None):
     return totals["count"], totals["size"] or 0
 
 
+def lock_owner(owner):
+    """Lock the owner's row until the transaction ends.
+
+    Creates by one owner take it first, so a second create waits for the first to commit
+    and then sees its session: in the quota counts, and under its idempotency key.
+    """
+    get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+
+
 def reserve(owner, size_bytes):
     """Refuse a new session that would take ``owner`` over a quota (429).
 
-    Call inside the transaction that inserts the session: the owner's row is locked, so a
-    second create by the same owner waits for this one to commit and counts it.
+    Call after ``lock_owner`` in the transaction that inserts the session.
     """
-    get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
     count, pending = usage(owner.pk)
     limit = settings.PORTAL_MAX_OPEN_SESSIONS_PER_USER
     if limit and count + 1 > limit:

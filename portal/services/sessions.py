@@ -79,23 +79,57 @@ def create_session(owner, data):
     """Create an IngestFile and its UploadSession from the request's JSON object.
 
     Returns ``(session, created)``. With an ``idempotency_key`` the same owner and key
-    return the existing session (``created`` False), also when two identical requests
-    race: the partial unique constraint lets one insert win and the other returns it.
+    return the existing session (``created`` False), also when identical requests race:
+    ``_insert`` looks for the key again once the owner's row is locked, before the quotas
+    and the free space (a repeat is never refused for the room its first request took),
+    and the partial unique constraint settles what that lock cannot.
     """
     spec = _validated(data)
     key = spec.pop("idempotency_key")
-    if key:
-        existing = _by_idempotency_key(owner, key)
-        if existing is not None:
-            return _same_request(existing, spec), False
-    guards.ensure_room_for_a_new_session()
-    try:
-        session = _insert(owner, key, **spec)
-    except IntegrityError:
+    session = _by_idempotency_key(owner, key) if key else None
+    if session is None:
+        try:
+            session, created = _insert(owner, key, **spec)
+        except IntegrityError:
+            session = _by_idempotency_key(owner, key) if key else None
+            if session is None:
+                raise
+        else:
+            if created:
+                _log_created(session)
+                return session, True
+    return _same_request(session, spec), False
+
+
+def _insert(owner, key, *, filename, content_type, size_bytes, chunk_size_bytes):
+    """``(session, True)``, or ``(the session of this key, False)`` when one committed first."""
+    now = timezone.now()
+    with transaction.atomic():
+        guards.lock_owner(owner)
         existing = _by_idempotency_key(owner, key) if key else None
-        if existing is None:
-            raise
-        return _same_request(existing, spec), False
+        if existing is not None:
+            return existing, False
+        guards.reserve(owner, size_bytes)
+        guards.ensure_room_for_a_new_session()
+        file = IngestFile.objects.create(
+            original_filename=filename,
+            content_type=content_type,
+            size_bytes=size_bytes,
+            uploaded_by=owner,
+        )
+        session = UploadSession.objects.create(
+            file=file,
+            owner=owner,
+            chunk_size_bytes=chunk_size_bytes,
+            total_size_bytes=size_bytes,
+            total_parts=math.ceil(size_bytes / chunk_size_bytes),
+            idempotency_key=key,
+            expires_at=now + ttl(),
+        )
+        return session, True
+
+
+def _log_created(session):
     log_event(
         logger,
         "session.created",
@@ -105,28 +139,6 @@ def create_session(owner, data):
         size_bytes=session.total_size_bytes,
         total_parts=session.total_parts,
     )
-    return session, True
-
-
-def _insert(owner, key, *, filename, content_type, size_bytes, chunk_size_bytes):
-    now = timezone.now()
-    with transaction.atomic():
-        guards.reserve(owner, size_bytes)
-        file = IngestFile.objects.create(
-            original_filename=filename,
-            content_type=content_type,
-            size_bytes=size_bytes,
-            uploaded_by=owner,
-        )
-        return UploadSession.objects.create(
-            file=file,
-            owner=owner,
-            chunk_size_bytes=chunk_size_bytes,
-            total_size_bytes=size_bytes,
-            total_parts=math.ceil(size_bytes / chunk_size_bytes),
-            idempotency_key=key,
-            expires_at=now + ttl(),
-        )
 
 
 def _by_idempotency_key(owner, key):
