@@ -299,3 +299,54 @@ def test_a_finalize_past_the_bound_waits_for_a_free_slot_within_its_wait(
 
     assert response.status_code == 200
     assert UploadSession.objects.get().status == Status.COMPLETE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_finalizes_that_join_a_running_assembly_wait_for_it_like_the_first(
+    user, portal_storage, settings
+):
+    """Four finalizes while another request's assembler holds the session for a second:
+    each waits (up to ``PORTAL_FINALIZE_WAIT_SECONDS``) and answers 200 with the file."""
+    from django.test import Client
+
+    from portal import locks
+    from portal.services.finalize.assembly import assemble
+
+    settings.PORTAL_FINALIZE_WAIT_SECONDS = 20
+    token = make_token(user)
+    data = os.urandom(30)
+    session = Api(Client(), token).start(data, 10)
+    Api(Client(), token).upload(session["id"], data, 10)
+    pk = session["id"]
+    assert lease.begin(pk)
+    held, results = threading.Event(), []
+
+    def slow_assembler():
+        try:
+            with locks.hold(f"finalize:{pk}"):
+                held.set()
+                time.sleep(1)
+                assemble(pk)
+        finally:
+            connections.close_all()
+
+    def finalize():
+        try:
+            response = Api(Client(), token).finalize(pk)
+            results.append((response.status_code, response.json().get("file", {}).get("sha256")))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=slow_assembler)]
+    threads[0].start()
+    assert held.wait(10)
+    started = time.monotonic()
+    threads += [threading.Thread(target=finalize) for _ in range(4)]
+    for thread in threads[1:]:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert results == [(200, sha256(data))] * 4
+    assert time.monotonic() - started >= 0.5  # they waited for the assembly
+    assert OutboxEvent.objects.count() == 1

@@ -51,16 +51,21 @@ def finalize_session(owner, session_id):
 
 
 def _wait_for(session, wait_seconds):
+    """The file once assembled, None if it is not by ``wait_seconds`` from now.
+
+    A request whose assembler found the session's lock taken (another request or process
+    assembles it) or no free slot watches the session for the whole wait, like the request
+    that started the assembly: a joiner is no reason for an early 202.
+    """
     deadline = time.monotonic() + wait_seconds
     assembler = Assembler(session).start(slot_wait=wait_seconds)
     if assembler.done.wait(_left(deadline)) and assembler.error is not None:
         raise assembler.error
-    while time.monotonic() < deadline:
+    outcome = _outcome(session.pk)
+    while outcome is None and _left(deadline) and not assembler.finished():
+        time.sleep(min(POLL_SECONDS, _left(deadline)))
         outcome = _outcome(session.pk)
-        if outcome is not None or assembler.done.is_set():
-            break
-        time.sleep(POLL_SECONDS)
-    return _outcome(session.pk)
+    return outcome
 
 
 def _left(deadline):
@@ -94,6 +99,10 @@ class Assembler:
         self.error = None
         self.busy = False
         self._context = contextvars.copy_context()  # the request id, on its log lines
+
+    def finished(self):
+        """True once this assembler ran the assembly to its end (not when it found it busy)."""
+        return self.done.is_set() and not self.busy
 
     def start(self, *, slot_wait=0.0):
         """Run the assembly in a thread once one of the process's slots is free (waiting at
