@@ -247,3 +247,47 @@ def test_the_token_never_reaches_the_logs(server, subprocess_env, token, tmp_pat
     assert stored["file_id"] == str(IngestFile.objects.get(original_filename="data.bin").id)
     assert events["session.aborted"][0]["session_id"] == session["id"]
     assert len(events["session.created"]) == 2
+
+
+def test_the_token_comes_from_the_environment_or_a_file_and_on_the_command_line_warns(
+    server, subprocess_env, token, tmp_path
+):
+    path = write_file(tmp_path, 1000)
+    command = [PYTHON, "manage.py", "portal_upload", str(path), "--url", server.url]
+
+    def run(*args, **env):
+        return subprocess.run(
+            [*command, *args],
+            cwd=ROOT,
+            env={**subprocess_env, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    from_env = run(PORTAL_TOKEN=token)
+    assert from_env.returncode == 0 and "warning" not in from_env.stderr, from_env.stderr
+
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    from_file = run("--token-file", str(token_file))
+    assert from_file.returncode == 0 and "warning" not in from_file.stderr, from_file.stderr
+
+    on_the_line = run("--token", token)
+    assert on_the_line.returncode == 0
+    assert "warning: --token puts the token on the command line" in on_the_line.stderr
+    assert token not in on_the_line.stderr + on_the_line.stdout
+
+    token_file.chmod(0o644)
+    shared = run("--token-file", str(token_file))
+    assert shared.returncode == 0 and "can be read by other users" in shared.stderr
+
+    for args, env, says in [
+        ((), {"PORTAL_TOKEN": ""}, "no API token: set PORTAL_TOKEN or pass --token-file"),
+        (("--token-file", str(tmp_path / "missing")), {}, "missing: cannot read it"),
+        (("--token-file", str(write_file(tmp_path, 0, "empty"))), {}, "is empty"),
+        (("--token-file", str(token_file), "--token", token), {}, "not allowed with"),
+    ]:
+        refused = run(*args, **env)
+        assert refused.returncode == 2 and says in refused.stderr, (args, refused.stderr)

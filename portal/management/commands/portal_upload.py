@@ -1,4 +1,7 @@
-"""``manage.py portal_upload PATH --url URL --token TOKEN``: a resumable upload client.
+"""``manage.py portal_upload PATH --url URL``: a resumable upload client.
+
+The token comes from ``$PORTAL_TOKEN`` or ``--token-file``: ``--token`` works but warns, as
+a command line is readable by every local user (``ps``, ``/proc/<pid>/cmdline``).
 
 It talks to the HTTP API with the standard library only (``http.client``), so it is also
 the reference for other clients. The idempotency key is derived from the file (path, size,
@@ -134,6 +137,26 @@ def derived_idempotency_key(path):
     stat = os.stat(path)
     identity = f"{os.path.realpath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}"
     return "portal-upload-" + hashlib.sha256(identity.encode()).hexdigest()[:40]
+
+
+def read_token_file(path):
+    """The token in ``path`` (its first line); a file others may read gets a warning."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            mode = os.fstat(file.fileno()).st_mode
+            token = file.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(
+            f"--token-file {path}: cannot read it ({exc})", returncode=exitcodes.USAGE
+        ) from None
+    if mode & 0o077:
+        sys.stderr.write(
+            f"warning: --token-file {path} can be read by other users (mode "
+            f"{mode & 0o777:o}): chmod 600 it\n"
+        )
+    if not token.strip():
+        raise CommandError(f"--token-file {path} is empty", returncode=exitcodes.USAGE)
+    return token
 
 
 def file_sha256(path):
@@ -302,10 +325,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--url", required=True, type=http_url, help="the portal, e.g. https://portal:8000"
         )
-        parser.add_argument(
+        token = parser.add_mutually_exclusive_group()
+        token.add_argument(
+            "--token-file",
+            default=None,
+            help="a file holding the API token (default: $PORTAL_TOKEN)",
+        )
+        token.add_argument(
             "--token",
-            default=os.environ.get("PORTAL_TOKEN", ""),
-            help="API token (default: $PORTAL_TOKEN, which keeps it out of `ps`)",
+            default=None,
+            help="the API token; visible to every local user in `ps`: prefer the others",
         )
         parser.add_argument(
             "--chunk-size",
@@ -344,10 +373,26 @@ class Command(BaseCommand):
             help="seconds to wait for a large file's assembly after finalize (polling)",
         )
 
+    def token(self, given, path):
+        """The API token from ``--token``, ``--token-file`` or ``$PORTAL_TOKEN``."""
+        if given is not None:
+            sys.stderr.write(
+                "warning: --token puts the token on the command line, where every local "
+                "user can read it (ps): set PORTAL_TOKEN or use --token-file instead\n"
+            )
+        elif path is not None:
+            given = read_token_file(path)
+        else:
+            given = os.environ.get("PORTAL_TOKEN", "")
+        if not given.strip():
+            raise CommandError(
+                "no API token: set PORTAL_TOKEN or pass --token-file", returncode=exitcodes.USAGE
+            )
+        return given.strip()
+
     def handle(self, *args, **options):
         path = options["path"]
-        if not options["token"]:
-            raise CommandError("pass --token or set PORTAL_TOKEN", returncode=exitcodes.USAGE)
+        token = self.token(options["token"], options["token_file"])
         if not os.path.isfile(path) or os.path.getsize(path) == 0:
             raise CommandError(
                 f"{path}: not a readable, non-empty file", returncode=exitcodes.USAGE
@@ -355,7 +400,7 @@ class Command(BaseCommand):
         try:
             client = ApiClient(
                 options["url"],
-                options["token"],
+                token,
                 timeout=options["timeout"],
                 retries=options["retries"],
             )
