@@ -6,7 +6,6 @@ keep-alive race (the server closed an idle connection just as we reused it) from
 failure: that one is retried once on a fresh connection, anything else is the caller's.
 """
 
-import contextlib
 import functools
 import http.client
 import io
@@ -149,9 +148,12 @@ class KeepAliveConnection:
             self._conn.connect()  # failures here are the connection's, never an early answer
         payload = body() if callable(body) else body
         try:
-            # The server may have answered early (e.g. 410 before the body) and closed.
-            with contextlib.suppress(ConnectionError):
+            try:
                 self._conn.request(method, path, body=payload, headers=headers)
+            except TimeoutError:
+                raise
+            except OSError:
+                pass  # the server may have answered early (e.g. 410 before the body) and closed
             if while_waiting is not None:
                 while_waiting()
             response = self._conn.getresponse()

@@ -59,6 +59,20 @@ def test_a_trickled_answer_is_cut_at_the_delivery_deadline(runner, runner_settin
     )
 
 
+def test_a_run_ends_within_max_seconds_and_one_delivery_deadline(runner, runner_settings):
+    runner_settings.PORTAL_RUNNER_TIMEOUT_SECONDS = 0.5
+    runner.set_mode("trickle")
+    runner.trickle_interval = 0.1
+    make_events(3)
+
+    started = time.monotonic()
+    result = outbox.dispatch_due(config(), max_seconds=0.2)
+    elapsed = time.monotonic() - started
+
+    assert (result.retried, result.released, result.stopped) == (1, 2, "time")
+    assert elapsed < 0.2 + 0.5 + 0.5, f"the run took {elapsed:.1f} s"
+
+
 def test_the_lease_outlives_a_whole_delivery(runner_settings):
     cfg = config()
     assert cfg.lease_seconds >= cfg.timeout + outbox.LEASE_MARGIN_SECONDS
