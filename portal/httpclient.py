@@ -86,8 +86,9 @@ class KeepAliveConnection:
     """
 
     def __init__(self, scheme, host, port, *, timeout, blocksize=8192):
-        self._cls = _HTTPSConnection if scheme == "https" else _HTTPConnection
-        self.host, self.port = host, port
+        self._tls = _tls_context() if scheme == "https" else None
+        default_port = http.client.HTTP_PORT if self._tls is None else http.client.HTTPS_PORT
+        self.host, self.port = host, port or default_port
         self.timeout = timeout
         self.blocksize = blocksize
         self._conn = None
@@ -137,11 +138,18 @@ class KeepAliveConnection:
             return f"could not connect to {peer} within {seconds:g} s"
         return f"{peer} did not answer within {seconds:g} s"
 
-    def _exchange(self, method, path, headers, body, read_limit, while_waiting, deadline):
-        if self._conn is None:
-            self._conn = self._cls(
+    def _new_connection(self):
+        if self._tls is None:
+            return _HTTPConnection(
                 self.host, self.port, timeout=self.timeout, blocksize=self.blocksize
             )
+        return _HTTPSConnection(
+            self.host, self.port, timeout=self.timeout, blocksize=self.blocksize, tls=self._tls
+        )
+
+    def _exchange(self, method, path, headers, body, read_limit, while_waiting, deadline):
+        if self._conn is None:
+            self._conn = self._new_connection()
             self._used = False
         self._conn.deadline = deadline
         if self._conn.sock is None:
@@ -240,10 +248,9 @@ class _HTTPConnection(http.client.HTTPConnection):
 class _HTTPSConnection(_HTTPConnection):
     """TLS over ``_HTTPConnection``; a failed handshake raises ``TLSFailed`` naming the cause."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, tls, **kwargs):
         super().__init__(*args, **kwargs)
-        self.tls = ssl.create_default_context()
-        self.tls.set_alpn_protocols(["http/1.1"])
+        self.tls = tls
 
     def connect(self):
         super().connect()
@@ -255,7 +262,7 @@ class _HTTPSConnection(_HTTPConnection):
         except ssl.SSLCertVerificationError as exc:
             self.sock = None
             raise TLSFailed(
-                f"TLS with {peer}: certificate verify failed: {exc.verify_message}"
+                f"TLS with {peer}: certificate verify failed: {exc.verify_message or exc}"
             ) from exc
         except TimeoutError:
             self.sock = None
@@ -268,3 +275,11 @@ class _HTTPSConnection(_HTTPConnection):
                 "does the server speak https on that port?"
             ) from exc
         self.phase = "answer"
+
+
+def _tls_context():
+    """What ``http.client`` would use: the system's CAs (or ``SSL_CERT_FILE``), hostnames
+    checked; made once per ``KeepAliveConnection``, not per reconnect."""
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context

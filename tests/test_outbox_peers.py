@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from portal.httpclient import KeepAliveConnection
 from portal.services import outbox
 from tests.peers import BadRequestServer, self_signed_certificate
 from tests.runner import RunnerServer
@@ -128,3 +129,8 @@ def test_an_https_url_at_a_silent_server_names_the_handshake(runner_settings):
         f"TimeoutError: TLS handshake with 127.0.0.1:{port} did not finish within 0.3 s: "
         "does the server speak https on that port?"
     )
+
+
+@pytest.mark.parametrize(("scheme", "port"), [("https", 443), ("http", 80)])
+def test_a_url_without_a_port_uses_its_schemes(scheme, port):
+    assert KeepAliveConnection(scheme, "runner.example", None, timeout=1).port == port
