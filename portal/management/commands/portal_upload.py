@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from django.core.management.base import BaseCommand, CommandError
 
 from portal import exitcodes, limits
-from portal.httpclient import KeepAliveConnection, backoff_delay, http_url_problem
+from portal.httpclient import KeepAliveConnection, TLSFailed, backoff_delay, http_url_problem
 from portal.management.base import bounded_int, bounded_seconds
 from portal.management.token_source import api_token
 from portal.services.sessions import parse_ranges
@@ -33,6 +33,9 @@ API_PREFIX = "/api/v1"
 SEND_BLOCK = 256 * 1024
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 MAX_BACKOFF_SECONDS = 30.0
+# A request may take --timeout plus the time to send its body at this rate: a trickling
+# server cannot hold the client, a slow link can still send a large part.
+SLOWEST_SEND_RATE = 64 * 1024
 OPEN = ("init", "in_progress")
 
 
@@ -102,9 +105,13 @@ class ApiClient:
         elif body_factory is not None:
             headers["Content-Type"] = "application/octet-stream"
             headers["Content-Length"] = str(length)
-        conn = self._connection(timeout)
+        budget = (timeout or self.timeout) + (length or 0) / SLOWEST_SEND_RATE
         try:
-            answer = conn.exchange(method, self.prefix + path, headers=headers, body=body_factory)
+            answer = self._connection().exchange(
+                method, self.prefix + path, headers=headers, body=body_factory, timeout=budget
+            )
+        except TLSFailed as exc:
+            raise UploadFailed(f"{method} {self.prefix + path}: {exc}") from None
         except (OSError, http.client.HTTPException) as exc:
             raise Transient(f"connection failed: {type(exc).__name__}: {exc}") from None
         if answer.status in RETRYABLE_STATUS:
@@ -115,7 +122,7 @@ class ApiClient:
             message = answer.body[:200].decode("utf-8", "replace")
             return answer.status, {"error": {"code": "not_json", "message": message}}
 
-    def _connection(self, timeout):
+    def _connection(self):
         """This thread's keep-alive connection (one per thread: parts go in parallel)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -123,7 +130,6 @@ class ApiClient:
                 self._scheme, self._host, self._port, timeout=self.timeout, blocksize=SEND_BLOCK
             )
             self._local.conn = conn
-        conn.set_timeout(timeout or self.timeout)
         return conn
 
 
@@ -344,7 +350,7 @@ class Command(BaseCommand):
             "--timeout",
             type=bounded_seconds(limits.MAX_CLIENT_TIMEOUT_SECONDS),
             default=60.0,
-            help="seconds per request",
+            help="seconds a request may take in all (a part: 1 s more per 64 KiB it carries)",
         )
         parser.add_argument(
             "--finalize-wait",
