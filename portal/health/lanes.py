@@ -6,7 +6,7 @@ connect timeout, streaming a slow upload), ``/health`` and ``/ready`` wait in th
 queue and the orchestrator restarts a process that is fine. This worker looks at the
 bytes already received (``MSG_PEEK``, nothing consumed) before it chooses a pool: a
 complete ``GET``/``HEAD`` of ``/health`` or ``/ready`` without a body goes to that probe's
-own lane of ``LANE_THREADS`` threads, anything else to the usual pool. ``/health`` never
+own lane (``LANE_THREADS``), anything else to the usual pool. ``/health`` never
 waits behind ``/ready`` either, which may take its whole budget when a dependency hangs.
 
 A request is routed to a lane only when its request line and all its headers are in the
@@ -26,7 +26,9 @@ from gunicorn.workers import gthread
 
 from portal.health.paths import HEALTH_PATH, PROBE_METHODS, READY_PATH
 
-LANE_THREADS = 2
+# /health answers from memory; /ready waits for its checks (portal.health.executor), so
+# it gets as many threads as the checks have, and probes arriving together share a run.
+LANE_THREADS = {HEALTH_PATH: 2, READY_PATH: 4}
 # A probe's request line and headers fit in far less; a longer request is no probe.
 PEEK_BYTES = 4096
 HEADERS_END = b"\r\n\r\n"
@@ -59,8 +61,8 @@ class ProbeLaneWorker(gthread.ThreadWorker):
 
     def init_process(self):
         self.lanes = {
-            path: futures.ThreadPoolExecutor(LANE_THREADS, thread_name_prefix=f"lane{path}")
-            for path in (HEALTH_PATH, READY_PATH)
+            path: futures.ThreadPoolExecutor(threads, thread_name_prefix=f"lane{path}")
+            for path, threads in LANE_THREADS.items()
         }
         super().init_process()
 
