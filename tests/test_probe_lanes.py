@@ -66,11 +66,17 @@ def test_probes_answer_while_every_api_thread_is_held(portal_storage, tmp_path):
     try:
         stuck = [stuck_client(server.port) for _ in range(THREADS + 2)]
         time.sleep(0.5)  # let the worker hand each one to a thread
-        for path in ("/health", "/ready", "/health"):
+        # /ready within its budget (PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS=1, + 1 s): 200, or
+        # 503 when a slow host makes a storage check miss it.
+        for path, statuses, budget in (
+            ("/health", {200}, 1),
+            ("/ready", {200, 503}, 1 + 1 + 0.5),
+            ("/health", {200}, 1),
+        ):
             started = time.monotonic()
-            status, _ = server.get(path, timeout=3)
-            assert (path, status) == (path, 200)
-            assert time.monotonic() - started < 1, path
+            status, _ = server.get(path, timeout=5)
+            assert status in statuses, path
+            assert time.monotonic() - started < budget, path
     finally:
         for sock in stuck:
             sock.close()
