@@ -140,6 +140,9 @@ class Base(Configuration):
         # upgrade) and served by the app itself: behind any proxy or balancer, in a
         # container, with nothing shared between the proxy and the app hosts.
         "whitenoise.middleware.WhiteNoiseMiddleware",
+        # Static files need no database; everything below does. 503 at once while the
+        # database is known to be down (portal.dbgate).
+        "portal.dbgate.DatabaseGateMiddleware",
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.common.CommonMiddleware",
         "django.middleware.csrf.CsrfViewMiddleware",

@@ -31,6 +31,8 @@ EVENTS = frozenset(
         "cleanup.skipped",
         "ready.check_failed",
         "storage.unavailable",
+        "database.unavailable",
+        "database.recovered",
         # Written by deploy/cron/portal-job (not Python) when the host's job lock is held.
         "job.skipped",
     }

@@ -10,6 +10,7 @@ context fields, and no secret may appear anywhere.
 import fcntl
 import json
 import subprocess
+import time
 import uuid
 from datetime import timedelta
 
@@ -48,6 +49,8 @@ EVENT_CONTEXT = {
     "cleanup.skipped": {"job", "run_id"},
     "ready.check_failed": {"request_id", "duration_ms"},
     "storage.unavailable": {"request_id", "session_id", "part_number"},
+    "database.unavailable": {"request_id"},
+    "database.recovered": {"request_id"},
     "job.skipped": {"job", "run_id"},
 }
 JOB_OF_EVENT = {
@@ -140,6 +143,29 @@ def make_outbox_due():
     )
 
 
+def database_outage(env, token, tmp_path):
+    """A server whose SQLite database's directory goes away and comes back."""
+    directory = tmp_path / "db"
+    env = {**env, "DATABASE_URL": f"sqlite:///{directory / 'portal.sqlite3'}"}
+    server = ServerProcess.gunicorn(env, tmp_path)
+    try:
+        directory.rename(tmp_path / "db-gone")
+        status, body = api(server, "GET", BASE, token, "req-db-down")
+        assert (status, body["error"]["code"]) == (503, "database_unavailable")
+        (tmp_path / "db-gone").rename(directory)
+        # Refused (503) until the gate lets a retry through, RETRY_SECONDS after the failure.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status = server.request("GET", "/nope", headers={"X-Request-ID": "req-db-back"})[0]
+            if status == 404:
+                break
+            time.sleep(0.2)
+        assert status == 404
+    finally:
+        server.stop()
+    return server
+
+
 @pytest.mark.slow
 def test_every_event_of_the_vocabulary_is_logged_with_its_context(subprocess_env, user, tmp_path):
     token = create_token(user)[1]
@@ -218,6 +244,7 @@ def test_every_event_of_the_vocabulary_is_logged_with_its_context(subprocess_env
     finally:
         server.stop()
     output.add_server(server, "gunicorn (broken storage)")
+    output.add_server(database_outage(env, token, tmp_path), "gunicorn (database outage)")
 
     # The cron wrapper skips a run while the previous one on this host holds the lock.
     lock = tmp_path / "portal-portal_dispatch.lock"
@@ -262,6 +289,8 @@ def test_every_event_of_the_vocabulary_is_logged_with_its_context(subprocess_env
     assert request_ids["session.aborted"] == {"req-abort-1"}
     assert request_ids["ready.check_failed"] == {"req-ready-1"}
     assert request_ids["storage.unavailable"] == {"req-storage-1"}
+    assert request_ids["database.unavailable"] == {"req-db-down"}
+    assert request_ids["database.recovered"] == {"req-db-back"}
     assert {r["session_id"] for r in by_event["session.aborted"]} == {aborted_id}
     assert stored_id in {r["session_id"] for r in by_event["file.stored"]}
     assert {r["part_number"] for r in by_event["part.received"]} == {1, 2, 3}
