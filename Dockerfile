@@ -17,7 +17,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python3 -m venv /opt/venv
 COPY requirements.txt /tmp/requirements.txt
-RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
+# pip and setuptools are for building only: nothing at run time imports them.
+RUN /opt/venv/bin/pip install -r /tmp/requirements.txt \
+ && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools
 WORKDIR /srv/portal
 COPY . .
 # Static files at build time: the settings need a database URL and a key to load, and
