@@ -24,7 +24,7 @@ from tests.topology.programs import http_get, wait_for
 pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.postgres]
 
 SIZE_TARGET_BYTES = 250 * 1000**2  # podman's MB, uncompressed
-DRAIN_SECONDS = 3
+DRAIN_SECONDS = 5  # room for a slow CI host to see the 503 and the 200 inside it
 # gunicorn.conf.py's graceful_timeout is 30 s; an idle server stops at once after the drain.
 STOP_SECONDS = DRAIN_SECONDS + 30
 RUNNER_SECRET = secrets.token_urlsafe(32)
