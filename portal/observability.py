@@ -31,6 +31,7 @@ EVENTS = frozenset(
         "cleanup.skipped",
         "ready.check_failed",
         "storage.unavailable",
+        "storage.link_refused",
         # Written by deploy/cron/portal-job (not Python) when the host's job lock is held.
         "job.skipped",
     }
