@@ -187,6 +187,27 @@ def test_a_symlinked_directory_under_final_gets_no_file(api, settings, outside, 
     assert UploadSession.objects.get().status == "finalizing"
 
 
+@pytest.mark.parametrize("in_place", [True, False], ids=["link", "copy"])
+def test_a_hard_link_planted_at_the_final_path_is_replaced_not_written(
+    api, settings, outside, in_place
+):
+    """The final object is always a fresh inode: a planted file at its path (a hard link
+    to a file outside) is replaced, never truncated and written."""
+    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = in_place
+    data = os.urandom(2 * CHUNK + 3)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK)
+    planted = outside / "victim"
+    planted.write_bytes(PLANTED)
+    os.makedirs(os.path.dirname(final_path(session)))
+    os.link(planted, final_path(session))
+
+    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
+    assert planted.read_bytes() == PLANTED and os.stat(planted).st_nlink == 1
+    with open(final_path(session), "rb") as handle:
+        assert handle.read() == data
+
+
 def test_cleanup_deletes_nothing_through_a_symlinked_directory(api, outside):
     """Parts of an aborted session whose shard became a symlink to a directory holding
     files of the same names: cleanup leaves those files alone and reports the keys."""
