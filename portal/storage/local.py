@@ -237,11 +237,16 @@ def _list_directory(root, prefix, stack):
 
 
 def _walk_down(root, prefix):
-    directory = local_walk.Dir(root.fd, root.path)  # borrowed: never closed here
+    """Directory ``prefix`` (``"a/b/"``) below ``root``, entered without following a link
+    (``root`` stays open: it is the listing's)."""
+    directory = None
     for name in prefix.rstrip("/").split("/"):
-        below = local_walk.enter(directory, name, os.path.join(directory.path, name))
-        if directory.fd is not root.fd:
-            directory.close()
+        parent = directory or root
+        try:
+            below = local_walk.enter(parent, name, os.path.join(parent.path, name))
+        finally:
+            if directory is not None:
+                directory.close()
         directory = below
     return directory
 
