@@ -15,6 +15,10 @@ What keeps one range holding exactly the bytes recorded for it:
 - under the lock the caller checks that the session is open and the part not recorded;
   otherwise the bytes go aside too (a replay then compares sha256 as ever). A recorded
   range is therefore never written again, and a session being finalized gets no writes.
+- the file has one name and the portal's owner whenever bytes go in (``check_unshared``),
+  and finalize's link makes exactly the second: a hard link planted at its path (whose
+  owner could change recorded bytes) gets none; no link below the root is followed
+  (``local_walk``).
 
 A failed or refused write leaves unrecorded bytes in a range nobody uses; the next upload
 of that part overwrites them. Figures: docs/upload-performance.md.
