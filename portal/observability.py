@@ -33,6 +33,7 @@ EVENTS = frozenset(
         "storage.unavailable",
         "database.unavailable",
         "database.recovered",
+        "storage.link_refused",
         # Written by deploy/cron/portal-job (not Python) when the host's job lock is held.
         "job.skipped",
     }

@@ -9,6 +9,7 @@ context fields, and no secret may appear anywhere.
 
 import fcntl
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -21,6 +22,7 @@ from portal import locks
 from portal.models import OutboxEvent, UploadSession
 from portal.observability import EVENTS
 from portal.services.tokens import create_token
+from portal.storage import local_in_place
 from tests.conftest import ROOT
 from tests.processes import (
     RUNNER_SECRET,
@@ -51,6 +53,7 @@ EVENT_CONTEXT = {
     "storage.unavailable": {"request_id", "session_id", "part_number"},
     "database.unavailable": {"request_id"},
     "database.recovered": {"request_id"},
+    "storage.link_refused": {"request_id", "session_id", "part_number"},
     "job.skipped": {"job", "run_id"},
 }
 JOB_OF_EVENT = {
@@ -246,6 +249,32 @@ def test_every_event_of_the_vocabulary_is_logged_with_its_context(subprocess_env
     output.add_server(server, "gunicorn (broken storage)")
     output.add_server(database_outage(env, token, tmp_path), "gunicorn (database outage)")
 
+    # A hard link planted at a session's assembly file: refused, storage.link_refused.
+    linked_root = tmp_path / "linked"
+    for prefix in ("temp", "final"):
+        (linked_root / prefix).mkdir(parents=True)
+    linked_env = {**env, "PORTAL_STORAGE": "local", "PORTAL_DATA_DIR": str(linked_root)}
+    server = ServerProcess.gunicorn(linked_env, tmp_path)
+    try:
+        session_id = create_session(server, token, "req-link-1", b"l" * 10, 10)
+        assembly = linked_root / "temp" / local_in_place.assembly_key(session_id)
+        assembly.parent.mkdir()
+        (tmp_path / "planted").write_bytes(b"")
+        os.link(tmp_path / "planted", assembly)
+        status, body = api(
+            server,
+            "PUT",
+            f"{BASE}/{session_id}/parts/1",
+            token,
+            "req-link-1",
+            body=b"l" * 10,
+            content_type="application/octet-stream",
+        )
+        assert (status, body["error"]["code"]) == (503, "storage_unavailable")
+    finally:
+        server.stop()
+    output.add_server(server, "gunicorn (planted link)")
+
     # The cron wrapper skips a run while the previous one on this host holds the lock.
     lock = tmp_path / "portal-portal_dispatch.lock"
     with open(lock, "w") as held:
@@ -283,6 +312,7 @@ def test_every_event_of_the_vocabulary_is_logged_with_its_context(subprocess_env
         "req-expire-1",
         "req-upload-2",
         "req-storage-1",
+        "req-link-1",
     }
     assert request_ids["part.received"] == {"req-upload-1", "req-upload-2"}
     assert request_ids["file.stored"] == {"req-upload-1", "req-upload-2"}
@@ -291,6 +321,7 @@ def test_every_event_of_the_vocabulary_is_logged_with_its_context(subprocess_env
     assert request_ids["storage.unavailable"] == {"req-storage-1"}
     assert request_ids["database.unavailable"] == {"req-db-down"}
     assert request_ids["database.recovered"] == {"req-db-back"}
+    assert request_ids["storage.link_refused"] == {"req-link-1"}
     assert {r["session_id"] for r in by_event["session.aborted"]} == {aborted_id}
     assert stored_id in {r["session_id"] for r in by_event["file.stored"]}
     assert {r["part_number"] for r in by_event["part.received"]} == {1, 2, 3}

@@ -39,6 +39,7 @@ from portal.storage.backends import (
     FINAL_ALIAS,
     TEMP_ALIAS,
     StorageFull,
+    StorageLinkRefused,
     StorageUnavailable,
     backend_faults,
     final_storage,
@@ -66,6 +67,7 @@ __all__ = [
     "Source",
     "SourceMismatch",
     "StorageFull",
+    "StorageLinkRefused",
     "StorageRootMissing",
     "StorageUnavailable",
     "StoredObject",
@@ -134,6 +136,8 @@ class PartRange:
     def write(self, stream, *, max_bytes, file_hash=None) -> StoredObject:
         """``write_temp_part`` into the range: the same reading, limits and hashing; on
         failure the range gives its blocks back (``release``)."""
+        with backend_faults(self.storage):
+            local_in_place.check_unshared(self.storage, self.fd, self.key)
         reader = local_parts.BlockReader(stream, max_bytes)
         try:
             with backend_faults(self.storage, reader):
@@ -150,7 +154,7 @@ class PartRange:
         """The session is closed: a file this request made goes again (nothing can be
         recorded in it), so no object outlives its terminal session."""
         if self.created:
-            local.unlink_quietly(local.local_path(self.storage.location, self.key))
+            local.unlink_quietly(self.storage, self.key)
 
 
 def assembles_in_place():
