@@ -6,6 +6,7 @@ written in place and finalize links them; a read-only one for a broken volume.
 """
 
 import errno
+import json
 import os
 
 import pytest
@@ -114,3 +115,33 @@ def test_a_read_only_volume_is_unavailable(small_volume, data_dir, settings, db)
     assert ready.json()["checks"]["storage:portal_temp"] == "unavailable"
     assert ready.json()["checks"]["storage:portal_final"] == "ok"
     probes.results.clear()
+
+
+@pytest.mark.slow
+def test_a_real_server_stays_ready_on_a_full_volume_and_not_on_a_broken_one(
+    small_volume, data_dir, settings, tmp_path
+):
+    """gunicorn with gunicorn.conf.py: 200 "full" at 0 bytes free (the container health
+    check passes too), 503 once the temp root is gone."""
+    from tests.processes import run_manage
+    from tests.test_health_server import Server, base_env, health_check_command
+
+    small_volume(data_dir, 1024 * KIB)
+    env = base_env(
+        apply_storage(settings, "local", data_dir),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+    )
+    run_manage(env, "migrate", "--noinput")
+    fill_up(data_dir)
+    server = Server(env, tmp_path / "gunicorn.log")
+    try:
+        status, body = server.get("/ready")
+        assert status == 200, body
+        assert json.loads(body)["checks"]["storage:portal_temp"] == "full"
+        assert health_check_command(server, env).returncode == 0
+        (data_dir / "temp").rename(data_dir / "temp-unmounted")
+        status, body = server.get("/ready")
+        assert status == 503
+        assert json.loads(body)["checks"]["storage:portal_temp"] == "unavailable"
+    finally:
+        server.stop()
