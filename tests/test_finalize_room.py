@@ -6,6 +6,7 @@ written in place, the final file a link), or one each (the final file a copy).
 """
 
 import os
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -132,3 +133,41 @@ def test_the_finalize_job_retries_an_assembly_refused_for_room(api, volumes):
     ballast.unlink()
     assert finalize.run_finalize_job().summary["completed"] == 1
     assert UploadSession.objects.get().status == Status.COMPLETE
+
+
+@pytest.fixture
+def bind_mounted(small_volume, data_dir, settings):
+    """temp and final as two bind mounts of one 1 MiB tmpfs: one filesystem (``st_dev``),
+    yet ``link`` between them fails (EXDEV), so finalize has to copy."""
+    volume = small_volume(data_dir.parent / "volume", 1024 * KIB)
+    for name in ("temp", "final"):
+        (volume / name).mkdir()
+        (data_dir / name).mkdir()
+        bound = subprocess.run(
+            ["mount", "--bind", str(volume / name), str(data_dir / name)], capture_output=True
+        )
+        assert bound.returncode == 0, bound.stderr
+    yield volume
+    for name in ("final", "temp"):
+        subprocess.run(["umount", "-l", str(data_dir / name)], check=False)
+
+
+def test_a_refused_link_is_copied_only_when_the_copy_fits(api, bind_mounted, settings, data_dir):
+    """Room for the copy, but not above the reserve: refused before a byte is copied."""
+    apply_storage(settings, "local", data_dir)
+    settings.PORTAL_FREE_SPACE_RESERVE_BYTES = 128 * KIB
+    data = os.urandom(300 * KIB)
+    session = api.start(data, 100 * KIB)
+    api.upload(session["id"], data, 100 * KIB)
+    ballast = fill(bind_mounted, 350 * KIB)
+
+    refused = api.finalize(session["id"])
+
+    assert refused.status_code == 507, refused.content
+    assert not [path for path in (data_dir / "final").rglob("*") if path.is_file()]
+    ballast.unlink()
+    UploadSession.objects.update(assembly_lease_until=timezone.now() - timedelta(seconds=1))
+    assert finalize.run_finalize_job().summary["completed"] == 1
+    stored = IngestFile.objects.get()
+    path = Path(storage.final_location(stored.storage_key)["path"])
+    assert path.read_bytes() == data and path.stat().st_nlink == 1  # a copy
