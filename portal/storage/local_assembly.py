@@ -48,6 +48,14 @@ def assemble(temp, final, key, sources, progress) -> StoredObject:
     return StoredObject(key=key, size=offsets[-1], sha256=digest)
 
 
+def linkable(temp, final, sources):
+    """Every source in place in one assembly file, which the final root can link to."""
+    keys = {source.key for source in sources}
+    if len(keys) != 1 or any(source.offset is None for source in sources):
+        return False
+    return local_in_place.same_filesystem(temp, final)
+
+
 def link(temp, final, key, sources, progress, file_hash=None, hashed=0):
     """The final object ``key`` as a second name of the session's assembly file, which
     holds every source in place (``local_in_place``); None when the two roots cannot
