@@ -27,14 +27,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.core.files import File
 
-from portal.storage import (
-    local,
-    local_assembly,
-    local_in_place,
-    local_parts,
-    s3,
-    s3_assembly,
-)
+from portal.storage import local, local_assembly, local_in_place, local_parts, s3, s3_assembly
 from portal.storage.backends import (
     FINAL_ALIAS,
     TEMP_ALIAS,
