@@ -30,6 +30,7 @@ EVENTS = frozenset(
         "cleanup.finished",
         "cleanup.skipped",
         "ready.check_failed",
+        "outbox.requeued",
         "storage.unavailable",
         # Written by deploy/cron/portal-job (not Python) when the host's job lock is held.
         "job.skipped",
