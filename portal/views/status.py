@@ -16,7 +16,7 @@ from django.urls import reverse
 from portal.health.checks import readiness_checks, status_checks
 from portal.health.views import StatusView, build_status, deny, wants_json
 from portal.services.errors import ApiError, Forbidden, MethodNotAllowed, Unauthorized
-from portal.services.status import actions, page
+from portal.services.status import actions, page, trend
 from portal.views.responses import error_response
 
 
@@ -35,11 +35,15 @@ class StatusPage(StatusView):
         extra = await asyncio.gather(*(check.get_result() for check in status_checks()))
         failed = any(result.error for result in ready)
         report = build_status(ready, extra, failed=failed)
-        context = await sync_to_async(page.page_context)(report, user=request.user)
+        context = await sync_to_async(page_with_trend)(report, request.user)
         response = self.render_to_response(context, status=503 if failed else 200)
         response["Cache-Control"] = "no-store"
         response._has_been_logged = True
         return response
+
+
+def page_with_trend(report, user):
+    return {**page.page_context(report, user=user), "trend": trend.trend_context()}
 
 
 def requeue(request):

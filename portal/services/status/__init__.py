@@ -6,5 +6,6 @@
 - ``trend``   uploads per hour and the outbox backlog per dispatch run, drawn as SVG
 - ``actions`` the one change the page makes: requeue a failed outbox event
 
-Every query reads a bounded number of index entries, whatever the size of the history, as ``portal.metrics.figures`` does for ``/metrics``.
+Every query reads a bounded number of index entries, whatever the size of the history
+(``bench/status.py``), as ``portal.metrics.figures`` does for ``/metrics``.
 """
