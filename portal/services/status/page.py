@@ -19,7 +19,6 @@ from portal.services.status.units import ago, binary_size, duration, every, shar
 RECENT_RUNS = 10
 FAILED_EVENTS_SHOWN = 10
 STATE_MARKS = {"ok": "✔", "warning": "▲", "unavailable": "✖"}
-RUN_FIELDS = ("pk", "started_at", "finished_at", "outcome", "counts", "host")
 EVENT_FIELDS = ("pk", "event_type", "aggregate_id", "attempts", "last_error", "updated_at")
 
 
@@ -32,36 +31,52 @@ def moment(at, now):
     return {"iso": at.isoformat(), "ago": ago((now - at).total_seconds())}
 
 
+def sentence(text):
+    """``text`` ending in a full stop unless it ends in one already (or a question)."""
+    return text if not text or text.endswith((".", "?", "!")) else f"{text}."
+
+
 def state(name):
     """A state with its mark, so it reads without colour."""
     return {"name": name, "mark": STATE_MARKS.get(name, "?")}
 
 
-def recent_runs(job, limit=RECENT_RUNS):
-    """The last ``limit`` runs of ``job``, newest first.
+def recent_runs(jobs, limit=RECENT_RUNS):
+    """{job: its last ``limit`` runs, newest first}, in one statement.
 
-    One seek per outcome on ``jobrun_job_outcome`` (job, outcome, started_at), merged
-    here: ordering all of a job's runs by time would walk the ``jobrun_started`` index
-    past every other job's history when this one has not run for long.
+    The latest ``limit`` runs of each (job, outcome) pair, each a seek on
+    ``jobrun_job_outcome`` (job, outcome, started_at), joined by ``UNION ALL`` and merged
+    here: ordering all of a job's runs by time would walk the ``jobrun_started`` index past
+    every other job's history when this one has not run for long.
     """
-    runs = []
-    for outcome in JobRun.Outcome.values:
-        latest = JobRun.objects.filter(job=job, outcome=outcome).order_by("-started_at")
-        runs += latest.values(*RUN_FIELDS)[:limit]
-    runs.sort(key=lambda run: run["started_at"], reverse=True)
-    return runs[:limit]
+    parts, params = [], []
+    for job in jobs:
+        for outcome in JobRun.Outcome.values:
+            latest = JobRun.objects.filter(job=job, outcome=outcome).order_by("-started_at")
+            sql, part_params = latest[:limit].query.sql_with_params()
+            # Django's own SQL; the values stay parameters.
+            parts.append(f"SELECT * FROM ({sql}) AS r{len(parts)}")  # noqa: S608
+            params += part_params
+    found = {job: [] for job in jobs}
+    if parts:
+        for run in JobRun.objects.raw(" UNION ALL ".join(parts), params):
+            found[run.job].append(run)
+    return {
+        job: sorted(runs, key=lambda run: run.started_at, reverse=True)[:limit]
+        for job, runs in found.items()
+    }
 
 
 def run_row(run, now):
-    counts = dict(run["counts"]) if isinstance(run["counts"], dict) else {}
+    counts = dict(run.counts) if isinstance(run.counts, dict) else {}
     error = counts.pop("error", "")
-    ended = run["finished_at"]
+    ended = run.finished_at
     return {
-        "started": moment(run["started_at"], now),
-        "duration": duration((ended - run["started_at"]).total_seconds()) if ended else "—",
-        "outcome": run["outcome"],
+        "started": moment(run.started_at, now),
+        "duration": duration((ended - run.started_at).total_seconds()) if ended else "—",
+        "outcome": run.outcome,
         "counts": counts_text(counts),
-        "host": run["host"] or "—",
+        "host": run.host or "—",
         "error": str(error),
     }
 
@@ -82,24 +97,25 @@ def counts_text(counts, prefix=""):
     return ", ".join(parts) or "nothing to do"
 
 
-def job_section(job, figures, now):
-    runs = recent_runs(job)
+def job_section(job, figures, runs, now):
     schedule = JOB_SCHEDULES[job].total_seconds()
     last_success = moment(figures.get("last_success_at"), now)
     if last_success is None:
         reason = (
-            f"never succeeded; last run {runs[0]['outcome']}"
+            f"never succeeded; last run {runs[0].outcome}"
             if runs
             else "never ran: is the crontab installed?"
         )
     else:
         reason = f"last success {last_success['ago']}, expected {every(schedule)}"
-    if runs and runs[0]["outcome"] == JobRun.Outcome.FAILED:
-        reason += f"; the last run failed {ago((now - runs[0]['started_at']).total_seconds())}"
+    tail = ""
+    if runs and runs[0].outcome == JobRun.Outcome.FAILED:
+        tail = f"; the last run failed {ago((now - runs[0].started_at).total_seconds())}"
     return {
         "name": job,
         "state": state(figures["state"]),
-        "reason": reason,
+        "reason": sentence(reason + tail),
+        "reason_tail": sentence(tail),
         "last_success": last_success,
         "schedule": every(schedule),
         "warn_after": duration(2 * schedule),
@@ -112,24 +128,24 @@ def disk_section(alias, figures):
     free, total = figures.get("free_bytes"), figures.get("total_bytes")
     section = {"name": alias, "state": state(figures["state"]), "measured": free is not None}
     if free is None:
-        section["reason"] = "the storage root is missing or unreadable"
+        section["reason"] = "the storage root is missing or unreadable."
         return section
     warn, refuse = figures["warn_below_bytes"], figures["refuse_new_uploads_below_bytes"]
     section.update(
         free=binary_size(free),
         total=binary_size(total),
         used_share=share(total - free, total),
-        warn_below=binary_size(warn),
-        refuse_below=binary_size(refuse),
+        warn_below=binary_size(warn) if warn else "off",
+        refuse_below=binary_size(refuse) if refuse else "off (PORTAL_MIN_FREE_BYTES=0)",
     )
     if refuse and free < refuse:
-        section["reason"] = "new uploads are refused: free space is below the limit"
+        section["reason"] = "new uploads are refused: free space is below the limit."
     elif warn and free < warn:
-        section["reason"] = "free space is below the warning level; new uploads stop soon"
+        section["reason"] = "free space is below the warning level; new uploads stop soon."
     elif figures["state"] != "ok":
-        section["reason"] = f"the volume is {section['used_share']} % used"
+        section["reason"] = f"the volume is {section['used_share']} % used."
     else:
-        section["reason"] = "enough free space"
+        section["reason"] = "enough free space."
     return section
 
 
@@ -158,7 +174,7 @@ def outbox_section(figures, now):
     ]
     return {
         "state": state(figures["state"]),
-        "reason": reason,
+        "reason": sentence(reason),
         "pending": pending,
         "failed": failed,
         "oldest_pending": duration(oldest) if oldest is not None else "none pending",
@@ -169,11 +185,14 @@ def outbox_section(figures, now):
 def page_context(report, *, user, now=None):
     """Everything the template renders, from the report and a bounded set of reads."""
     now = now or timezone.now()
+    runs = recent_runs(list(report["jobs"]))
     return {
         "report": report,
         "overall": state(report["status"]),
         "checks": [{"name": n, "state": state(s)} for n, s in report["checks"].items()],
-        "jobs": [job_section(job, figures, now) for job, figures in report["jobs"].items()],
+        "jobs": [
+            job_section(job, figures, runs[job], now) for job, figures in report["jobs"].items()
+        ],
         "disks": [disk_section(alias, figures) for alias, figures in report["disk"].items()],
         "outbox": outbox_section(report["outbox"], now),
         "can_requeue": can_requeue(user),
