@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.contrib.auth.models import Permission
+from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ MONITORING_TOKEN = "pt_status-page-monitoring-token"
 def fresh_probe_cache(settings):
     settings.PORTAL_READY_CACHE_SECONDS = 0
     probes.results.clear()
+    cache.clear()
     yield
     probes.results.clear()
 

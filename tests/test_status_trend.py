@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.test import Client
 
 from portal.health import executor as probes
@@ -22,8 +23,10 @@ SVG = "{http://www.w3.org/2000/svg}"
 def fresh_probe_cache(settings):
     settings.PORTAL_READY_CACHE_SECONDS = 0
     probes.results.clear()
+    cache.clear()
     yield
     probes.results.clear()
+    cache.clear()
 
 
 def completed_upload(owner, finished_at, size, status=UploadSession.Status.COMPLETE):
@@ -74,6 +77,19 @@ def test_uploads_per_hour_over_24_hours(db, django_user_model):
     assert sizes[-1] == "14:00 to 14:59 UTC: 4.0 MiB"
     assert context["uploads_summary"] == "3 upload(s) in 24 h; busiest hour 14:00 UTC with 2"
     assert context["bytes_summary"] == "4.0 MiB stored in 24 h"
+
+
+def test_a_settled_hour_is_counted_once_per_process(db, django_user_model):
+    owner = django_user_model.objects.create_user("owner")
+    trend.hourly_uploads(NOW)
+    completed_upload(owner, NOW - timedelta(hours=5), 1024)  # 09:30, counted already
+    completed_upload(owner, NOW - timedelta(minutes=10), 1024)  # 14:20, the current hour
+    hours = {hour.hour: uploads for hour, uploads, _ in trend.hourly_uploads(NOW)}
+    assert (hours[9], hours[14]) == (0, 1)  # a later row in a past hour: not read again
+    completed_upload(owner, NOW + timedelta(minutes=31), 1024)  # 15:01
+    # At 15:03 the 14:00 hour ended less than 5 minutes ago: read again, with 15:00.
+    later = {h.hour: n for h, n, _ in trend.hourly_uploads(NOW + timedelta(minutes=33))}
+    assert (later[14], later[15]) == (1, 1)
 
 
 def test_backlog_per_dispatch_run(db):

@@ -7,6 +7,7 @@ Each read is one seek on an index whose leading columns it fixes, so the page co
 same with a thousand or a million rows of history.
 """
 
+import functools
 from datetime import datetime
 
 from django.urls import reverse
@@ -49,6 +50,19 @@ def recent_runs(jobs, limit=RECENT_RUNS):
     here: ordering all of a job's runs by time would walk the ``jobrun_started`` index past
     every other job's history when this one has not run for long.
     """
+    found = {job: [] for job in jobs}
+    if jobs:
+        for run in JobRun.objects.raw(*recent_runs_sql(tuple(jobs), limit)):
+            found[run.job].append(run)
+    return {
+        job: sorted(runs, key=lambda run: run.started_at, reverse=True)[:limit]
+        for job, runs in found.items()
+    }
+
+
+@functools.cache
+def recent_runs_sql(jobs, limit):
+    """The statement of ``recent_runs`` and its parameters, compiled once per process."""
     parts, params = [], []
     for job in jobs:
         for outcome in JobRun.Outcome.values:
@@ -57,14 +71,7 @@ def recent_runs(jobs, limit=RECENT_RUNS):
             # Django's own SQL; the values stay parameters.
             parts.append(f"SELECT * FROM ({sql}) AS r{len(parts)}")  # noqa: S608
             params += part_params
-    found = {job: [] for job in jobs}
-    if parts:
-        for run in JobRun.objects.raw(" UNION ALL ".join(parts), params):
-            found[run.job].append(run)
-    return {
-        job: sorted(runs, key=lambda run: run.started_at, reverse=True)[:limit]
-        for job, runs in found.items()
-    }
+    return " UNION ALL ".join(parts), tuple(params)
 
 
 def run_row(run, now):
@@ -186,6 +193,7 @@ def page_context(report, *, user, now=None):
     """Everything the template renders, from the report and a bounded set of reads."""
     now = now or timezone.now()
     runs = recent_runs(list(report["jobs"]))
+    outbox = outbox_section(report["outbox"], now)
     return {
         "report": report,
         "overall": state(report["status"]),
@@ -194,8 +202,8 @@ def page_context(report, *, user, now=None):
             job_section(job, figures, runs[job], now) for job, figures in report["jobs"].items()
         ],
         "disks": [disk_section(alias, figures) for alias, figures in report["disk"].items()],
-        "outbox": outbox_section(report["outbox"], now),
-        "can_requeue": can_requeue(user),
+        "outbox": outbox,
+        "can_requeue": bool(outbox["failed_events"]) and can_requeue(user),
         "now": moment(now, now),
     }
 

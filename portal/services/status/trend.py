@@ -5,15 +5,17 @@ one ink, the figures in words beside each chart (total, peak and when), the larg
 labelled, and each bar's exact value in its ``<title>`` (shown on hover, read by screen
 readers).
 
-Reads: complete sessions of the last 24 h on ``session_status_finished`` (a range that
-grows with a day's uploads, never with history), and the backlog each of the last
-``BACKLOG_RUNS`` dispatch runs recorded, one seek per successful outcome on
-``jobrun_job_outcome``.
+Reads: complete sessions on ``session_status_finished``, by hour: the 24 h on a process's
+first view, then only the hours it has not counted yet (the current one; a past hour's
+figures are cached), so a view costs one hour's uploads, never the history; and the
+backlog each of the last ``BACKLOG_RUNS`` dispatch runs recorded, one seek per successful
+outcome on ``jobrun_job_outcome``.
 """
 
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
@@ -27,6 +29,11 @@ from portal.services.status.units import binary_size
 HOURS = 24
 BACKLOG_RUNS = 60
 DISPATCH_JOB = "portal_dispatch"
+# A whole hour is counted once per process, this long after it ended (a session finished
+# in its last instant may commit a moment later).
+SETTLED_AFTER = timedelta(minutes=5)
+CACHE_PREFIX = "portal.status.uploads."
+CACHE_SECONDS = (HOURS + 1) * 3600
 WIDTH, HEIGHT = 720, 150
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 18, 26
 
@@ -39,9 +46,31 @@ class Bar:
 
 
 def hourly_uploads(now):
-    """Uploads completed and their bytes for each of the last 24 whole hours, oldest first."""
+    """Uploads completed and their bytes for each of the last 24 whole hours, oldest first.
+
+    An hour that ended more than ``SETTLED_AFTER`` ago no longer changes, so its figures
+    are kept in the process's cache: a view reads only the hours not seen before, which
+    after the first view is the current one.
+    """
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    start = end - timedelta(hours=HOURS)
+    hours = [end - timedelta(hours=HOURS - n) for n in range(HOURS)]
+    keys = {hour: f"{CACHE_PREFIX}{hour:%Y%m%dT%H}" for hour in hours}
+    known = cache.get_many(list(keys.values()))
+    missing = [hour for hour in hours if keys[hour] not in known]
+    counted = count_uploads(missing[0], end) if missing else {}
+    settled = {
+        keys[hour]: counted.get(hour, (0, 0))
+        for hour in missing
+        if hour + timedelta(hours=1) <= now - SETTLED_AFTER
+    }
+    cache.set_many(settled, timeout=CACHE_SECONDS)
+    figures = {**counted, **{hour: known[keys[hour]] for hour in hours if keys[hour] in known}}
+    return [(hour, *figures.get(hour, (0, 0))) for hour in hours]
+
+
+def count_uploads(start, end):
+    """{hour: (uploads, bytes)} of sessions completed in [start, end): a range of
+    ``session_status_finished``."""
     rows = (
         UploadSession.objects.filter(
             status=UploadSession.Status.COMPLETE, finished_at__gte=start, finished_at__lt=end
@@ -51,16 +80,7 @@ def hourly_uploads(now):
         .annotate(uploads=Count("pk"), bytes=Sum("total_size_bytes"))
         .order_by()
     )
-    by_hour = {row["hour"]: row for row in rows}
-    hours = [start + timedelta(hours=n) for n in range(HOURS)]
-    return [
-        (
-            hour,
-            by_hour.get(hour, {}).get("uploads", 0),
-            int(by_hour.get(hour, {}).get("bytes") or 0),
-        )
-        for hour in hours
-    ]
+    return {row["hour"]: (row["uploads"], int(row["bytes"] or 0)) for row in rows}
 
 
 def backlog_per_run(limit=BACKLOG_RUNS):
