@@ -84,8 +84,8 @@ def job_run(job, *, record=True):
 
     The run id of the command that called it is kept, so every record of one run shares
     it. An exception marks the run ``failed``, is kept in its counts as ``error`` (what
-    ``/status`` shows) and propagates. ``record=False`` (dry runs)
-    binds the log context but writes no row.
+    ``/status`` shows) and propagates. ``record=False`` (dry runs) binds the log context
+    but writes no row.
     """
     run_id = current_context().get("run_id") or uuid.uuid4().hex[:12]
     run = None
