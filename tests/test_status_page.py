@@ -132,6 +132,7 @@ def test_page_says_why_in_words_and_in_human_units(db, portal_storage, operator,
     assert "▲ warning" in html and "✔ ok" in html
 
 
+@time_machine.travel("2026-12-07 14:30:00+00:00", tick=False)
 def test_recent_runs_per_job_with_counts_host_error_and_admin_link(
     db, portal_storage, operator, django_user_model
 ):
