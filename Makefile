@@ -12,6 +12,8 @@ DEV := $(VENV)/.installed-dev
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist); PYTEST_WORKERS=0 runs the suite in one process.
+PYTEST_WORKERS ?= 2
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .PHONY: install run test test-fast lint format migrate bench mutants clean
@@ -43,10 +45,10 @@ run: migrate
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: $(DEV)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: $(DEV)
-	$(BIN)/python -m pytest -m "not slow and not reliability" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow and not reliability" $(PYTEST_ARGS)
 
 lint: $(DEV)
 	$(BIN)/ruff check .

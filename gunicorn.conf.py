@@ -82,8 +82,10 @@ wsgi_app = "boot.wsgi:application"
 bind = [f"{os.environ.get('HOST', '127.0.0.1')}:{_env_int('PORT', 8000)}"]
 
 # Threads keep a worker answering its heartbeat while a slow client streams a part, so a
-# long upload is not mistaken for a hung worker; requests mostly wait on I/O.
-worker_class = "gthread"
+# long upload is not mistaken for a hung worker; requests mostly wait on I/O. gthread with
+# threads of their own for /health (2) and /ready (4) (portal.health.lanes): probes never
+# queue behind API requests, whatever those wait for.
+worker_class = "portal.health.lanes.ProbeLaneWorker"
 workers = _env_int("WEB_CONCURRENCY", min(multiprocessing.cpu_count() * 2 + 1, 8))
 threads = _env_int("GUNICORN_THREADS", 4)
 timeout = _env_int("GUNICORN_TIMEOUT", 60)

@@ -106,6 +106,8 @@ class Base(Configuration):
         100 * GIB, min_value=0, max_value=1024 * TIB
     )
     PORTAL_MIN_FREE_BYTES = v.ByteSizeValue(GIB, min_value=0, max_value=1024 * TIB)
+    # What no part or finalize copy may take from a local volume (docs/configuration.md).
+    PORTAL_FREE_SPACE_RESERVE_BYTES = v.ByteSizeValue(64 * MIB, min_value=0, max_value=1024 * TIB)
     # Graceful drain (portal.health.drain, docs/topology.md): how long /ready answers 503 after
     # SIGTERM before gunicorn stops (0: stop at once), and the maintenance flag file.
     PORTAL_DRAIN_SECONDS = v.FloatValue(
@@ -140,6 +142,9 @@ class Base(Configuration):
         # upgrade) and served by the app itself: behind any proxy or balancer, in a
         # container, with nothing shared between the proxy and the app hosts.
         "whitenoise.middleware.WhiteNoiseMiddleware",
+        # Static files need no database; everything below does. 503 at once while the
+        # database is known to be down (portal.dbgate).
+        "portal.dbgate.DatabaseGateMiddleware",
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.common.CommonMiddleware",
         "django.middleware.csrf.CsrfViewMiddleware",
@@ -322,6 +327,7 @@ class Test(Base):
     PORTAL_STATIC_ROOT = v.AbsolutePathValue("")
     # Off unless a test turns it on: the suite must pass on a host with little free disk.
     PORTAL_MIN_FREE_BYTES = v.ByteSizeValue(0, min_value=0, max_value=1024 * TIB)
+    PORTAL_FREE_SPACE_RESERVE_BYTES = v.ByteSizeValue(0, min_value=0, max_value=1024 * TIB)
     PORTAL_CHUNK_SIZE_MIN = v.ByteSizeValue(1, min_value=1)
     PORTAL_LOG_LEVEL = v.ChoiceValue(
         "warning", choices=("debug", "info", "warning", "error", "critical")

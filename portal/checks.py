@@ -161,3 +161,19 @@ def check_metrics_token():
         return []
     hint = f"Generate one ({GENERATE}) and give Prometheus the same value."
     return [_error("E012", f"PORTAL_METRICS_TOKEN {reason}.", hint)]
+
+
+@register(PORTAL_TAG, Tags.compatibility)
+def check_free_space(app_configs=None, **kwargs):
+    reserve, minimum = settings.PORTAL_FREE_SPACE_RESERVE_BYTES, settings.PORTAL_MIN_FREE_BYTES
+    if minimum and reserve >= minimum:
+        return [
+            _error(
+                "E013",
+                f"PORTAL_FREE_SPACE_RESERVE_BYTES ({reserve}) must be less than "
+                f"PORTAL_MIN_FREE_BYTES ({minimum}).",
+                "New uploads are admitted down to PORTAL_MIN_FREE_BYTES free; with a larger "
+                "reserve every part of theirs would be refused.",
+            )
+        ]
+    return []

@@ -6,8 +6,12 @@ keep-alive race (the server closed an idle connection just as we reused it) from
 failure: that one is retried once on a fresh connection, anything else is the caller's.
 """
 
+import functools
 import http.client
+import io
 import random
+import ssl
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -64,64 +68,100 @@ class Answer:
     will_close: bool
 
 
+class TLSFailed(OSError):
+    """The TLS handshake failed: a certificate that does not verify, or a peer that does not
+    speak TLS on that port. Retrying does not help until the URL or the server changes."""
+
+
 class KeepAliveConnection:
     """One persistent connection to ``host:port``; reconnects after any failure.
 
-    ``exchange`` sends one request and reads its answer. ``body`` is bytes, or a callable
-    returning a fresh file-like body (a retry on a fresh connection needs the body again).
-    ``while_waiting`` runs once per exchange after the request is written, while the
-    server works on it: bookkeeping there costs no wall-clock time.
+    ``exchange`` sends one request and reads its answer within a total deadline
+    (``timeout`` seconds for connect, TLS handshake, request and answer together): each
+    socket operation gets only the time left, so a peer that trickles its answer cannot
+    hold the caller longer. ``body`` is bytes, or a callable returning a fresh file-like
+    body (a retry on a fresh connection needs the body again). ``while_waiting`` runs once
+    per exchange after the request is written, while the server works on it: bookkeeping
+    there costs no wall-clock time.
     """
 
     def __init__(self, scheme, host, port, *, timeout, blocksize=8192):
-        self._cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-        self.host, self.port = host, port
+        self._tls = _tls_context() if scheme == "https" else None
+        default_port = http.client.HTTP_PORT if self._tls is None else http.client.HTTPS_PORT
+        self.host, self.port = host, port or default_port
         self.timeout = timeout
         self.blocksize = blocksize
         self._conn = None
         self._used = False
 
-    def exchange(self, method, path, *, headers, body=None, read_limit=None, while_waiting=None):
-        """``Answer`` for one request; ``OSError``/``HTTPException`` when it failed."""
+    def exchange(
+        self, method, path, *, headers, body=None, read_limit=None, while_waiting=None, timeout=None
+    ):
+        """``Answer`` for one request; ``OSError``/``HTTPException`` when it failed.
+
+        ``TimeoutError`` when the whole exchange took longer than ``timeout`` seconds
+        (default: the connection's), ``TLSFailed`` when the handshake failed; both say so.
+        """
+        seconds = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + seconds
         reused = self._conn is not None and self._used
+        args = (method, path, headers, body, read_limit, while_waiting, deadline)
         try:
             try:
-                return self._exchange(method, path, headers, body, read_limit, while_waiting)
+                return self._exchange(*args)
             except STALE_CONNECTION_ERRORS:
                 if not reused:
                     raise
                 self.close()
-                return self._exchange(method, path, headers, body, read_limit, while_waiting)
+                return self._exchange(*args)
+        except TimeoutError as exc:
+            phase = self._conn.phase if self._conn is not None else "answer"
+            self.close()
+            raise TimeoutError(self._timeout_message(phase, seconds)) from exc
         except (OSError, http.client.HTTPException):
             self.close()
             raise
-
-    def set_timeout(self, seconds):
-        self.timeout = seconds
-        if self._conn is not None:
-            self._conn.timeout = seconds
-            if self._conn.sock is not None:
-                self._conn.sock.settimeout(seconds)
 
     def close(self):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
-    def _exchange(self, method, path, headers, body, read_limit, while_waiting):
-        if self._conn is None:
-            self._conn = self._cls(
+    def _timeout_message(self, phase, seconds):
+        peer = f"{self.host}:{self.port}"
+        if phase == "tls":
+            return (
+                f"TLS handshake with {peer} did not finish within {seconds:g} s: "
+                "does the server speak https on that port?"
+            )
+        if phase == "connect":
+            return f"could not connect to {peer} within {seconds:g} s"
+        return f"{peer} did not answer within {seconds:g} s"
+
+    def _new_connection(self):
+        if self._tls is None:
+            return _HTTPConnection(
                 self.host, self.port, timeout=self.timeout, blocksize=self.blocksize
             )
+        return _HTTPSConnection(
+            self.host, self.port, timeout=self.timeout, blocksize=self.blocksize, tls=self._tls
+        )
+
+    def _exchange(self, method, path, headers, body, read_limit, while_waiting, deadline):
+        if self._conn is None:
+            self._conn = self._new_connection()
             self._used = False
+        self._conn.deadline = deadline
+        if self._conn.sock is None:
+            self._conn.connect()  # failures here are the connection's, never an early answer
         payload = body() if callable(body) else body
         try:
             try:
                 self._conn.request(method, path, body=payload, headers=headers)
+            except TimeoutError:
+                raise
             except OSError:
-                if self._conn.sock is None:
-                    raise
-                # The server may have answered early (e.g. 410 before the body) and closed.
+                pass  # the server may have answered early (e.g. 410 before the body) and closed
             if while_waiting is not None:
                 while_waiting()
             response = self._conn.getresponse()
@@ -133,3 +173,113 @@ class KeepAliveConnection:
         if not response.isclosed() or response.will_close:
             self.close()  # an oversized body or "Connection: close": start afresh next time
         return Answer(response.status, response.reason, data, response.will_close)
+
+
+class _TimedReader(io.RawIOBase):
+    """The socket's reads, each allowed only the time left of the exchange."""
+
+    def __init__(self, sock, time_left):
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
+        self._time_left = time_left
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        self._sock.settimeout(self._time_left())
+        return self._raw.readinto(buffer)
+
+    def close(self):
+        self._raw.close()
+        super().close()
+
+
+class _TimedSocket:
+    """What ``HTTPResponse`` reads its answer through: a buffered ``_TimedReader``."""
+
+    def __init__(self, sock, time_left):
+        self._sock, self._time_left = sock, time_left
+
+    def makefile(self, mode):
+        return io.BufferedReader(_TimedReader(self._sock, self._time_left))
+
+
+class _TimedResponse(http.client.HTTPResponse):
+    def __init__(self, sock, *args, time_left, **kwargs):
+        super().__init__(_TimedSocket(sock, time_left), *args, **kwargs)
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    """An ``HTTPConnection`` whose connect, writes and reads share one deadline.
+
+    ``deadline`` (``time.monotonic()``) is set before each exchange; ``phase`` says what
+    was under way when it passed (``connect``, ``tls``, ``answer``).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deadline = time.monotonic() + self.timeout
+        self.phase = "connect"
+        self.response_class = functools.partial(_TimedResponse, time_left=self.time_left)
+
+    def time_left(self):
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        return left
+
+    def connect(self):
+        self.phase = "connect"
+        self.timeout = self.time_left()
+        super().connect()
+        self.phase = "answer"
+
+    def send(self, data):
+        if not hasattr(data, "read"):
+            self.sock.settimeout(self.time_left())
+            return super().send(data)
+        while block := data.read(self.blocksize):
+            self.sock.settimeout(self.time_left())
+            super().send(block)
+        return None
+
+
+class _HTTPSConnection(_HTTPConnection):
+    """TLS over ``_HTTPConnection``; a failed handshake raises ``TLSFailed`` naming the cause."""
+
+    def __init__(self, *args, tls, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tls = tls
+
+    def connect(self):
+        super().connect()
+        self.phase = "tls"
+        peer = f"{self.host}:{self.port}"
+        try:
+            self.sock.settimeout(self.time_left())
+            self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.host)
+        except ssl.SSLCertVerificationError as exc:
+            self.sock = None
+            raise TLSFailed(
+                f"TLS with {peer}: certificate verify failed: {exc.verify_message or exc}"
+            ) from exc
+        except TimeoutError:
+            self.sock = None
+            raise
+        except OSError as exc:
+            self.sock = None
+            reason = exc.reason.lower().replace("_", " ") if getattr(exc, "reason", None) else exc
+            raise TLSFailed(
+                f"TLS handshake with {peer} failed ({reason}): "
+                "does the server speak https on that port?"
+            ) from exc
+        self.phase = "answer"
+
+
+def _tls_context():
+    """What ``http.client`` would use: the system's CAs (or ``SSL_CERT_FILE``), hostnames
+    checked; made once per ``KeepAliveConnection``, not per reconnect."""
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context

@@ -32,6 +32,9 @@ EVENTS = frozenset(
         "ready.check_failed",
         "outbox.requeued",
         "storage.unavailable",
+        "database.unavailable",
+        "database.recovered",
+        "storage.link_refused",
         # Written by deploy/cron/portal-job (not Python) when the host's job lock is held.
         "job.skipped",
     }

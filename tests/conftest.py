@@ -299,3 +299,20 @@ def other_user(transactional_db, django_user_model):
 
 
 __all__ = ["PYTHON", "ROOT", "django_settings", "free_port", "storage_env"]
+
+
+@pytest.fixture
+def small_volume():
+    """``mount(path, size, *options)``: a real tmpfs at ``path`` (``tests.volumes``),
+    unmounted at the end of the test."""
+    from tests.volumes import mount_small_volume, unmount
+
+    mounted = []
+
+    def mount(path, size, *options):
+        mounted.append(mount_small_volume(path, size, *options))
+        return path
+
+    yield mount
+    for path in reversed(mounted):
+        unmount(path)

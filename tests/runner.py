@@ -9,8 +9,10 @@ signature against the shared secret::
         assert all(r.signature_ok for r in runner.requests)
 
 Modes: ``ok`` (200), ``error`` (``status``, 500 by default), ``hang`` (no answer until the
-server stops or ``release()``), ``drop`` (close the connection without an answer).
-``delay`` seconds pass before each answer (a slow runner).
+server stops or ``release()``), ``drop`` (close the connection without an answer),
+``trickle`` (a 200's headers, then one body byte every ``trickle_interval`` seconds).
+``delay`` seconds pass before each answer (a slow runner). ``tls=(certfile, keyfile)``
+serves https.
 ``script(*modes)`` answers the next requests with those modes, then the standing mode.
 
 Run it as a process too (benchmarks, so the runner does not share the client's GIL)::
@@ -28,13 +30,15 @@ import hmac
 import http.server
 import json
 import socket
+import ssl
 import sys
 import threading
 import time
 from dataclasses import dataclass
 
-MODES = ("ok", "error", "hang", "drop")
+MODES = ("ok", "error", "hang", "drop", "trickle")
 HANG_LIMIT_SECONDS = 60
+TRICKLE_BYTES = 60
 
 
 @dataclass
@@ -90,10 +94,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             runner._released.wait(HANG_LIMIT_SECONDS)
             self.close_connection = True
             return
+        if mode == "trickle":
+            self._trickle(runner)
+            return
         if runner.delay:
             time.sleep(runner.delay)
         status = 200 if mode == "ok" else runner.status
         self._reply(status, b'{"ok":true}' if status < 300 else b'{"error":"test runner"}')
+
+    def _trickle(self, runner):
+        """Headers at once, then the body a byte at a time until it is sent or released."""
+        released = runner._released
+        self.send_response(200)
+        self.send_header("Content-Length", str(TRICKLE_BYTES))
+        self.end_headers()
+        self.wfile.flush()
+        for _ in range(TRICKLE_BYTES):
+            if released.wait(runner.trickle_interval):
+                break
+            self.wfile.write(b" ")
+            self.wfile.flush()
+        self.close_connection = True
 
     def _reply(self, status, payload):
         self.send_response(status)
@@ -120,10 +141,20 @@ class RunnerServer:
     """A runner on ``127.0.0.1`` with a free port; a context manager that stops it."""
 
     def __init__(
-        self, mode="ok", *, secret="test-runner-secret", status=500, delay=0.0, record=True
+        self,
+        mode="ok",
+        *,
+        secret="test-runner-secret",
+        status=500,
+        delay=0.0,
+        record=True,
+        trickle_interval=1.0,
+        tls=None,
     ):
         self.secret = secret
         self.delay = delay
+        self.trickle_interval = trickle_interval
+        self.scheme = "https" if tls else "http"
         self.status = status
         self.record = record
         self.requests = []
@@ -137,6 +168,10 @@ class RunnerServer:
         self._bad_signatures = 0
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.runner = self
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -144,7 +179,7 @@ class RunnerServer:
     @property
     def url(self):
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/hooks/portal"
+        return f"{self.scheme}://{host}:{port}/hooks/portal"
 
     @property
     def port(self):

@@ -14,7 +14,6 @@ from datetime import datetime
 from itertools import pairwise
 
 import pytest
-import yaml
 from croniter import croniter
 
 from portal.models import JobRun
@@ -238,22 +237,3 @@ def test_syslog_mode_without_a_socket_is_exit_2_before_the_job_runs(cron_env, tm
     assert proc.returncode == 2
     assert "not a syslog socket" in proc.stderr
     assert not JobRun.objects.exists()
-
-
-def test_kubernetes_cronjobs_forbid_overlap():
-    docs = list(yaml.safe_load_all((CRON_DIR / "k8s-cronjob.yaml").read_text()))
-    by_name = {doc["metadata"]["name"]: doc for doc in docs}
-    assert set(by_name) == {"portal-cleanup", "portal-dispatch", "portal-finalize"}
-    crontab = {c.split()[1]: s for s, _, c in crontab_entries()}
-    for name, job in (
-        ("portal-cleanup", "portal_cleanup"),
-        ("portal-dispatch", "portal_dispatch"),
-        ("portal-finalize", "portal_finalize"),
-    ):
-        spec = by_name[name]["spec"]
-        assert spec["concurrencyPolicy"] == "Forbid"
-        assert spec["startingDeadlineSeconds"] > 0
-        assert croniter.is_valid(spec["schedule"]) and spec["schedule"] == crontab[job]
-        container = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-        assert container["command"][2] == job
-        assert container["resources"]["limits"]["memory"]

@@ -12,6 +12,7 @@ from django.core.management.base import CommandError
 
 from portal.models import JobRun, OutboxEvent
 from tests.conftest import PYTHON, ROOT
+from tests.peers import self_signed_certificate
 from tests.runner import RunnerServer
 from tests.test_outbox import SECRET, make_events, point_at_runner
 
@@ -248,3 +249,54 @@ def test_two_dispatchers_deliver_each_event_exactly_once(subprocess_env):
     assert sum(delivered) == 500
     assert min(delivered) > 0, f"the dispatchers did not overlap: {delivered}"
     assert OutboxEvent.objects.filter(status="delivered").count() == 500
+
+
+@pytest.mark.slow
+def test_a_trickling_runner_holds_a_run_no_longer_than_one_delivery_deadline(dispatch_env, runner):
+    """Headers, then a byte a second: each read is in time, the delivery is not.
+
+    A second dispatcher started meanwhile finds the event leased and sends nothing.
+    """
+    runner.set_mode("trickle")
+    [event] = make_events(1, attempts=1)
+    first = start_dispatch(dispatch_env, "--limit", "1", "--max-seconds", "5")
+    second = None
+    try:
+        runner.wait_for_requests(1, timeout=30)
+        in_flight = OutboxEvent.objects.get(pk=event.pk)
+        second = start_dispatch(dispatch_env)
+        second_out, second_err = second.communicate(timeout=60)
+        first_out, first_err = first.communicate(timeout=60)
+    finally:
+        for proc in filter(None, (first, second)):
+            proc.kill()
+            proc.communicate()
+
+    assert (first.returncode, second.returncode) == (0, 0), first_err + second_err
+    ran = summary(first_out)
+    assert (ran["retried"], ran["lost_lease"], ran["delivered"]) == (1, 0, 0)
+    assert ran["duration_ms"] < (2 + 1.5) * 1000  # PORTAL_RUNNER_TIMEOUT_SECONDS=2
+    assert summary(second_out)["delivered"] == 0
+    assert [r.headers["x-portal-attempt"] for r in runner.requests] == ["2"]
+    assert (in_flight.status, in_flight.attempts) == (OutboxEvent.Status.SENDING, 1)
+    event = OutboxEvent.objects.get(pk=event.pk)
+    assert (event.status, event.attempts) == (OutboxEvent.Status.PENDING, 2)
+    assert event.last_error.endswith(f"127.0.0.1:{runner.port} did not answer within 2 s")
+    assert event.next_attempt_at > in_flight.updated_at
+    [failed] = log_records(first_out, "outbox.delivery_failed")
+    assert failed["error"] == "TimeoutError"
+
+
+def test_a_self_signed_runner_certificate_is_named_in_the_log_and_last_error(
+    dispatch_env, tmp_path
+):
+    with RunnerServer("ok", secret=SECRET, tls=self_signed_certificate(tmp_path)) as tls_runner:
+        [event] = make_events(1)
+        code, out, err = run_dispatch({**dispatch_env, "PORTAL_RUNNER_ENDPOINT": tls_runner.url})
+
+    assert code == 0, err
+    [failed] = log_records(out, "outbox.delivery_failed")
+    assert failed["error"] == "TLSFailed"
+    assert "certificate verify failed" in failed["message"]
+    assert "certificate verify failed" in OutboxEvent.objects.get(pk=event.pk).last_error
+    assert "Bad file descriptor" not in out + err

@@ -1,14 +1,11 @@
 """Guardrails: quotas per owner (atomic), and the free-space guard on a real small volume.
 
-The free-space tests mount a real tmpfs of a few hundred KiB over the storage roots (so
-``statvfs`` reports what a full disk reports, and a write past it fails with ENOSPC): no
-seam to patch, the kernel says how much room there is. Mounting needs root; without it
-they skip with a message (they fail under ``CI=true``, where CI runs as root).
+The free-space tests mount a real tmpfs of a few hundred KiB over the storage roots
+(``tests.volumes``).
 """
 
 import io
 import os
-import subprocess
 import threading
 
 import pytest
@@ -18,8 +15,7 @@ from portal.models import UploadPart, UploadSession
 from portal.services import guards
 from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.conftest import apply_storage
-
-KIB = 1024
+from tests.volumes import KIB, fill
 
 
 @pytest.fixture
@@ -123,31 +119,6 @@ def test_the_admin_shows_a_users_usage(admin_client, api, user):
 
 
 @pytest.fixture
-def small_volume(tmp_path):
-    """``mount(path, size)``: a tmpfs of ``size`` bytes at ``path``, unmounted at the end."""
-    mounted = []
-
-    def mount(path, size):
-        path.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode != 0:
-            message = f"cannot mount a small tmpfs here ({result.stderr.strip()}); needs root"
-            if os.environ.get("CI") == "true":
-                pytest.fail(message)
-            pytest.skip(message)
-        mounted.append(path)
-        return path
-
-    yield mount
-    for path in mounted:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-@pytest.fixture
 def volumes(small_volume, settings, data_dir):
     """temp and final on their own 512 KiB volumes; the guard at 128 KiB free."""
     temp = small_volume(data_dir / "temp", 512 * KIB)
@@ -155,13 +126,6 @@ def volumes(small_volume, settings, data_dir):
     apply_storage(settings, "local", data_dir)
     settings.PORTAL_MIN_FREE_BYTES = 128 * KIB
     return temp, final
-
-
-def fill(volume, leave):
-    """Fill ``volume`` until ``leave`` bytes (within a page) are free."""
-    free = os.statvfs(volume).f_bavail * os.statvfs(volume).f_frsize
-    (volume / "ballast").write_bytes(b"\0" * max(0, free - leave))
-    return volume / "ballast"
 
 
 def test_a_nearly_full_volume_refuses_new_sessions_but_lets_open_ones_finish(api, volumes, client):

@@ -291,7 +291,7 @@ def test_a_link_the_filesystem_refuses_is_a_copy_any_other_error_an_outage(
     """Two mounts of one filesystem share st_dev but refuse link(2) (EXDEV): finalize
     copies. The refusal is the kernel's; a bind mount needs privileges tests lack."""
 
-    def refuse(*args):
+    def refuse(*args, **kwargs):
         raise OSError(refusal, os.strerror(refusal))
 
     data = os.urandom(2 * CHUNK + 7)

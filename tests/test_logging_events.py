@@ -9,7 +9,9 @@ context fields, and no secret may appear anywhere.
 
 import fcntl
 import json
+import os
 import subprocess
+import time
 import uuid
 from datetime import timedelta
 
@@ -20,6 +22,7 @@ from portal import locks
 from portal.models import OutboxEvent, UploadSession
 from portal.observability import EVENTS
 from portal.services.tokens import create_token
+from portal.storage import local_in_place
 from tests.conftest import ROOT
 from tests.processes import (
     RUNNER_SECRET,
@@ -48,6 +51,9 @@ EVENT_CONTEXT = {
     "cleanup.skipped": {"job", "run_id"},
     "ready.check_failed": {"request_id", "duration_ms"},
     "storage.unavailable": {"request_id", "session_id", "part_number"},
+    "database.unavailable": {"request_id"},
+    "database.recovered": {"request_id"},
+    "storage.link_refused": {"request_id", "session_id", "part_number"},
     "job.skipped": {"job", "run_id"},
 }
 # Events a person causes through a browser session, checked where that session is.
@@ -144,6 +150,29 @@ def make_outbox_due():
     )
 
 
+def database_outage(env, token, tmp_path):
+    """A server whose SQLite database's directory goes away and comes back."""
+    directory = tmp_path / "db"
+    env = {**env, "DATABASE_URL": f"sqlite:///{directory / 'portal.sqlite3'}"}
+    server = ServerProcess.gunicorn(env, tmp_path)
+    try:
+        directory.rename(tmp_path / "db-gone")
+        status, body = api(server, "GET", BASE, token, "req-db-down")
+        assert (status, body["error"]["code"]) == (503, "database_unavailable")
+        (tmp_path / "db-gone").rename(directory)
+        # Refused (503) until the gate lets a retry through, RETRY_SECONDS after the failure.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status = server.request("GET", "/nope", headers={"X-Request-ID": "req-db-back"})[0]
+            if status == 404:
+                break
+            time.sleep(0.2)
+        assert status == 404
+    finally:
+        server.stop()
+    return server
+
+
 @pytest.mark.slow
 def test_every_event_of_the_vocabulary_is_logged_with_its_context(subprocess_env, user, tmp_path):
     token = create_token(user)[1]
@@ -222,6 +251,33 @@ def test_every_event_of_the_vocabulary_is_logged_with_its_context(subprocess_env
     finally:
         server.stop()
     output.add_server(server, "gunicorn (broken storage)")
+    output.add_server(database_outage(env, token, tmp_path), "gunicorn (database outage)")
+
+    # A hard link planted at a session's assembly file: refused, storage.link_refused.
+    linked_root = tmp_path / "linked"
+    for prefix in ("temp", "final"):
+        (linked_root / prefix).mkdir(parents=True)
+    linked_env = {**env, "PORTAL_STORAGE": "local", "PORTAL_DATA_DIR": str(linked_root)}
+    server = ServerProcess.gunicorn(linked_env, tmp_path)
+    try:
+        session_id = create_session(server, token, "req-link-1", b"l" * 10, 10)
+        assembly = linked_root / "temp" / local_in_place.assembly_key(session_id)
+        assembly.parent.mkdir()
+        (tmp_path / "planted").write_bytes(b"")
+        os.link(tmp_path / "planted", assembly)
+        status, body = api(
+            server,
+            "PUT",
+            f"{BASE}/{session_id}/parts/1",
+            token,
+            "req-link-1",
+            body=b"l" * 10,
+            content_type="application/octet-stream",
+        )
+        assert (status, body["error"]["code"]) == (503, "storage_unavailable")
+    finally:
+        server.stop()
+    output.add_server(server, "gunicorn (planted link)")
 
     # The cron wrapper skips a run while the previous one on this host holds the lock.
     lock = tmp_path / "portal-portal_dispatch.lock"
@@ -261,12 +317,16 @@ def test_every_event_of_the_vocabulary_is_logged_with_its_context(subprocess_env
         "req-expire-1",
         "req-upload-2",
         "req-storage-1",
+        "req-link-1",
     }
     assert request_ids["part.received"] == {"req-upload-1", "req-upload-2"}
     assert request_ids["file.stored"] == {"req-upload-1", "req-upload-2"}
     assert request_ids["session.aborted"] == {"req-abort-1"}
     assert request_ids["ready.check_failed"] == {"req-ready-1"}
     assert request_ids["storage.unavailable"] == {"req-storage-1"}
+    assert request_ids["database.unavailable"] == {"req-db-down"}
+    assert request_ids["database.recovered"] == {"req-db-back"}
+    assert request_ids["storage.link_refused"] == {"req-link-1"}
     assert {r["session_id"] for r in by_event["session.aborted"]} == {aborted_id}
     assert stored_id in {r["session_id"] for r in by_event["file.stored"]}
     assert {r["part_number"] for r in by_event["part.received"]} == {1, 2, 3}

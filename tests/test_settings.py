@@ -30,6 +30,8 @@ BAD_VALUES = [
     ("PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS", "fast", "must be a number"),
     ("PORTAL_READY_CACHE_SECONDS", "-1", "must be at least 0"),
     ("PORTAL_DRAIN_SECONDS", "-1", "must be at least 0"),
+    ("PORTAL_FREE_SPACE_RESERVE_BYTES", "-1MiB", "must be a size in bytes"),
+    ("PORTAL_FREE_SPACE_RESERVE_BYTES", "lots", "must be a size in bytes"),
     ("PORTAL_DRAIN_SECONDS", "soon", "must be a number"),
     ("PORTAL_BEHIND_PROXY", "maybe", "must be true or false"),
     ("PORTAL_LOG_FORMAT", "xml", "must be one of json, console"),
@@ -47,6 +49,8 @@ CROSS_FIELD = [
         "portal.E003",
     ),
     ({"PORTAL_RUNNER_ENDPOINT": "http://runner.local/hook"}, "portal.E005"),
+    ({"PORTAL_MIN_FREE_BYTES": "64MiB"}, "portal.E013"),  # the reserve's default is 64MiB
+    ({"PORTAL_FREE_SPACE_RESERVE_BYTES": "2GiB"}, "portal.E013"),
     ({"PORTAL_STORAGE": "s3"}, "portal.E006"),
 ]
 

@@ -15,6 +15,8 @@ from portal.models import IngestFile, UploadPart, UploadSession
 from tests import objects
 from tests.api_helpers import make_token, sha256
 from tests.conftest import PYTHON, ROOT, free_port
+from tests.peers import BadRequestServer
+from tests.runner import RunnerServer
 
 pytestmark = pytest.mark.slow
 
@@ -291,3 +293,36 @@ def test_the_token_comes_from_the_environment_or_a_file_and_on_the_command_line_
     ]:
         refused = run(*args, **env)
         assert refused.returncode == 2 and says in refused.stderr, (args, refused.stderr)
+
+
+def test_an_https_url_at_a_plain_http_server_names_the_protocol(subprocess_env, tmp_path):
+    path = write_file(tmp_path, 1000)
+    with BadRequestServer() as plain:
+        result = run_upload(subprocess_env, path, f"https://127.0.0.1:{plain.port}", "pt_x")
+
+    assert result.returncode == 1
+    assert f"TLS handshake with 127.0.0.1:{plain.port} failed" in result.stderr
+    assert "does the server speak https on that port?" in result.stderr
+    assert "Bad file descriptor" not in result.stderr
+    assert plain.connections == 1  # a protocol mismatch is not retried
+
+
+def test_a_trickling_server_is_cut_at_the_request_deadline(subprocess_env, tmp_path):
+    path = write_file(tmp_path, 1000)
+    with RunnerServer("trickle", trickle_interval=0.5) as trickling:
+        started = time.monotonic()
+        result = run_upload(
+            subprocess_env,
+            path,
+            f"http://127.0.0.1:{trickling.port}",
+            "pt_x",
+            "--timeout",
+            "1",
+            "--retries",
+            "0",
+        )
+        elapsed = time.monotonic() - started
+
+    assert result.returncode == 1
+    assert f"127.0.0.1:{trickling.port} did not answer within 1 s" in result.stderr
+    assert elapsed < 20, f"the client took {elapsed:.1f} s"

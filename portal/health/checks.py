@@ -1,12 +1,13 @@
 """The django-health-check checks behind ``/ready`` and ``/status``.
 
-``/ready`` runs ``DatabaseReady`` and one ``StorageReady`` per storage alias; ``/status``
-adds ``JobFreshness`` and ``OutboxBacklog``, which only ever warn and never affect
-``/ready``.
+``/ready`` runs ``DatabaseReady`` and one ``StorageReady`` per storage alias (a full
+volume is a warning, ``StorageFull``, not a failure); ``/status`` adds ``JobFreshness``
+and ``OutboxBacklog``, which only ever warn and never affect ``/ready``.
 """
 
 import contextlib
 import dataclasses
+import errno
 from datetime import timedelta
 
 import psutil
@@ -60,13 +61,23 @@ class DatabaseReady(PortalTimeout, hc_checks.Database):
         return "database" if self.alias == "default" else f"database:{self.alias}"
 
 
+class StorageFull(ServiceWarning):
+    """The storage's write test failed only for lack of room (ENOSPC, EDQUOT): the volume
+    is there and answers, so reads, finalize by link and aborts still work. ``/ready``
+    says ``full`` and stays 200 (docs/configuration.md, "Free space")."""
+
+
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+
+
 @dataclasses.dataclass
 class StorageReady(PortalTimeout, hc_checks.Storage):
     """Write, read and delete one small object (the library's check) within our budget.
 
     Any failure of the backend (an ``OSError`` when the directory is gone, a botocore
     error when S3 is unreachable) becomes ``ServiceUnavailable``, so the result says
-    "unavailable" instead of the library's logged "unknown error".
+    "unavailable" instead of the library's logged "unknown error"; a write refused only
+    for lack of room is ``StorageFull``.
     """
 
     @property
@@ -79,7 +90,20 @@ class StorageReady(PortalTimeout, hc_checks.Storage):
         except HealthCheckException:
             raise
         except Exception as exc:
+            if _no_room(exc):
+                raise StorageFull(f"storage {self.alias} is full") from exc
             raise ServiceUnavailable(f"{type(exc).__name__} on storage {self.alias}") from exc
+
+
+def _no_room(exc):
+    """Whether ``exc`` (or an error it was raised from) is a write refused for room."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in NO_ROOM:
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 @dataclasses.dataclass

@@ -26,7 +26,7 @@ from health_check.views import HealthCheckView, MediaType
 
 from portal.auth import authenticate
 from portal.health import drain, executor
-from portal.health.checks import readiness_checks, status_checks
+from portal.health.checks import StorageFull, readiness_checks, status_checks
 from portal.health.paths import PROBE_METHODS
 from portal.models import ApiToken
 from portal.observability import log_event
@@ -54,10 +54,18 @@ def health(request):
 
 
 def state_of(result):
-    """``ok``, ``warning`` (a ``ServiceWarning``) or ``unavailable``: never the error text."""
+    """``ok``, ``full`` (a storage with no room, ``StorageFull``), ``warning`` (a
+    ``ServiceWarning``) or ``unavailable``: never the error text."""
     if result.error is None:
         return "ok"
+    if isinstance(result.error, StorageFull):
+        return "full"
     return "warning" if isinstance(result.error, ServiceWarning) else "unavailable"
+
+
+def any_failed(results):
+    """Whether a check failed: a warning (a full volume included) is no failure."""
+    return any(state_of(result) == "unavailable" for result in results)
 
 
 def log_failures(results):
@@ -107,8 +115,9 @@ class ProbeCheckView(HealthCheckView):
 
 
 class ReadyView(ProbeCheckView):
-    """200 when the database and both storages pass, 503 when any fails or the instance
-    drains (``portal.drain``: checked first, never cached)."""
+    """200 when the database and both storages pass (a full storage passes: it says
+    ``full``), 503 when any fails or the instance drains (``portal.drain``: checked
+    first, never cached)."""
 
     def get_checks(self):
         yield from readiness_checks()
@@ -118,7 +127,7 @@ class ReadyView(ProbeCheckView):
         if draining is not None:
             return draining
         self.results = await self.readiness_results()
-        failed = any(result.error for result in self.results)
+        failed = any_failed(self.results)
         body = {"status": "unavailable" if failed else "ok", "checks": _checks_body(self.results)}
         return self.answer(body, failed=failed)
 
@@ -147,7 +156,7 @@ class StatusView(ProbeCheckView):
             return denied
         ready = await self.run_checks(readiness_checks())
         extra = await asyncio.gather(*(check.get_result() for check in status_checks()))
-        failed = any(result.error for result in ready)
+        failed = any_failed(ready)
         report = build_status(ready, extra, failed=failed)
         if wants_json(request):
             return self.answer(report, failed=failed)

@@ -18,7 +18,7 @@ __all__ = ["HEALTH_PATH", "JOB_SCHEDULES", "READY_PATH", "CheckState", "last_rea
 @dataclass(frozen=True)
 class CheckState:
     name: str
-    state: str  # "ok", "warning" or "unavailable", as /ready reports it
+    state: str  # "ok", "full", "warning" or "unavailable", as /ready reports it
     seconds: float
 
 

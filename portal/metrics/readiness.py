@@ -23,7 +23,7 @@ MODE = "livemostrecent"
 
 CHECK_UP = Gauge(
     "portal_ready_check_up",
-    "1 when the readiness check was ok in the last /ready answer, else 0.",
+    "1 when the readiness check passed in the last /ready answer (ok or full), else 0.",
     ["check"],
     multiprocess_mode=MODE,
 )
@@ -56,7 +56,7 @@ def publish_latest():
         _published[0] = token
         now = time.time()
         for check in checks:
-            CHECK_UP.labels(check=check.name).set(1 if check.state == "ok" else 0)
+            CHECK_UP.labels(check=check.name).set(0 if check.state == "unavailable" else 1)
             CHECK_SECONDS.labels(check=check.name).set(check.seconds)
             CHECKED_AT.labels(check=check.name).set(now)
     return True

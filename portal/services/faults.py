@@ -25,11 +25,12 @@ def storage_faults(action, **context):
         yield
     except storage.StorageUnavailable as exc:
         cause = exc.__cause__ or exc
+        refused = isinstance(exc, storage.StorageLinkRefused)
         log_event(
             logger,
-            "storage.unavailable",
-            f"storage failed while {action}: {exc}",
-            level=logging.WARNING,
+            "storage.link_refused" if refused else "storage.unavailable",
+            f"storage {'refused a link' if refused else 'failed'} while {action}: {exc}",
+            level=logging.ERROR if refused else logging.WARNING,
             error_type=type(cause).__name__,
             error=str(cause)[:500],
             **context,

@@ -5,11 +5,13 @@ one off) count the owner's open sessions that have not expired, and the bytes th
 declared. A new session is checked inside its own transaction with the owner's row
 locked, so concurrent creates by one owner are serialised and can never overshoot.
 
-The free-space guard (``PORTAL_MIN_FREE_BYTES``, local storage only: S3 has no volume to
-fill) refuses new sessions while the temp or the final volume has less free than that,
-lets the parts of open sessions land while they fit, and refuses a finalize whose file
-would not fit on the final volume. Refusals leave the session as it was: the client
-retries once there is room.
+The free-space guard (local storage only: S3 has no volume to fill; the rule is in
+docs/configuration.md, "Free space") refuses new sessions while the temp or the final
+volume has less free than ``PORTAL_MIN_FREE_BYTES``, and any write of the portal's (a
+part, a finalize that copies) that would leave less than
+``PORTAL_FREE_SPACE_RESERVE_BYTES`` free: the reserve keeps a full volume usable for
+what needs no room (reads, finalize by link, aborts). Refusals leave the session as it
+was: the client retries once there is room.
 """
 
 from django.conf import settings
@@ -91,14 +93,18 @@ def ensure_room_for_a_new_session():
 
 
 def ensure_room(name, size_bytes):
-    """507 when ``size_bytes`` would not fit on the ``temp`` or ``final`` volume.
+    """507 unless writing ``size_bytes`` to the ``temp`` or ``final`` volume leaves
+    ``PORTAL_FREE_SPACE_RESERVE_BYTES`` free; writing nothing (a link) always passes.
 
     Call inside ``faults.storage_faults``: a volume that cannot be looked at is a 503.
     """
+    if not size_bytes:
+        return
     free = storage.free_bytes(name)
-    if free is not None and free < size_bytes:
+    reserve = settings.PORTAL_FREE_SPACE_RESERVE_BYTES
+    if free is not None and free - size_bytes < reserve:
         raise InsufficientStorage(
-            f"the {name} volume has no room for {size_bytes} bytes now; nothing was lost, "
-            "try again later",
+            f"the {name} volume has no room for {size_bytes} bytes now (it keeps {reserve} "
+            "bytes free); nothing was lost, try again later",
             code="insufficient_storage",
         )

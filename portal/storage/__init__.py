@@ -39,6 +39,7 @@ from portal.storage.backends import (
     FINAL_ALIAS,
     TEMP_ALIAS,
     StorageFull,
+    StorageLinkRefused,
     StorageUnavailable,
     backend_faults,
     final_storage,
@@ -66,6 +67,7 @@ __all__ = [
     "Source",
     "SourceMismatch",
     "StorageFull",
+    "StorageLinkRefused",
     "StorageRootMissing",
     "StorageUnavailable",
     "StoredObject",
@@ -134,6 +136,8 @@ class PartRange:
     def write(self, stream, *, max_bytes, file_hash=None) -> StoredObject:
         """``write_temp_part`` into the range: the same reading, limits and hashing; on
         failure the range gives its blocks back (``release``)."""
+        with backend_faults(self.storage):
+            local_in_place.check_unshared(self.storage, self.fd, self.key)
         reader = local_parts.BlockReader(stream, max_bytes)
         try:
             with backend_faults(self.storage, reader):
@@ -150,7 +154,7 @@ class PartRange:
         """The session is closed: a file this request made goes again (nothing can be
         recorded in it), so no object outlives its terminal session."""
         if self.created:
-            local.unlink_quietly(local.local_path(self.storage.location, self.key))
+            local.unlink_quietly(self.storage, self.key)
 
 
 def assembles_in_place():
@@ -193,8 +197,26 @@ def write_final(chunks: Iterable[bytes], *, file_id, now=None) -> StoredObject:
     return _save_stream(final_storage(), key, HashingReader(chunks))
 
 
+def final_bytes(sources):
+    """Bytes assembling ``sources`` writes to the final storage: 0 for a link, else all."""
+    temp, final = temp_storage(), final_storage()
+    if _is_local(temp) and _is_local(final):
+        with backend_faults(final):
+            if local_assembly.linkable(temp, final, sources):
+                return 0
+    return sum(source.size for source in sources)
+
+
 def assemble_final(
-    sources, *, file_id, now=None, progress=None, on_upload=None, file_hash=None, hashed=0
+    sources,
+    *,
+    file_id,
+    now=None,
+    progress=None,
+    on_upload=None,
+    file_hash=None,
+    hashed=0,
+    room=None,
 ) -> StoredObject:
     """Concatenate temp objects (``Source``), in order, into the file's final object.
 
@@ -206,7 +228,8 @@ def assemble_final(
     (``can_copy_server_side``), UploadPartCopy checked by ETag, the file's sha256
     continuing ``file_hash``, the hash saved while the parts arrived, which covers
     ``sources[:hashed]`` (``s3_assembly``; ``on_upload(upload_id)`` first); otherwise
-    the bytes stream from the temp objects into the final one.
+    the bytes stream from the temp objects into the final one. ``room(size)`` (raising
+    when it does not fit) is asked before a link the filesystem refuses turns into a copy.
     """
     sources = list(sources)
     key = new_final_key(file_id, now=now)
@@ -214,10 +237,11 @@ def assemble_final(
     temp, final = temp_storage(), final_storage()
     if _is_local(temp) and _is_local(final):
         with backend_faults(final):
-            if _linkable(temp, final, sources):
+            if local_assembly.linkable(temp, final, sources):
                 linked = local_assembly.link(temp, final, key, sources, progress, file_hash, hashed)
                 if linked is not None:
                     return linked
+                (room or _no_progress)(sum(source.size for source in sources))
             return local_assembly.assemble(temp, final, key, sources, progress)
     if can_copy_server_side([source.size for source in sources]):
         if file_hash is None:
@@ -232,14 +256,6 @@ def assemble_final(
             on_upload=on_upload,
         )
     return _save_stream(final, key, HashingReader(verified_chunks(sources, progress)))
-
-
-def _linkable(temp, final, sources):
-    """Every source in place in one assembly file, which the final root can link to."""
-    keys = {source.key for source in sources}
-    if len(keys) != 1 or any(source.offset is None for source in sources):
-        return False
-    return local_in_place.same_filesystem(temp, final)
 
 
 def _no_progress(assembled_bytes):

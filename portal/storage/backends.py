@@ -8,7 +8,7 @@ import os
 from django.core.files.storage import FileSystemStorage, storages
 
 from portal.storage import s3
-from portal.storage.local import ROOT_MISSING_REASON, StorageRootMissing
+from portal.storage.local import ROOT_MISSING_REASON, LinkRefused, StorageRootMissing, open_read
 
 TEMP_ALIAS = "portal_temp"
 FINAL_ALIAS = "portal_final"
@@ -22,6 +22,11 @@ class StorageUnavailable(Exception):
 
 class StorageFull(StorageUnavailable):
     """The volume (or the user's quota on it) is full: ENOSPC, EDQUOT."""
+
+
+class StorageLinkRefused(StorageUnavailable):
+    """A link under a local storage root that the portal did not make (``local_walk``):
+    refused, never followed; an operator must remove it."""
 
 
 def temp_storage():
@@ -62,6 +67,8 @@ def _as_unavailable(storage, exc):
     from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if isinstance(exc, LinkRefused):
+        return StorageLinkRefused(f"{exc.filename}: {exc.strerror}")
     if isinstance(exc, StorageRootMissing):
         return StorageUnavailable(f"{exc.filename}: {ROOT_MISSING_REASON}")
     if isinstance(exc, FileNotFoundError):
@@ -82,7 +89,7 @@ def iter_object(storage, key, chunk_size):
 
 def read_object(storage, key, chunk_size):
     if is_local(storage):
-        with open(storage.path(key), "rb") as handle:
+        with open_read(storage, key) as handle:
             while chunk := handle.read(chunk_size):
                 yield chunk
         return

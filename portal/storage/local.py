@@ -1,23 +1,28 @@
 """Local disk: a storage that never creates its own root, threaded deletes, listing.
 
-Keys are mapped to paths with a cheap check instead of ``FileSystemStorage.path()`` (see
-``local_path``); deletes run in a few threads (``unlink`` releases the GIL, and keys spread
-over 256 shard directories let the kernel run them side by side).
+Every path under a root is reached through ``local_walk`` (no link below the root is
+followed). Keys are checked cheaply instead of through ``FileSystemStorage.path()``
+(see ``check_key``); deletes run in a few threads (``unlink`` releases the GIL, and keys
+spread over 256 shard directories let the kernel run them side by side).
 """
 
 import contextlib
-import errno
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
+from itertools import groupby
 
 from django.core.exceptions import SuspiciousFileOperation
+from django.core.files import File
 from django.core.files.storage import FileSystemStorage
-from django.utils._os import safe_makedirs
 
+from portal.storage import local_walk
+from portal.storage.local_walk import ROOT_MISSING_REASON, LinkRefused, StorageRootMissing
 from portal.storage.objects import DeleteResult, ListedObject
+
+__all__ = ["ROOT_MISSING_REASON", "LinkRefused", "StorageRootMissing"]
 
 # Local deletes: up to 8 threads, each with at least 64 keys (below that, one thread).
 # On a 2-core ext4 host, 8 threads unlink about 3x faster than one.
@@ -25,28 +30,29 @@ LOCAL_DELETE_THREADS = 8
 LOCAL_DELETE_MIN_PER_THREAD = 64
 # A missing object counts as deleted, but not when the whole root is gone: an unmounted
 # volume would otherwise make every tracked key look deleted and be forgotten.
-ROOT_MISSING_REASON = "storage root is missing (volume not mounted?)"
 ROOT_MISSING = f"FileNotFoundError: {ROOT_MISSING_REASON}"
 
 
-class StorageRootMissing(FileNotFoundError):
-    """The local storage's root directory is gone: an outage, never "nothing stored"."""
-
-    def __init__(self, location):
-        super().__init__(errno.ENOENT, ROOT_MISSING_REASON, location)
-
-
 class LocalStorage(FileSystemStorage):
-    """``FileSystemStorage`` that refuses to write when its root directory is missing.
+    """``FileSystemStorage`` that refuses to write when its root directory is missing and
+    never follows a link below its root (``local_walk``).
 
     Django's ``_save`` creates every missing directory up to the root; here the root must
-    exist (only the shard directories below it are created), so a probe, an upload or a
-    job never recreates an unmounted volume's mount point.
+    exist (only the directories below it are created), so a probe, an upload or a job
+    never recreates an unmounted volume's mount point.
     """
 
     def _save(self, name, content):
-        ensure_root(self)
-        return super()._save(name, content)
+        with created_file(self, name, replace=self._allow_overwrite) as fd:
+            for chunk in content.chunks():
+                write_all(fd, chunk.encode() if isinstance(chunk, str) else chunk)
+        return name
+
+    def _open(self, name, mode="rb"):
+        return File(open_read(self, name), name)
+
+    def delete(self, name):
+        unlink_quietly(self, name)
 
 
 def ensure_root(storage):
@@ -56,42 +62,53 @@ def ensure_root(storage):
 
 
 @contextlib.contextmanager
-def created_file(storage, path, *, truncate=False):
-    """An fd open for writing on ``path`` under ``storage``'s existing root, for the block.
+def key_dir(storage, key, *, create=False):
+    """``(Dir, leaf)`` of ``key`` under ``storage``'s existing root (``local_walk``)."""
+    check_key(key)
+    mode = storage.directory_permissions_mode
+    with local_walk.parent_of(storage.location, key, create=create, mode=mode) as found:
+        yield found
+
+
+@contextlib.contextmanager
+def created_file(storage, key, *, replace=False):
+    """An fd open for writing on the new file ``key`` under ``storage``'s existing root,
+    for the block.
 
     The directories are created as ``FileSystemStorage._save`` creates them; the file is
-    new (``O_EXCL``) unless ``truncate``. After the block the file has the storage's file
-    mode; when the block fails the file is removed.
+    always a new inode (``O_EXCL``): ``replace`` first removes a file left at ``key``, so
+    no byte goes into a file somebody else may hold a name of. After the block the file has
+    the storage's file mode; when the block fails the file is removed.
     """
-    make_parent(storage, path)
-    mode = os.O_RDWR | os.O_TRUNC if truncate else os.O_WRONLY | os.O_EXCL
-    fd = os.open(path, mode | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    try:
+    with key_dir(storage, key, create=True) as (directory, leaf):
+        if replace:
+            with contextlib.suppress(FileNotFoundError):
+                local_walk.unlink(directory, leaf)
+        mode = os.O_RDWR if replace else os.O_WRONLY
+        fd = local_walk.open_file(directory, leaf, mode | os.O_CREAT | os.O_EXCL)
         try:
-            yield fd
-        finally:
-            os.close(fd)
-        if storage.file_permissions_mode is not None:
-            os.chmod(path, storage.file_permissions_mode)
-    except BaseException:
-        unlink_quietly(path)
-        raise
+            try:
+                yield fd
+                if storage.file_permissions_mode is not None:
+                    os.fchmod(fd, storage.file_permissions_mode)
+            finally:
+                os.close(fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                local_walk.unlink(directory, leaf)
+            raise
 
 
-def make_parent(storage, path):
-    """The directories above ``path``, under ``storage``'s root, which must exist, made as
-    ``FileSystemStorage._save`` makes them (with the storage's directory mode)."""
-    ensure_root(storage)
-    directory = os.path.dirname(path)
-    if storage.directory_permissions_mode is None:
-        os.makedirs(directory, exist_ok=True)
-    else:
-        safe_makedirs(directory, storage.directory_permissions_mode, exist_ok=True)
+def open_read(storage, key):
+    """``key`` opened for reading as a binary file object (``FileNotFoundError``)."""
+    with key_dir(storage, key) as (directory, leaf):
+        return os.fdopen(local_walk.open_file(directory, leaf, os.O_RDONLY), "rb")
 
 
-def unlink_quietly(path):
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+def unlink_quietly(storage, key):
+    """Remove ``key`` (a missing one, or its directory, is fine)."""
+    with contextlib.suppress(FileNotFoundError), key_dir(storage, key) as (directory, leaf):
+        local_walk.unlink(directory, leaf)
 
 
 def write_all(fd, data):
@@ -102,75 +119,136 @@ def write_all(fd, data):
 
 def delete_local(storage, keys):
     """Unlink in a few threads: ``unlink`` releases the GIL and, with keys spread over
-    256 shard directories, the kernel runs them side by side (``bench/cleanup.py``)."""
-    root = storage.location
-    paths = [local_path(root, key) for key in keys]
-    threads = max(1, min(LOCAL_DELETE_THREADS, len(paths) // LOCAL_DELETE_MIN_PER_THREAD))
-    unlink = partial(unlink_all, root=root)
+    256 shard directories, the kernel runs them side by side (``bench/cleanup.py``).
+    Each thread takes its keys directory by directory, one walk per directory."""
+    for key in keys:
+        check_key(key)
+    ordered = sorted(keys, key=_parent)
+    threads = max(1, min(LOCAL_DELETE_THREADS, len(keys) // LOCAL_DELETE_MIN_PER_THREAD))
+    unlink = partial(unlink_all, storage=storage)
     if threads == 1:
-        errors = unlink(paths)
+        errors = unlink(ordered)
     else:
         errors = {}
+        share = -(-len(ordered) // threads)
+        batches = [ordered[i : i + share] for i in range(0, len(ordered), share)]
         with ThreadPoolExecutor(threads, thread_name_prefix="portal-unlink") as pool:
-            for failed in pool.map(unlink, [paths[i::threads] for i in range(threads)]):
+            for failed in pool.map(unlink, batches):
                 errors.update(failed)
     result = DeleteResult()
-    for key, path in zip(keys, paths, strict=True):
-        if path in errors:
-            result.failed[key] = errors[path]
+    for key in keys:
+        if key in errors:
+            result.failed[key] = errors[key]
         else:
             result.deleted.append(key)
     return result
 
 
-def local_path(root, key):
-    """``root/key``, refusing a key that could leave the root.
+def check_key(key):
+    """Refuse a key that could leave the root.
 
     ``FileSystemStorage.path`` does the same through ``safe_join`` at about 8 us a key,
     a tenth of a whole unlink; keys here come from our own rows and listings.
     """
     if not key or key.startswith("/") or ".." in key.split("/") or "\0" in key:
         raise SuspiciousFileOperation(f"refusing storage key {key!r}")
+
+
+def local_path(root, key):
+    """``root/key`` (checked), for a reader outside the portal."""
+    check_key(key)
     return os.path.join(root, key)
 
 
-def unlink_all(paths, *, root):
-    """Unlink ``paths``; return {path: reason} for those that failed (missing is deleted)."""
+def _parent(key):
+    return key.rpartition("/")[0]
+
+
+def unlink_all(keys, *, storage):
+    """Unlink ``keys`` (sorted by directory); {key: reason} for those that failed (a
+    missing one is deleted). A directory that is a symlink fails all its keys."""
     errors = {}
-    for path in paths:
+    for _directory, group in groupby(keys, key=_parent):
+        group = list(group)
         try:
-            os.unlink(path)
+            with key_dir(storage, group[0]) as (directory, _leaf):
+                for key in group:
+                    _unlink_one(directory, key, errors, storage.location)
         except FileNotFoundError:
-            if not os.path.isdir(root):
-                errors[path] = ROOT_MISSING
+            if not os.path.isdir(storage.location):
+                errors.update(dict.fromkeys(group, ROOT_MISSING))
         except OSError as exc:
-            errors[path] = f"{type(exc).__name__}: {exc.strerror or exc}"
+            errors.update(dict.fromkeys(group, _reason(exc)))
     return errors
 
 
+def _unlink_one(directory, key, errors, root):
+    try:
+        local_walk.unlink(directory, key.rpartition("/")[2])
+    except FileNotFoundError:
+        if not os.path.isdir(root):
+            errors[key] = ROOT_MISSING
+    except OSError as exc:
+        errors[key] = _reason(exc)
+
+
+def _reason(exc):
+    return f"{type(exc).__name__}: {exc.strerror or exc}"
+
+
 def list_local(storage):
-    """Walk the temp root; a missing root or any other error (an outage) propagates."""
-    root = storage.location
-    if not os.path.isdir(root):
-        raise StorageRootMissing(root)
-    stack = [root]
-    while stack:
-        directory = stack.pop()
-        try:
-            entries = os.scandir(directory)
-        except FileNotFoundError:
-            continue  # a shard removed meanwhile
-        with entries:
+    """Walk the root's files (symlinks are neither listed nor followed); a missing root or
+    any other error (an outage) propagates."""
+    root = local_walk.open_root(storage.location)
+    try:
+        stack = [""]
+        while stack:
+            prefix = stack.pop()
+            yield from _list_directory(root, prefix, stack)
+    finally:
+        root.close()
+
+
+def _list_directory(root, prefix, stack):
+    """The files of directory ``prefix`` (``"a/b/"``) under ``root``; its directories go
+    on ``stack``. One removed meanwhile, or replaced by a link, has nothing to list."""
+    try:
+        if prefix:
+            directory = _walk_down(root, prefix)
+        else:
+            directory = local_walk.Dir(None if root.fd is None else os.dup(root.fd), root.path)
+    except (FileNotFoundError, LinkRefused):
+        return
+    try:
+        target = directory.fd if directory.fd is not None else directory.path
+        with os.scandir(target) as entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
+                    stack.append(f"{prefix}{entry.name}/")
                 elif entry.is_file(follow_symlinks=False):
                     try:
-                        modified = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
+                        modified = entry.stat(follow_symlinks=False).st_mtime
                     except FileNotFoundError:
                         continue  # deleted while we walked
-                    key = os.path.relpath(entry.path, root).replace(os.sep, "/")
-                    yield ListedObject(key=key, modified_at=modified)
+                    key = prefix + entry.name
+                    yield ListedObject(key=key, modified_at=datetime.fromtimestamp(modified, UTC))
+    finally:
+        directory.close()
+
+
+def _walk_down(root, prefix):
+    """Directory ``prefix`` (``"a/b/"``) below ``root``, entered without following a link
+    (``root`` stays open: it is the listing's)."""
+    directory = None
+    for name in prefix.rstrip("/").split("/"):
+        parent = directory or root
+        try:
+            below = local_walk.enter(parent, name, os.path.join(parent.path, name))
+        finally:
+            if directory is not None:
+                directory.close()
+        directory = below
+    return directory
 
 
 def free_bytes(root):

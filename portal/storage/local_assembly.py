@@ -23,7 +23,7 @@ import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
 
-from portal.storage import local, local_in_place
+from portal.storage import local, local_in_place, local_walk
 from portal.storage.objects import SourceMismatch, StoredObject
 
 # Hash the final object through mappings of at most this many bytes at a time.
@@ -42,11 +42,18 @@ def assemble(temp, final, key, sources, progress) -> StoredObject:
     object) when a source is gone or changed; ``StorageRootMissing`` when a root is.
     """
     local.ensure_root(temp)
-    path = local.local_path(final.location, key)
     offsets = list(itertools.accumulate((source.size for source in sources), initial=0))
-    with local.created_file(final, path, truncate=True) as fd:
-        digest = _Assembly(temp.location, fd, sources, offsets).run(progress)
+    with local.created_file(final, key, replace=True) as fd:
+        digest = _Assembly(temp, fd, sources, offsets).run(progress)
     return StoredObject(key=key, size=offsets[-1], sha256=digest)
+
+
+def linkable(temp, final, sources):
+    """Every source in place in one assembly file, which the final root can link to."""
+    keys = {source.key for source in sources}
+    if len(keys) != 1 or any(source.offset is None for source in sources):
+        return False
+    return local_in_place.same_filesystem(temp, final)
 
 
 def link(temp, final, key, sources, progress, file_hash=None, hashed=0):
@@ -60,17 +67,15 @@ def link(temp, final, key, sources, progress, file_hash=None, hashed=0):
     parts. The others are read once, for the file's hash and, in a second thread, their
     own check (``SourceMismatch``, and the final name goes again).
     """
-    temp_path = local.local_path(temp.location, sources[0].key)
-    final_path = local.local_path(final.location, key)
     offsets = list(itertools.accumulate((source.size for source in sources), initial=0))
-    fd = _open_source(temp.location, temp_path, sources[0])
+    fd = _open_source(temp, sources[0])
     try:
         size = os.fstat(fd).st_size
         if size != offsets[-1]:
             broken = next((s for s in sources if not _holds(size, s)), sources[-1])
             raise SourceMismatch(broken, MISMATCH)
         try:
-            local_in_place.link_final(temp_path, final, final_path)
+            local_in_place.link_final(temp, sources[0].key, fd, final, key)
         except OSError as exc:
             if exc.errno in local_in_place.LINK_REFUSED:
                 return None
@@ -78,7 +83,7 @@ def link(temp, final, key, sources, progress, file_hash=None, hashed=0):
         try:
             digest = _hash_the_rest(fd, sources, offsets, progress, file_hash, hashed)
         except BaseException:
-            local.unlink_quietly(final_path)
+            local.unlink_quietly(final, key)
             raise
     finally:
         os.close(fd)
@@ -106,7 +111,7 @@ def check_range(fd, offset, source):
 
 def hash_in_place(temp, source, digest):
     """Feed ``digest`` a part's range of its assembly file, as it lies (see ``link``)."""
-    fd = _open_source(temp.location, local.local_path(temp.location, source.key), source)
+    fd = _open_source(temp, source)
     try:
         if not _holds(os.fstat(fd).st_size, source):
             raise SourceMismatch(source, MISMATCH)
@@ -115,25 +120,26 @@ def hash_in_place(temp, source, digest):
         os.close(fd)
 
 
-def _open_source(temp_root, path, source):
-    """A read-only fd on a source's temp file; ``SourceMismatch`` when it is gone,
-    ``StorageRootMissing`` when the whole root is, ``OSError`` when it is no file (a broken
-    volume, not a changed part)."""
+def _open_source(temp, source):
+    """A read-only fd on a source's temp file, reached without following a link
+    (``LinkRefused``); ``SourceMismatch`` when it is gone, ``StorageRootMissing`` when the
+    whole root is, ``OSError`` when it is no file (a broken volume, not a changed part)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        with local.key_dir(temp, source.key) as (directory, leaf):
+            fd = local_walk.open_file(directory, leaf, os.O_RDONLY)
+    except local.StorageRootMissing:
+        raise
     except FileNotFoundError:
-        if not os.path.isdir(temp_root):
-            raise local.StorageRootMissing(temp_root) from None
         raise SourceMismatch(source, MISSING) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise OSError(errno.EISDIR, "not a regular file", path)
+        raise OSError(errno.EISDIR, "not a regular file", source.key)
     return fd
 
 
 class _Assembly:
-    def __init__(self, temp_root, fd, sources, offsets):
-        self.temp_root, self.fd, self.sources, self.offsets = temp_root, fd, sources, offsets
+    def __init__(self, temp, fd, sources, offsets):
+        self.temp, self.fd, self.sources, self.offsets = temp, fd, sources, offsets
 
     def run(self, progress):
         digest = hashlib.sha256()
@@ -154,8 +160,7 @@ class _Assembly:
 
     def _copy(self, i):
         source = self.sources[i]
-        path = local.local_path(self.temp_root, source.key)
-        src = _open_source(self.temp_root, path, source)
+        src = _open_source(self.temp, source)
         try:
             status = os.fstat(src)
             start = source.offset or 0

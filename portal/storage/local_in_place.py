@@ -15,6 +15,10 @@ What keeps one range holding exactly the bytes recorded for it:
 - under the lock the caller checks that the session is open and the part not recorded;
   otherwise the bytes go aside too (a replay then compares sha256 as ever). A recorded
   range is therefore never written again, and a session being finalized gets no writes.
+- the file has one name and the portal's owner whenever bytes go in (``check_unshared``),
+  and finalize's link makes exactly the second: a hard link planted at its path (whose
+  owner could change recorded bytes) gets none; no link below the root is followed
+  (``local_walk``).
 
 A failed or refused write leaves unrecorded bytes in a range nobody uses; the next upload
 of that part overwrites them. Figures: docs/upload-performance.md.
@@ -28,7 +32,7 @@ import os
 import struct
 import uuid
 
-from portal.storage import local
+from portal.storage import local, local_walk
 
 SUFFIX = "-parts"
 # struct flock on Linux (x86_64, aarch64): l_type, l_whence, l_start, l_len, l_pid, padding.
@@ -67,7 +71,7 @@ def session_of(key):
 def locked_range(storage, key, offset, size):
     """An fd on the assembly file ``key`` with ``[offset, offset + size)`` write-locked for
     this block, or None when another upload holds (part of) that range."""
-    fd, created = _open(storage, local.local_path(storage.location, key))
+    fd, created = _open(storage, key)
     try:
         held = _try_lock(fd, offset, size)
         yield (fd, created) if held else None
@@ -75,26 +79,33 @@ def locked_range(storage, key, offset, size):
         os.close(fd)
 
 
-def _open(storage, path):
+def _open(storage, key):
     """``(fd, created)``: the file opened for writing, created by this call or not."""
-    local.make_parent(storage, path)
-    flags = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW
-    for _attempt in range(OPEN_ATTEMPTS):
-        try:
-            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
+    flags = os.O_RDWR
+    with local.key_dir(storage, key, create=True) as (directory, leaf):
+        for _attempt in range(OPEN_ATTEMPTS):
             try:
-                return os.open(path, flags), False
-            except FileNotFoundError:
-                continue  # removed in between: create it
-        try:
-            if storage.file_permissions_mode is not None:
-                os.fchmod(fd, storage.file_permissions_mode)
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd, True
-    raise OSError(errno.ELOOP, "assembly file keeps vanishing (a symlink?)", path)
+                fd = local_walk.open_file(directory, leaf, flags | os.O_CREAT | os.O_EXCL)
+            except FileExistsError:
+                try:
+                    return local_walk.open_file(directory, leaf, flags), False
+                except FileNotFoundError:
+                    continue  # removed in between: create it
+            try:
+                if storage.file_permissions_mode is not None:
+                    os.fchmod(fd, storage.file_permissions_mode)
+            except BaseException:
+                os.close(fd)
+                raise
+            return fd, True
+    raise OSError(errno.ELOOP, "assembly file keeps vanishing", key)
+
+
+def check_unshared(storage, fd, key):
+    """``LinkRefused`` unless the assembly file has one name and is ours. Bytes go into it
+    only while its session is open, before finalize gives it a second name: any other
+    name is a hard link somebody planted, whose owner could change recorded bytes."""
+    local_walk.check_own(fd, os.path.join(storage.location, key))
 
 
 def _try_lock(fd, offset, size):
@@ -123,23 +134,50 @@ def release(fd, offset, size):
     _LIBC.fallocate(fd, _PUNCH_HOLE, offset, max(size, 1))
 
 
-def link_final(temp_path, final, final_path):
-    """Give ``final_path`` (under the storage ``final``) the assembly file's inode.
+def link_final(temp, temp_key, fd, final, final_key):
+    """Give ``final_key`` (under the storage ``final``) the inode of the assembly file
+    ``temp_key``, open as ``fd``.
 
-    A final path left by an earlier attempt of the same assembly is replaced (the caller
-    holds the session's lock). ``OSError`` with an errno in ``LINK_REFUSED`` when the two
-    cannot share an inode (two mounts, even of one filesystem): the caller copies.
+    A final name left by an earlier attempt of the same assembly is kept (anything else
+    there is replaced; the caller holds the session's lock). ``LinkRefused`` when the file
+    has a name the portal did not give it, or the final name is not that file after all.
+    ``OSError`` with an errno in ``LINK_REFUSED`` when the two cannot share an inode (two
+    mounts, even of one filesystem): the caller copies.
     """
-    local.make_parent(final, final_path)
-    try:
-        os.link(temp_path, final_path)
-    except FileExistsError:
-        if os.path.samefile(temp_path, final_path):
-            return
-        os.unlink(final_path)
-        os.link(temp_path, final_path)
+    held = os.fstat(fd)
+    final_path = os.path.join(final.location, final_key)
+    with (
+        local.key_dir(temp, temp_key) as (source, source_leaf),
+        local.key_dir(final, final_key, create=True) as (target, leaf),
+    ):
+        existing = local_walk.leaf_status(target, leaf)
+        if existing is None or not local_walk.same_file(existing, held):
+            check_unshared(temp, fd, temp_key)
+            if existing is not None:
+                local_walk.unlink(target, leaf)
+            _link(source, source_leaf, target, leaf)
+        try:
+            local_walk.check_own(fd, final_path, names=2)
+            linked = local_walk.leaf_status(target, leaf)
+            if linked is None or not local_walk.same_file(linked, held):
+                raise local_walk.LinkRefused(final_path, "the name is not the assembly file")
+        except local_walk.LinkRefused:
+            local.unlink_quietly(final, final_key)
+            raise
     if final.file_permissions_mode is not None:
-        os.chmod(final_path, final.file_permissions_mode)
+        os.fchmod(fd, final.file_permissions_mode)
+
+
+def _link(source, source_leaf, target, leaf):
+    """``link`` by directory fd, the source itself were it a symlink (never followed)."""
+    nofollow = {"follow_symlinks": False} if local_walk.by_fd() else {}
+    os.link(
+        source.name(source_leaf),
+        target.name(leaf),
+        src_dir_fd=source.fd,
+        dst_dir_fd=target.fd,
+        **nofollow,
+    )
 
 
 def same_filesystem(first, second):

@@ -100,8 +100,7 @@ def write_part(storage, key, reader: BlockReader, also=None) -> StoredObject:
     """Write ``reader``'s blocks to the new object ``key``; nothing is left on failure.
     ``also`` (the whole file's hash, when this part is the next one it needs) sees the
     same bytes."""
-    path = local.local_path(storage.location, key)
-    with local.created_file(storage, path) as fd:
+    with local.created_file(storage, key) as fd:
         digest = _copy_hashed(reader, lambda data, _at: local.write_all(fd, data), also)
     return StoredObject(key=key, size=reader.size, sha256=digest)
 

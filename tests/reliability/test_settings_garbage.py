@@ -73,6 +73,7 @@ LOAD_TIME = {
     "PORTAL_MAX_OPEN_SESSIONS_PER_USER": ["-1", "many", HUGE, "1.5", "nan", "∞"],
     "PORTAL_MAX_PENDING_BYTES_PER_USER": ["-1", "lots", HUGE, "1 zettabyte", "inf", "0x10"],
     "PORTAL_MIN_FREE_BYTES": ["-1GiB", "some", HUGE, "nan", "2 PiB", "1e9"],
+    "PORTAL_FREE_SPACE_RESERVE_BYTES": ["-1MiB", "some", HUGE, "nan", "2 PiB", "1e9"],
     "PORTAL_FINALIZE_WAIT_SECONDS": ["-1", "soon", HUGE, "nan", "inf", "1e9"],
     "PORTAL_S3_COPY_ASSEMBLY": ["maybe", "2", "copy", "nope", "\u2713", "on please"],
     "PORTAL_LOCAL_IN_PLACE_ASSEMBLY": ["maybe", "-1", "inplace", "nah", "\u2717", "off please"],

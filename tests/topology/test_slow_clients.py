@@ -5,7 +5,8 @@ Prod, two gthread workers of four threads): every /health and /ready probe throu
 answers 200 with a p99 under 100 ms, and uploads started meanwhile complete, because
 nginx holds the slow requests and gunicorn sees only complete ones. The same attack on
 gunicorn alone is run for 10 s and reported for contrast, not asserted: there the
-tricklers hold gunicorn's threads and the probes wait or time out.
+tricklers hold gunicorn's API threads and uploads starve (the probes have threads of
+their own, ``portal.health.lanes``).
 
 The tricklers run in a process of their own (``tests.topology.slow_clients``) against
 nginx's HTTPS port; the probes (plain HTTP, a fresh connection each, as a load balancer

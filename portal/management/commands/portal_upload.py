@@ -1,7 +1,6 @@
 """``manage.py portal_upload PATH --url URL``: a resumable upload client.
 
-The token comes from ``$PORTAL_TOKEN`` or ``--token-file``: ``--token`` works but warns, as
-a command line is readable by every local user (``ps``, ``/proc/<pid>/cmdline``).
+The token comes from ``$PORTAL_TOKEN`` or ``--token-file`` (``token_source``).
 
 It talks to the HTTP API with the standard library only (``http.client``), so it is also
 the reference for other clients. The idempotency key is derived from the file (path, size,
@@ -25,14 +24,18 @@ from urllib.parse import urlsplit
 from django.core.management.base import BaseCommand, CommandError
 
 from portal import exitcodes, limits
-from portal.httpclient import KeepAliveConnection, backoff_delay, http_url_problem
+from portal.httpclient import KeepAliveConnection, TLSFailed, backoff_delay, http_url_problem
 from portal.management.base import bounded_int, bounded_seconds
+from portal.management.token_source import api_token
 from portal.services.sessions import parse_ranges
 
 API_PREFIX = "/api/v1"
 SEND_BLOCK = 256 * 1024
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 MAX_BACKOFF_SECONDS = 30.0
+# A request may take --timeout plus the time to send its body at this rate: a trickling
+# server cannot hold the client, a slow link can still send a large part.
+SLOWEST_SEND_RATE = 64 * 1024
 OPEN = ("init", "in_progress")
 
 
@@ -102,9 +105,13 @@ class ApiClient:
         elif body_factory is not None:
             headers["Content-Type"] = "application/octet-stream"
             headers["Content-Length"] = str(length)
-        conn = self._connection(timeout)
+        budget = (timeout or self.timeout) + (length or 0) / SLOWEST_SEND_RATE
         try:
-            answer = conn.exchange(method, self.prefix + path, headers=headers, body=body_factory)
+            answer = self._connection().exchange(
+                method, self.prefix + path, headers=headers, body=body_factory, timeout=budget
+            )
+        except TLSFailed as exc:
+            raise UploadFailed(f"{method} {self.prefix + path}: {exc}") from None
         except (OSError, http.client.HTTPException) as exc:
             raise Transient(f"connection failed: {type(exc).__name__}: {exc}") from None
         if answer.status in RETRYABLE_STATUS:
@@ -115,7 +122,7 @@ class ApiClient:
             message = answer.body[:200].decode("utf-8", "replace")
             return answer.status, {"error": {"code": "not_json", "message": message}}
 
-    def _connection(self, timeout):
+    def _connection(self):
         """This thread's keep-alive connection (one per thread: parts go in parallel)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -123,7 +130,6 @@ class ApiClient:
                 self._scheme, self._host, self._port, timeout=self.timeout, blocksize=SEND_BLOCK
             )
             self._local.conn = conn
-        conn.set_timeout(timeout or self.timeout)
         return conn
 
 
@@ -137,26 +143,6 @@ def derived_idempotency_key(path):
     stat = os.stat(path)
     identity = f"{os.path.realpath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}"
     return "portal-upload-" + hashlib.sha256(identity.encode()).hexdigest()[:40]
-
-
-def read_token_file(path):
-    """The token in ``path`` (its first line); a file others may read gets a warning."""
-    try:
-        with open(path, encoding="utf-8") as file:
-            mode = os.fstat(file.fileno()).st_mode
-            token = file.readline()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CommandError(
-            f"--token-file {path}: cannot read it ({exc})", returncode=exitcodes.USAGE
-        ) from None
-    if mode & 0o077:
-        sys.stderr.write(
-            f"warning: --token-file {path} can be read by other users (mode "
-            f"{mode & 0o777:o}): chmod 600 it\n"
-        )
-    if not token.strip():
-        raise CommandError(f"--token-file {path} is empty", returncode=exitcodes.USAGE)
-    return token
 
 
 def file_sha256(path):
@@ -364,7 +350,7 @@ class Command(BaseCommand):
             "--timeout",
             type=bounded_seconds(limits.MAX_CLIENT_TIMEOUT_SECONDS),
             default=60.0,
-            help="seconds per request",
+            help="seconds a request may take in all (a part: 1 s more per 64 KiB it carries)",
         )
         parser.add_argument(
             "--finalize-wait",
@@ -373,26 +359,9 @@ class Command(BaseCommand):
             help="seconds to wait for a large file's assembly after finalize (polling)",
         )
 
-    def token(self, given, path):
-        """The API token from ``--token``, ``--token-file`` or ``$PORTAL_TOKEN``."""
-        if given is not None:
-            sys.stderr.write(
-                "warning: --token puts the token on the command line, where every local "
-                "user can read it (ps): set PORTAL_TOKEN or use --token-file instead\n"
-            )
-        elif path is not None:
-            given = read_token_file(path)
-        else:
-            given = os.environ.get("PORTAL_TOKEN", "")
-        if not given.strip():
-            raise CommandError(
-                "no API token: set PORTAL_TOKEN or pass --token-file", returncode=exitcodes.USAGE
-            )
-        return given.strip()
-
     def handle(self, *args, **options):
         path = options["path"]
-        token = self.token(options["token"], options["token_file"])
+        token = api_token(options["token"], options["token_file"])
         if not os.path.isfile(path) or os.path.getsize(path) == 0:
             raise CommandError(
                 f"{path}: not a readable, non-empty file", returncode=exitcodes.USAGE

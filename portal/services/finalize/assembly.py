@@ -72,9 +72,10 @@ def assemble(session_pk):
         raise Conflict("the session is not being finalized", code="session_not_finalizing")
     parts = part_rows(session_pk)
     ensure_complete(session, [part[0] for part in parts])
-    guards.ensure_room("final", session.total_size_bytes)
     try:
-        stored = _build(session, parts)
+        sources = _sources(parts, session.chunk_size_bytes)
+        guards.ensure_room("final", storage.final_bytes(sources))
+        stored = _build(session, sources)
         if stored.size != session.total_size_bytes:
             raise PartCorrupt(f"assembled {stored.size} bytes, expected {session.total_size_bytes}")
     except PartCorrupt as exc:
@@ -83,21 +84,33 @@ def assemble(session_pk):
     return _commit(session, stored)
 
 
-def _build(session, parts):
+def ensure_room_for(session, parts):
+    """507 unless the final volume has room for what assembling ``parts`` writes there:
+    nothing for a link (``storage.final_bytes``). A part without a temp object is left to
+    ``assemble``, which fails the session."""
+    try:
+        sources = _sources(parts, session.chunk_size_bytes)
+    except PartCorrupt:
+        return
+    guards.ensure_room("final", storage.final_bytes(sources))
+
+
+def _build(session, sources):
     """The final object, built by ``storage.assemble_final``, its sha256 continuing the hash
     saved while the parts arrived; the lease is renewed and the progress recorded after
-    each part."""
+    each part. A link the filesystem refuses becomes a copy only if the copy fits."""
     file = session.file
     file_hash, hashed = filehash.for_assembly(session)
     try:
         return storage.assemble_final(
-            _sources(parts, session.chunk_size_bytes),
+            sources,
             file_id=file.pk,
             now=file.created_at,
             file_hash=file_hash,
             hashed=hashed,
             progress=lease.progress_recorder(session.pk),
             on_upload=lambda upload_id: lease.record_upload(session.pk, upload_id),
+            room=lambda size: guards.ensure_room("final", size),
         )
     except storage.SourceMismatch as exc:
         raise PartCorrupt(str(exc)) from None

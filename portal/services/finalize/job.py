@@ -3,7 +3,8 @@
 It claims ``finalizing`` sessions whose lease ran out, one at a time, and assembles each
 under the session's lock exactly as a request would; one it cannot lock is left to the
 live holder. Stops when none is left or ``max_seconds`` passed. Exit 1 when an assembly
-failed on a storage outage (the session stays ``finalizing``: the next run retries).
+failed on a storage outage or for lack of room (the session stays ``finalizing``: the
+next run retries).
 """
 
 import time
@@ -11,7 +12,7 @@ import time
 from portal import exitcodes, locks, storage
 from portal.models import JobRun, UploadSession
 from portal.services import jobs
-from portal.services.errors import Gone
+from portal.services.errors import Gone, InsufficientStorage
 from portal.services.finalize import lease
 from portal.services.finalize.assembly import assemble, fail
 
@@ -25,14 +26,19 @@ def run_finalize_job(*, max_seconds=None):
     started = time.monotonic()
     counts = {"completed": 0, "failed": 0, "busy": 0, "errors": 0}
     stopped = "drained"
+    tried = set()
     with jobs.job_run(JOB) as run:
         while True:
             if max_seconds is not None and time.monotonic() - started >= max_seconds:
                 stopped = "time"
                 break
             session_pk = lease.claim_expired()
+            if session_pk in tried:  # it failed on an outage in this run: the next run retries
+                lease.retry_soon(session_pk)
+                session_pk = None
             if session_pk is None:
                 break
+            tried.add(session_pk)
             counts[_take_over(session_pk)] += 1
         run.counts = counts
         run.outcome = JobRun.Outcome.PARTIAL if counts["errors"] else JobRun.Outcome.OK
@@ -67,7 +73,7 @@ def _take_over(session_pk):
         return "busy"
     except Gone:
         return "failed"
-    except storage.StorageUnavailable:
+    except (storage.StorageUnavailable, InsufficientStorage):
         lease.retry_soon(session_pk)
         return "errors"
     return "completed"

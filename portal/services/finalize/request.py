@@ -5,7 +5,8 @@ its own, waiting at most ``PORTAL_FINALIZE_WAIT_SECONDS`` (well under a proxy's 
 the file when the assembly finished by then, else None (the view answers 202 and the
 client polls ``GET``) while the thread goes on. A finalize that arrives while another
 assembles joins it the same way. If the process dies mid-assembly, its lease runs out and
-``portal_finalize`` takes over.
+``portal_finalize`` takes over. A finalize refused for room (507) keeps the session open
+for a full TTL from then (``keep_for_retries``).
 """
 
 import contextvars
@@ -14,16 +15,21 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
+from django.utils import timezone
 
 from portal import locks
 from portal.models import UploadSession
-from portal.services import guards
-from portal.services.errors import ApiError, Gone
+from portal.services.errors import ApiError, Gone, InsufficientStorage
 from portal.services.faults import storage_faults
 from portal.services.finalize import lease
-from portal.services.finalize.assembly import assemble, ensure_complete, part_rows
-from portal.services.sessions import ensure_open, get_session
+from portal.services.finalize.assembly import (
+    assemble,
+    ensure_complete,
+    ensure_room_for,
+    part_rows,
+)
+from portal.services.sessions import ensure_open, get_session, ttl
 
 logger = logging.getLogger("portal.services.finalize")
 POLL_SECONDS = 0.2
@@ -43,9 +49,14 @@ def finalize_session(owner, session_id):
         return session.file
     if session.status != Status.FINALIZING:
         ensure_open(session)
-        ensure_complete(session, [part[0] for part in part_rows(session.pk)])
-        with storage_faults("checking free space", session_id=str(session.pk)):
-            guards.ensure_room("final", session.total_size_bytes)
+        parts = part_rows(session.pk)
+        ensure_complete(session, [part[0] for part in parts])
+        try:
+            with storage_faults("checking free space", session_id=str(session.pk)):
+                ensure_room_for(session, parts)
+        except InsufficientStorage:
+            keep_for_retries(session.pk)
+            raise
         lease.begin(session.pk)
     return _wait_for(session, settings.PORTAL_FINALIZE_WAIT_SECONDS)
 
@@ -145,3 +156,24 @@ class Assembler:
             connections.close_all()
             _assembly_slots.release()
             self.done.set()
+
+
+def keep_for_retries(session_pk, now=None):
+    """Give an open, unexpired session a full TTL from ``now`` (never a shorter one).
+
+    For a finalize refused for room (507): the upload is complete and the client retries,
+    so cleanup must not expire it meanwhile. Only the server's own lack of room grants
+    this, and once there is room the next retry completes it; a client that stops
+    retrying loses it one TTL after its last refusal (docs/api.md).
+    """
+    now = now or timezone.now()
+    expires_at = now + ttl()
+    with transaction.atomic():
+        return bool(
+            UploadSession.objects.filter(
+                pk=session_pk,
+                status__in=UploadSession.OPEN_STATUSES,
+                expires_at__gt=now,
+                expires_at__lt=expires_at,
+            ).update(expires_at=expires_at, updated_at=now)
+        )

@@ -105,7 +105,7 @@ class RunnerClient:
         for secret in self._redact:
             if secret:
                 text = text.replace(secret, "[redacted]")
-        return text[:120]
+        return text[:160]
 
 
 def _outcome(answer):

@@ -9,8 +9,9 @@ from django.conf import settings
 
 from portal.httpclient import backoff_delay
 
-# Stop sending a claimed batch when less than a full request (timeout) plus this margin is
-# left of its lease, and hand the rest back: a slow runner must not outlive our lease.
+# Stop sending a claimed batch when less than one delivery deadline (timeout: the whole
+# exchange, ``httpclient``) plus this margin is left of its lease, and hand the rest back:
+# the delivery in flight always ends, and is recorded, before the lease runs out.
 LEASE_MARGIN_SECONDS = 5.0
 
 
@@ -51,7 +52,7 @@ class DispatchConfig:
 
     @property
     def lease_seconds(self):
-        """How long a claim protects its rows: one full request plus the margin, twice over.
+        """How long a claim protects its rows: one delivery deadline plus the margin, twice over.
 
         Long enough for a healthy batch (milliseconds a POST) and for the one slow request
         in progress when we stop sending; short enough that a dead dispatcher's rows come

@@ -67,7 +67,13 @@ def backlog_left():
 
 
 def dispatch_due(config, *, limit=None, max_seconds=None, batch_size=CLAIM_BATCH_SIZE):
-    """Deliver due events until none is due, ``limit`` were attempted, or time runs out."""
+    """Deliver due events until none is due, ``limit`` were attempted, or time runs out.
+
+    No delivery starts after ``max_seconds``; the one in flight then ends within its
+    deadline (``config.timeout``), so a run lasts at most ``max_seconds`` + one delivery
+    deadline. Cutting it at the run's budget instead would count a failed attempt against
+    an event the runner may have been about to accept.
+    """
     started = time.monotonic()
     deadline = started + max_seconds if max_seconds else None
     result = DispatchResult()

@@ -1,0 +1,111 @@
+"""Fail fast while the database is known to be down: one process-wide gate.
+
+Without it every request that needs a connection waits out the connect timeout
+(``DATABASE_CONNECT_TIMEOUT_SECONDS``) on a database that hangs, holding a server thread
+each. ``DatabaseGateMiddleware`` connects (or health-checks the kept connection) before
+the view, so a connection failure is seen in one place. The first failure closes the
+gate: for ``RETRY_SECONDS`` every request is answered ``503 database_unavailable`` at
+once; after that one request at a time (single flight) tries to connect while the others
+are still refused, and its success opens the gate again. The database's state is logged
+once per change (``database.unavailable``, ``database.recovered``).
+
+The clock is wall time (``time.time``), so tests move it with time-machine; a failure
+"from the future" (the clock stepped back) counts as long past.
+"""
+
+import logging
+import threading
+import time
+
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+
+from portal.observability import log_event
+from portal.services.errors import Unavailable
+from portal.views.responses import error_response
+
+logger = logging.getLogger("portal.dbgate")
+RETRY_SECONDS = 2.0
+
+
+class DatabaseGate:
+    """Whether a request may use the database now: ``admit()``, then ``succeeded()`` or
+    ``failed()`` for each request admitted."""
+
+    def __init__(self, retry_seconds=RETRY_SECONDS):
+        self.retry_seconds = retry_seconds
+        self._lock = threading.Lock()
+        self._failed_at = None  # None: the database answered last time
+        self._trying = False
+
+    def admit(self):
+        """True when this request may connect: the database is up, or this request is the
+        one that tries it again."""
+        with self._lock:
+            if self._failed_at is None:
+                return True
+            since = time.time() - self._failed_at
+            if self._trying or 0 <= since < self.retry_seconds:
+                return False
+            self._trying = True
+            return True
+
+    def succeeded(self):
+        with self._lock:
+            was_down, self._failed_at, self._trying = self._failed_at is not None, None, False
+        if was_down:
+            log_event(logger, "database.recovered", "the database answers again; gate open")
+
+    def failed(self, exc):
+        with self._lock:
+            was_up, self._failed_at, self._trying = self._failed_at is None, time.time(), False
+        if was_up:
+            log_event(
+                logger,
+                "database.unavailable",
+                f"cannot connect to the database; requests get 503 for {self.retry_seconds:g} s "
+                "between single retries until it answers",
+                level=logging.WARNING,
+                error_type=type(exc).__name__,
+                error=str(exc)[:500],
+            )
+
+
+gate = DatabaseGate()
+
+
+def refused():
+    return error_response(
+        Unavailable(
+            "the database is unavailable; nothing was lost, try again shortly",
+            code="database_unavailable",
+        )
+    )
+
+
+def connect(alias=DEFAULT_DB_ALIAS):
+    """A usable connection for this thread: the kept one if it still answers, else a new one
+    (Django would do the same at the first query, deep inside the view)."""
+    connection = connections[alias]
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+
+
+class DatabaseGateMiddleware:
+    """Connect before the view, through the gate; ``503 database_unavailable`` when it is
+    closed or the connection fails."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not gate.admit():
+            return refused()
+        try:
+            connect()
+        except Exception as exc:
+            gate.failed(exc)  # whatever it was, the retry it may have been is over
+            if isinstance(exc, (OperationalError, InterfaceError)):
+                return refused()
+            raise
+        gate.succeeded()
+        return self.get_response(request)

@@ -1,0 +1,201 @@
+"""Paths under a local storage root, reached without following a link below the root.
+
+The root is where the operator put it (it may itself be a symlink to a volume); nothing
+below it is followed. Every directory under the root is opened one component at a time,
+relative to its parent, with ``O_NOFOLLOW | O_DIRECTORY`` (an ``openat`` walk), made with
+``mkdir(dir_fd=...)`` where the portal creates it, and a file is opened in its directory
+with ``O_NOFOLLOW``. A symlink anywhere below the root is ``LinkRefused``: somebody else
+put it there, and following it would put a client's bytes outside the root, or delete a
+file that is no object of ours. ``check_own`` refuses a file with a name the portal did
+not give it, or another user's. Where ``dir_fd`` is missing (probed at first use) each
+component is checked with ``lstat`` before it is used instead.
+"""
+
+import contextlib
+import errno
+import functools
+import os
+import stat
+
+ROOT_MISSING_REASON = "storage root is missing (volume not mounted?)"
+# What opening a symlink with O_NOFOLLOW answers: ELOOP (Linux), EMLINK (FreeBSD),
+# ENOTDIR (with O_DIRECTORY, some systems); an lstat then tells a link from the rest.
+_LINK_ERRNOS = frozenset((errno.ELOOP, errno.EMLINK, errno.ENOTDIR))
+# Made and removed under us this often in a row: something else owns the name.
+MKDIR_ATTEMPTS = 3
+
+
+class StorageRootMissing(FileNotFoundError):
+    """The local storage's root directory is gone: an outage, never "nothing stored"."""
+
+    def __init__(self, location):
+        super().__init__(errno.ENOENT, ROOT_MISSING_REASON, location)
+
+
+class LinkRefused(OSError):
+    """A link under a storage root that the portal did not make: a symlink below the root,
+    or a file with another name or owner. Never followed, written or deleted through."""
+
+    def __init__(self, path, problem="is a symlink"):
+        super().__init__(errno.ELOOP, f"refusing a link under a storage root: {problem}", path)
+
+
+@functools.cache
+def by_fd():
+    """Whether this platform walks by directory fd (``openat``); else ``lstat`` checks."""
+    needed = {os.open, os.mkdir, os.unlink, os.stat, os.link}
+    return (
+        hasattr(os, "O_NOFOLLOW")
+        and hasattr(os, "O_DIRECTORY")
+        and needed <= os.supports_dir_fd
+        and os.scandir in os.supports_fd
+    )
+
+
+def _nofollow():
+    return os.O_NOFOLLOW if by_fd() else getattr(os, "O_NOFOLLOW", 0)
+
+
+class Dir:
+    """A directory under a storage root: ``fd`` (None without ``dir_fd``) and ``path``."""
+
+    __slots__ = ("fd", "path")
+
+    def __init__(self, fd, path):
+        self.fd, self.path = fd, path
+
+    def name(self, leaf):
+        """What to hand ``os`` functions with ``dir_fd=self.fd`` for ``leaf``."""
+        return leaf if self.fd is not None else os.path.join(self.path, leaf)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def open_root(root):
+    """The root directory (followed: the operator chose it); ``StorageRootMissing``."""
+    if not by_fd():
+        if not os.path.isdir(root):
+            raise StorageRootMissing(root)
+        return Dir(None, root)
+    try:
+        return Dir(os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), root)
+    except FileNotFoundError:
+        raise StorageRootMissing(root) from None
+
+
+@contextlib.contextmanager
+def parent_of(root, key, *, create=False, mode=None):
+    """``(Dir, leaf)``: the directory holding ``key`` under ``root``, reached without
+    following a link; missing directories made (with ``mode``, as ``FileSystemStorage``
+    makes them) when ``create``, else ``FileNotFoundError``."""
+    *names, leaf = key.split("/")
+    directory = open_root(root)
+    try:
+        for name in names:
+            below = _open_dir(directory, name, create, mode)
+            directory.close()
+            directory = below
+        yield directory, leaf
+    finally:
+        directory.close()
+
+
+def _open_dir(parent, name, create, mode):
+    path = os.path.join(parent.path, name)
+    for _attempt in range(MKDIR_ATTEMPTS):
+        try:
+            return enter(parent, name, path)
+        except FileNotFoundError:
+            if not create:
+                raise
+        try:
+            os.mkdir(parent.name(name), 0o777 if mode is None else mode, dir_fd=parent.fd)
+        except FileExistsError:
+            continue  # made meanwhile by another request: enter it
+        made = enter(parent, name, path)
+        if mode is not None:
+            _chmod(made, mode)
+        return made
+    raise OSError(errno.ELOOP, "directory keeps vanishing", path)
+
+
+def enter(parent, name, path):
+    if parent.fd is None:
+        status = os.stat(path, follow_symlinks=False)  # FileNotFoundError when missing
+        if stat.S_ISLNK(status.st_mode):
+            raise LinkRefused(path)
+        if not stat.S_ISDIR(status.st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+        return Dir(None, path)
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return Dir(os.open(name, flags, dir_fd=parent.fd), path)
+    except OSError as exc:
+        if exc.errno in _LINK_ERRNOS:
+            refuse_link(parent, name)
+        raise
+
+
+def _chmod(directory, mode):
+    if directory.fd is not None:
+        os.fchmod(directory.fd, mode)
+    else:
+        os.chmod(directory.path, mode)
+
+
+def refuse_link(directory, leaf):
+    """``LinkRefused`` when ``leaf`` in ``directory`` is a symlink (missing is fine)."""
+    try:
+        status = os.stat(directory.name(leaf), dir_fd=directory.fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(status.st_mode):
+        raise LinkRefused(os.path.join(directory.path, leaf))
+
+
+def open_file(directory, leaf, flags, mode=0o666):
+    """``os.open`` of ``leaf`` in ``directory``, never through a symlink (``LinkRefused``)."""
+    if directory.fd is None:
+        refuse_link(directory, leaf)
+    try:
+        return os.open(
+            directory.name(leaf), flags | _nofollow() | os.O_CLOEXEC, mode, dir_fd=directory.fd
+        )
+    except OSError as exc:
+        if exc.errno in _LINK_ERRNOS:
+            refuse_link(directory, leaf)
+        raise
+
+
+def same_file(first, second):
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
+def leaf_status(directory, leaf):
+    """The ``lstat`` of ``leaf`` in ``directory``, or None when there is none."""
+    try:
+        return os.stat(directory.name(leaf), dir_fd=directory.fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def check_own(fd, path, *, names=1):
+    """``LinkRefused`` unless ``fd``'s file has exactly ``names`` names (the ones the
+    portal gave it) and belongs to this process's user: bytes written into a file
+    somebody else holds a name of (a planted hard link) could be changed after their
+    sha256 was recorded."""
+    status = os.fstat(fd)
+    if status.st_nlink != names:
+        raise LinkRefused(path, f"the file has {status.st_nlink} names, expected {names}")
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is not None and status.st_uid != geteuid():
+        raise LinkRefused(path, f"the file belongs to uid {status.st_uid}, not {geteuid()}")
+    return status
+
+
+def unlink(directory, leaf):
+    """Remove ``leaf`` from ``directory`` (a symlink itself, never what it points to)."""
+    os.unlink(directory.name(leaf), dir_fd=directory.fd)

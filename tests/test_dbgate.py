@@ -1,0 +1,63 @@
+"""``portal.dbgate.DatabaseGate``: refuse while the database is known down, one retry at a time.
+
+The gate in a real server, with a database that hangs: ``tests/test_probes_under_load.py``.
+"""
+
+import logging
+
+import time_machine
+from django.db import OperationalError
+
+from portal.dbgate import DatabaseGate
+
+T0 = "2030-01-01 10:00:00Z"
+
+
+def events(caplog, name):
+    return [r for r in caplog.records if getattr(r, "event", None) == name]
+
+
+def test_the_gate_is_open_while_the_database_answers():
+    gate = DatabaseGate(retry_seconds=2)
+    assert [gate.admit() for _ in range(3)] == [True, True, True]
+
+
+def test_after_a_failure_requests_are_refused_then_one_retries(caplog):
+    caplog.set_level(logging.INFO, logger="portal.dbgate")
+    gate = DatabaseGate(retry_seconds=2)
+    with time_machine.travel(T0, tick=False) as clock:
+        assert gate.admit()
+        gate.failed(OperationalError("connection timeout expired"))
+        assert not gate.admit()
+        clock.shift(1.9)
+        assert not gate.admit()
+        clock.shift(0.2)
+        assert [gate.admit() for _ in range(4)] == [True, False, False, False]
+        gate.failed(OperationalError("connection timeout expired"))
+        assert not gate.admit()
+        clock.shift(2.1)
+        assert gate.admit()
+        gate.succeeded()
+        assert [gate.admit() for _ in range(3)] == [True, True, True]
+    [down] = events(caplog, "database.unavailable")
+    assert down.levelno == logging.WARNING
+    assert (down.error_type, down.error) == ("OperationalError", "connection timeout expired")
+    assert len(events(caplog, "database.recovered")) == 1
+
+
+def test_requests_that_fail_together_log_the_outage_once(caplog):
+    caplog.set_level(logging.INFO, logger="portal.dbgate")
+    gate = DatabaseGate(retry_seconds=2)
+    admitted = [gate.admit() for _ in range(4)]
+    for _ in admitted:
+        gate.failed(OperationalError("refused"))
+    assert len(events(caplog, "database.unavailable")) == 1
+    assert not events(caplog, "database.recovered")
+
+
+def test_a_clock_stepped_back_does_not_hold_the_gate_shut():
+    gate = DatabaseGate(retry_seconds=2)
+    with time_machine.travel(T0, tick=False) as clock:
+        gate.failed(OperationalError("refused"))
+        clock.shift(-3600)
+        assert gate.admit()
