@@ -124,17 +124,18 @@ class Seeder:
             "INSERT INTO portal_uploadsession (id, file_id, owner_id, status, chunk_size_bytes, "
             "total_size_bytes, total_parts, bytes_received, completed_parts, idempotency_key, "
             "expires_at, failure_reason, created_at, updated_at, finished_at, assembly_attempts, "
-            "assembled_bytes, assembly_upload_id) "
+            "assembled_bytes, assembly_upload_id, hashed_parts) "
             f"SELECT {self.uuid('b')}, {self.uuid('a')}, {self.owner}, '{status}', 262144, "
             f"{4 * 262144}, 4, {parts * 262144}, {parts}, '', {self.seconds_ago(expires)}, '', "
-            f"{self.seconds_ago('x')}, {self.seconds_ago('x')}, {finished_at}, 0, 0, '' FROM {rows}"
+            f"{self.seconds_ago('x')}, {self.seconds_ago('x')}, {finished_at}, 0, 0, '', 0 "
+            f"FROM {rows}"
         )
         for number in range(1, parts + 1):
             key = f"'ab/' || x || '-{number}'" if temp else "''"
             self.run(
                 "INSERT INTO portal_uploadpart (session_id, part_number, size_bytes, sha256, "
-                f"temp_key, created_at) SELECT {self.uuid('b')}, {number}, 262144, '', {key}, "
-                f"{self.seconds_ago('x')} FROM {rows}"
+                f"temp_key, md5, created_at) SELECT {self.uuid('b')}, {number}, 262144, '', "
+                f"{key}, '', {self.seconds_ago('x')} FROM {rows}"
             )
 
     def events(self, count, *, status, due, delivered):

@@ -30,6 +30,7 @@ EVENTS = frozenset(
         "cleanup.finished",
         "cleanup.skipped",
         "ready.check_failed",
+        "outbox.requeued",
         "storage.unavailable",
         "database.unavailable",
         "database.recovered",

@@ -349,7 +349,7 @@ def test_status_html_for_a_browser(db, portal_storage, staff_client, data_dir, s
     assert page.status_code == 200
     assert page["Content-Type"].startswith("text/html")
     html = page.content.decode()
-    assert "job:portal_cleanup" in html
+    assert "portal_cleanup" in html
     assert "storage:portal_final" in html
     assert "has never completed" not in html
     if settings.PORTAL_STORAGE == "local":

@@ -83,8 +83,9 @@ def job_run(job, *, record=True):
     """Record one run of ``job``: a ``running`` row now, its outcome and counts at the end.
 
     The run id of the command that called it is kept, so every record of one run shares
-    it. An exception marks the run ``failed`` and propagates. ``record=False`` (dry runs)
-    binds the log context but writes no row.
+    it. An exception marks the run ``failed``, is kept in its counts as ``error`` (what
+    ``/status`` shows) and propagates. ``record=False`` (dry runs) binds the log context
+    but writes no row.
     """
     run_id = current_context().get("run_id") or uuid.uuid4().hex[:12]
     run = None
@@ -96,8 +97,9 @@ def job_run(job, *, record=True):
     with bind(job=job, run_id=run_id):
         try:
             yield state
-        except BaseException:
+        except BaseException as exc:
             state.outcome = JobRun.Outcome.FAILED
+            state.counts = {**state.counts, "error": f"{type(exc).__name__}: {exc}"[:500]}
             raise
         finally:
             if run is not None:

@@ -4,7 +4,7 @@ import logging
 import time
 
 from portal import exitcodes
-from portal.models import JobRun
+from portal.models import JobRun, OutboxEvent
 from portal.observability import log_event
 from portal.services import jobs
 from portal.services.outbox.claims import (
@@ -21,6 +21,9 @@ from portal.services.outbox.config import LEASE_MARGIN_SECONDS, DispatchConfig
 
 logger = logging.getLogger("portal.services.outbox")
 JOB = "portal_dispatch"
+# The run's counts carry the events still waiting after it: /status draws them per run.
+BACKLOG_KEY = "backlog"
+BACKLOG_CAP = 10_000
 
 
 def run_dispatch(*, limit=None, max_seconds=None, retry_failed=False):
@@ -34,7 +37,7 @@ def run_dispatch(*, limit=None, max_seconds=None, retry_failed=False):
         requeued = requeue_failed() if retry_failed else 0
         result = dispatch_due(config, limit=limit, max_seconds=max_seconds)
         result.requeued = requeued
-        run.counts = result.counts()
+        run.counts = {**result.counts(), BACKLOG_KEY: backlog_left()}
         run.outcome = JobRun.Outcome.PARTIAL if result.gave_up else JobRun.Outcome.OK
     summary = {
         "job": JOB,
@@ -53,6 +56,14 @@ def run_dispatch(*, limit=None, max_seconds=None, retry_failed=False):
             "are now failed; fix the runner, then run portal_dispatch --retry-failed."
         ),
     )
+
+
+def backlog_left():
+    """Events pending or sending, counted up to ``BACKLOG_CAP`` on ``outbox_status_next``."""
+    waiting = OutboxEvent.objects.filter(
+        status__in=(OutboxEvent.Status.PENDING, OutboxEvent.Status.SENDING)
+    )
+    return waiting.values("status")[:BACKLOG_CAP].count()
 
 
 def dispatch_due(config, *, limit=None, max_seconds=None, batch_size=CLAIM_BATCH_SIZE):

@@ -1,0 +1,127 @@
+"""The /status trend: uploads and bytes per hour, the backlog per dispatch run, as SVG."""
+
+import uuid
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.core.cache import cache
+from django.test import Client
+
+from portal.health import executor as probes
+from portal.models import IngestFile, JobRun, UploadSession
+from portal.services.outbox.dispatch import backlog_left
+from portal.services.status import trend
+from tests.test_outbox import make_events
+
+NOW = datetime(2026, 12, 7, 14, 30, tzinfo=UTC)
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture(autouse=True)
+def fresh_probe_cache(settings):
+    settings.PORTAL_READY_CACHE_SECONDS = 0
+    probes.results.clear()
+    cache.clear()
+    yield
+    probes.results.clear()
+    cache.clear()
+
+
+def completed_upload(owner, finished_at, size, status=UploadSession.Status.COMPLETE):
+    file = IngestFile.objects.create(
+        original_filename="x.bin", size_bytes=size, uploaded_by=owner, status="stored"
+    )
+    return UploadSession.objects.create(
+        file=file,
+        owner=owner,
+        status=status,
+        chunk_size_bytes=size,
+        total_size_bytes=size,
+        total_parts=1,
+        expires_at=finished_at,
+        finished_at=finished_at,
+        idempotency_key=uuid.uuid4().hex,
+    )
+
+
+def dispatch_run(started_at, backlog, outcome=JobRun.Outcome.OK):
+    return JobRun.objects.create(
+        job="portal_dispatch",
+        started_at=started_at,
+        finished_at=started_at,
+        outcome=outcome,
+        counts={"delivered": 0, "backlog": backlog},
+    )
+
+
+def bars(svg):
+    root = ET.fromstring(str(svg))
+    return [rect.find(f"{SVG}title").text for rect in root.iter(f"{SVG}rect")]
+
+
+def test_uploads_per_hour_over_24_hours(db, django_user_model):
+    owner = django_user_model.objects.create_user("owner")
+    completed_upload(owner, NOW - timedelta(minutes=10), 3 * 1024**2)  # 14:20
+    completed_upload(owner, NOW - timedelta(minutes=25), 1024**2)  # 14:05
+    completed_upload(owner, NOW - timedelta(hours=5), 1024)  # 09:30
+    completed_upload(owner, NOW - timedelta(hours=25), 10)  # older than 24 h: left out
+    completed_upload(owner, NOW, 7, status=UploadSession.Status.FAILED)  # not stored
+    context = trend.trend_context(NOW)
+    uploads, sizes = bars(context["uploads_svg"]), bars(context["bytes_svg"])
+    assert len(uploads) == len(sizes) == 24
+    assert uploads[-1] == "14:00 to 14:59 UTC: 2 upload(s)"
+    assert uploads[-6] == "09:00 to 09:59 UTC: 1 upload(s)"
+    assert uploads[0] == "15:00 to 15:59 UTC: 0 upload(s)"
+    assert sizes[-1] == "14:00 to 14:59 UTC: 4.0 MiB"
+    assert context["uploads_summary"] == "3 upload(s) in 24 h; busiest hour 14:00 UTC with 2"
+    assert context["bytes_summary"] == "4.0 MiB stored in 24 h"
+
+
+def test_a_settled_hour_is_counted_once_per_process(db, django_user_model):
+    owner = django_user_model.objects.create_user("owner")
+    trend.hourly_uploads(NOW)
+    completed_upload(owner, NOW - timedelta(hours=5), 1024)  # 09:30, counted already
+    completed_upload(owner, NOW - timedelta(minutes=10), 1024)  # 14:20, the current hour
+    hours = {hour.hour: uploads for hour, uploads, _ in trend.hourly_uploads(NOW)}
+    assert (hours[9], hours[14]) == (0, 1)  # a later row in a past hour: not read again
+    completed_upload(owner, NOW + timedelta(minutes=31), 1024)  # 15:01
+    # At 15:03 the 14:00 hour ended less than 5 minutes ago: read again, with 15:00.
+    later = {h.hour: n for h, n, _ in trend.hourly_uploads(NOW + timedelta(minutes=33))}
+    assert (later[14], later[15]) == (1, 1)
+
+
+def test_backlog_per_dispatch_run(db):
+    for minute in range(70):
+        dispatch_run(NOW - timedelta(minutes=70 - minute), backlog=minute % 7)
+    dispatch_run(NOW, backlog=500, outcome=JobRun.Outcome.PARTIAL)
+    dispatch_run(NOW + timedelta(seconds=1), backlog=9999, outcome=JobRun.Outcome.FAILED)
+    JobRun.objects.create(job="portal_dispatch", started_at=NOW, outcome="ok", counts={})
+    context = trend.trend_context(NOW)
+    runs = bars(context["backlog_svg"])
+    assert len(runs) == trend.BACKLOG_RUNS - 1  # the last 60 successful runs, one without a count
+    assert runs[-1] == "run at 14:30:00 UTC: 500 event(s) waiting after it"
+    assert context["backlog_summary"].startswith("500 event(s) waiting after the last run")
+    assert "9999" not in context["backlog_svg"]  # a failed run recorded no backlog of its own
+
+
+def test_dispatch_run_records_the_backlog_it_leaves(db):
+    make_events(3)
+    assert backlog_left() == 3
+
+
+def test_trend_on_the_page_is_inline_svg_with_words(
+    db, portal_storage, django_user_model, settings
+):
+    staff = django_user_model.objects.create_user("ops", is_staff=True)
+    completed_upload(staff, NOW - timedelta(hours=1), 2048)
+    dispatch_run(NOW - timedelta(minutes=1), backlog=4)
+    client = Client()
+    client.force_login(staff)
+    with time_machine.travel(NOW, tick=False):
+        html = client.get("/status", HTTP_ACCEPT="text/html").content.decode()
+    assert html.count('<svg xmlns="http://www.w3.org/2000/svg" role="img"') == 3
+    assert "1 upload(s) in 24 h; busiest hour 13:00 UTC with 1" in html
+    assert "4 event(s) waiting after the last run (14:29 UTC)" in html
+    assert "<script" not in html and "http://" not in html.replace(SVG[1:-1], "")
