@@ -71,7 +71,7 @@ def test_parts_stop_at_the_reserve(api, volume):
     assert UploadSession.objects.get().status == Status.IN_PROGRESS
 
 
-def test_a_full_volume_keeps_the_instance_ready_for_what_needs_no_room(api, volume):
+def test_a_full_volume_keeps_the_instance_ready_for_what_needs_no_room(api, volume, admin_user):
     """Filled to 0 free by someone else: /ready is 200 and says "full"; reads, a finalize
     that links and an abort still work; a new session and a part get 507."""
     data = os.urandom(300 * KIB)
@@ -99,6 +99,12 @@ def test_a_full_volume_keeps_the_instance_ready_for_what_needs_no_room(api, volu
     assert api.create(filename="new.bin", size_bytes=10).status_code == 507
     samples = scrape(Client())  # the alert PortalInstanceNotReady stays quiet
     assert value(samples, "portal_ready_check_up", check="storage:portal_temp") == 1
+    staff = Client()
+    staff.force_login(admin_user)
+    page = staff.get("/status")  # the person on call reads "full", not an outage
+    assert page.status_code == 200 and "full" in page.content.decode()
+    report = staff.get("/status?format=json")
+    assert report.status_code == 200 and report.json()["checks"]["storage:portal_temp"] == "full"
 
 
 def test_a_read_only_volume_is_unavailable(small_volume, data_dir, settings, db):

@@ -145,10 +145,9 @@ class StatusView(ProbeCheckView):
     """For operators: readiness (fresh, not cached), job heartbeats and outbox backlog.
 
     Staff session or a valid API token. Warnings (a stalled cron, a backlog) show here and
-    never change the status code, which is 503 only when a readiness check fails.
+    never change the status code, which is 503 only when a readiness check fails. The JSON
+    form is answered here; the HTML page is ``render_page``'s (``portal.views.status``).
     """
-
-    template_name = "portal/status.html"
 
     async def get(self, request, *args, **kwargs):
         denied = await deny(request)
@@ -160,11 +159,12 @@ class StatusView(ProbeCheckView):
         report = build_status(ready, extra, failed=failed)
         if wants_json(request):
             return self.answer(report, failed=failed)
-        response = self.render_to_response(
-            {"report": report, "rows": status_rows(ready, extra)}, status=503 if failed else 200
-        )
+        response = await self.render_page(request, report, failed=failed)
         response._has_been_logged = True
         return response
+
+    async def render_page(self, request, report, *, failed):
+        raise NotImplementedError
 
 
 def build_status(ready, extra, *, failed):
@@ -184,14 +184,6 @@ def build_status(ready, extra, *, failed):
         else:
             report["outbox"] = entry
     return report
-
-
-def status_rows(ready, extra):
-    rows = [{"name": r.check.name, "state": state_of(r), "figures": {}} for r in ready]
-    rows += [
-        {"name": r.check.name, "state": state_of(r), "figures": r.check.figures} for r in extra
-    ]
-    return rows
 
 
 def wants_json(request):

@@ -1,44 +1,30 @@
 """``/status`` for a person: the health report in words, recent runs, a trend, one action.
 
-``StatusPage`` answers the JSON form (``?format=json``, or an Accept header preferring
-JSON) exactly as ``portal.health.views.StatusView`` does, and renders the HTML page from
-the same report plus ``portal.services.status``. ``requeue`` is the page's one action: a
+``StatusPage`` renders the HTML page from ``portal.health.views.StatusView``'s report (which
+also answers the JSON form) plus ``portal.services.status``. ``requeue`` is the page's one action: a
 POST with the session's CSRF token, for staff with the change permission on outbox events.
 """
-
-import asyncio
 
 from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
-from portal.health.checks import readiness_checks, status_checks
-from portal.health.views import StatusView, build_status, deny, wants_json
+from portal.health.views import StatusView
 from portal.services.errors import ApiError, Forbidden, MethodNotAllowed, Unauthorized
 from portal.services.status import actions, page, trend
 from portal.views.responses import error_response
 
 
 class StatusPage(StatusView):
-    """The HTML page; the JSON form is the parent's, unchanged."""
+    """The HTML page; the JSON form and the checks are the parent's."""
 
     template_name = "portal/status.html"
 
-    async def get(self, request, *args, **kwargs):
-        if wants_json(request):
-            return await super().get(request, *args, **kwargs)
-        denied = await deny(request)
-        if denied is not None:
-            return denied
-        ready = await self.run_checks(readiness_checks())
-        extra = await asyncio.gather(*(check.get_result() for check in status_checks()))
-        failed = any(result.error for result in ready)
-        report = build_status(ready, extra, failed=failed)
+    async def render_page(self, request, report, *, failed):
         context = await sync_to_async(page_with_trend)(report, request.user)
         response = self.render_to_response(context, status=503 if failed else 200)
         response["Cache-Control"] = "no-store"
-        response._has_been_logged = True
         return response
 
 
