@@ -153,7 +153,7 @@ class PartRange:
 def assembles_in_place():
     """Parts are written into one assembly file per session (``local_in_place``): both
     storages on local disk, ``PORTAL_LOCAL_IN_PLACE_ASSEMBLY`` on, OFD locks available."""
-    if not settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY or not local_in_place.AVAILABLE:
+    if not settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY or not local_in_place.available():
         return False
     return _is_local(temp_storage()) and _is_local(final_storage())
 

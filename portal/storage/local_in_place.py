@@ -28,8 +28,10 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import os
 import struct
+import tempfile
 import uuid
 
 from portal.storage import local, local_walk
@@ -37,7 +39,6 @@ from portal.storage import local, local_walk
 SUFFIX = "-parts"
 # struct flock on Linux (x86_64, aarch64): l_type, l_whence, l_start, l_len, l_pid, padding.
 _FLOCK = "hhqqi4x"
-AVAILABLE = hasattr(fcntl, "F_OFD_SETLK")
 _BUSY = (errno.EAGAIN, errno.EACCES)
 # Created and removed under us this often in a row: something else owns the path.
 OPEN_ATTEMPTS = 3
@@ -46,8 +47,38 @@ OPEN_ATTEMPTS = 3
 LINK_REFUSED = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP)
 # fallocate(2) modes: deallocate a range without changing the file's size.
 _PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
-_LIBC = ctypes.CDLL(None, use_errno=True)
-_LIBC.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+
+
+@functools.cache
+def available():
+    """Whether range locks work as ``_try_lock`` uses them: OFD locks, and the ``struct
+    flock`` layout ``_FLOCK`` assumes. Probed once, at first use, on a scratch file: a lock
+    taken through one open file must stop the same range through another and leave the
+    range beside it free. Where they do not, parts get a file each (``local_parts``)."""
+    if not hasattr(fcntl, "F_OFD_SETLK"):
+        return False
+    try:
+        with tempfile.NamedTemporaryFile() as first:
+            second = os.open(first.name, os.O_RDWR)
+            try:
+                return (
+                    _try_lock(first.fileno(), 8, 8)
+                    and not _try_lock(second, 12, 1)
+                    and _try_lock(second, 0, 8)
+                )
+            finally:
+                os.close(second)
+    except (OSError, struct.error):
+        return False
+
+
+@functools.cache
+def _fallocate():
+    """libc's ``fallocate``, or None where there is none (it is Linux's): looked up once."""
+    function = getattr(ctypes.CDLL(None, use_errno=True), "fallocate", None)
+    if function is not None:
+        function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    return function
 
 
 def assembly_key(session_id):
@@ -130,8 +161,10 @@ def pwrite_all(fd, data, offset):
 def release(fd, offset, size):
     """Give the blocks of a range whose bytes were not recorded back to the filesystem, so
     a failed write does not keep its room (a full disk, a client that went away). Best
-    effort: where the filesystem cannot punch holes they stay until the file goes."""
-    _LIBC.fallocate(fd, _PUNCH_HOLE, offset, max(size, 1))
+    effort: where the filesystem or the platform cannot punch holes they stay until the
+    file goes."""
+    if (fallocate := _fallocate()) is not None:
+        fallocate(fd, _PUNCH_HOLE, offset, max(size, 1))
 
 
 def link_final(temp, temp_key, fd, final, final_key):
