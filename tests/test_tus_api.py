@@ -6,6 +6,7 @@ import threading
 
 import pytest
 import time_machine
+from django.db import connection
 
 from portal import storage
 from portal.models import IngestFile, OutboxEvent, TusUpload, UploadPart, UploadSession
@@ -323,7 +324,10 @@ def test_concurrent_patches_of_one_upload_land_once(tus, client, user):
     outcomes = []
 
     def send():
-        outcomes.append(Tus(type(client)(), token).patch(path, 0, data).status_code)
+        try:
+            outcomes.append(Tus(type(client)(), token).patch(path, 0, data).status_code)
+        finally:
+            connection.close()  # this thread's own connection
 
     threads = [threading.Thread(target=send) for _ in range(2)]
     for thread in threads:

@@ -1,0 +1,262 @@
+"""tus through a live gunicorn (gunicorn.conf.py): raw sockets where a connection breaks or
+two PATCHes meet, then real clients (tuspy; tus-js-client under Node, and Uppy in headless
+Chromium: tests/test_tus_browser.py), each interrupted and resumed, the stored file's
+sha256 compared.
+
+A client that is not installed skips the test locally and fails it under ``CI=true``
+(``.ci/run`` installs them; tests/tus_clients/package.json pins the npm ones).
+"""
+
+import hashlib
+import http.client
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from portal.models import IngestFile, TusUpload, UploadPart
+from tests import objects
+from tests.api_helpers import make_token
+from tests.conftest import ROOT
+from tests.test_upload_client import LiveServer
+from tests.tus_helpers import TUS, metadata
+
+pytestmark = pytest.mark.slow
+
+CHUNK = 64 * 1024
+NODE_DIR = ROOT / ".cache" / "node"
+CLIENTS = ROOT / "tests" / "tus_clients"
+
+
+def missing(message):
+    """Skip locally; fail in CI, which installs every client."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def server(subprocess_env, tmp_path):
+    live = LiveServer({**subprocess_env, "PORTAL_CHUNK_SIZE": str(CHUNK)}, tmp_path / "server.log")
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def token(user):
+    return make_token(user)
+
+
+@pytest.fixture(scope="session")
+def node_modules():
+    """The npm clients in .cache/node (gitignored), installed from package.json if needed."""
+    npm = shutil.which("npm")
+    if not npm or not shutil.which("node"):
+        missing("node and npm are needed for the tus-js-client and Uppy tests")
+    package = CLIENTS / "package.json"
+    installed = NODE_DIR / "package.json"
+    fresh = installed.exists() and installed.read_bytes() == package.read_bytes()
+    if not fresh or not (NODE_DIR / "node_modules").is_dir():
+        NODE_DIR.mkdir(parents=True, exist_ok=True)
+        shutil.copy(package, installed)
+        result = subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if result.returncode:
+            missing(f"npm install in {NODE_DIR} failed:\n{result.stderr[-2000:]}")
+    for script in CLIENTS.glob("*.mjs"):
+        shutil.copy(script, NODE_DIR / script.name)
+    return NODE_DIR
+
+
+def tus_request(server, method, path, token, body=b"", **headers):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        headers = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0", **headers}
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response
+    finally:
+        conn.close()
+
+
+def create(server, token, length, **headers):
+    response = tus_request(server, "POST", TUS, token, **{"Upload-Length": str(length), **headers})
+    assert response.status == 201, response.status
+    return response.getheader("Location").removeprefix(server.url)
+
+
+def settled_offset(server, path, token, deadline_seconds=30):
+    """HEAD's offset once no PATCH holds the upload (an empty PATCH at it lands)."""
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        offset = int(tus_request(server, "HEAD", path, token).getheader("Upload-Offset"))
+        probe = tus_request(
+            server,
+            "PATCH",
+            path,
+            token,
+            **{"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"},
+        )
+        if probe.status == 204:
+            return offset
+        time.sleep(0.1)
+    raise AssertionError("the upload stayed locked")
+
+
+def open_patch(server, path, token, offset, length):
+    """A PATCH whose headers and no body are sent: the caller sends (some of) the body."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.sendall(
+        (
+            f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+            f"Tus-Resumable: 1.0.0\r\nUpload-Offset: {offset}\r\nContent-Length: {length}\r\n"
+            "Content-Type: application/offset+octet-stream\r\n\r\n"
+        ).encode()
+    )
+    return sock
+
+
+def stored_sha256():
+    file = IngestFile.objects.get()
+    assert file.status == IngestFile.Status.STORED
+    digest = hashlib.sha256()
+    for chunk in objects.iter_final(file.storage_key):
+        digest.update(chunk)
+    assert digest.hexdigest() == file.sha256
+    return file.sha256
+
+
+def test_a_patch_whose_connection_breaks_keeps_what_arrived(server, token):
+    data = os.urandom(5 * CHUNK + 123)
+    path = create(server, token, len(data))
+    sent = 2 * CHUNK + 5000
+    sock = open_patch(server, path, token, 0, len(data))
+    sock.sendall(data[:sent])
+    sock.close()
+
+    offset = settled_offset(server, path, token)
+    assert offset == sent  # two whole parts and a tail of 5,000 bytes
+    assert UploadPart.objects.count() == 2
+    assert TusUpload.objects.get().tail_bytes == 5000
+    response = tus_request(
+        server,
+        "PATCH",
+        path,
+        token,
+        body=data[offset:],
+        **{"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"},
+    )
+    assert response.status == 204
+    assert stored_sha256() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_second_patch_while_one_streams_is_423(server, token):
+    data = os.urandom(3 * CHUNK)
+    path = create(server, token, len(data))
+    sock = open_patch(server, path, token, 0, len(data))
+    sock.sendall(data[:1000])
+    deadline = time.monotonic() + 20
+    status = None
+    while status != 423 and time.monotonic() < deadline:
+        status = tus_request(
+            server,
+            "PATCH",
+            path,
+            token,
+            **{"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+        ).status
+        assert status in (204, 423), status
+    assert status == 423
+    sock.sendall(data[1000:])
+    reply = sock.recv(4096)
+    sock.close()
+    assert reply.startswith(b"HTTP/1.1 204"), reply[:200]
+    assert stored_sha256() == hashlib.sha256(data).hexdigest()
+
+
+def test_tuspy_uploads_is_interrupted_resumes_with_checksums(server, token, tmp_path):
+    try:
+        from tusclient.client import TusClient
+    except ImportError:
+        missing("tuspy is not installed: make .venv/.installed-dev")
+    data = os.urandom(5 * CHUNK + 999)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    client = TusClient(server.url + TUS, headers={"Authorization": f"Bearer {token}"})
+    first = client.uploader(
+        str(path),
+        chunk_size=50_000,  # PATCHes that end inside parts
+        metadata={"filename": "data.bin", "sha256": digest},
+        upload_checksum=True,  # sha1 of every PATCH
+    )
+    first.upload(stop_at=2 * CHUNK + 777)
+    url = first.url
+    assert settled_offset(server, url.removeprefix(server.url), token) == 2 * CHUNK + 777
+
+    resumed = client.uploader(str(path), url=url, chunk_size=50_000, upload_checksum=True)
+    assert resumed.offset == 2 * CHUNK + 777
+    resumed.upload()
+    assert stored_sha256() == digest
+    assert IngestFile.objects.get().original_filename == "data.bin"
+
+
+def test_tus_js_client_is_aborted_mid_patch_and_resumes(server, token, tmp_path, node_modules):
+    size = 24 * 1024 * 1024 + 17
+    data = os.urandom(size)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+
+    def run(*args):
+        return subprocess.run(
+            ["node", "tus_js_upload.mjs", server.url + TUS, token, str(path), digest, *args],
+            cwd=node_modules,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    first = run("4194304")  # one PATCH for the whole file (the default), aborted after 4 MiB
+    assert first.returncode == 0, first.stderr
+    url = first.stdout.strip().splitlines()[-1].split()[-1]
+    offset = settled_offset(server, url.removeprefix(server.url), token)
+    assert 0 < offset < size, offset
+    assert UploadPart.objects.exists()
+
+    second = run("0", url)
+    assert second.returncode == 0, second.stderr
+    assert f"resumed at {offset}" in second.stdout
+    assert stored_sha256() == digest
+    version = (node_modules / "node_modules/tus-js-client/package.json").read_text()
+    assert '"version": "4.3.1"' in version
+
+
+def test_sha256_metadata_reaches_the_clients_as_460(server, token):
+    data = b"q" * (CHUNK + 10)
+    path = create(
+        server,
+        token,
+        len(data),
+        **{"Upload-Metadata": metadata(sha256=hashlib.sha256(b"").hexdigest())},
+    )
+    response = tus_request(
+        server,
+        "PATCH",
+        path,
+        token,
+        body=data,
+        **{"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+    )
+    assert response.status == 460
+    assert settled_offset(server, path, token) == CHUNK  # the first part is kept, not the last
+    assert not IngestFile.objects.filter(status="stored").exists()
