@@ -1,6 +1,6 @@
 """tus through a live gunicorn (gunicorn.conf.py): raw sockets where a connection breaks or
-two PATCHes meet, then real clients (tuspy; tus-js-client under Node, and Uppy in headless
-Chromium: tests/test_tus_browser.py), each interrupted and resumed, the stored file's
+two PATCHes meet, then real clients (tuspy; tus-js-client under Node; Uppy in headless Chromium,
+from a page on another origin), each interrupted and resumed, the stored file's
 sha256 compared.
 
 A client that is not installed skips the test locally and fails it under ``CI=true``
@@ -9,6 +9,7 @@ A client that is not installed skips the test locally and fails it under ``CI=tr
 
 import hashlib
 import http.client
+import json
 import os
 import shutil
 import socket
@@ -20,7 +21,7 @@ import pytest
 from portal.models import IngestFile, TusUpload, UploadPart
 from tests import objects
 from tests.api_helpers import make_token
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 from tests.test_upload_client import LiveServer
 from tests.tus_helpers import TUS, metadata
 
@@ -260,3 +261,44 @@ def test_sha256_metadata_reaches_the_clients_as_460(server, token):
     assert response.status == 460
     assert settled_offset(server, path, token) == CHUNK  # the first part is kept, not the last
     assert not IngestFile.objects.filter(status="stored").exists()
+
+
+def chromium():
+    for name in ("chromium-headless-shell", "chromium"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return missing("Chromium is needed for the Uppy test: apt-get install chromium-headless-shell")
+
+
+def test_uppy_in_chromium_from_another_origin_is_paused_and_resumes(
+    subprocess_env, token, tmp_path, node_modules
+):
+    browser = chromium()
+    page_port = free_port()
+    env = {
+        **subprocess_env,
+        "PORTAL_CHUNK_SIZE": str(CHUNK),
+        "PORTAL_CORS_ALLOWED_ORIGINS": f"http://127.0.0.1:{page_port}",
+    }
+    live = LiveServer(env, tmp_path / "server.log")
+    try:
+        size = 6 * 1024 * 1024 + 5
+        pause_at, patch_size = 2 * 1024 * 1024, 1024 * 1024 + 3
+        args = [browser, page_port, live.url + TUS, token, size, pause_at, patch_size]
+        result = subprocess.run(
+            ["node", "uppy_run.mjs", *map(str, args)],
+            cwd=node_modules,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    finally:
+        live.stop()
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["ok"], outcome
+    assert outcome["events"][0].startswith("paused at") and outcome["events"][1] == "resumed"
+    expected = hashlib.sha256(bytes((i * 31) % 251 for i in range(size))).hexdigest()
+    assert stored_sha256() == expected
+    assert IngestFile.objects.get().original_filename == "uppy.bin"
