@@ -126,8 +126,14 @@ def open_patch(server, path, token, offset, length):
     return sock
 
 
-def stored_sha256():
+def stored_sha256(wait_seconds=120):
+    """The stored file's sha256, checked against its bytes; the assembly may still run
+    after the last PATCH's answer (``PORTAL_FINALIZE_WAIT_SECONDS``): wait for it."""
+    deadline = time.monotonic() + wait_seconds
     file = IngestFile.objects.get()
+    while file.status == IngestFile.Status.UPLOADING and time.monotonic() < deadline:
+        time.sleep(0.2)
+        file.refresh_from_db()
     assert file.status == IngestFile.Status.STORED
     digest = hashlib.sha256()
     for chunk in objects.iter_final(file.storage_key):
@@ -176,7 +182,7 @@ def test_a_second_patch_while_one_streams_is_423(server, token):
             **{"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
         ).status
         assert status in (204, 423), status
-    assert status == 423
+    assert status == 423, server.log()[-3000:]
     sock.sendall(data[1000:])
     reply = sock.recv(4096)
     sock.close()

@@ -48,6 +48,7 @@ class Tus:
             data=body,
             content_type=content_type,
             headers={**self.headers, "Upload-Offset": str(offset), **headers},
+            CONTENT_TYPE=content_type,  # the test client leaves it out of an empty body
         )
 
     def delete(self, path):

@@ -24,7 +24,7 @@ from django.db.models import Count, Max
 from portal import storage
 from portal.lookups import one_or_none
 from portal.models import TusUpload, UploadPart, UploadSession
-from portal.services import sessions
+from portal.services import finalize, sessions
 from portal.services.errors import ApiError, BadRequest, NotFound
 from portal.services.faults import storage_faults
 
@@ -245,11 +245,20 @@ def current_offset(session, tus):
 
 
 def upload_info(owner, upload_id):
-    """HEAD: ``(offset, length, expires_at or None, metadata header)``."""
+    """HEAD: ``(offset, length, expires_at or None, metadata header)``.
+
+    An open upload with every byte in (its last PATCH's finalize failed: no room, storage
+    down; or its parts came through the JSON API) is finalized first: a client that sees
+    the offset at the length takes the upload for done and sends nothing more.
+    """
     session, tus = get_upload(owner, upload_id)
     ensure_usable(session)
+    offset = current_offset(session, tus)
+    if session.status in UploadSession.OPEN_STATUSES and offset == session.total_size_bytes:
+        finalize.finalize_session(owner, session.pk)
+        session.refresh_from_db(fields=["status", "expires_at"])
     expires = session.expires_at if session.status in UploadSession.OPEN_STATUSES else None
-    return current_offset(session, tus), session.total_size_bytes, expires, tus.metadata
+    return offset, session.total_size_bytes, expires, tus.metadata
 
 
 # --- termination -----------------------------------------------------------------------

@@ -21,7 +21,13 @@ from django.views.decorators.csrf import csrf_exempt
 
 from portal import auth, request_body
 from portal.services import tus, tus_patch
-from portal.services.errors import ApiError, BadRequest, MethodNotAllowed, Unavailable
+from portal.services.errors import (
+    ApiError,
+    BadRequest,
+    LengthRequired,
+    MethodNotAllowed,
+    Unavailable,
+)
 from portal.views.responses import error_response
 
 logger = logging.getLogger("portal.api")
@@ -154,7 +160,7 @@ def _patch_response(request, user, upload_id, *, offset):
         user,
         upload_id,
         offset=offset,
-        length=tus.integer_header(request.META.get("CONTENT_LENGTH"), "Content-Length"),
+        length=_body_length(request),
         stream=request_body.body_reader(request),
         checksum=request.headers.get("Upload-Checksum"),
     )
@@ -172,6 +178,15 @@ def _patch_response(request, user, upload_id, *, offset):
     if result.expires_at is not None:
         response["Upload-Expires"] = http_date(result.expires_at.timestamp())
     return response
+
+
+def _body_length(request):
+    """``Content-Length``; none is an empty body, unless it is chunked (411)."""
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        raise LengthRequired(
+            "send Content-Length (chunked bodies are not accepted)", code="length_required"
+        )
+    return tus.integer_header(request.META.get("CONTENT_LENGTH") or "0", "Content-Length")
 
 
 def _terminate(request, user, upload_id):
