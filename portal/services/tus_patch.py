@@ -5,6 +5,9 @@ session's part boundaries: each whole part goes to a temp object of its own and 
 recorded like a part of the JSON API (same rows, same counters, same expiry); the bytes
 after the last whole part become the upload's tail (``TusUpload``), which the next PATCH
 reads back in front of its own bytes to make that part whole. Nothing is held in memory.
+A whole part also takes the session's saved file hash on (``filehash``: a tus upload is
+sequential, so every part is the next one the hash needs), so finalize reads no part
+back for the file's sha256 where the JSON API's in-order uploads would not either.
 
 What a PATCH that breaks keeps (a client gone, a proxy timeout): without
 ``Upload-Checksum``, every whole part is recorded as soon as it is written, and the bytes
@@ -45,6 +48,7 @@ from portal.services.tus import (
     get_upload,
     parse_checksum,
 )
+from portal.services.tus_stream import Body, PartBytes, TailMissing, tail_chunks
 from portal.storage.sha256state import AVAILABLE, ResumableSha256
 
 OPEN = UploadSession.OPEN_STATUSES
@@ -96,7 +100,7 @@ def _patch(owner, upload_id, offset, length, stream, checked):
             guards.ensure_room("temp", length)
             file_hash = _file_hash(session, tus, offset, length)
             writer = _Writer(session, tus, file_hash, deferred=checked is not None)
-            body = _Body(stream, length, [h for h in (checked and checked[0], file_hash) if h])
+            body = Body(stream, length, [h for h in (checked and checked[0], file_hash) if h])
             writer.run(body, offset, checked)
         offset += body.taken if not checked else (0 if body.broken else length)
         if body.broken:
@@ -131,7 +135,7 @@ def _file_hash(session, tus, offset, length):
         source = storage.part_source(number, size, sha256, key, session.chunk_size_bytes, md5)
         storage.hash_part(source, digest)
     if tus.tail_key and tus.tail_part == done + 1:
-        for chunk in _tail_chunks(tus.tail_key, tus.tail_bytes):
+        for chunk in tail_chunks(tus.tail_key, tus.tail_bytes):
             digest.update(chunk)
     return digest
 
@@ -141,7 +145,9 @@ class _Writer:
 
     def __init__(self, session, tus, file_hash, *, deferred):
         self.session, self.tus, self.file_hash, self.deferred = session, tus, file_hash, deferred
-        self.whole = []  # (part number, StoredObject) written, not yet recorded
+        # (part number, StoredObject, the session's file hash after it or None): written,
+        # not yet recorded
+        self.whole = []
         self.tail = None  # (part number, StoredObject) of a part's first bytes
 
     def run(self, body, offset, checked):
@@ -165,16 +171,18 @@ class _Writer:
         """Write part ``part`` (its first ``within`` bytes from the tail): True when it is
         whole, False when it is the new tail, None when the body gave nothing for it."""
         expected = expected_part_size(self.session, part)
-        source = _PartBytes(self.tus.tail_key if within else "", within, body, expected - within)
+        source = PartBytes(self.tus.tail_key if within else "", within, body, expected - within)
+        part_hash = filehash.for_part(self.session, part)
         try:
             stored = storage.write_temp_part(
                 source,
                 session_id=self.session.pk,
                 part_number=part,
                 max_bytes=expected,
+                file_hash=part_hash,
                 for_copy=filehash.applies(self.session),
             )
-        except _TailMissing:
+        except TailMissing:
             self._forget_tail()
             raise Conflict(
                 "the upload's last received bytes are gone from storage; ask HEAD for the "
@@ -185,7 +193,9 @@ class _Writer:
             storage.delete_temp([stored.key])
             return None
         if stored.size == expected:
-            self.whole.append((part, stored))
+            self.whole.append((part, stored, part_hash))
+            if part_hash is not None:  # the next part's bytes go on from this hash
+                self.session.hashed_parts, self.session.hash_state = part, part_hash.state()
             return True
         self.tail = (part, stored)
         return False
@@ -218,16 +228,20 @@ class _Writer:
             if locked is None:
                 raise NotFound("no such tus upload", code="upload_not_found")
             ensure_open(locked, now)
-            numbers = [number for number, _ in self.whole]
+            numbers = [number for number, *_ in self.whole]
             if numbers and part_sql.recorded_parts(self.session.pk, numbers):
                 raise Conflict(
                     "parts of this upload were sent through the JSON API meanwhile; use "
                     "one API per upload",
                     code="upload_changed_elsewhere",
                 )
-            for number, stored in self.whole:
+            for number, stored, part_hash in self.whole:
                 part_sql.insert_part(self.session.pk, number, stored, now)
-                part_sql.count_part(self.session.pk, stored.size, expires_at=now + ttl(), now=now)
+                saved = filehash.saved_fields(locked, number, part_hash)
+                part_sql.count_part(
+                    self.session.pk, stored.size, expires_at=now + ttl(), now=now, hashed=saved
+                )
+                locked.hashed_parts = saved.get("hashed_parts", locked.hashed_parts)
             self._save_tus(now)
         self.whole = []
         self.tail = None
@@ -257,7 +271,7 @@ class _Writer:
         """Before the last part is recorded: the file's sha256 is the one its metadata
         said (460 ``sha256_mismatch`` otherwise: not recorded, nothing assembled)."""
         last = self.session.total_parts
-        if not self.tus.sha256 or not any(number == last for number, _ in self.whole):
+        if not self.tus.sha256 or not any(number == last for number, *_ in self.whole):
             return
         actual = self.file_hash.hexdigest() if self.file_hash is not None else ""
         if actual != self.tus.sha256:
@@ -268,7 +282,7 @@ class _Writer:
             )
 
     def _discard(self):
-        keys = [stored.key for _, stored in self.whole]
+        keys = [stored.key for _, stored, _ in self.whole]
         if self.tail is not None:
             keys.append(self.tail[1].key)
         self.whole, self.tail = [], None
@@ -280,110 +294,3 @@ class _Writer:
         TusUpload.objects.filter(pk=self.session.pk, tail_key=self.tus.tail_key).update(
             tail_key="", tail_part=0, tail_bytes=0, tail_sha256="", hash_state=None, hashed_bytes=0
         )
-
-
-class _TailMissing(Exception):
-    """The tail's temp object is gone."""
-
-
-def _tail_chunks(key, size):
-    """The tail's first ``size`` bytes, in chunks; ``_TailMissing`` when it is gone."""
-    left = size
-    try:
-        for chunk in storage.iter_temp(key):
-            yield chunk[:left]
-            left -= min(left, len(chunk))
-            if not left:
-                return
-    except FileNotFoundError:
-        raise _TailMissing(key) from None
-    if left:
-        raise _TailMissing(key)
-
-
-class _PartBytes:
-    """One part's bytes: the tail's (read back) first, then at most ``want`` of the body's.
-    Gives ``readinto`` when there is no tail (the fast path of local storage)."""
-
-    def __init__(self, tail_key, tail_bytes, body, want):
-        self._tail = _tail_chunks(tail_key, tail_bytes) if tail_key else None
-        self._pending = b""
-        self._body = body
-        self._want = want
-        self.taken = 0
-        if self._tail is None:
-            self.readinto = self._readinto
-
-    def read(self, size=-1):
-        if size is None or size < 0:
-            size = storage.READ_CHUNK_BYTES
-        if self._tail is not None:
-            if not self._pending:
-                self._pending = next(self._tail, b"")
-            if self._pending:
-                data, self._pending = self._pending[:size], self._pending[size:]
-                return data
-            self._tail = None
-        data = self._body.read(min(size, self._want - self.taken))
-        self.taken += len(data)
-        return data
-
-    def _readinto(self, buffer):
-        with memoryview(buffer) as view:
-            got = self._body.readinto(view[: self._want - self.taken])
-        self.taken += got
-        return got
-
-
-class _Body:
-    """The request body: at most ``left`` bytes, each fed to ``hashes``; a body that
-    breaks off (the client went away, a timeout) ends early, with ``broken`` saying why."""
-
-    def __init__(self, stream, length, hashes):
-        self._stream = stream
-        self._hashes = hashes
-        self.left = length
-        self.taken = 0
-        self.broken = ""
-
-    def read(self, size):
-        size = min(size, self.left)
-        if size <= 0 or self.broken:
-            return b""
-        try:
-            data = self._stream.read(size)
-        except OSError as exc:
-            return self._broke(type(exc).__name__, b"")
-        if not data:
-            return self._broke("the body ended early", b"")
-        self._took(data)
-        return data
-
-    def readinto(self, view):
-        if not len(view) or self.broken or not self.left:
-            return 0
-        view = view[: self.left]
-        readinto = getattr(self._stream, "readinto", None)
-        try:
-            if readinto is not None:
-                got = readinto(view)
-            else:
-                data = self._stream.read(len(view))
-                got = len(data)
-                view[:got] = data
-        except OSError as exc:
-            return self._broke(type(exc).__name__, 0)
-        if not got:
-            return self._broke("the body ended early", 0)
-        self._took(view[:got])
-        return got
-
-    def _took(self, data):
-        for digest in self._hashes:
-            digest.update(data)
-        self.left -= len(data)
-        self.taken += len(data)
-
-    def _broke(self, why, nothing):
-        self.broken = why
-        return nothing
