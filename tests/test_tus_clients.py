@@ -7,6 +7,7 @@ A client that is not installed skips the test locally and fails it under ``CI=tr
 (``.ci/run`` installs them; tests/tus_clients/package.json pins the npm ones).
 """
 
+import fcntl
 import hashlib
 import http.client
 import json
@@ -59,22 +60,31 @@ def node_modules():
         missing("node and npm are needed for the tus-js-client and Uppy tests")
     package = CLIENTS / "package.json"
     installed = NODE_DIR / "package.json"
-    fresh = installed.exists() and installed.read_bytes() == package.read_bytes()
-    if not fresh or not (NODE_DIR / "node_modules").is_dir():
-        NODE_DIR.mkdir(parents=True, exist_ok=True)
-        shutil.copy(package, installed)
-        result = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if result.returncode:
-            missing(f"npm install in {NODE_DIR} failed:\n{result.stderr[-2000:]}")
-    for script in CLIENTS.glob("*.mjs"):
-        shutil.copy(script, NODE_DIR / script.name)
+    NODE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(NODE_DIR / ".install.lock", "w") as lock:  # one installer (pytest-xdist)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        fresh = installed.exists() and installed.read_bytes() == package.read_bytes()
+        if not fresh or not (NODE_DIR / "node_modules").is_dir():
+            _npm_install(npm, package, installed)
+        for script in CLIENTS.glob("*.mjs"):  # next to node_modules, where imports resolve
+            copy = NODE_DIR / script.name
+            if not copy.exists() or copy.read_bytes() != script.read_bytes():
+                shutil.copy(script, copy)  # never rewritten while another worker runs it
     return NODE_DIR
+
+
+def _npm_install(npm, package, installed):
+    shutil.copy(package, installed)
+    result = subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund"],
+        cwd=NODE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if result.returncode:
+        installed.unlink()
+        missing(f"npm install in {NODE_DIR} failed:\n{result.stderr[-2000:]}")
 
 
 def tus_request(server, method, path, token, body=b"", **headers):

@@ -2,6 +2,9 @@
 
 import base64
 
+from portal.models import IngestFile
+from tests import objects
+
 TUS = "/api/v1/tus/"
 VERSION = {"Tus-Resumable": "1.0.0"}
 OFFSET_STREAM = "application/offset+octet-stream"
@@ -58,3 +61,14 @@ class Tus:
         response = self.head(path)
         assert response.status_code == 200, response.content
         return int(response["Upload-Offset"])
+
+
+def b64(digest):
+    return base64.b64encode(digest).decode()
+
+
+def stored_file_bytes():
+    """The one stored file's bytes."""
+    file = IngestFile.objects.get()
+    assert file.status == IngestFile.Status.STORED
+    return b"".join(objects.iter_final(file.storage_key))
