@@ -136,7 +136,7 @@ def test_other_protocol_versions_are_412(client, user, version):
     ],
 )
 def test_bad_creations_are_400_with_a_code(tus, headers, code):
-    response = tus.client.post(TUS, headers={**tus.headers, **headers})
+    response = tus.client.generic("POST", TUS, headers={**tus.headers, **headers})
     assert response.status_code == 400, response.content
     assert error_code(response) == code
     assert not UploadSession.objects.exists()
@@ -211,6 +211,12 @@ def test_a_patch_of_another_content_type_is_415(tus):
     path = tus.start(5)
     response = tus.patch(path, 0, b"12345", content_type="application/octet-stream")
     assert (response.status_code, error_code(response)) == (415, "unsupported_media_type")
+    assert tus.offset(path) == 0
+    created = tus.client.post(
+        TUS, data=b"12345", content_type="text/plain", headers={**tus.headers, "Upload-Length": "5"}
+    )
+    assert (created.status_code, error_code(created)) == (415, "unsupported_media_type")
+    assert UploadSession.objects.count() == 1  # the body's upload was not created
 
 
 def test_a_patch_while_another_holds_the_upload_is_423(tus, lock_holder):

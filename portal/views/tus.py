@@ -112,6 +112,9 @@ def _options(request):
 def _create(request, user):
     """POST: the new upload's ``Location`` (201); a body is its first PATCH
     (creation-with-upload), whose error, if any, is answered with the ``Location``."""
+    length = _body_length(request)
+    if length:
+        _check_content_type(request)
     session = tus.create_upload(
         user,
         length=request.headers.get("Upload-Length"),
@@ -122,7 +125,7 @@ def _create(request, user):
     location = request.build_absolute_uri(reverse("tus-upload", args=[session.pk]))
     response = HttpResponse(status=201)
     response["Upload-Expires"] = http_date(session.expires_at.timestamp())
-    if int(request.META.get("CONTENT_LENGTH") or 0):
+    if length:
         try:
             response = _patch_response(request, user, session.pk, offset=0)
             response.status_code = 201
@@ -149,13 +152,17 @@ def _patch(request, user, upload_id):
     """PATCH, in tusd's order: content type (415), Upload-Offset and Content-Length (400),
     then the service's checklist: owner (404), state (410), one at a time (423), offset
     (409), length (413), room (507), checksum (460), the file's sha256 (460)."""
+    _check_content_type(request)
     offset = tus.integer_header(request.headers.get("Upload-Offset"), "Upload-Offset")
     return _patch_response(request, user, upload_id, offset=offset)
 
 
-def _patch_response(request, user, upload_id, *, offset):
+def _check_content_type(request):
     if request.content_type != tus.PATCH_CONTENT_TYPE:
         raise tus.UnsupportedMediaType(f"send Content-Type: {tus.PATCH_CONTENT_TYPE}")
+
+
+def _patch_response(request, user, upload_id, *, offset):
     result = tus_patch.receive_patch(
         user,
         upload_id,
