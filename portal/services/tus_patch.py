@@ -5,9 +5,9 @@ session's part boundaries: each whole part goes to a temp object of its own and 
 recorded like a part of the JSON API (same rows, same counters, same expiry); the bytes
 after the last whole part become the upload's tail (``TusUpload``), which the next PATCH
 reads back in front of its own bytes to make that part whole. Nothing is held in memory.
-A whole part also takes the session's saved file hash on (``filehash``: a tus upload is
-sequential, so every part is the next one the hash needs), so finalize reads no part
-back for the file's sha256 where the JSON API's in-order uploads would not either.
+Where S3 will copy the parts into the file, a whole part also takes the session's saved
+file hash on (``filehash``: a tus upload is sequential, so every part is the next one the
+hash needs), so finalize reads no part back for the file's sha256.
 
 What a PATCH that breaks keeps (a client gone, a proxy timeout): without
 ``Upload-Checksum``, every whole part is recorded as soon as it is written, and the bytes
@@ -149,6 +149,9 @@ class _Writer:
         # not yet recorded
         self.whole = []
         self.tail = None  # (part number, StoredObject) of a part's first bytes
+        # Only where S3 will copy the parts into the file: on local disk tus parts are
+        # objects of their own, which finalize copies and hashes anyway.
+        self.saves_file_hash = storage.copies_parts(session.chunk_size_bytes, session.total_parts)
 
     def run(self, body, offset, checked):
         chunk = self.session.chunk_size_bytes
@@ -172,7 +175,7 @@ class _Writer:
         whole, False when it is the new tail, None when the body gave nothing for it."""
         expected = expected_part_size(self.session, part)
         source = PartBytes(self.tus.tail_key if within else "", within, body, expected - within)
-        part_hash = filehash.for_part(self.session, part)
+        part_hash = filehash.for_part(self.session, part) if self.saves_file_hash else None
         try:
             stored = storage.write_temp_part(
                 source,
