@@ -140,6 +140,9 @@ def _file_hash(session, tus, offset, length):
     return digest
 
 
+_ASIDE = object()
+
+
 class _Writer:
     """Cuts the body at part boundaries into temp objects and records them."""
 
@@ -149,9 +152,8 @@ class _Writer:
         # not yet recorded
         self.whole = []
         self.tail = None  # (part number, StoredObject) of a part's first bytes
-        # Only where S3 will copy the parts into the file: on local disk tus parts are
-        # objects of their own, which finalize copies and hashes anyway.
-        self.saves_file_hash = storage.copies_parts(session.chunk_size_bytes, session.total_parts)
+        self.placed = []  # (PartRange, its ExitStack) of the parts in ``whole`` in place
+        self.saves_file_hash = filehash.applies(session)
 
     def run(self, body, offset, checked):
         chunk = self.session.chunk_size_bytes
@@ -174,8 +176,12 @@ class _Writer:
         """Write part ``part`` (its first ``within`` bytes from the tail): True when it is
         whole, False when it is the new tail, None when the body gave nothing for it."""
         expected = expected_part_size(self.session, part)
-        source = PartBytes(self.tus.tail_key if within else "", within, body, expected - within)
         part_hash = filehash.for_part(self.session, part) if self.saves_file_hash else None
+        if not within and body.left >= expected:
+            placed = self._write_in_place(part, expected, body, part_hash)
+            if placed is not _ASIDE:
+                return placed
+        source = PartBytes(self.tus.tail_key if within else "", within, body, expected - within)
         try:
             stored = storage.write_temp_part(
                 source,
@@ -196,12 +202,47 @@ class _Writer:
             storage.delete_temp([stored.key])
             return None
         if stored.size == expected:
-            self.whole.append((part, stored, part_hash))
-            if part_hash is not None:  # the next part's bytes go on from this hash
-                self.session.hashed_parts, self.session.hash_state = part, part_hash.state()
+            self._whole(part, stored, part_hash)
             return True
         self.tail = (part, stored)
         return False
+
+    def _whole(self, part, stored, part_hash):
+        self.whole.append((part, stored, part_hash))
+        if part_hash is not None:  # the next part's bytes go on from this hash
+            self.session.hashed_parts, self.session.hash_state = part, part_hash.state()
+
+    def _write_in_place(self, part, expected, body, part_hash):
+        """Local disk: the part into its range of the session's assembly file, held until
+        it is recorded (as the JSON API's parts: finalize then links the file). What
+        ``_write`` answers, or ``_ASIDE`` where the part cannot go there (not in place
+        here, the range held by another upload). A body that breaks off inside the part
+        leaves what arrived as the tail, a temp object of its own, and the range freed."""
+        held = contextlib.ExitStack()
+        offset = (part - 1) * self.session.chunk_size_bytes
+        place = held.enter_context(storage.part_range(self.session.pk, offset, expected))
+        status, recorded = part_sql.range_state(self.session.pk, part) if place else (None, 0)
+        if place is None or status not in OPEN or recorded:
+            held.close()  # a closed session fails at the record; a recorded part conflicts
+            return _ASIDE
+        try:
+            stored = place.write(
+                PartBytes("", 0, body, expected), max_bytes=expected, file_hash=part_hash
+            )
+        except BaseException:
+            held.close()
+            raise
+        if stored.size == expected:
+            self._whole(part, stored, part_hash)
+            self.placed.append((place, held))
+            return True
+        try:
+            if stored.size:
+                self.tail = (part, place.copy_to_temp(stored.size, part_number=part))
+        finally:
+            place.release()
+            held.close()
+        return False if stored.size else None
 
     def _verify(self, body, checked):
         """Deferred (an ``Upload-Checksum``): the whole body arrived and matches, or
@@ -248,6 +289,7 @@ class _Writer:
             self._save_tus(now)
         self.whole = []
         self.tail = None
+        self._let_go(release=False)
         if old_tail and old_tail != self.tus.tail_key:
             with contextlib.suppress(storage.StorageUnavailable):  # the sweep removes it
                 storage.delete_temp([old_tail])
@@ -284,11 +326,20 @@ class _Writer:
                 code="sha256_mismatch",
             )
 
+    def _let_go(self, *, release):
+        """Let go of the ranges written in place: recorded, or (``release``) given back."""
+        for place, held in self.placed:
+            if release:
+                place.release()
+            held.close()
+        self.placed = []
+
     def _discard(self):
-        keys = [stored.key for _, stored, _ in self.whole]
+        keys = [stored.key for _, stored, _ in self.whole if not stored.in_place]
         if self.tail is not None:
             keys.append(self.tail[1].key)
         self.whole, self.tail = [], None
+        self._let_go(release=True)
         if keys:
             with contextlib.suppress(storage.StorageUnavailable):
                 storage.delete_temp(keys)

@@ -146,6 +146,14 @@ class PartRange:
         """Free the range's blocks: what was written there is not recorded."""
         local_in_place.release(self.fd, self.offset, self.size)
 
+    def copy_to_temp(self, size, *, part_number) -> StoredObject:
+        """The range's first ``size`` bytes as a temp object of their own (a tus tail)."""
+        reader = local_parts.RangeReader(self.fd, self.offset, size)
+        session_id = local_in_place.session_of(self.key)
+        return write_temp_part(
+            reader, session_id=session_id, part_number=part_number, max_bytes=size
+        )
+
     def abandon(self):
         """The session is closed: a file this request made goes again (nothing can be
         recorded in it), so no object outlives its terminal session."""
