@@ -1,10 +1,12 @@
 """tus PATCH: the bytes at the upload's offset, streamed into its session's parts.
 
 A PATCH may carry any number of bytes from the current offset. They are cut at the
-session's part boundaries: each whole part goes to a temp object of its own and is
-recorded like a part of the JSON API (same rows, same counters, same expiry); the bytes
-after the last whole part become the upload's tail (``TusUpload``), which the next PATCH
-reads back in front of its own bytes to make that part whole. Nothing is held in memory.
+session's part boundaries: each whole part goes where the JSON API's parts go (its range
+of the session's assembly file on local disk, so that finalize links the file; else a
+temp object of its own) and is recorded like them (same rows, same counters, same
+expiry); the bytes after the last whole part become the upload's tail (``TusUpload``, a
+temp object), which the next PATCH reads back in front of its own bytes to make that part
+whole. Nothing is held in memory.
 Where S3 will copy the parts into the file, a whole part also takes the session's saved
 file hash on (``filehash``: a tus upload is sequential, so every part is the next one the
 hash needs), so finalize reads no part back for the file's sha256.
