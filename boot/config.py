@@ -208,6 +208,24 @@ class ListValue(NamedValue):
         return [item.strip() for item in value.split(",") if item.strip()]
 
 
+_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?", re.ASCII)
+
+
+class OriginListValue(ListValue):
+    """Comma-separated web origins (``https://app.example.com``, ``http://host:8080``):
+    what a browser sends in ``Origin``, so no path, no trailing slash, no wildcard."""
+
+    def to_python(self, value):
+        origins = [origin.lower() for origin in super().to_python(value)]
+        for origin in origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise Invalid(
+                    f"{_shorten(origin)!r} is not an origin: use scheme://host[:port] "
+                    "(http or https, no path, no wildcard), comma-separated"
+                )
+        return origins
+
+
 # The databases the portal supports (and installs a driver for): SQLite for one
 # development host, PostgreSQL for production (advisory locks, SKIP LOCKED).
 SUPPORTED_ENGINES = ("django.db.backends.sqlite3", "django.db.backends.postgresql")

@@ -118,6 +118,8 @@ class Base(Configuration):
     # X-Forwarded-Proto and X-Forwarded-For itself (deploy/nginx/portal.conf): the
     # portal then trusts them. Read by gunicorn.conf.py too.
     PORTAL_BEHIND_PROXY = v.BoolValue(False)
+    # Web origins whose pages may use the tus endpoint (CORS, portal.views.tus).
+    PORTAL_CORS_ALLOWED_ORIGINS = v.OriginListValue([])
     PORTAL_LOG_FORMAT = v.ChoiceValue("json", choices=("json", "console"))
     PORTAL_LOG_LEVEL = v.ChoiceValue(
         "info", choices=("debug", "info", "warning", "error", "critical")

@@ -92,12 +92,14 @@ def connect(alias=DEFAULT_DB_ALIAS):
 
 class DatabaseGateMiddleware:
     """Connect before the view, through the gate; ``503 database_unavailable`` when it is
-    closed or the connection fails."""
+    closed or the connection fails. ``OPTIONS`` (a browser's preflight) needs no database."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        if request.method == "OPTIONS":  # a CORS preflight: no credentials, nothing read
+            return self.get_response(request)
         if not gate.admit():
             return refused()
         try:

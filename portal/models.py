@@ -250,3 +250,36 @@ class JobRun(models.Model):
 
     def __str__(self):
         return f"{self.job} at {self.started_at:%Y-%m-%d %H:%M:%S} ({self.outcome})"
+
+
+class TusUpload(models.Model):
+    """The tus state of an upload session (``portal.services.tus``); the offset itself is
+    derived from the session's recorded parts plus ``tail_bytes``.
+
+    ``tail_key`` is a temp object with the first ``tail_bytes`` bytes of part
+    ``tail_part``: what arrived of a part before its PATCH ended (or broke). The next PATCH
+    at the offset rewrites it, with its own bytes after it, into that part. ``hash_state``
+    is the whole file's sha256 over the first ``hashed_bytes`` bytes (OpenSSL's
+    SHA256_CTX), kept while a ``sha256`` metadata value waits to be checked.
+    """
+
+    session = models.OneToOneField(
+        UploadSession, on_delete=models.CASCADE, primary_key=True, related_name="tus"
+    )
+    metadata = models.TextField(blank=True, default="")
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    tail_key = models.CharField(max_length=512, blank=True, default="")
+    tail_part = models.PositiveIntegerField(default=0)
+    tail_bytes = models.BigIntegerField(default=0)
+    tail_sha256 = models.CharField(max_length=64, blank=True, default="")
+    hash_state = models.BinaryField(null=True, blank=True, editable=False)
+    hashed_bytes = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            # cleanup "sweep": is this listed object an active upload's tail?
+            models.Index(fields=["tail_key"], condition=~Q(tail_key=""), name="tus_tail_key"),
+        ]
+
+    def __str__(self):
+        return f"tus upload {self.session_id}"

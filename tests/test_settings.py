@@ -37,6 +37,8 @@ BAD_VALUES = [
     ("PORTAL_LOG_FORMAT", "xml", "must be one of json, console"),
     ("PORTAL_LOG_LEVEL", "loud", "must be one of debug"),
     ("PORTAL_STORAGE", "ftp", "must be one of local, s3"),
+    ("PORTAL_CORS_ALLOWED_ORIGINS", "https://app.example.com/", "is not an origin"),
+    ("PORTAL_CORS_ALLOWED_ORIGINS", "https://a.example,*", "is not an origin"),
     ("AWS_S3_ENDPOINT_URL", "minio:9000", "must be an http:// or https:// URL"),
 ]
 

@@ -6,7 +6,7 @@ and presses Requeue on a failed event, which is pending again afterwards and log
 ``PORTAL_UPDATE_SCREENSHOT=1`` also to ``docs/status-page.png`` (the README's).
 
 Needs ``chromium-headless-shell`` (Debian) or ``chromium``, ``node`` and puppeteer-core in
-``PORTAL_NODE_MODULES`` (default ``.cache/browser/node_modules``): ``.ci/run`` installs
+``PORTAL_NODE_MODULES`` (default ``.cache/node/node_modules``): ``.ci/run`` installs
 them. Skipped when missing, failed when ``CI=true``.
 """
 
@@ -29,9 +29,7 @@ pytestmark = pytest.mark.slow
 
 BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser")
 DRIVER = ROOT / "tests" / "browser" / "status_page.mjs"
-NODE_MODULES = os.environ.get(
-    "PORTAL_NODE_MODULES", str(ROOT / ".cache" / "browser" / "node_modules")
-)
+NODE_MODULES = os.environ.get("PORTAL_NODE_MODULES", str(ROOT / ".cache" / "node" / "node_modules"))
 SCREENSHOT = ROOT / "docs" / "status-page.png"
 PASSWORD = "pw-oncall-browser-123"
 

@@ -118,10 +118,14 @@ class PortalClient:
 
 
 class TusClient:
-    HEADERS = {"Tus-Resumable": "1.0.0"}
+    """A tus client: the peer's ``/files``, or the portal's ``/api/v1/tus/`` with its token."""
 
-    def __init__(self, port):
+    def __init__(self, port, endpoint="/files", token=None):
         self.http = Connections(port)
+        self.endpoint = endpoint
+        self.HEADERS = {"Tus-Resumable": "1.0.0"}
+        if token:
+            self.HEADERS["Authorization"] = f"Bearer {token}"
 
     def upload(self, plan, parallel):
         """One upload per contiguous group of chunks, ``parallel`` at a time."""
@@ -134,7 +138,7 @@ class TusClient:
     def _upload_group(self, plan, numbers):
         length = sum(plan.length(n) for n in numbers)
         response, _ = self.http.request(
-            "POST", "/files", b"", {**self.HEADERS, "Upload-Length": str(length)}
+            "POST", self.endpoint, b"", {**self.HEADERS, "Upload-Length": str(length)}
         )
         path = urlsplit(response.getheader("Location")).path
         offset = 0

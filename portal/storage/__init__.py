@@ -81,16 +81,11 @@ def new_final_key(file_id, *, now=None):
 def write_temp_part(
     stream, *, session_id, part_number, max_bytes, file_hash=None, for_copy=False
 ) -> StoredObject:
-    """Stream ``stream`` into a new temp object, hashing it; at most ``max_bytes`` bytes.
-
-    ``stream`` has ``read(n)``, or ``readinto(buffer)`` (taken on local storage: the bytes
-    go from the socket into reused buffers, see ``local_parts``). ``file_hash`` (the whole
-    file's, when this part is the next one it needs) sees the same bytes; on S3
-    ``for_copy`` (S3 will copy the part into the final object) takes its MD5 too
-    (``Source.md5``).
-    On any failure (including ``TooLarge`` or a client that disconnects) the partial
-    object is removed before the exception propagates.
-    """
+    """Stream ``stream`` (``read(n)``, or ``readinto`` on local disk: ``local_parts``) into a
+    new temp object, hashing it; at most ``max_bytes`` bytes. ``file_hash`` (the whole file's,
+    when this part is the next one it needs) sees the same bytes; on S3 ``for_copy`` takes
+    the MD5 a server-side copy needs. On any failure (``TooLarge``, a client gone) the
+    partial object is removed before the exception propagates."""
     key = new_temp_key(session_id, part_number)
     storage = temp_storage()
     if _is_local(storage):
@@ -142,6 +137,14 @@ class PartRange:
     def release(self):
         """Free the range's blocks: what was written there is not recorded."""
         local_in_place.release(self.fd, self.offset, self.size)
+
+    def copy_to_temp(self, size, *, part_number) -> StoredObject:
+        """The range's first ``size`` bytes as a temp object of their own (a tus tail)."""
+        reader = local_parts.RangeReader(self.fd, self.offset, size)
+        session_id = local_in_place.session_of(self.key)
+        return write_temp_part(
+            reader, session_id=session_id, part_number=part_number, max_bytes=size
+        )
 
     def abandon(self):
         """The session is closed: a file this request made goes again (nothing can be

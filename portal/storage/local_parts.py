@@ -144,3 +144,18 @@ def _hash_pool():
         pool = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="portal-hash")
         _HASH_POOL = (os.getpid(), pool)
     return pool
+
+
+class RangeReader:
+    """``read(n)`` over ``size`` bytes of ``fd`` from ``offset`` (``os.pread``): a range of
+    an assembly file read back."""
+
+    def __init__(self, fd, offset, size):
+        self.fd, self.position, self.left = fd, offset, size
+
+    def read(self, size=-1):
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = os.pread(self.fd, size, self.position) if size else b""
+        self.position += len(data)
+        self.left -= len(data)
+        return data

@@ -7,7 +7,8 @@ row seconds after the write), so it is never listed here. A session's assembly f
 (parts written in place on local disk, ``storage.local_in_place``) belongs to the session,
 whatever its part rows say: kept while the session is active, deleted at any age once it
 is terminal or gone (no part can be recorded in it any more; a final object linked to it
-keeps its own name). A multipart upload older than
+keeps its own name). A tus upload's tail (``TusUpload.tail_key``) is kept while its session
+is active, like a part, and swept once it is terminal. A multipart upload older than
 the grace period that is not the one a live assembly recorded belongs to an assembly that
 died (its successor started a new one): it is aborted, which frees its copied parts.
 """
@@ -18,7 +19,7 @@ from datetime import timedelta
 from django.conf import settings
 
 from portal import storage
-from portal.models import UploadPart, UploadSession
+from portal.models import TusUpload, UploadPart, UploadSession
 from portal.services.cleanup.base import (
     CleanupOptions,
     StepResult,
@@ -70,10 +71,14 @@ def _abort_dead_assemblies(older_than, run):
 
 
 def untracked_keys(keys):
-    """The temp keys among ``keys`` nothing keeps: no part row points to them, and an
-    assembly file's session is no longer active."""
+    """The temp keys among ``keys`` nothing keeps: no part row points to them, no active
+    tus upload holds them as its tail, and an assembly file's session is no longer active."""
     parts = UploadPart.objects.exclude(temp_key="").filter(temp_key__in=keys)
     tracked = set(parts.values_list("temp_key", flat=True))
+    tails = TusUpload.objects.filter(
+        tail_key__in=keys, session__status__in=UploadSession.ACTIVE_STATUSES
+    )
+    tracked.update(tails.values_list("tail_key", flat=True))
     owners = {key: storage.assembly_session(key) for key in keys}
     active = set(
         UploadSession.objects.filter(

@@ -1,0 +1,352 @@
+"""tus PATCH: the bytes at the upload's offset, streamed into its session's parts.
+
+A PATCH may carry any number of bytes from the current offset. They are cut at the
+session's part boundaries: each whole part goes where the JSON API's parts go (its range
+of the session's assembly file on local disk, so that finalize links the file; else a
+temp object of its own) and is recorded like them (same rows, same counters, same
+expiry); the bytes after the last whole part become the upload's tail (``TusUpload``, a
+temp object), which the next PATCH reads back in front of its own bytes to make that part
+whole. Nothing is held in memory.
+Where S3 will copy the parts into the file, a whole part also takes the session's saved
+file hash on (``filehash``: a tus upload is sequential, so every part is the next one the
+hash needs), so finalize reads no part back for the file's sha256.
+
+What a PATCH that breaks keeps (a client gone, a proxy timeout): without
+``Upload-Checksum``, every whole part is recorded as soon as it is written, and the bytes
+that arrived after it become the tail, so HEAD's offset counts every byte that reached
+storage and the client resumes from there. With ``Upload-Checksum`` nothing of the PATCH
+is recorded until its whole body matched the checksum: a broken or mismatching PATCH
+leaves the offset where it was (460 for a mismatch).
+
+A ``sha256`` metadata value is checked against the whole file's hash (carried across
+PATCHes in ``TusUpload.hash_state``) before the last part is recorded: a mismatch is 460,
+the last part is not recorded and nothing is assembled. Once the last part is recorded
+the PATCH finalizes the session (``finalize.finalize_session``): the 204 comes with the
+stored file, or after ``PORTAL_FINALIZE_WAIT_SECONDS`` while the assembly goes on.
+"""
+
+import contextlib
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from portal import locks, storage
+from portal.models import TusUpload, UploadSession
+from portal.services import filehash, finalize, guards, part_sql
+from portal.services.errors import BadRequest, Conflict, NotFound, TooLarge
+from portal.services.faults import storage_faults
+from portal.services.finalize.assembly import part_rows
+from portal.services.sessions import PART_FIELDS, ensure_open, expected_part_size, ttl
+from portal.services.tus import (
+    ChecksumMismatch,
+    Locked,
+    contiguous_parts,
+    current_offset,
+    ensure_usable,
+    get_upload,
+    parse_checksum,
+)
+from portal.services.tus_stream import Body, PartBytes, TailMissing, tail_chunks
+from portal.storage.sha256state import AVAILABLE, ResumableSha256
+
+OPEN = UploadSession.OPEN_STATUSES
+
+
+@dataclass(frozen=True)
+class PatchResult:
+    offset: int
+    expires_at: datetime | None
+    # Why the body ended before its Content-Length ("" when it did not).
+    broken: str = ""
+
+
+def receive_patch(owner, upload_id, *, offset, length, stream, checksum=None):
+    """Store ``length`` bytes of ``stream`` at ``offset`` (raw ``Upload-Checksum``)."""
+    session, _ = get_upload(owner, upload_id)
+    checked = parse_checksum(checksum)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(locks.hold(f"tus:{session.pk}"))
+        except locks.LockBusy:
+            raise Locked(
+                "another PATCH of this upload is in progress; ask HEAD for the offset and "
+                "resume from there once it ended"
+            ) from None
+        return _patch(owner, upload_id, offset, length, stream, checked)
+
+
+def _patch(owner, upload_id, offset, length, stream, checked):
+    """The checklist, under the upload's lock (what it read before may have changed)."""
+    session, tus = get_upload(owner, upload_id)
+    ensure_usable(session)
+    current = current_offset(session, tus)
+    if offset != current:
+        raise Conflict(
+            f"Upload-Offset {offset} is not the upload's offset {current}; resume from the "
+            "offset HEAD gives",
+            code="offset_mismatch",
+            details={"offset": current},
+        )
+    if offset + length > session.total_size_bytes:
+        raise TooLarge(
+            f"{length} bytes at offset {offset} go past Upload-Length {session.total_size_bytes}",
+            code="exceeds_upload_length",
+        )
+    context = {"session_id": str(session.pk)}
+    if session.status in OPEN and length:
+        with storage_faults("storing a tus PATCH", **context):
+            guards.ensure_room("temp", length)
+            file_hash = _file_hash(session, tus, offset, length)
+            writer = _Writer(session, tus, file_hash, deferred=checked is not None)
+            body = Body(stream, length, [h for h in (checked and checked[0], file_hash) if h])
+            writer.run(body, offset, checked)
+        offset += body.taken if not checked else (0 if body.broken else length)
+        if body.broken:
+            return PatchResult(offset, _expires(session.pk), body.broken)
+    if session.status in OPEN and offset == session.total_size_bytes:
+        finalize.finalize_session(owner, session.pk)
+    return PatchResult(offset, _expires(session.pk))
+
+
+def _expires(session_pk):
+    session = UploadSession.objects.only("status", "expires_at").get(pk=session_pk)
+    return session.expires_at if session.status in OPEN else None
+
+
+def _file_hash(session, tus, offset, length):
+    """The whole file's hash over its first ``offset`` bytes, when a ``sha256`` metadata
+    value waits to be checked: resumed from the saved state, else read back from storage
+    (only where the state can be saved, or this PATCH may end the upload)."""
+    if not tus.sha256:
+        return None
+    if AVAILABLE and offset == 0:
+        return ResumableSha256()
+    if AVAILABLE and tus.hashed_bytes == offset:
+        resumed = ResumableSha256.resume(tus.hash_state, offset)
+        if resumed is not None:
+            return resumed
+    if not AVAILABLE and offset + length < session.total_size_bytes:
+        return None
+    digest = ResumableSha256() if AVAILABLE else hashlib.sha256()
+    done = contiguous_parts(session.pk)
+    for number, size, sha256, key, md5 in part_rows(session.pk)[:done]:
+        source = storage.part_source(number, size, sha256, key, session.chunk_size_bytes, md5)
+        storage.hash_part(source, digest)
+    if tus.tail_key and tus.tail_part == done + 1:
+        for chunk in tail_chunks(tus.tail_key, tus.tail_bytes):
+            digest.update(chunk)
+    return digest
+
+
+_ASIDE = object()
+
+
+class _Writer:
+    """Cuts the body at part boundaries into temp objects and records them."""
+
+    def __init__(self, session, tus, file_hash, *, deferred):
+        self.session, self.tus, self.file_hash, self.deferred = session, tus, file_hash, deferred
+        # (part number, StoredObject, the session's file hash after it or None): written,
+        # not yet recorded
+        self.whole = []
+        self.tail = None  # (part number, StoredObject) of a part's first bytes
+        self.placed = []  # (PartRange, its ExitStack) of the parts in ``whole`` in place
+        self.saves_file_hash = filehash.applies(session)
+
+    def run(self, body, offset, checked):
+        chunk = self.session.chunk_size_bytes
+        part, within = offset // chunk + 1, offset % chunk
+        try:
+            while body.left and not body.broken:
+                if not self._write(part, within, body):  # the body ended inside the part
+                    break
+                part, within = part + 1, 0
+                if not self.deferred:
+                    self._record()
+            if self.deferred:
+                self._verify(body, checked)
+            self._record()
+        except BaseException:
+            self._discard()
+            raise
+
+    def _write(self, part, within, body):
+        """Write part ``part`` (its first ``within`` bytes from the tail): True when it is
+        whole, False when it is the new tail, None when the body gave nothing for it."""
+        expected = expected_part_size(self.session, part)
+        part_hash = filehash.for_part(self.session, part) if self.saves_file_hash else None
+        if not within and body.left >= expected:
+            placed = self._write_in_place(part, expected, body, part_hash)
+            if placed is not _ASIDE:
+                return placed
+        source = PartBytes(self.tus.tail_key if within else "", within, body, expected - within)
+        try:
+            stored = storage.write_temp_part(
+                source,
+                session_id=self.session.pk,
+                part_number=part,
+                max_bytes=expected,
+                file_hash=part_hash,
+                for_copy=filehash.applies(self.session),
+            )
+        except TailMissing:
+            self._forget_tail()
+            raise Conflict(
+                "the upload's last received bytes are gone from storage; ask HEAD for the "
+                "offset and resume from there",
+                code="offset_mismatch",
+            ) from None
+        if not source.taken:
+            storage.delete_temp([stored.key])
+            return None
+        if stored.size == expected:
+            self._whole(part, stored, part_hash)
+            return True
+        self.tail = (part, stored)
+        return False
+
+    def _whole(self, part, stored, part_hash):
+        self.whole.append((part, stored, part_hash))
+        if part_hash is not None:  # the next part's bytes go on from this hash
+            self.session.hashed_parts, self.session.hash_state = part, part_hash.state()
+
+    def _write_in_place(self, part, expected, body, part_hash):
+        """Local disk: the part into its range of the session's assembly file, held until
+        it is recorded (as the JSON API's parts: finalize then links the file). What
+        ``_write`` answers, or ``_ASIDE`` where the part cannot go there (not in place
+        here, the range held by another upload). A body that breaks off inside the part
+        leaves what arrived as the tail, a temp object of its own, and the range freed."""
+        held = contextlib.ExitStack()
+        offset = (part - 1) * self.session.chunk_size_bytes
+        place = held.enter_context(storage.part_range(self.session.pk, offset, expected))
+        status, recorded = part_sql.range_state(self.session.pk, part) if place else (None, 0)
+        if place is None or status not in OPEN or recorded:
+            held.close()  # a closed session fails at the record; a recorded part conflicts
+            return _ASIDE
+        try:
+            stored = place.write(
+                PartBytes("", 0, body, expected), max_bytes=expected, file_hash=part_hash
+            )
+        except BaseException:
+            held.close()
+            raise
+        if stored.size == expected:
+            self._whole(part, stored, part_hash)
+            self.placed.append((place, held))
+            return True
+        try:
+            if stored.size:
+                self.tail = (part, place.copy_to_temp(stored.size, part_number=part))
+        finally:
+            place.release()
+            held.close()
+        return False if stored.size else None
+
+    def _verify(self, body, checked):
+        """Deferred (an ``Upload-Checksum``): the whole body arrived and matches, or
+        nothing of it is recorded."""
+        if body.broken:
+            raise BadRequest(
+                f"the body broke off ({body.broken}); nothing of it was kept (it had an "
+                "Upload-Checksum, which only the whole body can match)",
+                code="incomplete_body",
+            )
+        hasher, digest = checked
+        if not hmac.compare_digest(hasher.digest(), digest):
+            raise ChecksumMismatch(
+                f"the body's {hasher.name} differs from Upload-Checksum; nothing of it was kept"
+            )
+
+    def _record(self):
+        """Record the whole parts written so far and the tail, in one transaction; the old
+        tail goes once nothing points to it."""
+        if not self.whole and self.tail is None:
+            return
+        self._check_file_hash()
+        old_tail = self.tus.tail_key
+        now = timezone.now()
+        with transaction.atomic():
+            locked = part_sql.lock_session(self.session.pk, PART_FIELDS)
+            if locked is None:
+                raise NotFound("no such tus upload", code="upload_not_found")
+            ensure_open(locked, now)
+            numbers = [number for number, *_ in self.whole]
+            if numbers and part_sql.recorded_parts(self.session.pk, numbers):
+                raise Conflict(
+                    "parts of this upload were sent through the JSON API meanwhile; use "
+                    "one API per upload",
+                    code="upload_changed_elsewhere",
+                )
+            for number, stored, part_hash in self.whole:
+                part_sql.insert_part(self.session.pk, number, stored, now)
+                saved = filehash.saved_fields(locked, number, part_hash)
+                part_sql.count_part(
+                    self.session.pk, stored.size, expires_at=now + ttl(), now=now, hashed=saved
+                )
+                locked.hashed_parts = saved.get("hashed_parts", locked.hashed_parts)
+            self._save_tus(now)
+        self.whole = []
+        self.tail = None
+        self._let_go(release=False)
+        if old_tail and old_tail != self.tus.tail_key:
+            with contextlib.suppress(storage.StorageUnavailable):  # the sweep removes it
+                storage.delete_temp([old_tail])
+
+    def _save_tus(self, now):
+        part, stored = self.tail or (0, None)
+        fields = {
+            "tail_key": stored.key if stored else "",
+            "tail_part": part,
+            "tail_bytes": stored.size if stored else 0,
+            "tail_sha256": stored.sha256 if stored else "",
+        }
+        if isinstance(self.file_hash, ResumableSha256):
+            fields.update(hash_state=self.file_hash.state(), hashed_bytes=self.file_hash.length)
+        TusUpload.objects.filter(pk=self.session.pk).update(**fields)
+        if stored is not None:
+            UploadSession.objects.filter(pk=self.session.pk).update(
+                expires_at=now + ttl(), updated_at=now
+            )
+        for name, value in fields.items():
+            setattr(self.tus, name, value)
+
+    def _check_file_hash(self):
+        """Before the last part is recorded: the file's sha256 is the one its metadata
+        said (460 ``sha256_mismatch`` otherwise: not recorded, nothing assembled)."""
+        last = self.session.total_parts
+        if not self.tus.sha256 or not any(number == last for number, *_ in self.whole):
+            return
+        actual = self.file_hash.hexdigest() if self.file_hash is not None else ""
+        if actual != self.tus.sha256:
+            raise ChecksumMismatch(
+                f"the file's sha256 is {actual or 'unknown'}, its Upload-Metadata sha256 says "
+                f"{self.tus.sha256}; the last part was not kept and nothing was stored",
+                code="sha256_mismatch",
+            )
+
+    def _let_go(self, *, release):
+        """Let go of the ranges written in place: recorded, or (``release``) given back."""
+        for place, held in self.placed:
+            if release:
+                place.release()
+            held.close()
+        self.placed = []
+
+    def _discard(self):
+        keys = [stored.key for _, stored, _ in self.whole if not stored.in_place]
+        if self.tail is not None:
+            keys.append(self.tail[1].key)
+        self.whole, self.tail = [], None
+        self._let_go(release=True)
+        if keys:
+            with contextlib.suppress(storage.StorageUnavailable):
+                storage.delete_temp(keys)
+
+    def _forget_tail(self):
+        TusUpload.objects.filter(pk=self.session.pk, tail_key=self.tus.tail_key).update(
+            tail_key="", tail_part=0, tail_bytes=0, tail_sha256="", hash_state=None, hashed_bytes=0
+        )

@@ -1,0 +1,113 @@
+"""tus 1.0 with the rest of the portal: the JSON API on the same session, cleanup's expiry
+and sweep, HEAD finalizing what is all in, and hostile headers."""
+
+import pytest
+import time_machine
+
+from portal.models import TusUpload, UploadPart, UploadSession
+from portal.services.cleanup import run_cleanup, sweep
+from tests import objects
+from tests.api_helpers import Api, error_code, make_token
+from tests.tus_helpers import TUS, Tus, b64, metadata, stored_file_bytes
+
+CHUNK = 10
+
+
+@pytest.fixture
+def tus(client, user, portal_storage, settings):
+    settings.PORTAL_CHUNK_SIZE = CHUNK
+    return Tus(client, make_token(user))
+
+
+def test_parts_sent_through_the_json_api_meanwhile_fail_the_patch_cleanly(tus, client, user):
+    path = tus.start(30)
+    upload_id = path.rsplit("/", 1)[1]
+    assert Api(client, make_token(user)).put(upload_id, 2, b"j" * 10).status_code == 201
+    response = tus.patch(path, 0, b"t" * 25)
+    assert (response.status_code, error_code(response)) == (409, "upload_changed_elsewhere")
+    parts = UploadPart.objects.order_by("part_number")
+    assert [objects.part_bytes(part) for part in parts] == [b"t" * 10, b"j" * 10]
+    assert tus.offset(path) == 20  # the offset counts whatever is recorded, from either API
+
+
+def test_the_sweep_keeps_an_active_uploads_tail_and_removes_it_once_terminal(tus, settings):
+    path = tus.start(20)
+    assert tus.patch(path, 0, b"x" * 7).status_code == 204
+    tail = TusUpload.objects.get().tail_key
+    settings.PORTAL_ORPHAN_GRACE_MINUTES = 0
+    assert sweep.untracked_keys([tail]) == []
+    UploadSession.objects.update(status=UploadSession.Status.FAILED)
+    assert sweep.untracked_keys([tail]) == [tail]
+
+
+def test_head_finalizes_an_upload_whose_bytes_are_all_in(tus, client, user):
+    """Its parts came through the JSON API (or the last PATCH's finalize failed): HEAD
+    stores the file before it answers the offset a client takes for done."""
+    data = b"h" * 25
+    path = tus.start(len(data))
+    api = Api(client, make_token(user))
+    api.upload(path.rsplit("/", 1)[1], data, CHUNK)
+    assert UploadSession.objects.get().status == UploadSession.Status.IN_PROGRESS
+    head = tus.head(path)
+    assert (head.status_code, head["Upload-Offset"]) == (200, "25")
+    assert "Upload-Expires" not in head
+    assert stored_file_bytes() == data
+    assert tus.patch(path, 25, b"").status_code == 204
+    response = tus.patch(path, 25, b"more")
+    assert (response.status_code, error_code(response)) == (413, "exceeds_upload_length")
+
+
+def test_cleanup_expires_an_upload_then_removes_it(tus, settings):
+    settings.PORTAL_SESSION_TTL_HOURS = 1
+    settings.PORTAL_ORPHAN_GRACE_MINUTES = 1
+    settings.PORTAL_FAILED_SESSION_RETENTION_DAYS = 1
+    with time_machine.travel("2030-01-01 10:00:00Z", tick=False):
+        path = tus.start(25)
+        assert tus.patch(path, 0, b"e" * 13).status_code == 204
+        tail = TusUpload.objects.get().tail_key
+    with time_machine.travel("2030-01-01 12:00:00Z", tick=False):
+        run_cleanup()
+        response = tus.head(path)
+        assert response.status_code == 410
+        assert not objects.temp_exists(tail)
+    with time_machine.travel("2030-01-03 12:00:00Z", tick=False):
+        run_cleanup()
+        assert tus.head(path).status_code == 404
+        assert not TusUpload.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({"Upload-Offset": "1" * 30}, "invalid_upload_offset"),
+        ({"Upload-Offset": "-1"}, "invalid_upload_offset"),
+        ({"Upload-Offset": "0x10"}, "invalid_upload_offset"),
+        ({"Upload-Checksum": "sha1"}, "invalid_upload_checksum"),
+        ({"Upload-Checksum": "sha1 not-base64!"}, "invalid_upload_checksum"),
+        ({"Upload-Checksum": "sha256 " + b64(b"short")}, "invalid_upload_checksum"),
+    ],
+)
+def test_hostile_patch_headers_are_400(tus, headers, code):
+    path = tus.start(5)
+    response = tus.client.generic(
+        "PATCH",
+        path,
+        b"12345",
+        content_type="application/offset+octet-stream",
+        headers={**tus.headers, "Upload-Offset": "0", **headers},
+    )
+    assert (response.status_code, error_code(response)) == (400, code)
+    assert tus.offset(path) == 0
+
+
+def test_hostile_creation_headers_are_400(tus):
+    too_long = metadata(filename="x" * 9000)
+    for headers in (
+        {"Upload-Length": "9" * 40},
+        {"Upload-Length": "5", "Upload-Metadata": too_long},
+        {"Upload-Length": "5", "Upload-Metadata": metadata(filename="a\nb")},
+        {"Upload-Length": "5", "Upload-Metadata": "filename " + b64(b"\xff\xfe")},
+    ):
+        response = tus.client.generic("POST", TUS, headers={**tus.headers, **headers})
+        assert response.status_code == 400, (headers, response.content)
+    assert not UploadSession.objects.exists()

@@ -1,0 +1,74 @@
+"""Helpers for the tus tests: raw tus requests through Django's test client."""
+
+import base64
+
+from portal.models import IngestFile
+from tests import objects
+
+TUS = "/api/v1/tus/"
+VERSION = {"Tus-Resumable": "1.0.0"}
+OFFSET_STREAM = "application/offset+octet-stream"
+
+
+def metadata(**values):
+    """An ``Upload-Metadata`` header from ``key=str`` (None: a key without a value)."""
+    return ",".join(
+        key if value is None else f"{key} {base64.b64encode(value.encode()).decode()}"
+        for key, value in values.items()
+    )
+
+
+class Tus:
+    """Django's test client speaking tus with a bearer token."""
+
+    def __init__(self, client, token):
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {token}", **VERSION} if token else VERSION
+
+    def create(self, length, *, body=b"", **headers):
+        headers = {"Upload-Length": str(length), **headers}
+        return self.client.generic(
+            "POST",
+            TUS,
+            data=body,
+            content_type=OFFSET_STREAM if body else "",
+            headers={**self.headers, **headers},
+        )
+
+    def start(self, length, **headers):
+        """A new upload's path (asserting the 201)."""
+        response = self.create(length, **headers)
+        assert response.status_code == 201, response.content
+        return response["Location"].removeprefix("http://testserver")
+
+    def head(self, path, **headers):
+        return self.client.head(path, headers={**self.headers, **headers})
+
+    def patch(self, path, offset, body, *, content_type=OFFSET_STREAM, **headers):
+        return self.client.generic(
+            "PATCH",
+            path,
+            data=body,
+            content_type=content_type,
+            headers={**self.headers, "Upload-Offset": str(offset), **headers},
+            CONTENT_TYPE=content_type,  # the test client leaves it out of an empty body
+        )
+
+    def delete(self, path):
+        return self.client.delete(path, headers=self.headers)
+
+    def offset(self, path):
+        response = self.head(path)
+        assert response.status_code == 200, response.content
+        return int(response["Upload-Offset"])
+
+
+def b64(digest):
+    return base64.b64encode(digest).decode()
+
+
+def stored_file_bytes():
+    """The one stored file's bytes."""
+    file = IngestFile.objects.get()
+    assert file.status == IngestFile.Status.STORED
+    return b"".join(objects.iter_final(file.storage_key))
