@@ -128,6 +128,7 @@ def test_a_failed_delivery_that_is_rescheduled_exits_0(dispatch_env, runner):
 
     assert code == 0, err
     assert summary(out)["retried"] == 2
+    assert len(runner.requests) == 2  # each dropped on a fresh connection: not sent again
     failed = log_records(out, "outbox.delivery_failed")
     assert [(d["level"], d["error"], d["attempt"]) for d in failed] == [
         ("WARNING", "RemoteDisconnected", 1)

@@ -173,8 +173,32 @@ def test_a_part_changed_before_its_catch_up_is_not_hashed_and_fails_at_finalize(
     api.upload(session, data, CHUNK, order=[1])
 
     assert saved(session) == (1, sha256(data[:CHUNK]))  # part 2 failed its check
+    assert UploadSession.objects.get(pk=session).hash_claimed_until is None
     response = api.finalize(session)
     assert (response.status_code, error_code(response)) == (410, "part_corrupt")
+
+
+def test_a_catch_up_stuck_on_its_first_part_lets_go_of_the_claim_at_once(api, moto_s3):
+    """The part the hash needs next cannot be read (gone for a while): nothing moves, and
+    the claim goes at once, so the next request catches up instead of waiting it out."""
+    data = os.urandom(4 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK, order=[2, 3])
+    s3, bucket = moto_s3.client(), storage.temp_storage().bucket_name
+    key = f"temp/{UploadPart.objects.get(part_number=2).temp_key}"
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.delete_object(Bucket=bucket, Key=key)
+
+    api.upload(session, data, CHUNK, order=[1])
+    assert saved(session) == (1, sha256(data[:CHUNK]))
+    assert UploadSession.objects.get(pk=session).hash_claimed_until is None
+
+    s3.put_object(Bucket=bucket, Key=key, Body=body)  # back
+    api.upload(session, data, CHUNK, order=[4])
+    assert saved(session) == (4, sha256(data))
+    with GetCounter() as gets:
+        assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
+    assert gets.count == 0
 
 
 def test_a_failing_catch_up_does_not_fail_the_recorded_part(api, monkeypatch, caplog):

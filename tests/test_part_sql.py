@@ -3,11 +3,12 @@
 columns read and written (datetimes to the microsecond, the hash state's bytes), the
 conditions refused, and another session with the same part numbers left alone."""
 
+import threading
 import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext, isolate_apps
 from django.utils import timezone
@@ -84,6 +85,38 @@ def test_lock_session_reads_what_the_orm_reads_and_locks_where_rows_lock(session
     assert timezone.is_aware(locked.expires_at)
     locking = "FOR UPDATE" in queries.captured_queries[0]["sql"]
     assert locking == connection.features.has_select_for_update
+
+
+def lock_in_another_transaction(session_pk, timeout_ms):
+    """What ``lock_session`` gives a second connection that waits at most ``timeout_ms``:
+    the row, or the error the wait ended with."""
+    outcome = []
+
+    def second():
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET LOCAL lock_timeout = '{int(timeout_ms)}ms'")
+                outcome.append(part_sql.lock_session(session_pk, PART_FIELDS))
+        except OperationalError as exc:
+            outcome.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(timeout=30)
+    return outcome[0]
+
+
+def test_a_locked_session_makes_a_second_transaction_wait_for_it(postgres_only, session):
+    """The row is locked, not only read: a second part's transaction waits until the first
+    ends (it neither reads past the lock nor skips the row)."""
+    with transaction.atomic():
+        assert part_sql.lock_session(session.pk, PART_FIELDS).pk == session.pk
+        waited = lock_in_another_transaction(session.pk, 300)
+    assert isinstance(waited, OperationalError) and "lock timeout" in str(waited)
+    assert lock_in_another_transaction(session.pk, 300).pk == session.pk
 
 
 def test_lock_session_outside_a_transaction_is_refused(session):
