@@ -185,6 +185,16 @@ def test_waiting_parts_are_the_parts_after_the_hash_in_order_with_a_temp_object(
     assert [p.part_number for p in part_sql.waiting_parts(session.pk, 10, timezone.now())[2]] == [4]
 
 
+def test_waiting_parts_come_in_part_order_whatever_order_they_were_recorded_in(
+    sessions, client, user
+):
+    session = open_session(Api(client, make_token(user)), [4, 2, 3, 1])
+
+    found = part_sql.waiting_parts(session.pk, 10, timezone.now())
+
+    assert [p.part_number for p in found[2]] == [1, 2, 3, 4]
+
+
 def test_waiting_parts_say_whether_a_claim_runs_and_nothing_for_a_closed_session(session):
     now = timezone.now()
     UploadSession.objects.filter(pk=session.pk).update(hash_claimed_until=now)
@@ -215,6 +225,8 @@ def test_the_hash_moves_only_under_its_claim_and_lets_go_of_it(session):
     assert part_sql.claim_hash(session.pk, 1, now, claim)
 
     assert part_sql.move_hash(session.pk, 1, 1, STATE, claim + timedelta(microseconds=1)) is False
+    # an older token: this request's claim ran out and another request's holds the session
+    assert part_sql.move_hash(session.pk, 1, 1, STATE, claim - timedelta(seconds=1)) is False
     assert part_sql.move_hash(session.pk, 2, 2, STATE, claim) is False  # not where the hash is
     assert part_sql.move_hash(session.pk, 1, 1, STATE, claim) is True
 
