@@ -11,6 +11,8 @@ class Mutant:
     path: str
     edits: tuple[tuple[str, str], ...]
     tests: tuple[str, ...]
+    # Killed only on PostgreSQL (row locks): skipped unless DATABASE_URL names one.
+    needs_postgres: bool = False
 
 
 MUTANTS = (

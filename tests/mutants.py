@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.mutant_catalog import MUTANTS  # noqa: E402  (after the path is set)
+from tests.mutant_catalog_behaviour import MUTANTS as BEHAVIOUR_MUTANTS  # noqa: E402
 from tests.tree import copy_tree  # noqa: E402
 
 
@@ -35,6 +36,8 @@ def apply(path, edits):
 
 
 def run_mutant(mutant, tree, env):
+    if mutant.needs_postgres and not env.get("DATABASE_URL", "").startswith("postgres"):
+        return "skipped", 0.0
     path = tree / mutant.path
     original = path.read_text()
     mutated = apply(path, mutant.edits)
@@ -61,7 +64,11 @@ def main():
     parser.add_argument("--only", nargs="+", help="run the mutants whose name has one of these")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     args = parser.parse_args()
-    chosen = [m for m in MUTANTS if not args.only or any(word in m.name for word in args.only)]
+    chosen = [
+        m
+        for m in MUTANTS + BEHAVIOUR_MUTANTS
+        if not args.only or any(word in m.name for word in args.only)
+    ]
     if args.list:
         for mutant in chosen:
             print(f"{mutant.name}  ({mutant.path}; {', '.join(mutant.tests)})")
@@ -75,9 +82,12 @@ def main():
             outcome, seconds = run_mutant(mutant, tree, env)
             results.append((mutant, outcome))
             print(f"{outcome:8} {seconds:6.1f}s  {mutant.name}", flush=True)
-    survived = [m for m, outcome in results if outcome != "killed"]
-    killed = len(results) - len(survived)
+    survived = [m for m, outcome in results if outcome not in ("killed", "skipped")]
+    killed = sum(outcome == "killed" for _, outcome in results)
+    skipped = len(results) - killed - len(survived)
     print(f"\n{killed} of {len(results)} mutants killed; {len(survived)} survived or stale")
+    if skipped:
+        print(f"{skipped} need PostgreSQL: run with DATABASE_URL=postgres://...")
     return 1 if survived else 0
 
 

@@ -10,7 +10,8 @@ signature against the shared secret::
 
 Modes: ``ok`` (200), ``error`` (``status``, 500 by default), ``hang`` (no answer until the
 server stops or ``release()``), ``drop`` (close the connection without an answer),
-``trickle`` (a 200's headers, then one body byte every ``trickle_interval`` seconds).
+``trickle`` (a 200's headers, then one body byte every ``trickle_interval`` seconds),
+``huge`` (200 with a body of ``HUGE_BODY_BYTES``, more than a client reads of an answer).
 ``delay`` seconds pass before each answer (a slow runner). ``tls=(certfile, keyfile)``
 serves https.
 ``script(*modes)`` answers the next requests with those modes, then the standing mode.
@@ -36,7 +37,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-MODES = ("ok", "error", "hang", "drop", "trickle")
+MODES = ("ok", "error", "hang", "drop", "trickle", "huge")
+HUGE_BODY_BYTES = 1024 * 1024
 HANG_LIMIT_SECONDS = 60
 TRICKLE_BYTES = 60
 
@@ -99,6 +101,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         if runner.delay:
             time.sleep(runner.delay)
+        if mode == "huge":
+            self._reply(200, b" " * HUGE_BODY_BYTES)
+            return
         status = 200 if mode == "ok" else runner.status
         self._reply(status, b'{"ok":true}' if status < 300 else b'{"error":"test runner"}')
 

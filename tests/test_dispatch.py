@@ -129,12 +129,25 @@ def test_a_failed_delivery_that_is_rescheduled_exits_0(dispatch_env, runner):
 
     assert code == 0, err
     assert summary(out)["retried"] == 2
+    assert len(runner.requests) == 2  # each dropped on a fresh connection: not sent again
     failed = log_records(out, "outbox.delivery_failed")
     assert [(d["level"], d["error"], d["attempt"]) for d in failed] == [
         ("WARNING", "RemoteDisconnected", 1)
     ] * 2
     assert all(d["next_attempt_at"] for d in failed)
     assert SECRET not in out + err
+
+
+def test_an_answer_too_long_to_read_does_not_spoil_the_next_delivery(dispatch_env, runner):
+    """The unread rest of a long answer must not stay on the kept connection, where the
+    next event's answer would be taken for it."""
+    runner.script("huge")
+    make_events(2)
+
+    code, out, err = run_dispatch(dispatch_env)
+
+    assert code == 0, err
+    assert (summary(out)["delivered"], len(runner.requests)) == (2, 2)
 
 
 @pytest.mark.parametrize(

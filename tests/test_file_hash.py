@@ -5,6 +5,8 @@ of order: test_file_hash_catch_up.py; the resumable hash itself: test_sha256stat
 import os
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from portal import storage
 from portal.models import UploadPart, UploadSession
@@ -194,8 +196,11 @@ def test_where_the_worker_assembles_nothing_is_saved(
     data = os.urandom(2 * chunk + 3)
     api = Api(client, make_token(user))
     session = api.start(data, chunk)["id"]
-    api.upload(session, data, chunk, order=[2, 1, 3])
+    with CaptureQueriesContext(connection) as queries:
+        api.upload(session, data, chunk, order=[2, 1, 3])
 
     assert saved(session) == (0, None)
+    catch_up = [q for q in queries.captured_queries if "hash_claimed_until" in q["sql"]]
+    assert catch_up == []  # nothing to catch up: no look, no claim
     assert set(UploadPart.objects.values_list("md5", flat=True)) == {""}
     assert api.finalize(session).json()["file"]["sha256"] == sha256(data)

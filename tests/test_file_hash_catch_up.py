@@ -2,6 +2,7 @@
 uploading in parallel): runs of parts, the claim, the bounds, and what a part that
 cannot be hashed leaves (portal.services.filehash.catch_up)."""
 
+import io
 import os
 import random
 import threading
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from portal import storage
 from portal.models import UploadPart, UploadSession
-from portal.services import filehash
+from portal.services import chunks, filehash
 from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.conftest import apply_storage
 from tests.file_hash_helpers import CHUNK, MIB, GetCounter, s3_api, saved
@@ -173,8 +174,66 @@ def test_a_part_changed_before_its_catch_up_is_not_hashed_and_fails_at_finalize(
     api.upload(session, data, CHUNK, order=[1])
 
     assert saved(session) == (1, sha256(data[:CHUNK]))  # part 2 failed its check
+    assert UploadSession.objects.get(pk=session).hash_claimed_until is None
     response = api.finalize(session)
     assert (response.status_code, error_code(response)) == (410, "part_corrupt")
+
+
+def test_a_catch_up_stuck_on_its_first_part_lets_go_of_the_claim_at_once(api, moto_s3):
+    """The part the hash needs next cannot be read (gone for a while): nothing moves, and
+    the claim goes at once, so the next request catches up instead of waiting it out."""
+    data = os.urandom(4 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK, order=[2, 3])
+    s3, bucket = moto_s3.client(), storage.temp_storage().bucket_name
+    key = f"temp/{UploadPart.objects.get(part_number=2).temp_key}"
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.delete_object(Bucket=bucket, Key=key)
+
+    api.upload(session, data, CHUNK, order=[1])
+    assert saved(session) == (1, sha256(data[:CHUNK]))
+    assert UploadSession.objects.get(pk=session).hash_claimed_until is None
+
+    s3.put_object(Bucket=bucket, Key=key, Body=body)  # back
+    api.upload(session, data, CHUNK, order=[4])
+    assert saved(session) == (4, sha256(data))
+    with GetCounter() as gets:
+        assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
+    assert gets.count == 0
+
+
+class LetsAnotherPartIn:
+    """A part's body whose first read lets another part land first: the other request
+    records its part and catches the hash up while this one is still on its way."""
+
+    def __init__(self, body, land):
+        self.body, self.land = io.BytesIO(body), land
+
+    def read(self, size=-1):
+        if self.land is not None:
+            self.land, land = None, self.land
+            land()
+        return self.body.read(size)
+
+
+def test_a_part_the_hash_reached_while_it_arrived_is_caught_up_by_its_own_request(
+    client, user, settings, data_dir
+):
+    """Part 3 was not the next part when its request began (not hashed on its way in);
+    part 1 lands meanwhile and the hash takes 1 and 2. Now part 3 is the part the hash
+    needs, so its request catches it up: no other request would."""
+    apply_storage(settings, "local", data_dir)
+    api, chunk = Api(client, make_token(user)), 64 * 1024
+    data = os.urandom(3 * chunk)
+    session = api.start(data, chunk)["id"]
+    api.upload(session, data, chunk, order=[2])
+
+    part_1_lands = LetsAnotherPartIn(
+        data[2 * chunk :], lambda: api.upload(session, data, chunk, [1])
+    )
+    chunks.receive_part(user, session, 3, part_1_lands, str(chunk))
+
+    assert saved(session) == (3, sha256(data))
 
 
 def test_a_failing_catch_up_does_not_fail_the_recorded_part(api, monkeypatch, caplog):

@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connections
 from django.utils import timezone
 
@@ -91,6 +92,38 @@ def test_progress_from_a_transfer_thread_is_recorded_and_leaves_no_connection_op
     assert connections["default"].connection is not None  # the caller's own stays open
     row = UploadSession.objects.get(pk=session["id"])
     assert (row.status, row.assembled_bytes) == (Status.FINALIZING, 3000)
+
+
+def test_an_assembly_longer_than_its_lease_keeps_it_with_every_part(api, settings, monkeypatch):
+    """Each part takes most of a lease here, the whole assembly three: the progress after
+    each part extends the lease, so portal_finalize's claim never takes a live assembly."""
+    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = False  # every part read at finalize
+    data = os.urandom(3000)
+    session = api.start(data, 1000)
+    api.upload(session["id"], data, 1000)
+    recorder, claimed, caller = lease.progress_recorder, [], threading.get_ident()
+
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+
+        def slow_parts(session_pk):
+            record = recorder(session_pk)
+
+            def after_a_part(assembled_bytes):
+                clock.shift(timedelta(seconds=lease.LEASE_SECONDS - 1))
+                record(assembled_bytes)
+                claimed.append(lease.claim_expired())  # what portal_finalize does
+                if threading.get_ident() != caller:
+                    connections.close_all()
+
+            return after_a_part
+
+        monkeypatch.setattr(lease, "progress_recorder", slow_parts)
+        response = api.finalize(session["id"])
+
+    assert response.status_code == 200, response.content
+    assert response.json()["file"]["sha256"] == sha256(data)
+    assert len(claimed) >= 3 and set(claimed) == {None}
+    assert UploadSession.objects.get(pk=session["id"]).assembly_attempts == 1
 
 
 def test_cleanup_never_expires_or_reclaims_a_finalizing_session(api, user):

@@ -147,6 +147,21 @@ def test_a_nearly_full_volume_refuses_new_sessions_but_lets_open_ones_finish(api
     assert api.create(filename="new.bin", size_bytes=10).status_code == 201
 
 
+def test_a_nearly_full_final_volume_refuses_new_sessions_before_any_byte_is_sent(api, volumes):
+    """The final volume counts as much as the temp one: else a client would send every
+    part and meet 507 only at finalize."""
+    _, final = volumes
+    ballast = fill(final, 110 * KIB)
+
+    refused = api.create(filename="new.bin", size_bytes=10)
+
+    assert (refused.status_code, error_code(refused)) == (507, "insufficient_storage")
+    assert "final volume" in refused.json()["error"]["message"]
+    assert not UploadSession.objects.exists()
+    ballast.unlink()
+    assert api.create(filename="new.bin", size_bytes=10).status_code == 201
+
+
 def test_a_part_that_does_not_fit_is_507_and_lands_once_there_is_room(api, volumes):
     temp, _ = volumes
     data = os.urandom(200 * KIB)

@@ -209,6 +209,19 @@ def test_the_sweep_keeps_an_active_sessions_file_and_removes_an_ended_ones(api):
     assert api.finalize(idle).json()["file"]["sha256"] == sha256(data)
 
 
+def test_the_sweep_removes_an_ended_sessions_file_at_once_not_after_the_grace(api):
+    """A session file is judged by its session, not its age: the grace for objects
+    nothing records does not keep the file of a session that has ended."""
+    ended = api.start(os.urandom(2 * CHUNK), CHUNK)["id"]
+    with storage.part_range(ended, 0, CHUNK):
+        pass  # a write that never got recorded: the file exists, no row points to it
+    api.abort(ended)
+
+    cleanup.sweep_temp_storage(cleanup.CleanupOptions(now=timezone.now()))
+
+    assert not os.path.exists(assembly_path(ended))
+
+
 def test_a_closed_session_gets_no_file_made_for_it(api, user, monkeypatch):
     """The session closed between the request's first check and its range: the file the
     request made for it goes again, and so does the part it wrote aside."""

@@ -266,6 +266,8 @@ def test_network_failures_are_retried_with_a_short_error(db, runner, runner_sett
 
     event = reload(event)
     assert result.retried == 1
+    # A failure on a fresh connection is the runner's answer: the POST is not sent again.
+    assert len(runner.requests) == (0 if mode == "refused" else 1)
     assert event.status == OutboxEvent.Status.PENDING
     assert event.attempts == 1
     assert event.last_error.startswith(error)

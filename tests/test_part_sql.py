@@ -3,11 +3,12 @@
 columns read and written (datetimes to the microsecond, the hash state's bytes), the
 conditions refused, and another session with the same part numbers left alone."""
 
+import threading
 import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext, isolate_apps
 from django.utils import timezone
@@ -86,6 +87,38 @@ def test_lock_session_reads_what_the_orm_reads_and_locks_where_rows_lock(session
     assert locking == connection.features.has_select_for_update
 
 
+def lock_in_another_transaction(session_pk, timeout_ms):
+    """What ``lock_session`` gives a second connection that waits at most ``timeout_ms``:
+    the row, or the error the wait ended with."""
+    outcome = []
+
+    def second():
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET LOCAL lock_timeout = '{int(timeout_ms)}ms'")
+                outcome.append(part_sql.lock_session(session_pk, PART_FIELDS))
+        except OperationalError as exc:
+            outcome.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(timeout=30)
+    return outcome[0]
+
+
+def test_a_locked_session_makes_a_second_transaction_wait_for_it(postgres_only, session):
+    """The row is locked, not only read: a second part's transaction waits until the first
+    ends (it neither reads past the lock nor skips the row)."""
+    with transaction.atomic():
+        assert part_sql.lock_session(session.pk, PART_FIELDS).pk == session.pk
+        waited = lock_in_another_transaction(session.pk, 300)
+    assert isinstance(waited, OperationalError) and "lock timeout" in str(waited)
+    assert lock_in_another_transaction(session.pk, 300).pk == session.pk
+
+
 def test_lock_session_outside_a_transaction_is_refused(session):
     with pytest.raises(TransactionManagementError):
         part_sql.lock_session(session.pk, PART_FIELDS)
@@ -152,6 +185,16 @@ def test_waiting_parts_are_the_parts_after_the_hash_in_order_with_a_temp_object(
     assert [p.part_number for p in part_sql.waiting_parts(session.pk, 10, timezone.now())[2]] == [4]
 
 
+def test_waiting_parts_come_in_part_order_whatever_order_they_were_recorded_in(
+    sessions, client, user
+):
+    session = open_session(Api(client, make_token(user)), [4, 2, 3, 1])
+
+    found = part_sql.waiting_parts(session.pk, 10, timezone.now())
+
+    assert [p.part_number for p in found[2]] == [1, 2, 3, 4]
+
+
 def test_waiting_parts_say_whether_a_claim_runs_and_nothing_for_a_closed_session(session):
     now = timezone.now()
     UploadSession.objects.filter(pk=session.pk).update(hash_claimed_until=now)
@@ -182,6 +225,8 @@ def test_the_hash_moves_only_under_its_claim_and_lets_go_of_it(session):
     assert part_sql.claim_hash(session.pk, 1, now, claim)
 
     assert part_sql.move_hash(session.pk, 1, 1, STATE, claim + timedelta(microseconds=1)) is False
+    # an older token: this request's claim ran out and another request's holds the session
+    assert part_sql.move_hash(session.pk, 1, 1, STATE, claim - timedelta(seconds=1)) is False
     assert part_sql.move_hash(session.pk, 2, 2, STATE, claim) is False  # not where the hash is
     assert part_sql.move_hash(session.pk, 1, 1, STATE, claim) is True
 

@@ -35,6 +35,21 @@ def test_it_takes_bytes_writable_views_and_read_only_views():
     assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
 
 
+@given(st.binary(max_size=300), st.binary(max_size=300))
+def test_a_digest_leaves_the_hash_as_it_was_like_hashlibs(head, tail):
+    """``hexdigest()`` may be asked any number of times, and the hash goes on after it:
+    its state, its length and later updates are those of a hash never asked."""
+    digest = ResumableSha256()
+    digest.update(head)
+    before = digest.state()
+
+    assert digest.hexdigest() == digest.hexdigest() == hashlib.sha256(head).hexdigest()
+    assert (digest.state(), digest.length) == (before, len(head))
+    assert ResumableSha256.resume(digest.state(), len(head)) is not None
+    digest.update(tail)
+    assert digest.hexdigest() == hashlib.sha256(head + tail).hexdigest()
+
+
 @pytest.mark.parametrize(
     "damage",
     ["none", "short", "long", "other count", "zeroed", "garbage"],

@@ -1,0 +1,130 @@
+"""More mutants for ``tests/mutants.py``: behaviours pinned through the API, a command or
+the storage adapter (large unaligned ranges, claims let go, a digest that leaves the
+hash usable, the final volume's guard, the lease renewed by progress, a claim batch
+filled, a fresh connection's failure not sent again, a row lock that makes others wait,
+blocks written at their offsets, the catch-up's order and claims, the sweep of ended
+sessions' files, a long answer on a kept connection, which lease runs out first). Same
+rules as ``tests/mutant_catalog.py``."""
+
+from tests.mutant_catalog import Mutant
+
+MUTANTS = (
+    Mutant(
+        "the next hash window starts where the last piece ended, not on a page",
+        "portal/storage/local_assembly.py",
+        (("        offset = start + length\n", "        offset = offset + length\n"),),
+        ("tests/test_large_parts_on_disk.py",),
+    ),
+    Mutant(
+        "a part's blocks go to its offset in the assembly file, not one after another",
+        "portal/storage/local_parts.py",
+        (
+            (
+                "local_in_place.pwrite_all(fd, data, offset + at)",
+                "local_in_place.pwrite_all(fd, data, offset)",
+            ),
+        ),
+        ("tests/test_large_parts_on_disk.py",),
+    ),
+    Mutant(
+        "a catch-up that could not move the hash keeps its claim until it runs out",
+        "portal/services/filehash.py",
+        (("        if not moved:\n            _release(session_pk, claim)\n", ""),),
+        ("tests/test_file_hash_catch_up.py",),
+    ),
+    Mutant(
+        "hexdigest finalizes the resumable hash's own state",
+        "portal/storage/sha256state.py",
+        (("_FUNCTIONS[2](digest, copy)", "_FUNCTIONS[2](digest, self._ctx)"),),
+        ("tests/test_sha256state.py",),
+    ),
+    Mutant(
+        "the free-space guard of a new session looks at the temp volume only",
+        "portal/services/guards.py",
+        (('for name in ("temp", "final"):', 'for name in ("temp",):'),),
+        ("tests/test_guards.py",),
+    ),
+    Mutant(
+        "an assembly's progress is recorded without extending its lease",
+        "portal/services/finalize/lease.py",
+        (
+            (
+                '        fields["assembled_bytes"] = assembled_bytes\n',
+                '        fields = {"assembled_bytes": assembled_bytes}\n',
+            ),
+        ),
+        ("tests/test_finalize_async.py",),
+    ),
+    Mutant(
+        "a claim takes pending rows only when no expired lease is due",
+        "portal/services/outbox/claims.py",
+        (("if len(events) < batch_size:", "if not events:"),),
+        ("tests/test_outbox_claims.py",),
+    ),
+    Mutant(
+        "a failure on a fresh connection is sent again",
+        "portal/httpclient.py",
+        (("                if not reused:\n                    raise\n", ""),),
+        ("tests/test_outbox.py", "tests/test_dispatch.py"),
+    ),
+    Mutant(
+        "the locked session read skips a row another transaction holds",
+        "portal/services/part_sql.py",
+        (('lock = " FOR UPDATE" if', 'lock = " FOR UPDATE SKIP LOCKED" if'),),
+        ("tests/test_part_sql.py",),
+        needs_postgres=True,
+    ),
+    Mutant(
+        "the catch-up's look returns parts in the table's order",
+        "portal/services/part_sql.py",
+        ((" ORDER BY p.part_number LIMIT %s", " LIMIT %s"),),
+        ("tests/test_part_sql.py",),
+        needs_postgres=True,
+    ),
+    Mutant(
+        "the hash moves under a claim token older than the one held",
+        "portal/services/part_sql.py",
+        (
+            (
+                '" AND hash_claimed_until = %s",\n            [last,',
+                '" AND hash_claimed_until >= %s",\n            [last,',
+            ),
+        ),
+        ("tests/test_part_sql.py",),
+    ),
+    Mutant(
+        "a part the hash reached while it arrived does not look",
+        "portal/services/chunks.py",
+        (("return part_number == needed or needed in recorded", "return needed in recorded"),),
+        ("tests/test_file_hash_catch_up.py",),
+    ),
+    Mutant(
+        "a session whose hash is not saved looks for parts to catch up",
+        "portal/services/chunks.py",
+        (("if receipt.hash_behind and filehash.applies(session):", "if receipt.hash_behind:"),),
+        ("tests/test_file_hash.py",),
+    ),
+    Mutant(
+        "the sweep keeps an ended session's file until the grace passes",
+        "portal/services/cleanup/sweep.py",
+        (
+            (
+                "if item.modified_at < older_than or storage.assembly_session(item.key):",
+                "if item.modified_at < older_than:",
+            ),
+        ),
+        ("tests/test_in_place.py",),
+    ),
+    Mutant(
+        "the unread rest of a long answer stays on the kept connection",
+        "portal/httpclient.py",
+        (("if not response.isclosed() or response.will_close:", "if response.will_close:"),),
+        ("tests/test_dispatch.py",),
+    ),
+    Mutant(
+        "portal_finalize takes over the newest expired lease first",
+        "portal/services/finalize/lease.py",
+        (('.order_by("assembly_lease_until")', '.order_by("-assembly_lease_until")'),),
+        ("tests/test_finalize_lease.py",),
+    ),
+)
