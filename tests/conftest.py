@@ -316,3 +316,16 @@ def small_volume():
     yield mount
     for path in reversed(mounted):
         unmount(path)
+
+
+@pytest.fixture
+def volumes(small_volume, settings, data_dir):
+    """temp and final on local disk, each its own 512 KiB volume (a finalize copies), new
+    sessions refused below 128 KiB free: ``(temp, final)``."""
+    from tests.volumes import KIB
+
+    temp = small_volume(data_dir / "temp", 512 * KIB)
+    final = small_volume(data_dir / "final", 512 * KIB)
+    apply_storage(settings, "local", data_dir)
+    settings.PORTAL_MIN_FREE_BYTES = 128 * KIB
+    return temp, final

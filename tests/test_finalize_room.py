@@ -59,16 +59,6 @@ def test_a_file_larger_than_the_free_space_finalizes_by_link(api, small_volume, 
     assert UploadSession.objects.get().status == Status.COMPLETE
 
 
-@pytest.fixture
-def volumes(small_volume, settings, data_dir):
-    """temp and final on their own 512 KiB volumes (the final file is a copy)."""
-    temp = small_volume(data_dir / "temp", 512 * KIB)
-    final = small_volume(data_dir / "final", 512 * KIB)
-    apply_storage(settings, "local", data_dir)
-    settings.PORTAL_MIN_FREE_BYTES = 128 * KIB
-    return temp, final
-
-
 def test_a_copy_refused_for_room_keeps_the_session_until_a_retry_succeeds(api, volumes, settings):
     """507 at 1 h before the TTL runs out: the session is kept a full TTL from then, a
     cleanup past the old TTL leaves it (and its parts) alone, the retry stores it."""

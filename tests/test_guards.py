@@ -14,7 +14,6 @@ from django.db import connection
 from portal.models import UploadPart, UploadSession
 from portal.services import guards
 from tests.api_helpers import Api, error_code, make_token, sha256
-from tests.conftest import apply_storage
 from tests.volumes import KIB, fill
 
 
@@ -116,16 +115,6 @@ def test_the_admin_shows_a_users_usage(admin_client, api, user):
 
 
 # --- the free-space guard, on a real small filesystem ---------------------------------------
-
-
-@pytest.fixture
-def volumes(small_volume, settings, data_dir):
-    """temp and final on their own 512 KiB volumes; the guard at 128 KiB free."""
-    temp = small_volume(data_dir / "temp", 512 * KIB)
-    final = small_volume(data_dir / "final", 512 * KIB)
-    apply_storage(settings, "local", data_dir)
-    settings.PORTAL_MIN_FREE_BYTES = 128 * KIB
-    return temp, final
 
 
 def test_a_nearly_full_volume_refuses_new_sessions_but_lets_open_ones_finish(api, volumes, client):
