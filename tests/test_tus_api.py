@@ -230,6 +230,19 @@ def test_a_patch_while_another_holds_the_upload_is_423(tus, lock_holder):
     assert tus.patch(path, 0, b"12345").status_code == 204
 
 
+def test_a_held_upload_still_answers_404_to_another_owner_and_400_to_a_bad_checksum(
+    tus, client, other_user, lock_holder
+):
+    path = tus.start(5)
+    holder = lock_holder(f"tus:{path.rsplit('/', 1)[1]}")
+    other = Tus(client, make_token(other_user)).patch(path, 0, b"12345")
+    bad = tus.patch(path, 0, b"12345", **{"Upload-Checksum": "crc32 AAAA"})
+    holder.kill()
+    holder.wait()
+    assert (other.status_code, error_code(other)) == (404, "upload_not_found")
+    assert (bad.status_code, error_code(bad)) == (400, "checksum_algorithm_unsupported")
+
+
 def test_the_open_upload_quota_is_429(tus, settings):
     settings.PORTAL_MAX_OPEN_SESSIONS_PER_USER = 1
     tus.start(5)

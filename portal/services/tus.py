@@ -190,16 +190,22 @@ def create_upload(owner, *, length, metadata, defer_length=None, concat=None):
 def get_upload(owner, upload_id):
     """``(session, tus)`` of the owner's tus upload; 404 for anything else (another
     owner's, unknown, or a session made through the JSON API)."""
-    try:
-        pk = uuid.UUID(str(upload_id))
-    except ValueError:
-        raise _not_found() from None
     tus = one_or_none(
-        TusUpload.objects.select_related("session__file").filter(pk=pk, session__owner=owner)
+        TusUpload.objects.select_related("session__file").filter(
+            pk=upload_pk(upload_id), session__owner=owner
+        )
     )
     if tus is None:
         raise _not_found()
     return tus.session, tus
+
+
+def upload_pk(upload_id):
+    """The upload's id as a UUID; 404 for what cannot be one."""
+    try:
+        return uuid.UUID(str(upload_id))
+    except ValueError:
+        raise _not_found() from None
 
 
 def _not_found():

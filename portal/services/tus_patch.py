@@ -31,7 +31,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from portal import locks, storage
@@ -49,6 +49,7 @@ from portal.services.tus import (
     ensure_usable,
     get_upload,
     parse_checksum,
+    upload_pk,
 )
 from portal.services.tus_stream import Body, PartBytes, TailMissing, tail_chunks
 from portal.storage.sha256state import AVAILABLE, ResumableSha256
@@ -65,23 +66,29 @@ class PatchResult:
 
 
 def receive_patch(owner, upload_id, *, offset, length, stream, checksum=None):
-    """Store ``length`` bytes of ``stream`` at ``offset`` (raw ``Upload-Checksum``)."""
-    session, _ = get_upload(owner, upload_id)
-    checked = parse_checksum(checksum)
+    """Store ``length`` bytes of ``stream`` at ``offset`` (raw ``Upload-Checksum``).
+
+    The upload's lock is taken before the upload is read, so that it is read once: a
+    request that finds the lock taken still answers 404 (another owner's, unknown) and
+    400 (a bad ``Upload-Checksum``) before 423."""
+    pk = upload_pk(upload_id)
     with contextlib.ExitStack() as held:
         try:
-            held.enter_context(locks.hold(f"tus:{session.pk}"))
+            held.enter_context(locks.hold(f"tus:{pk}"))
         except locks.LockBusy:
+            get_upload(owner, pk)
+            parse_checksum(checksum)
             raise Locked(
                 "another PATCH of this upload is in progress; ask HEAD for the offset and "
                 "resume from there once it ended"
             ) from None
-        return _patch(owner, upload_id, offset, length, stream, checked)
+        return _patch(owner, pk, offset, length, stream, checksum)
 
 
-def _patch(owner, upload_id, offset, length, stream, checked):
-    """The checklist, under the upload's lock (what it read before may have changed)."""
-    session, tus = get_upload(owner, upload_id)
+def _patch(owner, pk, offset, length, stream, checksum):
+    """The checklist, under the upload's lock."""
+    session, tus = get_upload(owner, pk)
+    checked = parse_checksum(checksum)
     ensure_usable(session)
     current = current_offset(session, tus)
     if offset != current:
@@ -106,14 +113,15 @@ def _patch(owner, upload_id, offset, length, stream, checked):
             writer.run(body, offset, checked)
         offset += body.taken if not checked else (0 if body.broken else length)
         if body.broken:
-            return PatchResult(offset, _expires(session.pk), body.broken)
+            return PatchResult(offset, _open_until(session), body.broken)
     if session.status in OPEN and offset == session.total_size_bytes:
         finalize.finalize_session(owner, session.pk)
-    return PatchResult(offset, _expires(session.pk))
+        session.refresh_from_db(fields=["status", "expires_at"])
+    return PatchResult(offset, _open_until(session))
 
 
-def _expires(session_pk):
-    session = UploadSession.objects.only("status", "expires_at").get(pk=session_pk)
+def _open_until(session):
+    """The expiry of an open upload (kept up to date by the writer), None once it is not."""
     return session.expires_at if session.status in OPEN else None
 
 
@@ -263,32 +271,22 @@ class _Writer:
 
     def _record(self):
         """Record the whole parts written so far and the tail, in one transaction; the old
-        tail goes once nothing points to it."""
+        tail goes once nothing points to it. A part the JSON API recorded meanwhile breaks
+        the parts' unique constraint: the transaction is undone and the PATCH is 409."""
         if not self.whole and self.tail is None:
             return
         self._check_file_hash()
         old_tail = self.tus.tail_key
         now = timezone.now()
-        with transaction.atomic():
-            locked = part_sql.lock_session(self.session.pk, PART_FIELDS)
-            if locked is None:
-                raise NotFound("no such tus upload", code="upload_not_found")
-            ensure_open(locked, now)
-            numbers = [number for number, *_ in self.whole]
-            if numbers and part_sql.recorded_parts(self.session.pk, numbers):
-                raise Conflict(
-                    "parts of this upload were sent through the JSON API meanwhile; use "
-                    "one API per upload",
-                    code="upload_changed_elsewhere",
-                )
-            for number, stored, part_hash in self.whole:
-                part_sql.insert_part(self.session.pk, number, stored, now)
-                saved = filehash.saved_fields(locked, number, part_hash)
-                part_sql.count_part(
-                    self.session.pk, stored.size, expires_at=now + ttl(), now=now, hashed=saved
-                )
-                locked.hashed_parts = saved.get("hashed_parts", locked.hashed_parts)
-            self._save_tus(now)
+        try:
+            with transaction.atomic():
+                self._record_locked(now, now + ttl())
+        except IntegrityError:
+            raise Conflict(
+                "parts of this upload were sent through the JSON API meanwhile; use one API "
+                "per upload",
+                code="upload_changed_elsewhere",
+            ) from None
         self.whole = []
         self.tail = None
         self._let_go(release=False)
@@ -296,7 +294,24 @@ class _Writer:
             with contextlib.suppress(storage.StorageUnavailable):  # the sweep removes it
                 storage.delete_temp([old_tail])
 
-    def _save_tus(self, now):
+    def _record_locked(self, now, expires_at):
+        locked = part_sql.lock_session(self.session.pk, PART_FIELDS)
+        if locked is None:
+            raise NotFound("no such tus upload", code="upload_not_found")
+        ensure_open(locked, now)
+        for number, stored, part_hash in self.whole:
+            part_sql.insert_part(self.session.pk, number, stored, now)
+            saved = filehash.saved_fields(locked, number, part_hash)
+            part_sql.count_part(
+                self.session.pk, stored.size, expires_at=expires_at, now=now, hashed=saved
+            )
+            locked.hashed_parts = saved.get("hashed_parts", locked.hashed_parts)
+        self._save_tus(now, expires_at)
+        if self.whole or self.tail is not None:
+            self.session.expires_at = expires_at
+
+    def _save_tus(self, now, expires_at):
+        """The tus row's tail and hash fields, written only when they changed."""
         part, stored = self.tail or (0, None)
         fields = {
             "tail_key": stored.key if stored else "",
@@ -306,12 +321,16 @@ class _Writer:
         }
         if isinstance(self.file_hash, ResumableSha256):
             fields.update(hash_state=self.file_hash.state(), hashed_bytes=self.file_hash.length)
-        TusUpload.objects.filter(pk=self.session.pk).update(**fields)
+        changed = {
+            name: value for name, value in fields.items() if getattr(self.tus, name) != value
+        }
+        if changed:
+            TusUpload.objects.filter(pk=self.session.pk).update(**changed)
         if stored is not None:
             UploadSession.objects.filter(pk=self.session.pk).update(
-                expires_at=now + ttl(), updated_at=now
+                expires_at=expires_at, updated_at=now
             )
-        for name, value in fields.items():
+        for name, value in changed.items():
             setattr(self.tus, name, value)
 
     def _check_file_hash(self):
