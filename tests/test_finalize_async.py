@@ -40,13 +40,21 @@ def poll_until_done(api, session_id, timeout=60):
     pytest.fail(f"still finalizing after {timeout}s: {seen[-1]}")
 
 
-def test_a_finalize_past_the_wait_answers_202_and_the_assembly_completes(api, settings):
+def test_a_finalize_past_the_wait_answers_202_and_the_assembly_completes(
+    api, settings, monkeypatch
+):
+    from portal.services.finalize import request
+
     settings.PORTAL_FINALIZE_WAIT_SECONDS = 0
     data = os.urandom(200 * 1024)
     session = api.start(data, 10 * 1024)
     api.upload(session["id"], data, 10 * 1024)
+    answered = threading.Event()  # the assembly goes on only after the answer (no race)
+    assemble = request.assemble
+    monkeypatch.setattr(request, "assemble", lambda pk: answered.wait(10) and assemble(pk))
 
     response = api.finalize(session["id"])
+    answered.set()
 
     assert response.status_code == 202
     assert response.json()["status"] == "finalizing"

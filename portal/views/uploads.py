@@ -106,7 +106,10 @@ def _finalize(request, user, session_id):
     file = finalize.finalize_session(user, session_id)
     if file is not None:
         return JsonResponse({"file": sessions.file_payload(file)})
-    response = JsonResponse(sessions.session_status(user, session_id), status=202)
+    status = sessions.session_status(user, session_id)
+    if status["status"] == "complete":  # done since the wait ended: no 202 that says so
+        return JsonResponse({"file": status["file"]})
+    response = JsonResponse(status, status=202)
     response["Location"] = request.path.removesuffix("/finalize")
     response["Retry-After"] = "2"
     return response
