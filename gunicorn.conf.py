@@ -83,8 +83,9 @@ bind = [f"{os.environ.get('HOST', '127.0.0.1')}:{_env_int('PORT', 8000)}"]
 
 # Threads keep a worker answering its heartbeat while a slow client streams a part, so a
 # long upload is not mistaken for a hung worker; requests mostly wait on I/O. gthread with
-# threads of their own for /health (2) and /ready (4) (portal.health.lanes): probes never
-# queue behind API requests, whatever those wait for.
+# threads of their own for /health (2), /ready (4) and tus bodies (8) (portal.health.lanes):
+# probes and the JSON API never queue behind tus uploads streamed through nginx, nor probes
+# behind API requests, whatever those wait for.
 worker_class = "portal.health.lanes.ProbeLaneWorker"
 workers = _env_int("WEB_CONCURRENCY", min(multiprocessing.cpu_count() * 2 + 1, 8))
 threads = _env_int("GUNICORN_THREADS", 4)

@@ -1,17 +1,22 @@
-"""``portal.health.lanes``: which requests take a probe lane, and the lanes in a real server.
+"""``portal.health.lanes``: which requests take a probe lane or the tus lane, and the lanes
+in a real server.
 
-The server test fills every API thread of a gunicorn worker with clients that never finish
-their request (what slow uploads or a hanging database do to a worker); the probes must
-still answer at once, on their own threads.
+The server tests fill every API thread of a gunicorn worker with clients that never finish
+their request (what slow uploads or a hanging database do to a worker), or the tus lane
+with PATCHes that trickle their bodies; the probes and the JSON API must still answer at
+once, on their own threads.
 """
 
+import http.client
 import socket
 import time
 
 import pytest
 
-from portal.health.lanes import probe_path
+from portal.health.lanes import TUS_LANE, TUS_PREFIX, TUS_THREADS, lane_for, probe_path
+from tests.api_helpers import make_token
 from tests.test_health_server import Server, base_env
+from tests.topology.programs import Gunicorn, http_get
 
 THREADS = 4
 
@@ -79,5 +84,117 @@ def test_probes_answer_while_every_api_thread_is_held(portal_storage, tmp_path):
             assert time.monotonic() - started < budget, path
     finally:
         for sock in stuck:
+            sock.close()
+        server.stop()
+
+
+UPLOAD = f"{TUS_PREFIX}0b7c6a52-4d5e-4f6a-8b9c-0d1e2f3a4b5c"
+PATCH_HEAD = (
+    f"PATCH {UPLOAD} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+    "Content-Type: application/offset+octet-stream\r\nContent-Length: 1073741824\r\n\r\n"
+).encode()
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        PATCH_HEAD,
+        PATCH_HEAD + b"\0" * 3000,  # the body's first bytes came with the head
+        f"PATCH {UPLOAD} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".encode(),
+        f"POST {TUS_PREFIX} HTTP/1.1\r\nUpload-Length: 9\r\nContent-Length: 9\r\n\r\n".encode(),
+        f"POST {UPLOAD} HTTP/1.1\r\nX-HTTP-Method-Override: PATCH\r\n".encode()
+        + b"Content-Length: 5\r\n\r\n",
+        f"PATCH {UPLOAD}?x=1 HTTP/1.0\r\ncontent-length:7\r\n\r\n".encode(),
+    ],
+)
+def test_a_tus_body_takes_the_tus_lane(head):
+    assert lane_for(head[:4096]) == TUS_LANE
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        PATCH_HEAD[:-2],  # headers still arriving (trickled): the usual pool, as before
+        f"PATCH {UPLOAD}".encode(),
+        # No body: short requests (creation, an empty PATCH) never wait behind uploads.
+        f"POST {TUS_PREFIX} HTTP/1.1\r\nUpload-Length: 9\r\n\r\n".encode(),
+        f"POST {TUS_PREFIX} HTTP/1.1\r\nContent-Length: 0\r\n\r\n".encode(),
+        f"PATCH {UPLOAD} HTTP/1.1\r\nUpload-Offset: 9\r\nContent-Length: 0\r\n\r\n".encode(),
+        f"PATCH {UPLOAD} HTTP/1.1\r\nX-Content-Length: 9\r\n\r\n".encode(),
+        *(
+            f"{method} {UPLOAD} HTTP/1.1\r\nContent-Length: 9\r\n\r\n".encode()
+            for method in ("GET", "HEAD", "DELETE", "OPTIONS", "PUT", "patch")
+        ),
+        b"PATCH /api/v1/tus HTTP/1.1\r\nContent-Length: 9\r\n\r\n",
+        b"PATCH /api/v1/tusx/1 HTTP/1.1\r\nContent-Length: 9\r\n\r\n",
+        b"PATCH /api/v1/uploads/sessions/1/parts/1 HTTP/1.1\r\nContent-Length: 9\r\n\r\n",
+        b"PATCH /health HTTP/1.1\r\nContent-Length: 9\r\n\r\n",
+        f"PATCH http://x{UPLOAD} HTTP/1.1\r\nContent-Length: 9\r\n\r\n".encode(),
+        f"PATCH  {UPLOAD} HTTP/1.1\r\nContent-Length: 9\r\n\r\n".encode(),
+        f"PATCH {UPLOAD}\r\nContent-Length: 9\r\n\r\n".encode(),
+        f"PATCH {UPLOAD} HTTP/2.0\r\nContent-Length: 9\r\n\r\n".encode(),
+        f"PATCH {UPLOAD} HTTP/1.1 extra\r\nContent-Length: 9\r\n\r\n".encode(),
+        f"PATCH {UPLOAD} HTTP/1.1\r\nX-".encode() + b"a" * 5000 + b"\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    ],
+)
+def test_anything_else_is_no_tus_body(head):
+    assert lane_for(head[:4096]) is None
+
+
+def test_a_probe_still_takes_its_own_lane():
+    assert lane_for(b"GET /health HTTP/1.1\r\n\r\n" + PATCH_HEAD) == "/health"
+
+
+def tus_request(port, method, path, token, body=b"", **headers):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        headers = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0", **headers}
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response
+    finally:
+        conn.close()
+
+
+def trickling_patch(port, token, length):
+    """A new tus upload whose one PATCH sent its head and 1,000 bytes: it holds a thread."""
+    created = tus_request(port, "POST", TUS_PREFIX, token, **{"Upload-Length": str(length)})
+    assert created.status == 201, created.status
+    path = "/" + created.getheader("Location").split("/", 3)[3]
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(
+        f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Length: {length}\r\n"
+        "Content-Type: application/offset+octet-stream\r\n\r\n".encode()
+        + b"\0" * 1000
+    )
+    return sock
+
+
+@pytest.mark.slow
+def test_trickling_tus_bodies_leave_the_api_and_the_probes_their_threads(
+    subprocess_env, user, tmp_path
+):
+    token = make_token(user)
+    env = {**subprocess_env, "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "2"}
+    server = Gunicorn(env, tmp_path / "g.log")
+    streams = []
+    try:
+        # More than the tus lane holds: the last two wait for a tus thread, not an API one.
+        streams = [trickling_patch(server.port, token, 1024 * 1024) for _ in range(TUS_THREADS + 2)]
+        time.sleep(0.5)  # let the worker hand each one to a thread
+        api = "/api/v1/uploads/sessions/00000000-0000-0000-0000-000000000000"  # no such session
+        for path, wanted in (("/health", 200), (api, 404), ("/ready", 200)):
+            started = time.monotonic()
+            status = http_get(server.port, path, headers={"Authorization": f"Bearer {token}"})[0]
+            assert (path, status) == (path, wanted)
+            assert time.monotonic() - started < 2, path
+        # The tus endpoint itself still answers what needs no body.
+        assert tus_request(server.port, "OPTIONS", TUS_PREFIX, token).status == 204
+    finally:
+        for sock in streams:
             sock.close()
         server.stop()

@@ -1,4 +1,5 @@
-"""``ProbeLaneWorker``: gunicorn's gthread worker with its own threads for the probes.
+"""``ProbeLaneWorker``: gunicorn's gthread worker with its own threads for the probes and
+for tus uploads.
 
 The gthread worker hands every connection to one pool of ``GUNICORN_THREADS`` threads,
 first come first served. When API requests hold them all (each waiting out the database
@@ -9,11 +10,17 @@ complete ``GET``/``HEAD`` of ``/health`` or ``/ready`` without a body goes to th
 own lane (``LANE_THREADS``), anything else to the usual pool. ``/health`` never
 waits behind ``/ready`` either, which may take its whole budget when a dependency hangs.
 
+A ``PATCH`` or ``POST`` under ``/api/v1/tus/`` takes the tus lane (``TUS_THREADS``): nginx
+streams tus bodies to gunicorn as they arrive (a whole file in one PATCH is too big to
+spool first, docs/topology.md), so each holds a thread for as long as its client takes to
+send it. In their own lane, slow or many tus uploads wait for each other and never take
+the threads of the JSON API or the probes.
+
 A request is routed to a lane only when its request line and all its headers are in the
-socket buffer, so a client that trickles bytes can hold a lane thread for no longer than
-the probe takes to answer; anything incomplete, with a body, over TLS or already read
-ahead by the parser takes the usual pool, as before. A fresh connection with nothing to
-read yet waits in the poller, not in a thread.
+socket buffer, so a client that trickles its headers never holds a lane thread, and one
+that trickles a body holds a thread of the tus lane at most. Anything incomplete, a probe
+with a body, TLS, or a request already read ahead by the parser takes the usual pool.
+A fresh connection with nothing to read yet waits in the poller, not in a thread.
 
 Imported by gunicorn's master (``worker_class``): nothing from Django here.
 """
@@ -29,10 +36,50 @@ from portal.health.paths import HEALTH_PATH, PROBE_METHODS, READY_PATH
 # /health answers from memory; /ready waits for its checks (portal.health.executor), so
 # it gets as many threads as the checks have, and probes arriving together share a run.
 LANE_THREADS = {HEALTH_PATH: 2, READY_PATH: 4}
-# A probe's request line and headers fit in far less; a longer request is no probe.
+# tus requests with a body (PATCH; POST for creation-with-upload and for
+# X-HTTP-Method-Override): one upload streaming per thread, at most this many per worker.
+# Without a body they are short and take the usual pool, never waiting behind uploads.
+TUS_LANE = "tus"
+TUS_PREFIX = "/api/v1/tus/"
+TUS_METHODS = (b"PATCH", b"POST")
+TUS_THREADS = 8
+# A request line and headers fit in far less; a longer head takes the usual pool.
 PEEK_BYTES = 4096
 HEADERS_END = b"\r\n\r\n"
 BODY_HEADERS = (b"\r\ncontent-length:", b"\r\ntransfer-encoding:")
+
+
+def lane_for(head):
+    """The lane for the request ``head`` starts: a probe path, ``TUS_LANE``, or None (the
+    usual pool)."""
+    return probe_path(head) or tus_lane(head)
+
+
+def tus_lane(head):
+    """``TUS_LANE`` when ``head`` is a complete ``PATCH``/``POST`` head under ``TUS_PREFIX``
+    announcing a body."""
+    end = head.find(HEADERS_END)
+    if end < 0:
+        return None
+    request_line, _, headers = head[: end + 2].partition(b"\r\n")
+    parts = request_line.split(b" ")
+    if len(parts) != 3 or parts[0] not in TUS_METHODS or not parts[2].startswith(b"HTTP/1."):
+        return None
+    if not parts[1].decode("latin-1").startswith(TUS_PREFIX) or not _has_body(headers):
+        return None
+    return TUS_LANE
+
+
+def _has_body(headers):
+    """Whether the header block (lines ending in CRLF) announces a body: chunked, or a
+    ``Content-Length`` other than 0."""
+    for line in headers.lower().split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name == b"transfer-encoding":
+            return True
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+    return False
 
 
 def probe_path(head):
@@ -57,12 +104,13 @@ def probe_path(head):
 
 
 class ProbeLaneWorker(gthread.ThreadWorker):
-    """gthread, plus one small pool per probe path, chosen per request."""
+    """gthread, plus one small pool per probe path and one for tus bodies, chosen per
+    request."""
 
     def init_process(self):
         self.lanes = {
-            path: futures.ThreadPoolExecutor(threads, thread_name_prefix=f"lane{path}")
-            for path, threads in LANE_THREADS.items()
+            lane: futures.ThreadPoolExecutor(threads, thread_name_prefix=f"lane-{lane}")
+            for lane, threads in {**LANE_THREADS, TUS_LANE: TUS_THREADS}.items()
         }
         super().init_process()
 
@@ -81,7 +129,7 @@ class ProbeLaneWorker(gthread.ThreadWorker):
             pool.shutdown(wait=False)
 
     def enqueue_req(self, conn):
-        """Submit to a probe's lane or to the usual pool; wait in the poller for the bytes
+        """Submit to a lane or to the usual pool; wait in the poller for the bytes
         that decide, when none has arrived yet."""
         if self.cfg.is_ssl or conn.is_http2 or self._read_ahead(conn):
             super().enqueue_req(conn)
@@ -93,7 +141,7 @@ class ProbeLaneWorker(gthread.ThreadWorker):
             return
         except OSError:
             head = b""  # the usual pool reads the error and closes the connection
-        lane = self.lanes.get(probe_path(head))
+        lane = self.lanes.get(lane_for(head))
         if lane is None:
             super().enqueue_req(conn)
             return

@@ -7,6 +7,9 @@ of sockets never compete with the measuring test for the interpreter lock:
   blank line that ends the headers (slowloris);
 - a **body trickler** sends the complete headers of a part upload (valid token, real
   session, ``Content-Length`` of a whole part), then ``BODY_BYTES`` bytes a second.
+- a **tus trickler** does the same with a tus ``PATCH`` (valid token, an upload of its
+  own, ``Content-Length`` of the whole upload): nginx streams these to gunicorn as they
+  arrive, where they hold threads of the tus lane.
 
 Each connection comes from its own loopback address (127.66.0.0/16), as a botnet's
 would, so per-address limits are not what stops them. A connection the server closes is
@@ -87,6 +90,16 @@ def body_trickler(index, options, number):
     return Trickler(index, options, first, lambda n: b"\0" * BODY_BYTES)
 
 
+def tus_trickler(index, options, upload, length):
+    first = (
+        f"PATCH {upload} HTTP/1.1\r\nHost: {options.host}\r\n"
+        f"Authorization: Bearer {options.token}\r\nX-Forwarded-Proto: https\r\n"
+        "Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+        f"Content-Type: application/offset+octet-stream\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
+    return Trickler(index, options, first, lambda n: b"\0" * BODY_BYTES)
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
@@ -98,6 +111,8 @@ def parse_args(argv):
     parser.add_argument("--token", default="")
     parser.add_argument("--session", default="")
     parser.add_argument("--part-size", type=int, default=256 * 1024)
+    parser.add_argument("--tus-uploads", default="", help="comma-separated tus upload paths")
+    parser.add_argument("--tus-length", type=int, default=1024 * 1024)
     return parser.parse_args(argv)
 
 
@@ -105,6 +120,12 @@ def main(argv=None):
     options = parse_args(argv)
     tricklers = [header_trickler(i, options) for i in range(options.headers)]
     tricklers += [body_trickler(options.headers + i, options, i + 1) for i in range(options.bodies)]
+    uploads = [path for path in options.tus_uploads.split(",") if path]
+    first = options.headers + options.bodies
+    tricklers += [
+        tus_trickler(first + i, options, upload, options.tus_length)
+        for i, upload in enumerate(uploads)
+    ]
     for trickler in tricklers:
         trickler.tick()
     opened = sum(trickler.sock is not None for trickler in tricklers)

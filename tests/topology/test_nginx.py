@@ -3,8 +3,9 @@
 What a client sees through it: HTTPS, the redirect from plain HTTP, probes passing
 through without access-log lines, nginx's request id on both sides' logs, the client's
 address (not a forged one) in gunicorn's access line, /metrics denied, the admin's static
-files, the body limits (64 KiB of JSON, PORTAL_CHUNK_SIZE_MAX of part) and the
-per-address limits answering 429.
+files, the body limits (64 KiB of JSON, PORTAL_CHUNK_SIZE_MAX of part, PORTAL_MAX_FILE_SIZE
+of tus PATCH, streamed: tests/topology/test_tus_nginx.py) and the per-address limits
+answering 429.
 """
 
 import http.client
@@ -49,6 +50,16 @@ def test_part_body_limit_is_the_largest_allowed_part():
     from portal.views.uploads import MAX_JSON_BYTES
 
     assert size_in_bytes(re.search(r"client_max_body_size (\w+);", api)[1]) == MAX_JSON_BYTES
+
+
+def test_tus_location_streams_a_whole_file_onto_the_tus_lane():
+    from portal.health.lanes import TUS_PREFIX, TUS_THREADS
+
+    tus = location_block(NGINX_CONF.read_text(), f"location {TUS_PREFIX} {{")
+    limit = re.search(r"client_max_body_size (\w+);", tus)[1]
+    assert size_in_bytes(limit) == Base.__dict__["PORTAL_MAX_FILE_SIZE"].default
+    assert "proxy_request_buffering off;" in tus
+    assert int(re.search(r"limit_conn portal_tus (\d+);", tus)[1]) == TUS_THREADS
 
 
 @pytest.fixture

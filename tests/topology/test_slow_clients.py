@@ -1,9 +1,12 @@
-"""Slow clients: 200 connections trickling headers and 50 trickling part bodies, for 30 s.
+"""Slow clients: 200 connections trickling headers, 50 trickling part bodies and 50 trickling
+tus PATCH bodies, for 30 s.
 
 Through nginx (deploy/nginx/portal.conf, TLS) in front of gunicorn (gunicorn.conf.py,
 Prod, two gthread workers of four threads): every /health and /ready probe through nginx
 answers 200 with a p99 under 100 ms, and uploads started meanwhile complete, because
-nginx holds the slow requests and gunicorn sees only complete ones. The same attack on
+nginx holds the slow requests and gunicorn sees only complete ones, except tus bodies,
+which nginx streams and gunicorn serves on its tus lane (``portal.health.lanes``), away
+from the API's and the probes' threads. The same attack on
 gunicorn alone is run for 10 s and reported for contrast, not asserted: there the
 tricklers hold gunicorn's API threads and uploads starve (the probes have threads of
 their own, ``portal.health.lanes``).
@@ -13,6 +16,7 @@ nginx's HTTPS port; the probes (plain HTTP, a fresh connection each, as a load b
 or monitor asks) and the uploads (HTTPS) run in this one.
 """
 
+import contextlib
 import json
 import select
 import subprocess
@@ -22,18 +26,23 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from portal.health.lanes import TUS_THREADS
+from portal.models import TusUpload
 from portal.services.sessions import create_session
+from portal.services.tus import create_upload
 from tests.conftest import PYTHON, ROOT
 from tests.topology.clients import Client, Uploader, loopback, percentile
-from tests.topology.programs import Gunicorn, Nginx
+from tests.topology.programs import Gunicorn, Nginx, wait_for
 
 pytestmark = [pytest.mark.topology, pytest.mark.slow]
 
 TRIAL_SECONDS = 30  # the issue's figure, asserted
 CONTRAST_SECONDS = 10  # enough to show gunicorn alone starving; reported only
-HEADER_TRICKLERS, BODY_TRICKLERS = 200, 50
+HEADER_TRICKLERS, BODY_TRICKLERS, TUS_TRICKLERS = 200, 50, 50
+QUIET_SECONDS = 2  # probes before the attack, for contrast; reported only
 PROBE_EVERY, PROBE_TIMEOUT = 0.1, 2.0
 CHUNK = 256 * 1024
+TUS_LENGTH = 1024 * 1024
 PROXIED = {"X-Forwarded-Proto": "https"}  # what nginx adds, for gunicorn alone
 
 
@@ -73,10 +82,36 @@ def probe_until(stop, connect, probes):
         stop.wait(PROBE_EVERY)
 
 
-def run_trial(port, seconds, *, connect, probe, cafile, token, session_id, files):
+def quiet_probes(probe, seconds):
+    """Probes for ``seconds`` with nobody else on the server."""
+    stop, probes = threading.Event(), Probes()
+    prober = threading.Thread(
+        target=probe_until, args=(stop, lambda: probe("127.0.9.1", PROBE_TIMEOUT), probes)
+    )
+    prober.start()
+    stop.wait(seconds)
+    stop.set()
+    prober.join(timeout=PROBE_TIMEOUT + 5)
+    return probes
+
+
+def tus_uploads(user, count):
+    """``count`` new tus uploads of 1 MiB, one for each tus trickler: their session ids."""
+    return [create_upload(user, length=str(TUS_LENGTH), metadata="").pk for _ in range(count)]
+
+
+def streamed(session_ids):
+    """How many of these tus uploads kept bytes: their PATCH reached the portal while its
+    client was still sending (nginx spooling a body would pass on none of it)."""
+    return TusUpload.objects.filter(session_id__in=session_ids, tail_bytes__gt=0).count()
+
+
+def run_trial(port, seconds, *, connect, probe, cafile, token, session_id, files, tus):
     """Tricklers on ``port`` for ``seconds``; probes and ``files`` uploads meanwhile."""
     attack = [PYTHON, "-m", "tests.topology.slow_clients", "--port", str(port)]
     attack += ["--seconds", str(seconds), "--token", token, "--session", str(session_id)]
+    attack += ["--tus-uploads", ",".join(f"/api/v1/tus/{pk}" for pk in tus)]
+    attack += ["--tus-length", str(TUS_LENGTH)]
     attack += ["--headers", str(HEADER_TRICKLERS), "--bodies", str(BODY_TRICKLERS)]
     attack += ["--cafile", cafile] if cafile else []
     tricklers = subprocess.Popen(attack, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -134,9 +169,11 @@ def test_slow_clients_are_absorbed_by_nginx(prod, user, api_token, tls_cert, tmp
             )
 
         common = {"token": api_token, "session_id": session.pk, "files": 3}
+        quiet = quiet_probes(probe_nginx, QUIET_SECONDS)
+        tus = tus_uploads(user, TUS_TRICKLERS)
         probes, uploads, attack = run_trial(
             nginx.https_port, TRIAL_SECONDS, connect=through_nginx, probe=probe_nginx,
-            cafile=str(tls_cert.cert), **common,
+            cafile=str(tls_cert.cert), tus=tus, **common,
         )  # fmt: skip
         bare, bare_uploads, _ = run_trial(
             server.port,
@@ -144,27 +181,37 @@ def test_slow_clients_are_absorbed_by_nginx(prod, user, api_token, tls_cert, tmp
             connect=to_gunicorn,
             probe=to_gunicorn,
             cafile=None,
+            tus=tus_uploads(user, TUS_TRICKLERS),
             **common,
         )
+        # Bodies queued for a tus thread are read (and kept) once their turn comes.
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: streamed(tus) == TUS_TRICKLERS, 20, "the queued tus bodies")
+        tus_streamed = streamed(tus)
     finally:
         if nginx is not None:
             nginx.stop()
         server.stop()
 
-    figures, contrast = probes.summary(), bare.summary()
+    figures, contrast, calm = probes.summary(), bare.summary(), quiet.summary()
     print(
-        f"\n[topology] slow clients ({HEADER_TRICKLERS} header + {BODY_TRICKLERS} body "
-        f"tricklers): through nginx {TRIAL_SECONDS} s: probes n={figures['n']} "
+        f"\n[topology] slow clients ({HEADER_TRICKLERS} header + {BODY_TRICKLERS} body + "
+        f"{TUS_TRICKLERS} tus tricklers): quiet nginx {QUIET_SECONDS} s: probes n={calm['n']} "
+        f"p50 {calm['p50_ms']} ms p99 {calm['p99_ms']} ms; "
+        f"through nginx {TRIAL_SECONDS} s: probes n={figures['n']} "
         f"p50 {figures['p50_ms']} ms p99 {figures['p99_ms']} ms failed {figures['failed']}, "
-        f"uploads {len(uploads.files)}/3, tricklers reconnected {attack['reopened']}; "
+        f"uploads {len(uploads.files)}/3, tus bodies streamed to gunicorn {tus_streamed}, "
+        f"tricklers reconnected {attack['reopened']}; "
         f"gunicorn alone {CONTRAST_SECONDS} s: probes n={contrast['n']} "
         f"p50 {contrast['p50_ms']} ms p99 {contrast['p99_ms']} ms failed {contrast['failed']}, "
         f"uploads {len(bare_uploads.files)}/3 ({len(bare_uploads.failures())} failed requests)"
     )
-    assert attack["opened"] == HEADER_TRICKLERS + BODY_TRICKLERS
+    assert attack["opened"] == HEADER_TRICKLERS + BODY_TRICKLERS + TUS_TRICKLERS
     # nginx cut every header trickler off after client_header_timeout (10 s), at least
     # twice in 30 s; they came straight back.
     assert attack["reopened"] >= 2 * HEADER_TRICKLERS
+    # nginx streamed the tus bodies to gunicorn (at least enough to fill both tus lanes).
+    assert tus_streamed >= 2 * TUS_THREADS
     assert probes.failures == []
     assert figures["n"] >= TRIAL_SECONDS * 5
     assert figures["p99_ms"] < 100, figures
