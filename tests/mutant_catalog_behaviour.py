@@ -3,8 +3,9 @@ the storage adapter (large unaligned ranges, claims let go, a digest that leaves
 hash usable, the final volume's guard, the lease renewed by progress, a claim batch
 filled, a fresh connection's failure not sent again, a row lock that makes others wait,
 blocks written at their offsets, the catch-up's order and claims, the sweep of ended
-sessions' files, a long answer on a kept connection, which lease runs out first). Same
-rules as ``tests/mutant_catalog.py``."""
+sessions' files, a long answer on a kept connection, which lease runs out first, a
+part's room on the temp volume, an InterfaceError at connect, the modes of what is made
+in place, a symlink at a file's name). Same rules as ``tests/mutant_catalog.py``."""
 
 from tests.mutant_catalog import Mutant
 
@@ -126,5 +127,51 @@ MUTANTS = (
         "portal/services/finalize/lease.py",
         (('.order_by("assembly_lease_until")', '.order_by("-assembly_lease_until")'),),
         ("tests/test_finalize_lease.py",),
+    ),
+    Mutant(
+        "a part's room is checked on the final volume, not the temp one",
+        "portal/services/chunks.py",
+        (('guards.ensure_room("temp", expected)', 'guards.ensure_room("final", expected)'),),
+        ("tests/test_guards.py",),
+    ),
+    Mutant(
+        "an InterfaceError at connect is a 500, not 503 database_unavailable",
+        "portal/dbgate.py",
+        (
+            (
+                "if isinstance(exc, (OperationalError, InterfaceError)):",
+                "if isinstance(exc, (OperationalError,)):",
+            ),
+        ),
+        ("tests/test_dbgate.py",),
+    ),
+    Mutant(
+        "a new assembly file does not get FILE_UPLOAD_PERMISSIONS",
+        "portal/storage/local_in_place.py",
+        (
+            (
+                "                if storage.file_permissions_mode is not None:\n"
+                "                    os.fchmod(fd, storage.file_permissions_mode)\n",
+                "                pass\n",
+            ),
+        ),
+        ("tests/test_storage_modes.py",),
+    ),
+    Mutant(
+        "a directory the portal makes keeps the umask's mode",
+        "portal/storage/local_walk.py",
+        (("        if mode is not None:\n            _chmod(made, mode)\n", ""),),
+        ("tests/test_storage_modes.py",),
+    ),
+    Mutant(
+        "ELOOP from O_NOFOLLOW is an outage, not a refused link",
+        "portal/storage/local_walk.py",
+        (
+            (
+                "_LINK_ERRNOS = frozenset((errno.ELOOP, errno.EMLINK, errno.ENOTDIR))",
+                "_LINK_ERRNOS = frozenset((errno.EMLINK, errno.ENOTDIR))",
+            ),
+        ),
+        ("tests/test_storage_links.py",),
     ),
 )

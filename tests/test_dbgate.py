@@ -5,9 +5,11 @@ The gate in a real server, with a database that hangs: ``tests/test_probes_under
 
 import logging
 
+import pytest
 import time_machine
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 
+from portal import dbgate
 from portal.dbgate import DatabaseGate
 
 T0 = "2030-01-01 10:00:00Z"
@@ -61,3 +63,23 @@ def test_a_clock_stepped_back_does_not_hold_the_gate_shut():
         gate.failed(OperationalError("refused"))
         clock.shift(-3600)
         assert gate.admit()
+
+
+@pytest.mark.parametrize("error", [OperationalError, InterfaceError])
+def test_a_connection_that_fails_either_way_is_503_and_closes_the_gate(
+    client, db, monkeypatch, error
+):
+    """psycopg raises ``InterfaceError`` for a connection that broke under it: that is the
+    database being unavailable too, not a server error."""
+    monkeypatch.setattr(dbgate, "gate", DatabaseGate(retry_seconds=2))
+
+    def broken(alias="default"):
+        raise error("connection already closed")
+
+    monkeypatch.setattr(dbgate, "connect", broken)
+
+    response = client.get("/api/v1/uploads/sessions/00000000-0000-0000-0000-000000000000")
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "database_unavailable"
+    assert not dbgate.gate.admit()

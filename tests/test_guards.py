@@ -167,6 +167,25 @@ def test_a_part_that_does_not_fit_is_507_and_lands_once_there_is_room(api, volum
     assert api.put(session["id"], 1, data[: 100 * KIB]).status_code == 201
 
 
+def test_a_part_keeps_the_reserve_of_the_temp_volume_not_the_final_one(api, volumes, settings):
+    """A part is written to the temp volume, so that volume's reserve decides: a part that
+    fits but would eat into it is refused there, however much room the final volume has."""
+    temp, _ = volumes
+    settings.PORTAL_MIN_FREE_BYTES = 0
+    settings.PORTAL_FREE_SPACE_RESERVE_BYTES = 64 * KIB
+    data = os.urandom(200 * KIB)
+    session = api.start(data, 100 * KIB)
+    ballast = fill(temp, 140 * KIB)  # room for the part, not for the part and the reserve
+
+    response = api.put(session["id"], 1, data[: 100 * KIB])
+
+    assert (response.status_code, error_code(response)) == (507, "insufficient_storage")
+    assert "the temp volume has no room" in response.json()["error"]["message"]
+    assert not UploadPart.objects.exists()
+    ballast.unlink()
+    assert api.put(session["id"], 1, data[: 100 * KIB]).status_code == 201
+
+
 def test_finalize_refuses_a_file_the_final_volume_cannot_take(api, volumes):
     _, final = volumes
     data = os.urandom(200 * KIB)

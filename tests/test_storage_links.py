@@ -138,6 +138,26 @@ def test_the_final_file_never_shares_an_inode_with_a_planted_link(api, outside):
     assert os.path.samefile(final_path(session), assembly_path(session))
 
 
+def test_a_symlink_planted_at_the_assembly_path_is_refused_as_a_link(api, outside, caplog):
+    """``O_NOFOLLOW`` on a symlink fails with ``ELOOP``: a refused link (an ERROR that
+    says so), not a storage outage."""
+    data = os.urandom(2 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    planted = outside / "victim"
+    planted.write_bytes(PLANTED)
+    os.makedirs(shard(session), exist_ok=True)
+    os.symlink(planted, assembly_path(session))
+
+    with caplog.at_level(logging.ERROR, logger="portal.services"):
+        response = api.put(session, 1, data[:CHUNK])
+
+    assert (response.status_code, error_code(response)) == (503, "storage_unavailable")
+    assert planted.read_bytes() == PLANTED
+    assert not UploadPart.objects.exists()
+    [record] = refusals(caplog)
+    assert record.levelno == logging.ERROR and "symlink" in record.error
+
+
 @pytest.mark.parametrize("in_place", [True, False], ids=["in-place", "own-objects"])
 def test_a_symlinked_shard_directory_gets_no_part(api, settings, outside, in_place):
     settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = in_place
