@@ -80,13 +80,16 @@ def files_under(path):
     )
 
 
-def test_a_hard_link_planted_at_the_assembly_path_gets_no_byte(api, outside, caplog):
+@pytest.mark.parametrize("plant, says", [(os.link, "2 names"), (os.symlink, "symlink")])
+def test_a_link_planted_at_the_assembly_path_gets_no_byte(api, outside, caplog, plant, says):
+    """A hard link (the file has 2 names) or a symlink (``O_NOFOLLOW`` fails with ``ELOOP``):
+    a refused link, an ERROR that says so, not a storage outage."""
     data = os.urandom(2 * CHUNK)
     session = api.start(data, CHUNK)["id"]
     planted = outside / "victim"
     planted.write_bytes(PLANTED)
     os.makedirs(shard(session), exist_ok=True)
-    os.link(planted, assembly_path(session))
+    plant(planted, assembly_path(session))
 
     with caplog.at_level(logging.ERROR, logger="portal.services"):
         response = api.put(session, 1, data[:CHUNK])
@@ -95,7 +98,7 @@ def test_a_hard_link_planted_at_the_assembly_path_gets_no_byte(api, outside, cap
     assert planted.read_bytes() == PLANTED
     assert not UploadPart.objects.exists()
     [record] = refusals(caplog)
-    assert record.levelno == logging.ERROR and "2 names" in record.error
+    assert record.levelno == logging.ERROR and says in record.error
 
 
 def test_an_assembly_file_of_another_user_gets_no_byte(api, monkeypatch):
@@ -136,26 +139,6 @@ def test_the_final_file_never_shares_an_inode_with_a_planted_link(api, outside):
     response = api.finalize(session)
     assert response.json()["file"]["sha256"] == sha256(data)
     assert os.path.samefile(final_path(session), assembly_path(session))
-
-
-def test_a_symlink_planted_at_the_assembly_path_is_refused_as_a_link(api, outside, caplog):
-    """``O_NOFOLLOW`` on a symlink fails with ``ELOOP``: a refused link (an ERROR that
-    says so), not a storage outage."""
-    data = os.urandom(2 * CHUNK)
-    session = api.start(data, CHUNK)["id"]
-    planted = outside / "victim"
-    planted.write_bytes(PLANTED)
-    os.makedirs(shard(session), exist_ok=True)
-    os.symlink(planted, assembly_path(session))
-
-    with caplog.at_level(logging.ERROR, logger="portal.services"):
-        response = api.put(session, 1, data[:CHUNK])
-
-    assert (response.status_code, error_code(response)) == (503, "storage_unavailable")
-    assert planted.read_bytes() == PLANTED
-    assert not UploadPart.objects.exists()
-    [record] = refusals(caplog)
-    assert record.levelno == logging.ERROR and "symlink" in record.error
 
 
 @pytest.mark.parametrize("in_place", [True, False], ids=["in-place", "own-objects"])
