@@ -218,7 +218,8 @@ class OriginListValue(ListValue):
     def to_python(self, value):
         origins = [origin.lower() for origin in super().to_python(value)]
         for origin in origins:
-            if not _ORIGIN.fullmatch(origin):
+            match = _ORIGIN.fullmatch(origin)
+            if not match or not 0 < int((match[2] or ":80")[1:]) < 65536:
                 raise Invalid(
                     f"{_shorten(origin)!r} is not an origin: use scheme://host[:port] "
                     "(http or https, no path, no wildcard), comma-separated"

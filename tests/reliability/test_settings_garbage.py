@@ -81,6 +81,14 @@ LOAD_TIME = {
     "PORTAL_BEHIND_PROXY": ["maybe", "2", "tru", "ja", "yes please", "\u2713"],
     "PORTAL_STATIC_ROOT": ["static", "var/static", "./s", "~/s", "s t", "..\\x"],
     "PORTAL_DRAIN_FILE": ["drain", "var/drain", "./drain", "~/drain", "drain file", "..\\x"],
+    "PORTAL_CORS_ALLOWED_ORIGINS": [
+        "app.example.com",
+        "ftp://app.example.com",
+        "https://app.example.com/path",
+        "*",
+        "https://app.example.com:99999",
+        "https://app.example.com:0",
+    ],
     "PORTAL_LOG_FORMAT": ["xml", "JSONL", "", "jsön", "text", "json,console"],
     "PORTAL_LOG_LEVEL": ["loud", "10", "trace", "", "ïnfo", "warn"],
 }
