@@ -326,3 +326,35 @@ def test_a_trickling_server_is_cut_at_the_request_deadline(subprocess_env, tmp_p
     assert result.returncode == 1
     assert f"127.0.0.1:{trickling.port} did not answer within 1 s" in result.stderr
     assert elapsed < 20, f"the client took {elapsed:.1f} s"
+
+
+def test_a_url_that_is_not_the_portal_stops_with_a_clear_message(subprocess_env, token, tmp_path):
+    """A web server that answers 200 with HTML (a wrong --url): exit 1 naming it, no
+    traceback (it was a KeyError)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Html(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"<html><body>Welcome to nginx!</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = run_upload(subprocess_env, write_file(tmp_path, 1000), url, token)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 1, result.stderr
+    assert "HTTP 200 but the answer is not the portal's JSON" in result.stderr
+    assert "Welcome to nginx!" in result.stderr and "Traceback" not in result.stderr

@@ -1,13 +1,10 @@
-"""``manage.py portal_upload PATH --url URL``: a resumable upload client.
+"""``manage.py portal_upload PATH --url URL``: a resumable upload client (token: ``token_source``).
 
-The token comes from ``$PORTAL_TOKEN`` or ``--token-file`` (``token_source``).
-
-It talks to the HTTP API with the standard library only (``http.client``), so it is also
-the reference for other clients. The idempotency key is derived from the file (path, size,
-modification time), so running the command again after an interruption finds the same
-session, asks which parts the server has, and sends only the missing ones, each streamed
-from the file. Failed parts are retried with backoff. At the end it prints the sha256 the
-server computed next to its own and exits 1 if they differ or anything failed.
+Standard library HTTP only, so it is also the reference for other clients. The
+idempotency key comes from the file (path, size, mtime): run again after an interruption,
+it finds the same session and sends only the parts the server is missing, each streamed
+from the file, retried with backoff. It prints the server's sha256 next to its own and
+exits 1 if they differ or anything failed.
 """
 
 import argparse
@@ -117,10 +114,18 @@ class ApiClient:
         if answer.status in RETRYABLE_STATUS:
             raise Transient(f"HTTP {answer.status}")
         try:
-            return answer.status, json.loads(answer.body) if answer.body else {}
+            payload = json.loads(answer.body) if answer.body else {}
         except ValueError:
-            message = answer.body[:200].decode("utf-8", "replace")
-            return answer.status, {"error": {"code": "not_json", "message": message}}
+            payload = None
+        snippet = answer.body[:200].decode("utf-8", "replace")
+        if not isinstance(payload, dict) and answer.status < 300:  # not the portal answering
+            raise UploadFailed(
+                f"{method} {self.prefix + path}: HTTP {answer.status} but the answer is not "
+                f"the portal's JSON ({snippet!r}): is --url the portal's address?"
+            )
+        return answer.status, payload if isinstance(payload, dict) else {
+            "error": {"code": "not_json", "message": snippet}
+        }
 
     def _connection(self):
         """This thread's keep-alive connection (one per thread: parts go in parallel)."""
@@ -146,11 +151,8 @@ def derived_idempotency_key(path):
 
 
 def file_sha256(path):
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while block := handle.read(1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 class Progress:
