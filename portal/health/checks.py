@@ -54,11 +54,22 @@ class PortalTimeout:
 
 @dataclasses.dataclass
 class DatabaseReady(PortalTimeout, hc_checks.Database):
-    """``SELECT 1`` on a fresh connection (the library's check) within our budget."""
+    """``SELECT 1`` on a fresh connection (the library's check) within our budget.
+
+    A pass opens this process's database gate (``portal.dbgate``): once ``/ready`` says
+    the database answers and the balancer sends traffic again, no API request may still
+    get the gate's 503 while it waits for its own retry."""
 
     @property
     def name(self):
         return "database" if self.alias == "default" else f"database:{self.alias}"
+
+    def run(self):
+        super().run()
+        if self.alias == "default":
+            from portal import dbgate  # the gate answers with the API's errors: load it late
+
+            dbgate.gate.succeeded()
 
 
 class StorageFull(ServiceWarning):
