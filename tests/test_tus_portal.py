@@ -1,10 +1,13 @@
 """tus 1.0 with the rest of the portal: the JSON API on the same session, cleanup's expiry
-and sweep, HEAD finalizing what is all in, and hostile headers."""
+and sweep, HEAD finalizing what is all in, parts hashed once, and hostile headers."""
+
+import hashlib
 
 import pytest
 import time_machine
 
-from portal.models import TusUpload, UploadPart, UploadSession
+from portal import storage
+from portal.models import IngestFile, TusUpload, UploadPart, UploadSession
 from portal.services.cleanup import run_cleanup, sweep
 from tests import objects
 from tests.api_helpers import Api, error_code, make_token
@@ -55,6 +58,21 @@ def test_head_finalizes_an_upload_whose_bytes_are_all_in(tus, client, user):
     assert tus.patch(path, 25, b"").status_code == 204
     response = tus.patch(path, 25, b"more")
     assert (response.status_code, error_code(response)) == (413, "exceeds_upload_length")
+
+
+def test_parts_written_in_place_are_hashed_once_into_the_files_hash(tus):
+    """They record no sha256 of their own; the stored file's sha256 is the file hash's, and
+    where that hash cannot be resumed, finalize reads their ranges for it."""
+    if not storage.assembles_in_place():
+        pytest.skip("parts are written in place on local disk only")
+    data = bytes(range(25))
+    path = tus.start(len(data))
+    assert tus.patch(path, 0, data[:20]).status_code == 204
+    assert list(UploadPart.objects.values_list("sha256", flat=True)) == ["", ""]
+    UploadSession.objects.update(hash_state=b"damaged")
+    assert tus.patch(path, 20, data[20:]).status_code == 204
+    assert stored_file_bytes() == data
+    assert IngestFile.objects.get().sha256 == hashlib.sha256(data).hexdigest()
 
 
 def test_cleanup_expires_an_upload_then_removes_it(tus, settings):

@@ -224,7 +224,11 @@ class _Writer:
 
     def _write_in_place(self, part, expected, body, part_hash):
         """Local disk: the part into its range of the session's assembly file, held until
-        it is recorded (as the JSON API's parts: finalize then links the file). What
+        it is recorded (as the JSON API's parts: finalize then links the file). Where the
+        session's file hash takes the part on, its bytes are hashed into that alone (one
+        pass, not two): the part records no sha256 of its own, which only a replay would
+        compare, and a tus part is never replayed in place (a recorded range goes aside,
+        with its sha256). What
         ``_write`` answers, or ``_ASIDE`` where the part cannot go there (not in place
         here, the range held by another upload). A body that breaks off inside the part
         leaves what arrived as the tail, a temp object of its own, and the range freed."""
@@ -237,7 +241,10 @@ class _Writer:
             return _ASIDE
         try:
             stored = place.write(
-                PartBytes("", 0, body, expected), max_bytes=expected, file_hash=part_hash
+                PartBytes("", 0, body, expected),
+                max_bytes=expected,
+                file_hash=part_hash,
+                own_hash=part_hash is None,
             )
         except BaseException:
             held.close()

@@ -121,15 +121,16 @@ class PartRange:
         self.storage, self.fd, self.key, self.offset, self.size = storage, fd, key, offset, size
         self.created = created  # this request made the file
 
-    def write(self, stream, *, max_bytes, file_hash=None) -> StoredObject:
-        """``write_temp_part`` into the range: the same reading, limits and hashing; on
-        failure the range gives its blocks back (``release``)."""
+    def write(self, stream, *, max_bytes, file_hash=None, own_hash=True) -> StoredObject:
+        """``write_temp_part`` into the range (``own_hash=False``: only ``file_hash`` sees
+        the bytes, the part's sha256 is ""); on failure the range gives its blocks back."""
         with backend_faults(self.storage):
             local_in_place.check_unshared(self.storage, self.fd, self.key)
         reader = local_parts.BlockReader(stream, max_bytes)
         try:
             with backend_faults(self.storage, reader):
-                return local_parts.write_in_place(self.fd, self.key, self.offset, reader, file_hash)
+                args = (self.fd, self.key, self.offset, reader, file_hash)
+                return local_parts.write_in_place(*args, own_hash=own_hash)
         except BaseException:
             self.release()
             raise
@@ -371,10 +372,8 @@ def final_location(key):
 
 
 def free_bytes(name):
-    """Free bytes of the ``temp`` or ``final`` volume; ``None`` on S3 (there is no volume).
-
-    ``StorageUnavailable`` when the volume cannot be looked at (a missing root).
-    """
+    """Free bytes of the ``temp`` or ``final`` volume; ``None`` on S3 (there is no volume);
+    ``StorageUnavailable`` when the volume cannot be looked at (a missing root)."""
     storage = temp_storage() if name == "temp" else final_storage()
     if not _is_local(storage):
         return None

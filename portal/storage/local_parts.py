@@ -105,19 +105,22 @@ def write_part(storage, key, reader: BlockReader, also=None) -> StoredObject:
     return StoredObject(key=key, size=reader.size, sha256=digest)
 
 
-def write_in_place(fd, key, offset, reader: BlockReader, also=None) -> StoredObject:
+def write_in_place(fd, key, offset, reader: BlockReader, also=None, *, own_hash=True):
     """Write ``reader``'s blocks into the assembly file ``fd`` from ``offset`` (the caller
-    holds that range, see ``local_in_place``)."""
+    holds that range, see ``local_in_place``). Without ``own_hash`` only ``also`` (the
+    file's hash) sees the bytes and the part records no sha256 (``PartRange.write``)."""
     digest = _copy_hashed(
-        reader, lambda data, at: local_in_place.pwrite_all(fd, data, offset + at), also
+        reader, lambda data, at: local_in_place.pwrite_all(fd, data, offset + at), also, own_hash
     )
     return StoredObject(key=key, size=reader.size, sha256=digest, in_place=True)
 
 
-def _copy_hashed(reader, write, also=None):
+def _copy_hashed(reader, write, also=None, own_hash=True):
     """``write(block, position)`` every block while the previous one is hashed (the part's
-    sha256, and ``also`` in a second thread); the part's sha256 hex."""
-    digests = [hashlib.sha256()] if also is None else [hashlib.sha256(), also]
+    sha256, and ``also`` in a second thread); the part's sha256 hex ("" when only ``also``
+    was asked for)."""
+    own = hashlib.sha256() if own_hash or also is None else None
+    digests = [digest for digest in (own, also) if digest is not None]
     hashing = []
     written = 0
     try:
@@ -131,7 +134,7 @@ def _copy_hashed(reader, write, also=None):
         for job in hashing:
             job.result()
         reader.close()
-    return digests[0].hexdigest()
+    return own.hexdigest() if own is not None else ""
 
 
 _HASH_POOL = (None, None)  # (pid, executor): threads do not survive a fork
