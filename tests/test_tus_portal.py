@@ -1,16 +1,20 @@
 """tus 1.0 with the rest of the portal: the JSON API on the same session, cleanup's expiry
-and sweep, HEAD finalizing what is all in, parts hashed once, and hostile headers."""
+and sweep, HEAD finalizing what is all in, parts hashed once, the database gate and storage
+outages (503), and hostile headers."""
 
 import hashlib
+import shutil
 
 import pytest
 import time_machine
+from django.db import OperationalError
 
-from portal import storage
+from portal import dbgate, storage
 from portal.models import IngestFile, TusUpload, UploadPart, UploadSession
 from portal.services.cleanup import run_cleanup, sweep
 from tests import objects
 from tests.api_helpers import Api, error_code, make_token
+from tests.conftest import apply_storage
 from tests.tus_helpers import TUS, Tus, b64, metadata, stored_file_bytes
 
 CHUNK = 10
@@ -73,6 +77,65 @@ def test_parts_written_in_place_are_hashed_once_into_the_files_hash(tus):
     assert tus.patch(path, 20, data[20:]).status_code == 204
     assert stored_file_bytes() == data
     assert IngestFile.objects.get().sha256 == hashlib.sha256(data).hexdigest()
+
+
+def assert_503(response, code, method="PATCH"):
+    assert (response.status_code, response["Retry-After"]) == (503, "5"), method
+    if method != "HEAD":  # a HEAD answer has no body
+        assert error_code(response) == code
+
+
+def test_while_the_database_gate_is_closed_everything_but_options_is_503(tus):
+    path = tus.start(5)
+    with time_machine.travel("2030-01-01 10:00:00Z", tick=False):
+        dbgate.gate.failed(OperationalError("connection timeout expired"))
+        try:
+            answers = {
+                "POST": tus.create(5),
+                "HEAD": tus.head(path),
+                "PATCH": tus.patch(path, 0, b"12345"),
+                "DELETE": tus.delete(path),
+            }
+            options = tus.client.options(TUS)
+        finally:
+            dbgate.gate.succeeded()
+    for method, response in answers.items():
+        assert_503(response, "database_unavailable", method)
+    assert options.status_code == 204
+    assert UploadSession.objects.count() == 1
+    assert tus.patch(path, 0, b"12345").status_code == 204
+
+
+def test_a_patch_while_the_temp_root_is_a_file_is_503_and_lands_once_it_is_back(
+    tus, settings, data_dir
+):
+    apply_storage(settings, "local", data_dir)
+    data = bytes(range(25))
+    path = tus.start(len(data))
+    assert tus.patch(path, 0, data[:10]).status_code == 204
+    shutil.move(data_dir / "temp", data_dir / "temp.away")
+    (data_dir / "temp").write_text("not a directory")
+    assert_503(tus.patch(path, 10, data[10:]), "storage_unavailable")
+    (data_dir / "temp").unlink()
+    shutil.move(data_dir / "temp.away", data_dir / "temp")
+    assert tus.offset(path) == 10
+    assert tus.patch(path, 10, data[10:]).status_code == 204
+    assert stored_file_bytes() == data
+
+
+@pytest.mark.s3
+def test_an_s3_outage_is_503_and_the_upload_resumes(tus, settings, data_dir, moto_s3_factory):
+    s3 = moto_s3_factory()
+    apply_storage(settings, "s3", data_dir, s3=s3, bucket=s3.new_bucket())
+    data = bytes(range(25))
+    path = tus.start(len(data))
+    assert tus.patch(path, 0, data[:13]).status_code == 204
+    s3.stop()
+    assert_503(tus.patch(path, 13, data[13:]), "storage_unavailable")
+    s3.start()
+    assert tus.offset(path) == 13
+    assert tus.patch(path, 13, data[13:]).status_code == 204
+    assert stored_file_bytes() == data
 
 
 def test_cleanup_expires_an_upload_then_removes_it(tus, settings):
