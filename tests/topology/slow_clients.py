@@ -20,6 +20,7 @@ once every connection is open, and a JSON summary when the time is up.
 import argparse
 import contextlib
 import json
+import os
 import socket
 import ssl
 import sys
@@ -28,6 +29,7 @@ import time
 BODY_BYTES = 16
 CONNECT_TIMEOUT = 1.0
 NETWORK = 66
+NICENESS = 10
 
 
 def address(index):
@@ -118,6 +120,9 @@ def parse_args(argv):
 
 def main(argv=None):
     options = parse_args(argv)
+    # The tricklers stand for clients on other machines: on the test host they yield the
+    # CPU to the servers under test instead of competing with them for it.
+    os.nice(NICENESS)
     tricklers = [header_trickler(i, options) for i in range(options.headers)]
     tricklers += [body_trickler(options.headers + i, options, i + 1) for i in range(options.bodies)]
     uploads = [path for path in options.tus_uploads.split(",") if path]
