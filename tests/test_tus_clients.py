@@ -189,6 +189,24 @@ def test_a_patch_whose_connection_breaks_keeps_what_arrived(server, token):
     assert stored_sha256() == hashlib.sha256(data).hexdigest()
 
 
+def test_a_patch_without_content_length_is_empty_and_a_chunked_one_is_411(server, token):
+    """HTTP/1.1: a request with neither ``Content-Length`` nor ``Transfer-Encoding`` has no
+    body (RFC 9112 6.3): 204 at the same offset. A chunked body is refused (411)."""
+    path = create(server, token, 5)
+    head = (
+        f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        "Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+        "Content-Type: application/offset+octet-stream\r\nConnection: close\r\n"
+    )
+    chunked = "Transfer-Encoding: chunked\r\n\r\n5\r\n12345\r\n0\r\n\r\n"
+    for rest, status in (("\r\n", b"204"), (chunked, b"411")):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(f"{head}{rest}".encode())
+            reply = b"".join(iter(lambda sock=sock: sock.recv(65536), b""))
+        assert reply.startswith(b"HTTP/1.1 " + status), reply[:300]
+        assert int(tus_request(server, "HEAD", path, token).getheader("Upload-Offset")) == 0
+
+
 def test_a_second_patch_while_one_streams_is_423(server, token):
     data = os.urandom(3 * CHUNK)
     path = create(server, token, len(data))
