@@ -196,6 +196,14 @@ def test_every_metric_is_documented():
     assert sorted(m for m in metrics if f"`{m}" not in text) == []
 
 
+def test_every_alert_has_its_runbook_row():
+    rules = (ROOT / "deploy" / "prometheus" / "alerts.yml").read_text()
+    alerts = re.findall(r"alert: (\w+)", rules)
+    text = (DOCS / "operations.md").read_text()
+    assert len(alerts) >= 10
+    assert [alert for alert in alerts if f"| `{alert}` |" not in text] == []
+
+
 def missed_targets(pages):
     """The threshold of every target a saved bench page printed as MISSED."""
     for page in pages:
