@@ -253,3 +253,10 @@ def test_the_verdict_check_sees_a_planted_contradiction():
     assert len(list(verdict_contradictions(row.format("missed: copy ≥ 3x")))) == 1
     met = "| `dispatch.py` ([d](benchmarks/dispatch.md)) | x | y | z | missed: 0.5x |"
     assert len(list(verdict_contradictions(met))) == 1
+
+
+def test_a_saved_bench_page_keeps_the_summary_and_counts_what_it_leaves_out():
+    from bench.lib import report
+
+    printed = "round 1 portal 300 MB/s\nround 2 portal 310 MB/s\nupload 305 MB/s 1.2x: ok\n"
+    assert report.summary(printed) == ("upload 305 MB/s 1.2x: ok", 2)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DOCS = ROOT / "docs" / "benchmarks"
-PROGRESS = re.compile(r"^(round \d+ |\[reliability\] )")
+PROGRESS = re.compile(r"^(round \d+ |\[reliability\] |seeded )")
 
 
 def machine():
