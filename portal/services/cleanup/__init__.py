@@ -4,7 +4,7 @@
 Writes name rows by primary key only: one that also filters on status or expiry lets
 SQLite (no statistics) and PostgreSQL (stale ones after a bulk change) pick the status
 index and rescan every remaining candidate per batch, which is quadratic
-(docs/cleanup-performance.md).
+(docs/design.md, "Periodic jobs").
 """
 
 from portal.services.cleanup.base import STEPS, CleanupOptions, StepResult
