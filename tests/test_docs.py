@@ -260,3 +260,9 @@ def test_a_saved_bench_page_keeps_the_summary_and_counts_what_it_leaves_out():
 
     printed = "round 1 portal 300 MB/s\nround 2 portal 310 MB/s\nupload 305 MB/s 1.2x: ok\n"
     assert report.summary(printed) == ("upload 305 MB/s 1.2x: ok", 2)
+    variant = "  floor           n=  10000      5.33 s\n"
+    assert report.summary(variant + "| floor | 10000 | 5.3 |") == ("| floor | 10000 | 5.3 |", 1)
+    assert report.summary(variant + "S3: 1000 objects per request") == (
+        variant + "S3: 1000 objects per request",
+        0,
+    )

@@ -20,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 DOCS = ROOT / "docs" / "benchmarks"
 PROGRESS = re.compile(r"^(round \d+ |\[reliability\] |seeded )")
+# A variant's raw lines, which the script's markdown table repeats when it prints one.
+TABLED = re.compile(r"^(  (portal_cleanup|floor|per_row) +n=|  +steps: )")
 
 
 def machine():
@@ -78,7 +80,10 @@ def recording(name, *, save, page=None):
 def summary(printed):
     """What the script printed without its progress lines, and how many were left out."""
     lines = printed.rstrip().splitlines()
-    kept = [line for line in lines if not PROGRESS.match(line)]
+    tabled = any(line.startswith("| ") for line in lines)
+    kept = [
+        line for line in lines if not PROGRESS.match(line) and not (tabled and TABLED.match(line))
+    ]
     return "\n".join(kept), len(lines) - len(kept)
 
 
