@@ -77,6 +77,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="portal-mutants-") as temp:
         tree = Path(temp)
         copy_tree(ROOT, tree)
+        # Tests that start gunicorn or moto run them from ROOT/.venv: the copy's ROOT.
+        (tree / ".venv").symlink_to(ROOT / ".venv")
         env = {**os.environ, "PYTHONPATH": str(tree), "PORTAL_CRASH_TRIALS": "5"}
         results = []
         for mutant in chosen:

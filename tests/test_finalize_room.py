@@ -154,6 +154,7 @@ def test_a_refused_link_is_copied_only_when_the_copy_fits(api, bind_mounted, set
     refused = api.finalize(session["id"])
 
     assert refused.status_code == 507, refused.content
+    assert "the final volume has no room" in refused.json()["error"]["message"]
     assert not [path for path in (data_dir / "final").rglob("*") if path.is_file()]
     ballast.unlink()
     UploadSession.objects.update(assembly_lease_until=timezone.now() - timedelta(seconds=1))

@@ -167,6 +167,24 @@ def test_bulk_delete_with_the_local_root_gone_forgets_nothing(settings, data_dir
     assert [obj.key for obj in storage.list_temp()] == [key]
 
 
+def test_a_part_in_place_under_a_missing_root_is_an_outage_not_a_missing_part(settings, data_dir):
+    """``hash_part`` of a range of the assembly file while the temp volume is unmounted:
+    ``StorageUnavailable`` (try again), never ``SourceMismatch`` (the part is gone)."""
+    from tests.conftest import apply_storage
+
+    apply_storage(settings, "local", data_dir)
+    with storage.part_range(SESSION, 0, 2) as place:
+        stored = place.write(io.BytesIO(b"ok"), max_bytes=2)
+    source = storage.part_source(1, 2, stored.sha256, stored.key, 2)
+    os.rename(data_dir / "temp", data_dir / "temp.unmounted")
+    with pytest.raises(storage.StorageUnavailable, match="storage root is missing"):
+        storage.hash_part(source, hashlib.sha256())
+    os.rename(data_dir / "temp.unmounted", data_dir / "temp")
+    digest = hashlib.sha256()
+    storage.hash_part(source, digest)
+    assert digest.hexdigest() == hashlib.sha256(b"ok").hexdigest()
+
+
 @pytest.mark.s3
 def test_bulk_delete_on_s3_uses_one_request_per_thousand(settings, data_dir, moto_s3):
     from tests.conftest import apply_storage

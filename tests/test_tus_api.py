@@ -318,6 +318,18 @@ def test_cors_answers_the_allowed_origins_only(client, settings, db):
     assert refused["Access-Control-Allow-Origin"] == "https://app.example.com"
 
 
+def test_cors_knows_an_allowed_origin_in_any_case_and_every_answer_varies_on_origin(
+    client, settings, db
+):
+    settings.PORTAL_CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+    preflight = {"Access-Control-Request-Method": "POST"}
+    capitals = client.options(TUS, headers={**preflight, "Origin": "HTTPS://App.Example.COM"})
+    assert capitals["Access-Control-Allow-Origin"] == "HTTPS://App.Example.COM"
+    for origin in ("https://app.example.com", "https://evil.example", ""):
+        response = client.options(TUS, headers={**preflight, "Origin": origin})
+        assert "origin" in response.get("Vary", "").lower(), origin  # caches key on it
+
+
 def test_concurrent_patches_of_one_upload_land_once(tus, client, user):
     """Two PATCHes at the same offset at once: one lands, the other is 423 or 409."""
     data = b"z" * 25
