@@ -27,8 +27,8 @@ nothing is saved: finalize copies and hashes in two threads, and measured side b
 (docs/upload-performance.md) hashing at upload then cost more than it saved.
 
 Finalize (``for_assembly``) resumes the saved hash and reads only the parts after it. A
-state that cannot be resumed (OpenSSL missing, another machine's layout, a damaged row)
-is ignored: the parts are then read and hashed at finalize, as before.
+state that cannot be resumed (OpenSSL missing, written by another library or machine, a
+damaged row) is ignored: the parts are then read and hashed at finalize.
 """
 
 import logging
@@ -40,7 +40,8 @@ from django.utils import timezone
 
 from portal import storage
 from portal.services import part_sql
-from portal.storage.sha256state import AVAILABLE, ResumableSha256
+from portal.storage import sha256state
+from portal.storage.sha256state import ResumableSha256
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def for_part(session, part_number):
     if session.hashed_parts != part_number - 1 or not applies(session):
         return None
     if part_number == 1:
-        return ResumableSha256() if AVAILABLE else None
+        return ResumableSha256() if sha256state.available() else None
     return _resume(session, session.hashed_parts)
 
 
