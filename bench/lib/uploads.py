@@ -320,12 +320,14 @@ def floor(part_paths, out_path):
 
 
 def part_files(data_dir, sid):
+    """The session's temp files in part order, each once (parts written in place share
+    one assembly file, which then holds the whole file)."""
     with sqlite3.connect(data_dir / "bench.sqlite3") as db:
         rows = db.execute(
             "SELECT temp_key FROM portal_uploadpart WHERE session_id = ? ORDER BY part_number",
             [sid.replace("-", "")],
         ).fetchall()
-    return [data_dir / "temp" / key for (key,) in rows]
+    return list(dict.fromkeys(data_dir / "temp" / key for (key,) in rows))
 
 
 def finalize(client, sid, poll_seconds=0.2):
