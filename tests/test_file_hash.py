@@ -71,8 +71,8 @@ def test_without_a_usable_saved_hash_finalize_hashes_the_file_itself(api, monkey
             writing.setattr(sha256state._library(), "writer", b"LibreSSL 3.8.2 riscv64")
         api.upload(session, data, CHUNK)
     state = bytes(UploadSession.objects.get(pk=session).hash_state or b"")
-    if damage == "corrupt":  # one bit of the pending block flipped
-        state = state[:-20] + bytes([state[-20] ^ 1]) + state[-19:]
+    if damage == "corrupt":  # one bit of the struct's state words flipped
+        state = state[:-100] + bytes([state[-100] ^ 1]) + state[-99:]
         UploadSession.objects.filter(pk=session).update(hash_state=state)
     elif damage == "bare struct":  # SHA256_CTX without format, writer or checksum
         UploadSession.objects.filter(pk=session).update(hash_state=state[-116:-4])
