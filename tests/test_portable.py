@@ -88,20 +88,23 @@ def test_upload_finalize_and_cleanup_give_the_same_files_whatever_is_hidden(api,
         assert stored.read() == data
 
 
-def test_manage_py_check_runs_where_libc_has_no_fallocate():
-    """Nothing platform-specific is looked up at import: hidden, as on macOS, the first use
-    finds it missing instead of every command failing with AttributeError."""
+def test_manage_py_check_runs_where_the_speed_paths_are_missing():
+    """Nothing platform-specific is looked up at import: with ``fallocate`` and OpenSSL's
+    ``SHA256_*`` missing from the C libraries, no OFD locks and no ``copy_file_range`` (as
+    on macOS, or OpenSSL built without deprecated functions), the first use finds them
+    missing instead of every command failing with AttributeError."""
     hide = (
-        "import ctypes, fcntl, runpy, sys\n"
-        "class NoFallocate(ctypes.CDLL):\n"
+        "import ctypes, fcntl, os, runpy, sys\n"
+        "class Without(ctypes.CDLL):\n"
         "    def __getattr__(self, name):\n"
-        "        if name == 'fallocate':\n"
+        "        if name == 'fallocate' or name.startswith('SHA256_'):\n"
         "            raise AttributeError(name)\n"
         "        return super().__getattr__(name)\n"
-        "ctypes.CDLL = NoFallocate\n"
-        "del fcntl.F_OFD_SETLK\n"
-        "from portal.storage import local_in_place\n"
+        "ctypes.CDLL = Without\n"
+        "del fcntl.F_OFD_SETLK, os.copy_file_range\n"
+        "from portal.storage import local_in_place, sha256state\n"
         "assert local_in_place._fallocate() is None and not local_in_place.available()\n"
+        "assert not sha256state.available()\n"
         "sys.argv = ['manage.py', 'check']\n"
         "runpy.run_path('manage.py', run_name='__main__')\n"
     )
