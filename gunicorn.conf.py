@@ -24,7 +24,7 @@ replaced), merges the files of each worker that exits (``child_exit``) and remov
 directory when it exits; see ``portal.metrics.multiproc``.
 
 glibc's allocator is tuned by ``MALLOC_ARENA_MAX`` and ``MALLOC_MMAP_THRESHOLD_`` in the
-environment gunicorn starts with (docs/operations.md, "Install", step 7).
+environment gunicorn starts with (docs/configuration.md, "gunicorn").
 """
 
 import logging

@@ -1,4 +1,4 @@
-"""glibc's allocator tuning (docs/operations.md, "Install", step 7): with the environment
+"""glibc's allocator tuning (docs/configuration.md, "gunicorn"): with the environment
 the deployments give gunicorn a freed 8 MiB buffer goes back to the system; without it
 glibc keeps it (the reason for the tuning, shown on this machine's C library). The unit,
 the image and the benchmarks set the same values."""

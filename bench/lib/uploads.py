@@ -48,7 +48,7 @@ def environment(data_dir):
             "WEB_CONCURRENCY": "2",
             "GUNICORN_THREADS": "4",
             "GUNICORN_TIMEOUT": "300",
-            # glibc's allocator as the deployments tune it (docs/operations.md, step 7).
+            # glibc's allocator as the deployments tune it (docs/configuration.md, "gunicorn").
             "MALLOC_ARENA_MAX": "2",
             "MALLOC_MMAP_THRESHOLD_": "1048576",
         }

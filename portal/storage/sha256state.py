@@ -1,14 +1,11 @@
 """A SHA-256 whose state can be saved in the database and resumed by another process.
 
-``hashlib`` cannot export a hash's state; OpenSSL's ``SHA256_CTX`` can: a plain 112-byte
-struct (eight state words, the bit count, the pending block, two counters) that
-``SHA256_Update`` extends at ``hashlib``'s speed (the same library), without holding the
-GIL. Those functions are deprecated since OpenSSL 3.0 and absent from ``no-deprecated``
-builds, and the struct is the library's, not a format: so they are looked up at first use
-(``available``), and a saved state carries a format version and the library and machine
-that wrote it. A state from another writer, or one that fails its checks (its checksum,
-its ``md_len``, its bit count against the byte count the caller expects), is not
-trusted: ``resume`` answers None and the caller hashes those bytes again.
+``hashlib`` cannot export a state; OpenSSL's ``SHA256_CTX`` (112 bytes) can, at
+``hashlib``'s speed and without the GIL. Its functions are deprecated (absent from
+``no-deprecated`` builds) and the struct is the library's, not a format: they are looked up
+at first use (``available``), and a saved state carries a format version, the library and
+machine that wrote it and a checksum. A state it cannot trust means the caller hashes the
+bytes again.
 """
 
 import ctypes
