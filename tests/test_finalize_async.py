@@ -205,8 +205,7 @@ def test_portal_finalize_leaves_an_assembly_whose_lock_is_held(api, subprocess_e
     assert result.returncode == 0, result.stderr
     assert summary["busy"] == 1 and summary["completed"] == 0
     assert UploadSession.objects.get().status == Status.FINALIZING
-    holder.kill()
-    holder.wait()
+    holder.release(f"finalize:{session_id}")
     UploadSession.objects.update(assembly_lease_until=timezone.now() - timedelta(seconds=1))
     assert run_finalize_command(subprocess_env)[1]["completed"] == 1
 

@@ -226,8 +226,7 @@ def test_a_patch_while_another_holds_the_upload_is_423(tus, lock_holder):
     holder = lock_holder(f"tus:{upload_id}")
     response = tus.patch(path, 0, b"12345")
     assert (response.status_code, error_code(response)) == (423, "upload_locked")
-    holder.kill()
-    holder.wait()
+    holder.release(f"tus:{upload_id}")
     assert tus.patch(path, 0, b"12345").status_code == 204
 
 
