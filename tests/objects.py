@@ -45,7 +45,7 @@ def assembly_blocks():
     """Disk blocks the local assembly files hold (0 on S3): a write that was not recorded
     gives its range's blocks back."""
     temp = storage.temp_storage()
-    if not storage.backends.is_local(temp):
+    if not storage.backend().has_volumes:
         return 0
     keys = (item.key for item in storage.list_temp())
     paths = (temp.path(key) for key in keys if local_in_place.session_of(key) is not None)

@@ -43,7 +43,7 @@ def test_a_file_larger_than_the_free_space_finalizes_by_link(api, small_volume, 
     small_volume(data_dir, 24 * MIB)
     apply_storage(settings, "local", data_dir)
     settings.PORTAL_MIN_FREE_BYTES = 4 * MIB
-    assert storage.assembles_in_place()
+    assert storage.backend().assembles_in_place
     data = os.urandom(13 * MIB)
     session = api.start(data, MIB)
 

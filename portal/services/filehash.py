@@ -19,7 +19,7 @@ the upload, and finalize's time is S3's. One conditional UPDATE on ``hashed_part
 moves the hash over a run, so two requests catching up at once cannot both move it.
 
 On local disk the hash is saved where parts are written in place
-(``storage.assembles_in_place``): finalize then links the assembly file instead of copying
+(``Backend.assembles_in_place``): finalize then links the assembly file instead of copying
 it, and the file's hash is all it would still read. Parts written in place are caught up
 from their range of that file without a second check (they were hashed on their way in
 and nothing writes a recorded range again). With a file per part (in-place writing off)
@@ -57,9 +57,10 @@ RUN_PARTS = 16
 def applies(session):
     """Whether this session's file hash is saved: S3 will assemble its parts by itself, or
     they are written in place on local disk (finalize then links the file)."""
-    if storage.assembles_in_place():
+    chosen = storage.backend()
+    if chosen.assembles_in_place:
         return True
-    return storage.copies_parts(session.chunk_size_bytes, session.total_parts)
+    return chosen.copies_parts(session.chunk_size_bytes, session.total_parts)
 
 
 def for_part(session, part_number):

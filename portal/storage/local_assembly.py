@@ -24,13 +24,11 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 
 from portal.storage import local, local_in_place, local_walk
-from portal.storage.objects import SourceMismatch, StoredObject
+from portal.storage.objects import MISMATCH, MISSING, SourceMismatch, StoredObject
 
 # Hash the final object through mappings of at most this many bytes at a time.
 HASH_WINDOW_BYTES = 8 * 1024 * 1024
 COPY_BUFFER_BYTES = 1024 * 1024
-MISMATCH = "no longer matches the sha256 recorded for it"
-MISSING = "is missing from temp storage"
 # copy_file_range refusals that mean "not between these files": copy through a buffer.
 KERNEL_COPY_REFUSED = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
 

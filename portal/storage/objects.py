@@ -3,6 +3,9 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
+MISMATCH = "no longer matches the sha256 recorded for it"
+MISSING = "is missing from temp storage"
+
 
 @dataclass(frozen=True)
 class StoredObject:
