@@ -27,7 +27,7 @@ def part_bytes(part):
     """The bytes a part row's temp object holds for it: its own object, or its range of
     the session's assembly file (parts written in place)."""
     source = storage.part_source(
-        part.part_number, part.size_bytes, part.sha256, part.temp_key, part.session.chunk_size_bytes
+        part.part_number, part.size_bytes, part.sha256, part.temp_key, part.temp_offset
     )
     data = b"".join(storage.iter_temp(source.key))
     return data if source.offset is None else data[source.offset : source.offset + source.size]

@@ -167,7 +167,7 @@ def test_s3_assembly_reports_progress_after_every_part_it_reads_or_copies(api, m
     reported = []
 
     stored = storage.assemble_final(
-        _sources(part_rows(session), CHUNK),
+        _sources(part_rows(session)),
         file_id=row.file_id,
         progress=reported.append,
         file_hash=file_hash,

@@ -1,11 +1,13 @@
 """Receiving one part: stream to temp storage first, then record it under the session lock.
 
-The body is streamed into a new temp object while it is hashed, never held in memory;
-its exact size is enforced before (``Content-Length``) and after (bytes actually stored).
-Only then a short transaction locks the session row, re-checks that the session is open,
-and inserts the part, so the database is never locked while bytes travel. Whatever is
-not recorded (a replay, a conflict, a closed session, any error) has its temp object
-deleted before the answer; a crash in between leaves an untracked object that cleanup's
+The body is streamed into the part's range of its session's file (local disk) or a new
+temp object (S3) while it is hashed, never held in memory; its exact size is enforced
+before (``Content-Length``) and after (bytes actually stored). Only then a short
+transaction locks the session row, re-checks that the session is open, and inserts the
+part, so the database is never locked while bytes travel. A part another request is
+writing is refused (409 ``part_in_progress``); a replay of a recorded part is only hashed
+and compared. Whatever is not recorded (a conflict, a closed session, any error) is given
+back before the answer; a crash in between leaves an untracked object that cleanup's
 sweep removes.
 """
 
@@ -73,14 +75,14 @@ def receive_part(owner, session_id, part_number, stream, content_length):
     with storage_faults("storing a part", **context):
         guards.ensure_room("temp", expected)
     with contextlib.ExitStack() as held:
-        place = _claim_range(held, session, part_number, expected, context)
+        place, replay = _claim_range(held, session, part_number, expected, context)
+        if replay:
+            stored = _store(session, part_number, expected, stream, None, None, context, True)
+            _ensure_whole(part_number, stored, expected)
+            return _replay_of(session.pk, part_number, stored)
         stored = _store(session, part_number, expected, stream, place, file_hash, context)
         try:
-            if stored.size != expected:
-                raise BadRequest(
-                    f"part {part_number} ended after {stored.size} of {expected} bytes",
-                    code="incomplete_part",
-                )
+            _ensure_whole(part_number, stored, expected)
             receipt = _record(session.pk, part_number, stored, file_hash)
         except ApiError:
             _discard(stored, place)  # refused before or inside the rolled-back transaction
@@ -102,20 +104,51 @@ def receive_part(owner, session_id, part_number, stream, content_length):
 
 
 def _claim_range(held, session, part_number, expected, context):
-    """The part's range of the session's assembly file (``storage.part_range``), held in
-    ``held`` until the part is recorded, when the bytes may go there: no other upload of
-    the part holds it, and (checked under that lock) the session is open and the part not
-    recorded, so a recorded range is never written again. None: write the part aside."""
+    """``(range, replay)``: the part's range of its session's file (``storage.part_range``),
+    held in ``held`` until the part is recorded, or None where parts are objects of their
+    own; ``replay`` when the part is recorded already (its range is never written again:
+    the body is only hashed). 409 ``part_in_progress`` while another request holds the
+    range; the session is checked open under that lock."""
     offset = (part_number - 1) * session.chunk_size_bytes
     with storage_faults("storing a part", **context):
-        place = held.enter_context(storage.part_range(session.pk, offset, expected))
+        try:
+            place = held.enter_context(storage.part_range(session.pk, offset, expected))
+        except storage.RangeBusy:
+            raise Conflict(
+                f"part {part_number} is being uploaded by another request; retry once it ended",
+                code="part_in_progress",
+            ) from None
     if place is None:
-        return None
+        return None, False
     status, recorded = part_sql.range_state(session.pk, part_number)
     if status not in UploadSession.OPEN_STATUSES:
         place.abandon()
-        return None
-    return None if recorded else place
+        ensure_still_open(session.pk)
+    return place, recorded
+
+
+def ensure_still_open(session_pk):
+    """The answer ``ensure_open`` gives for the session as it is now (404 once it is gone)."""
+    session = UploadSession.objects.filter(pk=session_pk).first()
+    if session is None:
+        raise NotFound("no such upload session", code="session_not_found")
+    ensure_open(session)
+    return session
+
+
+def _ensure_whole(part_number, stored, expected):
+    if stored.size != expected:
+        raise BadRequest(
+            f"part {part_number} ended after {stored.size} of {expected} bytes",
+            code="incomplete_part",
+        )
+
+
+def _replay_of(session_pk, part_number, stored):
+    """A replay's answer: the recorded part when ``stored`` (hashed, not kept) matches it."""
+    session = ensure_still_open(session_pk)
+    existing = UploadPart.objects.get(session_id=session_pk, part_number=part_number)
+    return _replay(session, existing, stored)
 
 
 def _discard(stored, place):
@@ -123,16 +156,19 @@ def _discard(stored, place):
     range's blocks. Any other failure (a commit that may have gone through) keeps both:
     an object nothing records is swept, a range nothing records is overwritten by the
     part's next upload or goes with the session's file."""
-    if stored.in_place:
+    if stored.offset is not None:
         place.release()
     else:
         storage.delete_temp([stored.key])
 
 
-def _store(session, part_number, expected, stream, place, file_hash, context):
-    """Stream the body into ``place`` or a new temp object: the ``StoredObject``."""
+def _store(session, part_number, expected, stream, place, file_hash, context, replay=False):
+    """Stream the body into ``place`` or a new temp object (a ``replay``: nowhere, only
+    hashed): the ``StoredObject``."""
     try:
         with storage_faults("storing a part", **context):
+            if replay:
+                return storage.hash_only(_ClientStream(stream), max_bytes=expected)
             if place is not None:
                 return place.write(_ClientStream(stream), max_bytes=expected, file_hash=file_hash)
             return storage.write_temp_part(

@@ -162,7 +162,7 @@ def _next_run(session_pk):
         if part.part_number != number:
             break
         source = storage.part_source(
-            number, part.size_bytes, part.sha256, part.temp_key, session.chunk_size_bytes
+            number, part.size_bytes, part.sha256, part.temp_key, part.temp_offset
         )
         run.append((number, source))
     return (session, held, run) if run else None

@@ -37,6 +37,7 @@ from django.utils import timezone
 from portal import locks, storage
 from portal.models import TusUpload, UploadSession
 from portal.services import filehash, finalize, guards, part_sql
+from portal.services.chunks import ensure_still_open
 from portal.services.errors import BadRequest, Conflict, NotFound, TooLarge
 from portal.services.faults import storage_faults
 from portal.services.finalize.assembly import part_rows
@@ -141,8 +142,8 @@ def _file_hash(session, tus, offset, length):
         return None
     digest = ResumableSha256() if AVAILABLE else hashlib.sha256()
     done = contiguous_parts(session.pk)
-    for number, size, sha256, key, md5 in part_rows(session.pk)[:done]:
-        source = storage.part_source(number, size, sha256, key, session.chunk_size_bytes, md5)
+    for number, *recorded in part_rows(session.pk)[:done]:
+        source = storage.part_source(number, *recorded)
         storage.hash_part(source, digest)
     if tus.tail_key and tus.tail_part == done + 1:
         for chunk in tail_chunks(tus.tail_key, tus.tail_bytes):
@@ -225,16 +226,27 @@ class _Writer:
     def _write_in_place(self, part, expected, body, part_hash):
         """Local disk: the part into its range of the session's assembly file, held until
         it is recorded (as the JSON API's parts: finalize then links the file). What
-        ``_write`` answers, or ``_ASIDE`` where the part cannot go there (not in place
-        here, the range held by another upload). A body that breaks off inside the part
-        leaves what arrived as the tail, a temp object of its own, and the range freed."""
+        ``_write`` answers, or ``_ASIDE`` where parts are objects of their own. A body that
+        breaks off inside the part leaves what arrived as the tail, a temp object of its
+        own, and the range freed."""
         held = contextlib.ExitStack()
         offset = (part - 1) * self.session.chunk_size_bytes
-        place = held.enter_context(storage.part_range(self.session.pk, offset, expected))
-        status, recorded = part_sql.range_state(self.session.pk, part) if place else (None, 0)
-        if place is None or status not in OPEN or recorded:
-            held.close()  # a closed session fails at the record; a recorded part conflicts
+        try:
+            place = held.enter_context(storage.part_range(self.session.pk, offset, expected))
+        except storage.RangeBusy:
+            raise Conflict(
+                f"part {part} is being uploaded through the JSON API meanwhile; use one API "
+                "per upload",
+                code="part_in_progress",
+            ) from None
+        if place is None:
             return _ASIDE
+        status, recorded = part_sql.range_state(self.session.pk, part)
+        if status not in OPEN or recorded:
+            held.close()
+            if recorded:
+                raise _changed_elsewhere()
+            ensure_still_open(self.session.pk)
         try:
             stored = place.write(
                 PartBytes("", 0, body, expected), max_bytes=expected, file_hash=part_hash
@@ -282,11 +294,7 @@ class _Writer:
             with transaction.atomic():
                 self._record_locked(now, now + ttl())
         except IntegrityError:
-            raise Conflict(
-                "parts of this upload were sent through the JSON API meanwhile; use one API "
-                "per upload",
-                code="upload_changed_elsewhere",
-            ) from None
+            raise _changed_elsewhere() from None
         self.whole = []
         self.tail = None
         self._let_go(release=False)
@@ -356,7 +364,7 @@ class _Writer:
         self.placed = []
 
     def _discard(self):
-        keys = [stored.key for _, stored, _ in self.whole if not stored.in_place]
+        keys = [stored.key for _, stored, _ in self.whole if stored.offset is None]
         if self.tail is not None:
             keys.append(self.tail[1].key)
         self.whole, self.tail = [], None
@@ -369,3 +377,10 @@ class _Writer:
         TusUpload.objects.filter(pk=self.session.pk, tail_key=self.tus.tail_key).update(
             tail_key="", tail_part=0, tail_bytes=0, tail_sha256="", hash_state=None, hashed_bytes=0
         )
+
+
+def _changed_elsewhere():
+    return Conflict(
+        "parts of this upload were sent through the JSON API meanwhile; use one API per upload",
+        code="upload_changed_elsewhere",
+    )

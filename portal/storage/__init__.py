@@ -40,6 +40,7 @@ from portal.storage.local import LocalStorage, StorageRootMissing
 from portal.storage.objects import (
     DeleteResult,
     ListedObject,
+    RangeBusy,
     Source,
     SourceMismatch,
     StoredObject,
@@ -53,6 +54,7 @@ __all__ = [
     "HashingReader",
     "ListedObject",
     "LocalStorage",
+    "RangeBusy",
     "Source",
     "SourceMismatch",
     "StorageFull",
@@ -100,10 +102,19 @@ def write_temp_part(
 
 
 def part_range(session_id, offset, size):
-    """The range of a part in its session's assembly file, held for the block
-    (``local_backend.PartRange``), or None: parts are not written in place here, or
-    another upload of the same part holds the range."""
+    """The range of a part in its session's file, held for the block
+    (``local_backend.PartRange``), or None where parts are objects of their own;
+    ``RangeBusy`` while another request holds it."""
     return backend().part_range(session_id, offset, size)
+
+
+def hash_only(stream, *, max_bytes) -> StoredObject:
+    """Read ``stream`` to its end (at most ``max_bytes``, else ``TooLarge``), storing
+    nothing: its size and sha256 (a replay of a recorded part)."""
+    reader = HashingReader(stream, max_bytes)
+    while reader.read(READ_CHUNK_BYTES):
+        pass
+    return StoredObject(key="", size=reader.size, sha256=reader.hexdigest())
 
 
 def assembly_session(key):
@@ -111,11 +122,9 @@ def assembly_session(key):
     return local_in_place.session_of(key)
 
 
-def part_source(number, size, sha256, temp_key, chunk_size, md5=""):
-    """The ``Source`` of part ``number`` as its row records it: its own object, or its
-    range of the assembly file."""
-    in_place = local_in_place.session_of(temp_key) is not None
-    offset = (number - 1) * chunk_size if in_place else None
+def part_source(number, size, sha256, temp_key, offset, md5=""):
+    """The ``Source`` of part ``number`` as its row records it (``offset``: None for an
+    object of its own, else where it starts in its session's file)."""
     return Source(temp_key, size, sha256, name=f"part {number}", md5=md5, offset=offset)
 
 

@@ -8,7 +8,7 @@ from django.conf import settings
 
 from portal.storage import local, local_assembly, local_in_place, local_parts
 from portal.storage.backends import Backend, backend_faults, new_temp_key
-from portal.storage.objects import StoredObject
+from portal.storage.objects import RangeBusy, StoredObject
 
 
 class LocalBackend(Backend):
@@ -29,8 +29,8 @@ class LocalBackend(Backend):
     @contextlib.contextmanager
     def part_range(self, session_id, offset, size):
         """The range of a part in its session's assembly file, held for the block
-        (``PartRange``), or None: parts are not written in place here, or another upload
-        of the same part holds the range (``local_in_place``)."""
+        (``PartRange``), or None where parts are not written in place; ``RangeBusy`` while
+        another upload of the same part holds it (``local_in_place``)."""
         if not self.assembles_in_place:
             yield None
             return
@@ -39,7 +39,9 @@ class LocalBackend(Backend):
         with contextlib.ExitStack() as stack:
             with backend_faults(storage):
                 held = stack.enter_context(local_in_place.locked_range(storage, key, offset, size))
-            yield None if held is None else PartRange(self, *held, key, offset, size)
+            if held is None:
+                raise RangeBusy(key)
+            yield PartRange(self, *held, key, offset, size)
 
     def read(self, storage, key, chunk_size):
         with local.open_read(storage, key) as handle:
