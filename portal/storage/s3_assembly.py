@@ -58,12 +58,7 @@ def copy_final(key, sources, *, file_hash, hashed, checked_chunks, progress, on_
                 )
             except s3.CopySourceMissing as exc:
                 raise SourceMismatch(sources[exc.index], MISSING) from None
-            client.complete_multipart_upload(
-                Bucket=final.bucket_name,
-                Key=dest,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
+            s3.complete_upload(client, final.bucket_name, dest, upload_id, parts)
     except BaseException:
         abort(upload_id, key)
         raise
