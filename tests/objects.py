@@ -1,5 +1,6 @@
 """Reading stored objects back in tests, through Django's Storage API (either backend)."""
 
+import io
 import os
 
 from portal import storage
@@ -13,6 +14,17 @@ def iter_final(key, chunk_size=CHUNK):
     with storage.final_storage().open(key, "rb") as handle:
         while chunk := handle.read(chunk_size):
             yield chunk
+
+
+def store_part(session_id, number, data, offset):
+    """``data`` stored as the backend keeps part ``number``: at ``offset`` in its session's
+    file, or an object of its own (``StoredObject``, its ``offset`` None then)."""
+    with storage.part_range(session_id, offset, len(data)) as place:
+        if place is not None:
+            return place.write(io.BytesIO(data), max_bytes=len(data))
+    return storage.write_temp_part(
+        io.BytesIO(data), session_id=session_id, part_number=number, max_bytes=len(data)
+    )
 
 
 def final_exists(key):

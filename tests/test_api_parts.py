@@ -162,12 +162,8 @@ def after_store(monkeypatch, act):
     monkeypatch.setattr(chunks, "_store", store_then_act)
 
 
-@pytest.mark.parametrize("in_place", [True, False])
-def test_session_closed_while_the_part_streamed_is_410_and_its_object_deleted(
-    api, monkeypatch, settings, in_place
-):
+def test_session_closed_while_the_part_streamed_is_410_and_its_object_deleted(api, monkeypatch):
     """The locked re-check: the session was aborted after the first check."""
-    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = in_place
     session = api.start(b"x" * 2 * 65536, 65536)
     after_store(monkeypatch, lambda: UploadSession.objects.update(status="aborted"))
     response = api.put(session["id"], 1, b"x" * 65536)
@@ -176,12 +172,8 @@ def test_session_closed_while_the_part_streamed_is_410_and_its_object_deleted(
     assert not UploadPart.objects.exists()
 
 
-@pytest.mark.parametrize("in_place", [True, False])
-def test_session_deleted_while_the_part_streamed_is_404_and_its_object_deleted(
-    api, monkeypatch, settings, in_place
-):
+def test_session_deleted_while_the_part_streamed_is_404_and_its_object_deleted(api, monkeypatch):
     """The row is gone when the part's transaction locks it (pruned in between)."""
-    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = in_place
     session = api.start(b"x" * 2 * 65536, 65536)
     after_store(monkeypatch, lambda: UploadSession.objects.all().delete())
     response = api.put(session["id"], 1, b"x" * 65536)

@@ -112,7 +112,7 @@ def test_a_transition_between_the_candidate_query_and_the_row_lock_wins(
 
     past = timezone.now() - timedelta(minutes=1)
     aborted = make_session(user, total_parts=2, expires_at=past)
-    finalized = make_session(user, total_parts=2, expires_at=past)
+    finalized = make_session(user, total_parts=2, expires_at=past, as_uploaded=True)
     expired = make_session(user, total_parts=2, expires_at=past)
     real_batches = stale.leaving_batches
     interleaved = []

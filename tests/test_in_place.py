@@ -245,16 +245,6 @@ def test_orphans_clear_every_part_sharing_the_file_in_one_run(api):
     assert not os.path.exists(assembly_path(session))
 
 
-def test_turned_off_every_part_has_an_object_of_its_own(api, settings):
-    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = False
-    data = os.urandom(2 * CHUNK)
-    session = api.start(data, CHUNK)["id"]
-    api.upload(session, data, CHUNK)
-    assert len(objects.own_temp_keys()) == 2 and not os.path.exists(assembly_path(session))
-    assert saved_parts(session) == 0
-    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
-
-
 class _CommitThenFail:
     """``transaction`` whose first ``atomic`` block commits, then raises as if the
     connection dropped before the answer came back: the outcome is unknown to the caller."""
@@ -364,19 +354,3 @@ def test_a_symlink_in_place_of_the_file_is_refused_not_followed(api, data_dir, t
 
     assert (response.status_code, error_code(response)) == (503, "storage_unavailable")
     assert elsewhere.read_bytes() == b"" and not UploadPart.objects.exists()
-
-
-@pytest.mark.parametrize("turned", ["off", "on"])
-def test_the_setting_turned_mid_session_mixes_parts_and_finalize_copies(api, settings, turned):
-    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = turned == "off"
-    data = os.urandom(3 * CHUNK)
-    session = api.start(data, CHUNK)["id"]
-    api.upload(session, data[: 2 * CHUNK], CHUNK)
-    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = turned == "on"
-    api.put(session, 3, data[2 * CHUNK :])
-
-    assert local_in_place.assembly_key(session) in keys(session)
-    assert len(keys(session)) == (2 if turned == "off" else 3)  # and objects of their own
-    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
-    with open(final_path(session), "rb") as handle:
-        assert handle.read() == data

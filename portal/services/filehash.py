@@ -18,13 +18,10 @@ finalize reads whatever is left). So the reads an assembly would need are spread
 the upload, and finalize's time is S3's. One conditional UPDATE on ``hashed_parts``
 moves the hash over a run, so two requests catching up at once cannot both move it.
 
-On local disk the hash is saved where parts are written in place
-(``Backend.assembles_in_place``): finalize then links the assembly file instead of copying
-it, and the file's hash is all it would still read. Parts written in place are caught up
-from their range of that file without a second check (they were hashed on their way in
-and nothing writes a recorded range again). With a file per part (in-place writing off)
-nothing is saved: finalize copies and hashes in two threads, and measured side by side
-(docs/upload-performance.md) hashing at upload then cost more than it saved.
+On local disk parts are written in place (``Backend.assembles_in_place``): finalize links
+the assembly file instead of copying it, and the file's hash is all it would still read.
+Parts are caught up from their range of that file without a second check (they were
+hashed on their way in and nothing writes a recorded range again).
 
 Finalize (``for_assembly``) resumes the saved hash and reads only the parts after it. A
 state that cannot be resumed (OpenSSL missing, another machine's layout, a damaged row)
@@ -55,8 +52,8 @@ RUN_PARTS = 16
 
 
 def applies(session):
-    """Whether this session's file hash is saved: S3 will assemble its parts by itself, or
-    they are written in place on local disk (finalize then links the file)."""
+    """Whether this session's file hash is saved: its parts are written in place on local
+    disk (finalize then links the file), or S3 will assemble them by itself."""
     chosen = storage.backend()
     if chosen.assembles_in_place:
         return True

@@ -188,12 +188,12 @@ class _Writer:
         whole, False when it is the new tail, None when the body gave nothing for it."""
         expected = expected_part_size(self.session, part)
         part_hash = filehash.for_part(self.session, part) if self.saves_file_hash else None
-        if not within and body.left >= expected:
-            placed = self._write_in_place(part, expected, body, part_hash)
-            if placed is not _ASIDE:
-                return placed
         source = PartBytes(self.tus.tail_key if within else "", within, body, expected - within)
         try:
+            if body.left >= expected - within:
+                placed = self._write_in_place(part, expected, source, part_hash)
+                if placed is not _ASIDE:
+                    return placed
             stored = storage.write_temp_part(
                 source,
                 session_id=self.session.pk,
@@ -223,12 +223,12 @@ class _Writer:
         if part_hash is not None:  # the next part's bytes go on from this hash
             self.session.hashed_parts, self.session.hash_state = part, part_hash.state()
 
-    def _write_in_place(self, part, expected, body, part_hash):
-        """Local disk: the part into its range of the session's assembly file, held until
-        it is recorded (as the JSON API's parts: finalize then links the file). What
-        ``_write`` answers, or ``_ASIDE`` where parts are objects of their own. A body that
-        breaks off inside the part leaves what arrived as the tail, a temp object of its
-        own, and the range freed."""
+    def _write_in_place(self, part, expected, source, part_hash):
+        """Local disk: the part (``source``: the tail's bytes, then the body's) into its
+        range of the session's assembly file, held until it is recorded (as the JSON API's
+        parts: finalize then links the file). What ``_write`` answers, or ``_ASIDE`` where
+        parts are objects of their own. A body that breaks off inside the part leaves what
+        arrived as the tail, a temp object of its own, and the range freed."""
         held = contextlib.ExitStack()
         offset = (part - 1) * self.session.chunk_size_bytes
         try:
@@ -248,9 +248,7 @@ class _Writer:
                 raise _changed_elsewhere()
             ensure_still_open(self.session.pk)
         try:
-            stored = place.write(
-                PartBytes("", 0, body, expected), max_bytes=expected, file_hash=part_hash
-            )
+            stored = place.write(source, max_bytes=expected, file_hash=part_hash)
         except BaseException:
             held.close()
             raise
@@ -259,12 +257,12 @@ class _Writer:
             self.placed.append((place, held))
             return True
         try:
-            if stored.size:
+            if source.taken:
                 self.tail = (part, place.copy_to_temp(stored.size, part_number=part))
         finally:
             place.release()
             held.close()
-        return False if stored.size else None
+        return False if source.taken else None
 
     def _verify(self, body, checked):
         """Deferred (an ``Upload-Checksum``): the whole body arrived and matches, or

@@ -1,8 +1,8 @@
-"""Assembling parts on local disk: linked when they were written in place, else copied
-in the kernel and checked from the page cache.
+"""Assembling parts on local disk: the session's assembly file linked, else copied in the
+kernel and checked from the page cache.
 
-Parts written into the session's assembly file (``local_in_place``) make the final
-object by ``link`` when temp and final share a filesystem (``link``). Otherwise three
+Parts are written into the session's assembly file (``local_in_place``), which becomes the
+final object by ``link`` when temp and final share a filesystem (``link``). Otherwise three
 steps per part, each in its own thread so that they overlap on two cores: a copier
 puts part ``i`` into place with ``copy_file_range`` (no byte through Python; through a
 buffer only where the kernel refuses, e.g. across filesystems); a checker hashes that
@@ -44,14 +44,6 @@ def assemble(temp, final, key, sources, progress) -> StoredObject:
     with local.created_file(final, key, replace=True) as fd:
         digest = _Assembly(temp, fd, sources, offsets).run(progress)
     return StoredObject(key=key, size=offsets[-1], sha256=digest)
-
-
-def linkable(temp, final, sources):
-    """Every source in place in one assembly file, which the final root can link to."""
-    keys = {source.key for source in sources}
-    if len(keys) != 1 or any(source.offset is None for source in sources):
-        return False
-    return local_in_place.same_filesystem(temp, final)
 
 
 def link(temp, final, key, sources, progress, file_hash=None, hashed=0):
@@ -161,10 +153,10 @@ class _Assembly:
         src = _open_source(self.temp, source)
         try:
             status = os.fstat(src)
-            start = source.offset or 0
             if not _holds(status.st_size, source):
                 raise SourceMismatch(source, MISMATCH)
-            if copy_range(src, self.fd, source.size, self.offsets[i], start) != source.size:
+            copied = copy_range(src, self.fd, source.size, self.offsets[i], source.offset)
+            if copied != source.size:
                 raise SourceMismatch(source, MISMATCH)  # shrank while it was copied
         finally:
             os.close(src)
@@ -175,10 +167,7 @@ class _Assembly:
 
 
 def _holds(file_size, source):
-    """Whether a temp file of ``file_size`` bytes can hold ``source``: exactly its size for
-    an object of its own, at least its range for a part in an assembly file."""
-    if source.offset is None:
-        return file_size == source.size
+    """Whether an assembly file of ``file_size`` bytes can hold ``source``'s range."""
     return file_size >= source.offset + source.size
 
 

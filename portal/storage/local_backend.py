@@ -1,10 +1,8 @@
-"""Both storages on local disk: parts written with ``local_parts`` (in place in their
-session's file where ``local_in_place`` works), files assembled by ``local_assembly``, and
-threaded deletes and listings by ``local``."""
+"""Both storages on local disk: every part written into its range of its session's one file
+(``local_in_place``, ``local_parts``), the final file a link to it or, where the kernel
+refuses the link, a copy (``local_assembly``); threaded deletes and listings (``local``)."""
 
 import contextlib
-
-from django.conf import settings
 
 from portal.storage import local, local_assembly, local_in_place, local_parts
 from portal.storage.backends import Backend, backend_faults, new_temp_key
@@ -12,16 +10,13 @@ from portal.storage.objects import RangeBusy, StoredObject
 
 
 class LocalBackend(Backend):
+    assembles_in_place = True
     has_volumes = True
-
-    def __init__(self):
-        self.assembles_in_place = bool(
-            settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY and local_in_place.available()
-        )
 
     def write_part(self, key, stream, max_bytes, *, file_hash=None, for_copy=False):
         """Stream ``stream`` (``read(n)``, or ``readinto``: ``local_parts``) into the new
-        temp object ``key``, hashing it (``file_hash`` too); nothing is left on failure."""
+        temp object ``key`` (a tus tail), hashing it (``file_hash`` too); nothing is left
+        on failure."""
         reader = local_parts.BlockReader(stream, max_bytes)
         with backend_faults(self.temp, reader):
             return local_parts.write_part(self.temp, key, reader, also=file_hash)
@@ -29,11 +24,8 @@ class LocalBackend(Backend):
     @contextlib.contextmanager
     def part_range(self, session_id, offset, size):
         """The range of a part in its session's assembly file, held for the block
-        (``PartRange``), or None where parts are not written in place; ``RangeBusy`` while
-        another upload of the same part holds it (``local_in_place``)."""
-        if not self.assembles_in_place:
-            yield None
-            return
+        (``PartRange``); ``RangeBusy`` while another upload of the same part holds it
+        (``local_in_place``)."""
         storage = self.temp
         key = local_in_place.assembly_key(session_id)
         with contextlib.ExitStack() as stack:
@@ -55,27 +47,25 @@ class LocalBackend(Backend):
         return local.list_local(storage)
 
     def hash_part(self, source, digest):
-        """A range of the assembly file is taken as it lies: hashed on its way in and never
-        written again (``local_in_place``)."""
-        if source.offset is None:
-            return super().hash_part(source, digest)
+        """A part's range of the assembly file is taken as it lies: hashed on its way in and
+        never written again (``local_in_place``)."""
         with backend_faults(self.temp):
             local_assembly.hash_in_place(self.temp, source, digest)
 
     def final_bytes(self, sources):
         """0 for a link, else every byte."""
         with backend_faults(self.final):
-            if local_assembly.linkable(self.temp, self.final, sources):
+            if local_in_place.same_filesystem(self.temp, self.final):
                 return 0
         return super().final_bytes(sources)
 
     def assemble(self, sources, key, *, progress, file_hash=None, hashed=0, room=None, **_):
-        """A link to the session's assembly file when every part was written in place,
-        else a kernel copy checked from the page cache (``local_assembly``). ``room(size)``
+        """A link to the session's assembly file, else (another filesystem, a refused link)
+        a kernel copy checked from the page cache (``local_assembly``). ``room(size)``
         (raising when it does not fit) is asked before a refused link turns into a copy."""
         temp, final = self.temp, self.final
         with backend_faults(final):
-            if local_assembly.linkable(temp, final, sources):
+            if local_in_place.same_filesystem(temp, final):
                 linked = local_assembly.link(temp, final, key, sources, progress, file_hash, hashed)
                 if linked is not None:
                     return linked

@@ -9,12 +9,12 @@ and finalize gives the final object the same inode with ``link``: no byte is cop
 What keeps one range holding exactly the bytes recorded for it:
 
 - a writer takes an OFD write lock on its range first (``fcntl`` ``F_OFD_SETLK``: owned by
-  the open file, so two threads of one process exclude each other too) and keeps it until
-  its part is recorded; a range already locked is another upload of the same part, and
-  that request writes its bytes aside, to a temp object of its own (``busy``);
+  the open file, so two threads of one process exclude each other too; where OFD locks do
+  not work, a named lock per range, ``portal.locks``) and keeps it until its part is
+  recorded; a range already locked is another upload of the same part, which is refused;
 - under the lock the caller checks that the session is open and the part not recorded;
-  otherwise the bytes go aside too (a replay then compares sha256 as ever). A recorded
-  range is therefore never written again, and a session being finalized gets no writes.
+  a replay is only hashed. A recorded range is therefore never written again, and a
+  session being finalized gets no writes.
 - the file has one name and the portal's owner whenever bytes go in (``check_unshared``),
   and finalize's link makes exactly the second: a hard link planted at its path (whose
   owner could change recorded bytes) gets none; no link below the root is followed
@@ -34,6 +34,7 @@ import struct
 import tempfile
 import uuid
 
+from portal import locks
 from portal.storage import local, local_walk
 
 SUFFIX = "-parts"
@@ -54,7 +55,7 @@ def available():
     """Whether range locks work as ``_try_lock`` uses them: OFD locks, and the ``struct
     flock`` layout ``_FLOCK`` assumes. Probed once, at first use, on a scratch file: a lock
     taken through one open file must stop the same range through another and leave the
-    range beside it free. Where they do not, parts get a file each (``local_parts``)."""
+    range beside it free. Where they do not, ``locked_range`` takes a named lock."""
     if not hasattr(fcntl, "F_OFD_SETLK"):
         return False
     try:
@@ -104,10 +105,24 @@ def locked_range(storage, key, offset, size):
     this block, or None when another upload holds (part of) that range."""
     fd, created = _open(storage, key)
     try:
-        held = _try_lock(fd, offset, size)
-        yield (fd, created) if held else None
+        with contextlib.ExitStack() as stack:
+            if available():
+                held = _try_lock(fd, offset, size)
+            else:
+                held = _hold_named(stack, f"range:{key}:{offset}")
+            yield (fd, created) if held else None
     finally:
         os.close(fd)
+
+
+def _hold_named(stack, name):
+    """The portable lock (``portal.locks``: an advisory lock on PostgreSQL, else ``flock``
+    on a file per name), held until ``stack`` closes: False when another holds it."""
+    try:
+        stack.enter_context(locks.hold(name))
+    except locks.LockBusy:
+        return False
+    return True
 
 
 def _open(storage, key):
