@@ -212,7 +212,7 @@ MUTANTS = (
     Mutant(
         "a part already recorded is written into its range again",
         "portal/services/chunks.py",
-        (("    return place, recorded", "    return place, False"),),
+        (("    return place, not recorded", "    return place, True"),),
         ("tests/test_in_place.py",),
     ),
     Mutant(

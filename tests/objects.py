@@ -19,7 +19,7 @@ def iter_final(key, chunk_size=CHUNK):
 def store_part(session_id, number, data, offset):
     """``data`` stored as the backend keeps part ``number``: at ``offset`` in its session's
     file, or an object of its own (``StoredObject``, its ``offset`` None then)."""
-    with storage.part_range(session_id, offset, len(data)) as place:
+    with storage.backend().part_range(session_id, offset, len(data)) as place:
         if place is not None:
             return place.write(io.BytesIO(data), max_bytes=len(data))
     return storage.write_temp_part(

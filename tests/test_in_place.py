@@ -94,7 +94,7 @@ def test_an_upload_of_a_part_whose_range_is_held_is_409_and_its_retry_is_stored(
     place and the file is linked."""
     data = os.urandom(2 * CHUNK + 5)
     session = api.start(data, CHUNK)["id"]
-    with storage.part_range(session, CHUNK, CHUNK):  # another request's lock
+    with storage.backend().part_range(session, CHUNK, CHUNK):  # another request's lock
         busy = api.put(session, 2, data[CHUNK : 2 * CHUNK])
     assert (busy.status_code, error_code(busy)) == (409, "part_in_progress")
     assert not UploadPart.objects.exists() and objects.own_temp_keys() == []
@@ -107,11 +107,14 @@ def test_an_upload_of_a_part_whose_range_is_held_is_409_and_its_retry_is_stored(
 def test_a_finished_range_is_free_for_the_next_request(api):
     data = os.urandom(CHUNK)
     session = api.start(data, CHUNK)["id"]
-    with storage.part_range(session, 0, CHUNK) as held:
+    with storage.backend().part_range(session, 0, CHUNK) as held:
         assert held is not None
-    with storage.part_range(session, 0, CHUNK) as again:
+    with storage.backend().part_range(session, 0, CHUNK) as again:
         assert again is not None
-        with pytest.raises(storage.RangeBusy), storage.part_range(session, CHUNK // 2, CHUNK):
+        with (
+            pytest.raises(storage.RangeBusy),
+            storage.backend().part_range(session, CHUNK // 2, CHUNK),
+        ):
             pass
 
 
@@ -192,7 +195,7 @@ def test_the_sweep_keeps_an_active_sessions_file_and_removes_an_ended_ones(api):
     idle = api.start(data, CHUNK)["id"]
     ended = api.start(os.urandom(2 * CHUNK), CHUNK)["id"]
     for session in (idle, ended):
-        with storage.part_range(session, 0, CHUNK):
+        with storage.backend().part_range(session, 0, CHUNK):
             pass  # a write that never got recorded: the file exists, no row points to it
     api.abort(ended)
     later = cleanup.CleanupOptions(now=timezone.now() + timedelta(days=30))
@@ -209,7 +212,7 @@ def test_the_sweep_removes_an_ended_sessions_file_at_once_not_after_the_grace(ap
     """A session file is judged by its session, not its age: the grace for objects
     nothing records does not keep the file of a session that has ended."""
     ended = api.start(os.urandom(2 * CHUNK), CHUNK)["id"]
-    with storage.part_range(ended, 0, CHUNK):
+    with storage.backend().part_range(ended, 0, CHUNK):
         pass  # a write that never got recorded: the file exists, no row points to it
     api.abort(ended)
 
@@ -332,7 +335,7 @@ def test_a_part_the_saved_hash_did_not_cover_is_checked_at_finalize(api, monkeyp
 def test_the_sweep_asks_about_a_batch_of_session_files_at_once(api):
     sessions = [api.start(os.urandom(CHUNK), CHUNK)["id"] for _ in range(30)]
     for session in sessions:
-        with storage.part_range(session, 0, CHUNK):
+        with storage.backend().part_range(session, 0, CHUNK):
             pass
     with CaptureQueriesContext(connection) as queries:
         cleanup.sweep_temp_storage(cleanup.CleanupOptions(now=timezone.now()))

@@ -46,7 +46,7 @@ def held_elsewhere(session, offset, size):
 
     def hold():
         try:
-            with storage.part_range(session, offset, size):
+            with storage.backend().part_range(session, offset, size):
                 held.set()
                 done.wait(10)
         finally:

@@ -75,14 +75,14 @@ def receive_part(owner, session_id, part_number, stream, content_length):
     with storage_faults("storing a part", **context):
         guards.ensure_room("temp", expected)
     with contextlib.ExitStack() as held:
-        place, replay = _claim_range(held, session, part_number, expected, context)
-        if replay:
-            stored = _store(session, part_number, expected, stream, None, None, context, True)
-            _ensure_whole(part_number, stored, expected)
-            return _replay_of(session.pk, part_number, stored)
-        stored = _store(session, part_number, expected, stream, place, file_hash, context)
+        place, write = _claim_range(held, session, part_number, expected, context)
+        stored = _store(session, part_number, expected, stream, place, file_hash, context, write)
         try:
-            _ensure_whole(part_number, stored, expected)
+            if stored.size != expected:
+                raise BadRequest(
+                    f"part {part_number} ended after {stored.size} of {expected} bytes",
+                    code="incomplete_part",
+                )
             receipt = _record(session.pk, part_number, stored, file_hash)
         except ApiError:
             _discard(stored, place)  # refused before or inside the rolled-back transaction
@@ -104,51 +104,27 @@ def receive_part(owner, session_id, part_number, stream, content_length):
 
 
 def _claim_range(held, session, part_number, expected, context):
-    """``(range, replay)``: the part's range of its session's file (``storage.part_range``),
+    """``(range, write)``: the part's range of its session's file (``Backend.part_range``),
     held in ``held`` until the part is recorded, or None where parts are objects of their
-    own; ``replay`` when the part is recorded already (its range is never written again:
-    the body is only hashed). 409 ``part_in_progress`` while another request holds the
-    range; the session is checked open under that lock."""
+    own; ``write`` False when, checked under that lock, the part is recorded already or
+    the session closed: its range is never written again, the body is only hashed (and
+    the record answers). 409 ``part_in_progress`` while another request holds it."""
     offset = (part_number - 1) * session.chunk_size_bytes
     with storage_faults("storing a part", **context):
         try:
-            place = held.enter_context(storage.part_range(session.pk, offset, expected))
+            place = held.enter_context(storage.backend().part_range(session.pk, offset, expected))
         except storage.RangeBusy:
             raise Conflict(
                 f"part {part_number} is being uploaded by another request; retry once it ended",
                 code="part_in_progress",
             ) from None
     if place is None:
-        return None, False
+        return None, True
     status, recorded = part_sql.range_state(session.pk, part_number)
     if status not in UploadSession.OPEN_STATUSES:
         place.abandon()
-        ensure_still_open(session.pk)
-    return place, recorded
-
-
-def ensure_still_open(session_pk):
-    """The answer ``ensure_open`` gives for the session as it is now (404 once it is gone)."""
-    session = UploadSession.objects.filter(pk=session_pk).first()
-    if session is None:
-        raise NotFound("no such upload session", code="session_not_found")
-    ensure_open(session)
-    return session
-
-
-def _ensure_whole(part_number, stored, expected):
-    if stored.size != expected:
-        raise BadRequest(
-            f"part {part_number} ended after {stored.size} of {expected} bytes",
-            code="incomplete_part",
-        )
-
-
-def _replay_of(session_pk, part_number, stored):
-    """A replay's answer: the recorded part when ``stored`` (hashed, not kept) matches it."""
-    session = ensure_still_open(session_pk)
-    existing = UploadPart.objects.get(session_id=session_pk, part_number=part_number)
-    return _replay(session, existing, stored)
+        return place, False
+    return place, not recorded
 
 
 def _discard(stored, place):
@@ -158,16 +134,16 @@ def _discard(stored, place):
     part's next upload or goes with the session's file."""
     if stored.offset is not None:
         place.release()
-    else:
+    elif stored.key:
         storage.delete_temp([stored.key])
 
 
-def _store(session, part_number, expected, stream, place, file_hash, context, replay=False):
-    """Stream the body into ``place`` or a new temp object (a ``replay``: nowhere, only
+def _store(session, part_number, expected, stream, place, file_hash, context, write):
+    """Stream the body into ``place`` or a new temp object (unless ``write`` is False: only
     hashed): the ``StoredObject``."""
     try:
         with storage_faults("storing a part", **context):
-            if replay:
+            if not write:
                 return storage.hash_only(_ClientStream(stream), max_bytes=expected)
             if place is not None:
                 return place.write(_ClientStream(stream), max_bytes=expected, file_hash=file_hash)

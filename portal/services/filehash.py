@@ -178,7 +178,7 @@ def _hash_run(session, run, budget, deadline):
         if read >= budget or time.monotonic() >= deadline:
             return hashed, read, False
         try:
-            storage.hash_part(source, file_hash)
+            storage.backend().hash_part(source, file_hash)
         except (storage.SourceMismatch, storage.StorageUnavailable):
             return hashed, read + source.size, True
         read += source.size

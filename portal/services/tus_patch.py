@@ -37,7 +37,6 @@ from django.utils import timezone
 from portal import locks, storage
 from portal.models import TusUpload, UploadSession
 from portal.services import filehash, finalize, guards, part_sql
-from portal.services.chunks import ensure_still_open
 from portal.services.errors import BadRequest, Conflict, NotFound, TooLarge
 from portal.services.faults import storage_faults
 from portal.services.finalize.assembly import part_rows
@@ -144,7 +143,7 @@ def _file_hash(session, tus, offset, length):
     done = contiguous_parts(session.pk)
     for number, *recorded in part_rows(session.pk)[:done]:
         source = storage.part_source(number, *recorded)
-        storage.hash_part(source, digest)
+        storage.backend().hash_part(source, digest)
     if tus.tail_key and tus.tail_part == done + 1:
         for chunk in tail_chunks(tus.tail_key, tus.tail_bytes):
             digest.update(chunk)
@@ -232,21 +231,20 @@ class _Writer:
         held = contextlib.ExitStack()
         offset = (part - 1) * self.session.chunk_size_bytes
         try:
-            place = held.enter_context(storage.part_range(self.session.pk, offset, expected))
-        except storage.RangeBusy:
-            raise Conflict(
-                f"part {part} is being uploaded through the JSON API meanwhile; use one API "
-                "per upload",
-                code="part_in_progress",
-            ) from None
+            place = held.enter_context(
+                storage.backend().part_range(self.session.pk, offset, expected)
+            )
+        except storage.RangeBusy:  # the JSON API is writing it
+            raise _changed_elsewhere() from None
         if place is None:
             return _ASIDE
         status, recorded = part_sql.range_state(self.session.pk, part)
         if status not in OPEN or recorded:
             held.close()
-            if recorded:
+            current = UploadSession.objects.filter(pk=self.session.pk).first()
+            if recorded or current is None:
                 raise _changed_elsewhere()
-            ensure_still_open(self.session.pk)
+            ensure_open(current)  # closed meanwhile: its 409 or 410
         try:
             stored = place.write(source, max_bytes=expected, file_hash=part_hash)
         except BaseException:

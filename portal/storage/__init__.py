@@ -101,13 +101,6 @@ def write_temp_part(
     return backend().write_part(key, stream, max_bytes, file_hash=file_hash, for_copy=for_copy)
 
 
-def part_range(session_id, offset, size):
-    """The range of a part in its session's file, held for the block
-    (``local_backend.PartRange``), or None where parts are objects of their own;
-    ``RangeBusy`` while another request holds it."""
-    return backend().part_range(session_id, offset, size)
-
-
 def hash_only(stream, *, max_bytes) -> StoredObject:
     """Read ``stream`` to its end (at most ``max_bytes``, else ``TooLarge``), storing
     nothing: its size and sha256 (a replay of a recorded part)."""
@@ -128,21 +121,10 @@ def part_source(number, size, sha256, temp_key, offset, md5=""):
     return Source(temp_key, size, sha256, name=f"part {number}", md5=md5, offset=offset)
 
 
-def hash_part(source, digest):
-    """Feed ``digest`` a part's bytes, checked against its size and sha256
-    (``SourceMismatch``); a range of the assembly file is taken as it lies."""
-    backend().hash_part(source, digest)
-
-
 def write_final(chunks: Iterable[bytes], *, file_id, now=None) -> StoredObject:
     """Stream ``chunks`` into a new final object and return its key, size and sha256."""
     chosen = backend()
     return chosen.save(chosen.final, new_final_key(file_id, now=now), HashingReader(chunks))
-
-
-def final_bytes(sources):
-    """Bytes assembling ``sources`` writes to the final storage: 0 for a link, else all."""
-    return backend().final_bytes(sources)
 
 
 def assemble_final(sources, *, file_id, now=None, progress=None, **options) -> StoredObject:
@@ -161,17 +143,6 @@ def assemble_final(sources, *, file_id, now=None, progress=None, **options) -> S
 
 def _no_progress(assembled_bytes):
     pass
-
-
-def abort_multipart_upload(upload_id, key):
-    """Give up a multipart upload of the final storage (best effort: cleanup retries)."""
-    backend().abort_multipart_upload(upload_id, key)
-
-
-def stale_multipart_uploads(*, older_than):
-    """Incomplete multipart uploads of the final storage started before ``older_than``:
-    ``(key, upload_id)``, the key relative to the storage. None on local storage."""
-    return backend().stale_multipart_uploads(older_than=older_than)
 
 
 def iter_temp(key, chunk_size=READ_CHUNK_BYTES) -> Iterator[bytes]:
@@ -199,12 +170,6 @@ def list_objects(storage, *, older_than: datetime | None = None) -> Iterator[Lis
     for item in backend().list(storage):
         if older_than is None or item.modified_at < older_than:
             yield item
-
-
-def final_location(key):
-    """Where a final object is, for a reader outside the portal (the runner): the bucket
-    and full key on S3, the absolute path and the key on local disk."""
-    return backend().final_location(key)
 
 
 def free_bytes(name):

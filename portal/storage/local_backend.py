@@ -60,18 +60,11 @@ class LocalBackend(Backend):
         return super().final_bytes(sources)
 
     def assemble(self, sources, key, *, progress, file_hash=None, hashed=0, room=None, **_):
-        """A link to the session's assembly file, else (another filesystem, a refused link)
-        a kernel copy checked from the page cache (``local_assembly``). ``room(size)``
-        (raising when it does not fit) is asked before a refused link turns into a copy."""
-        temp, final = self.temp, self.final
-        with backend_faults(final):
-            if local_in_place.same_filesystem(temp, final):
-                linked = local_assembly.link(temp, final, key, sources, progress, file_hash, hashed)
-                if linked is not None:
-                    return linked
-                if room is not None:
-                    room(sum(source.size for source in sources))
-            return local_assembly.assemble(temp, final, key, sources, progress)
+        """A link to the session's assembly file, else a kernel copy (``local_assembly``)."""
+        with backend_faults(self.final):
+            return local_assembly.assemble(
+                self.temp, self.final, key, sources, progress, file_hash, hashed, room
+            )
 
     def final_location(self, key):
         path = local.local_path(self.final.location, key)

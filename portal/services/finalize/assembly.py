@@ -75,7 +75,7 @@ def assemble(session_pk):
     ensure_complete(session, [part[0] for part in parts])
     try:
         sources = _sources(parts)
-        guards.ensure_room("final", storage.final_bytes(sources))
+        guards.ensure_room("final", storage.backend().final_bytes(sources))
         stored = _build(session, sources)
         if stored.size != session.total_size_bytes:
             raise PartCorrupt(f"assembled {stored.size} bytes, expected {session.total_size_bytes}")
@@ -87,13 +87,13 @@ def assemble(session_pk):
 
 def ensure_room_for(session, parts):
     """507 unless the final volume has room for what assembling ``parts`` writes there:
-    nothing for a link (``storage.final_bytes``). A part without a temp object is left to
+    nothing for a link (``Backend.final_bytes``). A part without a temp object is left to
     ``assemble``, which fails the session."""
     try:
         sources = _sources(parts)
     except PartCorrupt:
         return
-    guards.ensure_room("final", storage.final_bytes(sources))
+    guards.ensure_room("final", storage.backend().final_bytes(sources))
 
 
 def _build(session, sources):
