@@ -226,7 +226,7 @@ def test_missing_temp_object_raises_file_not_found(any_storage):
 
 
 STREAM_SCRIPT = f"""
-import os, resource, sys
+import os, resource, sys, uuid
 import django
 from configurations import importer
 importer.install()
@@ -237,11 +237,21 @@ from tests import objects
 size = int(sys.argv[1])
 objects.temp_exists("warm/up")  # load the S3 client before measuring
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-obj = storage.write_temp_part(Pattern(size), session_id={SESSION!r}, part_number=1, max_bytes=size)
-total = sum(len(c) for c in storage.iter_temp(obj.key))
-final = storage.write_final(storage.iter_temp(obj.key), file_id={SESSION!r})
-source = storage.Source(obj.key, obj.size, obj.sha256, "part 1")
-assembled = storage.assemble_final([source, source], file_id={SESSION!r})
+sources, session = [], uuid.uuid4()  # a session of its own for each run
+for number in (1, 2):
+    offset = (number - 1) * size
+    with storage.backend().part_range(session, offset, size) as place:
+        if place is None:
+            obj = storage.write_temp_part(
+                Pattern(size), session_id=session, part_number=number, max_bytes=size
+            )
+        else:
+            obj = place.write(Pattern(size), max_bytes=size)
+    sources.append(storage.Source(obj.key, obj.size, obj.sha256, "part", offset=obj.offset))
+    if number == 1:
+        total = sum(len(c) for c in storage.iter_temp(obj.key))
+        final = storage.write_final(storage.iter_temp(obj.key), file_id={SESSION!r})
+assembled = storage.assemble_final(sources, file_id={SESSION!r})
 assert assembled.size == 2 * size
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(obj.size, total, final.size, before, after)

@@ -1,19 +1,12 @@
-"""The storage adapter the services use, over the django-storages aliases.
+"""The storage adapter the services use, over the django-storages aliases ``portal_temp``
+and ``portal_final``.
 
-``portal_temp`` holds received parts, ``portal_final`` the assembled files (see
-``boot.settings``). ``backend()`` is the one ``Backend`` both are kept by (local disk:
-``local_backend``, S3: ``s3_backend``), chosen from the settings at first use; the
-services read its capability flags rather than ask which backend it is. A failing backend
-raises ``StorageUnavailable`` whatever it is.
-
-A local storage never creates its own root directory (``LocalStorage``): a missing root is
-an unmounted volume, and writing there would fill the disk under the mount point and hide
-the outage (readiness would pass, cleanup would take every tracked object for deleted).
-The roots are created once at install; in ``Dev`` the settings create them.
-
-Keys are generated here, never taken from a client. Temp keys sit in 256 fixed shard
-directories (``ab/<session>-<part>-<random>``), so deleting parts never leaves empty
-per-session directories behind. Nothing here reads a whole part or file into memory.
+``backend()`` is the one ``Backend`` both are kept by (local disk: ``local_backend``, S3:
+``s3_backend``), chosen from the settings at first use; the services read its capability
+flags rather than ask which backend it is. A failing backend raises ``StorageUnavailable``
+whatever it is. A local storage never creates its own root: a missing root is an unmounted
+volume, and writing there would fill the disk under the mount point and hide the outage.
+Keys are generated here, never by a client.
 """
 
 from collections.abc import Iterable, Iterator

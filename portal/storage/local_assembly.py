@@ -1,14 +1,9 @@
-"""Assembling parts on local disk: the session's assembly file becomes the final object by
-``link``, else (another filesystem, a link the kernel refuses) by a kernel copy.
+"""Assembling parts on local disk: the session's assembly file linked, else (another
+filesystem, a refused link) copied in the kernel, the parts checked from the page cache.
 
-Linked, the parts the saved file hash covers are not read (they were hashed on their way
-into a range nothing writes after); the others are read once. Copied, every part is. A part
-is read from the final file through short-lived ``mmap`` windows, so what is checked is
-exactly what is stored, without a copy into this process: the caller hashes it into the
-file's digest while a second thread checks it against the sha256 recorded for the part.
-
-The caller holds the session's lock (one assembler per session), so nothing else
-truncates the final file under a mapping. Figures: docs/upload-performance.md.
+The file's hash and a part's check (in a second thread) read the final file through
+``mmap`` windows, so what is checked is exactly what is stored. The caller holds the
+session's lock, so nothing truncates the file under a mapping.
 """
 
 import errno
