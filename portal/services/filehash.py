@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from portal import storage
 from portal.services import part_sql
-from portal.storage.sha256state import AVAILABLE, ResumableSha256
+from portal.storage import sha256state
+from portal.storage.sha256state import ResumableSha256
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def for_part(session, part_number):
     if session.hashed_parts != part_number - 1 or not applies(session):
         return None
     if part_number == 1:
-        return ResumableSha256() if AVAILABLE else None
+        return ResumableSha256() if sha256state.available() else None
     return _resume(session, session.hashed_parts)
 
 

@@ -34,7 +34,8 @@ from portal.services.tus import (
     upload_pk,
 )
 from portal.services.tus_stream import Body, PartBytes, TailMissing, tail_chunks
-from portal.storage.sha256state import AVAILABLE, ResumableSha256
+from portal.storage import sha256state
+from portal.storage.sha256state import ResumableSha256
 
 OPEN = UploadSession.OPEN_STATUSES
 
@@ -113,15 +114,16 @@ def _file_hash(session, tus, offset, length):
     (only where the state can be saved, or this PATCH may end the upload)."""
     if not tus.sha256:
         return None
-    if AVAILABLE and offset == 0:
+    saving = sha256state.available()
+    if saving and offset == 0:
         return ResumableSha256()
-    if AVAILABLE and tus.hashed_bytes == offset:
+    if saving and tus.hashed_bytes == offset:
         resumed = ResumableSha256.resume(tus.hash_state, offset)
         if resumed is not None:
             return resumed
-    if not AVAILABLE and offset + length < session.total_size_bytes:
+    if not saving and offset + length < session.total_size_bytes:
         return None
-    digest = ResumableSha256() if AVAILABLE else hashlib.sha256()
+    digest = ResumableSha256() if saving else hashlib.sha256()
     done = contiguous_parts(session.pk)
     for number, *recorded in part_rows(session.pk)[:done]:
         source = storage.part_source(number, *recorded)

@@ -125,9 +125,10 @@ def _holds(file_size, source):
 
 def copy_range(src, dst, size, offset, src_offset=0):
     """Copy up to ``size`` bytes of ``src`` from ``src_offset`` to ``dst`` at ``offset``,
-    in the kernel where it can; returns the count (short when the source ended early)."""
+    in the kernel where it can (``copy_file_range`` is Linux's); returns the count (short
+    when the source ended early)."""
     done = 0
-    copy = os.copy_file_range
+    copy = getattr(os, "copy_file_range", _copy_through_buffer)
     while done < size:
         try:
             copied = copy(src, dst, size - done, src_offset + done, offset + done)
@@ -143,12 +144,11 @@ def copy_range(src, dst, size, offset, src_offset=0):
 
 
 def _copy_through_buffer(src, dst, size, src_offset, dst_offset):
-    buffer = memoryview(bytearray(min(size, COPY_BUFFER_BYTES)))
-    got = os.preadv(src, [buffer], src_offset)
+    data = memoryview(os.pread(src, min(size, COPY_BUFFER_BYTES), src_offset))
     written = 0
-    while written < got:
-        written += os.pwrite(dst, buffer[written:got], dst_offset + written)
-    return got
+    while written < len(data):
+        written += os.pwrite(dst, data[written:], dst_offset + written)
+    return len(data)
 
 
 # A private mapping, never written: writable for ctypes (``ResumableSha256`` takes the
