@@ -184,7 +184,7 @@ def test_s3_assembly_reports_progress_after_every_part_it_reads_or_copies(api, m
     reported = []
 
     stored = storage.assemble_final(
-        _sources(part_rows(session), CHUNK),
+        _sources(part_rows(session)),
         file_id=row.file_id,
         progress=reported.append,
         file_hash=file_hash,
@@ -196,17 +196,13 @@ def test_s3_assembly_reports_progress_after_every_part_it_reads_or_copies(api, m
     assert reported == sorted(reported) and reported[-1] == len(data)
 
 
-@pytest.mark.parametrize("where", ["local copied", "small parts", "copy off"])
+@pytest.mark.parametrize("where", ["small parts", "copy off"])
 def test_where_the_worker_assembles_nothing_is_saved(
     client, user, settings, data_dir, moto_s3, where
 ):
-    """Local disk with parts of their own, parts S3 cannot copy, or copying turned off:
-    finalize reads the parts anyway, so no hash state or MD5 is kept while they arrive."""
-    if where == "local copied":
-        apply_storage(settings, "local", data_dir)
-        settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = False
-    else:
-        apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=moto_s3.new_bucket())
+    """Parts S3 cannot copy, or copying turned off: finalize reads the parts anyway, so no
+    hash state or MD5 is kept while they arrive."""
+    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=moto_s3.new_bucket())
     settings.PORTAL_CHUNK_SIZE_MAX = 16 * MIB
     settings.PORTAL_S3_COPY_ASSEMBLY = where != "copy off"
     chunk = 64 * 1024 if where == "small parts" else CHUNK

@@ -2,19 +2,22 @@
 ``fallocate``, ``copy_file_range``, hard links) are looked up at first use, and without
 them the same files come out."""
 
+import contextlib
 import errno
 import os
 import random
 import subprocess
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from portal import storage
 from portal.services import cleanup
 from portal.storage import local_in_place, local_walk
-from tests.api_helpers import Api, make_token, sha256
+from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.conftest import PYTHON, ROOT
 from tests.test_in_place import CHUNK, final_path
 
@@ -86,6 +89,43 @@ def test_upload_finalize_and_cleanup_give_the_same_files_whatever_is_hidden(api,
     assert temp_files() == []
     with open(final_path(session), "rb") as stored:
         assert stored.read() == data
+
+
+@contextlib.contextmanager
+def held_elsewhere(session, offset, size):
+    """A part's range held by another request's thread (its own database connection: a
+    PostgreSQL advisory lock is re-entrant within one)."""
+    held, done = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with storage.backend().part_range(session, offset, size):
+                held.set()
+                done.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(10)
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+@pytest.mark.parametrize("hidden", ["nothing", "every speed path"])
+def test_a_part_another_request_is_writing_is_409_with_or_without_ofd_locks(api, hide, hidden):
+    hide(HIDDEN[hidden])
+    data = random.Random(27).randbytes(2 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    with held_elsewhere(session, CHUNK, CHUNK):
+        busy = api.put(session, 2, data[CHUNK:])
+        assert api.put(session, 1, data[:CHUNK]).status_code == 201  # its neighbour is free
+    assert (busy.status_code, error_code(busy)) == (409, "part_in_progress")
+    assert api.put(session, 2, data[CHUNK:]).status_code == 201
+    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
 
 
 def test_manage_py_check_runs_where_the_speed_paths_are_missing():
