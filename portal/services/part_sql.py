@@ -40,6 +40,7 @@ class WaitingPart:
     size_bytes: int
     sha256: str
     temp_key: str
+    temp_offset: int | None
 
 
 def session_pk(value):
@@ -175,18 +176,19 @@ def recorded_parts(pk, numbers):
 
 
 def insert_part(pk, part_number, stored, now):
-    """Record a part (``stored``: its key, size, sha256 and md5). Was:
+    """Record a part (``stored``: its key and offset, size, sha256 and md5). Was:
     ``UploadPart.objects.create(...)``; the unique constraint raises ``IntegrityError``."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {PARTS} (session_id, part_number, size_bytes, sha256, temp_key, md5,"
-            " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO {PARTS} (session_id, part_number, size_bytes, sha256, temp_key,"
+            " temp_offset, md5, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 session_pk(pk),
                 part_number,
                 stored.size,
                 stored.sha256,
                 stored.key,
+                stored.offset,
                 stored.md5,
                 timestamp(now),
             ],
@@ -226,7 +228,7 @@ def waiting_parts(pk, limit, now):
     rows = _rows(
         "SELECT s.hashed_parts, s.hash_state, s.chunk_size_bytes, s.total_size_bytes,"
         " s.total_parts, CASE WHEN s.hash_claimed_until >= %s THEN 1 ELSE 0 END,"
-        " p.part_number, p.size_bytes, p.sha256, p.temp_key"
+        " p.part_number, p.size_bytes, p.sha256, p.temp_key, p.temp_offset"
         f" FROM {PARTS} p INNER JOIN {SESSIONS} s ON p.session_id = s.id"
         f" WHERE p.session_id = %s AND s.{_IS_OPEN} AND p.part_number > s.hashed_parts"
         " AND p.temp_key <> '' ORDER BY p.part_number LIMIT %s",
