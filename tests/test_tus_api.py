@@ -222,35 +222,6 @@ def test_every_method_but_options_without_a_valid_token_is_401(tus, authorizatio
     assert UploadSession.objects.count() == 1 and tus.offset(path) == 0
 
 
-def test_methods_the_tus_paths_do_not_take_are_405_with_allow(tus):
-    path = tus.start(5)
-    for method, url, allow in (
-        ("GET", TUS, "OPTIONS, POST"),
-        ("PATCH", TUS, "OPTIONS, POST"),
-        ("GET", path, "DELETE, HEAD, OPTIONS, PATCH"),
-        ("PUT", path, "DELETE, HEAD, OPTIONS, PATCH"),
-        ("POST", path, "DELETE, HEAD, OPTIONS, PATCH"),
-    ):
-        response = tus.client.generic(method, url, headers=tus.headers)
-        assert (response.status_code, error_code(response)) == (405, "method_not_allowed")
-        assert response["Allow"] == allow
-    override = tus.client.post(path, headers={**tus.headers, "X-HTTP-Method-Override": "PUT"})
-    assert (override.status_code, override["Allow"]) == (405, "DELETE, HEAD, OPTIONS, PATCH")
-    assert tus.offset(path) == 0
-
-
-def test_chunked_bodies_are_411_and_an_absent_length_is_an_empty_body(tus):
-    """tus 1.0 names no status for a missing length (a POST without Upload-Length is 400,
-    as in tusd); a chunked body has no Content-Length to check against the upload's."""
-    path = tus.start(5)
-    chunked = {"Transfer-Encoding": "chunked"}
-    response = tus.patch(path, 0, b"12345", **chunked)
-    assert (response.status_code, error_code(response)) == (411, "length_required")
-    created = tus.create(5, body=b"12345", **chunked)
-    assert (created.status_code, error_code(created)) == (411, "length_required")
-    assert UploadSession.objects.count() == 1 and tus.offset(path) == 0
-
-
 def test_sizes_over_the_limit_or_past_the_length_are_413(tus, settings):
     settings.PORTAL_MAX_FILE_SIZE = 100
     response = tus.create(101)

@@ -1,6 +1,6 @@
 """tus 1.0 with the rest of the portal: the JSON API on the same session, cleanup's expiry
 and sweep, HEAD finalizing what is all in, parts hashed once, the database gate and storage
-outages (503), and hostile headers."""
+outages (503), methods not taken (405), chunked bodies (411), and hostile headers."""
 
 import hashlib
 import shutil
@@ -67,7 +67,7 @@ def test_head_finalizes_an_upload_whose_bytes_are_all_in(tus, client, user):
 def test_parts_written_in_place_are_hashed_once_into_the_files_hash(tus):
     """They record no sha256 of their own; the stored file's sha256 is the file hash's, and
     where that hash cannot be resumed, finalize reads their ranges for it."""
-    if not storage.assembles_in_place():
+    if not storage.backend().assembles_in_place:
         pytest.skip("parts are written in place on local disk only")
     data = bytes(range(25))
     path = tus.start(len(data))
@@ -155,6 +155,35 @@ def test_cleanup_expires_an_upload_then_removes_it(tus, settings):
         run_cleanup()
         assert tus.head(path).status_code == 404
         assert not TusUpload.objects.exists()
+
+
+def test_methods_the_tus_paths_do_not_take_are_405_with_allow(tus):
+    path = tus.start(5)
+    for method, url, allow in (
+        ("GET", TUS, "OPTIONS, POST"),
+        ("PATCH", TUS, "OPTIONS, POST"),
+        ("GET", path, "DELETE, HEAD, OPTIONS, PATCH"),
+        ("PUT", path, "DELETE, HEAD, OPTIONS, PATCH"),
+        ("POST", path, "DELETE, HEAD, OPTIONS, PATCH"),
+    ):
+        response = tus.client.generic(method, url, headers=tus.headers)
+        assert (response.status_code, error_code(response)) == (405, "method_not_allowed")
+        assert response["Allow"] == allow
+    override = tus.client.post(path, headers={**tus.headers, "X-HTTP-Method-Override": "PUT"})
+    assert (override.status_code, override["Allow"]) == (405, "DELETE, HEAD, OPTIONS, PATCH")
+    assert tus.offset(path) == 0
+
+
+def test_chunked_bodies_are_411_and_an_absent_length_is_an_empty_body(tus):
+    """tus 1.0 names no status for a missing length (a POST without Upload-Length is 400,
+    as in tusd); a chunked body has no Content-Length to check against the upload's."""
+    path = tus.start(5)
+    chunked = {"Transfer-Encoding": "chunked"}
+    response = tus.patch(path, 0, b"12345", **chunked)
+    assert (response.status_code, error_code(response)) == (411, "length_required")
+    created = tus.create(5, body=b"12345", **chunked)
+    assert (created.status_code, error_code(created)) == (411, "length_required")
+    assert UploadSession.objects.count() == 1 and tus.offset(path) == 0
 
 
 @pytest.mark.parametrize(
