@@ -18,6 +18,7 @@ from django.utils import timezone
 from portal.lookups import one_or_none
 from portal.models import IngestFile, UploadSession
 from portal.observability import log_event
+from portal.parts import compact_ranges, part_count
 from portal.services import guards, part_sql
 from portal.services.errors import BadRequest, Conflict, Gone, NotFound, TooLarge
 
@@ -27,7 +28,7 @@ MAX_NAME_CHARS = 255
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 MAX_PARTS = 100_000
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-# What receiving a part reads of its session (``ensure_open``, ``expected_part_size``, the
+# What receiving a part reads of its session (``ensure_open``, the part's size, the
 # saved file hash, the receipt): the rest of the row is not selected.
 PART_FIELDS = (
     "status",
@@ -41,35 +42,8 @@ PART_FIELDS = (
 )
 
 
-def compact_ranges(numbers):
-    """``[1, 2, 3, 5, 7, 8]`` -> ``"1-3,5,7-8"`` (input sorted ascending, no duplicates)."""
-    spans = []
-    for number in numbers:
-        if spans and number == spans[-1][1] + 1:
-            spans[-1][1] = number
-        else:
-            spans.append([number, number])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
-
-
-def parse_ranges(text):
-    """The inverse of ``compact_ranges``: ``"1-3,5"`` -> ``[1, 2, 3, 5]``."""
-    numbers = []
-    for item in filter(None, (text or "").split(",")):
-        low, _, high = item.partition("-")
-        numbers.extend(range(int(low), int(high or low) + 1))
-    return numbers
-
-
 def ttl():
     return timedelta(hours=settings.PORTAL_SESSION_TTL_HOURS)
-
-
-def expected_part_size(session, part_number):
-    """Every part is ``chunk_size_bytes`` except the last, which is the remainder."""
-    if part_number < session.total_parts:
-        return session.chunk_size_bytes
-    return session.total_size_bytes - session.chunk_size_bytes * (session.total_parts - 1)
 
 
 # --- creation -------------------------------------------------------------------------
@@ -122,7 +96,7 @@ def _insert(owner, key, *, filename, content_type, size_bytes, chunk_size_bytes)
             owner=owner,
             chunk_size_bytes=chunk_size_bytes,
             total_size_bytes=size_bytes,
-            total_parts=math.ceil(size_bytes / chunk_size_bytes),
+            total_parts=part_count(size_bytes, chunk_size_bytes),
             idempotency_key=key,
             expires_at=now + ttl(),
         )
@@ -240,7 +214,7 @@ def _chunk_size(value, size_bytes):
         raise BadRequest(
             f"chunk_size_bytes must be between {low} and {high}", code="invalid_chunk_size_bytes"
         )
-    if math.ceil(size_bytes / chunk) > MAX_PARTS:
+    if part_count(size_bytes, chunk) > MAX_PARTS:
         raise BadRequest(
             f"chunk_size_bytes {chunk} would need more than {MAX_PARTS} parts",
             code="invalid_chunk_size_bytes",

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.core.files import File
 
+from portal.parts import part_offset
 from portal.storage import local, local_assembly, local_in_place, local_parts, s3, s3_assembly
 from portal.storage.backends import (
     FINAL_ALIAS,
@@ -41,13 +42,7 @@ from portal.storage.backends import (
 )
 from portal.storage.backends import is_local as _is_local
 from portal.storage.local import LocalStorage, StorageRootMissing
-from portal.storage.objects import (
-    DeleteResult,
-    ListedObject,
-    Source,
-    SourceMismatch,
-    StoredObject,
-)
+from portal.storage.objects import DeleteResult, ListedObject, Source, SourceMismatch, StoredObject
 from portal.storage.streams import READ_CHUNK_BYTES, HashingReader, TooLarge
 
 __all__ = [
@@ -170,7 +165,7 @@ def part_source(number, size, sha256, temp_key, chunk_size, md5=""):
     """The ``Source`` of part ``number`` as its row records it: its own object, or its
     range of the assembly file."""
     in_place = local_in_place.session_of(temp_key) is not None
-    offset = (number - 1) * chunk_size if in_place else None
+    offset = part_offset(number, chunk_size) if in_place else None
     return Source(temp_key, size, sha256, name=f"part {number}", md5=md5, offset=offset)
 
 

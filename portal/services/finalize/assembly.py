@@ -18,11 +18,12 @@ from django.utils import timezone
 from portal import storage
 from portal.models import IngestFile, UploadPart, UploadSession
 from portal.observability import log_event
+from portal.parts import compact_ranges
 from portal.services import filehash, guards
 from portal.services.errors import Conflict, Gone
 from portal.services.finalize import lease
 from portal.services.outbox import enqueue_file_uploaded
-from portal.services.sessions import compact_ranges, ensure_open
+from portal.services.sessions import ensure_open
 
 logger = logging.getLogger("portal.services.finalize")
 
