@@ -277,20 +277,9 @@ def abort_session(owner, session_id):
     is gone already (410).
     """
     session = get_session(owner, session_id)
-    now = timezone.now()
-    with transaction.atomic():
-        aborted = UploadSession.objects.filter(
-            pk=session.pk, status__in=UploadSession.OPEN_STATUSES
-        ).update(
-            status=UploadSession.Status.ABORTED,
-            failure_reason="aborted by the client",
-            finished_at=now,
-            updated_at=now,
-        )
-        if aborted:
-            IngestFile.objects.filter(pk=session.file_id).update(
-                status=IngestFile.Status.FAILED, updated_at=now
-            )
+    aborted = close_sessions(
+        [(session.pk, session.file_id)], UploadSession.Status.ABORTED, "aborted by the client"
+    )
     if aborted:
         log_event(
             logger,
@@ -305,6 +294,29 @@ def abort_session(owner, session_id):
         raise Conflict("the upload session is complete", code="session_complete")
     if session.status in (UploadSession.Status.FAILED, UploadSession.Status.FINALIZING):
         ensure_open(session)
+
+
+def close_sessions(sessions, status, reason, now=None, among=UploadSession.OPEN_STATUSES):
+    """End the sessions of ``sessions`` (``(pk, file pk)`` pairs) that are still in one
+    of ``among`` as ``status`` with ``reason``, and fail their files: how many ended. The
+    UPDATE is conditional, so a session that moved on meanwhile keeps its state; more than
+    one session must come locked and re-checked (their files are failed together)."""
+    now = now or timezone.now()
+    with transaction.atomic(savepoint=False):
+        ended = UploadSession.objects.filter(
+            pk__in=[pk for pk, _ in sessions], status__in=among
+        ).update(
+            status=status,
+            failure_reason=reason[:255],
+            finished_at=now,
+            updated_at=now,
+            assembly_lease_until=None,
+        )
+        if ended:
+            IngestFile.objects.filter(pk__in=[file_pk for _, file_pk in sessions]).update(
+                status=IngestFile.Status.FAILED, updated_at=now
+            )
+    return ended
 
 
 # --- representations ------------------------------------------------------------------

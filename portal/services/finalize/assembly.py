@@ -23,7 +23,7 @@ from portal.services import filehash, guards
 from portal.services.errors import Conflict, Gone
 from portal.services.finalize import lease
 from portal.services.outbox import enqueue_file_uploaded
-from portal.services.sessions import ensure_open
+from portal.services.sessions import close_sessions, ensure_open
 
 logger = logging.getLogger("portal.services.finalize")
 
@@ -128,21 +128,9 @@ def _sources(parts, chunk_size):
 
 def fail(session, reason):
     """Fail a session being finalized (and its file): a conditional update."""
-    now = timezone.now()
-    with transaction.atomic():
-        failed = UploadSession.objects.filter(
-            pk=session.pk, status__in=UploadSession.ACTIVE_STATUSES
-        ).update(
-            status=Status.FAILED,
-            failure_reason=reason[:255],
-            finished_at=now,
-            updated_at=now,
-            assembly_lease_until=None,
-        )
-        if failed:
-            IngestFile.objects.filter(pk=session.file_id).update(
-                status=IngestFile.Status.FAILED, updated_at=now
-            )
+    close_sessions(
+        [(session.pk, session.file_id)], Status.FAILED, reason, among=UploadSession.ACTIVE_STATUSES
+    )
     logger.warning(
         "finalize failed: %s",
         reason,
