@@ -2,9 +2,12 @@
 
 Part ``n`` (from 1) of a file cut into ``chunk``-byte parts starts at ``(n - 1) * chunk``
 and holds ``chunk`` bytes, except the last, which holds the rest; the parts a session has
-received travel as compact ranges (``"1-3,5"``). Plain functions: the client
-(``portal_upload``) imports them as the server does.
+received travel as compact ranges (``"1-3,5"``); a session takes parts while its status
+is one of ``OPEN_STATUSES``. Plain values: the client (``portal_upload``) imports them
+as the server does.
 """
+
+OPEN_STATUSES = ("init", "in_progress")
 
 
 def part_count(size, chunk):

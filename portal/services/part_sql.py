@@ -24,12 +24,12 @@ from django.db.transaction import TransactionManagementError
 
 from portal.lookups import one_or_none
 from portal.models import ApiToken, UploadPart, UploadSession
+from portal.parts import OPEN_STATUSES
 
 SESSIONS = UploadSession._meta.db_table
 TOKENS = ApiToken._meta.db_table
 PARTS = UploadPart._meta.db_table
-OPEN = tuple(str(status) for status in UploadSession.OPEN_STATUSES)
-_IS_OPEN = f"status IN ({', '.join(['%s'] * len(OPEN))})"
+_IS_OPEN = f"status IN ({', '.join(['%s'] * len(OPEN_STATUSES))})"
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,7 @@ def waiting_parts(pk, limit, now):
         f" FROM {PARTS} p INNER JOIN {SESSIONS} s ON p.session_id = s.id"
         f" WHERE p.session_id = %s AND s.{_IS_OPEN} AND p.part_number > s.hashed_parts"
         " AND p.temp_key <> '' ORDER BY p.part_number LIMIT %s",
-        [timestamp(now), session_pk(pk), *OPEN, limit],
+        [timestamp(now), session_pk(pk), *OPEN_STATUSES, limit],
     )
     if not rows:
         return None
@@ -276,7 +276,7 @@ def move_hash(pk, first, last, state, claim):
             f"UPDATE {SESSIONS} SET hash_claimed_until = NULL, hashed_parts = %s,"
             f" hash_state = %s WHERE id = %s AND hashed_parts = %s AND {_IS_OPEN}"
             " AND hash_claimed_until = %s",
-            [last, bytes(state), session_pk(pk), first - 1, *OPEN, timestamp(claim)],
+            [last, bytes(state), session_pk(pk), first - 1, *OPEN_STATUSES, timestamp(claim)],
         )
     )
 

@@ -24,7 +24,7 @@ from portal import exitcodes, limits
 from portal.httpclient import KeepAliveConnection, TLSFailed, backoff_delay, http_url_problem
 from portal.management.base import bounded_int, bounded_seconds
 from portal.management.token_source import api_token
-from portal.parts import parse_ranges, part_offset, part_size
+from portal.parts import OPEN_STATUSES, parse_ranges, part_offset, part_size
 
 API_PREFIX = "/api/v1"
 SEND_BLOCK = 256 * 1024
@@ -33,7 +33,6 @@ MAX_BACKOFF_SECONDS = 30.0
 # A request may take --timeout plus the time to send its body at this rate: a trickling
 # server cannot hold the client, a slow link can still send a large part.
 SLOWEST_SEND_RATE = 64 * 1024
-OPEN = ("init", "in_progress")
 
 
 def http_url(text):
@@ -195,7 +194,7 @@ class Uploader:
     def run(self, *, chunk_size, idempotency_key, content_type):
         session = self.create_session(chunk_size, idempotency_key, content_type)
         sid = session["id"]
-        if session["status"] in OPEN:
+        if session["status"] in OPEN_STATUSES:
             self.send_missing(session)
             file = self.finalize(sid)
         elif session["status"] == "finalizing":
