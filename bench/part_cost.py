@@ -13,8 +13,8 @@ gunicorn and the middleware.
 
 Prints, per mode, the server's CPU milliseconds per part (all gunicorn processes,
 read from ``/proc``: steadier than wall time on a shared machine; the lowest of
-``--rounds`` rounds) and its ratio to the probe's. The figures of issue 16 are in
-docs/upload-performance.md (item 8).
+``--rounds`` rounds) and its ratio to the probe's. Where a part's time goes:
+docs/upload-performance.md.
 """
 
 import argparse

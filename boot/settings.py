@@ -1,9 +1,8 @@
 """Settings as django-configurations classes: ``Base``, then ``Dev``, ``Test`` and ``Prod``.
 
-Every value comes from the environment variable of the same name (see README,
-"Configuration"). A bad value fails start-up with a message naming the variable and the
-rule (``boot.config``); rules that relate several values are system checks in
-``portal.checks``.
+Every value comes from the environment variable of the same name (docs/configuration.md).
+A bad value fails start-up with a message naming the variable and the rule
+(``boot.config``); rules that relate several values are system checks in ``portal.checks``.
 """
 
 import os

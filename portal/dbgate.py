@@ -1,16 +1,9 @@
 """Fail fast while the database is known to be down: one process-wide gate.
 
-Without it every request that needs a connection waits out the connect timeout
-(``DATABASE_CONNECT_TIMEOUT_SECONDS``) on a database that hangs, holding a server thread
-each. ``DatabaseGateMiddleware`` connects (or health-checks the kept connection) before
-the view, so a connection failure is seen in one place. The first failure closes the
-gate: for ``RETRY_SECONDS`` every request is answered ``503 database_unavailable`` at
-once; after that one request at a time (single flight) tries to connect while the others
-are still refused, and its success opens the gate again. The database's state is logged
-once per change (``database.unavailable``, ``database.recovered``).
-
-The clock is wall time (``time.time``), so tests move it with time-machine; a failure
-"from the future" (the clock stepped back) counts as long past.
+Without it every request would wait out the connect timeout on a hung database, holding
+a server thread each. The first failure closes the gate for ``RETRY_SECONDS`` (503 at
+once), then one request at a time retries. Wall-clock time (``time.time``), so tests move
+it with time-machine.
 """
 
 import logging

@@ -2,7 +2,7 @@
 
 Context (request id, job, run id, ...) lives in a ContextVar so it follows the request or
 the job through every logger; ``ContextFilter`` copies it onto each record. Services log
-state transitions with ``log_event`` so each line has its ``event`` name from docs/design.md.
+state transitions with ``log_event`` so each line has its ``event`` name from docs/logging.md.
 ``RedactingFilter`` sits on the output handler, after the context, and scrubs secrets
 from everything a record carries before any formatter sees it.
 """

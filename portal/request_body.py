@@ -1,22 +1,10 @@
 """Reading a request body into the caller's buffer: ``body_reader(request).readinto(buffer)``.
 
-Under gunicorn a part's bytes would otherwise pass through three buffers before the
-view sees them: gunicorn's ``Unreader`` and ``Body`` (each a ``BytesIO`` that every read
-copies into and slices out of) and a fresh ``bytes`` object per read. Profiled under
-``bench/peer.py`` that was 42 % of the CPU of a part upload. So when the
-request came through gunicorn's HTTP/1.1 parser with a ``Content-Length`` body, the
-reader here takes the bytes the parser has already buffered, then ``recv_into`` the
-caller's buffer straight from the connection's socket, and counts them off gunicorn's
-``LengthReader`` so that gunicorn knows the body is consumed (keep-alive and the next
-request on the connection work as before, and an unread rest is drained by gunicorn
-as usual). Any other server, or a body gunicorn frames otherwise (chunked, HTTP/2),
-goes through Django's ``request.read``.
-
-gunicorn is pinned in requirements.txt. ``tests/test_request_body.py`` runs this on
-gunicorn's own parser and ``tests/test_upload_gunicorn.py`` through a real gunicorn
-(keep-alive, pipelined requests, short and over-long bodies, a client that resets), so a
-version whose internals moved fails there; at run time such a version takes the Django
-path.
+Under gunicorn a body passed through gunicorn's and Django's buffers, a copy per layer
+(42 % of a part's CPU); here the bytes go from gunicorn's socket straight into the
+caller's buffer, counted off gunicorn's ``LengthReader`` so keep-alive works as before.
+It relies on gunicorn internals: gunicorn is pinned, ``tests/test_request_body.py`` runs
+its parser, and any other server or framing goes through ``request.read``.
 """
 
 GUNICORN_SOCKET = "gunicorn.socket"

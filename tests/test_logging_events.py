@@ -1,4 +1,4 @@
-"""The event vocabulary end to end: every event of docs/design.md, from real processes.
+"""The event vocabulary end to end: every event of docs/logging.md, from real processes.
 
 A gunicorn server (``gunicorn.conf.py``) takes a real upload over HTTP; ``portal_cleanup``
 and ``portal_dispatch`` run as subprocesses against a real runner; a second server with

@@ -87,3 +87,107 @@ def test_s3_a_part_of_8_mib_is_one_put_and_a_larger_one_multipart(settings, data
         etags[number] = head["ETag"].strip('"')
     assert "-" not in etags[1]
     assert etags[2].endswith("-3")
+
+
+class CompletionFaultProxy:
+    """An HTTP proxy in front of moto that spoils CompleteMultipartUpload. ``lost``
+    forwards the first and closes the connection without its answer, ``error`` forwards
+    the first and answers 500; a completion sent again then gets what S3 answers once an
+    upload is complete, 404 NoSuchUpload. ``refused`` answers every one 500 and forwards
+    none."""
+
+    NO_SUCH_UPLOAD = (404, b"<Error><Code>NoSuchUpload</Code></Error>")
+    INTERNAL_ERROR = (500, b"<Error><Code>InternalError</Code></Error>")
+
+    def __init__(self, upstream, fault):
+        import http.client
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        target = urlsplit(upstream)
+        proxy = self
+        self.completions = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                completion = self.command == "POST" and "uploadId=" in self.path
+                proxy.completions += completion
+                first = completion and proxy.completions == 1
+                if completion and (fault == "refused" or not first):
+                    status, payload = (
+                        proxy.INTERNAL_ERROR if fault == "refused" else proxy.NO_SUCH_UPLOAD
+                    )
+                    return self._answer(status, [], payload)
+                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                upstream.request(self.command, self.path, body, dict(self.headers))
+                answer = upstream.getresponse()
+                status, headers, payload = answer.status, answer.getheaders(), answer.read()
+                upstream.close()
+                if first and fault == "lost":
+                    return None
+                if first:
+                    status, headers, payload = proxy.INTERNAL_ERROR[0], [], proxy.INTERNAL_ERROR[1]
+                return self._answer(status, headers, payload)
+
+            def _answer(self, status, headers, payload):
+                self.send_response(status)
+                for name, value in headers:
+                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("fault", ["lost", "error", "refused"])
+def test_s3_a_completed_assembly_whose_answer_is_lost_is_stored_once(
+    settings, data_dir, moto_s3, fault
+):
+    """A CompleteMultipartUpload that succeeded but whose answer never came (a read
+    timeout, then a retry that S3 answers NoSuchUpload) is a stored file, checked by the
+    ETag S3 gives those parts; one that did not succeed still fails and leaves nothing."""
+    import hashlib
+
+    from tests.conftest import apply_storage
+
+    bucket = moto_s3.new_bucket()
+    proxy = CompletionFaultProxy(moto_s3.endpoint, fault)
+    try:
+        apply_storage(settings, "s3", data_dir, s3=proxy, bucket=bucket)
+        settings.PORTAL_S3_COPY_ASSEMBLY = True
+        chunks = [os.urandom(5 * MIB), os.urandom(1000)]
+        sources = []
+        for number, chunk in enumerate(chunks, 1):
+            stored = storage.write_temp_part(
+                io.BytesIO(chunk), session_id=SESSION, part_number=number, max_bytes=len(chunk)
+            )
+            sources.append(storage.Source(stored.key, stored.size, stored.sha256, f"part {number}"))
+        if fault == "refused":
+            with pytest.raises(storage.StorageUnavailable):
+                storage.assemble_final(sources, file_id=SESSION)
+            final = moto_s3.client().list_objects_v2(Bucket=bucket, Prefix="final/")
+            assert final.get("KeyCount") == 0
+        else:
+            assembled = storage.assemble_final(sources, file_id=SESSION)
+            body = moto_s3.client().get_object(Bucket=bucket, Key=f"final/{assembled.key}")
+            assert body["Body"].read() == b"".join(chunks)
+            assert assembled.sha256 == hashlib.sha256(b"".join(chunks)).hexdigest()
+        assert proxy.completions >= 1
+    finally:
+        proxy.close()

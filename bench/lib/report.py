@@ -3,20 +3,25 @@
 ``recording(name, save=True)`` copies everything the script prints to stdout while it
 runs; at the end it writes ``docs/benchmarks/<name>.md``: the command line, the date
 (UTC), the machine (CPU, cores, memory, kernel, Python, load average at the start) and the
-printed figures verbatim. The docs link to these pages instead of pasting numbers, so a
-figure in the docs is always one a script printed, and says where and when.
+printed figures verbatim, less the progress lines that the summary after them condenses
+(each round's, each raw trial record). The docs link to these pages instead of pasting
+numbers, so a figure in the docs is always one a script printed, and says where and when.
 """
 
 import contextlib
 import io
 import os
 import platform
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DOCS = ROOT / "docs" / "benchmarks"
+PROGRESS = re.compile(r"^(round \d+ |\[reliability\] |seeded )")
+# A variant's raw lines, which the script's markdown table repeats when it prints one.
+TABLED = re.compile(r"^(  (portal_cleanup|floor|per_row) +n=|  +steps: )")
 
 
 def machine():
@@ -72,16 +77,30 @@ def recording(name, *, save, page=None):
         print(f"figures written to {path.relative_to(ROOT)}")
 
 
+def summary(printed):
+    """What the script printed without its progress lines, and how many were left out."""
+    lines = printed.rstrip().splitlines()
+    tabled = any(line.startswith("| ") for line in lines)
+    kept = [
+        line for line in lines if not PROGRESS.match(line) and not (tabled and TABLED.match(line))
+    ]
+    return "\n".join(kept), len(lines) - len(kept)
+
+
 def write(name, command, started, where, printed, *, page):
     DOCS.mkdir(parents=True, exist_ok=True)
     path = DOCS / f"{page}.md"
+    text, omitted = summary(printed)
+    heading = "What the script printed"
+    if omitted:
+        heading += f" ({omitted} progress lines left out)"
     path.write_text(
         f"# bench/{name}.py\n\n"
         f"Produced by `{command}` on {started:%Y-%m-%d %H:%M} UTC.\n\n"
         f"Machine: {where}.\n\n"
-        "What the script printed:\n\n"
+        f"{heading}:\n\n"
         "```text\n"
-        f"{printed.rstrip()}\n"
+        f"{text}\n"
         "```\n"
     )
     return path

@@ -1,29 +1,11 @@
-"""Drain: take an instance out of the load balancer's rotation while it keeps serving.
+"""Drain: ``/ready`` answers 503 while the instance keeps serving, so the balancer takes it
+out before it stops (SIGTERM, ``ShutdownDrain``) or while it is maintained
+(``PORTAL_DRAIN_FILE``).
 
-While an instance drains, ``/ready`` answers 503 ``{"status": "draining"}`` at once (no
-checks, no cache) and everything else, ``/health`` included, is served as usual: the
-balancer stops sending new requests after ``fall`` failed checks, and the requests it
-already sent finish. Two things make an instance drain:
-
-- **shutdown**: gunicorn's master received SIGTERM. Left alone, gunicorn closes its
-  listening sockets at once, and a balancer still routing to the host sees refused
-  connections until its next failed checks. ``ShutdownDrain`` (installed by the
-  ``when_ready`` hook of ``gunicorn.conf.py``) takes over the master's SIGTERM: the master
-  creates its marker file, keeps running for ``PORTAL_DRAIN_SECONDS``, then stops the way
-  gunicorn always does (listeners closed, workers finish requests in flight for up to
-  ``graceful_timeout``). A second SIGTERM skips the rest of the wait.
-- **maintenance**: the file ``PORTAL_DRAIN_FILE`` (default ``$PORTAL_DATA_DIR/drain``)
-  exists; ``manage.py portal_drain start|stop|status`` creates and removes it. The
-  instance drains until the file is removed, across restarts.
-
-Workers are separate processes forked by the master: they learn of the shutdown through
-the marker, a file whose path the master exports in ``PORTAL_DRAIN_MARKER`` before the
-first fork (in gunicorn's ``worker_tmp_dir``, tmpfs, named after the master's pid, so two
-servers on a host never share one and a restart never inherits a stale one). A file costs
-one ``stat()`` per ``/ready`` and works with any worker class.
-
-This module is imported by gunicorn's master before Django is set up: nothing here may
-touch Django settings at import time.
+Workers learn of the shutdown through a marker file named after the master's pid (its
+path exported in ``PORTAL_DRAIN_MARKER`` before the first fork): one ``stat()`` per
+``/ready``, any worker class, never inherited by the next server. Imported by gunicorn's
+master before Django is set up: nothing here touches settings at import.
 """
 
 import os

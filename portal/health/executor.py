@@ -1,13 +1,8 @@
 """Where readiness checks run: one small thread pool per process, single-flight, cached.
 
-The readiness checks run synchronously in ``SingleFlightExecutor``: at most one call per
-check is running. A check that hangs (a database that accepts connections and never
-answers) keeps its thread until the driver gives up, as ``asyncio.wait_for`` cannot stop a
-thread; later probes share that call instead of starting another, so a thousand probes
-against a hung database cost one thread and one connection per check per process, not a
-thousand. ``ResultCache`` keeps the last readiness answer for ``PORTAL_READY_CACHE_SECONDS``
-so that probes from many load balancers do not each write, read and delete objects in
-storage.
+A hung check keeps its thread until the driver gives up (a thread cannot be stopped), so
+later probes share that call instead of starting another: a thousand probes against a
+hung database cost one thread and one connection per check per process.
 """
 
 import queue

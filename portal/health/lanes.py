@@ -1,28 +1,11 @@
-"""``ProbeLaneWorker``: gunicorn's gthread worker with its own threads for the probes and
-for tus uploads.
+"""``ProbeLaneWorker``: gunicorn's gthread worker with threads of their own for the probes
+and for tus uploads.
 
-The gthread worker hands every connection to one pool of ``GUNICORN_THREADS`` threads,
-first come first served. When API requests hold them all (each waiting out the database
-connect timeout, streaming a slow upload), ``/health`` and ``/ready`` wait in the same
-queue and the orchestrator restarts a process that is fine. This worker looks at the
-bytes already received (``MSG_PEEK``, nothing consumed) before it chooses a pool: a
-complete ``GET``/``HEAD`` of ``/health`` or ``/ready`` without a body goes to that probe's
-own lane (``LANE_THREADS``), anything else to the usual pool. ``/health`` never
-waits behind ``/ready`` either, which may take its whole budget when a dependency hangs.
-
-A ``PATCH`` or ``POST`` under ``/api/v1/tus/`` takes the tus lane (``TUS_THREADS``): nginx
-streams tus bodies to gunicorn as they arrive (a whole file in one PATCH is too big to
-spool first, docs/topology.md), so each holds a thread for as long as its client takes to
-send it. In their own lane, slow or many tus uploads wait for each other and never take
-the threads of the JSON API or the probes.
-
-A request is routed to a lane only when its request line and all its headers are in the
-socket buffer, so a client that trickles its headers never holds a lane thread, and one
-that trickles a body holds a thread of the tus lane at most. Anything incomplete, a probe
-with a body, TLS, or a request already read ahead by the parser takes the usual pool.
-A fresh connection with nothing to read yet waits in the poller, not in a thread.
-
-Imported by gunicorn's master (``worker_class``): nothing from Django here.
+In one shared pool, API requests waiting on a hung database or a slow client would hold
+every thread, and the orchestrator would restart a process that is fine. The worker peeks
+at the bytes received (``MSG_PEEK``) and sends a complete probe to its lane, a tus
+``PATCH``/``POST`` to the tus lane (nginx streams those bodies), anything else to the
+usual pool. Imported by gunicorn's master: nothing from Django here.
 """
 
 import socket

@@ -1,14 +1,9 @@
-"""Probe views: ``/health`` (liveness), ``/ready`` (readiness), ``/status`` (operators).
+"""Probe views: ``/health``, ``/ready``, ``/status``.
 
-``/ready`` and ``/status`` are django-health-check ``HealthCheckView`` subclasses. We keep
-its check protocol and executor hook and change what the library does not fit:
-503 instead of 500 on failure (load balancers read 503 as "take me out of rotation"),
-a body naming each check and its state only (its own JSON carries exception text), a
-shared single-flight pool instead of the event loop's default executor (a hung check
-would otherwise hold each request until the driver gives up, and cost a thread per
-probe), and a short per-process result cache. ``/health`` and ``/ready`` are normally
-answered by ``portal.health.middleware.ProbeMiddleware`` before the rest of the stack; the
-routes exist for ``reverse()`` and ``manage.py health_check ready``.
+django-health-check's views, changed where they do not fit a balancer: 503 instead of 500,
+a body naming checks and states only (no exception text), a shared single-flight pool and
+a short result cache. ``/health`` and ``/ready`` are normally answered earlier by
+``ProbeMiddleware``; the routes serve ``reverse()`` and ``manage.py health_check``.
 """
 
 import asyncio

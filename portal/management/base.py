@@ -1,14 +1,9 @@
 """A base for portal commands: settings checked, one run id on every record, failures as
-log records, and the report of a job rendered the same way by every command.
+log records, and a job's report rendered the same way by every command.
 
-``PortalCommand`` binds ``job`` (the command's name) and ``run_id`` around the whole run,
-so every record of it carries them; the periodic jobs get the same from
-``portal.services.jobs.job_run``, whose binding takes over inside its block. Before
-``handle`` it runs the ``portal`` system checks (settings that contradict each other):
-a job never runs on settings that ``manage.py check`` refuses. With JSON logs, a
-``CommandError`` or a crash becomes one JSON error record (with the job, run id and the
-structured exception) instead of Django's plain text on stderr, and the exit code is
-kept: cron's log then holds nothing but JSON lines.
+The ``portal`` system checks run before ``handle``, so a job never runs on settings that
+``manage.py check`` refuses; with JSON logs a crash is one JSON record with the exit code
+kept, so cron's log holds nothing but JSON lines.
 """
 
 import argparse

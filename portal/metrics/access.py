@@ -1,13 +1,8 @@
 """Who may read ``/metrics``: the one place that decides.
 
-Three credentials: the bearer token in ``PORTAL_METRICS_TOKEN`` (one secret shared with
-the Prometheus servers; needs no database), an API token created for monitoring
-(``portal_create_token USER --monitoring``), or a logged-in active staff user (a person
-with a browser). An upload token is refused (403): monitoring data is for operators.
-
-A request that presents an ``Authorization`` header is judged by that header alone: a
-wrong token is refused even from a browser that also has a staff session, so a
-misconfigured scraper never works by accident.
+``PORTAL_METRICS_TOKEN``, a monitoring API token, or an active staff session; an upload
+token is refused. A request with an ``Authorization`` header is judged by it alone, so a
+misconfigured scraper never works by accident through a browser's session.
 """
 
 import hashlib

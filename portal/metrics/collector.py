@@ -1,13 +1,9 @@
 """The scrape-time collector and the registry each scrape renders.
 
-Job, outbox and session figures live in the database, written by every web process and
-by cron jobs that are separate short-lived processes; no per-process counter could hold
-them across restarts. ``PortalCollector`` reads them when Prometheus asks
-(``portal.metrics.figures``: bounded queries) and keeps the result for
-``CACHE_SECONDS`` per process, so several Prometheus servers scraping every instance
-cost the database one set of queries per process per window. A database error does not
-fail the scrape: ``portal_metrics_database_up`` reads 0 and the HTTP and readiness
-metrics are still served.
+Job, outbox and session figures live in the database (cron jobs are short-lived
+processes), so they are read when Prometheus asks and cached ``CACHE_SECONDS`` per
+process. A database error does not fail the scrape: ``portal_metrics_database_up`` reads
+0 and the rest is served.
 """
 
 import logging

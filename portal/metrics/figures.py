@@ -1,19 +1,8 @@
 """What the database and the local disks say right now: the figures behind the collector.
 
-Every query here reads a bounded number of index entries or rows, whatever the size of
-the tables, so a scrape costs the same with 10 thousand or 100 million rows (measured by
-``bench/metrics.py``):
-
-- "latest row" figures are one ``ORDER BY ... LIMIT 1`` on an index whose leading
-  columns the query fixes (``jobrun_job_outcome``, ``outbox_status_next``,
-  ``session_status_expires``): one index seek each;
-- counts stop at ``COUNT_CAP`` (``SELECT COUNT(*) FROM (... LIMIT cap)``), reading at
-  most that many entries of the status index; a count equal to the cap means "at least";
-- history is not counted at all: complete sessions and delivered events only ever grow
-  (until their retention), so their totals would cost a scan that grows with them.
-
-The few aggregates over rows (open sessions' reserved bytes, temp objects of finished
-sessions) are limited to ``COUNT_CAP`` rows as well.
+Every query reads a bounded number of index entries (one seek, or a count that stops at
+``COUNT_CAP``) and history is never counted, so a scrape costs the same with 10 thousand
+or 100 million rows (``bench/metrics.py``).
 """
 
 import shutil

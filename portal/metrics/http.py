@@ -1,18 +1,9 @@
 """HTTP metrics: requests by view, method and status class, and their durations.
 
-``MetricsMiddleware`` sits right after the request-id middleware, before the probes'
-middleware, so it sees every request, probes included. Labels come from bounded sets
-only: the URL pattern's name (never the raw path, which a client chooses), one of the
-usual methods or ``other``, and the status class (``2xx``...). Under gunicorn the values
-live in prometheus-client's multiprocess files (``portal.metrics.multiproc``), so a
-scrape sums every worker, and a worker's counts survive it being recycled.
-
-It also routes a scrape that carries an ``Authorization`` header straight to the metrics
-view, as ``ProbeMiddleware`` does for ``/ready``: a scraper inside the network calls the
-instance over plain HTTP with its IP address as ``Host``, which ``SECURE_SSL_REDIRECT``
-and ``ALLOWED_HOSTS`` would answer with 301 or 400. Nothing on that path uses the host,
-a session or a cookie; the bearer token is the only credential it accepts. A scrape
-without the header (a staff member's browser) goes through the whole stack.
+Labels come from bounded sets only (the URL pattern's name, never the path a client
+chooses). A scrape that carries an ``Authorization`` header is answered here, before host
+validation and the HTTPS redirect, as ``/ready`` is: scrapers call instances by address
+over plain HTTP, and the bearer token is that path's only credential.
 """
 
 import time

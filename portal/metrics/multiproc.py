@@ -1,31 +1,11 @@
 """prometheus-client's multiprocess mode under gunicorn: the shared directory and its upkeep.
 
-Every gunicorn worker writes its counters and histograms to files in
-``PROMETHEUS_MULTIPROC_DIR``; whichever worker answers a scrape merges all the files
-(``MultiProcessCollector``), so a scrape shows the whole server, not one worker.
-The library's rules (docs "Multiprocess Mode"): the directory is empty when the server
-starts, the variable is set before ``prometheus_client`` is first imported (it picks its
-value class once, at import), and the master calls ``mark_process_dead`` when a worker
-exits so the dead worker's ``live*`` gauges disappear.
-
-What this module adds:
-
-- **A private directory per master.** ``use_private_directory`` (run by gunicorn.conf.py
-  in the master, before any worker exists) creates a fresh directory on tmpfs and exports
-  it; workers inherit it through ``fork``. A configuration reload (SIGHUP) keeps it; a
-  re-executed master (USR2) gets its own, so it never wipes files that live workers of
-  the old master still write. ``remove_private_directory`` deletes it when the master
-  exits, and the next start removes directories of masters that died without exiting.
-- **Dead workers' files are merged, not left to pile up.** Counter and histogram files of
-  exited workers are kept by the library until the directory is wiped, so their counts
-  stay in the totals. gunicorn recycles workers (``max_requests``), and every scrape reads
-  every file: the scrape would get slower for as long as the server runs. ``worker_exited``
-  adds the dead workers' values into one ``<kind>_dead.db`` file per kind and deletes
-  theirs, so the totals are unchanged and the number of files stays at
-  (live workers + 1) per kind. Scrapes read under a shared lock and the merge runs
-  under an exclusive one, so a scrape never counts a dead worker twice or misses it.
-
-No Django here, and ``prometheus_client`` only inside functions (see above).
+The master makes a private directory per master on tmpfs before any worker forks (a
+re-executed master gets its own, so it never wipes files live workers still write), and
+merges exited workers' counters into one ``<kind>_dead.db`` per kind: recycled workers
+would otherwise leave files that every scrape reads, slower the longer the server runs.
+No Django here, and ``prometheus_client`` only inside functions (it picks its value class
+at import, from ``PROMETHEUS_MULTIPROC_DIR``).
 """
 
 import contextlib

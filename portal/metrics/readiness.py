@@ -1,15 +1,8 @@
 """The last ``/ready`` answer of this server as gauges, without running a check.
 
-After a ``/ready`` response, ``MetricsMiddleware`` calls ``publish_latest``: when the
-process's cached readiness results are new (the probe ran the checks rather than reusing
-the cache), their states and durations are written to ``livemostrecent`` gauges. In
-gunicorn's multiprocess mode a scrape merges them across workers and keeps the most
-recently written value of each series, so whichever worker answers the scrape reports
-the newest readiness answer of any live worker; a worker that exits takes its values
-with it (``mark_process_dead``). A scrape itself never reads storage or runs a check.
-
-Every gauge here has a label, so none is exported before the first ``/ready`` answer (an
-unlabelled gauge would read 0, "not ready", on a server no probe has asked yet).
+After a ``/ready`` that ran its checks, the results go to ``livemostrecent`` gauges, so a
+scrape reports the newest answer of any live worker and never touches storage. Every
+gauge is labelled, so none reads 0 ("not ready") before the first probe.
 """
 
 import threading

@@ -1,34 +1,11 @@
-"""The whole file's sha256, computed while the parts arrive, so that an assembly S3 does by
-itself, or a link on local disk, needs no read of the file by the worker.
+"""The whole file's sha256, computed while the parts arrive, so that finalize need not read
+the file back: S3 copies the parts itself, and on local disk in-place parts are linked.
 
-Where S3 builds the final object (``applies``: both storages on S3, parts large enough
-to be copied with UploadPartCopy), the worker's only reason to read the parts at
-finalize would be the file's sha256 (each copy is checked by its ETag, see
-``portal.storage.s3_assembly``). So the session keeps the hash state after its first
-``hashed_parts`` parts (``hash_state``: OpenSSL's SHA256_CTX, see
-``portal.storage.sha256state``). A part that arrives when it is the next one the hash
-needs is hashed on its way into storage (the same bytes, the same pass) and the new state
-is saved with the part, under the session's row lock (``chunks``). Parts that arrive
-early (a client uploading in parallel) are taken up once the parts before them are in, by
-the request that records the part the hash needs next (a request whose part lies behind
-a missing one does not look: ``chunks._hash_behind``). One look finds the run of parts
-that are in without a gap; they are read back (one GET each), each checked against its
-recorded sha256, and hashed on (``catch_up``, bounded in bytes and time per request;
-finalize reads whatever is left). So the reads an assembly would need are spread over
-the upload, and finalize's time is S3's. One conditional UPDATE on ``hashed_parts``
-moves the hash over a run, so two requests catching up at once cannot both move it.
-
-On local disk the hash is saved where parts are written in place
-(``storage.assembles_in_place``): finalize then links the assembly file instead of copying
-it, and the file's hash is all it would still read. Parts written in place are caught up
-from their range of that file without a second check (they were hashed on their way in
-and nothing writes a recorded range again). With a file per part (in-place writing off)
-nothing is saved: finalize copies and hashes in two threads, and measured side by side
-(docs/upload-performance.md) hashing at upload then cost more than it saved.
-
-Finalize (``for_assembly``) resumes the saved hash and reads only the parts after it. A
-state that cannot be resumed (OpenSSL missing, another machine's layout, a damaged row)
-is ignored: the parts are then read and hashed at finalize, as before.
+The session keeps the hash state after its first ``hashed_parts`` parts
+(``storage.sha256state``). A part that arrives in turn is hashed on its way in; parts
+that arrive early are caught up in runs, one conditional UPDATE on ``hashed_parts`` per
+run, so two requests catching up at once cannot both move it. A state that cannot be
+resumed is ignored and finalize reads those parts.
 """
 
 import logging

@@ -1,17 +1,8 @@
 """Guardrails against exhaustion: quotas per owner and the free-space guard.
 
-Quotas (``PORTAL_MAX_OPEN_SESSIONS_PER_USER``, ``PORTAL_MAX_PENDING_BYTES_PER_USER``; 0 turns
-one off) count the owner's open sessions that have not expired, and the bytes they
-declared. A new session is checked inside its own transaction with the owner's row
-locked, so concurrent creates by one owner are serialised and can never overshoot.
-
-The free-space guard (local storage only: S3 has no volume to fill; the rule is in
-docs/configuration.md, "Free space") refuses new sessions while the temp or the final
-volume has less free than ``PORTAL_MIN_FREE_BYTES``, and any write of the portal's (a
-part, a finalize that copies) that would leave less than
-``PORTAL_FREE_SPACE_RESERVE_BYTES`` free: the reserve keeps a full volume usable for
-what needs no room (reads, finalize by link, aborts). Refusals leave the session as it
-was: the client retries once there is room.
+A quota is checked with the owner's row locked, so one owner's concurrent creates cannot
+overshoot it. The free-space reserve keeps a full volume usable for what needs no room
+(reads, finalize by link, aborts); the rule is in docs/configuration.md, "Free space".
 """
 
 from django.conf import settings

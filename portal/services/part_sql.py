@@ -1,19 +1,11 @@
-"""The statements every part upload runs, written once as SQL.
+"""The statements every part upload runs and the file-hash catch-up's, written once as
+SQL that SQLite and PostgreSQL both run (the token lookup is ``portal.auth``'s).
 
-Profiled on a part upload (docs/upload-performance.md), Django built and compiled each of
-these queries in 0.5-1 ms, and the database ran it in a few hundredths of that: with
-eight to twelve of them a part, the ORM was most of what a part cost besides its bytes.
-The statements here are plain SQL that SQLite and PostgreSQL both run, on the tables and
-columns of ``portal.models``; values go in as the ORM would send them (the field's or
-the backend's own conversion), and rows that become models come back through
-``Manager.raw``, which converts columns as a queryset does. ``tests/test_part_sql.py``
-runs every statement on real rows of both databases and reads the outcome back through
-the ORM (the columns read and written, datetimes to the microsecond, the rows a
-condition leaves alone); the part and catch-up tests run through them end to end.
-
-Everything else keeps the ORM: only the statements of the part path (the token lookup
-is ``portal.auth``'s) and of the file-hash catch-up are here, and each says which ORM
-query it replaces. Table and column names come from the models' ``_meta``.
+Built by the ORM each cost 0.5-1 ms of CPU, most of a small part's cost
+(docs/upload-performance.md). Table and column names come from the models' ``_meta``,
+values go in through the fields' own conversions and models come back through
+``Manager.raw``; ``tests/test_part_sql.py`` holds each statement to the ORM query it
+replaces.
 """
 
 from dataclasses import dataclass

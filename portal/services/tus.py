@@ -1,15 +1,9 @@
 """tus 1.0 on upload sessions: a tus upload IS an upload session of the same owner.
 
-Creation goes through ``sessions.create_session`` (quotas 429, free space 507, size 413),
-the bytes into the session's parts (``tus_patch``), the end into finalize (assembly, the
-``file.uploaded`` event, the file's sha256), termination into ``abort_session``, expiry
-into the session's ``expires_at`` (cleanup fails and removes it like any other). What tus
-adds is kept on ``TusUpload``: the metadata as sent, the expected whole-file sha256, and
-the tail (the first bytes of the next part, see ``portal.models.TusUpload``).
-
-The offset is never stored: it is the bytes of the parts recorded without a gap from part
-1, plus the tail when it belongs to the part after them. So what HEAD answers is what is
-in storage and recorded, whatever broke in between.
+Creation, parts, finalize, termination and expiry are the session's; ``TusUpload`` keeps
+only what tus adds (metadata, the expected sha256, the tail). The offset is never stored:
+it is computed from the recorded parts and the tail, so HEAD answers what is in storage
+whatever broke in between.
 """
 
 import base64

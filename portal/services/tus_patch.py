@@ -1,28 +1,10 @@
 """tus PATCH: the bytes at the upload's offset, streamed into its session's parts.
 
-A PATCH may carry any number of bytes from the current offset. They are cut at the
-session's part boundaries: each whole part goes where the JSON API's parts go (its range
-of the session's assembly file on local disk, so that finalize links the file; else a
-temp object of its own) and is recorded like them (same rows, same counters, same
-expiry); the bytes after the last whole part become the upload's tail (``TusUpload``, a
-temp object), which the next PATCH reads back in front of its own bytes to make that part
-whole. Nothing is held in memory.
-Where S3 will copy the parts into the file, a whole part also takes the session's saved
-file hash on (``filehash``: a tus upload is sequential, so every part is the next one the
-hash needs), so finalize reads no part back for the file's sha256.
-
-What a PATCH that breaks keeps (a client gone, a proxy timeout): without
-``Upload-Checksum``, every whole part is recorded as soon as it is written, and the bytes
-that arrived after it become the tail, so HEAD's offset counts every byte that reached
-storage and the client resumes from there. With ``Upload-Checksum`` nothing of the PATCH
-is recorded until its whole body matched the checksum: a broken or mismatching PATCH
-leaves the offset where it was (460 for a mismatch).
-
-A ``sha256`` metadata value is checked against the whole file's hash (carried across
-PATCHes in ``TusUpload.hash_state``) before the last part is recorded: a mismatch is 460,
-the last part is not recorded and nothing is assembled. Once the last part is recorded
-the PATCH finalizes the session (``finalize.finalize_session``): the 204 comes with the
-stored file, or after ``PORTAL_FINALIZE_WAIT_SECONDS`` while the assembly goes on.
+Each whole part is written and recorded as the JSON API's parts are; the bytes after the
+last whole part become the upload's tail, which the next PATCH completes. So a PATCH that
+breaks keeps every byte that reached storage and HEAD's offset says where to resume;
+with ``Upload-Checksum`` nothing is kept until the whole body matched. The PATCH that
+records the last part finalizes the session.
 """
 
 import contextlib

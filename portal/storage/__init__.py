@@ -1,20 +1,10 @@
-"""The storage adapter the services use, over the django-storages aliases.
+"""The storage adapter the services use, over the django-storages aliases ``portal_temp``
+and ``portal_final``.
 
-``portal_temp`` holds received parts, ``portal_final`` the assembled files (see
-``boot.settings``). Writes go through ``Storage.save`` so either backend works; the
-operations Django's Storage API has no efficient form of (bulk delete, listing by age,
-streaming reads) talk to the backend directly: ``os`` for local disk (``local``), the
-boto3 client of S3Storage for S3 (``s3``: DeleteObjects with up to 1,000 keys, paginated
-listings). A failing backend raises ``StorageUnavailable`` whatever it is.
-
-A local storage never creates its own root directory (``LocalStorage``): a missing root is
-an unmounted volume, and writing there would fill the disk under the mount point and hide
-the outage (readiness would pass, cleanup would take every tracked object for deleted).
-The roots are created once at install; in ``Dev`` the settings create them.
-
-Keys are generated here, never taken from a client. Temp keys sit in 256 fixed shard
-directories (``ab/<session>-<part>-<random>``), so deleting parts never leaves empty
-per-session directories behind. Nothing here reads a whole part or file into memory.
+Bulk delete, listing by age and streaming reads talk to the backend directly; a failing
+backend raises ``StorageUnavailable`` whatever it is. A local storage never creates its
+own root: a missing root is an unmounted volume, and writing there would fill the disk
+under the mount point and hide the outage. Keys are generated here, never by a client.
 """
 
 import contextlib

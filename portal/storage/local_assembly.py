@@ -1,18 +1,10 @@
-"""Assembling parts on local disk: linked when they were written in place, else copied
-in the kernel and checked from the page cache.
+"""Assembling parts on local disk: a link when they were written in place, else copied in
+the kernel and checked from the page cache.
 
-Parts written into the session's assembly file (``local_in_place``) make the final
-object by ``link`` when temp and final share a filesystem (``link``). Otherwise three
-steps per part, each in its own thread so that they overlap on two cores: a copier
-puts part ``i`` into place with ``copy_file_range`` (no byte through Python; through a
-buffer only where the kernel refuses, e.g. across filesystems); a checker hashes that
-range of the final file and compares it with the sha256 recorded for the part; the caller
-hashes the same range into the file's digest and reports progress. Both hashes read the
-final file through short-lived ``mmap`` windows, so what is checked is exactly what is
-stored, without a copy into this process. The first mismatch cancels what is queued.
-
-The caller holds the session's lock (one assembler per session), so nothing else
-truncates the final file under a mapping. Figures: docs/upload-performance.md.
+The copy (``copy_file_range``), the parts' check and the file's hash run in three threads
+that overlap on two cores; both hashes read the final file through ``mmap`` windows, so
+what is checked is exactly what is stored. The caller holds the session's lock, so
+nothing truncates the file under a mapping.
 """
 
 import errno

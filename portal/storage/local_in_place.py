@@ -1,27 +1,10 @@
-"""Parts written in place on local disk: one assembly file per session, final by link.
+"""Parts written in place on local disk: one assembly file per session, final by link, so
+every byte is written once.
 
-Writing every part to its own temp file and copying them all into the final file at
-finalize writes each byte twice; on this kind of host the copy alone took longer than
-hashing the file (docs/upload-performance.md). Here a part goes straight to its range of
-the session's assembly file (``<shard>/<session>-parts``, offset ``(n - 1) * chunk``),
-and finalize gives the final object the same inode with ``link``: no byte is copied.
-
-What keeps one range holding exactly the bytes recorded for it:
-
-- a writer takes an OFD write lock on its range first (``fcntl`` ``F_OFD_SETLK``: owned by
-  the open file, so two threads of one process exclude each other too) and keeps it until
-  its part is recorded; a range already locked is another upload of the same part, and
-  that request writes its bytes aside, to a temp object of its own (``busy``);
-- under the lock the caller checks that the session is open and the part not recorded;
-  otherwise the bytes go aside too (a replay then compares sha256 as ever). A recorded
-  range is therefore never written again, and a session being finalized gets no writes.
-- the file has one name and the portal's owner whenever bytes go in (``check_unshared``),
-  and finalize's link makes exactly the second: a hard link planted at its path (whose
-  owner could change recorded bytes) gets none; no link below the root is followed
-  (``local_walk``).
-
-A failed or refused write leaves unrecorded bytes in a range nobody uses; the next upload
-of that part overwrites them. Figures: docs/upload-performance.md.
+A writer holds an OFD lock on its part's range (owned by the open file, so threads of one
+process exclude each other too) until the part is recorded, and under it checks the
+session is open and the part unrecorded; otherwise the bytes go aside. A recorded range
+is thus never written again. How it fits the upload: docs/design.md.
 """
 
 import contextlib

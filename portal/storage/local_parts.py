@@ -1,13 +1,8 @@
 """Writing a part to local disk: from the socket into two reused buffers, hashed one block
-behind.
+behind in a helper thread (hashlib releases the GIL), so one upload keeps two cores busy.
 
-``FileSystemStorage.save`` copies a stream in 64 KiB pieces, each a fresh ``bytes``, and
-the caller hashes in the same thread. Here the request body is read (``readinto``, see
-``portal.request_body``) into one of two 1 MiB buffers, written from it, and hashed in a
-helper thread while the next block is received and written (hashlib releases the GIL), so
-one upload keeps two cores busy. A buffer is refilled only after its hash is done. The
-file is the one ``save`` would leave: created exclusively under the existing root, with
-the storage's modes (``local.created_file``). Figures: docs/upload-performance.md.
+A buffer is refilled only after its hash is done; the file is the one
+``FileSystemStorage.save`` would leave (exclusive create, the storage's modes).
 """
 
 import hashlib

@@ -1,14 +1,9 @@
 """Paths under a local storage root, reached without following a link below the root.
 
-The root is where the operator put it (it may itself be a symlink to a volume); nothing
-below it is followed. Every directory under the root is opened one component at a time,
-relative to its parent, with ``O_NOFOLLOW | O_DIRECTORY`` (an ``openat`` walk), made with
-``mkdir(dir_fd=...)`` where the portal creates it, and a file is opened in its directory
-with ``O_NOFOLLOW``. A symlink anywhere below the root is ``LinkRefused``: somebody else
-put it there, and following it would put a client's bytes outside the root, or delete a
-file that is no object of ours. ``check_own`` refuses a file with a name the portal did
-not give it, or another user's. Where ``dir_fd`` is missing (probed at first use) each
-component is checked with ``lstat`` before it is used instead.
+Each directory is opened component by component with ``O_NOFOLLOW | O_DIRECTORY``
+relative to its parent (``lstat`` checks where ``dir_fd`` is missing): a symlink below the
+root is ``LinkRefused``, since following it would write a client's bytes outside the root
+or delete a file that is not ours.
 """
 
 import contextlib

@@ -1,5 +1,6 @@
 """S3: DeleteObjects with up to 1,000 keys a request, paginated listings, full key names."""
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
 from portal.storage.objects import DeleteResult, ListedObject
@@ -127,3 +128,37 @@ def list_multipart_uploads(client, bucket, prefix):
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         for upload in page.get("Uploads", ()):
             yield upload["Key"], upload["UploadId"], upload["Initiated"]
+
+
+def complete_upload(client, bucket, dest, upload_id, parts):
+    """CompleteMultipartUpload, where a completion whose answer was lost counts as done.
+
+    S3 may take long to complete a large upload. When the client's read timeout expires
+    first, the answer is lost, or botocore sends the request again and S3 answers the
+    retry of a completion that succeeded with NoSuchUpload (moto: 500). Either way the
+    object may be there, with the ETag S3 gives exactly this list of parts: that is
+    checked before the error is let go.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        client.complete_multipart_upload(
+            Bucket=bucket, Key=dest, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+    except (BotoCoreError, ClientError):
+        try:
+            stored = client.head_object(Bucket=bucket, Key=dest)["ETag"]
+        except (BotoCoreError, ClientError):
+            stored = None
+        if stored is None or stored != multipart_etag(parts):
+            raise
+
+
+def multipart_etag(parts):
+    """The ETag S3 gives a completed multipart upload: the MD5 of its parts' binary MD5s
+    and the count (None where a part's ETag is no MD5, as with SSE-KMS)."""
+    try:
+        digests = b"".join(bytes.fromhex(part["ETag"].strip('"')) for part in parts)
+    except ValueError:
+        return None
+    return f'"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"'

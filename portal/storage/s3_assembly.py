@@ -1,21 +1,9 @@
-"""Assembling on S3: S3 builds the final object from the temp objects by itself.
+"""Assembling on S3: S3 builds the final object from the temp objects by UploadPartCopy.
 
-A multipart upload of the final object gets one ``UploadPartCopy`` per part, a few in
-flight at once (``s3.COPY_THREADS``); no byte of the file passes through this process for
-the copy. What the worker still has to know is that the copy holds the bytes that were
-received, and the file's sha256:
-
-- the file's sha256 comes from the hash saved while the parts arrived
-  (``portal.services.filehash``), which covers the first ``hashed`` parts; the parts
-  after them are read here, in order, checked against their sha256 and hashed on;
-- a copied part is checked by its ETag, which is S3's MD5 of the copied bytes, against the
-  MD5 taken when the part arrived (``Source.md5``). Where they differ or there is no MD5
-  (an object encrypted with SSE-KMS has no MD5 ETag; a part received before the portal
-  took MD5s), the part is read and its sha256 checked, as it would have been without
-  a copy. A part that no longer matches raises ``SourceMismatch``.
-
-So a file whose parts arrived in order and whose copies match is assembled without a
-single byte read by the worker; in the worst case each part is read once.
+No byte passes through the worker for the copy; a copy is checked by its ETag (S3's MD5 of
+the copied bytes) against the MD5 taken on arrival, and the file's sha256 resumes the
+hash saved during the upload. A part without a matching MD5, or after the saved hash, is
+read once and its sha256 checked.
 """
 
 import contextlib
@@ -59,12 +47,7 @@ def copy_final(key, sources, *, file_hash, hashed, checked_chunks, progress, on_
                 )
             except s3.CopySourceMissing as exc:
                 raise SourceMismatch(sources[exc.index], MISSING) from None
-            client.complete_multipart_upload(
-                Bucket=final.bucket_name,
-                Key=dest,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
+            s3.complete_upload(client, final.bucket_name, dest, upload_id, parts)
     except BaseException:
         abort(upload_id, key)
         raise

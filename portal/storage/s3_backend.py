@@ -1,13 +1,9 @@
 """django-storages' S3 storage, with one boto3 client per process shared by every thread.
 
-django-storages builds a boto3 session and resource for each thread that touches a storage,
-and each loads its own copy of the S3 service model: about 12 MB a thread. A gthread worker
-(4 request threads, assembly threads, two storages: temp and final) built eight or more of
-them, and its RSS rose past 200 MB during an upload on S3. boto3 clients are thread-safe,
-resources are not: every thread still gets a resource of its own, built around the one
-client (no model loaded again). A forked child builds its own client.
-
-Kept out of ``portal.storage`` so that a deployment on local disk never imports boto3.
+Per thread, django-storages loads its own copy of the S3 model (about 12 MB), and a
+worker's RSS rose past 200 MB on S3; clients are thread-safe, so each thread gets a
+resource around the one client. Kept out of ``portal.storage`` so that local disk never
+imports boto3.
 """
 
 import os

@@ -1,16 +1,9 @@
 """A SHA-256 whose state can be saved in the database and resumed by another process.
 
-The whole-file sha256 is computed while the parts arrive, so that finalize does not read
-the file again for it. ``hashlib`` cannot export a hash's state; OpenSSL's ``SHA256_CTX``
-can: a plain 112-byte struct (eight state words, the bit count, the pending block, two
-counters) that ``SHA256_Update`` extends at the same speed as ``hashlib`` (the same
-library, SHA extensions included) and, being a ctypes call, without holding the GIL.
-
-The saved state is checked before it is trusted: its length, its ``md_len`` field and
-its bit count against the byte count the caller expects. A state that fails (another
-architecture, another OpenSSL layout, a damaged row) is ignored, and the caller hashes
-those bytes again. Where OpenSSL cannot be loaded, ``AVAILABLE`` is False and nothing
-is saved: finalize hashes the whole file as it did before.
+``hashlib`` cannot export a state; OpenSSL's ``SHA256_CTX`` (112 bytes) can, at
+``hashlib``'s speed and without the GIL. A saved state is checked (length, ``md_len``, the
+bit count) before it is trusted; one that fails, or no OpenSSL (``AVAILABLE`` False),
+means the caller hashes the bytes again.
 """
 
 import ctypes

@@ -1,16 +1,8 @@
-"""Step ``sweep``: temp objects older than the grace period that no part row points to,
-and (S3) the incomplete multipart uploads of assemblies that died.
+"""Step ``sweep``: temp objects older than the grace period that no part row points to (a
+crash between a write and its commit), and on S3 the multipart uploads of dead assemblies.
 
-Untracked temp objects are left by a crash between a part's storage write and its commit.
-A part being written right now is younger than the grace period (the upload commits its
-row seconds after the write), so it is never listed here. A session's assembly file
-(parts written in place on local disk, ``storage.local_in_place``) belongs to the session,
-whatever its part rows say: kept while the session is active, deleted at any age once it
-is terminal or gone (no part can be recorded in it any more; a final object linked to it
-keeps its own name). A tus upload's tail (``TusUpload.tail_key``) is kept while its session
-is active, like a part, and swept once it is terminal. A multipart upload older than
-the grace period that is not the one a live assembly recorded belongs to an assembly that
-died (its successor started a new one): it is aborted, which frees its copied parts.
+A session's assembly file and a tus upload's tail belong to their session, whatever the
+part rows say: kept while it is active, deleted at any age once it is not.
 """
 
 from collections.abc import Iterator

@@ -1,13 +1,9 @@
 """Assembling a ``finalizing`` session's parts into its final object, exactly once.
 
-The caller holds the session's lock (``portal.locks``, one assembler per session on any
-host). Every part's bytes are checked against the sha256 recorded when it arrived and
-the file's sha256 is computed on the way (``storage.assemble_final``: a kernel copy on
-local disk, S3's own copy where the parts allow it, else a stream through the worker).
-The final key is a function of the file, so an assembly that is taken over after a crash
-writes the same object. The outcome is recorded in one short transaction, conditional on
-the session still being ``finalizing``, with the ``file.uploaded`` event (get-or-create
-per file): one object, one event, whoever finishes.
+The caller holds the session's lock; every part is checked against its recorded sha256.
+The final key is a function of the file, so a takeover after a crash writes the same
+object, and the outcome is one transaction conditional on the session still being
+``finalizing``, with the ``file.uploaded`` event: one object, one event.
 """
 
 import logging

@@ -7,7 +7,7 @@ from portal.models import OutboxEvent
 
 
 def build_file_uploaded_payload(file, *, event_id, occurred_at):
-    """The ``file.uploaded`` payload (docs/design.md): additive changes only, never a secret."""
+    """The ``file.uploaded`` payload (docs/api.md): additive changes only, never a secret."""
     user = file.uploaded_by
     return {
         "event_type": OutboxEvent.FILE_UPLOADED,

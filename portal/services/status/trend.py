@@ -1,15 +1,8 @@
-"""The page's trend: uploads and bytes per hour over 24 h, the outbox backlog per dispatch run.
+"""The page's trend: uploads and bytes per hour over 24 h, the outbox backlog per dispatch
+run, drawn on the server as inline SVG readable without colour.
 
-Drawn on the server as inline SVG (no script, no external asset). Readable without colour:
-one ink, the figures in words beside each chart (total, peak and when), the largest bar
-labelled, and each bar's exact value in its ``<title>`` (shown on hover, read by screen
-readers).
-
-Reads: complete sessions on ``session_status_finished``, by hour: the 24 h on a process's
-first view, then only the hours it has not counted yet (the current one; a past hour's
-figures are cached), so a view costs one hour's uploads, never the history; and the
-backlog each of the last ``BACKLOG_RUNS`` dispatch runs recorded, one seek per successful
-outcome on ``jobrun_job_outcome``.
+Past hours are cached per process, so a view counts only the current hour's uploads,
+never the history.
 """
 
 from dataclasses import dataclass
