@@ -45,7 +45,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PORTAL_DATA_DIR=/var/lib/portal \
     PORTAL_STATIC_ROOT=/srv/portal/static \
     HOST=0.0.0.0 \
-    PORT=8000
+    PORT=8000 \
+    MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=1048576
 WORKDIR /srv/portal
 USER 10001:10001
 EXPOSE 8000

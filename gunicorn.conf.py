@@ -23,8 +23,8 @@ Prometheus metrics (``/metrics``): the master gives its workers a private
 replaced), merges the files of each worker that exits (``child_exit``) and removes the
 directory when it exits; see ``portal.metrics.multiproc``.
 
-glibc's allocator is tuned in the master before it forks (``boot.malloc``): large part
-buffers go back to the system when freed instead of piling up in per-thread arenas.
+glibc's allocator is tuned by ``MALLOC_ARENA_MAX`` and ``MALLOC_MMAP_THRESHOLD_`` in the
+environment gunicorn starts with (docs/configuration.md, "gunicorn").
 """
 
 import logging
@@ -38,7 +38,6 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from boot import config as v  # noqa: E402 (after the path is set)
-from boot import malloc  # noqa: E402
 from boot.logging import FORMATS, LEVELS, build_logging  # noqa: E402
 from portal.health import drain  # noqa: E402
 from portal.metrics import multiproc as metrics_multiproc  # noqa: E402
@@ -75,8 +74,6 @@ def _drain_seconds():
 
 DRAIN_SECONDS = _drain_seconds()
 BEHIND_PROXY = v.from_environ(v.BoolValue(False), "PORTAL_BEHIND_PROXY")
-
-malloc.tune()
 
 wsgi_app = "boot.wsgi:application"
 bind = [f"{os.environ.get('HOST', '127.0.0.1')}:{_env_int('PORT', 8000)}"]

@@ -94,7 +94,7 @@ def parse_args():
         default=[],
         metavar="NAME=VALUE",
         help="a PORTAL_* setting for the portal (repeatable), e.g. "
-        "--portal-setting=PORTAL_LOCAL_IN_PLACE_ASSEMBLY=false",
+        "--portal-setting=PORTAL_S3_COPY_ASSEMBLY=false",
     )
     parser.add_argument(
         "--no-prime",

@@ -28,6 +28,7 @@ copies and CompleteMultipartUpload, against GET + UploadPart and Complete.
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -261,14 +262,18 @@ def main():
 def measure(args):
     size = args.size_mib * MIB
     tmp = Path(tempfile.mkdtemp(prefix="portal-bench-upload-"))
-    source = tmp / "source.bin"
-    expected = make_file(source, size)
-    if args.storage == "s3":
-        run_s3(args, tmp, size, source, expected)
-    else:
-        run_local(args, tmp, size, source, expected)
-    if args.keep:
-        print(f"kept {tmp}")
+    try:
+        source = tmp / "source.bin"
+        expected = make_file(source, size)
+        if args.storage == "s3":
+            run_s3(args, tmp, size, source, expected)
+        else:
+            run_local(args, tmp, size, source, expected)
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

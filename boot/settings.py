@@ -93,9 +93,6 @@ class Base(Configuration):
     # S3 builds the final object from the temp parts (UploadPartCopy): off for an
     # S3-compatible service without it; the parts then stream through the worker.
     PORTAL_S3_COPY_ASSEMBLY = v.BoolValue(True)
-    # Local disk: parts are written into one file per session and the final file is a link
-    # to it (no copy at finalize); off: a file per part, copied together at finalize.
-    PORTAL_LOCAL_IN_PLACE_ASSEMBLY = v.BoolValue(True)
     # Bearer token a Prometheus server sends to /metrics; empty: monitoring API tokens
     # (portal_create_token --monitoring) and staff sessions only.
     PORTAL_METRICS_TOKEN = v.NamedValue("")

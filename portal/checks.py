@@ -6,6 +6,8 @@ and of the WSGI application (``boot.wsgi``). The readiness checks behind ``/read
 django-health-check checks in ``portal.health.checks``.
 """
 
+import os
+
 from django.conf import settings
 from django.core.checks import Error, Tags, register, run_checks
 
@@ -105,6 +107,23 @@ def check_storage(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+# Settings that are gone: still set, they would look as if they did something.
+REMOVED_SETTINGS = {
+    "PORTAL_LOCAL_IN_PLACE_ASSEMBLY": "parts on local disk always go into one file per session",
+}
+
+
+@register(PORTAL_TAG, Tags.compatibility)
+def check_removed_settings(app_configs=None, **kwargs):
+    return [
+        _error(
+            "E014", f"{name} is no longer a setting: {why}.", f"Remove {name} from the environment."
+        )
+        for name, why in REMOVED_SETTINGS.items()
+        if name in os.environ
+    ]
 
 
 # Words of the example env file and of the usual tutorials: a secret that holds one was

@@ -131,6 +131,9 @@ class UploadPart(models.Model):
     size_bytes = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
     temp_key = models.CharField(max_length=512, blank=True, default="")
+    # Where the part starts in ``temp_key``: its offset in its session's file on local disk
+    # (``portal.storage.local_in_place``), None for an object of its own (S3).
+    temp_offset = models.BigIntegerField(null=True, blank=True)
     # MD5 of the bytes, taken where S3 may copy the part into the final object: a copy whose
     # ETag says the same is checked without reading it (``portal.storage.s3_assembly``).
     md5 = models.CharField(max_length=32, blank=True, default="")

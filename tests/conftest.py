@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -257,13 +258,33 @@ with locks.hold(sys.argv[1]):
 """
 
 
+class LockHolder(subprocess.Popen):
+    """A process holding a named ``portal.locks`` lock; ``release()`` kills it and returns
+    once the lock is free (PostgreSQL drops a dead client's advisory locks a moment after
+    the process is gone, not at once)."""
+
+    def release(self, name, timeout=10):
+        from portal import locks
+
+        self.kill()
+        self.wait()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with locks.hold(name):
+                    return
+            except locks.LockBusy:
+                assert time.monotonic() < deadline, f"lock {name} still held after {timeout} s"
+                time.sleep(0.02)
+
+
 @pytest.fixture
 def lock_holder(subprocess_env):
     """Start processes that hold a named ``portal.locks`` lock until the test ends."""
     procs = []
 
     def start(name):
-        proc = subprocess.Popen(
+        proc = LockHolder(
             [PYTHON, "-c", LOCK_HOLDER, name],
             cwd=ROOT,
             env=subprocess_env,

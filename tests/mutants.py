@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.mutant_catalog import MUTANTS  # noqa: E402  (after the path is set)
 from tests.mutant_catalog_behaviour import MUTANTS as BEHAVIOUR_MUTANTS  # noqa: E402
+from tests.mutant_sample3 import MUTANTS as SAMPLE3_MUTANTS  # noqa: E402
 from tests.tree import copy_tree  # noqa: E402
 
 
@@ -66,7 +67,7 @@ def main():
     args = parser.parse_args()
     chosen = [
         m
-        for m in MUTANTS + BEHAVIOUR_MUTANTS
+        for m in MUTANTS + BEHAVIOUR_MUTANTS + SAMPLE3_MUTANTS
         if not args.only or any(word in m.name for word in args.only)
     ]
     if args.list:
@@ -76,6 +77,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="portal-mutants-") as temp:
         tree = Path(temp)
         copy_tree(ROOT, tree)
+        # Tests that start gunicorn or moto run them from ROOT/.venv: the copy's ROOT.
+        (tree / ".venv").symlink_to(ROOT / ".venv")
         env = {**os.environ, "PYTHONPATH": str(tree), "PORTAL_CRASH_TRIALS": "5"}
         results = []
         for mutant in chosen:

@@ -1,5 +1,6 @@
 """Reading stored objects back in tests, through Django's Storage API (either backend)."""
 
+import io
 import os
 
 from portal import storage
@@ -15,6 +16,17 @@ def iter_final(key, chunk_size=CHUNK):
             yield chunk
 
 
+def store_part(session_id, number, data, offset):
+    """``data`` stored as the backend keeps part ``number``: at ``offset`` in its session's
+    file, or an object of its own (``StoredObject``, its ``offset`` None then)."""
+    with storage.backend().part_range(session_id, offset, len(data)) as place:
+        if place is not None:
+            return place.write(io.BytesIO(data), max_bytes=len(data))
+    return storage.write_temp_part(
+        io.BytesIO(data), session_id=session_id, part_number=number, max_bytes=len(data)
+    )
+
+
 def final_exists(key):
     return storage.final_storage().exists(key)
 
@@ -27,7 +39,7 @@ def part_bytes(part):
     """The bytes a part row's temp object holds for it: its own object, or its range of
     the session's assembly file (parts written in place)."""
     source = storage.part_source(
-        part.part_number, part.size_bytes, part.sha256, part.temp_key, part.session.chunk_size_bytes
+        part.part_number, part.size_bytes, part.sha256, part.temp_key, part.temp_offset
     )
     data = b"".join(storage.iter_temp(source.key))
     return data if source.offset is None else data[source.offset : source.offset + source.size]
@@ -45,7 +57,7 @@ def assembly_blocks():
     """Disk blocks the local assembly files hold (0 on S3): a write that was not recorded
     gives its range's blocks back."""
     temp = storage.temp_storage()
-    if not storage.backends.is_local(temp):
+    if not storage.backend().has_volumes:
         return 0
     keys = (item.key for item in storage.list_temp())
     paths = (temp.path(key) for key in keys if local_in_place.session_of(key) is not None)

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from portal import storage
 from portal.models import IngestFile, JobRun, OutboxEvent, UploadPart, UploadSession
+from tests import objects
 
 Status = UploadSession.Status
 PART_BYTES = b"p" * 64
@@ -47,6 +48,7 @@ def make_session(
     finished_at=None,
     failure_reason="",
     part_bytes=PART_BYTES,
+    as_uploaded=False,
 ):
     """One session in ``status`` with real temp objects for its ``received`` part numbers.
 
@@ -78,7 +80,7 @@ def make_session(
         finished_at=(finished_at or now) if terminal else None,
     )
     for number in received:
-        add_part(session, number, part_bytes)
+        add_part(session, number, part_bytes, as_uploaded)
     if status == Status.COMPLETE:
         stored = storage.write_final([part_bytes * len(received)], file_id=file.id)
         IngestFile.objects.filter(pk=file.pk).update(
@@ -88,17 +90,22 @@ def make_session(
     return session
 
 
-def add_part(session, number, part_bytes=PART_BYTES):
-    """Store one part as the upload does: the object first, then its row."""
-    obj = storage.write_temp_part(
-        io.BytesIO(part_bytes), session_id=session.id, part_number=number, max_bytes=10**9
-    )
+def add_part(session, number, part_bytes=PART_BYTES, as_uploaded=False):
+    """Store one part, the bytes first, then its row: as the upload does when
+    ``as_uploaded``, else an object of its own (what cleanup counts one by one)."""
+    if as_uploaded:
+        obj = objects.store_part(session.id, number, part_bytes, (number - 1) * len(part_bytes))
+    else:
+        obj = storage.write_temp_part(
+            io.BytesIO(part_bytes), session_id=session.id, part_number=number, max_bytes=10**9
+        )
     return UploadPart.objects.create(
         session=session,
         part_number=number,
         size_bytes=obj.size,
         sha256=obj.sha256,
         temp_key=obj.key,
+        temp_offset=obj.offset,
     )
 
 

@@ -83,3 +83,25 @@ def test_a_connection_that_fails_either_way_is_503_and_closes_the_gate(
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "database_unavailable"
     assert not dbgate.gate.admit()
+
+
+def test_the_request_whose_retry_connects_opens_the_gate_for_those_after_it(
+    client, db, monkeypatch
+):
+    monkeypatch.setattr(dbgate, "gate", DatabaseGate(retry_seconds=2))
+    real_connect, down = dbgate.connect, [True]
+
+    def connect(alias="default"):
+        if down[0]:
+            raise OperationalError("connection timeout expired")
+        real_connect(alias)
+
+    monkeypatch.setattr(dbgate, "connect", connect)
+    url = "/api/v1/uploads/sessions/00000000-0000-0000-0000-000000000000"
+    with time_machine.travel(T0, tick=False) as clock:
+        assert client.get(url).status_code == 503
+        down[0] = False  # the database is back; the gate does not know yet
+        assert client.get(url).status_code == 503
+        clock.shift(2.1)
+        statuses = [client.get(url).status_code for _ in range(3)]
+    assert statuses == [401, 401, 401]  # past the gate: the view's answer (no token)

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from portal import storage
 from portal.models import UploadPart, UploadSession
 from portal.services import filehash
+from portal.storage import sha256state
 from portal.storage.sha256state import ResumableSha256
 from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.conftest import apply_storage
@@ -54,17 +55,33 @@ def test_finalize_continues_the_saved_hash_instead_of_reading_the_parts_for_it(a
     assert response.json()["file"]["sha256"] == sha256(bytes(len(data)))
 
 
-@pytest.mark.parametrize("damage", ["garbage", "missing", "openssl unavailable"])
+DAMAGES = ["garbage", "corrupt", "another library", "bare struct", "missing", "openssl unavailable"]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
 def test_without_a_usable_saved_hash_finalize_hashes_the_file_itself(api, monkeypatch, damage):
+    """A saved state finalize cannot trust (written by another library, damaged, in no
+    format, absent) is not an error: the file is read for its hash instead."""
     data = os.urandom(2 * CHUNK + 5)
     if damage == "openssl unavailable":  # cannot be uninstalled for a test
-        monkeypatch.setattr(filehash, "AVAILABLE", False)
+        monkeypatch.setattr(sha256state, "available", lambda: False)
     session = api.start(data, CHUNK)["id"]
-    api.upload(session, data, CHUNK)
-    if damage == "garbage":
+    with monkeypatch.context() as writing:
+        if damage == "another library":  # what an upgrade of OpenSSL in between looks like
+            writing.setattr(sha256state._library(), "writer", b"LibreSSL 3.8.2 riscv64")
+        api.upload(session, data, CHUNK)
+    state = bytes(UploadSession.objects.get(pk=session).hash_state or b"")
+    if damage == "corrupt":  # one bit of the struct's state words flipped
+        state = state[:-100] + bytes([state[-100] ^ 1]) + state[-99:]
+        UploadSession.objects.filter(pk=session).update(hash_state=state)
+    elif damage == "bare struct":  # SHA256_CTX without format, writer or checksum
+        UploadSession.objects.filter(pk=session).update(hash_state=state[-116:-4])
+    elif damage == "garbage":
         UploadSession.objects.filter(pk=session).update(hash_state=os.urandom(112))
     elif damage == "missing":  # a session from before the hash was saved
         UploadSession.objects.filter(pk=session).update(hash_state=None, hashed_parts=0)
+    elif damage == "another library":
+        assert saved(session) == (3, None)  # saved, and not trusted here
     else:
         assert saved(session) == (0, None)
 
@@ -167,7 +184,7 @@ def test_s3_assembly_reports_progress_after_every_part_it_reads_or_copies(api, m
     reported = []
 
     stored = storage.assemble_final(
-        _sources(part_rows(session), CHUNK),
+        _sources(part_rows(session)),
         file_id=row.file_id,
         progress=reported.append,
         file_hash=file_hash,
@@ -179,17 +196,13 @@ def test_s3_assembly_reports_progress_after_every_part_it_reads_or_copies(api, m
     assert reported == sorted(reported) and reported[-1] == len(data)
 
 
-@pytest.mark.parametrize("where", ["local copied", "small parts", "copy off"])
+@pytest.mark.parametrize("where", ["small parts", "copy off"])
 def test_where_the_worker_assembles_nothing_is_saved(
     client, user, settings, data_dir, moto_s3, where
 ):
-    """Local disk with parts of their own, parts S3 cannot copy, or copying turned off:
-    finalize reads the parts anyway, so no hash state or MD5 is kept while they arrive."""
-    if where == "local copied":
-        apply_storage(settings, "local", data_dir)
-        settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = False
-    else:
-        apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=moto_s3.new_bucket())
+    """Parts S3 cannot copy, or copying turned off: finalize reads the parts anyway, so no
+    hash state or MD5 is kept while they arrive."""
+    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=moto_s3.new_bucket())
     settings.PORTAL_CHUNK_SIZE_MAX = 16 * MIB
     settings.PORTAL_S3_COPY_ASSEMBLY = where != "copy off"
     chunk = 64 * 1024 if where == "small parts" else CHUNK

@@ -105,10 +105,10 @@ def test_progress_from_a_transfer_thread_is_recorded_and_leaves_no_connection_op
 def test_an_assembly_longer_than_its_lease_keeps_it_with_every_part(api, settings, monkeypatch):
     """Each part takes most of a lease here, the whole assembly three: the progress after
     each part extends the lease, so portal_finalize's claim never takes a live assembly."""
-    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = False  # every part read at finalize
     data = os.urandom(3000)
     session = api.start(data, 1000)
     api.upload(session["id"], data, 1000)
+    UploadSession.objects.update(hashed_parts=0, hash_state=None)  # every part read
     recorder, claimed, caller = lease.progress_recorder, [], threading.get_ident()
 
     with time_machine.travel(timezone.now(), tick=False) as clock:
@@ -205,8 +205,7 @@ def test_portal_finalize_leaves_an_assembly_whose_lock_is_held(api, subprocess_e
     assert result.returncode == 0, result.stderr
     assert summary["busy"] == 1 and summary["completed"] == 0
     assert UploadSession.objects.get().status == Status.FINALIZING
-    holder.kill()
-    holder.wait()
+    holder.release(f"finalize:{session_id}")
     UploadSession.objects.update(assembly_lease_until=timezone.now() - timedelta(seconds=1))
     assert run_finalize_command(subprocess_env)[1]["completed"] == 1
 

@@ -34,7 +34,7 @@ def api(client, user):
 def final_file(response):
     """The stored file behind a finalize answer, on disk."""
     file = IngestFile.objects.get(pk=response.json()["file"]["id"])
-    return Path(storage.final_location(file.storage_key)["path"])
+    return Path(storage.backend().final_location(file.storage_key)["path"])
 
 
 def test_a_file_larger_than_the_free_space_finalizes_by_link(api, small_volume, data_dir, settings):
@@ -43,7 +43,7 @@ def test_a_file_larger_than_the_free_space_finalizes_by_link(api, small_volume, 
     small_volume(data_dir, 24 * MIB)
     apply_storage(settings, "local", data_dir)
     settings.PORTAL_MIN_FREE_BYTES = 4 * MIB
-    assert storage.assembles_in_place()
+    assert storage.backend().assembles_in_place
     data = os.urandom(13 * MIB)
     session = api.start(data, MIB)
 
@@ -154,10 +154,11 @@ def test_a_refused_link_is_copied_only_when_the_copy_fits(api, bind_mounted, set
     refused = api.finalize(session["id"])
 
     assert refused.status_code == 507, refused.content
+    assert "the final volume has no room" in refused.json()["error"]["message"]
     assert not [path for path in (data_dir / "final").rglob("*") if path.is_file()]
     ballast.unlink()
     UploadSession.objects.update(assembly_lease_until=timezone.now() - timedelta(seconds=1))
     assert finalize.run_finalize_job().summary["completed"] == 1
     stored = IngestFile.objects.get()
-    path = Path(storage.final_location(stored.storage_key)["path"])
+    path = Path(storage.backend().final_location(stored.storage_key)["path"])
     assert path.read_bytes() == data and path.stat().st_nlink == 1  # a copy

@@ -6,6 +6,7 @@ The free-space tests mount a real tmpfs of a few hundred KiB over the storage ro
 
 import io
 import os
+import shutil
 import threading
 
 import pytest
@@ -14,7 +15,8 @@ from django.db import connection
 from portal.models import UploadPart, UploadSession
 from portal.services import guards
 from tests.api_helpers import Api, error_code, make_token, sha256
-from tests.volumes import KIB, fill
+from tests.conftest import apply_storage
+from tests.volumes import KIB, fill, free
 
 
 @pytest.fixture
@@ -186,6 +188,26 @@ def test_a_part_keeps_the_reserve_of_the_temp_volume_not_the_final_one(api, volu
     assert api.put(session["id"], 1, data[: 100 * KIB]).status_code == 201
 
 
+def test_a_part_may_leave_exactly_the_reserve_free_and_not_a_byte_less(api, volumes, settings):
+    temp, _ = volumes
+    settings.PORTAL_MIN_FREE_BYTES = 0
+    data = os.urandom(200 * KIB)
+    session = api.start(data, 100 * KIB)
+
+    settings.PORTAL_FREE_SPACE_RESERVE_BYTES = free(temp) - 100 * KIB + 1
+    assert api.put(session["id"], 1, data[: 100 * KIB]).status_code == 507
+    settings.PORTAL_FREE_SPACE_RESERVE_BYTES = free(temp) - 100 * KIB
+    assert api.put(session["id"], 1, data[: 100 * KIB]).status_code == 201
+
+
+@pytest.mark.s3
+def test_on_s3_the_free_space_floor_refuses_no_new_session(api, settings, data_dir, moto_s3):
+    """S3 has no volume to measure: nothing to compare with ``PORTAL_MIN_FREE_BYTES``."""
+    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=moto_s3.new_bucket())
+    settings.PORTAL_MIN_FREE_BYTES = 1024 * KIB
+    assert api.create(filename="a.bin", size_bytes=10).status_code == 201
+
+
 def test_finalize_refuses_a_file_the_final_volume_cannot_take(api, volumes):
     _, final = volumes
     data = os.urandom(200 * KIB)
@@ -246,3 +268,13 @@ def test_status_shows_free_space_with_its_warning(admin_client, volumes, setting
     assert body["disk"]["portal_temp"]["free_bytes"] < 256 * KIB
     assert body["disk"]["portal_final"]["state"] == "ok"
     assert body["status"] == "ok"  # a warning never makes the instance unavailable
+
+
+def test_status_shows_the_share_of_each_volume_in_use(admin_client, volumes):
+    temp, final = volumes
+    fill(temp, 200 * KIB)
+    html = admin_client.get("/status", HTTP_ACCEPT="text/html").content.decode()
+    for volume in (temp, final):
+        usage = shutil.disk_usage(volume)
+        used = round(100 * (usage.total - usage.free) / usage.total)
+        assert f"({used} % used)" in html, used

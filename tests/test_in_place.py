@@ -1,6 +1,6 @@
 """Parts written in place on local disk: one assembly file per session, the final file a
-link to it, replays and concurrent uploads of a part written aside, and what cleanup and
-finalize do with the file (portal.storage.local_in_place)."""
+link to it, replays only hashed, a concurrent upload of a part refused, and what cleanup
+and finalize do with the file (portal.storage.local_in_place)."""
 
 import contextlib
 import errno
@@ -72,7 +72,7 @@ def test_parts_land_in_one_file_and_finalize_links_it(api):
         assert handle.read() == data
 
 
-def test_a_replay_is_written_aside_and_never_touches_the_recorded_range(api):
+def test_a_replay_is_only_hashed_and_never_touches_the_recorded_range(api):
     data = os.urandom(2 * CHUNK)
     first, second = data[:CHUNK], data[CHUNK:]
     session = api.start(data, CHUNK)["id"]
@@ -83,40 +83,39 @@ def test_a_replay_is_written_aside_and_never_touches_the_recorded_range(api):
     assert (conflict.status_code, error_code(conflict)) == (409, "part_conflict")
 
     assert objects.part_bytes(UploadPart.objects.get()) == first
-    assert objects.own_temp_keys() == []  # the aside copies went again
+    assert objects.own_temp_keys() == []  # nothing was stored for the replays
     api.put(session, 2, second)
     assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
 
 
-def test_an_upload_of_a_part_whose_range_is_held_goes_aside_and_finalize_copies(api, user):
-    """Two uploads of one part at once: the one that finds the range locked writes a temp
-    object of its own; a session with such a part is assembled by copying, not linked."""
+def test_an_upload_of_a_part_whose_range_is_held_is_409_and_its_retry_is_stored(api):
+    """Two uploads of one part at once: the one that finds the range locked is refused
+    (409 ``part_in_progress``) with nothing stored; once the range is free a retry goes in
+    place and the file is linked."""
     data = os.urandom(2 * CHUNK + 5)
     session = api.start(data, CHUNK)["id"]
-    with storage.part_range(session, CHUNK, CHUNK) as held:  # another request's lock
-        assert held is not None
-        assert api.put(session, 2, data[CHUNK : 2 * CHUNK]).status_code == 201
-    aside = UploadPart.objects.get(part_number=2)
-    assert local_in_place.session_of(aside.temp_key) is None
-    assert objects.part_bytes(aside) == data[CHUNK : 2 * CHUNK]
-    api.upload(session, data, CHUNK, order=[1, 3])
-    assert saved_parts(session) == 3  # the part written aside fed the hash too
+    with storage.backend().part_range(session, CHUNK, CHUNK):  # another request's lock
+        busy = api.put(session, 2, data[CHUNK : 2 * CHUNK])
+    assert (busy.status_code, error_code(busy)) == (409, "part_in_progress")
+    assert not UploadPart.objects.exists() and objects.own_temp_keys() == []
 
+    api.upload(session, data, CHUNK, order=[2, 1, 3])
     assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
-    assert not os.path.samefile(final_path(session), assembly_path(session))
-    with open(final_path(session), "rb") as handle:
-        assert handle.read() == data
+    assert os.path.samefile(final_path(session), assembly_path(session))
 
 
 def test_a_finished_range_is_free_for_the_next_request(api):
     data = os.urandom(CHUNK)
     session = api.start(data, CHUNK)["id"]
-    with storage.part_range(session, 0, CHUNK) as held:
+    with storage.backend().part_range(session, 0, CHUNK) as held:
         assert held is not None
-    with storage.part_range(session, 0, CHUNK) as again:
+    with storage.backend().part_range(session, 0, CHUNK) as again:
         assert again is not None
-        with storage.part_range(session, CHUNK // 2, CHUNK) as overlapping:
-            assert overlapping is None
+        with (
+            pytest.raises(storage.RangeBusy),
+            storage.backend().part_range(session, CHUNK // 2, CHUNK),
+        ):
+            pass
 
 
 @pytest.mark.parametrize("damage", ["delete", "truncate", "directory"])
@@ -150,7 +149,7 @@ def test_finalize_taken_over_after_the_link_replaces_nothing_it_needs(api):
     api.upload(session, data, CHUNK)
     row = UploadSession.objects.select_related("file").get(pk=session)
     sources = [
-        storage.part_source(p.part_number, p.size_bytes, p.sha256, p.temp_key, CHUNK)
+        storage.part_source(p.part_number, p.size_bytes, p.sha256, p.temp_key, p.temp_offset)
         for p in UploadPart.objects.order_by("part_number")
     ]
     key = storage.new_final_key(row.file_id, now=row.file.created_at)
@@ -196,7 +195,7 @@ def test_the_sweep_keeps_an_active_sessions_file_and_removes_an_ended_ones(api):
     idle = api.start(data, CHUNK)["id"]
     ended = api.start(os.urandom(2 * CHUNK), CHUNK)["id"]
     for session in (idle, ended):
-        with storage.part_range(session, 0, CHUNK):
+        with storage.backend().part_range(session, 0, CHUNK):
             pass  # a write that never got recorded: the file exists, no row points to it
     api.abort(ended)
     later = cleanup.CleanupOptions(now=timezone.now() + timedelta(days=30))
@@ -213,7 +212,7 @@ def test_the_sweep_removes_an_ended_sessions_file_at_once_not_after_the_grace(ap
     """A session file is judged by its session, not its age: the grace for objects
     nothing records does not keep the file of a session that has ended."""
     ended = api.start(os.urandom(2 * CHUNK), CHUNK)["id"]
-    with storage.part_range(ended, 0, CHUNK):
+    with storage.backend().part_range(ended, 0, CHUNK):
         pass  # a write that never got recorded: the file exists, no row points to it
     api.abort(ended)
 
@@ -224,7 +223,7 @@ def test_the_sweep_removes_an_ended_sessions_file_at_once_not_after_the_grace(ap
 
 def test_a_closed_session_gets_no_file_made_for_it(api, user, monkeypatch):
     """The session closed between the request's first check and its range: the file the
-    request made for it goes again, and so does the part it wrote aside."""
+    request made for it goes again, and nothing is stored."""
     session = api.start(os.urandom(CHUNK), CHUNK)["id"]
     stale = UploadSession.objects.get(pk=session)
     UploadSession.objects.update(status="aborted")
@@ -247,16 +246,6 @@ def test_orphans_clear_every_part_sharing_the_file_in_one_run(api):
 
     assert keys(session) == {""}
     assert not os.path.exists(assembly_path(session))
-
-
-def test_turned_off_every_part_has_an_object_of_its_own(api, settings):
-    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = False
-    data = os.urandom(2 * CHUNK)
-    session = api.start(data, CHUNK)["id"]
-    api.upload(session, data, CHUNK)
-    assert len(objects.own_temp_keys()) == 2 and not os.path.exists(assembly_path(session))
-    assert saved_parts(session) == 0
-    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
 
 
 class _CommitThenFail:
@@ -346,7 +335,7 @@ def test_a_part_the_saved_hash_did_not_cover_is_checked_at_finalize(api, monkeyp
 def test_the_sweep_asks_about_a_batch_of_session_files_at_once(api):
     sessions = [api.start(os.urandom(CHUNK), CHUNK)["id"] for _ in range(30)]
     for session in sessions:
-        with storage.part_range(session, 0, CHUNK):
+        with storage.backend().part_range(session, 0, CHUNK):
             pass
     with CaptureQueriesContext(connection) as queries:
         cleanup.sweep_temp_storage(cleanup.CleanupOptions(now=timezone.now()))
@@ -368,19 +357,3 @@ def test_a_symlink_in_place_of_the_file_is_refused_not_followed(api, data_dir, t
 
     assert (response.status_code, error_code(response)) == (503, "storage_unavailable")
     assert elsewhere.read_bytes() == b"" and not UploadPart.objects.exists()
-
-
-@pytest.mark.parametrize("turned", ["off", "on"])
-def test_the_setting_turned_mid_session_mixes_parts_and_finalize_copies(api, settings, turned):
-    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = turned == "off"
-    data = os.urandom(3 * CHUNK)
-    session = api.start(data, CHUNK)["id"]
-    api.upload(session, data[: 2 * CHUNK], CHUNK)
-    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = turned == "on"
-    api.put(session, 3, data[2 * CHUNK :])
-
-    assert local_in_place.assembly_key(session) in keys(session)
-    assert len(keys(session)) == (2 if turned == "off" else 3)  # and objects of their own
-    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
-    with open(final_path(session), "rb") as handle:
-        assert handle.read() == data

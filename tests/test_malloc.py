@@ -1,18 +1,22 @@
-"""``boot.malloc``: after the tuning a freed 8 MiB buffer goes back to the system; without
-it glibc keeps it (the reason for the tuning, shown on this machine's C library)."""
+"""glibc's allocator tuning (docs/configuration.md, "gunicorn"): with the environment
+the deployments give gunicorn a freed 8 MiB buffer goes back to the system; without it
+glibc keeps it (the reason for the tuning, shown on this machine's C library). The unit,
+the image and the benchmarks set the same values."""
 
+import os
+import re
 import subprocess
 
 import pytest
 
+from bench.lib.uploads import environment
 from tests.conftest import PYTHON, ROOT
+
+TUNING = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "1048576"}
 
 # Free one large buffer (glibc then raises its mmap threshold), take and free another,
 # and print how far the resident size stayed above where it started, in KiB.
 SCRIPT = """
-import sys
-from boot import malloc
-tuned = malloc.tune() if sys.argv[1] == "tune" else None
 def rss_kib():
     with open("/proc/self/status") as status:
         return next(int(l.split()[1]) for l in status if l.startswith("VmRSS:"))
@@ -22,24 +26,35 @@ del first
 before = rss_kib()
 second = bytearray(size)
 del second
-print(tuned, rss_kib() - before)
+print(rss_kib() - before)
 """
 
 
-def stranded_kib(mode):
+def stranded_kib(tuning):
+    env = {k: v for k, v in os.environ.items() if k not in TUNING}
     result = subprocess.run(
-        [PYTHON, "-c", SCRIPT, mode], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [PYTHON, "-c", SCRIPT],
+        cwd=ROOT,
+        env={**env, **tuning},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    tuned, stranded = result.stdout.split()
-    return tuned, int(stranded)
+    return int(result.stdout)
 
 
-def test_a_freed_part_buffer_goes_back_to_the_system_once_tuned():
-    tuned, stranded = stranded_kib("tune")
-    if tuned == "False":
-        pytest.skip("not glibc: there is no mallopt to tune")
-    assert stranded < 1024
-    untuned, kept = stranded_kib("plain")
-    assert untuned == "None"
-    assert kept > 6 * 1024  # glibc's default kept the second buffer: the tuning matters
+def test_a_freed_part_buffer_goes_back_to_the_system_with_the_tuning():
+    if not os.path.exists("/proc/self/status") or not os.confstr("CS_GNU_LIBC_VERSION"):
+        pytest.skip("not glibc on Linux: nothing to tune")
+    assert stranded_kib(TUNING) < 1024
+    assert stranded_kib({}) > 6 * 1024  # glibc's default kept the second buffer
+
+
+def test_the_unit_the_image_and_the_benchmarks_set_the_same_tuning():
+    unit = (ROOT / "deploy" / "systemd" / "portal.service").read_text()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for name, value in TUNING.items():
+        assert f"\nEnvironment={name}={value}\n" in unit
+        assert re.search(rf"^\s+{name}={value}\b", dockerfile, re.MULTILINE)
+    assert TUNING.items() <= environment(ROOT / "var").items()

@@ -300,7 +300,7 @@ def test_a_stalled_assembly_shows_until_portal_finalize_takes_it_over(
     ``portal_finalize`` run takes it over and the figures follow."""
     from portal.services.finalize import lease
 
-    session = make_session(seed_owner(), status=Status.IN_PROGRESS, total_parts=3)
+    session = make_session(seed_owner(), status=Status.IN_PROGRESS, total_parts=3, as_uploaded=True)
     with time_machine.travel(NOW, tick=False) as traveller:
         assert lease.begin(session.pk)
         traveller.shift(timedelta(minutes=10))

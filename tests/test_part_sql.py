@@ -172,7 +172,7 @@ def test_waiting_parts_are_the_parts_after_the_hash_in_order_with_a_temp_object(
     found, held, parts = part_sql.waiting_parts(session.pk, 10, timezone.now())
 
     assert [p.part_number for p in parts] == [1, 4]
-    assert parts[1] == part_sql.WaitingPart(4, 14, f"{4:064x}", "k/4")
+    assert parts[1] == part_sql.WaitingPart(4, 14, f"{4:064x}", "k/4", None)
     assert (found.hashed_parts, bytes(found.hash_state), found.chunk_size_bytes) == (
         0,
         STATE,

@@ -1,17 +1,25 @@
 """Portable by construction: the Linux-only speed paths of local storage (OFD range locks,
-``fallocate``) are looked up at first use, and without them the same files come out."""
+``fallocate``, ``copy_file_range``, hard links) are looked up at first use, and without
+them the same files come out."""
 
+import contextlib
+import errno
 import os
+import random
 import subprocess
+import threading
+from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
+from portal import storage
 from portal.services import cleanup
-from portal.storage import local_in_place
-from tests import objects
-from tests.api_helpers import Api, make_token, sha256
+from portal.storage import local_in_place, local_walk
+from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.conftest import PYTHON, ROOT
-from tests.test_in_place import CHUNK, assembly_path, final_path
+from tests.test_in_place import CHUNK, final_path
 
 
 @pytest.fixture
@@ -22,48 +30,121 @@ def api(client, user, settings, data_dir):
     return Api(client, make_token(user))
 
 
+# Each speed path as a platform without it shows: no OFD range locks, no fallocate in libc,
+# no copy_file_range, no hard links on the filesystem.
+HIDDEN = {
+    "nothing": (),
+    "every speed path": ("ofd", "fallocate", "copy_file_range", "link"),
+    "link and kernel copy": ("copy_file_range", "link"),
+}
+
+
 @pytest.fixture
-def without_linux_extras(monkeypatch):
-    """As on a platform without OFD range locks and ``fallocate`` (macOS, say)."""
+def hide(monkeypatch):
+    """``hide(features)``: the portal as on a platform without them (none by default)."""
     import fcntl
 
-    monkeypatch.delattr(fcntl, "F_OFD_SETLK")
-    monkeypatch.setattr(local_in_place, "_fallocate", lambda: None)
-    local_in_place.available.cache_clear()
-    yield
+    def refuse_link(*args, **kwargs):
+        raise OSError(errno.EPERM, "hard links not supported")
+
+    def hide(features):
+        local_walk.by_fd()  # probed with the real os.link, as at any first use
+        if "ofd" in features:
+            monkeypatch.delattr(fcntl, "F_OFD_SETLK")
+        if "fallocate" in features:
+            monkeypatch.setattr(local_in_place, "_fallocate", lambda: None)
+        if "copy_file_range" in features:
+            monkeypatch.delattr(os, "copy_file_range")
+        if "link" in features:
+            monkeypatch.setattr(os, "link", refuse_link)
+        local_in_place.available.cache_clear()
+
+    yield hide
     local_in_place.available.cache_clear()
 
 
-def test_without_the_linux_speed_paths_the_same_files_come_out(api, without_linux_extras):
-    """Parts get a file each, finalize copies them, cleanup clears them: the same file and
-    sha256 as with the speed paths."""
-    assert not local_in_place.available()
-    data = os.urandom(3 * CHUNK + 7)
+def temp_files():
+    """Every file under the temp root (assembly files included)."""
+    root = storage.temp_storage().location
+    return [os.path.join(top, name) for top, _, names in os.walk(root) for name in names]
+
+
+@pytest.mark.parametrize("hidden", list(HIDDEN))
+def test_upload_finalize_and_cleanup_give_the_same_files_whatever_is_hidden(api, hide, hidden):
+    """The same stored bytes and sha256, and nothing left in temp storage after cleanup,
+    with every Linux speed path or without them."""
+    hide(HIDDEN[hidden])
+    assert local_in_place.available() == ("ofd" not in HIDDEN[hidden])
+    data = random.Random(27).randbytes(3 * CHUNK + 7)
     session = api.start(data, CHUNK)["id"]
     api.upload(session, data, CHUNK, order=[3, 1, 4, 2])
-    assert len(objects.own_temp_keys()) == 4 and not os.path.exists(assembly_path(session))
+    abandoned = api.start(data, CHUNK)["id"]
+    api.upload(abandoned, data[: 2 * CHUNK], CHUNK, order=[2, 1])
+    assert api.abort(abandoned).status_code == 204
 
     assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
     with open(final_path(session), "rb") as stored:
         assert stored.read() == data
-    cleanup.cleanup_orphan_temp_parts(cleanup.CleanupOptions())
-    assert objects.own_temp_keys() == []
+    cleanup.run_cleanup(cleanup.CleanupOptions(now=timezone.now() + timedelta(days=30)))
+    assert temp_files() == []
+    with open(final_path(session), "rb") as stored:
+        assert stored.read() == data
 
 
-def test_manage_py_check_runs_where_libc_has_no_fallocate():
-    """Nothing platform-specific is looked up at import: hidden, as on macOS, the first use
-    finds it missing instead of every command failing with AttributeError."""
+@contextlib.contextmanager
+def held_elsewhere(session, offset, size):
+    """A part's range held by another request's thread (its own database connection: a
+    PostgreSQL advisory lock is re-entrant within one)."""
+    held, done = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with storage.backend().part_range(session, offset, size):
+                held.set()
+                done.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(10)
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+@pytest.mark.parametrize("hidden", ["nothing", "every speed path"])
+def test_a_part_another_request_is_writing_is_409_with_or_without_ofd_locks(api, hide, hidden):
+    hide(HIDDEN[hidden])
+    data = random.Random(27).randbytes(2 * CHUNK)
+    session = api.start(data, CHUNK)["id"]
+    with held_elsewhere(session, CHUNK, CHUNK):
+        busy = api.put(session, 2, data[CHUNK:])
+        assert api.put(session, 1, data[:CHUNK]).status_code == 201  # its neighbour is free
+    assert (busy.status_code, error_code(busy)) == (409, "part_in_progress")
+    assert api.put(session, 2, data[CHUNK:]).status_code == 201
+    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
+
+
+def test_manage_py_check_runs_where_the_speed_paths_are_missing():
+    """Nothing platform-specific is looked up at import: with ``fallocate`` and OpenSSL's
+    ``SHA256_*`` missing from the C libraries, no OFD locks and no ``copy_file_range`` (as
+    on macOS, or OpenSSL built without deprecated functions), the first use finds them
+    missing instead of every command failing with AttributeError."""
     hide = (
-        "import ctypes, fcntl, runpy, sys\n"
-        "class NoFallocate(ctypes.CDLL):\n"
+        "import ctypes, fcntl, os, runpy, sys\n"
+        "class Without(ctypes.CDLL):\n"
         "    def __getattr__(self, name):\n"
-        "        if name == 'fallocate':\n"
+        "        if name == 'fallocate' or name.startswith('SHA256_'):\n"
         "            raise AttributeError(name)\n"
         "        return super().__getattr__(name)\n"
-        "ctypes.CDLL = NoFallocate\n"
-        "del fcntl.F_OFD_SETLK\n"
-        "from portal.storage import local_in_place\n"
+        "ctypes.CDLL = Without\n"
+        "del fcntl.F_OFD_SETLK, os.copy_file_range\n"
+        "from portal.storage import local_in_place, sha256state\n"
         "assert local_in_place._fallocate() is None and not local_in_place.available()\n"
+        "assert not sha256state.available()\n"
         "sys.argv = ['manage.py', 'check']\n"
         "runpy.run_path('manage.py', run_name='__main__')\n"
     )

@@ -54,6 +54,7 @@ CROSS_FIELD = [
     ({"PORTAL_MIN_FREE_BYTES": "64MiB"}, "portal.E013"),  # the reserve's default is 64MiB
     ({"PORTAL_FREE_SPACE_RESERVE_BYTES": "2GiB"}, "portal.E013"),
     ({"PORTAL_STORAGE": "s3"}, "portal.E006"),
+    ({"PORTAL_LOCAL_IN_PLACE_ASSEMBLY": "false"}, "portal.E014"),
 ]
 
 

@@ -1,8 +1,10 @@
 """The resumable SHA-256 (OpenSSL's SHA256_CTX through ctypes): saved and resumed
-anywhere, fed any buffer, and a saved state that does not fit refused."""
+anywhere, fed any buffer, and a saved state it cannot trust refused."""
 
 import hashlib
 import os
+import subprocess
+import zlib
 
 import pytest
 from hypothesis import given
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 
 from portal.storage import sha256state
 from portal.storage.sha256state import ResumableSha256
+from tests.conftest import PYTHON, ROOT
 
 MIB = 1024 * 1024
 
@@ -50,20 +53,73 @@ def test_a_digest_leaves_the_hash_as_it_was_like_hashlibs(head, tail):
     assert digest.hexdigest() == hashlib.sha256(head + tail).hexdigest()
 
 
+def restated(state, *, fmt=None, writer=None):
+    """``state`` with another format number or writer, its checksum made to match."""
+    writer_length = state[1]
+    fmt = state[0] if fmt is None else fmt
+    writer = state[2 : 2 + writer_length] if writer is None else writer
+    body = bytes((fmt, len(writer))) + writer + state[2 + writer_length : -4]
+    return body + zlib.crc32(body).to_bytes(4, "big")
+
+
 @pytest.mark.parametrize(
     "damage",
-    ["none", "short", "long", "other count", "zeroed", "garbage"],
+    [
+        "none",
+        "short",
+        "long",
+        "other count",
+        "zeroed",
+        "garbage",
+        "bit flipped",
+        "bare struct",
+        "other format",
+        "other library",
+        "other machine",
+    ],
 )
-def test_a_state_that_does_not_fit_its_byte_count_is_refused(damage):
+def test_a_state_not_trusted_is_refused(damage):
+    """Refused: a state that does not fit its byte count, fails its checksum, predates the
+    format, or was written by another format, library or machine (whose struct may differ)."""
     digest = ResumableSha256()
     digest.update(b"x" * 1000)
-    state = {
+    state = digest.state()
+    writer = sha256state._library().writer
+    damaged = {
         "none": None,
-        "short": digest.state()[:-1],
-        "long": digest.state() + b"\0",
-        "other count": digest.state(),
-        "zeroed": bytes(sha256state.STATE_BYTES),
-        "garbage": os.urandom(sha256state.STATE_BYTES),
+        "short": state[:-1],
+        "long": state + b"\0",
+        "other count": state,
+        "zeroed": bytes(len(state)),
+        "garbage": os.urandom(len(state)),
+        "bit flipped": state[:60] + bytes([state[60] ^ 4]) + state[61:],
+        "bare struct": state[-4 - sha256state.STATE_BYTES : -4],
+        "other format": restated(state, fmt=sha256state.FORMAT + 1),
+        "other library": restated(state, writer=b"OpenSSL 1.1.1w 11 Sep 2023 x86_64"),
+        "other machine": restated(state, writer=writer.rpartition(b" ")[0] + b" s390x"),
     }[damage]
-    assert ResumableSha256.resume(state, 999 if damage == "other count" else 1000) is None
-    assert ResumableSha256.resume(digest.state(), 1000) is not None
+    assert ResumableSha256.resume(damaged, 999 if damage == "other count" else 1000) is None
+    assert ResumableSha256.resume(restated(state), 1000).hexdigest() == digest.hexdigest()
+
+
+def test_the_library_is_looked_up_at_first_use_and_its_absence_is_no_error():
+    """Nothing is loaded at import (OpenSSL without the deprecated SHA256_* functions, as in
+    a ``no-deprecated`` build, must not stop the portal): ``available()`` says False,
+    and ``resume`` refuses every state, so callers hash with hashlib instead."""
+    script = (
+        "import ctypes\n"
+        "class NoSha256(ctypes.CDLL):\n"
+        "    def __getattr__(self, name):\n"
+        "        if name.startswith('SHA256_'):\n"
+        "            raise AttributeError(name)\n"
+        "        return super().__getattr__(name)\n"
+        "from portal.storage import sha256state\n"
+        "assert sha256state._library.cache_info().currsize == 0\n"
+        "ctypes.CDLL = NoSha256\n"
+        "print(sha256state.available(), sha256state.ResumableSha256.resume(b'x' * 138, 0))\n"
+    )
+    result = subprocess.run(
+        [PYTHON, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "None"]

@@ -6,6 +6,7 @@ may land outside the root or in a file somebody else holds a name of, finalize m
 succeed through the link, and cleanup must not delete through it. Real files in tmp dirs.
 """
 
+import errno
 import logging
 import os
 import uuid
@@ -47,6 +48,10 @@ def outside(tmp_path):
     path = tmp_path / "outside"
     path.mkdir()
     return path
+
+
+def refuse_link(*args, **kwargs):
+    raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
 
 
 def temp_root():
@@ -141,12 +146,10 @@ def test_the_final_file_never_shares_an_inode_with_a_planted_link(api, outside):
     assert os.path.samefile(final_path(session), assembly_path(session))
 
 
-@pytest.mark.parametrize("in_place", [True, False], ids=["in-place", "own-objects"])
-def test_a_symlinked_shard_directory_gets_no_part(api, settings, outside, in_place):
-    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = in_place
+def test_a_symlinked_shard_directory_gets_no_part(api, outside):
     data = os.urandom(CHUNK)
     session = api.start(data, CHUNK)["id"]
-    for number in range(256):  # own objects go to a random shard: plant every one
+    for number in range(256):  # plant every shard
         os.symlink(outside, os.path.join(temp_root(), f"{number:02x}"))
 
     response = api.put(session, 1, data)
@@ -174,9 +177,10 @@ def test_finalize_does_not_read_parts_through_a_symlinked_shard(api, outside):
     assert files_under(final_root()) == []
 
 
-@pytest.mark.parametrize("in_place", [True, False], ids=["link", "copy"])
-def test_a_symlinked_directory_under_final_gets_no_file(api, settings, outside, in_place):
-    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = in_place
+@pytest.mark.parametrize("link", [True, False], ids=["link", "copy"])
+def test_a_symlinked_directory_under_final_gets_no_file(api, monkeypatch, outside, link):
+    if not link:
+        monkeypatch.setattr(local_in_place.os, "link", refuse_link)
     data = os.urandom(2 * CHUNK)
     session = api.start(data, CHUNK)["id"]
     api.upload(session, data, CHUNK)
@@ -190,13 +194,12 @@ def test_a_symlinked_directory_under_final_gets_no_file(api, settings, outside, 
     assert UploadSession.objects.get().status == "finalizing"
 
 
-@pytest.mark.parametrize("in_place", [True, False], ids=["link", "copy"])
+@pytest.mark.parametrize("link", [True, False], ids=["link", "copy"])
 def test_a_hard_link_planted_at_the_final_path_is_replaced_not_written(
-    api, settings, outside, in_place
+    api, monkeypatch, outside, link
 ):
     """The final object is always a fresh inode: a planted file at its path (a hard link
     to a file outside) is replaced, never truncated and written."""
-    settings.PORTAL_LOCAL_IN_PLACE_ASSEMBLY = in_place
     data = os.urandom(2 * CHUNK + 3)
     session = api.start(data, CHUNK)["id"]
     api.upload(session, data, CHUNK)
@@ -204,6 +207,8 @@ def test_a_hard_link_planted_at_the_final_path_is_replaced_not_written(
     planted.write_bytes(PLANTED)
     os.makedirs(os.path.dirname(final_path(session)))
     os.link(planted, final_path(session))
+    if not link:
+        monkeypatch.setattr(local_in_place.os, "link", refuse_link)
 
     assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
     assert planted.read_bytes() == PLANTED and os.stat(planted).st_nlink == 1

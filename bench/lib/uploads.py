@@ -48,6 +48,9 @@ def environment(data_dir):
             "WEB_CONCURRENCY": "2",
             "GUNICORN_THREADS": "4",
             "GUNICORN_TIMEOUT": "300",
+            # glibc's allocator as the deployments tune it (docs/configuration.md, "gunicorn").
+            "MALLOC_ARENA_MAX": "2",
+            "MALLOC_MMAP_THRESHOLD_": "1048576",
         }
     )
     return env
@@ -317,12 +320,14 @@ def floor(part_paths, out_path):
 
 
 def part_files(data_dir, sid):
+    """The session's temp files in part order, each once (parts written in place share
+    one assembly file, which then holds the whole file)."""
     with sqlite3.connect(data_dir / "bench.sqlite3") as db:
         rows = db.execute(
             "SELECT temp_key FROM portal_uploadpart WHERE session_id = ? ORDER BY part_number",
             [sid.replace("-", "")],
         ).fetchall()
-    return [data_dir / "temp" / key for (key,) in rows]
+    return list(dict.fromkeys(data_dir / "temp" / key for (key,) in rows))
 
 
 def finalize(client, sid, poll_seconds=0.2):

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import psutil
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage, storages
+from django.core.files.storage import storages
 from django.db import DatabaseError
 from django.db.models import Count, Min
 from django.utils import timezone
@@ -21,6 +21,7 @@ from health_check.base import HealthCheck
 from health_check.contrib.psutil import Disk
 from health_check.exceptions import HealthCheckException, ServiceUnavailable, ServiceWarning
 
+from portal import storage
 from portal.models import JobRun, OutboxEvent
 
 # What the rendering of an answer may take on top of the checks: the library waits
@@ -240,9 +241,6 @@ class FreeSpace(PortalTimeout, Disk):
 def status_checks():
     """What ``/status`` adds to readiness: cron heartbeats, the outbox backlog, and the
     free space of local storage volumes (S3 has none)."""
-    disks = (
-        FreeSpace(alias=alias)
-        for alias in ("portal_temp", "portal_final")
-        if isinstance(storages[alias], FileSystemStorage)
-    )
+    volumes = ("portal_temp", "portal_final") if storage.backend().has_volumes else ()
+    disks = (FreeSpace(alias=alias) for alias in volumes)
     return (*(JobFreshness(job=job) for job in JOB_SCHEDULES), OutboxBacklog(), *disks)

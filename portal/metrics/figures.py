@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage, storages
+from django.core.files.storage import storages
 from django.db.models import F, Min, Q, Sum
 from django.utils import timezone
 
+from portal import storage
 from portal.models import JobRun, OutboxEvent, UploadPart, UploadSession
 from portal.storage import FINAL_ALIAS, TEMP_ALIAS
 
@@ -258,12 +259,11 @@ def local_disk_space():
     a check fails to write there): there is no filesystem of its own to measure.
     """
     space = []
+    if not storage.backend().has_volumes:
+        return space
     for alias in (TEMP_ALIAS, FINAL_ALIAS):
-        backend = storages[alias]
-        if not isinstance(backend, FileSystemStorage):
-            continue
         try:
-            usage = shutil.disk_usage(backend.location)
+            usage = shutil.disk_usage(storages[alias].location)
         except OSError:
             continue
         space.append(DiskSpace(alias, usage.free, usage.total, settings.PORTAL_MIN_FREE_BYTES))

@@ -1,11 +1,13 @@
 """Receiving one part: stream to temp storage first, then record it under the session lock.
 
-The body is streamed into a new temp object while it is hashed, never held in memory;
-its exact size is enforced before (``Content-Length``) and after (bytes actually stored).
-Only then a short transaction locks the session row, re-checks that the session is open,
-and inserts the part, so the database is never locked while bytes travel. Whatever is
-not recorded (a replay, a conflict, a closed session, any error) has its temp object
-deleted before the answer; a crash in between leaves an untracked object that cleanup's
+The body is streamed into the part's range of its session's file (local disk) or a new
+temp object (S3) while it is hashed, never held in memory; its exact size is enforced
+before (``Content-Length``) and after (bytes actually stored). Only then a short
+transaction locks the session row, re-checks that the session is open, and inserts the
+part, so the database is never locked while bytes travel. A part another request is
+writing is refused (409 ``part_in_progress``); a replay of a recorded part is only hashed
+and compared. Whatever is not recorded (a conflict, a closed session, any error) is given
+back before the answer; a crash in between leaves an untracked object that cleanup's
 sweep removes.
 """
 
@@ -68,8 +70,8 @@ def receive_part(owner, session_id, part_number, stream, content_length):
     with storage_faults("storing a part", **context):
         guards.ensure_room("temp", expected)
     with contextlib.ExitStack() as held:
-        place = _claim_range(held, session, part_number, expected, context)
-        stored = _store(session, part_number, expected, stream, place, file_hash, context)
+        place, write = _claim_range(held, session, part_number, expected, context)
+        stored = _store(session, part_number, expected, stream, place, file_hash, context, write)
         try:
             if stored.size != expected:
                 raise BadRequest(
@@ -97,20 +99,27 @@ def receive_part(owner, session_id, part_number, stream, content_length):
 
 
 def _claim_range(held, session, part_number, expected, context):
-    """The part's range of the session's assembly file (``storage.part_range``), held in
-    ``held`` until the part is recorded, when the bytes may go there: no other upload of
-    the part holds it, and (checked under that lock) the session is open and the part not
-    recorded, so a recorded range is never written again. None: write the part aside."""
+    """``(range, write)``: the part's range of its session's file (``Backend.part_range``),
+    held in ``held`` until the part is recorded, or None where parts are objects of their
+    own; ``write`` False when, checked under that lock, the part is recorded already or
+    the session closed: its range is never written again, the body is only hashed (and
+    the record answers). 409 ``part_in_progress`` while another request holds it."""
     offset = part_offset(part_number, session.chunk_size_bytes)
     with storage_faults("storing a part", **context):
-        place = held.enter_context(storage.part_range(session.pk, offset, expected))
+        try:
+            place = held.enter_context(storage.backend().part_range(session.pk, offset, expected))
+        except storage.RangeBusy:
+            raise Conflict(
+                f"part {part_number} is being uploaded by another request; retry once it ended",
+                code="part_in_progress",
+            ) from None
     if place is None:
-        return None
+        return None, True
     status, recorded = part_sql.range_state(session.pk, part_number)
     if status not in UploadSession.OPEN_STATUSES:
         place.abandon()
-        return None
-    return None if recorded else place
+        return place, False
+    return place, not recorded
 
 
 def _discard(stored, place):
@@ -118,16 +127,19 @@ def _discard(stored, place):
     range's blocks. Any other failure (a commit that may have gone through) keeps both:
     an object nothing records is swept, a range nothing records is overwritten by the
     part's next upload or goes with the session's file."""
-    if stored.in_place:
+    if stored.offset is not None:
         place.release()
-    else:
+    elif stored.key:
         storage.delete_temp([stored.key])
 
 
-def _store(session, part_number, expected, stream, place, file_hash, context):
-    """Stream the body into ``place`` or a new temp object: the ``StoredObject``."""
+def _store(session, part_number, expected, stream, place, file_hash, context, write):
+    """Stream the body into ``place`` or a new temp object (unless ``write`` is False: only
+    hashed): the ``StoredObject``."""
     try:
         with storage_faults("storing a part", **context):
+            if not write:
+                return storage.hash_only(_ClientStream(stream), max_bytes=expected)
             if place is not None:
                 return place.write(_ClientStream(stream), max_bytes=expected, file_hash=file_hash)
             return storage.write_temp_part(

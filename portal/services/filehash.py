@@ -18,7 +18,8 @@ from django.utils import timezone
 from portal import storage
 from portal.parts import bytes_in_parts
 from portal.services import part_sql
-from portal.storage.sha256state import AVAILABLE, ResumableSha256
+from portal.storage import sha256state
+from portal.storage.sha256state import ResumableSha256
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +34,12 @@ RUN_PARTS = 16
 
 
 def applies(session):
-    """Whether this session's file hash is saved: S3 will assemble its parts by itself, or
-    they are written in place on local disk (finalize then links the file)."""
-    if storage.assembles_in_place():
+    """Whether this session's file hash is saved: its parts are written in place on local
+    disk (finalize then links the file), or S3 will assemble them by itself."""
+    chosen = storage.backend()
+    if chosen.assembles_in_place:
         return True
-    return storage.copies_parts(session.chunk_size_bytes, session.total_parts)
+    return chosen.copies_parts(session.chunk_size_bytes, session.total_parts)
 
 
 def for_part(session, part_number):
@@ -46,7 +48,7 @@ def for_part(session, part_number):
     if session.hashed_parts != part_number - 1 or not applies(session):
         return None
     if part_number == 1:
-        return ResumableSha256() if AVAILABLE else None
+        return ResumableSha256() if sha256state.available() else None
     return _resume(session, session.hashed_parts)
 
 
@@ -138,7 +140,7 @@ def _next_run(session_pk):
         if part.part_number != number:
             break
         source = storage.part_source(
-            number, part.size_bytes, part.sha256, part.temp_key, session.chunk_size_bytes
+            number, part.size_bytes, part.sha256, part.temp_key, part.temp_offset
         )
         run.append((number, source))
     return (session, held, run) if run else None
@@ -157,7 +159,7 @@ def _hash_run(session, run, budget, deadline):
         if read >= budget or time.monotonic() >= deadline:
             return hashed, read, False
         try:
-            storage.hash_part(source, file_hash)
+            storage.backend().hash_part(source, file_hash)
         except (storage.SourceMismatch, storage.StorageUnavailable):
             return hashed, read + source.size, True
         read += source.size

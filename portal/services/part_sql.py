@@ -48,6 +48,7 @@ class WaitingPart:
     size_bytes: int
     sha256: str
     temp_key: str
+    temp_offset: int | None
 
 
 def session_pk(value):
@@ -130,7 +131,7 @@ def recorded_parts(pk, numbers):
 
 
 def insert_part(pk, part_number, stored, now):
-    """Record a part (``stored``: its key, size, sha256 and md5). Was:
+    """Record a part (``stored``: its key and offset, size, sha256 and md5). Was:
     ``UploadPart.objects.create(...)``; the unique constraint raises ``IntegrityError``."""
     values = {
         P.session: session_pk(pk),
@@ -138,6 +139,7 @@ def insert_part(pk, part_number, stored, now):
         P.size_bytes: stored.size,
         P.sha256: stored.sha256,
         P.temp_key: stored.key,
+        P.temp_offset: stored.offset,
         P.md5: stored.md5,
         P.created_at: timestamp(now),
     }
@@ -179,7 +181,8 @@ def waiting_parts(pk, limit, now):
         f"SELECT s.{S.hashed_parts}, s.{S.hash_state}, s.{S.chunk_size_bytes},"
         f" s.{S.total_size_bytes}, s.{S.total_parts},"
         f" CASE WHEN s.{S.hash_claimed_until} >= %s THEN 1 ELSE 0 END,"
-        f" p.{P.part_number}, p.{P.size_bytes}, p.{P.sha256}, p.{P.temp_key}"
+        f" p.{P.part_number}, p.{P.size_bytes}, p.{P.sha256}, p.{P.temp_key},"
+        f" p.{P.temp_offset}"
         f" FROM {PARTS} p INNER JOIN {SESSIONS} s ON p.{P.session} = s.{S.id}"
         f" WHERE p.{P.session} = %s AND s.{_IS_OPEN} AND p.{P.part_number} > s.{S.hashed_parts}"
         f" AND p.{P.temp_key} <> '' ORDER BY p.{P.part_number} LIMIT %s",

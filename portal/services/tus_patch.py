@@ -35,7 +35,8 @@ from portal.services.tus import (
     upload_pk,
 )
 from portal.services.tus_stream import Body, PartBytes, TailMissing, tail_chunks
-from portal.storage.sha256state import AVAILABLE, ResumableSha256
+from portal.storage import sha256state
+from portal.storage.sha256state import ResumableSha256
 
 OPEN = UploadSession.OPEN_STATUSES
 
@@ -114,19 +115,20 @@ def _file_hash(session, tus, offset, length):
     (only where the state can be saved, or this PATCH may end the upload)."""
     if not tus.sha256:
         return None
-    if AVAILABLE and offset == 0:
+    saving = sha256state.available()
+    if saving and offset == 0:
         return ResumableSha256()
-    if AVAILABLE and tus.hashed_bytes == offset:
+    if saving and tus.hashed_bytes == offset:
         resumed = ResumableSha256.resume(tus.hash_state, offset)
         if resumed is not None:
             return resumed
-    if not AVAILABLE and offset + length < session.total_size_bytes:
+    if not saving and offset + length < session.total_size_bytes:
         return None
-    digest = ResumableSha256() if AVAILABLE else hashlib.sha256()
+    digest = ResumableSha256() if saving else hashlib.sha256()
     done = contiguous_parts(session.pk)
-    for number, size, sha256, key, md5 in part_rows(session.pk)[:done]:
-        source = storage.part_source(number, size, sha256, key, session.chunk_size_bytes, md5)
-        storage.hash_part(source, digest)
+    for number, *recorded in part_rows(session.pk)[:done]:
+        source = storage.part_source(number, *recorded)
+        storage.backend().hash_part(source, digest)
     if tus.tail_key and tus.tail_part == done + 1:
         for chunk in tail_chunks(tus.tail_key, tus.tail_bytes):
             digest.update(chunk)
@@ -170,12 +172,12 @@ class _Writer:
         whole, False when it is the new tail, None when the body gave nothing for it."""
         expected = part_size(part, self.session.chunk_size_bytes, self.session.total_size_bytes)
         part_hash = filehash.for_part(self.session, part) if self.saves_file_hash else None
-        if not within and body.left >= expected:
-            placed = self._write_in_place(part, expected, body, part_hash)
-            if placed is not _ASIDE:
-                return placed
         source = PartBytes(self.tus.tail_key if within else "", within, body, expected - within)
         try:
+            if body.left >= expected - within:
+                placed = self._write_in_place(part, expected, source, part_hash)
+                if placed is not _ASIDE:
+                    return placed
             stored = storage.write_temp_part(
                 source,
                 session_id=self.session.pk,
@@ -205,23 +207,31 @@ class _Writer:
         if part_hash is not None:  # the next part's bytes go on from this hash
             self.session.hashed_parts, self.session.hash_state = part, part_hash.state()
 
-    def _write_in_place(self, part, expected, body, part_hash):
-        """Local disk: the part into its range of the session's assembly file, held until
-        it is recorded (as the JSON API's parts: finalize then links the file). What
-        ``_write`` answers, or ``_ASIDE`` where the part cannot go there (not in place
-        here, the range held by another upload). A body that breaks off inside the part
-        leaves what arrived as the tail, a temp object of its own, and the range freed."""
+    def _write_in_place(self, part, expected, source, part_hash):
+        """Local disk: the part (``source``: the tail's bytes, then the body's) into its
+        range of the session's assembly file, held until it is recorded (as the JSON API's
+        parts: finalize then links the file). What ``_write`` answers, or ``_ASIDE`` where
+        parts are objects of their own. A body that breaks off inside the part leaves what
+        arrived as the tail, a temp object of its own, and the range freed."""
         held = contextlib.ExitStack()
         offset = part_offset(part, self.session.chunk_size_bytes)
-        place = held.enter_context(storage.part_range(self.session.pk, offset, expected))
-        status, recorded = part_sql.range_state(self.session.pk, part) if place else (None, 0)
-        if place is None or status not in OPEN or recorded:
-            held.close()  # a closed session fails at the record; a recorded part conflicts
-            return _ASIDE
         try:
-            stored = place.write(
-                PartBytes("", 0, body, expected), max_bytes=expected, file_hash=part_hash
+            place = held.enter_context(
+                storage.backend().part_range(self.session.pk, offset, expected)
             )
+        except storage.RangeBusy:  # the JSON API is writing it
+            raise _changed_elsewhere() from None
+        if place is None:
+            return _ASIDE
+        status, recorded = part_sql.range_state(self.session.pk, part)
+        if status not in OPEN or recorded:
+            held.close()
+            current = UploadSession.objects.filter(pk=self.session.pk).first()
+            if recorded or current is None:
+                raise _changed_elsewhere()
+            ensure_open(current)  # closed meanwhile: its 409 or 410
+        try:
+            stored = place.write(source, max_bytes=expected, file_hash=part_hash)
         except BaseException:
             held.close()
             raise
@@ -230,12 +240,12 @@ class _Writer:
             self.placed.append((place, held))
             return True
         try:
-            if stored.size:
+            if source.taken:
                 self.tail = (part, place.copy_to_temp(stored.size, part_number=part))
         finally:
             place.release()
             held.close()
-        return False if stored.size else None
+        return False if source.taken else None
 
     def _verify(self, body, checked):
         """Deferred (an ``Upload-Checksum``): the whole body arrived and matches, or
@@ -265,11 +275,7 @@ class _Writer:
             with transaction.atomic():
                 self._record_locked(now, now + ttl())
         except IntegrityError:
-            raise Conflict(
-                "parts of this upload were sent through the JSON API meanwhile; use one API "
-                "per upload",
-                code="upload_changed_elsewhere",
-            ) from None
+            raise _changed_elsewhere() from None
         self.whole = []
         self.tail = None
         self._let_go(release=False)
@@ -339,7 +345,7 @@ class _Writer:
         self.placed = []
 
     def _discard(self):
-        keys = [stored.key for _, stored, _ in self.whole if not stored.in_place]
+        keys = [stored.key for _, stored, _ in self.whole if stored.offset is None]
         if self.tail is not None:
             keys.append(self.tail[1].key)
         self.whole, self.tail = [], None
@@ -352,3 +358,10 @@ class _Writer:
         TusUpload.objects.filter(pk=self.session.pk, tail_key=self.tus.tail_key).update(
             tail_key="", tail_part=0, tail_bytes=0, tail_sha256="", hash_state=None, hashed_bytes=0
         )
+
+
+def _changed_elsewhere():
+    return Conflict(
+        "parts of this upload were sent through the JSON API meanwhile; use one API per upload",
+        code="upload_changed_elsewhere",
+    )

@@ -1,14 +1,22 @@
-"""The storage backends behind the adapter: which one, reading an object, and what a
-failing backend's errors mean (``StorageUnavailable``), for every module of the package."""
+"""The storage backend interface (``Backend``): what every backend does the same way, the
+operations each does its own way, and the capabilities the services read instead of asking
+which backend it is (as tusd's ``DataStore`` with optional extensions). Also what a failing
+backend's errors mean (``StorageUnavailable``), for every module of the package."""
 
 import contextlib
 import errno
+import hashlib
 import os
+import uuid
+from datetime import UTC, datetime
 
+from django.core.files import File
 from django.core.files.storage import FileSystemStorage, storages
 
 from portal.storage import s3
-from portal.storage.local import ROOT_MISSING_REASON, LinkRefused, StorageRootMissing, open_read
+from portal.storage.local import ROOT_MISSING_REASON, LinkRefused, StorageRootMissing
+from portal.storage.objects import MISMATCH, MISSING, SourceMismatch, StoredObject
+from portal.storage.streams import READ_CHUNK_BYTES, HashingReader
 
 TEMP_ALIAS = "portal_temp"
 FINAL_ALIAS = "portal_final"
@@ -39,6 +47,110 @@ def final_storage():
 
 def is_local(storage):
     return isinstance(storage, FileSystemStorage)
+
+
+def new_temp_key(session_id, part_number):
+    shard = uuid.uuid4().hex
+    return f"{shard[:2]}/{uuid.UUID(str(session_id)).hex}-{part_number:06d}-{shard[2:14]}"
+
+
+def new_final_key(file_id, *, now=None):
+    now = now or datetime.now(UTC)
+    return f"{now:%Y/%m/%d}/{uuid.UUID(str(file_id)).hex}"
+
+
+class Backend:
+    """Temp and final storage of one kind. Subclasses implement ``write_part``, ``read``,
+    ``delete``, ``list`` and ``final_location``; the capabilities below are off unless a
+    backend has them."""
+
+    # Parts go into one file per session at their offsets (``part_range``), and the final
+    # object is a link to that file.
+    assembles_in_place = False
+    # The storage builds the final object from the parts by itself (``copies_parts``).
+    copies_server_side = False
+    # The storages are volumes with free space to watch (``free_bytes``).
+    has_volumes = False
+
+    @property
+    def temp(self):
+        return temp_storage()
+
+    @property
+    def final(self):
+        return final_storage()
+
+    @contextlib.contextmanager
+    def part_range(self, session_id, offset, size):
+        """The part's range of its session's file, held for the block, or None."""
+        yield None
+
+    def copies_parts(self, chunk_size, total_parts):
+        """Whether the storage can build the final object from ``total_parts`` parts of
+        ``chunk_size`` bytes (the last one shorter) by itself."""
+        return False
+
+    def free_bytes(self, storage):
+        """Free bytes of ``storage``'s volume; None where there is none."""
+        return None
+
+    def stale_multipart_uploads(self, *, older_than):
+        """Incomplete multipart uploads of the final storage: ``(key, upload_id)``."""
+        return iter(())
+
+    def abort_multipart_upload(self, upload_id, key):
+        """Give up a multipart upload of the final storage (best effort)."""
+
+    def iter_object(self, storage, key, chunk_size):
+        with backend_faults(storage):
+            yield from self.read(storage, key, chunk_size)
+
+    def hash_part(self, source, digest):
+        """Feed ``digest`` a part's bytes, checked against its size and sha256."""
+        for chunk in self.checked_chunks(source):
+            digest.update(chunk)
+
+    def final_bytes(self, sources):
+        """Bytes assembling ``sources`` writes to the final storage."""
+        return sum(source.size for source in sources)
+
+    def assemble(self, sources, key, *, progress, **_options):
+        """The final object ``key``: the sources' bytes streamed through, each checked."""
+        return self.save(self.final, key, HashingReader(self.verified_chunks(sources, progress)))
+
+    def verified_chunks(self, sources, progress):
+        """Yield every source's bytes in order, checking each against its size and sha256."""
+        assembled = 0
+        for source in sources:
+            yield from self.checked_chunks(source)
+            assembled += source.size
+            progress(assembled)
+
+    def checked_chunks(self, source):
+        """Yield a source's bytes; ``SourceMismatch`` at the end unless they match its size
+        and sha256 (or when it is gone)."""
+        digest = hashlib.sha256()
+        received = 0
+        try:
+            for chunk in self.iter_object(self.temp, source.key, READ_CHUNK_BYTES):
+                digest.update(chunk)
+                received += len(chunk)
+                yield chunk
+        except FileNotFoundError:
+            raise SourceMismatch(source, MISSING) from None
+        if received != source.size or digest.hexdigest() != source.sha256:
+            raise SourceMismatch(source, MISMATCH)
+
+    def save(self, storage, key, reader: HashingReader) -> StoredObject:
+        """Stream ``reader`` into the new object ``key``; nothing is left on failure."""
+        try:
+            with backend_faults(storage, reader):
+                saved = storage.save(key, File(reader, name=key))
+        except BaseException:
+            with contextlib.suppress(Exception):  # the sweep removes what this cannot
+                self.delete(storage, [key])
+            raise
+        return StoredObject(key=saved, size=reader.size, sha256=reader.hexdigest())
 
 
 @contextlib.contextmanager
@@ -80,26 +192,3 @@ def _as_unavailable(storage, exc):
     if isinstance(exc, OSError | BotoCoreError | ClientError | Boto3Error):
         return StorageUnavailable(s3.describe(exc))
     return None
-
-
-def iter_object(storage, key, chunk_size):
-    with backend_faults(storage):
-        yield from read_object(storage, key, chunk_size)
-
-
-def read_object(storage, key, chunk_size):
-    if is_local(storage):
-        with open_read(storage, key) as handle:
-            while chunk := handle.read(chunk_size):
-                yield chunk
-        return
-    client = storage.connection.meta.client
-    try:
-        response = client.get_object(Bucket=storage.bucket_name, Key=s3.full_key(storage, key))
-    except client.exceptions.NoSuchKey as exc:
-        raise FileNotFoundError(key) from exc
-    body = response["Body"]
-    try:
-        yield from body.iter_chunks(chunk_size)
-    finally:
-        body.close()

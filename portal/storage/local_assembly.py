@@ -1,10 +1,9 @@
-"""Assembling parts on local disk: a link when they were written in place, else copied in
-the kernel and checked from the page cache.
+"""Assembling parts on local disk: the session's assembly file linked, else (another
+filesystem, a refused link) copied in the kernel, the parts checked from the page cache.
 
-The copy (``copy_file_range``), the parts' check and the file's hash run in three threads
-that overlap on two cores; both hashes read the final file through ``mmap`` windows, so
-what is checked is exactly what is stored. The caller holds the session's lock, so
-nothing truncates the file under a mapping.
+The file's hash and a part's check (in a second thread) read the final file through
+``mmap`` windows, so what is checked is exactly what is stored. The caller holds the
+session's lock, so nothing truncates the file under a mapping.
 """
 
 import errno
@@ -16,48 +15,22 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 
 from portal.storage import local, local_in_place, local_walk
-from portal.storage.objects import SourceMismatch, StoredObject
+from portal.storage.objects import MISMATCH, MISSING, SourceMismatch, StoredObject
 
 # Hash the final object through mappings of at most this many bytes at a time.
 HASH_WINDOW_BYTES = 8 * 1024 * 1024
 COPY_BUFFER_BYTES = 1024 * 1024
-MISMATCH = "no longer matches the sha256 recorded for it"
-MISSING = "is missing from temp storage"
 # copy_file_range refusals that mean "not between these files": copy through a buffer.
 KERNEL_COPY_REFUSED = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
 
 
-def assemble(temp, final, key, sources, progress) -> StoredObject:
-    """Concatenate ``sources`` (temp objects) into the final object ``key``, checking each.
+def assemble(temp, final, key, sources, progress, file_hash=None, hashed=0, room=None):
+    """The final object ``key`` from ``sources``, the parts in their session's assembly
+    file, ``progress(assembled_bytes)`` after each; ``file_hash`` covers ``sources[:hashed]``.
 
-    ``progress(assembled_bytes)`` after each source. ``SourceMismatch`` (and no final
-    object) when a source is gone or changed; ``StorageRootMissing`` when a root is.
-    """
-    local.ensure_root(temp)
-    offsets = list(itertools.accumulate((source.size for source in sources), initial=0))
-    with local.created_file(final, key, replace=True) as fd:
-        digest = _Assembly(temp, fd, sources, offsets).run(progress)
-    return StoredObject(key=key, size=offsets[-1], sha256=digest)
-
-
-def linkable(temp, final, sources):
-    """Every source in place in one assembly file, which the final root can link to."""
-    keys = {source.key for source in sources}
-    if len(keys) != 1 or any(source.offset is None for source in sources):
-        return False
-    return local_in_place.same_filesystem(temp, final)
-
-
-def link(temp, final, key, sources, progress, file_hash=None, hashed=0):
-    """The final object ``key`` as a second name of the session's assembly file, which
-    holds every source in place (``local_in_place``); None when the two roots cannot
-    share an inode (``LINK_REFUSED``, e.g. two mounts of one filesystem): copy then.
-
-    The bytes of a part written in place were hashed on their way into that range and the
-    range was never written again, so the parts the saved file hash covers (``file_hash``,
-    ``sources[:hashed]``) are not read; the file must be there and exactly as long as its
-    parts. The others are read once, for the file's hash and, in a second thread, their
-    own check (``SourceMismatch``, and the final name goes again).
+    The file must be there and exactly as long as its parts, and each part read must match
+    its sha256, else ``SourceMismatch`` and no final object; ``StorageRootMissing`` when a
+    root is gone. ``room(size)`` (raising when it does not fit) is asked before a copy.
     """
     offsets = list(itertools.accumulate((source.size for source in sources), initial=0))
     fd = _open_source(temp, sources[0])
@@ -66,20 +39,36 @@ def link(temp, final, key, sources, progress, file_hash=None, hashed=0):
         if size != offsets[-1]:
             broken = next((s for s in sources if not _holds(size, s)), sources[-1])
             raise SourceMismatch(broken, MISMATCH)
-        try:
-            local_in_place.link_final(temp, sources[0].key, fd, final, key)
-        except OSError as exc:
-            if exc.errno in local_in_place.LINK_REFUSED:
-                return None
-            raise
-        try:
-            digest = _hash_the_rest(fd, sources, offsets, progress, file_hash, hashed)
-        except BaseException:
-            local.unlink_quietly(final, key)
-            raise
+        if _link(temp, fd, final, key, sources[0]):
+            try:
+                digest = _hash_the_rest(fd, sources, offsets, progress, file_hash, hashed)
+            except BaseException:
+                local.unlink_quietly(final, key)
+                raise
+            return StoredObject(key=key, size=size, sha256=digest)
+        if room is not None:
+            room(size)
+        with local.created_file(final, key, replace=True) as copy:
+            if copy_range(fd, copy, size, 0) != size:
+                raise SourceMismatch(sources[-1], MISMATCH)  # shrank while it was copied
+            digest = _hash_the_rest(copy, sources, offsets, progress, None, 0)
+        return StoredObject(key=key, size=size, sha256=digest)
     finally:
         os.close(fd)
-    return StoredObject(key=key, size=offsets[-1], sha256=digest)
+
+
+def _link(temp, fd, final, key, source):
+    """Whether ``key`` became a second name of the assembly file ``fd``: False when the two
+    roots cannot share an inode (``LINK_REFUSED``, e.g. two mounts of one filesystem)."""
+    if not local_in_place.same_filesystem(temp, final):
+        return False
+    try:
+        local_in_place.link_final(temp, source.key, fd, final, key)
+    except OSError as exc:
+        if exc.errno in local_in_place.LINK_REFUSED:
+            return False
+        raise
+    return True
 
 
 def _hash_the_rest(fd, sources, offsets, progress, file_hash, hashed):
@@ -129,58 +118,17 @@ def _open_source(temp, source):
     return fd
 
 
-class _Assembly:
-    def __init__(self, temp, fd, sources, offsets):
-        self.temp, self.fd, self.sources, self.offsets = temp, fd, sources, offsets
-
-    def run(self, progress):
-        digest = hashlib.sha256()
-        copier = ThreadPoolExecutor(1, thread_name_prefix="portal-assemble-copy")
-        checker = ThreadPoolExecutor(1, thread_name_prefix="portal-assemble-check")
-        try:
-            copies = [copier.submit(self._copy, i) for i in range(len(self.sources))]
-            checks = [checker.submit(self._check, i, copy) for i, copy in enumerate(copies)]
-            for i, (copy, check) in enumerate(zip(copies, checks, strict=True)):
-                copy.result()
-                hash_range(digest, self.fd, self.offsets[i], self.sources[i].size)
-                check.result()
-                progress(self.offsets[i + 1])
-        finally:
-            copier.shutdown(cancel_futures=True)
-            checker.shutdown(cancel_futures=True)
-        return digest.hexdigest()
-
-    def _copy(self, i):
-        source = self.sources[i]
-        src = _open_source(self.temp, source)
-        try:
-            status = os.fstat(src)
-            start = source.offset or 0
-            if not _holds(status.st_size, source):
-                raise SourceMismatch(source, MISMATCH)
-            if copy_range(src, self.fd, source.size, self.offsets[i], start) != source.size:
-                raise SourceMismatch(source, MISMATCH)  # shrank while it was copied
-        finally:
-            os.close(src)
-
-    def _check(self, i, copy):
-        copy.result()
-        check_range(self.fd, self.offsets[i], self.sources[i])
-
-
 def _holds(file_size, source):
-    """Whether a temp file of ``file_size`` bytes can hold ``source``: exactly its size for
-    an object of its own, at least its range for a part in an assembly file."""
-    if source.offset is None:
-        return file_size == source.size
+    """Whether an assembly file of ``file_size`` bytes can hold ``source``'s range."""
     return file_size >= source.offset + source.size
 
 
 def copy_range(src, dst, size, offset, src_offset=0):
     """Copy up to ``size`` bytes of ``src`` from ``src_offset`` to ``dst`` at ``offset``,
-    in the kernel where it can; returns the count (short when the source ended early)."""
+    in the kernel where it can (``copy_file_range`` is Linux's); returns the count (short
+    when the source ended early)."""
     done = 0
-    copy = os.copy_file_range
+    copy = getattr(os, "copy_file_range", _copy_through_buffer)
     while done < size:
         try:
             copied = copy(src, dst, size - done, src_offset + done, offset + done)
@@ -196,12 +144,11 @@ def copy_range(src, dst, size, offset, src_offset=0):
 
 
 def _copy_through_buffer(src, dst, size, src_offset, dst_offset):
-    buffer = memoryview(bytearray(min(size, COPY_BUFFER_BYTES)))
-    got = os.preadv(src, [buffer], src_offset)
+    data = memoryview(os.pread(src, min(size, COPY_BUFFER_BYTES), src_offset))
     written = 0
-    while written < got:
-        written += os.pwrite(dst, buffer[written:got], dst_offset + written)
-    return got
+    while written < len(data):
+        written += os.pwrite(dst, data[written:], dst_offset + written)
+    return len(data)
 
 
 # A private mapping, never written: writable for ctypes (``ResumableSha256`` takes the

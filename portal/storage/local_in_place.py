@@ -2,9 +2,10 @@
 every byte is written once.
 
 A writer holds an OFD lock on its part's range (owned by the open file, so threads of one
-process exclude each other too) until the part is recorded, and under it checks the
-session is open and the part unrecorded; otherwise the bytes go aside. A recorded range
-is thus never written again. How it fits the upload: docs/design.md.
+process exclude each other too; without OFD locks, a named lock per range from
+``portal.locks``) until the part is recorded, and under it checks the session is open and
+the part unrecorded; a second upload of the part is refused, a replay only hashed. A
+recorded range is thus never written again. How it fits the upload: docs/design.md.
 """
 
 import contextlib
@@ -17,6 +18,7 @@ import struct
 import tempfile
 import uuid
 
+from portal import locks
 from portal.storage import local, local_walk
 
 SUFFIX = "-parts"
@@ -37,7 +39,7 @@ def available():
     """Whether range locks work as ``_try_lock`` uses them: OFD locks, and the ``struct
     flock`` layout ``_FLOCK`` assumes. Probed once, at first use, on a scratch file: a lock
     taken through one open file must stop the same range through another and leave the
-    range beside it free. Where they do not, parts get a file each (``local_parts``)."""
+    range beside it free. Where they do not, ``locked_range`` takes a named lock."""
     if not hasattr(fcntl, "F_OFD_SETLK"):
         return False
     try:
@@ -87,10 +89,24 @@ def locked_range(storage, key, offset, size):
     this block, or None when another upload holds (part of) that range."""
     fd, created = _open(storage, key)
     try:
-        held = _try_lock(fd, offset, size)
-        yield (fd, created) if held else None
+        with contextlib.ExitStack() as stack:
+            if available():
+                held = _try_lock(fd, offset, size)
+            else:
+                held = _hold_named(stack, f"range:{key}:{offset}")
+            yield (fd, created) if held else None
     finally:
         os.close(fd)
+
+
+def _hold_named(stack, name):
+    """The portable lock (``portal.locks``: an advisory lock on PostgreSQL, else ``flock``
+    on a file per name), held until ``stack`` closes: False when another holds it."""
+    try:
+        stack.enter_context(locks.hold(name))
+    except locks.LockBusy:
+        return False
+    return True
 
 
 def _open(storage, key):

@@ -106,7 +106,7 @@ def write_in_place(fd, key, offset, reader: BlockReader, also=None) -> StoredObj
     digest = _copy_hashed(
         reader, lambda data, at: local_in_place.pwrite_all(fd, data, offset + at), also
     )
-    return StoredObject(key=key, size=reader.size, sha256=digest, in_place=True)
+    return StoredObject(key=key, size=reader.size, sha256=digest, offset=offset)
 
 
 def _copy_hashed(reader, write, also=None):

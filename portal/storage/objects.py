@@ -3,6 +3,9 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
+MISMATCH = "no longer matches the sha256 recorded for it"
+MISSING = "is missing from temp storage"
+
 
 @dataclass(frozen=True)
 class StoredObject:
@@ -11,9 +14,9 @@ class StoredObject:
     sha256: str
     # The MD5 of the bytes, where S3 will later be asked to copy them (``Source.md5``).
     md5: str = ""
-    # Written into its range of the session's assembly file (``local_in_place``), which
-    # ``key`` names: nothing of its own to delete when it is not recorded.
-    in_place: bool = False
+    # Where the bytes start in ``key``: None for an object of its own, the part's offset in
+    # its session's file (``local_in_place``), which has nothing of the part's to delete.
+    offset: int | None = None
 
 
 @dataclass
@@ -53,3 +56,7 @@ class SourceMismatch(Exception):
     def __init__(self, source: Source, problem: str):
         super().__init__(f"{source.name} {problem}")
         self.source = source
+
+
+class RangeBusy(Exception):
+    """Another request holds the part's range of its session's file: it is writing the part."""

@@ -11,8 +11,7 @@ import itertools
 
 from portal.storage import s3
 from portal.storage.backends import backend_faults, final_storage, temp_storage
-from portal.storage.local_assembly import MISSING
-from portal.storage.objects import SourceMismatch, StoredObject
+from portal.storage.objects import MISSING, SourceMismatch, StoredObject
 
 
 def copy_final(key, sources, *, file_hash, hashed, checked_chunks, progress, on_upload):

@@ -1,23 +1,52 @@
 """A SHA-256 whose state can be saved in the database and resumed by another process.
 
 ``hashlib`` cannot export a state; OpenSSL's ``SHA256_CTX`` (112 bytes) can, at
-``hashlib``'s speed and without the GIL. A saved state is checked (length, ``md_len``, the
-bit count) before it is trusted; one that fails, or no OpenSSL (``AVAILABLE`` False),
-means the caller hashes the bytes again.
+``hashlib``'s speed and without the GIL. Its functions are deprecated (absent from
+``no-deprecated`` builds) and the struct is the library's, not a format: they are looked up
+at first use (``available``), and a saved state carries a format version, the library and
+machine that wrote it and a checksum. A state it cannot trust means the caller hashes the
+bytes again.
 """
 
 import ctypes
 import ctypes.util
+import functools
+import platform
 import struct
+import zlib
 
+FORMAT = 1
 STATE_BYTES = 112
 _MD_LEN_OFFSET = 108
 _BITS_OFFSET = 32
 _H0 = 0x6A09E667
+_CRC = struct.Struct(">I")
 
 
-def _load():
-    """libcrypto's SHA256 functions: the library hashlib uses, else the system's."""
+class _Library:
+    """libcrypto's SHA256 functions and the name of the library that provides them."""
+
+    def __init__(self, lib):
+        self.init, self.update, self.final = lib.SHA256_Init, lib.SHA256_Update, lib.SHA256_Final
+        self.init.argtypes = [ctypes.c_void_p]
+        self.update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+        self.final.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        self.writer = f"{_version(lib)} {platform.machine()}".encode("ascii", "replace")[:255]
+
+
+def _version(lib):
+    """``OpenSSL_version(OPENSSL_VERSION)``: the library's own name and version."""
+    function = getattr(lib, "OpenSSL_version", None)
+    if function is None:
+        return "libcrypto"
+    function.argtypes, function.restype = [ctypes.c_int], ctypes.c_char_p
+    return (function(0) or b"libcrypto").decode("ascii", "replace")
+
+
+@functools.cache
+def _library():
+    """The library hashlib uses, else the system's libcrypto, when its struct is the
+    layout this module reads and it hashes right; else None. Looked up once."""
     candidates = []
     try:
         import _hashlib
@@ -28,39 +57,34 @@ def _load():
     candidates.append(ctypes.util.find_library("crypto"))
     for name in filter(None, candidates):
         try:
-            lib = ctypes.CDLL(name)
-            functions = lib.SHA256_Init, lib.SHA256_Update, lib.SHA256_Final
+            library = _Library(ctypes.CDLL(name))
         except (OSError, AttributeError):
             continue
-        init, update, final = functions
-        init.argtypes = [ctypes.c_void_p]
-        update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
-        final.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-        return init, update, final
+        if _works(library):
+            return library
     return None
 
 
-def _works(functions):
-    """The library's struct is the layout this module reads, and it hashes right."""
+def available():
+    """Whether states can be saved here (OpenSSL's SHA256 functions found and working)."""
+    return _library() is not None
+
+
+def _works(library):
     import hashlib
 
-    init, update, final = functions
     ctx = ctypes.create_string_buffer(STATE_BYTES)
-    init(ctx)
+    library.init(ctx)
     if struct.unpack_from("=I", ctx.raw, 0)[0] != _H0:
         return False
     if struct.unpack_from("=I", ctx.raw, _MD_LEN_OFFSET)[0] != 32:
         return False
-    update(ctx, b"abc" * 30, 90)
+    library.update(ctx, b"abc" * 30, 90)
     if struct.unpack_from("=II", ctx.raw, _BITS_OFFSET) != (720, 0):
         return False
     digest = ctypes.create_string_buffer(32)
-    final(digest, ctx)
+    library.final(digest, ctx)
     return digest.raw == hashlib.sha256(b"abc" * 30).digest()
-
-
-_FUNCTIONS = _load()
-AVAILABLE = _FUNCTIONS is not None and _works(_FUNCTIONS)
 
 
 class ResumableSha256:
@@ -68,26 +92,29 @@ class ResumableSha256:
     buffer (a read-only or non-contiguous one other than ``bytes`` is copied first)."""
 
     def __init__(self):
-        if not AVAILABLE:
+        self._lib = _library()
+        if self._lib is None:
             raise RuntimeError("OpenSSL's SHA256 functions are not available")
         self._ctx = ctypes.create_string_buffer(STATE_BYTES)
-        _FUNCTIONS[0](self._ctx)
+        self._lib.init(self._ctx)
         self.length = 0
 
     @classmethod
     def resume(cls, state, length):
         """The hash saved by ``state()`` after ``length`` bytes, or None when ``state`` is
-        not such a state (then the caller hashes those bytes again)."""
-        if not AVAILABLE or not _valid(state, length):
+        not one this library wrote for that many bytes (then the caller hashes them again)."""
+        library = _library()
+        ctx = _unpack(state, library.writer) if library is not None else None
+        if ctx is None or not _valid(ctx, length):
             return None
         resumed = cls()
-        ctypes.memmove(resumed._ctx, bytes(state), STATE_BYTES)
+        ctypes.memmove(resumed._ctx, ctx, STATE_BYTES)
         resumed.length = length
         return resumed
 
     def update(self, data):
         if isinstance(data, bytes):
-            _FUNCTIONS[1](self._ctx, data, len(data))
+            self._lib.update(self._ctx, data, len(data))
             self.length += len(data)
             return
         with memoryview(data) as view:
@@ -100,25 +127,43 @@ class ResumableSha256:
         with view.cast("B") as flat:
             pointer = (ctypes.c_char * flat.nbytes).from_buffer(flat)
             try:
-                _FUNCTIONS[1](self._ctx, pointer, flat.nbytes)
+                self._lib.update(self._ctx, pointer, flat.nbytes)
             finally:
                 del pointer
             self.length += flat.nbytes
 
     def state(self):
-        return self._ctx.raw
+        """The saved form: format, writer, the struct, a CRC-32 of all before it."""
+        body = bytes((FORMAT, len(self._lib.writer))) + self._lib.writer + self._ctx.raw
+        return body + _CRC.pack(zlib.crc32(body))
 
     def hexdigest(self):
         copy = ctypes.create_string_buffer(self._ctx.raw, STATE_BYTES)
         digest = ctypes.create_string_buffer(32)
-        _FUNCTIONS[2](digest, copy)
+        self._lib.final(digest, copy)
         return digest.raw.hex()
 
 
-def _valid(state, length):
-    if state is None or len(state) != STATE_BYTES or length < 0:
-        return False
+def _unpack(state, writer):
+    """The struct in a saved ``state`` of this format by ``writer`` whose checksum holds,
+    else None."""
+    if state is None:
+        return None
     state = bytes(state)
-    low, high = struct.unpack_from("=II", state, _BITS_OFFSET)
-    pending, md_len = struct.unpack_from("=II", state, _MD_LEN_OFFSET - 4)
+    if len(state) != 2 + len(writer) + STATE_BYTES + _CRC.size or state[0] != FORMAT:
+        return None
+    body, crc = state[: -_CRC.size], state[-_CRC.size :]
+    if body[1] != len(writer) or body[2 : 2 + len(writer)] != writer:
+        return None
+    if _CRC.unpack(crc)[0] != zlib.crc32(body):
+        return None
+    return body[2 + len(writer) :]
+
+
+def _valid(ctx, length):
+    """The struct's own fields agree with a hash of ``length`` bytes."""
+    if length < 0:
+        return False
+    low, high = struct.unpack_from("=II", ctx, _BITS_OFFSET)
+    pending, md_len = struct.unpack_from("=II", ctx, _MD_LEN_OFFSET - 4)
     return md_len == 32 and (high << 32 | low) == length * 8 and pending == length % 64

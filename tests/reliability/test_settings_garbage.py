@@ -76,7 +76,6 @@ LOAD_TIME = {
     "PORTAL_FREE_SPACE_RESERVE_BYTES": ["-1MiB", "some", HUGE, "nan", "2 PiB", "1e9"],
     "PORTAL_FINALIZE_WAIT_SECONDS": ["-1", "soon", HUGE, "nan", "inf", "1e9"],
     "PORTAL_S3_COPY_ASSEMBLY": ["maybe", "2", "copy", "nope", "\u2713", "on please"],
-    "PORTAL_LOCAL_IN_PLACE_ASSEMBLY": ["maybe", "-1", "inplace", "nah", "\u2717", "off please"],
     "PORTAL_DRAIN_SECONDS": ["-1", "soon", HUGE, "nan", "inf", "1e9"],
     "PORTAL_BEHIND_PROXY": ["maybe", "2", "tru", "ja", "yes please", "\u2713"],
     "PORTAL_STATIC_ROOT": ["static", "var/static", "./s", "~/s", "s t", "..\\x"],

@@ -52,11 +52,11 @@ def _abort_dead_assemblies(older_than, run):
         .values_list("assembly_upload_id", flat=True)
     )
     try:
-        for key, upload_id in storage.stale_multipart_uploads(older_than=older_than):
+        for key, upload_id in storage.backend().stale_multipart_uploads(older_than=older_than):
             if upload_id in live:
                 continue
             if not run.dry_run:
-                storage.abort_multipart_upload(upload_id, key)
+                storage.backend().abort_multipart_upload(upload_id, key)
             run.result.add("uploads_aborted")
     except storage.StorageUnavailable as exc:
         run.result.record_failures({"(multipart listing)": str(exc)[:200]})

@@ -47,11 +47,12 @@ def ensure_complete(session, received):
 
 
 def part_rows(session_pk):
-    """(part_number, size_bytes, sha256, temp_key, md5) of every part, in order."""
+    """(part_number, size_bytes, sha256, temp_key, temp_offset, md5) of every part, in
+    order."""
     return list(
         UploadPart.objects.filter(session_id=session_pk)
         .order_by("part_number")
-        .values_list("part_number", "size_bytes", "sha256", "temp_key", "md5")
+        .values_list("part_number", "size_bytes", "sha256", "temp_key", "temp_offset", "md5")
     )
 
 
@@ -70,8 +71,8 @@ def assemble(session_pk):
     parts = part_rows(session_pk)
     ensure_complete(session, [part[0] for part in parts])
     try:
-        sources = _sources(parts, session.chunk_size_bytes)
-        guards.ensure_room("final", storage.final_bytes(sources))
+        sources = _sources(parts)
+        guards.ensure_room("final", storage.backend().final_bytes(sources))
         stored = _build(session, sources)
         if stored.size != session.total_size_bytes:
             raise PartCorrupt(f"assembled {stored.size} bytes, expected {session.total_size_bytes}")
@@ -83,13 +84,13 @@ def assemble(session_pk):
 
 def ensure_room_for(session, parts):
     """507 unless the final volume has room for what assembling ``parts`` writes there:
-    nothing for a link (``storage.final_bytes``). A part without a temp object is left to
+    nothing for a link (``Backend.final_bytes``). A part without a temp object is left to
     ``assemble``, which fails the session."""
     try:
-        sources = _sources(parts, session.chunk_size_bytes)
+        sources = _sources(parts)
     except PartCorrupt:
         return
-    guards.ensure_room("final", storage.final_bytes(sources))
+    guards.ensure_room("final", storage.backend().final_bytes(sources))
 
 
 def _build(session, sources):
@@ -113,12 +114,12 @@ def _build(session, sources):
         raise PartCorrupt(str(exc)) from None
 
 
-def _sources(parts, chunk_size):
+def _sources(parts):
     sources = []
-    for number, size, sha256, temp_key, md5 in parts:
+    for number, size, sha256, temp_key, offset, md5 in parts:
         if not temp_key:
             raise PartCorrupt(f"part {number} has no temp object any more")
-        sources.append(storage.part_source(number, size, sha256, temp_key, chunk_size, md5))
+        sources.append(storage.part_source(number, size, sha256, temp_key, offset, md5))
     return sources
 
 

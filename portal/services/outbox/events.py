@@ -19,7 +19,7 @@ def build_file_uploaded_payload(file, *, event_id, occurred_at):
             "content_type": file.content_type,
             "size_bytes": file.size_bytes,
             "sha256": file.sha256,
-            "storage": storage.final_location(file.storage_key),
+            "storage": storage.backend().final_location(file.storage_key),
         },
         "actor": {"user_id": user.pk, "username": user.get_username()},
     }

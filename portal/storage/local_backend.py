@@ -1,0 +1,113 @@
+"""Both storages on local disk: every part written into its range of its session's one file
+(``local_in_place``, ``local_parts``), the final file a link to it or, where the kernel
+refuses the link, a copy (``local_assembly``); threaded deletes and listings (``local``)."""
+
+import contextlib
+
+from portal.storage import local, local_assembly, local_in_place, local_parts
+from portal.storage.backends import Backend, backend_faults, new_temp_key
+from portal.storage.objects import RangeBusy, StoredObject
+
+
+class LocalBackend(Backend):
+    assembles_in_place = True
+    has_volumes = True
+
+    def write_part(self, key, stream, max_bytes, *, file_hash=None, for_copy=False):
+        """Stream ``stream`` (``read(n)``, or ``readinto``: ``local_parts``) into the new
+        temp object ``key`` (a tus tail), hashing it (``file_hash`` too); nothing is left
+        on failure."""
+        reader = local_parts.BlockReader(stream, max_bytes)
+        with backend_faults(self.temp, reader):
+            return local_parts.write_part(self.temp, key, reader, also=file_hash)
+
+    @contextlib.contextmanager
+    def part_range(self, session_id, offset, size):
+        """The range of a part in its session's assembly file, held for the block
+        (``PartRange``); ``RangeBusy`` while another upload of the same part holds it
+        (``local_in_place``)."""
+        storage = self.temp
+        key = local_in_place.assembly_key(session_id)
+        with contextlib.ExitStack() as stack:
+            with backend_faults(storage):
+                held = stack.enter_context(local_in_place.locked_range(storage, key, offset, size))
+            if held is None:
+                raise RangeBusy(key)
+            yield PartRange(self, *held, key, offset, size)
+
+    def read(self, storage, key, chunk_size):
+        with local.open_read(storage, key) as handle:
+            while chunk := handle.read(chunk_size):
+                yield chunk
+
+    def delete(self, storage, keys):
+        return local.delete_local(storage, keys)
+
+    def list(self, storage):
+        return local.list_local(storage)
+
+    def hash_part(self, source, digest):
+        """A part's range of the assembly file is taken as it lies: hashed on its way in and
+        never written again (``local_in_place``)."""
+        with backend_faults(self.temp):
+            local_assembly.hash_in_place(self.temp, source, digest)
+
+    def final_bytes(self, sources):
+        """0 for a link, else every byte."""
+        with backend_faults(self.final):
+            if local_in_place.same_filesystem(self.temp, self.final):
+                return 0
+        return super().final_bytes(sources)
+
+    def assemble(self, sources, key, *, progress, file_hash=None, hashed=0, room=None, **_):
+        """A link to the session's assembly file, else a kernel copy (``local_assembly``)."""
+        with backend_faults(self.final):
+            return local_assembly.assemble(
+                self.temp, self.final, key, sources, progress, file_hash, hashed, room
+            )
+
+    def final_location(self, key):
+        path = local.local_path(self.final.location, key)
+        return {"backend": "local", "bucket": "", "key": key, "path": path}
+
+    def free_bytes(self, storage):
+        with backend_faults(storage):
+            return local.free_bytes(storage.location)
+
+
+class PartRange:
+    """A part's range of the assembly file, held by this request until the block ends."""
+
+    def __init__(self, backend, fd, created, key, offset, size):
+        self.backend, self.storage = backend, backend.temp
+        self.fd, self.key, self.offset, self.size = fd, key, offset, size
+        self.created = created  # this request made the file
+
+    def write(self, stream, *, max_bytes, file_hash=None) -> StoredObject:
+        """``write_part`` into the range: the same reading, limits and hashing; on failure
+        the range gives its blocks back (``release``)."""
+        with backend_faults(self.storage):
+            local_in_place.check_unshared(self.storage, self.fd, self.key)
+        reader = local_parts.BlockReader(stream, max_bytes)
+        try:
+            with backend_faults(self.storage, reader):
+                return local_parts.write_in_place(self.fd, self.key, self.offset, reader, file_hash)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self):
+        """Free the range's blocks: what was written there is not recorded."""
+        local_in_place.release(self.fd, self.offset, self.size)
+
+    def copy_to_temp(self, size, *, part_number) -> StoredObject:
+        """The range's first ``size`` bytes as a temp object of their own (a tus tail)."""
+        reader = local_parts.RangeReader(self.fd, self.offset, size)
+        key = new_temp_key(local_in_place.session_of(self.key), part_number)
+        return self.backend.write_part(key, reader, size)
+
+    def abandon(self):
+        """The session is closed: a file this request made goes again (nothing can be
+        recorded in it), so no object outlives its terminal session."""
+        if self.created:
+            local.unlink_quietly(self.storage, self.key)

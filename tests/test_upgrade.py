@@ -1,0 +1,80 @@
+"""The upgrade to one file per session on local disk (migration 0008): parts that sessions in
+flight kept in files of their own move into their session's file."""
+
+import hashlib
+import io
+import os
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from portal import storage
+
+BEFORE = [("portal", "0007_part_temp_offset")]
+AFTER = [("portal", "0008_parts_into_session_files")]
+CHUNK = 1000
+
+
+def migrate(target):
+    executor = MigrationExecutor(connection)
+    executor.migrate(target)
+    return executor.loader.project_state(target).apps
+
+
+def own_part(apps, session, number, data, recorded_as=None):
+    key = storage.new_temp_key(session.pk, number)
+    storage.temp_storage().save(key, io.BytesIO(data))
+    return apps.get_model("portal", "UploadPart").objects.create(
+        session=session,
+        part_number=number,
+        size_bytes=len(recorded_as or data),
+        sha256=hashlib.sha256(recorded_as or data).hexdigest(),
+        temp_key=key,
+    )
+
+
+def session_of(apps, user, status):
+    file = apps.get_model("portal", "IngestFile").objects.create(
+        original_filename="f", size_bytes=3 * CHUNK, uploaded_by_id=user.pk
+    )
+    return apps.get_model("portal", "UploadSession").objects.create(
+        file=file,
+        owner_id=user.pk,
+        status=status,
+        chunk_size_bytes=CHUNK,
+        total_size_bytes=3 * CHUNK,
+        total_parts=3,
+        expires_at=timezone.now() + timedelta(hours=1),
+        hashed_parts=1,
+        hash_state=b"state",
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parts_of_their_own_move_into_the_session_file_checked(portal_storage, user):
+    if not storage.backend().assembles_in_place:
+        pytest.skip("local disk only: on S3 parts stay objects of their own")
+    apps = migrate(BEFORE)
+    active, ended = session_of(apps, user, "in_progress"), session_of(apps, user, "aborted")
+    first, second = os.urandom(CHUNK), os.urandom(CHUNK)
+    good = own_part(apps, active, 2, second)
+    changed = own_part(apps, active, 1, first, recorded_as=os.urandom(CHUNK))
+    left = own_part(apps, ended, 1, first)
+
+    apps = migrate(AFTER)
+
+    parts = apps.get_model("portal", "UploadPart").objects
+    moved, lost, kept = (parts.get(pk=part.pk) for part in (good, changed, left))
+    path = os.path.join(storage.temp_storage().location, moved.temp_key)
+    assert moved.temp_key.endswith("-parts") and moved.temp_offset == CHUNK
+    with open(path, "rb") as handle:
+        handle.seek(CHUNK)
+        assert handle.read() == second
+    assert not storage.temp_storage().exists(good.temp_key)
+    assert (lost.temp_key, lost.temp_offset) == ("", None)  # finalize fails it: part_corrupt
+    assert (kept.temp_key, kept.temp_offset) == (left.temp_key, None)  # cleanup's to delete
+    row = apps.get_model("portal", "UploadSession").objects.get(pk=active.pk)
+    assert (row.hashed_parts, row.hash_state) == (0, None)
