@@ -124,9 +124,16 @@ class Bench:
     def reset(self):
         from django.db import connection
 
-        from portal.models import IngestFile, JobRun, OutboxEvent, UploadPart, UploadSession
+        from portal.models import (
+            IngestFile,
+            JobRun,
+            OutboxEvent,
+            TusUpload,
+            UploadPart,
+            UploadSession,
+        )
 
-        models = (UploadPart, UploadSession, IngestFile, OutboxEvent, JobRun)
+        models = (TusUpload, UploadPart, UploadSession, IngestFile, OutboxEvent, JobRun)
         with connection.cursor() as cursor:
             if self.vendor == "postgresql":
                 tables = ", ".join(model._meta.db_table for model in models)

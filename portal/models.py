@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from portal import parts
+
 
 class IngestFile(models.Model):
     """The canonical file; ``storage_key`` names its final object once it is stored."""
@@ -54,7 +56,7 @@ class UploadSession(models.Model):
         FAILED = "failed"
         ABORTED = "aborted"
 
-    OPEN_STATUSES = (Status.INIT, Status.IN_PROGRESS)
+    OPEN_STATUSES = tuple(map(Status, parts.OPEN_STATUSES))
     # What holds storage and counts against the owner's quotas.
     ACTIVE_STATUSES = (*OPEN_STATUSES, Status.FINALIZING)
     TERMINAL_STATUSES = (Status.COMPLETE, Status.FAILED, Status.ABORTED)

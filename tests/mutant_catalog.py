@@ -46,20 +46,15 @@ MUTANTS = (
     ),
     Mutant(
         "the token lookup takes any token but the one presented",
-        "portal/services/part_sql.py",
-        (
-            (
-                " WHERE t.key_hash = %s AND t.is_active = %s",
-                " WHERE t.key_hash <> %s AND t.is_active = %s",
-            ),
-        ),
+        "portal/auth.py",
+        ((" WHERE t.{t.key_hash} = %s AND", " WHERE t.{t.key_hash} <> %s AND"),),
         ("tests/test_tokens.py",),
     ),
     Mutant(
         "the token lookup forgets that the user must be active",
-        "portal/services/part_sql.py",
-        ((" AND u.{quote(active.column)} = %s", " AND %s = %s"),),
-        ("tests/test_tokens.py", "tests/test_part_sql.py"),
+        "portal/auth.py",
+        ((" AND u.{u.is_active} = %s", " AND %s = %s"),),
+        ("tests/test_tokens.py",),
     ),
     Mutant(
         "stale step trusts its candidates instead of re-checking the locked rows",
@@ -226,8 +221,8 @@ MUTANTS = (
         "portal/services/part_sql.py",
         (
             (
-                " AND hashed_parts = %s AND (hash_claimed_until",
-                " AND hashed_parts >= %s AND (hash_claimed_until",
+                ' AND {S.hashed_parts} = %s"\n            f" AND ({claim}',
+                ' AND {S.hashed_parts} >= %s"\n            f" AND ({claim}',
             ),
         ),
         ("tests/test_file_hash_catch_up.py", "tests/test_part_sql.py"),
@@ -235,7 +230,12 @@ MUTANTS = (
     Mutant(
         "a catch-up keeps its claim after moving the hash",
         "portal/services/part_sql.py",
-        (("SET hash_claimed_until = NULL, hashed_parts = %s,", "SET hashed_parts = %s,"),),
+        (
+            (
+                "SET {S.hash_claimed_until} = NULL, {S.hashed_parts} = %s,",
+                "SET {S.hashed_parts} = %s,",
+            ),
+        ),
         ("tests/test_file_hash_catch_up.py", "tests/test_part_sql.py"),
     ),
     Mutant(
@@ -283,8 +283,8 @@ MUTANTS = (
         "portal/services/part_sql.py",
         (
             (
-                ' WHERE id = %s AND hash_claimed_until = %s",',
-                ' WHERE id = %s",\n        [session_pk(pk)] or',
+                ' WHERE {S.id} = %s AND {S.hash_claimed_until} = %s",',
+                ' WHERE {S.id} = %s",\n        [session_pk(pk)] or',
             ),
         ),
         ("tests/test_part_sql.py", "tests/test_file_hash_catch_up.py"),
@@ -294,8 +294,8 @@ MUTANTS = (
         "portal/services/part_sql.py",
         (
             (
-                '"bytes_received = bytes_received + %s",',
-                '"bytes_received = bytes_received + 0 * %s",',
+                'f"{S.bytes_received} = {S.bytes_received} + %s",',
+                'f"{S.bytes_received} = {S.bytes_received} + 0 * %s",',
             ),
         ),
         ("tests/test_part_sql.py", "tests/test_api_parts.py"),

@@ -78,7 +78,7 @@ MUTANTS = (
     Mutant(
         "the catch-up's look returns parts in the table's order",
         "portal/services/part_sql.py",
-        ((" ORDER BY p.part_number LIMIT %s", " LIMIT %s"),),
+        ((" ORDER BY p.{P.part_number} LIMIT %s", " LIMIT %s"),),
         ("tests/test_part_sql.py",),
         needs_postgres=True,
     ),
@@ -87,8 +87,8 @@ MUTANTS = (
         "portal/services/part_sql.py",
         (
             (
-                '" AND hash_claimed_until = %s",\n            [last,',
-                '" AND hash_claimed_until >= %s",\n            [last,',
+                ' AND {S.hash_claimed_until} = %s",\n            [last,',
+                ' AND {S.hash_claimed_until} >= %s",\n            [last,',
             ),
         ),
         ("tests/test_part_sql.py",),

@@ -201,7 +201,7 @@ MUTANTS = (
         "portal/services/tus.py",
         (
             (
-                "offset = min(done * session.chunk_size_bytes, session.total_size_bytes)",
+                "offset = bytes_in_parts(done, session.chunk_size_bytes, session.total_size_bytes)",
                 "offset = done * session.chunk_size_bytes",
             ),
         ),

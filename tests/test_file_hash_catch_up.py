@@ -18,6 +18,7 @@ from django.utils import timezone
 from portal import storage
 from portal.models import UploadPart, UploadSession
 from portal.services import chunks, filehash
+from portal.services.part_sql import P, S
 from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.conftest import apply_storage
 from tests.file_hash_helpers import CHUNK, MIB, GetCounter, s3_api, saved
@@ -62,7 +63,7 @@ def test_a_catch_up_takes_a_run_of_parts_in_two_looks_and_two_claim_updates(api,
     sql = [query["sql"] for query in queries.captured_queries]
     assert saved(session) == (waiting + 1, sha256(data))
     assert len([q for q in sql if q.startswith("UPDATE") and "hash_claimed_until" in q]) == 2
-    looks = [q for q in sql if "p.part_number > s.hashed_parts" in q]
+    looks = [q for q in sql if f"p.{P.part_number} > s.{S.hashed_parts}" in q]
     assert len(looks) == 2
     assert UploadSession.objects.get(pk=session).hash_claimed_until is None
 

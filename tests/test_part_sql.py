@@ -8,15 +8,14 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, OperationalError, connection, models, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.transaction import TransactionManagementError
-from django.test.utils import CaptureQueriesContext, isolate_apps
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from portal.models import ApiToken, UploadPart, UploadSession
+from portal.models import UploadPart, UploadSession
 from portal.services import part_sql
 from portal.services.sessions import PART_FIELDS
-from portal.services.tokens import hash_token
 from portal.storage.objects import StoredObject
 from tests.api_helpers import Api, make_token
 from tests.conftest import apply_storage
@@ -248,32 +247,6 @@ def test_a_closed_session_keeps_its_hash_and_a_release_frees_only_its_own_claim(
     assert UploadSession.objects.get(pk=session.pk).hash_claimed_until is None
 
 
-def test_active_token_reads_what_the_orm_reads_and_refuses_what_it_refuses(user, other_user):
-    raw = make_token(user)
-    make_token(other_user)  # another user's token, which the lookup must not return
-    digest = hash_token(raw)
-    with CaptureQueriesContext(connection) as queries:
-        token = part_sql.active_token(digest)
-        read = (token.pk, token.purpose, token.key_hash, token.last_used_at)
-        owner = (token.user.pk, token.user.get_username())
-    assert len(queries.captured_queries) == 1  # the user's name came with the token
-    expected = ApiToken.objects.select_related("user").get(key_hash=digest)
-    assert read == (expected.pk, "upload", digest, None)
-    assert owner == (user.pk, "alice")
-    assert token.user.email == user.email  # another field loads when asked for
-    assert part_sql.active_token(hash_token(raw + "x")) is None
-
-    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
-    assert (
-        part_sql.active_token(digest).last_used_at == ApiToken.objects.get(pk=token.pk).last_used_at
-    )
-    ApiToken.objects.filter(pk=token.pk).update(is_active=False)
-    assert part_sql.active_token(digest) is None
-    ApiToken.objects.filter(pk=token.pk).update(is_active=True)
-    type(user).objects.filter(pk=user.pk).update(is_active=False)
-    assert part_sql.active_token(digest) is None
-
-
 def test_owned_session_is_the_owners_session_with_the_orms_fields(session, user, other_user):
     expected = UploadSession.objects.only(*PART_FIELDS).get(pk=session.pk)
     with CaptureQueriesContext(connection) as queries:
@@ -283,51 +256,3 @@ def test_owned_session_is_the_owners_session_with_the_orms_fields(session, user,
     assert read == {f: getattr(expected, f) for f in PART_FIELDS}
     assert part_sql.owned_session(session.pk, other_user.pk, PART_FIELDS) is None
     assert part_sql.owned_session(uuid.uuid4(), user.pk, PART_FIELDS) is None
-
-
-def test_the_orm_lookup_for_other_user_models_reads_the_same(user):
-    raw = make_token(user)
-    digest = hash_token(raw)
-    by_sql, by_orm = part_sql.active_token(digest), part_sql._active_token_orm(digest, type(user))
-    assert (by_orm.pk, by_orm.purpose, by_orm.key_hash) == (by_sql.pk, "upload", digest)
-    assert (by_orm.user.pk, by_orm.user.get_username()) == (user.pk, "alice")
-    type(user).objects.filter(pk=user.pk).update(is_active=False)
-    assert part_sql._active_token_orm(digest, type(user)) is None
-
-
-@isolate_apps("portal")
-def test_a_user_model_on_a_parent_table_goes_through_the_orm():
-    class Person(models.Model):  # noqa: DJ008 (never shown)
-        username = models.CharField(max_length=10)
-        is_active = models.BooleanField(default=True)
-
-        class Meta:
-            app_label = "portal"
-
-    class Member(Person):  # noqa: DJ008
-        nickname = models.CharField(max_length=10)
-
-        class Meta:
-            app_label = "portal"
-
-    def fields(model):
-        return model._meta.get_field("username"), model._meta.get_field("is_active")
-
-    assert part_sql._on_own_table(Person, *fields(Person))
-    assert not part_sql._on_own_table(Member, *fields(Member))
-
-
-@isolate_apps("portal")
-def test_a_partial_instance_takes_its_values_by_name_not_by_order():
-    class EmailUser(models.Model):  # noqa: DJ008
-        email = models.EmailField(unique=True)
-        name = models.CharField(max_length=10)
-        id = models.UUIDField(primary_key=True)
-
-        class Meta:
-            app_label = "portal"
-
-    key = uuid.uuid4()
-    loaded = part_sql.partial_instance(EmailUser, {"id": key, "email": "a@example.com"})
-    assert (loaded.pk, loaded.email) == (key, "a@example.com")
-    assert loaded.get_deferred_fields() == {"name"}

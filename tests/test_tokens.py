@@ -5,7 +5,11 @@ import subprocess
 import pytest
 import time_machine
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from portal import auth
 from portal.models import ApiToken
 from portal.services.tokens import hash_token
 from tests.api_helpers import BASE, Api, error_code, make_token
@@ -155,3 +159,27 @@ def test_a_token_with_the_right_prefix_and_a_wrong_tail_is_401(client, user, met
     assert error_code(response) == "invalid_token"
     genuine = client.generic(method, path, headers={"Authorization": f"Bearer {raw}"})
     assert genuine.status_code != 401, (path, genuine.status_code)
+
+
+def test_active_token_reads_what_the_orm_reads_and_refuses_what_it_refuses(user, other_user):
+    raw = make_token(user)
+    make_token(other_user)  # another user's token, which the lookup must not return
+    digest = hash_token(raw)
+    with CaptureQueriesContext(connection) as queries:
+        token = auth.active_token(digest)
+        read = (token.pk, token.purpose, token.key_hash, token.last_used_at)
+        owner = (token.user.pk, token.user.get_username())
+    assert len(queries.captured_queries) == 1  # the user's name came with the token
+    expected = ApiToken.objects.select_related("user").get(key_hash=digest)
+    assert read == (expected.pk, "upload", digest, None)
+    assert owner == (user.pk, "alice")
+    assert token.user.email == user.email  # another field loads when asked for
+    assert auth.active_token(hash_token(raw + "x")) is None
+
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    assert auth.active_token(digest).last_used_at == ApiToken.objects.get(pk=token.pk).last_used_at
+    ApiToken.objects.filter(pk=token.pk).update(is_active=False)
+    assert auth.active_token(digest) is None
+    ApiToken.objects.filter(pk=token.pk).update(is_active=True)
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    assert auth.active_token(digest) is None

@@ -21,6 +21,7 @@ from django.utils import timezone
 from portal import storage
 from portal.models import UploadPart, UploadSession
 from portal.observability import log_event
+from portal.parts import part_offset, part_size
 from portal.services import filehash, guards, part_sql
 from portal.services.errors import (
     ApiError,
@@ -31,13 +32,7 @@ from portal.services.errors import (
     TooLarge,
 )
 from portal.services.faults import storage_faults
-from portal.services.sessions import (
-    PART_FIELDS,
-    ensure_open,
-    expected_part_size,
-    get_session,
-    ttl,
-)
+from portal.services.sessions import PART_FIELDS, ensure_open, get_session, ttl
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +104,7 @@ def _claim_range(held, session, part_number, expected, context):
     own; ``write`` False when, checked under that lock, the part is recorded already or
     the session closed: its range is never written again, the body is only hashed (and
     the record answers). 409 ``part_in_progress`` while another request holds it."""
-    offset = (part_number - 1) * session.chunk_size_bytes
+    offset = part_offset(part_number, session.chunk_size_bytes)
     with storage_faults("storing a part", **context):
         try:
             place = held.enter_context(storage.backend().part_range(session.pk, offset, expected))
@@ -201,7 +196,7 @@ def _expected_size(session, part_number, content_length):
             f"part_number must be between 1 and {session.total_parts}",
             code="invalid_part_number",
         )
-    expected = expected_part_size(session, part_number)
+    expected = part_size(part_number, session.chunk_size_bytes, session.total_size_bytes)
     if content_length in (None, ""):
         raise LengthRequired(
             f"send Content-Length: {expected} (chunked bodies are not accepted)",

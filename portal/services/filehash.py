@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal import storage
+from portal.parts import bytes_in_parts
 from portal.services import part_sql
 from portal.storage import sha256state
 from portal.storage.sha256state import ResumableSha256
@@ -116,8 +117,7 @@ def for_assembly(session):
 
 
 def hashed_bytes(session, parts):
-    """How many bytes the first ``parts`` parts hold."""
-    return min(parts * session.chunk_size_bytes, session.total_size_bytes)
+    return bytes_in_parts(parts, session.chunk_size_bytes, session.total_size_bytes)
 
 
 def _resume(session, parts):

@@ -1,26 +1,34 @@
-"""The statements every part upload runs (token to count) and the file-hash catch-up's,
-written once as SQL that SQLite and PostgreSQL both run.
+"""The statements every part upload runs and the file-hash catch-up's, written once as
+SQL that SQLite and PostgreSQL both run (the token lookup is ``portal.auth``'s).
 
 Built by the ORM each cost 0.5-1 ms of CPU, most of a small part's cost
-(docs/upload-performance.md). Values go in through the fields' own conversions and models
-come back through ``Manager.raw``; ``tests/test_part_sql.py`` holds each statement to
-the ORM query it replaces.
+(docs/upload-performance.md). Table and column names come from the models' ``_meta``,
+values go in through the fields' own conversions and models come back through
+``Manager.raw``; ``tests/test_part_sql.py`` holds each statement to the ORM query it
+replaces.
 """
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.transaction import TransactionManagementError
 
-from portal.lookups import one_or_none
-from portal.models import ApiToken, UploadPart, UploadSession
+from portal.models import UploadPart, UploadSession
+from portal.parts import OPEN_STATUSES
 
-SESSIONS = UploadSession._meta.db_table
-TOKENS = ApiToken._meta.db_table
-PARTS = UploadPart._meta.db_table
-OPEN = tuple(str(status) for status in UploadSession.OPEN_STATUSES)
-_IS_OPEN = f"status IN ({', '.join(['%s'] * len(OPEN))})"
+
+def names(model):
+    """``(table, columns)`` of ``model``, quoted: ``columns.<field name>`` is the field's
+    column (a foreign key's ``..._id``)."""
+    quote = connection.ops.quote_name
+    columns = {field.name: quote(field.column) for field in model._meta.concrete_fields}
+    return quote(model._meta.db_table), SimpleNamespace(**columns)
+
+
+SESSIONS, S = names(UploadSession)
+PARTS, P = names(UploadPart)
+_IS_OPEN = f"{S.status} IN ({', '.join(['%s'] * len(OPEN_STATUSES))})"
 
 
 @dataclass(frozen=True)
@@ -74,70 +82,17 @@ def _count(sql, params):
 # ---------------------------------------------------------------------------- the part path
 
 
-def active_token(digest):
-    """The active token whose ``key_hash`` is ``digest``, of an active user, or None; the
-    token has its purpose, hash and last use, ``token.user`` its primary key and user name
-    (its other fields load on access, as after ``only``). Was: ``select_related("user")
-    .only(...).filter(key_hash=digest, is_active=True, user__is_active=True)``, which
-    still serves a user model whose name or ``is_active`` is on a parent model's table."""
-    user_model = get_user_model()
-    meta, quote = user_model._meta, connection.ops.quote_name
-    name, active = meta.get_field(user_model.USERNAME_FIELD), meta.get_field("is_active")
-    if not _on_own_table(user_model, name, active):
-        return _active_token_orm(digest, user_model)
-    sql = (
-        "SELECT t.id, t.purpose, t.key_hash, t.last_used_at, t.user_id,"
-        f" u.{quote(name.column)} AS user_name FROM {TOKENS} t"
-        f" INNER JOIN {quote(meta.db_table)} u ON u.{quote(meta.pk.column)} = t.user_id"
-        f" WHERE t.key_hash = %s AND t.is_active = %s AND u.{quote(active.column)} = %s"
-    )
-    tokens = list(ApiToken.objects.raw(sql, [digest, True, True]))
-    if not tokens:
-        return None
-    token = tokens[0]
-    token.user = partial_instance(
-        user_model, {meta.pk.attname: token.user_id, name.attname: token.user_name}
-    )
-    return token
-
-
-def _on_own_table(model, *fields):
-    """Whether ``fields`` are columns of ``model``'s own table (a proxy's: its concrete
-    model's), not of a concrete parent's, which the ORM would join."""
-    return all(field.model is model._meta.concrete_model for field in fields)
-
-
-def _active_token_orm(digest, user_model):
-    name = f"user__{user_model.USERNAME_FIELD}"
-    tokens = (
-        ApiToken.objects.select_related("user")
-        .only("purpose", "key_hash", "last_used_at", "user", "user__is_active", name)
-        .filter(key_hash=digest, is_active=True, user__is_active=True)
-    )
-    return one_or_none(tokens)
-
-
-def partial_instance(model, values):
-    """``model`` loaded with only ``values`` (``{attname: value}``, the rest deferred, as
-    after ``only``). ``Model.from_db`` takes the values in the order of the model's
-    fields, whatever order the names are given in."""
-    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
-    return model.from_db(connection.alias, names, [values[n] for n in names])
-
-
 def owned_session(pk, owner_pk, fields):
     """Session ``pk`` of owner ``owner_pk`` with ``fields``, or None. Was:
     ``filter(pk=pk, owner=owner).only(*fields)``."""
-    owner = UploadSession._meta.get_field("owner")
-    owner_value = owner.get_db_prep_value(owner_pk, connection)
-    return _session_row(f"id = %s AND {owner.column} = %s", [session_pk(pk), owner_value], fields)
+    owner = UploadSession._meta.get_field("owner").get_db_prep_value(owner_pk, connection)
+    return _session_row(f"{S.owner} = %s AND ", [owner], pk, fields)
 
 
-def _session_row(where, params, fields, lock=""):
-    columns = ", ".join(["id", *(UploadSession._meta.get_field(f).column for f in fields)])
-    rows = list(
-        UploadSession.objects.raw(f"SELECT {columns} FROM {SESSIONS} WHERE {where}{lock}", params)
-    )
+def _session_row(where, params, pk, fields, lock=""):
+    columns = ", ".join(getattr(S, field) for field in ("id", *fields))
+    sql = f"SELECT {columns} FROM {SESSIONS} WHERE {where}{S.id} = %s{lock}"
+    rows = list(UploadSession.objects.raw(sql, [*params, session_pk(pk)]))
     return rows[0] if rows else None
 
 
@@ -145,8 +100,8 @@ def range_state(pk, part_number):
     """``(status, whether part ``part_number`` is recorded)``, ``(None, False)`` for no
     session. Was: the session's status annotated with ``Exists`` of the part."""
     row = _one(
-        f"SELECT s.status, EXISTS(SELECT 1 FROM {PARTS} p"
-        f" WHERE p.session_id = s.id AND p.part_number = %s) FROM {SESSIONS} s WHERE s.id = %s",
+        f"SELECT s.{S.status}, EXISTS(SELECT 1 FROM {PARTS} p WHERE p.{P.session} = s.{S.id}"
+        f" AND p.{P.part_number} = %s) FROM {SESSIONS} s WHERE s.{S.id} = %s",
         [part_number, session_pk(pk)],
     )
     return (row[0], bool(row[1])) if row else (None, False)
@@ -159,7 +114,7 @@ def lock_session(pk, fields):
     if connection.get_autocommit():
         raise TransactionManagementError("lock_session outside a transaction locks nothing")
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    return _session_row("id = %s", [session_pk(pk)], fields, lock)
+    return _session_row("", [], pk, fields, lock)
 
 
 def recorded_parts(pk, numbers):
@@ -168,8 +123,8 @@ def recorded_parts(pk, numbers):
     numbers = sorted(numbers)
     marks = ", ".join(["%s"] * len(numbers))
     rows = _rows(
-        f"SELECT part_number, size_bytes, sha256 FROM {PARTS}"
-        f" WHERE session_id = %s AND part_number IN ({marks})",
+        f"SELECT {P.part_number}, {P.size_bytes}, {P.sha256} FROM {PARTS}"
+        f" WHERE {P.session} = %s AND {P.part_number} IN ({marks})",
         [session_pk(pk), *numbers],
     )
     return {row[0]: RecordedPart(*row) for row in rows}
@@ -178,21 +133,18 @@ def recorded_parts(pk, numbers):
 def insert_part(pk, part_number, stored, now):
     """Record a part (``stored``: its key and offset, size, sha256 and md5). Was:
     ``UploadPart.objects.create(...)``; the unique constraint raises ``IntegrityError``."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {PARTS} (session_id, part_number, size_bytes, sha256, temp_key,"
-            " temp_offset, md5, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                session_pk(pk),
-                part_number,
-                stored.size,
-                stored.sha256,
-                stored.key,
-                stored.offset,
-                stored.md5,
-                timestamp(now),
-            ],
-        )
+    values = {
+        P.session: session_pk(pk),
+        P.part_number: part_number,
+        P.size_bytes: stored.size,
+        P.sha256: stored.sha256,
+        P.temp_key: stored.key,
+        P.temp_offset: stored.offset,
+        P.md5: stored.md5,
+        P.created_at: timestamp(now),
+    }
+    marks = ", ".join(["%s"] * len(values))
+    _count(f"INSERT INTO {PARTS} ({', '.join(values)}) VALUES ({marks})", list(values.values()))
 
 
 def count_part(pk, size, *, expires_at, now, hashed=None):
@@ -200,18 +152,18 @@ def count_part(pk, size, *, expires_at, now, hashed=None):
     extend its life; ``hashed``: ``{"hashed_parts": n, "hash_state": bytes}`` to save
     with it. Was: ``filter(pk=pk).update(completed_parts=F(...) + 1, ...)``."""
     sets = [
-        "completed_parts = completed_parts + 1",
-        "bytes_received = bytes_received + %s",
-        "status = %s",
-        "expires_at = %s",
-        "updated_at = %s",
+        f"{S.completed_parts} = {S.completed_parts} + 1",
+        f"{S.bytes_received} = {S.bytes_received} + %s",
+        f"{S.status} = %s",
+        f"{S.expires_at} = %s",
+        f"{S.updated_at} = %s",
     ]
     params = [size, str(UploadSession.Status.IN_PROGRESS), timestamp(expires_at), timestamp(now)]
     if hashed:
-        sets += ["hashed_parts = %s", "hash_state = %s"]
+        sets += [f"{S.hashed_parts} = %s", f"{S.hash_state} = %s"]
         params += [hashed["hashed_parts"], bytes(hashed["hash_state"])]
     _count(
-        f"UPDATE {SESSIONS} SET {', '.join(sets)} WHERE id = %s",
+        f"UPDATE {SESSIONS} SET {', '.join(sets)} WHERE {S.id} = %s",
         [*params, session_pk(pk)],
     )
 
@@ -226,13 +178,15 @@ def waiting_parts(pk, limit, now):
     catch-up claim runs past ``now``. None when there are none. Was: the parts joined to
     their session, ``part_number__gt=F("session__hashed_parts")``, ordered."""
     rows = _rows(
-        "SELECT s.hashed_parts, s.hash_state, s.chunk_size_bytes, s.total_size_bytes,"
-        " s.total_parts, CASE WHEN s.hash_claimed_until >= %s THEN 1 ELSE 0 END,"
-        " p.part_number, p.size_bytes, p.sha256, p.temp_key, p.temp_offset"
-        f" FROM {PARTS} p INNER JOIN {SESSIONS} s ON p.session_id = s.id"
-        f" WHERE p.session_id = %s AND s.{_IS_OPEN} AND p.part_number > s.hashed_parts"
-        " AND p.temp_key <> '' ORDER BY p.part_number LIMIT %s",
-        [timestamp(now), session_pk(pk), *OPEN, limit],
+        f"SELECT s.{S.hashed_parts}, s.{S.hash_state}, s.{S.chunk_size_bytes},"
+        f" s.{S.total_size_bytes}, s.{S.total_parts},"
+        f" CASE WHEN s.{S.hash_claimed_until} >= %s THEN 1 ELSE 0 END,"
+        f" p.{P.part_number}, p.{P.size_bytes}, p.{P.sha256}, p.{P.temp_key},"
+        f" p.{P.temp_offset}"
+        f" FROM {PARTS} p INNER JOIN {SESSIONS} s ON p.{P.session} = s.{S.id}"
+        f" WHERE p.{P.session} = %s AND s.{_IS_OPEN} AND p.{P.part_number} > s.{S.hashed_parts}"
+        f" AND p.{P.temp_key} <> '' ORDER BY p.{P.part_number} LIMIT %s",
+        [timestamp(now), session_pk(pk), *OPEN_STATUSES, limit],
     )
     if not rows:
         return None
@@ -251,10 +205,11 @@ def waiting_parts(pk, limit, now):
 def claim_hash(pk, first, now, until):
     """Take the catch-up claim (until ``until``) while the hash waits for part ``first``
     and no claim runs past ``now``: whether it was taken. Was: a conditional ``update``."""
+    claim = S.hash_claimed_until
     return bool(
         _count(
-            f"UPDATE {SESSIONS} SET hash_claimed_until = %s WHERE id = %s"
-            " AND hashed_parts = %s AND (hash_claimed_until IS NULL OR hash_claimed_until < %s)",
+            f"UPDATE {SESSIONS} SET {claim} = %s WHERE {S.id} = %s AND {S.hashed_parts} = %s"
+            f" AND ({claim} IS NULL OR {claim} < %s)",
             [timestamp(until), session_pk(pk), first - 1, timestamp(now)],
         )
     )
@@ -266,10 +221,10 @@ def move_hash(pk, first, last, state, claim):
     is still held: whether it moved. Was: a conditional ``update``."""
     return bool(
         _count(
-            f"UPDATE {SESSIONS} SET hash_claimed_until = NULL, hashed_parts = %s,"
-            f" hash_state = %s WHERE id = %s AND hashed_parts = %s AND {_IS_OPEN}"
-            " AND hash_claimed_until = %s",
-            [last, bytes(state), session_pk(pk), first - 1, *OPEN, timestamp(claim)],
+            f"UPDATE {SESSIONS} SET {S.hash_claimed_until} = NULL, {S.hashed_parts} = %s,"
+            f" {S.hash_state} = %s WHERE {S.id} = %s AND {S.hashed_parts} = %s"
+            f" AND {_IS_OPEN} AND {S.hash_claimed_until} = %s",
+            [last, bytes(state), session_pk(pk), first - 1, *OPEN_STATUSES, timestamp(claim)],
         )
     )
 
@@ -277,7 +232,7 @@ def move_hash(pk, first, last, state, claim):
 def release_hash(pk, claim):
     """Let go of ``claim`` unless it ran out and another request holds the session now."""
     _count(
-        f"UPDATE {SESSIONS} SET hash_claimed_until = NULL"
-        " WHERE id = %s AND hash_claimed_until = %s",
+        f"UPDATE {SESSIONS} SET {S.hash_claimed_until} = NULL"
+        f" WHERE {S.id} = %s AND {S.hash_claimed_until} = %s",
         [session_pk(pk), timestamp(claim)],
     )

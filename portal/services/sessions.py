@@ -18,6 +18,7 @@ from django.utils import timezone
 from portal.lookups import one_or_none
 from portal.models import IngestFile, UploadSession
 from portal.observability import log_event
+from portal.parts import compact_ranges, part_count
 from portal.services import guards, part_sql
 from portal.services.errors import BadRequest, Conflict, Gone, NotFound, TooLarge
 
@@ -27,7 +28,7 @@ MAX_NAME_CHARS = 255
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 MAX_PARTS = 100_000
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-# What receiving a part reads of its session (``ensure_open``, ``expected_part_size``, the
+# What receiving a part reads of its session (``ensure_open``, the part's size, the
 # saved file hash, the receipt): the rest of the row is not selected.
 PART_FIELDS = (
     "status",
@@ -41,35 +42,8 @@ PART_FIELDS = (
 )
 
 
-def compact_ranges(numbers):
-    """``[1, 2, 3, 5, 7, 8]`` -> ``"1-3,5,7-8"`` (input sorted ascending, no duplicates)."""
-    spans = []
-    for number in numbers:
-        if spans and number == spans[-1][1] + 1:
-            spans[-1][1] = number
-        else:
-            spans.append([number, number])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
-
-
-def parse_ranges(text):
-    """The inverse of ``compact_ranges``: ``"1-3,5"`` -> ``[1, 2, 3, 5]``."""
-    numbers = []
-    for item in filter(None, (text or "").split(",")):
-        low, _, high = item.partition("-")
-        numbers.extend(range(int(low), int(high or low) + 1))
-    return numbers
-
-
 def ttl():
     return timedelta(hours=settings.PORTAL_SESSION_TTL_HOURS)
-
-
-def expected_part_size(session, part_number):
-    """Every part is ``chunk_size_bytes`` except the last, which is the remainder."""
-    if part_number < session.total_parts:
-        return session.chunk_size_bytes
-    return session.total_size_bytes - session.chunk_size_bytes * (session.total_parts - 1)
 
 
 # --- creation -------------------------------------------------------------------------
@@ -122,7 +96,7 @@ def _insert(owner, key, *, filename, content_type, size_bytes, chunk_size_bytes)
             owner=owner,
             chunk_size_bytes=chunk_size_bytes,
             total_size_bytes=size_bytes,
-            total_parts=math.ceil(size_bytes / chunk_size_bytes),
+            total_parts=part_count(size_bytes, chunk_size_bytes),
             idempotency_key=key,
             expires_at=now + ttl(),
         )
@@ -240,7 +214,7 @@ def _chunk_size(value, size_bytes):
         raise BadRequest(
             f"chunk_size_bytes must be between {low} and {high}", code="invalid_chunk_size_bytes"
         )
-    if math.ceil(size_bytes / chunk) > MAX_PARTS:
+    if part_count(size_bytes, chunk) > MAX_PARTS:
         raise BadRequest(
             f"chunk_size_bytes {chunk} would need more than {MAX_PARTS} parts",
             code="invalid_chunk_size_bytes",
@@ -303,20 +277,9 @@ def abort_session(owner, session_id):
     is gone already (410).
     """
     session = get_session(owner, session_id)
-    now = timezone.now()
-    with transaction.atomic():
-        aborted = UploadSession.objects.filter(
-            pk=session.pk, status__in=UploadSession.OPEN_STATUSES
-        ).update(
-            status=UploadSession.Status.ABORTED,
-            failure_reason="aborted by the client",
-            finished_at=now,
-            updated_at=now,
-        )
-        if aborted:
-            IngestFile.objects.filter(pk=session.file_id).update(
-                status=IngestFile.Status.FAILED, updated_at=now
-            )
+    aborted = close_sessions(
+        [(session.pk, session.file_id)], UploadSession.Status.ABORTED, "aborted by the client"
+    )
     if aborted:
         log_event(
             logger,
@@ -331,6 +294,29 @@ def abort_session(owner, session_id):
         raise Conflict("the upload session is complete", code="session_complete")
     if session.status in (UploadSession.Status.FAILED, UploadSession.Status.FINALIZING):
         ensure_open(session)
+
+
+def close_sessions(sessions, status, reason, now=None, among=UploadSession.OPEN_STATUSES):
+    """End the sessions of ``sessions`` (``(pk, file pk)`` pairs) that are still in one
+    of ``among`` as ``status`` with ``reason``, and fail their files: how many ended. The
+    UPDATE is conditional, so a session that moved on meanwhile keeps its state; more than
+    one session must come locked and re-checked (their files are failed together)."""
+    now = now or timezone.now()
+    with transaction.atomic(savepoint=False):
+        ended = UploadSession.objects.filter(
+            pk__in=[pk for pk, _ in sessions], status__in=among
+        ).update(
+            status=status,
+            failure_reason=reason[:255],
+            finished_at=now,
+            updated_at=now,
+            assembly_lease_until=None,
+        )
+        if ended:
+            IngestFile.objects.filter(pk__in=[file_pk for _, file_pk in sessions]).update(
+                status=IngestFile.Status.FAILED, updated_at=now
+            )
+    return ended
 
 
 # --- representations ------------------------------------------------------------------

@@ -18,6 +18,7 @@ from django.db.models import Count, Max
 from portal import storage
 from portal.lookups import one_or_none
 from portal.models import TusUpload, UploadPart, UploadSession
+from portal.parts import bytes_in_parts
 from portal.services import finalize, sessions
 from portal.services.errors import ApiError, BadRequest, NotFound
 from portal.services.faults import storage_faults
@@ -238,7 +239,7 @@ def current_offset(session, tus):
     if session.status in (Status.FINALIZING, Status.COMPLETE):
         return session.total_size_bytes
     done = contiguous_parts(session.pk)
-    offset = min(done * session.chunk_size_bytes, session.total_size_bytes)
+    offset = bytes_in_parts(done, session.chunk_size_bytes, session.total_size_bytes)
     if tus.tail_key and tus.tail_part == done + 1:
         offset += tus.tail_bytes
     return offset

@@ -18,11 +18,12 @@ from django.utils import timezone
 
 from portal import locks, storage
 from portal.models import TusUpload, UploadSession
+from portal.parts import part_offset, part_size
 from portal.services import filehash, finalize, guards, part_sql
 from portal.services.errors import BadRequest, Conflict, NotFound, TooLarge
 from portal.services.faults import storage_faults
 from portal.services.finalize.assembly import part_rows
-from portal.services.sessions import PART_FIELDS, ensure_open, expected_part_size, ttl
+from portal.services.sessions import PART_FIELDS, ensure_open, ttl
 from portal.services.tus import (
     ChecksumMismatch,
     Locked,
@@ -169,7 +170,7 @@ class _Writer:
     def _write(self, part, within, body):
         """Write part ``part`` (its first ``within`` bytes from the tail): True when it is
         whole, False when it is the new tail, None when the body gave nothing for it."""
-        expected = expected_part_size(self.session, part)
+        expected = part_size(part, self.session.chunk_size_bytes, self.session.total_size_bytes)
         part_hash = filehash.for_part(self.session, part) if self.saves_file_hash else None
         source = PartBytes(self.tus.tail_key if within else "", within, body, expected - within)
         try:
@@ -216,7 +217,7 @@ class _Writer:
         of their own. A body that breaks off inside the part leaves what arrived as the
         tail, a temp object of its own, and the range freed."""
         held = contextlib.ExitStack()
-        offset = (part - 1) * self.session.chunk_size_bytes
+        offset = part_offset(part, self.session.chunk_size_bytes)
         try:
             place = held.enter_context(
                 storage.backend().part_range(self.session.pk, offset, expected)

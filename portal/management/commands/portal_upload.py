@@ -24,7 +24,7 @@ from portal import exitcodes, limits
 from portal.httpclient import KeepAliveConnection, TLSFailed, backoff_delay, http_url_problem
 from portal.management.base import bounded_int, bounded_seconds
 from portal.management.token_source import api_token
-from portal.services.sessions import parse_ranges
+from portal.parts import OPEN_STATUSES, parse_ranges, part_offset, part_size
 
 API_PREFIX = "/api/v1"
 SEND_BLOCK = 256 * 1024
@@ -33,7 +33,6 @@ MAX_BACKOFF_SECONDS = 30.0
 # A request may take --timeout plus the time to send its body at this rate: a trickling
 # server cannot hold the client, a slow link can still send a large part.
 SLOWEST_SEND_RATE = 64 * 1024
-OPEN = ("init", "in_progress")
 
 
 def http_url(text):
@@ -195,7 +194,7 @@ class Uploader:
     def run(self, *, chunk_size, idempotency_key, content_type):
         session = self.create_session(chunk_size, idempotency_key, content_type)
         sid = session["id"]
-        if session["status"] in OPEN:
+        if session["status"] in OPEN_STATUSES:
             self.send_missing(session)
             file = self.finalize(sid)
         elif session["status"] == "finalizing":
@@ -243,22 +242,18 @@ class Uploader:
         missing = [n for n in range(1, total + 1) if n not in received]
         if received:
             self.out.write(f"resuming: {len(received)} of {total} parts already on the server")
-        done_bytes = sum(self.part_length(n, chunk, total) for n in received)
+        done_bytes = sum(part_size(n, chunk, self.size) for n in received)
         progress = Progress(self.err, total, self.size, len(received), done_bytes)
         try:
             with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-                for size in pool.map(lambda n: self.send_part(sid, n, chunk, total), missing):
+                for size in pool.map(lambda n: self.send_part(sid, n, chunk), missing):
                     progress.add(size)
         finally:
             progress.finish()
         self.out.write(f"uploaded {len(missing)} parts")
 
-    def part_length(self, number, chunk, total):
-        return chunk if number < total else self.size - chunk * (total - 1)
-
-    def send_part(self, sid, number, chunk, total):
-        length = self.part_length(number, chunk, total)
-        offset = chunk * (number - 1)
+    def send_part(self, sid, number, chunk):
+        length, offset = part_size(number, chunk, self.size), part_offset(number, chunk)
         status, body = self.client.call(
             "PUT",
             f"/uploads/sessions/{sid}/parts/{number}",

@@ -11,7 +11,7 @@ import logging
 
 from django.db import transaction
 
-from portal.models import IngestFile, UploadSession
+from portal.models import UploadSession
 from portal.observability import log_event
 from portal.services.cleanup.base import (
     CleanupOptions,
@@ -20,6 +20,7 @@ from portal.services.cleanup.base import (
     chunks,
     leaving_batches,
 )
+from portal.services.sessions import close_sessions
 
 logger = logging.getLogger("portal.services.cleanup")
 
@@ -52,16 +53,7 @@ def _expire(ids, now):
             for pk, file_id, status, expires_at in rows
             if status in UploadSession.OPEN_STATUSES and expires_at < now
         ]
-        if expired:
-            UploadSession.objects.filter(pk__in=[pk for pk, _ in expired]).update(
-                status=UploadSession.Status.FAILED,
-                failure_reason="expired",
-                finished_at=now,
-                updated_at=now,
-            )
-            IngestFile.objects.filter(pk__in=[file_id for _, file_id in expired]).update(
-                status=IngestFile.Status.FAILED, updated_at=now
-            )
+        close_sessions(expired, UploadSession.Status.FAILED, "expired", now)
     return expired
 
 

@@ -14,11 +14,12 @@ from django.utils import timezone
 from portal import storage
 from portal.models import IngestFile, UploadPart, UploadSession
 from portal.observability import log_event
+from portal.parts import compact_ranges
 from portal.services import filehash, guards
 from portal.services.errors import Conflict, Gone
 from portal.services.finalize import lease
 from portal.services.outbox import enqueue_file_uploaded
-from portal.services.sessions import compact_ranges, ensure_open
+from portal.services.sessions import close_sessions, ensure_open
 
 logger = logging.getLogger("portal.services.finalize")
 
@@ -124,21 +125,9 @@ def _sources(parts):
 
 def fail(session, reason):
     """Fail a session being finalized (and its file): a conditional update."""
-    now = timezone.now()
-    with transaction.atomic():
-        failed = UploadSession.objects.filter(
-            pk=session.pk, status__in=UploadSession.ACTIVE_STATUSES
-        ).update(
-            status=Status.FAILED,
-            failure_reason=reason[:255],
-            finished_at=now,
-            updated_at=now,
-            assembly_lease_until=None,
-        )
-        if failed:
-            IngestFile.objects.filter(pk=session.file_id).update(
-                status=IngestFile.Status.FAILED, updated_at=now
-            )
+    close_sessions(
+        [(session.pk, session.file_id)], Status.FAILED, reason, among=UploadSession.ACTIVE_STATUSES
+    )
     logger.warning(
         "finalize failed: %s",
         reason,
