@@ -140,6 +140,8 @@ class Base(Configuration):
         # upgrade) and served by the app itself: behind any proxy or balancer, in a
         # container, with nothing shared between the proxy and the app hosts.
         "whitenoise.middleware.WhiteNoiseMiddleware",
+        # tus and CORS headers on every answer under /api/v1/tus, the gate's 503 included.
+        "portal.views.tus.TusHeadersMiddleware",
         # Static files need no database; everything below does. 503 at once while the
         # database is known to be down (portal.dbgate).
         "portal.dbgate.DatabaseGateMiddleware",

@@ -81,6 +81,7 @@ def test_parts_written_in_place_are_hashed_once_into_the_files_hash(tus):
 
 def assert_503(response, code, method="PATCH"):
     assert (response.status_code, response["Retry-After"]) == (503, "5"), method
+    assert response["Tus-Resumable"] == "1.0.0", method
     if method != "HEAD":  # a HEAD answer has no body
         assert error_code(response) == code
 
@@ -104,6 +105,28 @@ def test_while_the_database_gate_is_closed_everything_but_options_is_503(tus):
     assert options.status_code == 204
     assert UploadSession.objects.count() == 1
     assert tus.patch(path, 0, b"12345").status_code == 204
+
+
+def test_answers_no_view_gave_carry_the_tus_and_cors_headers(tus, settings):
+    """The gate's 503 comes before any view, the JSON 404 of a path below the endpoint from
+    another one: a browser client must still read them (CORS) and see ``Tus-Resumable``."""
+    settings.PORTAL_CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+    path = tus.start(5)
+    origin = {"Origin": "https://app.example.com"}
+    with time_machine.travel("2030-01-01 10:00:00Z", tick=False):
+        dbgate.gate.failed(OperationalError("connection timeout expired"))
+        try:
+            refused = tus.patch(path, 0, b"12345", **origin)
+        finally:
+            dbgate.gate.succeeded()
+    unknown = tus.head(f"{path}/parts", **origin)
+    elsewhere = tus.client.get("/api/v1/uploads/nothing", headers=origin)
+    for response in (refused, unknown):
+        assert response["Tus-Resumable"] == "1.0.0"
+        assert response["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert (refused.status_code, unknown.status_code) == (503, 404)
+    assert unknown["Cache-Control"] == "no-store"
+    assert "Tus-Resumable" not in elsewhere and "Access-Control-Allow-Origin" not in elsewhere
 
 
 def test_a_patch_while_the_temp_root_is_a_file_is_503_and_lands_once_it_is_back(

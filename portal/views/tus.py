@@ -45,7 +45,7 @@ PREFLIGHT_MAX_AGE = "86400"
 
 def tus_endpoint(view):
     """CSRF-exempt; ``Tus-Resumable`` (412) and the bearer token checked except for
-    ``OPTIONS``; JSON errors; tus and CORS headers on every answer."""
+    ``OPTIONS``; JSON errors (the headers every answer carries: ``TusHeadersMiddleware``)."""
 
     @csrf_exempt
     @functools.wraps(view)
@@ -65,12 +65,32 @@ def tus_endpoint(view):
                     code="database_unavailable",
                 )
             )
-        if method == "HEAD":
-            response["Cache-Control"] = "no-store"
-        response["Tus-Resumable"] = tus.TUS_VERSION
-        return _cors(request, response)
+        return response
 
     return wrapper
+
+
+class TusHeadersMiddleware:
+    """``Tus-Resumable``, ``Cache-Control`` on HEAD and CORS on every answer under the tus
+    endpoint, whichever layer gave it: the view, the database gate's 503 (which answers
+    before any view), the JSON 404 of a path below it. A browser client can read none of
+    them without the CORS headers."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.prefix = None
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if self.prefix is None:
+            self.prefix = reverse("tus-uploads").rstrip("/")
+        if request.path == self.prefix or request.path.startswith(self.prefix + "/"):
+            method = request.headers.get("X-HTTP-Method-Override", request.method).upper()
+            if method == "HEAD":
+                response["Cache-Control"] = "no-store"
+            response["Tus-Resumable"] = tus.TUS_VERSION
+            _cors(request, response)
+        return response
 
 
 def _dispatch(request, method, handlers, kwargs):
