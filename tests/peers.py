@@ -8,6 +8,7 @@ when that is missing; without either the test skips, or fails when ``CI=true``.
 nginx or a proxy does on a plain-HTTP port that receives a TLS handshake.
 """
 
+import contextlib
 import datetime
 import ipaddress
 import os
@@ -97,10 +98,11 @@ def _write_with_openssl(cert_path, key_path):
     )
 
 
-class BadRequestServer:
-    """Answers ``HTTP/1.1 400`` to whatever a connection sends first, then closes it."""
+class LoopbackServer:
+    """A server on loopback that hands each connection to ``answer(conn)`` in one thread,
+    one connection at a time, until the ``with`` block ends; ``connections`` counts them."""
 
-    ANSWER = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    CONNECTION_TIMEOUT = 2
 
     def __init__(self):
         self._sock = socket.create_server(("127.0.0.1", 0))
@@ -127,9 +129,19 @@ class BadRequestServer:
                 continue
             self.connections += 1
             with conn:
-                conn.settimeout(2)
-                try:
-                    conn.recv(4096)
-                    conn.sendall(self.ANSWER)
-                except OSError:
-                    pass
+                conn.settimeout(self.CONNECTION_TIMEOUT)
+                with contextlib.suppress(OSError):  # the client hung up or gave up waiting
+                    self.answer(conn)
+
+    def answer(self, conn):
+        raise NotImplementedError
+
+
+class BadRequestServer(LoopbackServer):
+    """Answers ``HTTP/1.1 400`` to whatever a connection sends first, then closes it."""
+
+    ANSWER = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+    def answer(self, conn):
+        conn.recv(4096)
+        conn.sendall(self.ANSWER)
