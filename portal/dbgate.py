@@ -13,8 +13,8 @@ import time
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 
 from portal.observability import log_event
+from portal.responses import error_response
 from portal.services.errors import Unavailable
-from portal.views.responses import error_response
 
 logger = logging.getLogger("portal.dbgate")
 RETRY_SECONDS = 2.0

@@ -23,16 +23,11 @@ from health_check.exceptions import HealthCheckException, ServiceUnavailable, Se
 
 from portal import storage
 from portal.models import JobRun, OutboxEvent
+from portal.services.jobs import JOB_SCHEDULES, OUTBOX_BACKLOG_WARN_AGE
 
 # What the rendering of an answer may take on top of the checks: the library waits
 # ``timeout + 1`` s for a check, so declaring ``T - margin`` keeps the whole answer in T + 1 s.
 RENDER_MARGIN_SECONDS = 0.25
-OUTBOX_BACKLOG_WARN_AGE = timedelta(minutes=15)
-JOB_SCHEDULES = {
-    "portal_cleanup": timedelta(minutes=15),
-    "portal_dispatch": timedelta(minutes=1),
-    "portal_finalize": timedelta(minutes=1),
-}
 
 
 @contextlib.asynccontextmanager

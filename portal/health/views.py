@@ -25,8 +25,8 @@ from portal.health.checks import StorageFull, readiness_checks, status_checks
 from portal.health.paths import PROBE_METHODS
 from portal.models import ApiToken
 from portal.observability import log_event
+from portal.responses import error_response
 from portal.services.errors import ApiError, Forbidden, Unauthorized, Unavailable
-from portal.views.responses import error_response
 
 logger = logging.getLogger("portal.health")
 READY_CACHE_KEY = "ready"

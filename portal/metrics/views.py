@@ -10,8 +10,8 @@ from django.http import HttpResponse
 from prometheus_client.exposition import choose_encoder
 
 from portal.metrics import access, collector
+from portal.responses import error_response
 from portal.services.errors import ApiError, MethodNotAllowed
-from portal.views.responses import error_response
 
 ALLOWED_METHODS = ("GET", "HEAD")
 NEVER_CACHE = "max-age=0, no-cache, no-store, must-revalidate, private"

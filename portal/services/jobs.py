@@ -23,6 +23,15 @@ from portal.observability import bind, current_context
 # No run lives this long: cron starts dispatch every minute and cleanup every 15 minutes,
 # each bounded by --max-seconds in the shipped crontab.
 ABANDONED_AFTER = timedelta(hours=24)
+# How often the shipped crontab starts each job: a job not seen for twice that is stale
+# (/ready's status checks, /status, the metrics). An outbox event older than the warning
+# age is a backlog.
+JOB_SCHEDULES = {
+    "portal_cleanup": timedelta(minutes=15),
+    "portal_dispatch": timedelta(minutes=1),
+    "portal_finalize": timedelta(minutes=1),
+}
+OUTBOX_BACKLOG_WARN_AGE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 
 from portal.health.views import StatusView
+from portal.responses import error_response
 from portal.services.errors import ApiError, Forbidden, MethodNotAllowed, Unauthorized
 from portal.services.status import actions, page, trend
-from portal.views.responses import error_response
 
 
 class StatusPage(StatusView):

@@ -20,6 +20,7 @@ from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from portal import auth, request_body
+from portal.responses import error_response
 from portal.services import tus, tus_patch
 from portal.services.errors import (
     ApiError,
@@ -28,7 +29,6 @@ from portal.services.errors import (
     MethodNotAllowed,
     Unavailable,
 )
-from portal.views.responses import error_response
 
 logger = logging.getLogger("portal.api")
 TUS_HEADERS = (

@@ -15,6 +15,7 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from portal import auth, request_body
+from portal.responses import error_response
 from portal.services import chunks, finalize, sessions
 from portal.services.errors import (
     ApiError,
@@ -24,7 +25,6 @@ from portal.services.errors import (
     TooLarge,
     Unavailable,
 )
-from portal.views.responses import error_response
 
 logger = logging.getLogger("portal.api")
 MAX_JSON_BYTES = 64 * 1024

@@ -13,8 +13,8 @@ from datetime import datetime
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.health.checks import JOB_SCHEDULES, OUTBOX_BACKLOG_WARN_AGE
 from portal.models import JobRun, OutboxEvent
+from portal.services.jobs import JOB_SCHEDULES, OUTBOX_BACKLOG_WARN_AGE
 from portal.services.status.units import ago, binary_size, duration, every, share
 
 RECENT_RUNS = 10
