@@ -1,11 +1,6 @@
-"""The statements every part upload runs and the file-hash catch-up's, written once as
-SQL that SQLite and PostgreSQL both run (the token lookup is ``portal.auth``'s).
-
-Built by the ORM each cost 0.5-1 ms of CPU, most of a small part's cost
-(docs/upload-performance.md). Table and column names come from the models' ``_meta``,
-values go in through the fields' own conversions and models come back through
-``Manager.raw``; ``tests/test_part_sql.py`` holds each statement to the ORM query it
-replaces.
+"""The part path's and the hash catch-up's statements as SQL both databases run: built by
+the ORM each cost 0.5-1 ms of CPU (docs/design.md, "How an upload works"). Names come from
+``_meta``; ``tests/test_part_sql.py`` holds each statement to the ORM query it replaces.
 """
 
 from dataclasses import dataclass
@@ -33,8 +28,6 @@ _IS_OPEN = f"{S.status} IN ({', '.join(['%s'] * len(OPEN_STATUSES))})"
 
 @dataclass(frozen=True)
 class RecordedPart:
-    """What a replay compares and answers with."""
-
     part_number: int
     size_bytes: int
     sha256: str
@@ -61,30 +54,18 @@ def timestamp(value):
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def _one(sql, params):
+def _run(sql, params, fetch=None):
+    """``fetch``: ``"fetchone"`` or ``"fetchall"``; else the count of rows changed."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchone()
-
-
-def _rows(sql, params):
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-def _count(sql, params):
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+        return getattr(cursor, fetch)() if fetch else cursor.rowcount
 
 
 # ---------------------------------------------------------------------------- the part path
 
 
 def owned_session(pk, owner_pk, fields):
-    """Session ``pk`` of owner ``owner_pk`` with ``fields``, or None. Was:
-    ``filter(pk=pk, owner=owner).only(*fields)``."""
+    """Session ``pk`` of owner ``owner_pk`` with ``fields``, or None."""
     owner = UploadSession._meta.get_field("owner").get_db_prep_value(owner_pk, connection)
     return _session_row(f"{S.owner} = %s AND ", [owner], pk, fields)
 
@@ -97,20 +78,19 @@ def _session_row(where, params, pk, fields, lock=""):
 
 
 def range_state(pk, part_number):
-    """``(status, whether part ``part_number`` is recorded)``, ``(None, False)`` for no
-    session. Was: the session's status annotated with ``Exists`` of the part."""
-    row = _one(
+    """``(status, whether part ``part_number`` is recorded)``; ``(None, False)``: no session."""
+    row = _run(
         f"SELECT s.{S.status}, EXISTS(SELECT 1 FROM {PARTS} p WHERE p.{P.session} = s.{S.id}"
         f" AND p.{P.part_number} = %s) FROM {SESSIONS} s WHERE s.{S.id} = %s",
         [part_number, session_pk(pk)],
+        "fetchone",
     )
     return (row[0], bool(row[1])) if row else (None, False)
 
 
 def lock_session(pk, fields):
-    """The session row with ``fields``, locked until the transaction ends (``FOR UPDATE``
-    where the database has row locks; SQLite's write transaction holds the whole file).
-    Was: ``select_for_update().only(*fields).get(pk=pk)``; None for no such row."""
+    """The session row with ``fields`` (or None), locked until the transaction ends (SQLite's
+    write transaction holds the whole file)."""
     if connection.get_autocommit():
         raise TransactionManagementError("lock_session outside a transaction locks nothing")
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
@@ -118,21 +98,20 @@ def lock_session(pk, fields):
 
 
 def recorded_parts(pk, numbers):
-    """``{part number: RecordedPart}`` of those of ``numbers`` that are recorded. Was:
-    ``UploadPart.objects.filter(session_id=pk, part_number__in=numbers).only(...)``."""
+    """``{part number: RecordedPart}`` of those of ``numbers`` that are recorded."""
     numbers = sorted(numbers)
     marks = ", ".join(["%s"] * len(numbers))
-    rows = _rows(
+    rows = _run(
         f"SELECT {P.part_number}, {P.size_bytes}, {P.sha256} FROM {PARTS}"
         f" WHERE {P.session} = %s AND {P.part_number} IN ({marks})",
         [session_pk(pk), *numbers],
+        "fetchall",
     )
     return {row[0]: RecordedPart(*row) for row in rows}
 
 
 def insert_part(pk, part_number, stored, now):
-    """Record a part (``stored``: its key and offset, size, sha256 and md5). Was:
-    ``UploadPart.objects.create(...)``; the unique constraint raises ``IntegrityError``."""
+    """Record a part; the unique constraint raises ``IntegrityError``."""
     values = {
         P.session: session_pk(pk),
         P.part_number: part_number,
@@ -144,13 +123,12 @@ def insert_part(pk, part_number, stored, now):
         P.created_at: timestamp(now),
     }
     marks = ", ".join(["%s"] * len(values))
-    _count(f"INSERT INTO {PARTS} ({', '.join(values)}) VALUES ({marks})", list(values.values()))
+    _run(f"INSERT INTO {PARTS} ({', '.join(values)}) VALUES ({marks})", list(values.values()))
 
 
 def count_part(pk, size, *, expires_at, now, hashed=None):
-    """Count a recorded part on its session, which is in progress from now on, and
-    extend its life; ``hashed``: ``{"hashed_parts": n, "hash_state": bytes}`` to save
-    with it. Was: ``filter(pk=pk).update(completed_parts=F(...) + 1, ...)``."""
+    """Count a recorded part on its session (in progress from now on, its life extended);
+    ``hashed``: ``{"hashed_parts": n, "hash_state": bytes}`` to save with it."""
     sets = [
         f"{S.completed_parts} = {S.completed_parts} + 1",
         f"{S.bytes_received} = {S.bytes_received} + %s",
@@ -162,7 +140,7 @@ def count_part(pk, size, *, expires_at, now, hashed=None):
     if hashed:
         sets += [f"{S.hashed_parts} = %s", f"{S.hash_state} = %s"]
         params += [hashed["hashed_parts"], bytes(hashed["hash_state"])]
-    _count(
+    _run(
         f"UPDATE {SESSIONS} SET {', '.join(sets)} WHERE {S.id} = %s",
         [*params, session_pk(pk)],
     )
@@ -172,12 +150,10 @@ def count_part(pk, size, *, expires_at, now, hashed=None):
 
 
 def waiting_parts(pk, limit, now):
-    """``(session, held, [WaitingPart, ...])`` for an open session: the recorded parts
-    (holding a temp object) after those its saved hash covers, in order, at most
-    ``limit``; ``session`` carries what ``filehash.for_part`` reads, ``held`` whether a
-    catch-up claim runs past ``now``. None when there are none. Was: the parts joined to
-    their session, ``part_number__gt=F("session__hashed_parts")``, ordered."""
-    rows = _rows(
+    """``(session, held, [WaitingPart, ...])`` for an open session: at most ``limit``
+    recorded parts after those its saved hash covers, in order; ``session`` carries what
+    ``filehash.for_part`` reads, ``held`` whether a claim runs past ``now``. Else None."""
+    rows = _run(
         f"SELECT s.{S.hashed_parts}, s.{S.hash_state}, s.{S.chunk_size_bytes},"
         f" s.{S.total_size_bytes}, s.{S.total_parts},"
         f" CASE WHEN s.{S.hash_claimed_until} >= %s THEN 1 ELSE 0 END,"
@@ -187,6 +163,7 @@ def waiting_parts(pk, limit, now):
         f" WHERE p.{P.session} = %s AND s.{_IS_OPEN} AND p.{P.part_number} > s.{S.hashed_parts}"
         f" AND p.{P.temp_key} <> '' ORDER BY p.{P.part_number} LIMIT %s",
         [timestamp(now), session_pk(pk), *OPEN_STATUSES, limit],
+        "fetchall",
     )
     if not rows:
         return None
@@ -204,10 +181,10 @@ def waiting_parts(pk, limit, now):
 
 def claim_hash(pk, first, now, until):
     """Take the catch-up claim (until ``until``) while the hash waits for part ``first``
-    and no claim runs past ``now``: whether it was taken. Was: a conditional ``update``."""
+    and no claim runs past ``now``: whether it was taken."""
     claim = S.hash_claimed_until
     return bool(
-        _count(
+        _run(
             f"UPDATE {SESSIONS} SET {claim} = %s WHERE {S.id} = %s AND {S.hashed_parts} = %s"
             f" AND ({claim} IS NULL OR {claim} < %s)",
             [timestamp(until), session_pk(pk), first - 1, timestamp(now)],
@@ -218,9 +195,9 @@ def claim_hash(pk, first, now, until):
 def move_hash(pk, first, last, state, claim):
     """Move the saved hash from before part ``first`` to after part ``last`` (``state``)
     and let go of ``claim`` in the same statement, if the session is open and ``claim``
-    is still held: whether it moved. Was: a conditional ``update``."""
+    is still held: whether it moved."""
     return bool(
-        _count(
+        _run(
             f"UPDATE {SESSIONS} SET {S.hash_claimed_until} = NULL, {S.hashed_parts} = %s,"
             f" {S.hash_state} = %s WHERE {S.id} = %s AND {S.hashed_parts} = %s"
             f" AND {_IS_OPEN} AND {S.hash_claimed_until} = %s",
@@ -231,7 +208,7 @@ def move_hash(pk, first, last, state, claim):
 
 def release_hash(pk, claim):
     """Let go of ``claim`` unless it ran out and another request holds the session now."""
-    _count(
+    _run(
         f"UPDATE {SESSIONS} SET {S.hash_claimed_until} = NULL"
         f" WHERE {S.id} = %s AND {S.hash_claimed_until} = %s",
         [session_pk(pk), timestamp(claim)],
