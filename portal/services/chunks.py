@@ -1,15 +1,5 @@
-"""Receiving one part: stream to temp storage first, then record it under the session lock.
-
-The body is streamed into the part's range of its session's file (local disk) or a new
-temp object (S3) while it is hashed, never held in memory; its exact size is enforced
-before (``Content-Length``) and after (bytes actually stored). Only then a short
-transaction locks the session row, re-checks that the session is open, and inserts the
-part, so the database is never locked while bytes travel. A part another request is
-writing is refused (409 ``part_in_progress``); a replay of a recorded part is only hashed
-and compared. Whatever is not recorded (a conflict, a closed session, any error) is given
-back before the answer; a crash in between leaves an untracked object that cleanup's
-sweep removes.
-"""
+"""Receiving one part: stored first, then recorded under the session's row lock, so the
+database is never locked while bytes travel (docs/design.md, "How an upload works")."""
 
 import contextlib
 import logging
@@ -46,7 +36,6 @@ class PartReceipt:
     completed_parts: int
     total_parts: int
     expires_at: object
-    # Recorded parts the saved file hash has not taken in yet (``filehash.catch_up``).
     hash_behind: bool = False
 
     def as_dict(self):
@@ -99,11 +88,9 @@ def receive_part(owner, session_id, part_number, stream, content_length):
 
 
 def _claim_range(held, session, part_number, expected, context):
-    """``(range, write)``: the part's range of its session's file (``Backend.part_range``),
-    held in ``held`` until the part is recorded, or None where parts are objects of their
-    own; ``write`` False when, checked under that lock, the part is recorded already or
-    the session closed: its range is never written again, the body is only hashed (and
-    the record answers). 409 ``part_in_progress`` while another request holds it."""
+    """``(range, write)``: the part's range of its session's file, held in ``held`` until
+    the part is recorded (None where parts are objects of their own); ``write`` False when
+    the part is recorded already or the session closed: the body is then only hashed."""
     offset = part_offset(part_number, session.chunk_size_bytes)
     with storage_faults("storing a part", **context):
         try:
@@ -123,10 +110,8 @@ def _claim_range(held, session, part_number, expected, context):
 
 
 def _discard(stored, place):
-    """What was stored and is known not to be recorded goes: its own object, or its
-    range's blocks. Any other failure (a commit that may have gone through) keeps both:
-    an object nothing records is swept, a range nothing records is overwritten by the
-    part's next upload or goes with the session's file."""
+    """What is known not to be recorded goes. A failure that may have committed keeps it:
+    the sweep, the part's next upload or the session's end takes it then."""
     if stored.offset is not None:
         place.release()
     elif stored.key:
@@ -134,8 +119,7 @@ def _discard(stored, place):
 
 
 def _store(session, part_number, expected, stream, place, file_hash, context, write):
-    """Stream the body into ``place`` or a new temp object (unless ``write`` is False: only
-    hashed): the ``StoredObject``."""
+    """The ``StoredObject`` of the body written to ``place`` or a temp object (or hashed)."""
     try:
         with storage_faults("storing a part", **context):
             if not write:
@@ -165,11 +149,8 @@ class ClientDisconnected(Exception):
 
 
 class _ClientStream:
-    """Tells a broken request body apart from a failing storage backend.
-
-    Has ``readinto`` when the body has (``portal.request_body``: local storage then takes
-    the bytes into its own buffer without copies); ``read`` serves the S3 upload.
-    """
+    """Tells a broken request body apart from a failing storage backend; has ``readinto``
+    when the body has (local storage then reads into its own buffer without copies)."""
 
     def __init__(self, stream):
         self._stream = stream
@@ -220,8 +201,8 @@ def _expected_size(session, part_number, content_length):
 
 
 def _record(session_pk, part_number, stored, file_hash):
-    """Insert the part under the session row lock, or recognise a replay or a conflict;
-    save ``file_hash`` (which saw the part's bytes) when the file's hash needs this part."""
+    """Insert the part under the session's row lock (or recognise a replay or a conflict),
+    saving ``file_hash`` when the file's hash needs this part."""
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -257,12 +238,8 @@ def _record(session_pk, part_number, stored, file_hash):
 
 
 def _hash_behind(locked, part_number, saved, recorded):
-    """Whether a catch-up after this part would find a part to hash (``filehash``), read
-    under the session's lock: only when the part the hash needs next (after this one,
-    where this part took the hash on) is in, this one or one recorded before. If it is
-    not in yet, the request that records it will look after its commit and find the parts
-    behind it, so looking now would find nothing (with four connections, most parts
-    arrive while an earlier one is still on its way)."""
+    """Whether a catch-up after this part would find a part to hash: only when the part the
+    hash needs next is in. If not, the request that records it looks after its commit."""
     needed = saved.get("hashed_parts", locked.hashed_parts) + 1
     return part_number == needed or needed in recorded
 

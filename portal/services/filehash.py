@@ -1,12 +1,5 @@
-"""The whole file's sha256, computed while the parts arrive, so that finalize need not read
-the file back: S3 copies the parts itself, and on local disk in-place parts are linked.
-
-The session keeps the hash state after its first ``hashed_parts`` parts
-(``storage.sha256state``). A part that arrives in turn is hashed on its way in; parts
-that arrive early are caught up in runs, one conditional UPDATE on ``hashed_parts`` per
-run, so two requests catching up at once cannot both move it. A state that cannot be
-resumed is ignored and finalize reads those parts.
-"""
+"""The whole file's sha256 while the parts arrive, so that finalize need not read the file
+back (docs/design.md, "How an upload works", step 3)."""
 
 import logging
 import time
@@ -26,16 +19,14 @@ logger = logging.getLogger(__name__)
 # What one request catches up at most: bytes read back, and seconds (well inside the claim).
 CATCH_UP_BYTES = 128 * 1024 * 1024
 CATCH_UP_SECONDS = 15
-# How long a catch-up may hold the session before another request may take over (a worker
-# that died holding it).
+# How long a catch-up holds the session before another request may take over.
 CLAIM_SECONDS = 60
 # Parts one look returns at most (a run is bounded by ``CATCH_UP_BYTES`` as it is hashed).
 RUN_PARTS = 16
 
 
 def applies(session):
-    """Whether this session's file hash is saved: its parts are written in place on local
-    disk (finalize then links the file), or S3 will assemble them by itself."""
+    """Whether this session's file hash is saved: where finalize will not read the parts."""
     chosen = storage.backend()
     if chosen.assembles_in_place:
         return True
@@ -53,8 +44,8 @@ def for_part(session, part_number):
 
 
 def saved_fields(locked, part_number, file_hash):
-    """The fields that save ``file_hash`` (fed part ``part_number``) on the session row
-    ``locked`` (held under its lock), when the saved hash still waits for that part."""
+    """The fields that save ``file_hash`` (fed part ``part_number``) on the locked row,
+    when the saved hash still waits for that part."""
     if file_hash is None or locked.hashed_parts != part_number - 1:
         return {}
     if file_hash.length != hashed_bytes(locked, part_number):
@@ -63,14 +54,9 @@ def saved_fields(locked, part_number, file_hash):
 
 
 def catch_up(session_pk):
-    """Extend the saved hash over parts that arrived before their turn, within
-    ``CATCH_UP_BYTES`` and ``CATCH_UP_SECONDS`` (finalize reads whatever is left).
-
-    One request at a time does it (a claim on the session): a request that finds the claim
-    taken leaves its part to the holder, who looks again after letting go, so a part
-    recorded meanwhile is not left behind. Never raises: the caller's part is recorded
-    already, and what is not hashed here is read at finalize.
-    """
+    """Extend the saved hash over parts that arrived before their turn, within the budgets.
+    One request at a time (a claim); the holder looks again after letting go. Never raises:
+    the caller's part is recorded, and what is not hashed here is read at finalize."""
     try:
         _catch_up(session_pk, time.monotonic() + CATCH_UP_SECONDS)
     except Exception:
@@ -82,9 +68,7 @@ def catch_up(session_pk):
 
 
 def _catch_up(session_pk, deadline):
-    """Look, claim, hash the run of parts that are in, move the hash on over them (the
-    same UPDATE lets go of the claim), look again: two reads and two short write
-    transactions for every run, however many parts it holds."""
+    """Look, claim, hash the run, move the hash on (letting go of the claim), look again."""
     read = 0
     found = _next_run(session_pk)
     while found and read < CATCH_UP_BYTES and time.monotonic() < deadline:
@@ -126,11 +110,8 @@ def _resume(session, parts):
 
 def _next_run(session_pk):
     """``(session, held, [(part number, Source), ...])``: the parts the saved hash needs
-    next, in order, as far as they are in without a gap (at most ``RUN_PARTS``), and
-    whether another request's claim was seen (a holder lets go after this look began, and
-    looks again after letting go, so it finds these parts: trying the claim would fail),
-    when the session is open and the first of them is in; else None. One query: it runs
-    around every run a catch-up takes up."""
+    next, without a gap (at most ``RUN_PARTS``), and whether another request holds the
+    claim; None when the session is not open or the first of them is not in."""
     found = part_sql.waiting_parts(session_pk, RUN_PARTS, timezone.now())
     if found is None:
         return None
@@ -147,10 +128,9 @@ def _next_run(session_pk):
 
 
 def _hash_run(session, run, budget, deadline):
-    """Hash the parts of ``run`` in turn while ``budget`` bytes and the ``deadline`` last:
-    ``(hashed, bytes read, stuck)``, ``hashed`` being ``(last part hashed, the hash's
-    state after it)`` or None. ``stuck`` when a part cannot be hashed here (gone, changed,
-    storage down): the hash stops before it, and finalize reads or fails that part."""
+    """``(hashed, bytes read, stuck)`` of hashing ``run`` within the budget: ``hashed`` is
+    ``(last part, state)`` or None; ``stuck`` when a part cannot be hashed here (gone,
+    changed, storage down), which finalize then reads or fails."""
     file_hash = for_part(session, run[0][0])
     if file_hash is None:
         return None, 0, True
@@ -170,19 +150,16 @@ def _hash_run(session, run, budget, deadline):
 
 
 def _move(session_pk, first, hashed, claim):
-    """Move the saved hash from before part ``first`` to ``hashed`` (its last part and
-    state) while ``claim`` is still this request's, letting go of the claim in the same
-    UPDATE; False when the claim ran out and another request took over."""
+    """Move the saved hash on to ``hashed`` while ``claim`` is still ours, letting go of
+    it; False when the claim ran out and another request took over."""
     last, state = hashed
     with transaction.atomic():
         return part_sql.move_hash(session_pk, first, last, state, claim)
 
 
 def _claim(session_pk, number):
-    """Take the session's catch-up claim while the hash still waits for part ``number``:
-    its token (the time it runs out), or None (held by another request, which looks
-    again after letting go, or the hash has moved on, and whoever moved it looks again).
-    """
+    """The claim's token (when it runs out) while the hash waits for part ``number``, or
+    None (another holder, or the hash moved on: either looks again)."""
     now = timezone.now()
     until = now + timedelta(seconds=CLAIM_SECONDS)
     with transaction.atomic():

@@ -61,9 +61,6 @@ def _run(sql, params, fetch=None):
         return getattr(cursor, fetch)() if fetch else cursor.rowcount
 
 
-# ---------------------------------------------------------------------------- the part path
-
-
 def owned_session(pk, owner_pk, fields):
     """Session ``pk`` of owner ``owner_pk`` with ``fields``, or None."""
     owner = UploadSession._meta.get_field("owner").get_db_prep_value(owner_pk, connection)
@@ -144,9 +141,6 @@ def count_part(pk, size, *, expires_at, now, hashed=None):
         f"UPDATE {SESSIONS} SET {', '.join(sets)} WHERE {S.id} = %s",
         [*params, session_pk(pk)],
     )
-
-
-# ---------------------------------------------------------------------------- the catch-up
 
 
 def waiting_parts(pk, limit, now):

@@ -1,9 +1,5 @@
-"""Upload sessions: creation (idempotent per owner and key), lookup, status, abort.
-
-A session belongs to its owner; anyone else gets the same 404 as for a session that does
-not exist. The client's filename is metadata only: it is validated and stored on the
-``IngestFile`` and never becomes part of a storage key.
-"""
+"""Upload sessions: creation (idempotent per owner and key), lookup, status, abort. Anyone
+but the owner gets the 404 of a session that does not exist."""
 
 import logging
 import math
@@ -28,8 +24,7 @@ MAX_NAME_CHARS = 255
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 MAX_PARTS = 100_000
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-# What receiving a part reads of its session (``ensure_open``, the part's size, the
-# saved file hash, the receipt): the rest of the row is not selected.
+# What receiving a part reads of its session; the rest of the row is not selected.
 PART_FIELDS = (
     "status",
     "expires_at",
@@ -46,17 +41,11 @@ def ttl():
     return timedelta(hours=settings.PORTAL_SESSION_TTL_HOURS)
 
 
-# --- creation -------------------------------------------------------------------------
-
-
 def create_session(owner, data):
-    """Create an IngestFile and its UploadSession from the request's JSON object.
-
-    Returns ``(session, created)``. With an ``idempotency_key`` the same owner and key
-    return the existing session (``created`` False), also when identical requests race:
-    ``_insert`` looks for the key again once the owner's row is locked, before the quotas
-    and the free space (a repeat is never refused for the room its first request took),
-    and the partial unique constraint settles what that lock cannot.
+    """``(session, created)`` from the request's JSON object; the same owner and
+    ``idempotency_key`` get the existing session, also when identical requests race:
+    ``_insert`` looks again under the owner's lock, before the quotas (a repeat is never
+    refused for the room its first request took), and the unique constraint does the rest.
     """
     spec = _validated(data)
     key = spec.pop("idempotency_key")
@@ -124,12 +113,7 @@ def _by_idempotency_key(owner, key):
 
 
 def _same_request(session, spec):
-    """A key reused for a different request is a client bug: refuse rather than mix files.
-
-    Every field of the spec counts (filename, size, content type, part size): a retry
-    must describe the same upload, or it would silently get a session that is not the
-    one it asked for.
-    """
+    """A key reused for a different upload (any field differs) is refused, not mixed."""
     stored = {
         "filename": session.file.original_filename,
         "size_bytes": session.total_size_bytes,
@@ -200,11 +184,8 @@ def _size(value):
 
 
 def _chunk_size(value, size_bytes):
-    """The requested part size (bounded), or the configured default.
-
-    The default grows past ``PORTAL_CHUNK_SIZE`` only if the file would otherwise need more
-    than ``MAX_PARTS`` parts; a requested size that needs more is refused.
-    """
+    """The requested part size (bounded), or the default, grown only to stay within
+    ``MAX_PARTS`` parts (a requested size that needs more is refused)."""
     low, high = settings.PORTAL_CHUNK_SIZE_MIN, settings.PORTAL_CHUNK_SIZE_MAX
     if value is None:
         default = min(max(settings.PORTAL_CHUNK_SIZE, low), high)
@@ -228,9 +209,6 @@ def _idempotency_key(value):
     return _text(value, "idempotency_key", max_chars=MAX_IDEMPOTENCY_KEY_CHARS)
 
 
-# --- lookup and state -----------------------------------------------------------------
-
-
 def get_session(owner, session_id, fields=None):
     """The owner's session, else 404 (unknown, malformed id, or someone else's): with its
     file, or only ``fields`` of the session (``PART_FIELDS`` on the part path)."""
@@ -250,11 +228,8 @@ def get_session(owner, session_id, fields=None):
 
 
 def ensure_open(session, now=None):
-    """Raise 410 unless ``session`` accepts parts: open and not past ``expires_at``.
-
-    An open session past its TTL is answered as expired right away; marking it failed is
-    cleanup's job (a conditional update there, so a request never races it here).
-    """
+    """409 or 410 unless ``session`` accepts parts: open and not past ``expires_at`` (marking
+    it failed is cleanup's job)."""
     if session.status == UploadSession.Status.FINALIZING:
         raise Conflict(
             "the upload session is being finalized; ask for its status with GET",
@@ -271,11 +246,8 @@ def ensure_open(session, now=None):
 
 
 def abort_session(owner, session_id):
-    """DELETE: an open session becomes ``aborted`` and its file ``failed`` (idempotent).
-
-    Parts are left for cleanup. A complete session cannot be aborted (409); a failed one
-    is gone already (410).
-    """
+    """DELETE: an open session becomes ``aborted`` and its file ``failed``; parts are left
+    for cleanup. 409 for a complete session, 410 for a failed one."""
     session = get_session(owner, session_id)
     aborted = close_sessions(
         [(session.pk, session.file_id)], UploadSession.Status.ABORTED, "aborted by the client"
@@ -297,10 +269,9 @@ def abort_session(owner, session_id):
 
 
 def close_sessions(sessions, status, reason, now=None, among=UploadSession.OPEN_STATUSES):
-    """End the sessions of ``sessions`` (``(pk, file pk)`` pairs) that are still in one
-    of ``among`` as ``status`` with ``reason``, and fail their files: how many ended. The
-    UPDATE is conditional, so a session that moved on meanwhile keeps its state; more than
-    one session must come locked and re-checked (their files are failed together)."""
+    """End those of ``sessions`` (``(pk, file pk)`` pairs) still in ``among`` as ``status``
+    and fail their files: how many ended. Conditional, so a session that moved on keeps its
+    state; several sessions must come locked and re-checked (their files fail together)."""
     now = now or timezone.now()
     with transaction.atomic(savepoint=False):
         ended = UploadSession.objects.filter(
@@ -317,9 +288,6 @@ def close_sessions(sessions, status, reason, now=None, among=UploadSession.OPEN_
                 status=IngestFile.Status.FAILED, updated_at=now
             )
     return ended
-
-
-# --- representations ------------------------------------------------------------------
 
 
 def file_payload(file):

@@ -1,10 +1,6 @@
-"""tus 1.0 on upload sessions: a tus upload IS an upload session of the same owner.
-
-Creation, parts, finalize, termination and expiry are the session's; ``TusUpload`` keeps
-only what tus adds (metadata, the expected sha256, the tail). The offset is never stored:
-it is computed from the recorded parts and the tail, so HEAD answers what is in storage
-whatever broke in between.
-"""
+"""tus 1.0 on upload sessions; ``TusUpload`` keeps what tus adds (metadata, the expected
+sha256, the tail). The offset is computed from the recorded parts and the tail, never
+stored, so HEAD answers what is in storage whatever broke in between."""
 
 import base64
 import binascii
@@ -55,9 +51,6 @@ class Locked(ApiError):
 class ChecksumMismatch(ApiError):
     status = 460
     code = "checksum_mismatch"
-
-
-# --- headers ---------------------------------------------------------------------------
 
 
 def check_version(value):
@@ -144,9 +137,6 @@ def parse_checksum(header):
     return hasher, digest
 
 
-# --- creation --------------------------------------------------------------------------
-
-
 def create_upload(owner, *, length, metadata, defer_length=None, concat=None):
     """POST: a new session of ``owner`` with its ``TusUpload`` (raw header values)."""
     if concat is not None:
@@ -179,12 +169,8 @@ def create_upload(owner, *, length, metadata, defer_length=None, concat=None):
     return session
 
 
-# --- state -----------------------------------------------------------------------------
-
-
 def get_upload(owner, upload_id):
-    """``(session, tus)`` of the owner's tus upload; 404 for anything else (another
-    owner's, unknown, or a session made through the JSON API)."""
+    """``(session, tus)`` of the owner's tus upload; 404 for anything else."""
     tus = one_or_none(
         TusUpload.objects.select_related("session__file").filter(
             pk=upload_pk(upload_id), session__owner=owner
@@ -246,12 +232,8 @@ def current_offset(session, tus):
 
 
 def upload_info(owner, upload_id):
-    """HEAD: ``(offset, length, expires_at or None, metadata header)``.
-
-    An open upload with every byte in (its last PATCH's finalize failed: no room, storage
-    down; or its parts came through the JSON API) is finalized first: a client that sees
-    the offset at the length takes the upload for done and sends nothing more.
-    """
+    """HEAD: ``(offset, length, expires_at or None, metadata header)``. An open upload with
+    every byte in is finalized first: a client seeing offset = length sends nothing more."""
     session, tus = get_upload(owner, upload_id)
     ensure_usable(session)
     offset = current_offset(session, tus)
@@ -260,9 +242,6 @@ def upload_info(owner, upload_id):
         session.refresh_from_db(fields=["status", "expires_at"])
     expires = session.expires_at if session.status in UploadSession.OPEN_STATUSES else None
     return offset, session.total_size_bytes, expires, tus.metadata
-
-
-# --- termination -----------------------------------------------------------------------
 
 
 def terminate(owner, upload_id):

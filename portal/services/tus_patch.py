@@ -1,11 +1,6 @@
-"""tus PATCH: the bytes at the upload's offset, streamed into its session's parts.
-
-Each whole part is written and recorded as the JSON API's parts are; the bytes after the
-last whole part become the upload's tail, which the next PATCH completes. So a PATCH that
-breaks keeps every byte that reached storage and HEAD's offset says where to resume;
-with ``Upload-Checksum`` nothing is kept until the whole body matched. The PATCH that
-records the last part finalizes the session.
-"""
+"""tus PATCH: the bytes at the upload's offset, recorded as the JSON API's parts are; what
+follows the last whole part is the upload's tail, which the next PATCH completes. So a
+broken PATCH keeps every byte that reached storage (with ``Upload-Checksum``: none)."""
 
 import contextlib
 import hashlib
@@ -50,11 +45,8 @@ class PatchResult:
 
 
 def receive_patch(owner, upload_id, *, offset, length, stream, checksum=None):
-    """Store ``length`` bytes of ``stream`` at ``offset`` (raw ``Upload-Checksum``).
-
-    The upload's lock is taken before the upload is read, so that it is read once: a
-    request that finds the lock taken still answers 404 (another owner's, unknown) and
-    400 (a bad ``Upload-Checksum``) before 423."""
+    """Store ``length`` bytes of ``stream`` at ``offset``. The lock comes before the read of
+    the upload (read once); a request that finds it taken still answers 404 and 400 first."""
     pk = upload_pk(upload_id)
     with contextlib.ExitStack() as held:
         try:
@@ -110,9 +102,8 @@ def _open_until(session):
 
 
 def _file_hash(session, tus, offset, length):
-    """The whole file's hash over its first ``offset`` bytes, when a ``sha256`` metadata
-    value waits to be checked: resumed from the saved state, else read back from storage
-    (only where the state can be saved, or this PATCH may end the upload)."""
+    """The file's hash over its first ``offset`` bytes when metadata names a ``sha256``:
+    resumed, else read back (where the state can be saved, or this PATCH may end it)."""
     if not tus.sha256:
         return None
     saving = sha256state.available()
@@ -143,9 +134,7 @@ class _Writer:
 
     def __init__(self, session, tus, file_hash, *, deferred):
         self.session, self.tus, self.file_hash, self.deferred = session, tus, file_hash, deferred
-        # (part number, StoredObject, the session's file hash after it or None): written,
-        # not yet recorded
-        self.whole = []
+        self.whole = []  # (part number, StoredObject, file hash or None): not yet recorded
         self.tail = None  # (part number, StoredObject) of a part's first bytes
         self.placed = []  # (PartRange, its ExitStack) of the parts in ``whole`` in place
         self.saves_file_hash = filehash.applies(session)
@@ -168,8 +157,8 @@ class _Writer:
             raise
 
     def _write(self, part, within, body):
-        """Write part ``part`` (its first ``within`` bytes from the tail): True when it is
-        whole, False when it is the new tail, None when the body gave nothing for it."""
+        """Write part ``part`` (its first ``within`` bytes from the tail): True when whole,
+        False when it is the new tail, None when the body gave nothing for it."""
         expected = part_size(part, self.session.chunk_size_bytes, self.session.total_size_bytes)
         part_hash = filehash.for_part(self.session, part) if self.saves_file_hash else None
         source = PartBytes(self.tus.tail_key if within else "", within, body, expected - within)
@@ -208,14 +197,10 @@ class _Writer:
             self.session.hashed_parts, self.session.hash_state = part, part_hash.state()
 
     def _write_in_place(self, part, expected, source, part_hash):
-        """Local disk: the part (``source``: the tail's bytes, then the body's) into its
-        range of the session's assembly file, held until it is recorded (as the JSON API's
-        parts: finalize then links the file). Where the session's file hash takes the part
-        on, its bytes are hashed into that alone (one pass, not two): the part records no
-        sha256 of its own, which only a replay would compare, and a recorded part is never
-        written again (409). What ``_write`` answers, or ``_ASIDE`` where parts are objects
-        of their own. A body that breaks off inside the part leaves what arrived as the
-        tail, a temp object of its own, and the range freed."""
+        """Local disk: the part into its range of the session's file, held until recorded;
+        where the file hash takes the part on, the part keeps no sha256 of its own (only a
+        replay, refused here, would compare it). What ``_write`` answers, or ``_ASIDE``.
+        A body that breaks off inside the part leaves the arrived bytes as the tail."""
         held = contextlib.ExitStack()
         offset = part_offset(part, self.session.chunk_size_bytes)
         try:
@@ -253,8 +238,7 @@ class _Writer:
         return False if source.taken else None
 
     def _verify(self, body, checked):
-        """Deferred (an ``Upload-Checksum``): the whole body arrived and matches, or
-        nothing of it is recorded."""
+        """With an ``Upload-Checksum``, the whole body matched or nothing is recorded."""
         if body.broken:
             raise BadRequest(
                 f"the body broke off ({body.broken}); nothing of it was kept (it had an "
@@ -268,9 +252,8 @@ class _Writer:
             )
 
     def _record(self):
-        """Record the whole parts written so far and the tail, in one transaction; the old
-        tail goes once nothing points to it. A part the JSON API recorded meanwhile breaks
-        the parts' unique constraint: the transaction is undone and the PATCH is 409."""
+        """Record the whole parts and the tail in one transaction (409 when the JSON API
+        recorded one meanwhile); the old tail goes once nothing points to it."""
         if not self.whole and self.tail is None:
             return
         self._check_file_hash()
@@ -328,8 +311,7 @@ class _Writer:
             setattr(self.tus, name, value)
 
     def _check_file_hash(self):
-        """Before the last part is recorded: the file's sha256 is the one its metadata
-        said (460 ``sha256_mismatch`` otherwise: not recorded, nothing assembled)."""
+        """Before the last part is recorded: 460 unless the file's sha256 is the metadata's."""
         last = self.session.total_parts
         if not self.tus.sha256 or not any(number == last for number, *_ in self.whole):
             return

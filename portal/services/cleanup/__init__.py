@@ -1,13 +1,7 @@
-"""Operational cleanup: the steps ``portal_cleanup`` runs in order, ``stale``, ``orphans``,
-``sweep``, ``prune``, in batches of short transactions, storage first when deleting.
+"""The steps ``portal_cleanup`` runs in order, in batches of short transactions that name
+rows by primary key only (why: docs/design.md, "Periodic jobs")."""
 
-Writes name rows by primary key only: one that also filters on status or expiry lets
-SQLite (no statistics) and PostgreSQL (stale ones after a bulk change) pick the status
-index and rescan every remaining candidate per batch, which is quadratic
-(docs/design.md, "Periodic jobs").
-"""
-
-from portal.services.cleanup.base import STEPS, CleanupOptions, StepResult
+from portal.services.cleanup.base import STEPS, CleanupOptions
 from portal.services.cleanup.orphans import cleanup_orphan_temp_parts
 from portal.services.cleanup.prune import prune_old_failed_sessions
 from portal.services.cleanup.run import run_cleanup, run_cleanup_job
@@ -17,7 +11,6 @@ from portal.services.cleanup.sweep import sweep_temp_storage
 __all__ = [
     "STEPS",
     "CleanupOptions",
-    "StepResult",
     "cleanup_orphan_temp_parts",
     "cleanup_stale_sessions",
     "prune_old_failed_sessions",

@@ -1,10 +1,5 @@
-"""Assembling a ``finalizing`` session's parts into its final object, exactly once.
-
-The caller holds the session's lock; every part is checked against its recorded sha256.
-The final key is a function of the file, so a takeover after a crash writes the same
-object, and the outcome is one transaction conditional on the session still being
-``finalizing``, with the ``file.uploaded`` event: one object, one event.
-"""
+"""Assembling a ``finalizing`` session's parts into its final object, exactly once; the
+caller holds the session's lock (docs/design.md, "How an upload works", step 5)."""
 
 import logging
 
@@ -47,8 +42,7 @@ def ensure_complete(session, received):
 
 
 def part_rows(session_pk):
-    """(part_number, size_bytes, sha256, temp_key, temp_offset, md5) of every part, in
-    order."""
+    """(part_number, size_bytes, sha256, temp_key, temp_offset, md5) of every part, in order."""
     return list(
         UploadPart.objects.filter(session_id=session_pk)
         .order_by("part_number")
@@ -57,11 +51,8 @@ def part_rows(session_pk):
 
 
 def assemble(session_pk):
-    """Build and record the final object of a ``finalizing`` session; its ``IngestFile``.
-
-    Raises ``Gone`` (``part_corrupt``) after failing the session when a part no longer
-    matches; ``storage.StorageUnavailable`` leaves it ``finalizing`` for a later attempt.
-    """
+    """The ``IngestFile`` once stored; ``Gone`` after failing the session when a part no
+    longer matches (a storage outage leaves it ``finalizing`` for a later attempt)."""
     session = UploadSession.objects.select_related("file__uploaded_by").get(pk=session_pk)
     if session.status == Status.COMPLETE:
         return session.file
@@ -83,9 +74,8 @@ def assemble(session_pk):
 
 
 def ensure_room_for(session, parts):
-    """507 unless the final volume has room for what assembling ``parts`` writes there:
-    nothing for a link (``Backend.final_bytes``). A part without a temp object is left to
-    ``assemble``, which fails the session."""
+    """507 unless the final volume has room for what assembling ``parts`` writes there (a
+    part without a temp object is left to ``assemble``, which fails the session)."""
     try:
         sources = _sources(parts)
     except PartCorrupt:
@@ -94,9 +84,8 @@ def ensure_room_for(session, parts):
 
 
 def _build(session, sources):
-    """The final object, built by ``storage.assemble_final``, its sha256 continuing the hash
-    saved while the parts arrived; the lease is renewed and the progress recorded after
-    each part. A link the filesystem refuses becomes a copy only if the copy fits."""
+    """The final object, its sha256 continuing the saved hash, the lease renewed after each
+    part; a refused link becomes a copy only if the copy fits."""
     file = session.file
     file_hash, hashed = filehash.for_assembly(session)
     try:
@@ -136,12 +125,8 @@ def fail(session, reason):
 
 
 def _commit(session, stored):
-    """One short transaction: file stored, session complete, outbox event.
-
-    Only a session still ``finalizing`` completes; one completed by another assembler
-    meanwhile keeps its record (the object is the same key), one that was closed loses
-    the object again (storage first: nothing in the database points to it).
-    """
+    """File stored, session complete, outbox event: one transaction, only for a session
+    still ``finalizing``; one closed meanwhile loses the object again."""
     now = timezone.now()
     file = session.file
     with transaction.atomic():

@@ -1,11 +1,5 @@
-"""``portal_finalize`` (cron, every minute): finish the assemblies whose process died.
-
-It claims ``finalizing`` sessions whose lease ran out, one at a time, and assembles each
-under the session's lock exactly as a request would; one it cannot lock is left to the
-live holder. Stops when none is left or ``max_seconds`` passed. Exit 1 when an assembly
-failed on a storage outage or for lack of room (the session stays ``finalizing``: the
-next run retries).
-"""
+"""``portal_finalize``: finish the assemblies whose process died, one claimed expired lease
+at a time, under the session's lock as a request would (a busy lock is a live holder)."""
 
 import time
 

@@ -1,13 +1,5 @@
-"""Who assembles a session, and until when: the lease of a ``finalizing`` session.
-
-A finalize moves a complete, open session to ``finalizing`` with a lease (one conditional
-UPDATE: of two requests, one wins). The assembler renews the lease as it goes; a
-``finalizing`` session whose lease ran out has lost its assembler (a killed worker, a
-restart) and ``portal_finalize`` claims it (``SELECT … FOR UPDATE SKIP LOCKED`` on
-PostgreSQL, so claims on several hosts never collide). The per-session lock
-(``portal.locks``) still guards the work itself: a claim whose lock is busy is left to the
-live holder.
-"""
+"""The lease of a ``finalizing`` session: renewed by its assembler, claimed by
+``portal_finalize`` once it ran out (docs/design.md, "Periodic jobs")."""
 
 import threading
 from datetime import timedelta
@@ -57,13 +49,8 @@ def renew(session_pk, *, assembled_bytes=None):
 
 
 def progress_recorder(session_pk):
-    """``renew`` with the progress, as a callback that any thread may call.
-
-    boto3's upload reads the stream it is given on a transfer thread of its own, so on the
-    S3 stream path the progress is reported from there. Django opens that thread a
-    connection of its own; it is closed after each call, not left to linger until the
-    thread is collected (one idle PostgreSQL backend per assembly otherwise).
-    """
+    """``renew`` with the progress, for any thread: boto3 reports it from a transfer thread,
+    whose connection is closed after each call (else one idle backend per assembly)."""
     caller = threading.get_ident()
 
     def record(assembled_bytes):
@@ -85,11 +72,8 @@ def record_upload(session_pk, upload_id):
 
 
 def claim_expired():
-    """Take one ``finalizing`` session whose lease ran out; its pk, or None.
-
-    The oldest expired lease first, straight off the partial index on
-    ``assembly_lease_until``; rows another claimer holds are skipped, not waited for.
-    """
+    """The pk of the ``finalizing`` session with the oldest expired lease, now claimed; or
+    None. Rows another claimer holds are skipped, not waited for."""
     now = timezone.now()
     expired = (
         UploadSession.objects.filter(status=Status.FINALIZING, assembly_lease_until__lt=now)

@@ -1,13 +1,5 @@
-"""``POST …/finalize``: start (or join) the assembly, and answer within a bounded time.
-
-The request moves a complete session to ``finalizing`` and assembles it in a thread of
-its own, waiting at most ``PORTAL_FINALIZE_WAIT_SECONDS`` (well under a proxy's 60 s):
-the file when the assembly finished by then, else None (the view answers 202 and the
-client polls ``GET``) while the thread goes on. A finalize that arrives while another
-assembles joins it the same way. If the process dies mid-assembly, its lease runs out and
-``portal_finalize`` takes over. A finalize refused for room (507) keeps the session open
-for a full TTL from then (``keep_for_retries``).
-"""
+"""``POST …/finalize``: start (or join) the assembly in a thread and wait at most
+``PORTAL_FINALIZE_WAIT_SECONDS`` for it (else 202, the client polls)."""
 
 import contextvars
 import logging
@@ -62,12 +54,8 @@ def finalize_session(owner, session_id):
 
 
 def _wait_for(session, wait_seconds):
-    """The file once assembled, None if it is not by ``wait_seconds`` from now.
-
-    A request whose assembler found the session's lock taken (another request or process
-    assembles it) or no free slot watches the session for the whole wait, like the request
-    that started the assembly: a joiner is no reason for an early 202.
-    """
+    """The file once assembled, None if it is not by ``wait_seconds`` from now; a request
+    whose assembler found the lock taken or no slot watches for the whole wait too."""
     deadline = time.monotonic() + wait_seconds
     assembler = Assembler(session).start(slot_wait=wait_seconds)
     if assembler.done.wait(_left(deadline)) and assembler.error is not None:
@@ -97,12 +85,8 @@ def _outcome(session_pk):
 
 
 class Assembler:
-    """One assembly in a thread of this process, under the session's lock.
-
-    If another assembler holds the lock, this one ends at once (``busy``) and the request
-    just watches the session. The thread closes its own database connections when done:
-    nothing else would.
-    """
+    """One assembly in a thread of this process, under the session's lock (``busy`` when
+    another holds it); the thread closes its own database connections: nothing else would."""
 
     def __init__(self, session):
         self.session = session
@@ -148,9 +132,7 @@ class Assembler:
         except ApiError as exc:
             self.error = exc
             lease.retry_soon(self.session.pk)  # an outage: portal_finalize may retry at once
-        except Exception:
-            # Not the client's doing: logged; the session stays finalizing and its lease
-            # runs out, so portal_finalize tries again (and gives up after a few attempts).
+        except Exception:  # the lease runs out and portal_finalize tries again
             logger.exception("assembly of session %s failed", self.session.pk)
         finally:
             connections.close_all()
@@ -159,13 +141,8 @@ class Assembler:
 
 
 def keep_for_retries(session_pk, now=None):
-    """Give an open, unexpired session a full TTL from ``now`` (never a shorter one).
-
-    For a finalize refused for room (507): the upload is complete and the client retries,
-    so cleanup must not expire it meanwhile. Only the server's own lack of room grants
-    this, and once there is room the next retry completes it; a client that stops
-    retrying loses it one TTL after its last refusal (docs/api.md).
-    """
+    """Give an open, unexpired session a full TTL from ``now`` (never a shorter one): a
+    finalize refused for room (507) is retried, and cleanup must not expire it meanwhile."""
     now = now or timezone.now()
     expires_at = now + ttl()
     with transaction.atomic():
