@@ -1,9 +1,5 @@
-"""The errors services raise for API clients; the views render them as JSON.
-
-Each carries its HTTP ``status``, a stable machine-readable ``code`` and the response
-headers it needs (``WWW-Authenticate``, ``Allow``, ``Retry-After``); ``details`` are extra
-fields merged into the error object (for example the missing part numbers).
-"""
+"""The errors services raise for API clients: HTTP ``status``, a stable ``code``, the
+headers they need; ``details`` are merged into the JSON error object."""
 
 AUTH_REALM = 'Bearer realm="portal"'
 

@@ -1,12 +1,5 @@
-"""A failing dependency during a request: logged for operators, a clean 503 for the client.
-
-The storage adapter raises ``storage.StorageUnavailable`` whatever the backend; here it
-becomes the API's ``503 storage_unavailable``. The cause (the backend's own error, which
-may name a path or a host) goes to the log as ``storage.unavailable``, never to the
-client. Nothing the request did is kept half-done: a part that could not be written is
-not recorded, a finalize that could not read or write leaves the session open, so the
-client retries the same request once storage is back.
-"""
+"""A failing storage during a request: its cause (which may name a path or a host) to the
+log, a clean 503 (507 when full) to the client, who retries the same request."""
 
 import contextlib
 import logging

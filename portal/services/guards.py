@@ -1,9 +1,5 @@
-"""Guardrails against exhaustion: quotas per owner and the free-space guard.
-
-A quota is checked with the owner's row locked, so one owner's concurrent creates cannot
-overshoot it. The free-space reserve keeps a full volume usable for what needs no room
-(reads, finalize by link, aborts); the rule is in docs/configuration.md, "Free space".
-"""
+"""Quotas per owner (checked with the owner's row locked, so concurrent creates cannot
+overshoot) and the free-space guard (docs/configuration.md, "Free space")."""
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -37,19 +33,13 @@ def usage(owner_id, *, now=None):
 
 
 def lock_owner(owner):
-    """Lock the owner's row until the transaction ends.
-
-    Creates by one owner take it first, so a second create waits for the first to commit
-    and then sees its session: in the quota counts, and under its idempotency key.
-    """
+    """Lock the owner's row until the transaction ends: a second create then sees the
+    first one's session, in the quotas and under its idempotency key."""
     get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
 
 
 def reserve(owner, size_bytes):
-    """Refuse a new session that would take ``owner`` over a quota (429).
-
-    Call after ``lock_owner`` in the transaction that inserts the session.
-    """
+    """429 for a new session that would take ``owner`` over a quota (after ``lock_owner``)."""
     count, pending = usage(owner.pk)
     limit = settings.PORTAL_MAX_OPEN_SESSIONS_PER_USER
     if limit and count + 1 > limit:
@@ -84,11 +74,8 @@ def ensure_room_for_a_new_session():
 
 
 def ensure_room(name, size_bytes):
-    """507 unless writing ``size_bytes`` to the ``temp`` or ``final`` volume leaves
-    ``PORTAL_FREE_SPACE_RESERVE_BYTES`` free; writing nothing (a link) always passes.
-
-    Call inside ``faults.storage_faults``: a volume that cannot be looked at is a 503.
-    """
+    """507 unless writing ``size_bytes`` to volume ``name`` leaves the reserve free; call
+    inside ``faults.storage_faults`` (a volume that cannot be looked at is a 503)."""
     if not size_bytes:
         return
     free = storage.free_bytes(name)

@@ -1,11 +1,5 @@
-"""Periodic-job bookkeeping shared by ``portal_cleanup`` and ``portal_dispatch``.
-
-Each run writes a ``JobRun`` row when it starts and updates it when it ends: the
-heartbeat ``/status`` reads to tell whether cron is alive. Every log line of the run
-carries ``job`` and ``run_id``. A job's service returns a ``JobReport``: the one summary
-of the run, from which the command prints its line and takes its exit code, so the row,
-the log and the output never disagree.
-"""
+"""Periodic-job bookkeeping: a ``JobRun`` row per run (cron's heartbeat) and the one
+``JobReport`` the command prints and exits by, so row, log and output never disagree."""
 
 import contextlib
 import socket
@@ -17,15 +11,14 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from portal import exitcodes
 from portal.models import JobRun
 from portal.observability import bind, current_context
 
 # No run lives this long: cron starts dispatch every minute and cleanup every 15 minutes,
 # each bounded by --max-seconds in the shipped crontab.
 ABANDONED_AFTER = timedelta(hours=24)
-# How often the shipped crontab starts each job: a job not seen for twice that is stale
-# (/ready's status checks, /status, the metrics). An outbox event older than the warning
-# age is a backlog.
+# How often the shipped crontab starts each job: a job not seen for twice that is stale.
 JOB_SCHEDULES = {
     "portal_cleanup": timedelta(minutes=15),
     "portal_dispatch": timedelta(minutes=1),
@@ -36,12 +29,14 @@ OUTBOX_BACKLOG_WARN_AGE = timedelta(minutes=15)
 
 @dataclass(frozen=True)
 class JobReport:
-    """What a job's command renders: the summary (its ``--json`` line), the exit code
-    (``portal.exitcodes``) and, for a non-zero code, the one line that says why."""
+    """The summary (``--json``) and, for exit code 1, the line that says why."""
 
     summary: dict
-    exit_code: int
     problem: str = ""
+
+    @property
+    def exit_code(self):
+        return exitcodes.PARTIAL if self.problem else exitcodes.OK
 
 
 class JobRecord:
@@ -58,24 +53,16 @@ class JobRecord:
         return int((time.monotonic() - self.started) * 1000)
 
     def close_abandoned_peers(self):
-        """Close the other ``running`` rows of this job; call it holding the job's lock.
-
-        The lock is exclusive across hosts and released when its holder dies, so every
-        other run of the job still marked ``running`` belongs to a dead process.
-        """
+        """Close the other ``running`` rows of this job; holding the job's lock, they are
+        all dead processes'."""
         if self.run is None:
             return 0
         return close_abandoned_runs(job=self.run.job, keep=self.run)
 
 
 def close_abandoned_runs(*, job=None, keep=None, started_before=None, now=None):
-    """Mark ``running`` rows whose process is gone as ``abandoned``; return how many.
-
-    A killed run never records its end, and its row would say ``running`` forever. The
-    caller knows the process is gone either from a lock (``keep``: its own row) or from
-    age (``started_before``: no run lives that long). One conditional UPDATE: a run that
-    is in fact alive and finishes later records its real outcome over this one.
-    """
+    """Mark ``running`` rows whose process is gone (known from a lock: ``keep``, or age:
+    ``started_before``) as ``abandoned``; how many. A live run records its real end later."""
     rows = JobRun.objects.filter(outcome=JobRun.Outcome.RUNNING)
     if job is not None:
         rows = rows.filter(job=job)
@@ -89,13 +76,8 @@ def close_abandoned_runs(*, job=None, keep=None, started_before=None, now=None):
 
 @contextlib.contextmanager
 def job_run(job, *, record=True):
-    """Record one run of ``job``: a ``running`` row now, its outcome and counts at the end.
-
-    The run id of the command that called it is kept, so every record of one run shares
-    it. An exception marks the run ``failed``, is kept in its counts as ``error`` (what
-    ``/status`` shows) and propagates. ``record=False`` (dry runs) binds the log context
-    but writes no row.
-    """
+    """Record one run of ``job``: a ``running`` row now, its outcome and counts at the end
+    (an exception: ``failed``, with its ``error``). ``record=False`` only binds the log."""
     run_id = current_context().get("run_id") or uuid.uuid4().hex[:12]
     run = None
     if record:

@@ -1,9 +1,5 @@
-"""API tokens: generated once, shown once, stored only as their SHA-256.
-
-A token is ``pt_`` plus 32 random bytes (URL-safe base64). The database keeps its hash
-(for lookup) and its first characters (so an operator can tell tokens apart); nobody can
-recover a token from the database, so a lost token is replaced, not retrieved.
-"""
+"""API tokens: shown once, stored only as their SHA-256 and first characters (to tell
+them apart), so a lost token is replaced, not retrieved."""
 
 import hashlib
 import secrets
@@ -72,10 +68,7 @@ def create_token(user, *, name="", purpose=ApiToken.Purpose.UPLOAD):
 def create_token_for_username(
     username, *, name="", create_user=False, purpose=ApiToken.Purpose.UPLOAD
 ):
-    """The ``portal_create_token`` command: a token for ``username``, creating the user if asked.
-
-    A created user has an unusable password: it exists to own uploads, not to log in.
-    """
+    """A token for ``username``, creating the user (without a usable password) if asked."""
     User = get_user_model()
     name = validated_label(name)
     with transaction.atomic():

@@ -17,13 +17,8 @@ MAX_REPORTED_FAILURES = 20
 
 @dataclass(frozen=True)
 class CleanupOptions:
-    """How to run cleanup, the same object for one step or a whole run.
-
-    ``now`` defaults to the time the run starts; ``batch_size`` to
-    ``PORTAL_CLEANUP_BATCH_SIZE``; ``grace`` (sweep) to ``PORTAL_ORPHAN_GRACE_MINUTES``.
-    ``should_stop`` and ``max_seconds`` end a step between batches (never mid-batch);
-    ``on_batch`` sees the step's ``StepResult`` after every batch (progress lines).
-    """
+    """How to run one step or a whole run; unset values come from the settings.
+    ``should_stop`` and ``max_seconds`` end a step between batches, never mid-batch."""
 
     steps: tuple[str, ...] = STEPS
     now: datetime | None = None
@@ -130,14 +125,9 @@ def chunks(items: Iterable, run: StepRun) -> Iterator[list]:
 
 
 def leaving_batches(queryset, run: StepRun) -> Iterator[list]:
-    """Primary keys of ``queryset`` in batches, for work that takes each row out of it.
-
-    No ``ORDER BY`` and no keyset: every batch's rows leave the candidate set, so the
-    next query starts at the front of the index range again and reads one batch. (An
-    ``ORDER BY`` there lets PostgreSQL, without fresh statistics, sort every remaining
-    candidate for each batch.) A batch that comes back unchanged ends the loop, so a row
-    that cannot be processed never spins it.
-    """
+    """Primary keys of ``queryset`` in batches, for work that takes each row out of it: no
+    ``ORDER BY`` (PostgreSQL would sort every remaining candidate per batch), and a batch
+    that comes back unchanged ends the loop."""
     previous = None
     while not run.stop_requested():
         ids = list(queryset.values_list("pk", flat=True)[: run.batch_size])

@@ -1,11 +1,5 @@
-"""Step ``orphans``: temp objects of terminal sessions' parts go, then their ``temp_key``.
-
-Candidates come from the partial index ``part_with_temp_key`` (it holds exactly the parts
-that still track an object), walked in session order with a keyset, ``LIMIT`` and no
-``DISTINCT``, so every planner reads about one batch per query whatever its statistics
-say. Storage goes first and the database second: a crash leaves at worst a pointer to a
-gone object (deleting again is a no-op), never an untracked object.
-"""
+"""Step ``orphans``: temp objects of terminal sessions' parts go, then their ``temp_key``;
+candidates by keyset over ``part_with_temp_key``, so any planner reads one batch a query."""
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,12 +12,8 @@ from portal.services.cleanup.base import CleanupOptions, StepResult, StepRun, co
 
 
 def cleanup_orphan_temp_parts(options: CleanupOptions | None = None) -> StepResult:
-    """Delete the temp objects of terminal sessions' parts, then clear their ``temp_key``.
-
-    Only keys whose deletion succeeded are cleared; the rest stay tracked, are reported,
-    and are retried by the next run. A dry run also counts the parts of sessions the
-    ``stale`` step would expire.
-    """
+    """Clear the ``temp_key`` of what was deleted; the rest stay tracked for the next run.
+    A dry run also counts the parts of sessions ``stale`` would expire."""
     run = StepRun("orphans", options, counts=("sessions", "objects_deleted", "delete_requests"))
     pending: list[tuple[int, str]] = []
     counted = None  # a session larger than a batch comes in several pages: count it once
@@ -44,11 +34,8 @@ def cleanup_orphan_temp_parts(options: CleanupOptions | None = None) -> StepResu
 
 
 def _parts_holding_temp_keys(run) -> Iterator[list[tuple]]:
-    """(session_id, pk, temp_key) of parts with a temp key, whole sessions per batch.
-
-    A full batch may end inside a session: that session is read again by the next query
-    (or, if it alone fills a batch, page by page by primary key).
-    """
+    """(session_id, pk, temp_key) of parts with a temp key, whole sessions per batch (one
+    that alone fills a batch page by page)."""
     holding = UploadPart.objects.exclude(temp_key="")
     last = None
     while True:
@@ -98,13 +85,8 @@ def _terminal_sessions(session_ids, run) -> set:
 
 
 class _Releaser:
-    """Releases batches of parts: storage first, then the keys of exactly what is gone.
-
-    One batch's objects are deleted in a worker thread while the caller reads the next
-    batch and the previous batch's keys are cleared, so storage and database time overlap
-    instead of adding up. The order per batch is unchanged: a key is cleared only after
-    its deletion returned.
-    """
+    """Releases batches of parts: storage first, in a thread overlapping the next batch's
+    database work, then the keys of exactly what is gone."""
 
     def __init__(self, run):
         self.run = run

@@ -1,12 +1,6 @@
-"""Step ``prune``: old failed/aborted sessions with their files and parts, old delivered
-outbox events, and job runs (closing the ones whose process died first).
-
-A session is pruned only once none of its parts tracks a temp object any more (the
-``orphans`` step runs first): a row that still points at an object is never dropped. Its
-file's final object, which a finalize that failed late may have left at the file's
-deterministic key, is deleted from storage before the rows. Complete sessions and stored
-files are never pruned.
-"""
+"""Step ``prune``: old failed/aborted sessions with their files and parts (once no part
+tracks a temp object; a late-failed finalize's final object first), old delivered outbox
+events, and job runs."""
 
 from datetime import timedelta
 
@@ -56,11 +50,7 @@ def prune_old_failed_sessions(options: CleanupOptions | None = None) -> StepResu
 
 
 def _close_abandoned_runs(run):
-    """Runs still ``running`` a day after they started died without recording their end.
-
-    (``portal_cleanup`` closes its own dead runs at once, under its lock; this catches
-    the others, such as a dispatcher killed mid-run.)
-    """
+    """Runs still ``running`` a day after they started died without recording their end."""
     started_before = run.now - jobs.ABANDONED_AFTER
     if run.dry_run:
         running = JobRun.objects.filter(

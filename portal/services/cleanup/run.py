@@ -1,15 +1,9 @@
-"""A cleanup run: the steps in order, and ``portal_cleanup``'s recorded, locked job.
-
-``run_cleanup_job`` decides everything about a run once: it takes the cluster-wide lock
-(skipped when another run holds it), records the ``JobRun``, runs the steps, and builds
-the one summary whose outcome the ``JobRun`` row, the ``cleanup.finished`` record, the
-``--json`` line and the exit code all repeat.
-"""
+"""A cleanup run: the steps in order, and ``portal_cleanup``'s recorded, locked job."""
 
 import logging
 import time
 
-from portal import exitcodes, locks
+from portal import locks
 from portal.models import JobRun
 from portal.observability import log_event
 from portal.services import jobs
@@ -32,10 +26,7 @@ STEP_FUNCTIONS = {
 
 
 def run_cleanup(options: CleanupOptions | None = None) -> list[StepResult]:
-    """Run ``options.steps`` in the contract's order; log ``cleanup.step`` after each.
-
-    A step that stopped early ends the run: later steps are not started.
-    """
+    """Run ``options.steps`` in order, logging each; a step that stopped early ends the run."""
     options = (options or CleanupOptions()).started()
     results = []
     for name in STEPS:
@@ -50,11 +41,7 @@ def run_cleanup(options: CleanupOptions | None = None) -> list[StepResult]:
 
 
 def run_cleanup_job(options: CleanupOptions | None = None) -> jobs.JobReport:
-    """``portal_cleanup``: one run across all hosts, recorded (not in a dry run), reported.
-
-    Exit 0 when done, skipped or stopped early; 1 when deletions failed (they stay
-    tracked and the next run retries them).
-    """
+    """``portal_cleanup``: one run across all hosts, recorded (not in a dry run), reported."""
     options = options or CleanupOptions()
     started = time.monotonic()
     with jobs.job_run(JOB, record=not options.dry_run) as run:
@@ -68,16 +55,11 @@ def run_cleanup_job(options: CleanupOptions | None = None) -> jobs.JobReport:
         run.outcome = summary["outcome"]
         run.counts = {name: step["counts"] for name, step in summary["steps"].items()}
         _log_summary(summary)
-    if summary["failed"]:
-        return jobs.JobReport(
-            summary=summary,
-            exit_code=exitcodes.PARTIAL,
-            problem=(
-                f"{summary['failed']} deletion(s) failed and stay tracked; the next run "
-                "retries them (see the cleanup.step records for the keys and reasons)"
-            ),
-        )
-    return jobs.JobReport(summary=summary, exit_code=exitcodes.OK)
+    problem = (
+        f"{summary['failed']} deletion(s) failed and stay tracked; the next run retries them "
+        "(see the cleanup.step records for the keys and reasons)"
+    )
+    return jobs.JobReport(summary, problem if summary["failed"] else "")
 
 
 def _outcome(results, failed, stopped_early):

@@ -1,11 +1,5 @@
-"""Step ``stale``: open sessions past ``expires_at`` become ``failed`` ("expired"), files too.
-
-A transition locks its batch by primary key (``SELECT … FOR UPDATE``; SQLite's ``BEGIN
-IMMEDIATE`` serialises writers), re-checks the condition on the locked rows, and updates
-the survivors by primary key. A part upload locks the same session row, so either its
-part lands first (the TTL slid and the session lives) or it finds the session failed
-(410) and keeps nothing.
-"""
+"""Step ``stale``: open sessions past ``expires_at`` become ``failed`` ("expired"), files
+too; re-checked on the locked rows, so a part that arrived meanwhile wins."""
 
 import logging
 

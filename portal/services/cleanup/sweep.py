@@ -1,9 +1,5 @@
-"""Step ``sweep``: temp objects older than the grace period that no part row points to (a
-crash between a write and its commit), and on S3 the multipart uploads of dead assemblies.
-
-A session's assembly file and a tus upload's tail belong to their session, whatever the
-part rows say: kept while it is active, deleted at any age once it is not.
-"""
+"""Step ``sweep``: untracked temp objects older than the grace period, and on S3 the
+multipart uploads of dead assemblies (design.md, "Invariants", 3)."""
 
 from collections.abc import Iterator
 from datetime import timedelta
@@ -83,8 +79,7 @@ def untracked_keys(keys):
 
 
 def _listed_keys(older_than, run) -> Iterator[str]:
-    """Stream the listing (assembly files at any age); a storage that fails mid-listing is a
-    reported failure of the step."""
+    """Stream the listing (assembly files at any age); a failing listing is reported."""
     try:
         for item in storage.list_temp():
             if item.modified_at < older_than or storage.assembly_session(item.key):

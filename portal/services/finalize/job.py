@@ -3,7 +3,7 @@ at a time, under the session's lock as a request would (a busy lock is a live ho
 
 import time
 
-from portal import exitcodes, locks, storage
+from portal import locks, storage
 from portal.models import JobRun, UploadSession
 from portal.services import jobs
 from portal.services.errors import Gone, InsufficientStorage
@@ -43,16 +43,11 @@ def run_finalize_job(*, max_seconds=None):
         "stopped": stopped,
         "duration_ms": int((time.monotonic() - started) * 1000),
     }
-    if counts["errors"]:
-        return jobs.JobReport(
-            summary=summary,
-            exit_code=exitcodes.PARTIAL,
-            problem=(
-                f"{counts['errors']} assembly(ies) failed on a storage outage and stay "
-                "finalizing; the next run retries them (see the storage.unavailable records)"
-            ),
-        )
-    return jobs.JobReport(summary=summary, exit_code=exitcodes.OK)
+    problem = (
+        f"{counts['errors']} assembly(ies) failed on a storage outage and stay finalizing; "
+        "the next run retries them (see the storage.unavailable records)"
+    )
+    return jobs.JobReport(summary, problem if counts["errors"] else "")
 
 
 def _take_over(session_pk):

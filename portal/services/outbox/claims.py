@@ -27,11 +27,8 @@ CLAIM_BATCH_SIZE = 200
 
 @dataclass
 class Claim:
-    """A batch of rows this dispatcher holds until ``lease_until``.
-
-    ``events`` are light rows (``id``, ``event_type``, ``body``, ``attempts``), not model
-    instances: building thousands of models is a measurable share of a dispatch run.
-    """
+    """Rows this dispatcher holds until ``lease_until``: named tuples, not models (building
+    thousands of models is a measurable share of a run)."""
 
     events: list
     lease_until: object
@@ -40,8 +37,7 @@ class Claim:
 
 @dataclass
 class Failure:
-    """A claimed event (a row of ``Claim.events``, or any object with ``id`` and
-    ``attempts``) whose delivery failed, and how."""
+    """A claimed event (anything with ``id`` and ``attempts``) whose delivery failed."""
 
     event: Any
     outcome: SendOutcome
@@ -76,20 +72,14 @@ class DispatchResult:
 
 
 def payload_text():
-    """The payload as the database stores it (JSON text): the exact body we POST and sign.
-
-    Sending the stored text skips decoding and re-encoding every payload, and keeps the
-    body identical across attempts.
-    """
+    """The payload as stored (JSON text): the exact body we POST and sign, identical across
+    attempts and never decoded."""
     return Cast("payload", output_field=TextField())
 
 
 def _due_with_status(status, now, limit):
-    """Due rows of one status, oldest first, straight off the (status, next_attempt_at) index.
-
-    One query per status rather than ``status IN (...)``: with two statuses the database
-    must sort every due row to return the first few, which makes each claim O(backlog).
-    """
+    """Due rows of one status, oldest first, off the (status, next_attempt_at) index: with
+    ``status IN (...)`` the database would sort every due row, O(backlog) a claim."""
     query = (
         OutboxEvent.objects.filter(status=status, next_attempt_at__lte=now)
         .order_by("next_attempt_at")
@@ -102,11 +92,8 @@ def _due_with_status(status, now, limit):
 
 
 def claim_due(config, *, batch_size=CLAIM_BATCH_SIZE):
-    """Lock up to ``batch_size`` due rows, mark them ``sending`` under a fresh lease.
-
-    Expired leases first (rows a dead dispatcher left), then pending rows oldest first. One
-    short transaction; rows other dispatchers hold are skipped, not waited for.
-    """
+    """Lock up to ``batch_size`` due rows (expired leases first), mark them ``sending``
+    under a fresh lease; rows other dispatchers hold are skipped, not waited for."""
     now = timezone.now()
     lease_until = now + timedelta(seconds=config.lease_seconds)
     expires = time.monotonic() + config.lease_seconds
@@ -210,11 +197,7 @@ def release(claim, events):
 
 
 def requeue_failed(ids=None):
-    """Give ``failed`` events (all, or those of ``ids``) a fresh set of attempts, due now.
-
-    For an operator after a runner fix: ``portal_dispatch --retry-failed`` and the admin
-    action both call this.
-    """
+    """Give ``failed`` events (all, or those of ``ids``) a fresh set of attempts, due now."""
     now = timezone.now()
     failed = OutboxEvent.objects.filter(status=OutboxEvent.Status.FAILED)
     if ids is not None:

@@ -33,10 +33,8 @@ class SendOutcome:
 
 
 class RunnerClient:
-    """POSTs events to the runner over one persistent connection (``KeepAliveConnection``).
-
-    Credentials in the URL are sent as HTTP Basic auth and scrubbed from every error text.
-    """
+    """POSTs events over one persistent connection; credentials in the URL go as HTTP
+    Basic auth and are scrubbed from every error text."""
 
     def __init__(self, config):
         parts = urlsplit(config.endpoint)
@@ -63,12 +61,8 @@ class RunnerClient:
         self.close()
 
     def send(self, event_id, event_type, body, *, attempt, while_waiting=None):
-        """POST one event; never raises for network or HTTP errors.
-
-        ``while_waiting`` runs once per call, while the runner works on the request (after
-        it is written, before the answer is read; or after a failure): the caller's
-        bookkeeping of the previous event then costs no wall-clock time.
-        """
+        """POST one event; never raises for network or HTTP errors. ``while_waiting`` runs
+        once, while the runner works on the request, so bookkeeping costs no wall time."""
         headers = {
             **self.base_headers,
             "X-Portal-Event-Id": str(event_id),

@@ -21,12 +21,7 @@ class ConfigurationError(Exception):
 
 @dataclass(frozen=True)
 class DispatchConfig:
-    """The settings one dispatch run uses.
-
-    The values themselves are validated when the settings load (``boot.config``) and
-    their relations by the ``portal`` system checks, which the command runs first; what
-    is left is the one thing only dispatch needs: somewhere to deliver to.
-    """
+    """The settings one dispatch run uses (validated by ``boot.config`` and the checks)."""
 
     endpoint: str
     secret: str
@@ -52,12 +47,8 @@ class DispatchConfig:
 
     @property
     def lease_seconds(self):
-        """How long a claim protects its rows: one delivery deadline plus the margin, twice over.
-
-        Long enough for a healthy batch (milliseconds a POST) and for the one slow request
-        in progress when we stop sending; short enough that a dead dispatcher's rows come
-        back within a minute or so.
-        """
+        """How long a claim protects its rows: twice a delivery deadline plus the margin,
+        so a dead dispatcher's rows come back within a minute or so."""
         return 2 * (self.timeout + LEASE_MARGIN_SECONDS)
 
 

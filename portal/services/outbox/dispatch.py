@@ -3,7 +3,6 @@
 import logging
 import time
 
-from portal import exitcodes
 from portal.models import JobRun, OutboxEvent
 from portal.observability import log_event
 from portal.services import jobs
@@ -27,11 +26,7 @@ BACKLOG_CAP = 10_000
 
 
 def run_dispatch(*, limit=None, max_seconds=None, retry_failed=False):
-    """``portal_dispatch``: one recorded run; returns the ``jobs.JobReport`` to render.
-
-    Raises ``ConfigurationError`` (nothing done, nothing recorded) when there is nowhere
-    to deliver. An event that gave up in this run makes the run ``partial`` and exit 1.
-    """
+    """``portal_dispatch``: one recorded run (``ConfigurationError`` before any)."""
     config = DispatchConfig.from_settings()
     with jobs.job_run(JOB) as run:
         requeued = requeue_failed() if retry_failed else 0
@@ -46,16 +41,11 @@ def run_dispatch(*, limit=None, max_seconds=None, retry_failed=False):
         "stopped": result.stopped,
         "duration_ms": result.duration_ms,
     }
-    if not result.gave_up:
-        return jobs.JobReport(summary=summary, exit_code=exitcodes.OK)
-    return jobs.JobReport(
-        summary=summary,
-        exit_code=exitcodes.PARTIAL,
-        problem=(
-            f"{result.gave_up} event(s) gave up after PORTAL_OUTBOX_MAX_ATTEMPTS attempts and "
-            "are now failed; fix the runner, then run portal_dispatch --retry-failed."
-        ),
+    problem = (
+        f"{result.gave_up} event(s) gave up after PORTAL_OUTBOX_MAX_ATTEMPTS attempts and "
+        "are now failed; fix the runner, then run portal_dispatch --retry-failed."
     )
+    return jobs.JobReport(summary, problem if result.gave_up else "")
 
 
 def backlog_left():
@@ -67,13 +57,9 @@ def backlog_left():
 
 
 def dispatch_due(config, *, limit=None, max_seconds=None, batch_size=CLAIM_BATCH_SIZE):
-    """Deliver due events until none is due, ``limit`` were attempted, or time runs out.
-
-    No delivery starts after ``max_seconds``; the one in flight then ends within its
-    deadline (``config.timeout``), so a run lasts at most ``max_seconds`` + one delivery
-    deadline. Cutting it at the run's budget instead would count a failed attempt against
-    an event the runner may have been about to accept.
-    """
+    """Deliver due events until none is due, ``limit`` were attempted, or time runs out:
+    none starts after ``max_seconds``, the one in flight ends within its own deadline
+    (cutting it would count a failure against an event the runner may accept)."""
     started = time.monotonic()
     deadline = started + max_seconds if max_seconds else None
     result = DispatchResult()
@@ -97,10 +83,8 @@ def dispatch_due(config, *, limit=None, max_seconds=None, batch_size=CLAIM_BATCH
 
 
 def _send_batch(client, claim, config, deadline, result):
-    """Send one claimed batch, record it; False when the time budget ran out mid-batch.
-
-    Each ``outbox.dispatched`` line is written while the next request is in flight.
-    """
+    """Send one claimed batch (logging while the next request is in flight), record it;
+    False when the time budget ran out mid-batch."""
     delivered, failures, unlogged = [], [], []
 
     def write_logs():

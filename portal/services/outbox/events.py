@@ -26,10 +26,7 @@ def build_file_uploaded_payload(file, *, event_id, occurred_at):
 
 
 def enqueue_file_uploaded(file):
-    """Create the ``file.uploaded`` event for a stored file (idempotent per file).
-
-    Call inside the transaction that marks the file stored.
-    """
+    """The ``file.uploaded`` event (one per file), inside the transaction that stores it."""
     now = timezone.now()
     event, _ = OutboxEvent.objects.get_or_create(
         event_type=OutboxEvent.FILE_UPLOADED,
