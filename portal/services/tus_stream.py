@@ -1,6 +1,5 @@
-"""The bytes of a tus PATCH on their way into storage (``tus_patch``): the request body,
-counted and hashed, ending early rather than failing when the client goes away; and one
-part's bytes, the upload's tail read back first."""
+"""The bytes of a tus PATCH on their way into storage: the body (ending early, not failing,
+when the client goes away) and one part's bytes, the upload's tail read back first."""
 
 from portal import storage
 

@@ -94,7 +94,6 @@ class StepRun:
         self._started = time.monotonic()
 
     def stop_requested(self):
-        """Checked between batches: a stop ends a step cleanly, never mid-batch."""
         if self.options.should_stop is not None and self.options.should_stop():
             self.result.stopped_early = True
             return True

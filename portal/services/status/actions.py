@@ -1,8 +1,4 @@
-"""The one change ``/status`` makes: put a failed outbox event back in the queue.
-
-The same conditional UPDATE as ``portal_dispatch --retry-failed`` and the admin action
-(``outbox.requeue_failed``), for one event, with who asked logged as ``outbox.requeued``.
-"""
+"""The one change ``/status`` makes: put a failed outbox event back in the queue."""
 
 import logging
 import uuid
@@ -26,11 +22,7 @@ def parse_event_id(raw):
 
 
 def requeue_event(event_id, *, user):
-    """Make one ``failed`` event ``pending`` and due now, or say why not.
-
-    Raises ``NotFound`` for an unknown id and ``Conflict`` when the event is in another
-    state (already requeued by someone else, delivered, pending).
-    """
+    """Make one ``failed`` event ``pending`` and due now; 404 or 409 when it cannot."""
     if outbox.requeue_failed(ids=[event_id]) == 1:
         log_event(
             logger,

@@ -1,11 +1,5 @@
-"""The sections of the ``/status`` page, from the health checks' report plus a few reads.
-
-The report (``portal.health.views.build_status``, also the page's JSON form) holds the
-states and raw figures; this module puts them in words and human units and adds what a
-person on call asks next: what each job did lately and which outbox events are stuck.
-Each read is one seek on an index whose leading columns it fixes, so the page costs the
-same with a thousand or a million rows of history.
-"""
+"""The sections of the ``/status`` page: the health report (``build_status``) in words and
+units, plus what each job did lately and which outbox events are stuck."""
 
 import functools
 from datetime import datetime
@@ -43,13 +37,9 @@ def state(name):
 
 
 def recent_runs(jobs, limit=RECENT_RUNS):
-    """{job: its last ``limit`` runs, newest first}, in one statement.
-
-    The latest ``limit`` runs of each (job, outcome) pair, each a seek on
-    ``jobrun_job_outcome`` (job, outcome, started_at), joined by ``UNION ALL`` and merged
-    here: ordering all of a job's runs by time would walk the ``jobrun_started`` index past
-    every other job's history when this one has not run for long.
-    """
+    """{job: its last ``limit`` runs, newest first}: one ``UNION ALL`` of a seek on
+    ``jobrun_job_outcome`` per (job, outcome), where ordering a job's runs by time would
+    walk past every other job's history."""
     found = {job: [] for job in jobs}
     if jobs:
         for run in JobRun.objects.raw(*recent_runs_sql(tuple(jobs), limit)):
@@ -89,10 +79,7 @@ def run_row(run, now):
 
 
 def counts_text(counts, prefix=""):
-    """``{"stale": {"sessions_expired": 2, "files_failed": 0}}`` -> ``"stale.sessions_expired 2"``.
-
-    Zero counts are left out; a run that did nothing says so.
-    """
+    """``{"stale": {"expired": 2, "failed": 0}}`` -> ``"stale.expired 2"``."""
     parts = []
     for key, value in counts.items():
         if isinstance(value, dict):

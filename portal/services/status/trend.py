@@ -1,9 +1,5 @@
-"""The page's trend: uploads and bytes per hour over 24 h, the outbox backlog per dispatch
-run, drawn on the server as inline SVG readable without colour.
-
-Past hours are cached per process, so a view counts only the current hour's uploads,
-never the history.
-"""
+"""The page's trend as inline SVG: uploads and bytes per hour over 24 h, and the outbox
+backlog per dispatch run."""
 
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,12 +35,8 @@ class Bar:
 
 
 def hourly_uploads(now):
-    """Uploads completed and their bytes for each of the last 24 whole hours, oldest first.
-
-    An hour that ended more than ``SETTLED_AFTER`` ago no longer changes, so its figures
-    are kept in the process's cache: a view reads only the hours not seen before, which
-    after the first view is the current one.
-    """
+    """Uploads completed and their bytes for each of the last 24 hours, oldest first; a
+    settled hour is cached, so a view counts only the hours it has not seen."""
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     hours = [end - timedelta(hours=HOURS - n) for n in range(HOURS)]
     keys = {hour: f"{CACHE_PREFIX}{hour:%Y%m%dT%H}" for hour in hours}

@@ -17,11 +17,7 @@ def binary_size(count):
 
 
 def duration(seconds):
-    """``0.42`` -> ``"420 ms"``, ``75`` -> ``"1 min 15 s"``, ``10800`` -> ``"3 h"``.
-
-    The largest unit and, below ten of it, the next one: precise enough to compare with
-    a schedule, short enough to read in a table cell.
-    """
+    """``0.42`` -> ``"420 ms"``, ``75`` -> ``"1 min 15 s"``, ``10800`` -> ``"3 h"``."""
     if seconds is None:
         return "—"
     seconds = max(float(seconds), 0.0)
