@@ -23,9 +23,19 @@ class ApiError(Exception):
         return {}
 
 
-class BadRequest(ApiError):
-    status = 400
-    code = "bad_request"
+def api_error(name, status, code):
+    """A subclass of ``ApiError`` that answers ``status`` with ``code``."""
+    return type(name, (ApiError,), {"status": status, "code": code})
+
+
+BadRequest = api_error("BadRequest", 400, "bad_request")
+Forbidden = api_error("Forbidden", 403, "forbidden")
+NotFound = api_error("NotFound", 404, "not_found")
+Conflict = api_error("Conflict", 409, "conflict")
+Gone = api_error("Gone", 410, "gone")
+LengthRequired = api_error("LengthRequired", 411, "length_required")
+TooLarge = api_error("TooLarge", 413, "too_large")
+InsufficientStorage = api_error("InsufficientStorage", 507, "insufficient_storage")
 
 
 class Unauthorized(ApiError):
@@ -41,16 +51,6 @@ class Unauthorized(ApiError):
         return {"WWW-Authenticate": AUTH_REALM}
 
 
-class Forbidden(ApiError):
-    status = 403
-    code = "forbidden"
-
-
-class NotFound(ApiError):
-    status = 404
-    code = "not_found"
-
-
 class MethodNotAllowed(ApiError):
     status = 405
     code = "method_not_allowed"
@@ -62,26 +62,6 @@ class MethodNotAllowed(ApiError):
     @property
     def headers(self):
         return {"Allow": ", ".join(self.allowed)}
-
-
-class Conflict(ApiError):
-    status = 409
-    code = "conflict"
-
-
-class Gone(ApiError):
-    status = 410
-    code = "gone"
-
-
-class LengthRequired(ApiError):
-    status = 411
-    code = "length_required"
-
-
-class TooLarge(ApiError):
-    status = 413
-    code = "too_large"
 
 
 class Unavailable(ApiError):
@@ -101,8 +81,3 @@ class QuotaExceeded(ApiError):
 
     status = 429
     code = "quota_exceeded"
-
-
-class InsufficientStorage(ApiError):
-    status = 507
-    code = "insufficient_storage"

@@ -48,13 +48,9 @@ def hash_token(raw):
     return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def generate_token():
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
 def create_token(user, *, name="", purpose=ApiToken.Purpose.UPLOAD):
     """Create a token for ``user``; returns ``(ApiToken, raw)``. The raw token is not stored."""
-    raw = generate_token()
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user,
         name=name,

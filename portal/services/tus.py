@@ -16,7 +16,7 @@ from portal.lookups import one_or_none
 from portal.models import TusUpload, UploadPart, UploadSession
 from portal.parts import bytes_in_parts
 from portal.services import finalize, sessions
-from portal.services.errors import ApiError, BadRequest, NotFound
+from portal.services.errors import BadRequest, NotFound, api_error
 from portal.services.faults import storage_faults
 
 TUS_VERSION = "1.0.0"
@@ -33,24 +33,10 @@ _DIGITS = re.compile(r"[0-9]{1,19}", re.ASCII)
 Status = UploadSession.Status
 
 
-class PreconditionFailed(ApiError):
-    status = 412
-    code = "tus_version_unsupported"
-
-
-class UnsupportedMediaType(ApiError):
-    status = 415
-    code = "unsupported_media_type"
-
-
-class Locked(ApiError):
-    status = 423
-    code = "upload_locked"
-
-
-class ChecksumMismatch(ApiError):
-    status = 460
-    code = "checksum_mismatch"
+PreconditionFailed = api_error("PreconditionFailed", 412, "tus_version_unsupported")
+UnsupportedMediaType = api_error("UnsupportedMediaType", 415, "unsupported_media_type")
+Locked = api_error("Locked", 423, "upload_locked")
+ChecksumMismatch = api_error("ChecksumMismatch", 460, "checksum_mismatch")
 
 
 def check_version(value):

@@ -113,10 +113,7 @@ def _delete_rows(queryset, count_name, run):
     if run.dry_run:
         run.result.add(count_name, queryset.count())
         return
-    while not run.stop_requested():
-        ids = list(queryset.values_list("pk", flat=True)[: run.batch_size])
-        if not ids:
-            return
+    for ids in leaving_batches(queryset, run):
         with transaction.atomic():
             deleted, _ = queryset.model.objects.filter(pk__in=ids).delete()
         run.result.add(count_name, deleted)

@@ -28,7 +28,7 @@ def run_finalize_job(*, max_seconds=None):
                 break
             session_pk = lease.claim_expired()
             if session_pk in tried:  # it failed on an outage in this run: the next run retries
-                lease.retry_soon(session_pk)
+                lease.hand_back(session_pk, outage=True)
                 session_pk = None
             if session_pk is None:
                 break
@@ -63,6 +63,6 @@ def _take_over(session_pk):
     except Gone:
         return "failed"
     except (storage.StorageUnavailable, InsufficientStorage):
-        lease.retry_soon(session_pk)
+        lease.hand_back(session_pk, outage=True)
         return "errors"
     return "completed"

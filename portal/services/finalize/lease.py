@@ -95,19 +95,11 @@ def claim_expired():
     return pk if claimed else None
 
 
-def retry_soon(session_pk):
-    """An assembly that failed on a storage outage: claimable by the next run at once, and
-    the attempt not counted (an outage is retried as long as it lasts)."""
+def hand_back(session_pk, *, outage=False):
+    """Make the session claimable by ``portal_finalize`` at once; after a storage ``outage``
+    the attempt is not counted (an outage is retried as long as it lasts)."""
+    fields = {"assembly_lease_until": timezone.now()}
+    if outage:
+        fields["assembly_attempts"] = F("assembly_attempts") - 1
     with transaction.atomic():
-        UploadSession.objects.filter(pk=session_pk, status=Status.FINALIZING).update(
-            assembly_lease_until=timezone.now(),
-            assembly_attempts=F("assembly_attempts") - 1,
-        )
-
-
-def hand_back(session_pk):
-    """No assembler here after all: the session is claimable by portal_finalize at once."""
-    with transaction.atomic():
-        UploadSession.objects.filter(pk=session_pk, status=Status.FINALIZING).update(
-            assembly_lease_until=timezone.now()
-        )
+        UploadSession.objects.filter(pk=session_pk, status=Status.FINALIZING).update(**fields)

@@ -131,7 +131,7 @@ class Assembler:
             self.busy = True
         except ApiError as exc:
             self.error = exc
-            lease.retry_soon(self.session.pk)  # an outage: portal_finalize may retry at once
+            lease.hand_back(self.session.pk, outage=True)
         except Exception:  # the lease runs out and portal_finalize tries again
             logger.exception("assembly of session %s failed", self.session.pk)
         finally:
