@@ -3,7 +3,6 @@
 
 import contextlib
 import socket
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -46,11 +45,6 @@ class JobRecord:
         self.run = run
         self.counts = {}
         self.outcome = JobRun.Outcome.OK
-        self.started = time.monotonic()
-
-    @property
-    def duration_ms(self):
-        return int((time.monotonic() - self.started) * 1000)
 
     def close_abandoned_peers(self):
         """Close the other ``running`` rows of this job; holding the job's lock, they are

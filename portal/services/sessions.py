@@ -135,7 +135,7 @@ def _validated(data):
         raise BadRequest("the body must be a JSON object", code="invalid_json")
     size_bytes = _size(data.get("size_bytes"))
     return {
-        "filename": _filename(data.get("filename")),
+        "filename": _text(data.get("filename"), "filename", max_chars=MAX_NAME_CHARS),
         "content_type": _content_type(data.get("content_type", DEFAULT_CONTENT_TYPE)),
         "size_bytes": size_bytes,
         "chunk_size_bytes": _chunk_size(data.get("chunk_size_bytes"), size_bytes),
@@ -151,10 +151,6 @@ def _text(value, field, *, max_chars):
     if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
         raise BadRequest(f"{field} contains control characters", code="invalid_" + field)
     return value
-
-
-def _filename(value):
-    return _text(value, "filename", max_chars=MAX_NAME_CHARS)
 
 
 def _content_type(value):
