@@ -365,10 +365,7 @@ class Command(BaseCommand):
             )
         try:
             client = ApiClient(
-                options["url"],
-                token,
-                timeout=options["timeout"],
-                retries=options["retries"],
+                options["url"], token, timeout=options["timeout"], retries=options["retries"]
             )
             uploader = Uploader(
                 client,
