@@ -203,18 +203,15 @@ class Base(Configuration):
     def DATABASES(self):
         url = self.DATABASE_URL or f"sqlite:///{Path(self.PORTAL_DATA_DIR) / 'portal.sqlite3'}"
         database = v.database_from_url(url) or {"ENGINE": "django.db.backends.dummy"}
+        options = database.setdefault("OPTIONS", {})
         if database["ENGINE"] == "django.db.backends.postgresql":
-            database.setdefault("OPTIONS", {})
-            database["OPTIONS"].setdefault("connect_timeout", self.DATABASE_CONNECT_TIMEOUT_SECONDS)
+            options.setdefault("connect_timeout", self.DATABASE_CONNECT_TIMEOUT_SECONDS)
         if database["ENGINE"] == "django.db.backends.sqlite3":
             # The embedded default must work on a fresh clone: create its directory.
             _make_database_dir(database["NAME"], "DATABASE_URL" if self.DATABASE_URL else None)
             # Connections persist (CONN_MAX_AGE as on PostgreSQL): closing the last
-            # connection to a WAL database checkpoints it and deletes the WAL, so a
-            # connection per request cost every part 5-10 ms of disk syncs
-            # (docs/upload-performance.md).
-            database.setdefault("OPTIONS", {})
-            database["OPTIONS"].update(
+            # connection to a WAL database checkpoints it, disk syncs on every request.
+            options.update(
                 {
                     "timeout": 20,
                     "transaction_mode": "IMMEDIATE",
