@@ -68,7 +68,7 @@ class NamedValue(values.Value):
         try:
             value = super().setup(name)
         except Invalid as exc:
-            raw = _shorten(self.shown(_environ_get(variable)))
+            raw = _shorten(self.shown(os.environ.get(variable, "")))
             PROBLEMS.append(f"{variable}={raw!r}: {exc}")
             self.value = value = self.default
         if self.required and not value:
@@ -291,10 +291,6 @@ def _bounded(number, min_value, max_value=None):
     if max_value is not None and number > max_value:
         raise Invalid(f"must be at most {max_value}")
     return number
-
-
-def _environ_get(variable):
-    return os.environ.get(variable, "")
 
 
 def _ascii(value):

@@ -13,7 +13,7 @@ from botocore.config import Config as BotoConfig
 from configurations import Configuration
 
 from boot import config as v
-from boot.logging import build_logging
+from boot.logging import FORMATS, LEVELS, build_logging
 from portal import limits
 from portal.health import drain
 from portal.health import paths as probe_paths
@@ -116,10 +116,8 @@ class Base(Configuration):
     PORTAL_BEHIND_PROXY = v.BoolValue(False)
     # Web origins whose pages may use the tus endpoint (CORS, portal.views.tus).
     PORTAL_CORS_ALLOWED_ORIGINS = v.OriginListValue([])
-    PORTAL_LOG_FORMAT = v.ChoiceValue("json", choices=("json", "console"))
-    PORTAL_LOG_LEVEL = v.ChoiceValue(
-        "info", choices=("debug", "info", "warning", "error", "critical")
-    )
+    PORTAL_LOG_FORMAT = v.ChoiceValue("json", choices=FORMATS)
+    PORTAL_LOG_LEVEL = v.ChoiceValue("info", choices=LEVELS)
 
     INSTALLED_APPS = [
         "django.contrib.admin",
@@ -205,18 +203,15 @@ class Base(Configuration):
     def DATABASES(self):
         url = self.DATABASE_URL or f"sqlite:///{Path(self.PORTAL_DATA_DIR) / 'portal.sqlite3'}"
         database = v.database_from_url(url) or {"ENGINE": "django.db.backends.dummy"}
+        options = database.setdefault("OPTIONS", {})
         if database["ENGINE"] == "django.db.backends.postgresql":
-            database.setdefault("OPTIONS", {})
-            database["OPTIONS"].setdefault("connect_timeout", self.DATABASE_CONNECT_TIMEOUT_SECONDS)
+            options.setdefault("connect_timeout", self.DATABASE_CONNECT_TIMEOUT_SECONDS)
         if database["ENGINE"] == "django.db.backends.sqlite3":
             # The embedded default must work on a fresh clone: create its directory.
             _make_database_dir(database["NAME"], "DATABASE_URL" if self.DATABASE_URL else None)
             # Connections persist (CONN_MAX_AGE as on PostgreSQL): closing the last
-            # connection to a WAL database checkpoints it and deletes the WAL, so a
-            # connection per request cost every part 5-10 ms of disk syncs
-            # (docs/upload-performance.md).
-            database.setdefault("OPTIONS", {})
-            database["OPTIONS"].update(
+            # connection to a WAL database checkpoints it, disk syncs on every request.
+            options.update(
                 {
                     "timeout": 20,
                     "transaction_mode": "IMMEDIATE",
@@ -305,7 +300,7 @@ class Dev(Base):
     SECRET_KEY = v.NamedValue("dev-insecure-key-do-not-use-in-production")
     # runserver (and WhiteNoise with DEBUG) serve the apps' static files where they are.
     PORTAL_STATIC_ROOT = v.AbsolutePathValue("")
-    PORTAL_LOG_FORMAT = v.ChoiceValue("console", choices=("json", "console"))
+    PORTAL_LOG_FORMAT = v.ChoiceValue("console", choices=FORMATS)
 
     @classmethod
     def post_setup(cls):
@@ -329,9 +324,7 @@ class Test(Base):
     PORTAL_MIN_FREE_BYTES = v.ByteSizeValue(0, min_value=0, max_value=1024 * TIB)
     PORTAL_FREE_SPACE_RESERVE_BYTES = v.ByteSizeValue(0, min_value=0, max_value=1024 * TIB)
     PORTAL_CHUNK_SIZE_MIN = v.ByteSizeValue(1, min_value=1)
-    PORTAL_LOG_LEVEL = v.ChoiceValue(
-        "warning", choices=("debug", "info", "warning", "error", "critical")
-    )
+    PORTAL_LOG_LEVEL = v.ChoiceValue("warning", choices=LEVELS)
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # A test server stops at once unless its test asks for a drain (gunicorn.conf.py).
     PORTAL_DRAIN_SECONDS = v.FloatValue(0.0, min_value=0, max_value=drain.MAX_SECONDS)

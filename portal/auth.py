@@ -5,8 +5,7 @@ database makes is between digests, never between a secret and a stored secret; t
 fetched digest is compared once more with ``hmac.compare_digest``. ``last_used_at`` is
 written at most once a minute per token (a conditional UPDATE), so uploading thousands
 of parts does not turn every request into a write on the token row. The lookup is one
-SQL statement (``active_token``): built by the ORM it was a quarter of what a small part
-cost the server.
+raw SQL statement (``active_token``): the ORM's query compiler cost more than the query.
 """
 
 import hmac

@@ -13,8 +13,7 @@ import time
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 
 from portal.observability import log_event
-from portal.responses import error_response
-from portal.services.errors import Unavailable
+from portal.responses import database_unavailable
 
 logger = logging.getLogger("portal.dbgate")
 RETRY_SECONDS = 2.0
@@ -66,15 +65,6 @@ class DatabaseGate:
 gate = DatabaseGate()
 
 
-def refused():
-    return error_response(
-        Unavailable(
-            "the database is unavailable; nothing was lost, try again shortly",
-            code="database_unavailable",
-        )
-    )
-
-
 def connect(alias=DEFAULT_DB_ALIAS):
     """A usable connection for this thread: the kept one if it still answers, else a new one
     (Django would do the same at the first query, deep inside the view)."""
@@ -94,13 +84,13 @@ class DatabaseGateMiddleware:
         if request.method == "OPTIONS":  # a CORS preflight: no credentials, nothing read
             return self.get_response(request)
         if not gate.admit():
-            return refused()
+            return database_unavailable()
         try:
             connect()
         except Exception as exc:
             gate.failed(exc)  # whatever it was, the retry it may have been is over
             if isinstance(exc, (OperationalError, InterfaceError)):
-                return refused()
+                return database_unavailable()
             raise
         gate.succeeded()
         return self.get_response(request)

@@ -15,11 +15,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-STALE_CONNECTION_ERRORS = (
-    http.client.RemoteDisconnected,
-    ConnectionResetError,
-    BrokenPipeError,
-)
+STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 DEFAULT_READ_LIMIT = 1024 * 1024
 
 

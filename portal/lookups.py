@@ -1,10 +1,6 @@
-"""Small helpers for the queries every part upload makes.
-
-For the short lookups of a request, Django's query compiler costs more than the database:
-profiled on a part upload (docs/upload-performance.md), executing the SQL was a few per
-cent of the request and compiling it most of the rest, in proportion to the columns
-selected. So the part path selects the fields it reads (``only``) and looks rows up by
-their unique keys without the ORDER BY that ``first()`` adds.
+"""For the short lookups of a part upload Django's query compiler costs more than the
+database, in proportion to the columns selected (docs/upload-performance.md): the part path
+selects the fields it reads (``only``) and adds no ORDER BY to a lookup by a unique key.
 """
 
 

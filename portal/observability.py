@@ -152,15 +152,12 @@ def configured_secrets():
     Read when the logging configuration is built (``RedactingFilter`` is created by
     dictConfig), so a value set later is not known; settings do not change at run time.
     """
-    values = set()
-    for name in SECRET_SETTINGS:
-        values.add(os.environ.get(name, ""))
+    values = {os.environ.get(name, "") for name in SECRET_SETTINGS}
     values.add(_url_password(os.environ.get("DATABASE_URL", "")))
     from django.conf import settings
 
     if settings.configured:
-        for name in SECRET_SETTINGS:
-            values.add(str(getattr(settings, name, "") or ""))
+        values.update(str(getattr(settings, name, "") or "") for name in SECRET_SETTINGS)
         values.update(str(v) for v in getattr(settings, "SECRET_KEY_FALLBACKS", ()) or ())
         values.add(_url_password(str(getattr(settings, "DATABASE_URL", "") or "")))
         for database in getattr(settings, "DATABASES", {}).values():

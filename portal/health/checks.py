@@ -192,11 +192,7 @@ class OutboxBacklog(PortalTimeout, HealthCheck):
 
 def readiness_checks():
     """The checks behind ``/ready``: the database and both portal storages."""
-    return (
-        DatabaseReady(),
-        StorageReady(alias="portal_temp"),
-        StorageReady(alias="portal_final"),
-    )
+    return (DatabaseReady(), StorageReady(alias="portal_temp"), StorageReady(alias="portal_final"))
 
 
 @dataclasses.dataclass

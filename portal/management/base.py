@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, ProgrammingError
 
-from portal import exitcodes
+from portal import exitcodes, limits
 from portal.checks import settings_problems
 from portal.observability import bind, current_context, new_run_id
 
@@ -104,11 +104,7 @@ def bounded_int(upper, lower=1):
     """
 
     def parse(text):
-        try:
-            value = int(text.strip()) if text.isascii() else None
-        except ValueError:
-            value = None
-        if value is None:
+        if (value := _ascii_number(text, int)) is None:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
         if not lower <= value <= upper:
             raise argparse.ArgumentTypeError(f"{text!r} is not between {lower} and {upper}")
@@ -121,14 +117,25 @@ def bounded_seconds(upper):
     """argparse type: a finite number of seconds above 0 and at most ``upper``."""
 
     def parse(text):
-        try:
-            value = float(text.strip()) if text.isascii() else None
-        except ValueError:
-            value = None
-        if value is None:
+        if (value := _ascii_number(text, float)) is None:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number")
         if not 0 < value <= upper:  # also refuses nan and inf
             raise argparse.ArgumentTypeError(f"{text!r} is not above 0 and at most {upper:g}")
         return value
 
     return parse
+
+
+def _ascii_number(text, convert):
+    try:
+        return convert(text.strip()) if text.isascii() else None
+    except ValueError:
+        return None
+
+
+def add_job_arguments(parser, max_seconds_help):
+    """``--max-seconds`` and ``--json``, as every job command takes them."""
+    parser.add_argument(
+        "--max-seconds", type=bounded_seconds(limits.MAX_JOB_SECONDS), help=max_seconds_help
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON summary line")

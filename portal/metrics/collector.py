@@ -15,7 +15,8 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
 from portal.metrics import figures as fig
-from portal.metrics import health_bridge, multiproc
+from portal.metrics import multiproc
+from portal.services.jobs import JOB_SCHEDULES
 
 logger = logging.getLogger("portal.metrics")
 CACHE_SECONDS = 5.0
@@ -71,7 +72,7 @@ class PortalCollector:
     def read(self):
         started = time.perf_counter()
         try:
-            figures = fig.read_database(health_bridge.JOB_SCHEDULES)
+            figures = fig.read_database(JOB_SCHEDULES)
         except DatabaseError as exc:
             logger.warning("metrics: cannot read the database figures: %s", type(exc).__name__)
             figures = None
@@ -115,7 +116,7 @@ def job_families(jobs):
         "portal_job_interval_seconds",
         "How often cron is expected to run the job.",
         label,
-        [((c,), s.total_seconds()) for c, s in health_bridge.JOB_SCHEDULES.items()],
+        [((c,), s.total_seconds()) for c, s in JOB_SCHEDULES.items()],
     )
     yield _gauge(
         "portal_job_last_run_timestamp_seconds",

@@ -21,11 +21,7 @@ from portal.storage import FINAL_ALIAS, TEMP_ALIAS
 COUNT_CAP = 10_000
 SUCCESS_OUTCOMES = (JobRun.Outcome.OK, JobRun.Outcome.PARTIAL)
 FINISHED_OUTCOMES = tuple(o for o in JobRun.Outcome.values if o != JobRun.Outcome.RUNNING)
-OUTBOX_COUNTED = (
-    OutboxEvent.Status.PENDING,
-    OutboxEvent.Status.SENDING,
-    OutboxEvent.Status.FAILED,
-)
+OUTBOX_COUNTED = (OutboxEvent.Status.PENDING, OutboxEvent.Status.SENDING, OutboxEvent.Status.FAILED)
 SESSIONS_COUNTED = (
     UploadSession.Status.INIT,
     UploadSession.Status.IN_PROGRESS,

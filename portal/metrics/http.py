@@ -10,17 +10,14 @@ import time
 
 from prometheus_client import Counter, Histogram
 
-from portal.metrics import health_bridge, readiness
+from portal.health.paths import HEALTH_PATH, READY_PATH
+from portal.metrics import readiness
 
 METRICS_PATH = "/metrics"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Up to two minutes: a part upload from a slow client takes that long.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-PATH_LABELS = {
-    health_bridge.HEALTH_PATH: "health",
-    health_bridge.READY_PATH: "ready",
-    METRICS_PATH: "metrics",
-}
+PATH_LABELS = {HEALTH_PATH: "health", READY_PATH: "ready", METRICS_PATH: "metrics"}
 UNRESOLVED = "unresolved"
 
 REQUESTS = Counter(

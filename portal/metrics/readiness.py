@@ -5,12 +5,14 @@ scrape reports the newest answer of any live worker and never touches storage. E
 gauge is labelled, so none reads 0 ("not ready") before the first probe.
 """
 
+import math
 import threading
 import time
 
 from prometheus_client import Gauge
 
-from portal.metrics import health_bridge
+from portal.health.executor import results
+from portal.health.views import READY_CACHE_KEY, state_of
 
 MODE = "livemostrecent"
 
@@ -38,18 +40,22 @@ _published = [None]  # the cached results object last written to the gauges
 
 
 def publish_latest():
-    """Write the process's last readiness answer to the gauges if it is a new one."""
-    latest = health_bridge.last_readiness()
+    """Write the process's last readiness answer to the gauges if it is a new one.
+
+    Read from the ``/ready`` result cache whatever its age (``math.inf``): the metrics
+    report what the last probe saw, and never run a check themselves.
+    """
+    latest = results.get(READY_CACHE_KEY, math.inf)
     if latest is None:
         return False
-    token, checks = latest
     with _lock:
-        if token is _published[0]:
+        if latest is _published[0]:
             return False
-        _published[0] = token
+        _published[0] = latest
         now = time.time()
-        for check in checks:
-            CHECK_UP.labels(check=check.name).set(0 if check.state == "unavailable" else 1)
-            CHECK_SECONDS.labels(check=check.name).set(check.seconds)
-            CHECKED_AT.labels(check=check.name).set(now)
+        for result in latest:
+            name = result.check.name
+            CHECK_UP.labels(check=name).set(0 if state_of(result) == "unavailable" else 1)
+            CHECK_SECONDS.labels(check=name).set(float(result.time_taken))
+            CHECKED_AT.labels(check=name).set(now)
     return True

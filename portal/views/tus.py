@@ -20,15 +20,9 @@ from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from portal import auth, request_body
-from portal.responses import error_response
+from portal.responses import database_unavailable, error_response
 from portal.services import tus, tus_patch
-from portal.services.errors import (
-    ApiError,
-    BadRequest,
-    LengthRequired,
-    MethodNotAllowed,
-    Unavailable,
-)
+from portal.services.errors import ApiError, BadRequest, LengthRequired, MethodNotAllowed
 
 logger = logging.getLogger("portal.api")
 TUS_HEADERS = (
@@ -59,12 +53,7 @@ def tus_endpoint(view):
                 response["Tus-Version"] = tus.TUS_VERSION
         except (OperationalError, InterfaceError) as exc:
             logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
-            response = error_response(
-                Unavailable(
-                    "the database is unavailable; nothing was lost, try again shortly",
-                    code="database_unavailable",
-                )
-            )
+            response = database_unavailable()
         return response
 
     return wrapper

@@ -15,16 +15,9 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from portal import auth, request_body
-from portal.responses import error_response
+from portal.responses import database_unavailable, error_response
 from portal.services import chunks, finalize, sessions
-from portal.services.errors import (
-    ApiError,
-    BadRequest,
-    MethodNotAllowed,
-    NotFound,
-    TooLarge,
-    Unavailable,
-)
+from portal.services.errors import ApiError, BadRequest, MethodNotAllowed, NotFound, TooLarge
 
 logger = logging.getLogger("portal.api")
 MAX_JSON_BYTES = 64 * 1024
@@ -51,12 +44,7 @@ def api_endpoint(view):
             return error_response(exc)
         except (OperationalError, InterfaceError) as exc:
             logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
-            return error_response(
-                Unavailable(
-                    "the database is unavailable; nothing was lost, try again shortly",
-                    code="database_unavailable",
-                )
-            )
+            return database_unavailable()
 
     return wrapper
 

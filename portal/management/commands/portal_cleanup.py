@@ -1,7 +1,6 @@
 """``manage.py portal_cleanup``: expire stale sessions, reclaim temp objects, prune (cron).
 
-Parses the options, calls ``portal.services.cleanup.run_cleanup_job`` and renders its
-report. Exit codes (``portal.exitcodes``): 0 done, skipped (another run holds the lock)
+Exit codes (``portal.exitcodes``): 0 done, skipped (another run holds the lock)
 or stopped early by ``--max-seconds``; 1 finished but some deletions failed (they stay
 tracked; the next run retries them); 2 bad usage or configuration.
 """
@@ -9,7 +8,7 @@ tracked; the next run retries them); 2 bad usage or configuration.
 import sys
 
 from portal import limits
-from portal.management.base import PortalCommand, bounded_int, bounded_seconds
+from portal.management.base import PortalCommand, add_job_arguments, bounded_int
 from portal.services import cleanup
 
 
@@ -38,12 +37,9 @@ class Command(PortalCommand):
             type=bounded_int(limits.MAX_BATCH_SIZE),
             help="rows per batch and transaction (default PORTAL_CLEANUP_BATCH_SIZE)",
         )
-        parser.add_argument(
-            "--max-seconds",
-            type=bounded_seconds(limits.MAX_JOB_SECONDS),
-            help="stop between batches after S seconds (exit 0, stopped_early in the summary)",
+        add_job_arguments(
+            parser, "stop between batches after S seconds (exit 0, stopped_early in the summary)"
         )
-        parser.add_argument("--json", action="store_true", help="print one JSON summary line")
 
     def handle(self, *args, **options):
         report = cleanup.run_cleanup_job(

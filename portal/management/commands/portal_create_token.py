@@ -39,8 +39,7 @@ class Command(BaseCommand):
             )
         except UnknownUser:
             raise CommandError(
-                f"no user {username!r}; pass --create-user to create it",
-                returncode=exitcodes.USAGE,
+                f"no user {username!r}; pass --create-user to create it", returncode=exitcodes.USAGE
             ) from None
         except InvalidName as exc:
             raise CommandError(str(exc), returncode=exitcodes.USAGE) from None

@@ -1,6 +1,5 @@
 """``manage.py portal_dispatch``: deliver due outbox events to the runner (cron, every minute).
 
-Parses the options, calls ``portal.services.outbox.run_dispatch`` and renders its report.
 Exit codes (``portal.exitcodes``): 0 every attempt delivered or rescheduled, 1 an event
 gave up in this run, 2 bad usage or configuration (with JSON logs, the reason is one JSON
 error record).
@@ -9,7 +8,7 @@ error record).
 from django.core.management.base import CommandError
 
 from portal import exitcodes, limits
-from portal.management.base import PortalCommand, bounded_int, bounded_seconds
+from portal.management.base import PortalCommand, add_job_arguments, bounded_int
 from portal.services import outbox
 
 
@@ -23,16 +22,13 @@ class Command(PortalCommand):
             help="attempt at most N deliveries in this run",
         )
         parser.add_argument(
-            "--max-seconds",
-            type=bounded_seconds(limits.MAX_JOB_SECONDS),
-            help="stop claiming and sending after S seconds (claimed, unsent events go back)",
-        )
-        parser.add_argument(
             "--retry-failed",
             action="store_true",
             help="requeue every failed event (attempts reset, due now) before dispatching",
         )
-        parser.add_argument("--json", action="store_true", help="print one JSON summary line")
+        add_job_arguments(
+            parser, "stop claiming and sending after S seconds (claimed, unsent events go back)"
+        )
 
     def handle(self, *args, **options):
         try:

@@ -1,13 +1,11 @@
 """``manage.py portal_finalize``: finish the assemblies whose process died (cron, every minute).
 
-Parses the options, calls ``portal.services.finalize.run_finalize_job`` and renders its
-report. Exit codes (``portal.exitcodes``): 0 nothing left to take over (or stopped by
+Exit codes (``portal.exitcodes``): 0 nothing left to take over (or stopped by
 ``--max-seconds``), 1 an assembly failed on a storage outage and stays for the next run,
 2 bad usage or configuration.
 """
 
-from portal import limits
-from portal.management.base import PortalCommand, bounded_seconds
+from portal.management.base import PortalCommand, add_job_arguments
 from portal.services import finalize
 
 
@@ -18,12 +16,9 @@ class Command(PortalCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--max-seconds",
-            type=bounded_seconds(limits.MAX_JOB_SECONDS),
-            help="claim no new assembly after S seconds (the one in hand finishes)",
+        add_job_arguments(
+            parser, "claim no new assembly after S seconds (the one in hand finishes)"
         )
-        parser.add_argument("--json", action="store_true", help="print one JSON summary line")
 
     def handle(self, *args, **options):
         report = finalize.run_finalize_job(max_seconds=options["max_seconds"])

@@ -25,8 +25,6 @@ def import_logging_modules():
 
 class Command(PortalCommand):
     help = "Print the logger tree of the loaded logging configuration (logging-tree)."
-    # A tool for looking at a broken set-up must not refuse to run because of it.
-    requires_system_checks = []
 
     def handle(self, *args, **options):
         import_logging_modules()

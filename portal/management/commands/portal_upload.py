@@ -310,24 +310,18 @@ class Command(BaseCommand):
         )
         token = parser.add_mutually_exclusive_group()
         token.add_argument(
-            "--token-file",
-            default=None,
-            help="a file holding the API token (default: $PORTAL_TOKEN)",
+            "--token-file", help="a file holding the API token (default: $PORTAL_TOKEN)"
         )
         token.add_argument(
-            "--token",
-            default=None,
-            help="the API token; visible to every local user in `ps`: prefer the others",
+            "--token", help="the API token; visible to every local user in `ps`: prefer the others"
         )
         parser.add_argument(
             "--chunk-size",
             type=bounded_int(limits.MAX_CHUNK_SIZE),
-            default=None,
             help="bytes per part (default: the server's)",
         )
         parser.add_argument(
             "--idempotency-key",
-            default=None,
             help="default: derived from the file's path, size and mtime (a rerun resumes)",
         )
         parser.add_argument("--content-type", default="application/octet-stream")
@@ -365,10 +359,7 @@ class Command(BaseCommand):
             )
         try:
             client = ApiClient(
-                options["url"],
-                token,
-                timeout=options["timeout"],
-                retries=options["retries"],
+                options["url"], token, timeout=options["timeout"], retries=options["retries"]
             )
             uploader = Uploader(
                 client,
