@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from portal import storage
 from portal.models import IngestFile
 from tests.api_helpers import make_token, sha256
 from tests.conftest import ROOT
@@ -27,6 +28,8 @@ def server(subprocess_env, tmp_path):
 def test_a_part_another_request_is_sending_is_retried_until_it_ended(
     server, subprocess_env, user, tmp_path
 ):
+    if not storage.backend().assembles_in_place:
+        pytest.skip("on S3 each upload of a part is an object of its own: none is refused")
     token = make_token(user)
     path = write_file(tmp_path, 3 * CHUNK)
     data = path.read_bytes()
