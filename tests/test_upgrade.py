@@ -7,6 +7,7 @@ import os
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import F
@@ -121,3 +122,31 @@ def old_worker_part(session_id, number, data):
     UploadSession.objects.filter(pk=session_id).update(
         completed_parts=F("completed_parts") + 1, bytes_received=F("bytes_received") + len(data)
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_being_assembled_keeps_its_parts_files_and_is_finished_later(
+    portal_storage, user
+):
+    """The old code may be reading them while ``migrate`` runs: they stay where they are,
+    and the finalize job (new code) stores the file from them once the lease runs out."""
+    if not storage.backend().assembles_in_place:
+        pytest.skip("local disk only: on S3 parts stay objects of their own")
+    apps = migrate(BEFORE)
+    session = session_of(apps, user, "finalizing")
+    type(session).objects.filter(pk=session.pk).update(
+        assembly_lease_until=timezone.now() - timedelta(minutes=1)
+    )
+    data = os.urandom(3 * CHUNK)
+    parts = [own_part(apps, session, n, data[(n - 1) * CHUNK : n * CHUNK]) for n in (1, 2, 3)]
+
+    migrate(AFTER)
+
+    for part in parts:
+        row = UploadPart.objects.get(pk=part.pk)
+        assert (row.temp_key, row.temp_offset) == (part.temp_key, None)
+        assert storage.temp_storage().exists(part.temp_key)
+    call_command("portal_finalize")
+    file = IngestFile.objects.get()
+    assert (file.status, file.sha256) == (IngestFile.Status.STORED, sha256(data))
+    assert b"".join(objects.iter_final(file.storage_key)) == data
