@@ -223,8 +223,8 @@ MUTANTS = (
         "portal/views/tus.py",
         (
             (
-                '        if method == "HEAD":\n'
-                '            response["Cache-Control"] = "no-store"\n',
+                '            if method == "HEAD":\n'
+                '                response["Cache-Control"] = "no-store"\n',
                 "",
             ),
         ),
