@@ -79,7 +79,7 @@ def no_leftovers():
     temp = list(storage.list_temp())
     final = storage.final_storage()
     uploads = []
-    if not storage._is_local(final):
+    if not storage.backend().has_volumes:
         client = final.connection.meta.client
         uploads = client.list_multipart_uploads(Bucket=final.bucket_name).get("Uploads", [])
     return temp, uploads
