@@ -37,6 +37,23 @@ def test_parts_sent_through_the_json_api_meanwhile_fail_the_patch_cleanly(tus, c
     assert tus.offset(path) == 20  # the offset counts whatever is recorded, from either API
 
 
+def test_a_json_api_replay_of_a_part_written_by_tus_is_200_with_its_sha256(tus, client, user):
+    """A part tus wrote in place records no sha256 of its own: the same bytes again are a
+    replay (200, the part's real sha256), other bytes a conflict, and the file is kept."""
+    data = bytes(range(30))
+    path = tus.start(len(data))
+    assert tus.patch(path, 0, data[:20]).status_code == 204
+    upload_id = path.rsplit("/", 1)[1]
+    api = Api(client, make_token(user))
+    replay = api.put(upload_id, 1, data[:10])
+    assert replay.status_code == 200, replay.content
+    assert replay.json()["sha256"] == hashlib.sha256(data[:10]).hexdigest()
+    other = api.put(upload_id, 2, b"z" * 10)
+    assert (other.status_code, error_code(other)) == (409, "part_conflict")
+    assert tus.patch(path, 20, data[20:]).status_code == 204
+    assert stored_file_bytes() == data
+
+
 def test_the_sweep_keeps_an_active_uploads_tail_and_removes_it_once_terminal(tus, settings):
     path = tus.start(20)
     assert tus.patch(path, 0, b"x" * 7).status_code == 204

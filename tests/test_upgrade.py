@@ -7,11 +7,16 @@ import os
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.db.models import F
 from django.utils import timezone
 
 from portal import storage
+from portal.models import IngestFile, UploadPart, UploadSession
+from tests import objects
+from tests.api_helpers import Api, make_token, sha256
 
 BEFORE = [("portal", "0007_part_temp_offset")]
 AFTER = [("portal", "0008_parts_into_session_files")]
@@ -78,3 +83,70 @@ def test_parts_of_their_own_move_into_the_session_file_checked(portal_storage, u
     assert (kept.temp_key, kept.temp_offset) == (left.temp_key, None)  # cleanup's to delete
     row = apps.get_model("portal", "UploadSession").objects.get(pk=active.pk)
     assert (row.hashed_parts, row.hash_state) == (0, None)
+
+
+@pytest.mark.django_db
+def test_a_part_the_old_code_records_after_the_migration_is_still_assembled(
+    portal_storage, client, user
+):
+    """``migrate`` runs while the old code still serves (docs/topology.md): a part it
+    records after the migration keeps a file of its own; finalize still stores the file."""
+    if not storage.backend().assembles_in_place:
+        pytest.skip("local disk only: on S3 parts stay objects of their own")
+    data = os.urandom(3 * CHUNK)
+    api = Api(client, make_token(user))
+    session = api.start(data, CHUNK)
+    assert api.put(session["id"], 1, data[:CHUNK]).status_code == 201
+    assert api.put(session["id"], 3, data[2 * CHUNK :]).status_code == 201
+    old_worker_part(session["id"], 2, data[CHUNK : 2 * CHUNK])
+
+    response = api.finalize(session["id"])
+
+    assert response.status_code in (200, 202), response.content
+    file = IngestFile.objects.get()
+    assert (file.status, file.sha256) == (IngestFile.Status.STORED, sha256(data))
+    assert b"".join(objects.iter_final(file.storage_key)) == data
+
+
+def old_worker_part(session_id, number, data):
+    """A part recorded as the code before migration 0008 did with parts of their own."""
+    key = storage.new_temp_key(session_id, number)
+    storage.temp_storage().save(key, io.BytesIO(data))
+    UploadPart.objects.create(
+        session_id=session_id,
+        part_number=number,
+        size_bytes=len(data),
+        sha256=sha256(data),
+        temp_key=key,
+    )
+    UploadSession.objects.filter(pk=session_id).update(
+        completed_parts=F("completed_parts") + 1, bytes_received=F("bytes_received") + len(data)
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_being_assembled_keeps_its_parts_files_and_is_finished_later(
+    portal_storage, user
+):
+    """The old code may be reading them while ``migrate`` runs: they stay where they are,
+    and the finalize job (new code) stores the file from them once the lease runs out."""
+    if not storage.backend().assembles_in_place:
+        pytest.skip("local disk only: on S3 parts stay objects of their own")
+    apps = migrate(BEFORE)
+    session = session_of(apps, user, "finalizing")
+    type(session).objects.filter(pk=session.pk).update(
+        assembly_lease_until=timezone.now() - timedelta(minutes=1)
+    )
+    data = os.urandom(3 * CHUNK)
+    parts = [own_part(apps, session, n, data[(n - 1) * CHUNK : n * CHUNK]) for n in (1, 2, 3)]
+
+    migrate(AFTER)
+
+    for part in parts:
+        row = UploadPart.objects.get(pk=part.pk)
+        assert (row.temp_key, row.temp_offset) == (part.temp_key, None)
+        assert storage.temp_storage().exists(part.temp_key)
+    call_command("portal_finalize")
+    file = IngestFile.objects.get()
+    assert (file.status, file.sha256) == (IngestFile.Status.STORED, sha256(data))
+    assert b"".join(objects.iter_final(file.storage_key)) == data

@@ -12,7 +12,9 @@ import uuid
 from django.core.files.storage import FileSystemStorage, storages
 from django.db import migrations
 
-ACTIVE = ("init", "in_progress", "finalizing")
+# Sessions taking parts. One being assembled keeps its parts' files: the old code may be
+# reading them while this runs, and finalize copies such parts into place itself.
+ACTIVE = ("init", "in_progress")
 BLOCK_BYTES = 1024 * 1024
 
 

@@ -2,6 +2,7 @@
 database is never locked while bytes travel (docs/design.md, "How an upload works")."""
 
 import contextlib
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -245,18 +246,37 @@ def _hash_behind(locked, part_number, saved, recorded):
 
 
 def _replay(session, existing, stored):
-    if existing.sha256 != stored.sha256:
+    recorded = _recorded_sha256(session.pk, existing)
+    if recorded != stored.sha256:
         raise Conflict(
             f"part {existing.part_number} was already stored with different bytes "
-            f"(sha256 {existing.sha256})",
+            f"(sha256 {recorded or 'unknown: its bytes are gone'})",
             code="part_conflict",
         )
     return PartReceipt(
         part_number=existing.part_number,
         size_bytes=existing.size_bytes,
-        sha256=existing.sha256,
+        sha256=recorded,
         created=False,
         completed_parts=session.completed_parts,
         total_parts=session.total_parts,
         expires_at=session.expires_at,
     )
+
+
+def _recorded_sha256(session_pk, existing):
+    """The recorded part's sha256; for a part tus wrote in place, whose bytes only the
+    file's hash took (no sha256 of its own, ``PartRange.write``), that of its range as it
+    lies ("" when it is gone)."""
+    if existing.sha256:
+        return existing.sha256
+    row = UploadPart.objects.filter(session_id=session_pk, part_number=existing.part_number)
+    key, offset = row.values_list("temp_key", "temp_offset").get()
+    source = storage.part_source(existing.part_number, existing.size_bytes, "", key, offset)
+    digest = hashlib.sha256()
+    try:
+        with storage_faults("reading a part", session_id=str(session_pk)):
+            storage.backend().hash_part(source, digest)
+    except storage.SourceMismatch:
+        return ""
+    return digest.hexdigest()

@@ -128,7 +128,8 @@ def assemble_final(sources, *, file_id, now=None, progress=None, **options) -> S
     called as sources are done. How depends on the backend (``Backend.assemble``);
     ``options``: ``file_hash`` (the hash saved while the parts arrived, covering
     ``sources[:hashed]``), ``hashed``, ``on_upload(upload_id)`` (S3, before anything is
-    copied), ``room(size)`` (local, before a refused link turns into a copy).
+    copied), ``room(size)`` (local, before a refused link turns into a copy), ``session_id``
+    (local: the assembly file a part kept in a file of its own is copied into).
     """
     key = new_final_key(file_id, now=now)
     return backend().assemble(list(sources), key, progress=progress or _no_progress, **options)

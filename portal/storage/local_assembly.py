@@ -6,6 +6,7 @@ The file's hash and a part's check (in a second thread) read the final file thro
 session's lock, so nothing truncates the file under a mapping.
 """
 
+import dataclasses
 import errno
 import hashlib
 import itertools
@@ -55,6 +56,36 @@ def assemble(temp, final, key, sources, progress, file_hash=None, hashed=0, room
         return StoredObject(key=key, size=size, sha256=digest)
     finally:
         os.close(fd)
+
+
+def into_place(temp, session_id, sources):
+    """``sources``, those kept in a file of their own copied into their range of the
+    session's assembly file first, each checked against its sha256 (``SourceMismatch``):
+    the code before one file per session records such parts while ``migrate`` runs
+    (migration 0008 moves only those recorded before it)."""
+    if all(source.offset is not None for source in sources):
+        return sources
+    key = local_in_place.assembly_key(session_id)
+    placed = []
+    for source in sources:
+        offset = sum(done.size for done in placed)
+        placed.append(source if source.offset is not None else _copy_in(temp, key, offset, source))
+    return placed
+
+
+def _copy_in(temp, key, offset, source):
+    own = _open_source(temp, source)
+    try:
+        with local_in_place.locked_range(temp, key, offset, source.size) as held:
+            if held is None:
+                raise OSError(errno.EBUSY, "a request holds the part's range", key)
+            placed = dataclasses.replace(source, key=key, offset=offset)
+            if copy_range(own, held[0], source.size, offset) != source.size:
+                raise SourceMismatch(source, MISMATCH)
+            check_range(held[0], offset, placed)
+    finally:
+        os.close(own)
+    return placed
 
 
 def _link(temp, fd, final, key, source):

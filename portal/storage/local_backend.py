@@ -59,8 +59,11 @@ class LocalBackend(Backend):
                 return 0
         return super().final_bytes(sources)
 
-    def assemble(self, sources, key, *, progress, file_hash=None, hashed=0, room=None, **_):
+    def assemble(self, sources, key, *, progress, file_hash=None, hashed=0, room=None, **opts):
         """A link to the session's assembly file, else a kernel copy (``local_assembly``)."""
+        if "session_id" in opts:
+            with backend_faults(self.temp):
+                sources = local_assembly.into_place(self.temp, opts["session_id"], sources)
         with backend_faults(self.final):
             return local_assembly.assemble(
                 self.temp, self.final, key, sources, progress, file_hash, hashed, room

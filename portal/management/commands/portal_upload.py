@@ -29,6 +29,7 @@ from portal.parts import OPEN_STATUSES, parse_ranges, part_offset, part_size
 API_PREFIX = "/api/v1"
 SEND_BLOCK = 256 * 1024
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+RETRYABLE_CODES = {"part_in_progress"}  # another request is still sending that part
 MAX_BACKOFF_SECONDS = 30.0
 # A request may take --timeout plus the time to send its body at this rate: a trickling
 # server cannot hold the client, a slow link can still send a large part.
@@ -47,7 +48,7 @@ class UploadFailed(Exception):
 
 
 class Transient(Exception):
-    """Worth retrying: a broken connection, a timeout, a 5xx."""
+    """Worth retrying: a broken connection, a timeout, a 5xx, a part still being sent."""
 
 
 class _PartReader:
@@ -116,6 +117,9 @@ class ApiClient:
             payload = json.loads(answer.body) if answer.body else {}
         except ValueError:
             payload = None
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if isinstance(error, dict) and error.get("code") in RETRYABLE_CODES:
+            raise Transient(f"HTTP {answer.status} {error['code']}")
         snippet = answer.body[:200].decode("utf-8", "replace")
         if not isinstance(payload, dict) and answer.status < 300:  # not the portal answering
             raise UploadFailed(

@@ -92,6 +92,7 @@ def _build(session, sources):
         return storage.assemble_final(
             sources,
             file_id=file.pk,
+            session_id=session.pk,
             now=file.created_at,
             file_hash=file_hash,
             hashed=hashed,
