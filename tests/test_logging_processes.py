@@ -272,3 +272,16 @@ def test_logging_tree_shows_portal_and_django_reaching_the_json_handler(subproce
     dev["DJANGO_CONFIGURATION"] = "Dev"
     dev_tree = run_manage(dev, "portal_logging_tree").stdout
     assert "Formatter <boot.logging.ConsoleFormatter" in dev_tree
+
+
+def test_the_logging_tree_shows_a_set_up_that_fails_the_portal_checks(subprocess_env):
+    """A diagnostic runs where the jobs refuse to (portal.E001 here)."""
+    broken = {
+        **subprocess_env,
+        "PORTAL_CHUNK_SIZE_MIN": str(64 * 2**20),
+        "PORTAL_CHUNK_SIZE": str(8 * 2**20),
+    }
+    refused = run_manage(broken, "portal_cleanup", check=False)
+    assert refused.returncode == 2 and "portal.E001" in refused.stdout + refused.stderr
+    tree = run_manage(broken, "portal_logging_tree").stdout
+    assert 'o<--"portal"' in tree

@@ -25,6 +25,7 @@ def import_logging_modules():
 
 class Command(PortalCommand):
     help = "Print the logger tree of the loaded logging configuration (logging-tree)."
+    checks_settings = False  # a diagnostic: it must run on the set-up that is broken
 
     def handle(self, *args, **options):
         import_logging_modules()
