@@ -150,3 +150,31 @@ def test_a_session_being_assembled_keeps_its_parts_files_and_is_finished_later(
     file = IngestFile.objects.get()
     assert (file.status, file.sha256) == (IngestFile.Status.STORED, sha256(data))
     assert b"".join(objects.iter_final(file.storage_key)) == data
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_migration_that_stops_half_way_loses_no_part_it_moved(portal_storage, user):
+    """Each part is recorded at its new place before its old file goes (database first,
+    then the delete); a migration that ran in one transaction would roll the rows back
+    after the files were gone."""
+    if not storage.backend().assembles_in_place:
+        pytest.skip("local disk only: on S3 parts stay objects of their own")
+    apps = migrate(BEFORE)
+    session = session_of(apps, user, "in_progress")
+    data = os.urandom(CHUNK)
+    first = own_part(apps, session, 1, data)
+    blocked = own_part(apps, session, 2, data)
+    blocked_path = os.path.join(storage.temp_storage().location, blocked.temp_key)
+    os.unlink(blocked_path)
+    os.mkdir(blocked_path)  # reading it fails (IsADirectoryError): the migration stops
+
+    with pytest.raises(IsADirectoryError):
+        migrate(AFTER)
+
+    moved = apps.get_model("portal", "UploadPart").objects.get(pk=first.pk)
+    assert moved.temp_offset == 0 and moved.temp_key.endswith("-parts")
+    with open(os.path.join(storage.temp_storage().location, moved.temp_key), "rb") as handle:
+        assert handle.read(CHUNK) == data
+    os.rmdir(blocked_path)
+    migrate(AFTER)
+    assert apps.get_model("portal", "UploadPart").objects.get(pk=blocked.pk).temp_key == ""

@@ -28,6 +28,7 @@ def move_parts(apps, schema_editor):
         UploadPart.objects.filter(session__status__in=ACTIVE, temp_offset__isnull=True)
         .exclude(temp_key="")
         .select_related("session")
+        .order_by("pk")
     )
     moved = set()
     for part in parts.iterator():
@@ -72,6 +73,9 @@ def _copy(temp, own, key, offset, part):
 
 
 class Migration(migrations.Migration):
+    # Not one transaction: each part's row is committed at its new place before its old
+    # file is removed, so a run that stops half-way (and its rerun) loses no part.
+    atomic = False
     dependencies = [("portal", "0007_part_temp_offset")]
 
     operations = [migrations.RunPython(move_parts, migrations.RunPython.noop)]
