@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -86,24 +87,52 @@ def free_port():
 class MotoS3:
     """A moto S3 server on loopback that a test may stop and start again (an outage)."""
 
-    def __init__(self):
-        self.port = free_port()
+    def __init__(self, attempts=5):
         self.server = None
-        self.start()
+        for attempt in range(attempts):
+            # A free port may be taken again before moto binds it: then take another.
+            self.port = free_port()
+            try:
+                self.start(timeout=0)
+                return
+            except OSError:
+                if attempt == attempts - 1:
+                    raise
 
     @property
     def endpoint(self):
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self):
-        from moto.server import ThreadedMotoServer
+    def start(self, timeout=10):
+        """Serve on ``self.port`` (again, after an outage). moto's ThreadedMotoServer waits
+        forever when its thread cannot bind (werkzeug exits that thread), and its stop leaves
+        the listening socket open; here a bind failure is retried, bounded, and raised."""
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
 
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
+        app = DomainDispatcherApplication(create_backend_app)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                server = make_server(
+                    "127.0.0.1", self.port, app, True, request_handler=MotoRequestHandler
+                )
+                break
+            except (OSError, SystemExit) as exc:  # werkzeug exits on a port in use
+                if time.monotonic() > deadline:
+                    raise OSError(f"moto cannot listen on 127.0.0.1:{self.port}") from exc
+                time.sleep(0.1)
+        self.server = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
 
     def stop(self):
         if self.server is not None:
-            self.server.stop()
+            self.server.shutdown()
+            self.server.server_close()
             self.server = None
 
     def client(self):
