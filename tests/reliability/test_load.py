@@ -96,7 +96,7 @@ class Gunicorn:
 class MotoProcess(MotoS3):
     """A moto S3 server in a process of its own."""
 
-    def start(self):
+    def start(self, timeout=None):  # its own bounded wait below
         self.server = subprocess.Popen(
             [str(ROOT / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,

@@ -374,7 +374,7 @@ class TcpProxy:
 class MotoProcess(MotoS3):
     """A moto S3 server in a process of its own (the in-process one shares our GIL)."""
 
-    def start(self):
+    def start(self, timeout=None):  # its own bounded wait below
         self.server = subprocess.Popen(
             [MOTO_SERVER, "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
