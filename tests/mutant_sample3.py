@@ -163,13 +163,7 @@ MUTANTS = (
     Mutant(
         "an answer is read with a timeout per read, not the exchange's deadline",
         "portal/httpclient.py",
-        (
-            (
-                "        self.response_class = functools.partial(_TimedResponse, "
-                "time_left=self.time_left)\n",
-                "",
-            ),
-        ),
+        (("HTTPResponse(_TimedSocket(sock, self.time_left), *args", "HTTPResponse(sock, *args"),),
         _HTTP,
     ),
     Mutant(
