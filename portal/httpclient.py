@@ -117,18 +117,11 @@ class KeepAliveConnection:
             return f"could not connect to {peer} within {seconds:g} s"
         return f"{peer} did not answer within {seconds:g} s"
 
-    def _new_connection(self):
-        if self._tls is None:
-            return _HTTPConnection(
-                self.host, self.port, timeout=self.timeout, blocksize=self.blocksize
-            )
-        return _HTTPSConnection(
-            self.host, self.port, timeout=self.timeout, blocksize=self.blocksize, tls=self._tls
-        )
-
     def _exchange(self, method, path, headers, body, read_limit, while_waiting, deadline):
         if self._conn is None:
-            self._conn = self._new_connection()
+            self._conn = _HTTPConnection(
+                self.host, self.port, timeout=self.timeout, blocksize=self.blocksize, tls=self._tls
+            )
             self._used = False
         self._conn.deadline = deadline
         if self._conn.sock is None:
@@ -185,11 +178,13 @@ class _TimedSocket:
 
 
 class _HTTPConnection(http.client.HTTPConnection):
-    """Connect, writes and reads share one ``deadline`` (``time.monotonic()``), set before
-    each exchange; ``phase`` says what was under way when it passed."""
+    """Connect, TLS handshake (with ``tls``), writes and reads share one ``deadline``
+    (``time.monotonic()``), set before each exchange; ``phase`` says what was under way
+    when it passed."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, tls, **kwargs):
         super().__init__(*args, **kwargs)
+        self.tls = tls
         self.deadline = time.monotonic() + self.timeout
         self.phase = "connect"
 
@@ -206,7 +201,30 @@ class _HTTPConnection(http.client.HTTPConnection):
         self.phase = "connect"
         self.timeout = self.time_left()
         super().connect()
+        if self.tls is not None:
+            self.phase = "tls"
+            self._handshake()
         self.phase = "answer"
+
+    def _handshake(self):
+        """A failed handshake raises ``TLSFailed`` naming the cause (a timeout stays one)."""
+        peer = f"{self.host}:{self.port}"
+        try:
+            self.sock.settimeout(self.time_left())
+            self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.host)
+        except OSError as exc:
+            self.sock = None
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                raise TLSFailed(
+                    f"TLS with {peer}: certificate verify failed: {exc.verify_message or exc}"
+                ) from exc
+            if isinstance(exc, TimeoutError):
+                raise
+            reason = exc.reason.lower().replace("_", " ") if getattr(exc, "reason", None) else exc
+            raise TLSFailed(
+                f"TLS handshake with {peer} failed ({reason}): "
+                "does the server speak https on that port?"
+            ) from exc
 
     def send(self, data):
         if not hasattr(data, "read"):
@@ -216,38 +234,6 @@ class _HTTPConnection(http.client.HTTPConnection):
             self.sock.settimeout(self.time_left())
             super().send(block)
         return None
-
-
-class _HTTPSConnection(_HTTPConnection):
-    """TLS over ``_HTTPConnection``; a failed handshake raises ``TLSFailed`` naming the cause."""
-
-    def __init__(self, *args, tls, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.tls = tls
-
-    def connect(self):
-        super().connect()
-        self.phase = "tls"
-        peer = f"{self.host}:{self.port}"
-        try:
-            self.sock.settimeout(self.time_left())
-            self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.host)
-        except ssl.SSLCertVerificationError as exc:
-            self.sock = None
-            raise TLSFailed(
-                f"TLS with {peer}: certificate verify failed: {exc.verify_message or exc}"
-            ) from exc
-        except TimeoutError:
-            self.sock = None
-            raise
-        except OSError as exc:
-            self.sock = None
-            reason = exc.reason.lower().replace("_", " ") if getattr(exc, "reason", None) else exc
-            raise TLSFailed(
-                f"TLS handshake with {peer} failed ({reason}): "
-                "does the server speak https on that port?"
-            ) from exc
-        self.phase = "answer"
 
 
 def _tls_context():
