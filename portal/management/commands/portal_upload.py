@@ -57,9 +57,8 @@ class _PartReader:
         self._file.seek(offset)
         self._left = length
 
-    def read(self, size=-1):
-        size = self._left if size is None or size < 0 else min(size, self._left)
-        data = self._file.read(size)
+    def read(self, size):
+        data = self._file.read(min(size, self._left))
         self._left -= len(data)
         return data
 
@@ -277,7 +276,6 @@ class Uploader:
 class Command(BaseCommand):
     help = "Upload a file through the portal's HTTP API (resumable; stdlib HTTP only)."
     requires_system_checks = []
-    requires_migrations_checks = False
 
     def add_arguments(self, parser):
         parser.add_argument("path")
