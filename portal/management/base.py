@@ -45,28 +45,20 @@ class PortalCommand(BaseCommand):
         from_command_line = getattr(self, "_called_from_command_line", False)
         if not from_command_line or options.get("traceback"):
             return self._checked_execute(args, options)
-        json_logs = settings.PORTAL_LOG_FORMAT == "json"
+        if settings.PORTAL_LOG_FORMAT != "json":
+            try:
+                return self._checked_execute(args, options)
+            except DATABASE_ERRORS as exc:
+                raise CommandError(database_problem(exc), returncode=exitcodes.PARTIAL) from None
         try:
             return self._checked_execute(args, options)
         except CommandError as exc:
-            if not json_logs:
-                raise
             logger.error("%s", exc, extra={"exit_code": exc.returncode})
             sys.exit(exc.returncode)
-        except DATABASE_ERRORS as exc:
-            if not json_logs:
-                raise CommandError(database_problem(exc), returncode=exitcodes.PARTIAL) from None
-            self._log_crash()
         except Exception:
-            if not json_logs:
-                raise
-            self._log_crash()
-
-    def _log_crash(self):
-        logger.exception(
-            "%s failed", current_context().get("job"), extra={"exit_code": exitcodes.PARTIAL}
-        )
-        sys.exit(exitcodes.PARTIAL)
+            job = current_context().get("job")
+            logger.exception("%s failed", job, extra={"exit_code": exitcodes.PARTIAL})
+            sys.exit(exitcodes.PARTIAL)
 
     def _checked_execute(self, args, options):
         if self.checks_settings and (problems := settings_problems()):
