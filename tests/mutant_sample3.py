@@ -257,7 +257,7 @@ MUTANTS = (
     # --- the status page (portal/services/status/)
     Mutant(
         "1024 bytes read as bytes, not 1.0 KiB",
-        "portal/services/status/units.py",
+        "portal/services/status/page.py",
         (("if abs(value) < 1024 or unit", "if abs(value) <= 1024 or unit"),),
         _STATUS,
     ),

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from portal.health import executor as probes
 from portal.models import JobRun, OutboxEvent
-from portal.services.status.units import ago, binary_size, duration
+from portal.services.status.page import ago, binary_size, duration
 from portal.services.tokens import hash_token
 
 HTML = "text/html,application/xhtml+xml"

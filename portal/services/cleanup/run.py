@@ -7,7 +7,7 @@ from portal import locks
 from portal.models import JobRun
 from portal.observability import log_event
 from portal.services import jobs
-from portal.services.cleanup.base import STEPS, CleanupOptions, StepResult
+from portal.services.cleanup.base import STEPS, CleanupOptions, StepRun
 from portal.services.cleanup.orphans import cleanup_orphan_temp_parts
 from portal.services.cleanup.prune import prune_old_failed_sessions
 from portal.services.cleanup.stale import cleanup_stale_sessions
@@ -25,7 +25,7 @@ STEP_FUNCTIONS = {
 }
 
 
-def run_cleanup(options: CleanupOptions | None = None) -> list[StepResult]:
+def run_cleanup(options: CleanupOptions | None = None) -> list[StepRun]:
     """Run ``options.steps`` in order, logging each; a step that stopped early ends the run."""
     options = (options or CleanupOptions()).started()
     results = []

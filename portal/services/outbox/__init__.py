@@ -8,11 +8,11 @@ from portal.services.outbox.claims import (
     record_outcomes,
     requeue_failed,
 )
-from portal.services.outbox.client import SendOutcome
-from portal.services.outbox.config import (
+from portal.services.outbox.client import (
     LEASE_MARGIN_SECONDS,
     ConfigurationError,
     DispatchConfig,
+    SendOutcome,
     retry_delay,
     sign,
 )

@@ -17,12 +17,12 @@ from django.utils import timezone
 
 from portal.models import OutboxEvent
 from portal.observability import log_event
-from portal.services.outbox.client import SendOutcome
-from portal.services.outbox.config import retry_delay
+from portal.services.outbox.client import SendOutcome, retry_delay
 
 logger = logging.getLogger("portal.services.outbox")
 
 CLAIM_BATCH_SIZE = 200
+COUNTS = ("delivered", "retried", "gave_up", "released", "lost_lease", "requeued")
 
 
 @dataclass
@@ -61,14 +61,7 @@ class DispatchResult:
         return self.delivered + self.retried + self.gave_up + self.lost_lease
 
     def counts(self):
-        return {
-            "delivered": self.delivered,
-            "retried": self.retried,
-            "gave_up": self.gave_up,
-            "released": self.released,
-            "lost_lease": self.lost_lease,
-            "requeued": self.requeued,
-        }
+        return {name: getattr(self, name) for name in COUNTS}
 
 
 def payload_text():

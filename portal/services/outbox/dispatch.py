@@ -15,8 +15,7 @@ from portal.services.outbox.claims import (
     release,
     requeue_failed,
 )
-from portal.services.outbox.client import RunnerClient
-from portal.services.outbox.config import LEASE_MARGIN_SECONDS, DispatchConfig
+from portal.services.outbox.client import LEASE_MARGIN_SECONDS, DispatchConfig, RunnerClient
 
 logger = logging.getLogger("portal.services.outbox")
 JOB = "portal_dispatch"

@@ -1,5 +1,7 @@
 """The ``file.uploaded`` event: its payload and its insertion in finalize's transaction."""
 
+import uuid
+
 from django.utils import timezone
 
 from portal import storage
@@ -27,13 +29,16 @@ def build_file_uploaded_payload(file, *, event_id, occurred_at):
 
 def enqueue_file_uploaded(file):
     """The ``file.uploaded`` event (one per file), inside the transaction that stores it."""
-    now = timezone.now()
+    now, event_id = timezone.now(), uuid.uuid4()
+    payload = build_file_uploaded_payload(file, event_id=event_id, occurred_at=now)
     event, _ = OutboxEvent.objects.get_or_create(
         event_type=OutboxEvent.FILE_UPLOADED,
         idempotency_key=str(file.id),
-        defaults={"aggregate_id": str(file.id), "payload": {}, "next_attempt_at": now},
+        defaults={
+            "id": event_id,
+            "aggregate_id": str(file.id),
+            "payload": payload,
+            "next_attempt_at": now,
+        },
     )
-    if not event.payload:
-        event.payload = build_file_uploaded_payload(file, event_id=event.id, occurred_at=now)
-        event.save(update_fields=["payload", "updated_at"])
     return event

@@ -13,7 +13,7 @@ from django.utils.safestring import mark_safe
 
 from portal.models import JobRun, UploadSession
 from portal.services.outbox.dispatch import BACKLOG_KEY
-from portal.services.status.units import binary_size
+from portal.services.status.page import binary_size
 
 HOURS = 24
 BACKLOG_RUNS = 60
