@@ -132,7 +132,7 @@ MUTANTS = (
     ),
     Mutant(
         "portal_finalize gives up one attempt early",
-        "portal/services/finalize/job.py",
+        "portal/services/finalize/__init__.py",
         (
             (
                 "if session.assembly_attempts > MAX_ATTEMPTS:",

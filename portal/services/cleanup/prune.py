@@ -50,15 +50,9 @@ def prune_old_failed_sessions(options: CleanupOptions | None = None) -> StepRun:
 
 def _close_abandoned_runs(run):
     """Runs still ``running`` a day after they started died without recording their end."""
-    started_before = run.now - jobs.ABANDONED_AFTER
-    if run.dry_run:
-        running = JobRun.objects.filter(
-            outcome=JobRun.Outcome.RUNNING, started_at__lt=started_before
-        )
-        run.add("job_runs_abandoned", running.count())
-        return
-    closed = jobs.close_abandoned_runs(started_before=started_before, now=run.now)
-    run.add("job_runs_abandoned", closed)
+    dead = JobRun.objects.filter(outcome=JobRun.Outcome.RUNNING)
+    dead = dead.filter(started_at__lt=run.now - jobs.ABANDONED_AFTER)
+    run.add("job_runs_abandoned", dead.count() if run.dry_run else jobs.abandon(dead, run.now))
 
 
 def _prune_sessions(run, cutoff):

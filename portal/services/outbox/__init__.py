@@ -1,13 +1,6 @@
 """The durable outbox: events written in the transaction of the state they announce,
 delivered at least once by ``run_dispatch`` (docs/design.md, "Periodic jobs")."""
 
-from portal.services.outbox.claims import (
-    Failure,
-    claim_due,
-    payload_text,
-    record_outcomes,
-    requeue_failed,
-)
 from portal.services.outbox.client import (
     LEASE_MARGIN_SECONDS,
     ConfigurationError,
@@ -16,7 +9,16 @@ from portal.services.outbox.client import (
     retry_delay,
     sign,
 )
-from portal.services.outbox.dispatch import DispatchResult, dispatch_due, run_dispatch
+from portal.services.outbox.dispatch import (
+    DispatchResult,
+    Failure,
+    claim_due,
+    dispatch_due,
+    payload_text,
+    record_outcomes,
+    requeue_failed,
+    run_dispatch,
+)
 from portal.services.outbox.events import build_file_uploaded_payload, enqueue_file_uploaded
 
 __all__ = [
