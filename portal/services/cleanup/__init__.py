@@ -14,17 +14,6 @@ from portal.services.cleanup.prune import prune_old_failed_sessions
 from portal.services.cleanup.stale import cleanup_stale_sessions
 from portal.services.cleanup.sweep import sweep_temp_storage
 
-__all__ = [
-    "STEPS",
-    "CleanupOptions",
-    "cleanup_orphan_temp_parts",
-    "cleanup_stale_sessions",
-    "prune_old_failed_sessions",
-    "run_cleanup",
-    "run_cleanup_job",
-    "sweep_temp_storage",
-]
-
 logger = logging.getLogger("portal.services.cleanup")
 
 JOB = "portal_cleanup"

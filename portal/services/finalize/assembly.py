@@ -27,9 +27,19 @@ class PartCorrupt(Exception):
     """A part's temp object is gone or no longer matches the sha256 recorded for it."""
 
 
-def ensure_complete(session, received):
-    """409 ``parts_missing`` with the missing parts, unless every part is in."""
-    missing = sorted(set(range(1, session.total_parts + 1)).difference(received))
+def part_rows(session_pk):
+    """(part_number, size_bytes, sha256, temp_key, temp_offset, md5) of every part, in order."""
+    return list(
+        UploadPart.objects.filter(session_id=session_pk)
+        .order_by("part_number")
+        .values_list("part_number", "size_bytes", "sha256", "temp_key", "temp_offset", "md5")
+    )
+
+
+def complete_parts(session):
+    """The ``part_rows`` of a session; 409 ``parts_missing`` unless every part is in."""
+    parts = part_rows(session.pk)
+    missing = sorted(set(range(1, session.total_parts + 1)).difference(p[0] for p in parts))
     if missing:
         raise Conflict(
             f"{len(missing)} of {session.total_parts} parts are missing",
@@ -39,15 +49,7 @@ def ensure_complete(session, received):
                 "missing_part_numbers": missing[:MAX_LISTED_MISSING],
             },
         )
-
-
-def part_rows(session_pk):
-    """(part_number, size_bytes, sha256, temp_key, temp_offset, md5) of every part, in order."""
-    return list(
-        UploadPart.objects.filter(session_id=session_pk)
-        .order_by("part_number")
-        .values_list("part_number", "size_bytes", "sha256", "temp_key", "temp_offset", "md5")
-    )
+    return parts
 
 
 def assemble(session_pk):
@@ -59,10 +61,8 @@ def assemble(session_pk):
     if session.status != Status.FINALIZING:
         ensure_open(session)  # failed or aborted meanwhile: 410
         raise Conflict("the session is not being finalized", code="session_not_finalizing")
-    parts = part_rows(session_pk)
-    ensure_complete(session, [part[0] for part in parts])
     try:
-        sources = _sources(parts)
+        sources = _sources(complete_parts(session))
         guards.ensure_room("final", storage.backend().final_bytes(sources))
         stored = _build(session, sources)
         if stored.size != session.total_size_bytes:
@@ -73,7 +73,7 @@ def assemble(session_pk):
     return _commit(session, stored)
 
 
-def ensure_room_for(session, parts):
+def ensure_room_for(parts):
     """507 unless the final volume has room for what assembling ``parts`` writes there (a
     part without a temp object is left to ``assemble``, which fails the session)."""
     try:

@@ -110,12 +110,6 @@ class RunnerClient:
     def close(self):
         self._connection.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     def send(self, event_id, event_type, body, *, attempt, while_waiting=None):
         """POST one event; never raises for network or HTTP errors. ``while_waiting`` runs
         once, while the runner works on the request, so bookkeeping costs no wall time."""

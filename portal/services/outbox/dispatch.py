@@ -1,6 +1,7 @@
 """One dispatch run: claim due events under a lease, send them, record the outcomes, until
 nothing is due or a budget runs out; and the requeue of failed events."""
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -101,10 +102,9 @@ def claim_due(config, *, batch_size=CLAIM_BATCH_SIZE):
         events = _due_with_status(OutboxEvent.Status.SENDING, now, batch_size)
         if len(events) < batch_size:
             events += _due_with_status(OutboxEvent.Status.PENDING, now, batch_size - len(events))
-        if events:
-            OutboxEvent.objects.filter(pk__in=[e.id for e in events]).update(
-                status=OutboxEvent.Status.SENDING, next_attempt_at=lease_until, updated_at=now
-            )
+        OutboxEvent.objects.filter(pk__in=[e.id for e in events]).update(
+            status=OutboxEvent.Status.SENDING, next_attempt_at=lease_until, updated_at=now
+        )
     return Claim(events=events, lease_until=lease_until, expires_monotonic=expires)
 
 
@@ -121,15 +121,13 @@ def record_outcomes(claim, delivered, failures, config, result):
     """Write one batch's outcomes: delivered rows in one UPDATE, each failure its own."""
     now = timezone.now()
     with transaction.atomic():
-        recorded = 0
-        if delivered:
-            recorded = _held(claim, [e.id for e in delivered]).update(
-                status=OutboxEvent.Status.DELIVERED,
-                delivered_at=now,
-                attempts=F("attempts") + 1,
-                last_error="",
-                updated_at=now,
-            )
+        recorded = _held(claim, [e.id for e in delivered]).update(
+            status=OutboxEvent.Status.DELIVERED,
+            delivered_at=now,
+            attempts=F("attempts") + 1,
+            last_error="",
+            updated_at=now,
+        )
         result.delivered += recorded
         result.lost_lease += len(delivered) - recorded
         outcomes = [_record_failure(claim, f, config, now) for f in failures]
@@ -191,8 +189,6 @@ def _log_failure(failure, state, next_at, config, result):
 
 def release(claim, events):
     """Hand claimed but unsent rows back, due now, without counting an attempt."""
-    if not events:
-        return 0
     return _held(claim, [e.id for e in events]).update(
         status=OutboxEvent.Status.PENDING, next_attempt_at=timezone.now()
     )
@@ -248,7 +244,7 @@ def dispatch_due(config, *, limit=None, max_seconds=None, batch_size=CLAIM_BATCH
     started = time.monotonic()
     deadline = started + max_seconds if max_seconds else None
     result = DispatchResult()
-    with RunnerClient(config) as client:
+    with contextlib.closing(RunnerClient(config)) as client:
         while True:
             if limit is not None and result.attempted >= limit:
                 result.stopped = "limit"
