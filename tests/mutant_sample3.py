@@ -264,7 +264,7 @@ MUTANTS = (
     Mutant(
         "a volume's used share is its free share",
         "portal/services/status/page.py",
-        (("used_share=share(total - free, total)", "used_share=share(free, total)"),),
+        (("round(100 * (total - free) / total)", "round(100 * free / total)"),),
         _STATUS,
     ),
     Mutant(

@@ -39,8 +39,6 @@ def binary_size(count):
 
 def duration(seconds):
     """``0.42`` -> ``"420 ms"``, ``75`` -> ``"1 min 15 s"``, ``10800`` -> ``"3 h"``."""
-    if seconds is None:
-        return "—"
     seconds = max(float(seconds), 0.0)
     if seconds < 1:
         return f"{round(seconds * 1000)} ms"
@@ -60,22 +58,8 @@ def duration(seconds):
 
 
 def ago(seconds):
-    """``12`` -> ``"12 s ago"``; ``None`` (never) -> ``"never"``."""
-    if seconds is None:
-        return "never"
-    if seconds < 1:
-        return "just now"
-    return f"{duration(seconds)} ago"
-
-
-def every(seconds):
-    """A schedule: ``60`` -> ``"every 1 min"``."""
-    return f"every {duration(seconds)}"
-
-
-def share(part, whole):
-    """``part`` as a whole percentage of ``whole`` (0 when ``whole`` is 0)."""
-    return round(100 * part / whole) if whole else 0
+    """``12`` -> ``"12 s ago"``."""
+    return "just now" if seconds < 1 else f"{duration(seconds)} ago"
 
 
 def moment(at, now):
@@ -154,6 +138,7 @@ def counts_text(counts, prefix=""):
 
 def job_section(job, figures, runs, now):
     schedule = JOB_SCHEDULES[job].total_seconds()
+    every = f"every {duration(schedule)}"
     last_success = moment(figures.get("last_success_at"), now)
     if last_success is None:
         reason = (
@@ -162,7 +147,7 @@ def job_section(job, figures, runs, now):
             else "never ran: is the crontab installed?"
         )
     else:
-        reason = f"last success {last_success['ago']}, expected {every(schedule)}"
+        reason = f"last success {last_success['ago']}, expected {every}"
     tail = ""
     if runs and runs[0].outcome == JobRun.Outcome.FAILED:
         tail = f"; the last run failed {ago((now - runs[0].started_at).total_seconds())}"
@@ -172,7 +157,7 @@ def job_section(job, figures, runs, now):
         "reason": sentence(reason + tail),
         "reason_tail": sentence(tail),
         "last_success": last_success,
-        "schedule": every(schedule),
+        "schedule": every,
         "warn_after": duration(2 * schedule),
         "runs": [run_row(run, now) for run in runs],
         "admin_url": f"{reverse('admin:portal_jobrun_changelist')}?job__exact={job}",
@@ -189,7 +174,7 @@ def disk_section(alias, figures):
     section.update(
         free=binary_size(free),
         total=binary_size(total),
-        used_share=share(total - free, total),
+        used_share=round(100 * (total - free) / total) if total else 0,
         warn_below=binary_size(warn) if warn else "off",
         refuse_below=binary_size(refuse) if refuse else "off (PORTAL_MIN_FREE_BYTES=0)",
     )
