@@ -102,8 +102,8 @@ MUTANTS = (
         "portal/services/finalize/assembly.py",
         (
             (
-                "    except PartCorrupt:\n        return\n    guards.ensure_room",
-                "    except ZeroDivisionError:\n        return\n    guards.ensure_room",
+                "contextlib.suppress(PartCorrupt)",
+                "contextlib.suppress(ZeroDivisionError)",
             ),
         ),
         _FINALIZE,

@@ -1,6 +1,7 @@
 """Assembling a ``finalizing`` session's parts into its final object, exactly once; the
 caller holds the session's lock (docs/design.md, "How an upload works", step 5)."""
 
+import contextlib
 import logging
 
 from django.db import transaction
@@ -36,8 +37,36 @@ def part_rows(session_pk):
     )
 
 
-def complete_parts(session):
-    """The ``part_rows`` of a session; 409 ``parts_missing`` unless every part is in."""
+def assemble(session_pk):
+    """The ``IngestFile`` once stored; ``Gone`` after failing the session when a part no
+    longer matches (a storage outage leaves it ``finalizing`` for a later attempt)."""
+    session = UploadSession.objects.select_related("file__uploaded_by").get(pk=session_pk)
+    if session.status == Status.COMPLETE:
+        return session.file
+    if session.status != Status.FINALIZING:
+        ensure_open(session)  # failed or aborted meanwhile: 410
+        raise Conflict("the session is not being finalized", code="session_not_finalizing")
+    try:
+        sources = _sources_with_room(session)
+        stored = _build(session, sources)
+        if stored.size != session.total_size_bytes:
+            raise PartCorrupt(f"assembled {stored.size} bytes, expected {session.total_size_bytes}")
+    except PartCorrupt as exc:
+        fail(session, str(exc))
+        raise Gone(f"the upload session failed: {exc}", code="part_corrupt") from None
+    return _commit(session, stored)
+
+
+def ensure_ready(session):
+    """409 ``parts_missing`` or 507 before a finalize starts (a part without a temp object
+    is left to ``assemble``, which fails the session)."""
+    with contextlib.suppress(PartCorrupt):
+        _sources_with_room(session)
+
+
+def _sources_with_room(session):
+    """Every part's source once the final volume has room for assembling them; 409
+    ``parts_missing`` unless every part is in, ``PartCorrupt`` for one without its object."""
     parts = part_rows(session.pk)
     missing = sorted(set(range(1, session.total_parts + 1)).difference(p[0] for p in parts))
     if missing:
@@ -49,38 +78,9 @@ def complete_parts(session):
                 "missing_part_numbers": missing[:MAX_LISTED_MISSING],
             },
         )
-    return parts
-
-
-def assemble(session_pk):
-    """The ``IngestFile`` once stored; ``Gone`` after failing the session when a part no
-    longer matches (a storage outage leaves it ``finalizing`` for a later attempt)."""
-    session = UploadSession.objects.select_related("file__uploaded_by").get(pk=session_pk)
-    if session.status == Status.COMPLETE:
-        return session.file
-    if session.status != Status.FINALIZING:
-        ensure_open(session)  # failed or aborted meanwhile: 410
-        raise Conflict("the session is not being finalized", code="session_not_finalizing")
-    try:
-        sources = _sources(complete_parts(session))
-        guards.ensure_room("final", storage.backend().final_bytes(sources))
-        stored = _build(session, sources)
-        if stored.size != session.total_size_bytes:
-            raise PartCorrupt(f"assembled {stored.size} bytes, expected {session.total_size_bytes}")
-    except PartCorrupt as exc:
-        fail(session, str(exc))
-        raise Gone(f"the upload session failed: {exc}", code="part_corrupt") from None
-    return _commit(session, stored)
-
-
-def ensure_room_for(parts):
-    """507 unless the final volume has room for what assembling ``parts`` writes there (a
-    part without a temp object is left to ``assemble``, which fails the session)."""
-    try:
-        sources = _sources(parts)
-    except PartCorrupt:
-        return
+    sources = _sources(parts)
     guards.ensure_room("final", storage.backend().final_bytes(sources))
+    return sources
 
 
 def _build(session, sources):

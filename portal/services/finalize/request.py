@@ -14,7 +14,7 @@ from portal import locks
 from portal.models import UploadSession
 from portal.services.errors import ApiError, Gone, InsufficientStorage
 from portal.services.finalize import lease
-from portal.services.finalize.assembly import assemble, complete_parts, ensure_room_for
+from portal.services.finalize.assembly import assemble, ensure_ready
 from portal.services.guards import storage_faults
 from portal.services.sessions import ensure_open, get_session, ttl
 
@@ -36,10 +36,9 @@ def finalize_session(owner, session_id):
         return session.file
     if session.status != Status.FINALIZING:
         ensure_open(session)
-        parts = complete_parts(session)
         try:
             with storage_faults("checking free space", session_id=str(session.pk)):
-                ensure_room_for(parts)
+                ensure_ready(session)
         except InsufficientStorage:
             keep_for_retries(session.pk)
             raise
