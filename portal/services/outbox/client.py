@@ -139,7 +139,9 @@ class RunnerClient:
         except (OSError, http.client.HTTPException) as exc:
             outcome = SendOutcome(ok=False, error=type(exc).__name__, detail=self._scrub(exc))
         else:
-            outcome = _outcome(answer)
+            ok = 200 <= answer.status < 300
+            detail = "" if ok else answer.reason[:60]
+            outcome = SendOutcome(ok=ok, status=answer.status, detail=detail)
         outcome.duration_ms = int((time.monotonic() - started) * 1000)
         idle()
         return outcome
@@ -150,9 +152,3 @@ class RunnerClient:
             if secret:
                 text = text.replace(secret, "[redacted]")
         return text[:160]
-
-
-def _outcome(answer):
-    if 200 <= answer.status < 300:
-        return SendOutcome(ok=True, status=answer.status)
-    return SendOutcome(ok=False, status=answer.status, detail=answer.reason[:60])
