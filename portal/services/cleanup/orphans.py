@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from django.db import transaction
+from django.db.models import Q
 
 from portal import storage
 from portal.models import UploadPart, UploadSession
@@ -74,15 +75,11 @@ def _parts_of_one_session(parts, run) -> Iterator[list[tuple]]:
 
 def _terminal_sessions(session_ids, run) -> set:
     """The ids among ``session_ids`` of terminal sessions (dry run: or ones it would expire)."""
-    rows = UploadSession.objects.filter(pk__in=session_ids).values_list(
-        "pk", "status", "expires_at"
-    )
-    terminal = set()
-    for pk, status, expires_at in rows:
-        would_expire = run.dry_run and status in UploadSession.OPEN_STATUSES
-        if status in UploadSession.TERMINAL_STATUSES or (would_expire and expires_at < run.now):
-            terminal.add(pk)
-    return terminal
+    ended = Q(status__in=UploadSession.TERMINAL_STATUSES)
+    if run.dry_run:
+        ended |= Q(status__in=UploadSession.OPEN_STATUSES, expires_at__lt=run.now)
+    sessions = UploadSession.objects.filter(ended, pk__in=session_ids)
+    return set(sessions.values_list("pk", flat=True))
 
 
 def _release(parts, run, pool, in_flight):
