@@ -1,9 +1,6 @@
-"""The scrape-time collector and the registry each scrape renders.
-
-Job, outbox and session figures live in the database (cron jobs are short-lived
-processes), so they are read when Prometheus asks and cached ``CACHE_SECONDS`` per
-process. A database error does not fail the scrape: ``portal_metrics_database_up`` reads
-0 and the rest is served.
+"""The scrape-time collector: job, outbox and session figures live in the database (cron
+jobs are short-lived processes), so they are read when Prometheus asks, cached a few
+seconds. A database error does not fail the scrape: ``portal_metrics_database_up`` reads 0.
 """
 
 import logging
@@ -20,15 +17,11 @@ from portal.services.jobs import JOB_SCHEDULES
 
 logger = logging.getLogger("portal.metrics")
 CACHE_SECONDS = 5.0
-JOB_OUTCOMES = fig.FINISHED_OUTCOMES
 
 
 def scrape_registry():
-    """A fresh registry for one scrape: every worker's instruments plus the database figures.
-
-    Under gunicorn (multiprocess mode) the instruments come from the shared files of all
-    workers; elsewhere (``runserver``, tests) from this process's default registry.
-    """
+    """A fresh registry for one scrape: every worker's instruments (the shared files under
+    gunicorn, else this process's registry) plus the database figures."""
     registry = CollectorRegistry()
     path = multiproc.active_directory()
     if path:
@@ -40,8 +33,6 @@ def scrape_registry():
 
 
 class ThisProcess:
-    """The default registry's metrics (instruments, process and platform collectors)."""
-
     def collect(self):
         return REGISTRY.collect()
 
@@ -65,8 +56,7 @@ class PortalCollector:
             self._cached = None
 
     def _fresh(self):
-        # Wall-clock time, so tests move it with time-machine; a clock that stepped back
-        # makes the cache stale rather than stuck.
+        # Wall-clock time (time-machine moves it); a clock that stepped back means stale.
         return self._cached is not None and 0 <= time.time() - self._cached[0] < self.cache_seconds
 
     def read(self):
@@ -144,7 +134,7 @@ def job_families(jobs):
             ((j.command, outcome), 1 if j.last_outcome == outcome else 0)
             for j in jobs
             if j.last_outcome
-            for outcome in JOB_OUTCOMES
+            for outcome in fig.FINISHED_OUTCOMES
         ],
     )
     yield _gauge(
