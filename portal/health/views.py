@@ -1,9 +1,6 @@
-"""Probe views: ``/health``, ``/ready``, ``/status``.
-
-django-health-check's views, changed where they do not fit a balancer: 503 instead of 500,
-a body naming checks and states only (no exception text), a shared single-flight pool and
-a short result cache. ``/health`` and ``/ready`` are normally answered earlier by
-``ProbeMiddleware``; the routes serve ``reverse()`` and ``manage.py health_check``.
+"""Probe views: django-health-check's, changed where they do not fit a balancer: 503 not
+500, a body naming checks and states only (no exception text), a shared single-flight pool
+and a short result cache. ``ProbeMiddleware`` answers ``/health`` and ``/ready`` first.
 """
 
 import asyncio
@@ -35,12 +32,7 @@ NEVER_CACHE = "max-age=0, no-cache, no-store, must-revalidate, private"
 
 
 def health(request):
-    """Liveness: the process answers. No database, no storage, no session.
-
-    A constant body and header: this answers every few seconds per load balancer, so it
-    costs less than any view behind the full middleware stack (``ProbeMiddleware`` serves
-    it before the rest of the stack).
-    """
+    """Liveness: the process answers. No database, no storage, no session."""
     if request.method not in PROBE_METHODS:
         return HttpResponseNotAllowed(PROBE_METHODS)
     response = HttpResponse(HEALTH_BODY, content_type="application/json")
@@ -49,8 +41,7 @@ def health(request):
 
 
 def state_of(result):
-    """``ok``, ``full`` (a storage with no room, ``StorageFull``), ``warning`` (a
-    ``ServiceWarning``) or ``unavailable``: never the error text."""
+    """``ok``, ``full``, ``warning`` or ``unavailable``: never the error text."""
     if result.error is None:
         return "ok"
     if isinstance(result.error, StorageFull):
@@ -59,12 +50,10 @@ def state_of(result):
 
 
 def any_failed(results):
-    """Whether a check failed: a warning (a full volume included) is no failure."""
     return any(state_of(result) == "unavailable" for result in results)
 
 
 def log_failures(results):
-    """One ``ready.check_failed`` warning per failed check, with the cause for operators."""
     for result in results:
         if result.error is None or isinstance(result.error, ServiceWarning):
             continue
@@ -86,8 +75,6 @@ def _checks_body(results):
 
 
 class ProbeCheckView(HealthCheckView):
-    """Runs checks in the shared single-flight pool; GET and HEAD only."""
-
     http_method_names = ["get", "head", "options"]
 
     def get_executor(self):
@@ -110,9 +97,8 @@ class ProbeCheckView(HealthCheckView):
 
 
 class ReadyView(ProbeCheckView):
-    """200 when the database and both storages pass (a full storage passes: it says
-    ``full``), 503 when any fails or the instance drains (``portal.drain``: checked
-    first, never cached)."""
+    """200 when the database and both storages pass, 503 when any fails or the instance
+    drains (checked first, never cached)."""
 
     def get_checks(self):
         yield from readiness_checks()
@@ -137,11 +123,8 @@ class ReadyView(ProbeCheckView):
 
 
 class StatusView(ProbeCheckView):
-    """For operators: readiness (fresh, not cached), job heartbeats and outbox backlog.
-
-    Staff session or a valid API token. Warnings (a stalled cron, a backlog) show here and
-    never change the status code, which is 503 only when a readiness check fails. The JSON
-    form is answered here; the HTML page is ``render_page``'s (``portal.views.status``).
+    """For operators (staff or a monitoring token): fresh readiness plus the status checks,
+    whose warnings never change the status code. The HTML page is ``portal.views.status``'s.
     """
 
     async def get(self, request, *args, **kwargs):
@@ -198,11 +181,7 @@ def wants_json(request):
 
 
 async def deny(request):
-    """None when a staff session or a monitoring token may see /status; else the answer.
-
-    An upload token is refused (403): the operators' view (backlog, cron state) is not
-    for upload clients.
-    """
+    """None when a staff session or a monitoring token may see /status; else the answer."""
     try:
         user = await request.auser()
         if user.is_active and user.is_staff:
