@@ -10,7 +10,6 @@ from datetime import datetime
 from django.conf import settings
 from django.core.files.storage import storages
 from django.db.models import F, Min, Q, Sum
-from django.utils import timezone
 
 from portal import storage
 from portal.models import JobRun, OutboxEvent, UploadPart, UploadSession
@@ -65,32 +64,12 @@ class JobFigures:
     items: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
-class Figures:
-    jobs: list[JobFigures]
-    outbox_events: dict[str, int]
-    outbox_oldest_due_seconds: float
-    sessions: dict[str, int]
-    oldest_expired_open_seconds: float
-    stalled_assembly_seconds: float
-    open_reserved_bytes: int
-    temp_objects: int
-    oldest_finished_with_temp_seconds: float
+def outbox_counts():
+    return {status: capped_count(OutboxEvent, status=status) for status in OUTBOX_COUNTED}
 
 
-def read_database(commands, *, now=None) -> Figures:
-    now = now or timezone.now()
-    return Figures(
-        jobs=[job_figures(command) for command in commands],
-        outbox_events={s: capped_count(OutboxEvent, status=s) for s in OUTBOX_COUNTED},
-        outbox_oldest_due_seconds=oldest_due_event_age(now),
-        sessions={s: capped_count(UploadSession, status=s) for s in SESSIONS_COUNTED},
-        oldest_expired_open_seconds=oldest_expired_open_session_age(now),
-        stalled_assembly_seconds=stalled_assembly_age(now),
-        open_reserved_bytes=open_reserved_bytes(),
-        temp_objects=tracked_temp_objects(),
-        oldest_finished_with_temp_seconds=oldest_finished_session_with_temp_age(now),
-    )
+def session_counts():
+    return {status: capped_count(UploadSession, status=status) for status in SESSIONS_COUNTED}
 
 
 def capped_count(model, **filters):

@@ -85,7 +85,7 @@ def worker_exited(pid, live_pids, path=None, wait=LOCK_WAIT_SECONDS):
     path = path or os.environ[DIR_VARIABLE]
     multiprocess.mark_process_dead(pid, path)
     alive = set(live_pids) | {os.getpid()}
-    with exclusive_lock(path, wait) as locked:
+    with merge_lock(path, exclusive=True, wait=wait) as locked:
         if not locked:
             return 0
         return merge_dead_files(path, alive)
@@ -132,11 +132,16 @@ def _is_dead(filename, alive):
 
 
 @contextlib.contextmanager
-def exclusive_lock(path, wait=LOCK_WAIT_SECONDS):
-    """Yield True holding the merge lock, or False after ``wait`` seconds: the master must
-    not block on a hung scrape."""
+def merge_lock(path, *, exclusive, wait=LOCK_WAIT_SECONDS):
+    """Yield True holding the lock: shared while a scrape reads the files, exclusive while
+    dead files merge. An exclusive lock yields False after ``wait`` seconds without it: the
+    master must not block on a hung scrape."""
     fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
     try:
+        if not exclusive:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield True
+            return
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -152,16 +157,6 @@ def exclusive_lock(path, wait=LOCK_WAIT_SECONDS):
         os.close(fd)
 
 
-@contextlib.contextmanager
-def shared_lock(path):
-    fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)
-
-
 def active_directory():
     """The multiprocess directory of this process, or None outside multiprocess mode."""
     path = os.environ.get(DIR_VARIABLE, "")
@@ -173,7 +168,7 @@ def locked_collector(registry, path):
 
     class LockedMultiProcessCollector(multiprocess.MultiProcessCollector):
         def collect(self):
-            with shared_lock(path):
+            with merge_lock(path, exclusive=False):
                 # merge() reads every file before it returns: nothing is read after unlock.
                 return list(super().collect())
 
