@@ -14,6 +14,10 @@ from portal.observability import CONTEXT_FIELDS, RECORD_ATTRS
 
 FORMATS = ("json", "console")
 LEVELS = ("debug", "info", "warning", "error", "critical")
+# Loggers that others (Django, gunicorn, django-configurations' own stderr handler) would
+# configure: here they only propagate to the one handler.
+PROPAGATED = ("portal", "django", "django.request", "django.security", "gunicorn.error")
+QUIET = ("py.warnings", "configurations.importer", "botocore", "boto3", "s3transfer", "urllib3")
 HEAD_FIELDS = ("timestamp", "level", "logger", "message", "event", *CONTEXT_FIELDS)
 
 
@@ -195,23 +199,13 @@ def build_logging(*, fmt="json", level="info", behind_proxy=False):
         },
         "root": {"handlers": ["stdout"], "level": level},
         "loggers": {
-            "portal": logger(),
-            "django": logger(),
-            "django.request": logger(),
-            "django.security": logger(),
+            **{name: logger() for name in PROPAGATED},
             # A bad Host is the client's doing: not an ERROR that anyone could cause at will.
             "django.security.DisallowedHost": logger(filters=["client_error"]),
             "django.server": logger(filters=["runserver_access"]),
             "django.db.backends": logger("INFO"),
-            "gunicorn.error": logger(),
             "gunicorn.access": logger(filters=["gunicorn_access"]),
-            "py.warnings": logger("WARNING"),
-            # django-configurations gives this logger its own stderr handler; drop it.
-            "configurations.importer": logger("WARNING"),
-            "botocore": logger("WARNING"),
-            "boto3": logger("WARNING"),
-            "s3transfer": logger("WARNING"),
-            "urllib3": logger("WARNING"),
+            **{name: logger("WARNING") for name in QUIET},
             # /ready logs its own ready.check_failed; only the library's unexpected errors.
             "health_check": logger("ERROR"),
         },
