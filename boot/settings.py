@@ -115,7 +115,7 @@ class Base(Configuration):
     MIDDLEWARE = [
         "portal.middleware.RequestIdMiddleware",
         "portal.metrics.http.MetricsMiddleware",
-        "portal.health.middleware.ProbeMiddleware",
+        "portal.health.views.ProbeMiddleware",
         "django.middleware.security.SecurityMiddleware",
         # The admin's static files, served by the app: nothing shared with the proxy hosts.
         "whitenoise.middleware.WhiteNoiseMiddleware",
