@@ -63,7 +63,14 @@ class NamedValue(values.Value):
         return value
 
     def to_python(self, value):
-        return value.strip()
+        value = value.strip()
+        if value and (problem := self.problem(value)):
+            raise Invalid(problem)
+        return value
+
+    def problem(self, value):
+        """The rule that a non-empty ``value`` breaks, if any."""
+        return None
 
     def shown(self, raw):
         return raw
@@ -142,11 +149,8 @@ class PatternValue(NamedValue):
         self.rule = rule
         super().__init__(*args, **kwargs)
 
-    def to_python(self, value):
-        value = value.strip()
-        if value and not self.pattern.fullmatch(value):
-            raise Invalid(self.rule)
-        return value
+    def problem(self, value):
+        return None if self.pattern.fullmatch(value) else self.rule
 
 
 class BoolValue(NamedValue):
@@ -164,21 +168,15 @@ class HttpUrlValue(NamedValue):
         """Never a password in an error message: ``https://user:***@host/…``."""
         return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", raw)
 
-    def to_python(self, value):
-        value = value.strip()
-        if value and (problem := http_url_problem(value)):
-            raise Invalid(problem)
-        return value
+    def problem(self, value):
+        return http_url_problem(value)
 
 
 class AbsolutePathValue(NamedValue):
     """An absolute file system path, or empty (a relative one would depend on the cwd)."""
 
-    def to_python(self, value):
-        value = value.strip()
-        if value and not value.startswith("/"):
-            raise Invalid("must be an absolute path (starting with /)")
-        return value
+    def problem(self, value):
+        return None if value.startswith("/") else "must be an absolute path (starting with /)"
 
 
 class ListValue(NamedValue):
@@ -211,24 +209,20 @@ DATABASE_URL_HINT = "use sqlite:///path/to/db.sqlite3 or postgres://user@host:54
 def database_from_url(url, *, conn_max_age=60):
     """``DATABASE_URL`` as Django's dict, or None with a problem that names the scheme,
     never the URL (it may hold a password)."""
-    scheme = url.split(":", 1)[0][:20]
     try:
         config = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
         port = config.get("PORT")
         if port not in (None, "") and not 0 < int(port) < 65536:
             raise ValueError("port")
     except (ValueError, KeyError, TypeError) as exc:
-        PROBLEMS.append(
-            f"DATABASE_URL (scheme {scheme!r}): cannot be parsed ({type(exc).__name__}); "
-            + DATABASE_URL_HINT
-        )
-        return None
-    if config.get("ENGINE") not in SUPPORTED_ENGINES:
-        PROBLEMS.append(
-            f"DATABASE_URL (scheme {scheme!r}): not a supported database; {DATABASE_URL_HINT}"
-        )
-        return None
-    return config
+        problem = f"cannot be parsed ({type(exc).__name__})"
+    else:
+        if config.get("ENGINE") in SUPPORTED_ENGINES:
+            return config
+        problem = "not a supported database"
+    scheme = url.split(":", 1)[0][:20]
+    PROBLEMS.append(f"DATABASE_URL (scheme {scheme!r}): {problem}; {DATABASE_URL_HINT}")
+    return None
 
 
 def from_environ(value, name, environ=None):
