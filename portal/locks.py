@@ -19,26 +19,17 @@ class LockBusy(Exception):
     pass
 
 
-def _advisory_key(name):
-    digest = hashlib.sha256(name.encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-@contextlib.contextmanager
 def hold(name):
-    """Hold lock ``name`` for the block, or raise ``LockBusy`` at once if it is taken."""
+    """Hold lock ``name`` for the ``with`` block, or raise ``LockBusy`` at once if it is taken."""
     connection = connections["default"]
     if connection.vendor == "postgresql":
-        with _postgres_lock(connection, name):
-            yield
-    else:
-        with _file_lock(name):
-            yield
+        return _postgres_lock(connection, name)
+    return _file_lock(name)
 
 
 @contextlib.contextmanager
 def _postgres_lock(connection, name):
-    key = _advisory_key(name)
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     connection.ensure_connection()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
