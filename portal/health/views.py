@@ -5,6 +5,7 @@ and a short result cache; ``ProbeMiddleware`` answers ``/health`` and ``/ready``
 
 import asyncio
 import logging
+import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
@@ -14,6 +15,7 @@ from django.http import HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.urls import reverse
 from health_check.exceptions import ServiceWarning
 from health_check.views import HealthCheckView, MediaType
+from prometheus_client import Gauge
 
 from portal.auth import authenticate
 from portal.health import drain, executor
@@ -28,6 +30,26 @@ logger = logging.getLogger("portal.health")
 READY_CACHE_KEY = "ready"
 HEALTH_BODY = b'{"status": "ok"}'
 NEVER_CACHE = "max-age=0, no-cache, no-store, must-revalidate, private"
+# The last /ready answer for /metrics (a scrape runs no check): the newest of any live
+# worker; labelled, so none reads 0 before the first probe.
+CHECK_UP = Gauge(
+    "portal_ready_check_up",
+    "1 when the readiness check passed in the last /ready answer (ok or full), else 0.",
+    ["check"],
+    multiprocess_mode="livemostrecent",
+)
+CHECK_SECONDS = Gauge(
+    "portal_ready_check_duration_seconds",
+    "How long the readiness check took in the last /ready answer.",
+    ["check"],
+    multiprocess_mode="livemostrecent",
+)
+CHECKED_AT = Gauge(
+    "portal_ready_check_timestamp_seconds",
+    "When this server last ran the readiness check for /ready (Unix time).",
+    ["check"],
+    multiprocess_mode="livemostrecent",
+)
 
 
 def health(request):
@@ -113,6 +135,12 @@ class ReadyView(ProbeCheckView):
             return cached
         results = await self.run_checks(self.get_checks())
         executor.results.put(READY_CACHE_KEY, results)
+        now = time.time()
+        for result in results:
+            name = result.check.name
+            CHECK_UP.labels(check=name).set(0 if state_of(result) == "unavailable" else 1)
+            CHECK_SECONDS.labels(check=name).set(float(result.time_taken))
+            CHECKED_AT.labels(check=name).set(now)
         return results
 
 

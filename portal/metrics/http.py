@@ -1,20 +1,15 @@
-"""HTTP metrics (requests by view, method and status class; durations) and the last
-``/ready`` answer as gauges.
+"""HTTP metrics: requests by view, method and status class, and their durations.
 
 Labels come from bounded sets only: the URL pattern's name, never the path a client
 chooses. A scrape carrying ``Authorization`` is answered here, before host validation and
 the HTTPS redirect, as ``/ready`` is: scrapers call instances by address over plain HTTP.
 """
 
-import math
-import threading
 import time
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
-from portal.health.executor import results
 from portal.health.paths import HEALTH_PATH, READY_PATH
-from portal.health.views import READY_CACHE_KEY, state_of
 
 METRICS_PATH = "/metrics"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -33,27 +28,6 @@ DURATION = Histogram(
     ["view", "method"],
     buckets=DURATION_BUCKETS,
 )
-# The newest answer of any live worker; labelled, so none reads 0 before the first probe.
-CHECK_UP = Gauge(
-    "portal_ready_check_up",
-    "1 when the readiness check passed in the last /ready answer (ok or full), else 0.",
-    ["check"],
-    multiprocess_mode="livemostrecent",
-)
-CHECK_SECONDS = Gauge(
-    "portal_ready_check_duration_seconds",
-    "How long the readiness check took in the last /ready answer.",
-    ["check"],
-    multiprocess_mode="livemostrecent",
-)
-CHECKED_AT = Gauge(
-    "portal_ready_check_timestamp_seconds",
-    "When this server last ran the readiness check for /ready (Unix time).",
-    ["check"],
-    multiprocess_mode="livemostrecent",
-)
-_published_lock = threading.Lock()
-_published = [None]  # the cached results object last written to the gauges
 
 
 def view_label(request):
@@ -79,7 +53,7 @@ def status_label(response):
 
 
 class MetricsMiddleware:
-    """Count and time each request; publish a new readiness answer after ``/ready``."""
+    """Count and time each request."""
 
     def __init__(self, get_response):
         from portal.metrics.views import metrics
@@ -104,26 +78,3 @@ class MetricsMiddleware:
         view, method = view_label(request), method_label(request)
         REQUESTS.labels(view=view, method=method, status=status_label(response)).inc()
         DURATION.labels(view=view, method=method).observe(seconds)
-        if view == "ready":
-            publish_readiness()
-
-
-def publish_readiness():
-    """Write the process's last readiness answer to the gauges if it is a new one.
-
-    Taken from the ``/ready`` cache whatever its age: the metrics never run a check.
-    """
-    latest = results.get(READY_CACHE_KEY, math.inf)
-    if latest is None:
-        return False
-    with _published_lock:
-        if latest is _published[0]:
-            return False
-        _published[0] = latest
-        now = time.time()
-        for result in latest:
-            name = result.check.name
-            CHECK_UP.labels(check=name).set(0 if state_of(result) == "unavailable" else 1)
-            CHECK_SECONDS.labels(check=name).set(float(result.time_taken))
-            CHECKED_AT.labels(check=name).set(now)
-    return True
