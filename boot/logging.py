@@ -34,16 +34,10 @@ class PortalJsonFormatter(JsonFormatter):
         log_data["timestamp"] = utc_timestamp(record)
         log_data["level"] = record.levelname
         log_data["logger"] = record.name
+        # ``RedactingFilter`` made ``exception`` from ``exc_info``; a bare ``exc_text`` is left.
         formatted = log_data.pop("exc_info", None)
-        if "exception" not in log_data and (formatted or record.exc_info):
-            log_data["exception"] = self._exception(record, formatted)
-
-    def _exception(self, record, formatted):
-        """Structured exception for records that did not pass ``RedactingFilter``."""
-        if record.exc_info and record.exc_info[0] is not None:
-            exc_type, exc, _ = record.exc_info
-            return {"type": exc_type.__name__, "message": str(exc), "stack": formatted}
-        return {"type": None, "message": None, "stack": formatted}
+        if formatted and "exception" not in log_data:
+            log_data["exception"] = {"type": None, "message": None, "stack": formatted}
 
     def process_log_record(self, log_data):
         head = {key: log_data.pop(key) for key in HEAD_FIELDS if key in log_data}
@@ -88,7 +82,12 @@ def _level_for_status(status):
     return logging.INFO
 
 
-class RunserverAccessFilter(logging.Filter):
+class AccessFilter(logging.Filter):
+    def __repr__(self):
+        return f"<{type(self).__name__} drops 2xx/3xx of {','.join(sorted(PROBE_PATHS))}>"
+
+
+class RunserverAccessFilter(AccessFilter):
     def filter(self, record):
         status = getattr(record, "status_code", None)
         args = record.args if isinstance(record.args, tuple) else ()
@@ -100,11 +99,8 @@ class RunserverAccessFilter(logging.Filter):
         record.http_method, record.path = parts[0], parts[1].partition("?")[0]
         return not quiet_probe(record.path, status)
 
-    def __repr__(self):
-        return f"<RunserverAccessFilter drops 2xx/3xx of {','.join(sorted(PROBE_PATHS))}>"
 
-
-class GunicornAccessFilter(logging.Filter):
+class GunicornAccessFilter(AccessFilter):
     """``gunicorn.access``: structured fields from gunicorn's atoms (docs/logging.md), the
     level by status, probes kept quiet (a draining ``/ready`` too: the drain is planned).
 
@@ -143,9 +139,6 @@ class GunicornAccessFilter(logging.Filter):
         record.levelno = max(record.levelno, _level_for_status(status))
         record.levelname = logging.getLevelName(record.levelno)
         return True
-
-    def __repr__(self):
-        return f"<GunicornAccessFilter drops 2xx/3xx of {','.join(sorted(PROBE_PATHS))}>"
 
 
 class ClientErrorFilter(logging.Filter):
