@@ -36,19 +36,10 @@ JOB_ITEMS = {
         "pruned": ("prune", "sessions_pruned"),
         "events_pruned": ("prune", "outbox_events_pruned"),
     },
-    "portal_finalize": {
-        "completed": ("completed",),
-        "failed": ("failed",),
-        "busy": ("busy",),
-        "errors": ("errors",),
-    },
+    "portal_finalize": {item: (item,) for item in ("completed", "failed", "busy", "errors")},
     "portal_dispatch": {
-        "delivered": ("delivered",),
-        "retried": ("retried",),
-        "gave_up": ("gave_up",),
-        "requeued": ("requeued",),
-        "released": ("released",),
-        "lost_lease": ("lost_lease",),
+        item: (item,)
+        for item in ("delivered", "retried", "gave_up", "requeued", "released", "lost_lease")
     },
 }
 
