@@ -211,7 +211,7 @@ def test_portal_finalize_leaves_an_assembly_whose_lock_is_held(api, subprocess_e
 
 
 def test_an_assembly_that_keeps_failing_is_given_up(api, subprocess_env):
-    from portal.services.finalize.job import MAX_ATTEMPTS
+    from portal.services.finalize import MAX_ATTEMPTS
 
     session_id = dead_assembly(api, b"z" * 30, 10)
     UploadSession.objects.update(assembly_attempts=MAX_ATTEMPTS)
