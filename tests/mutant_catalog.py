@@ -178,7 +178,12 @@ MUTANTS = (
     Mutant(
         "a setting above its upper bound is accepted",
         "boot/config.py",
-        (("    if max_value is not None and number > max_value:\n", "    if False:\n"),),
+        (
+            (
+                "        if self.max_value is not None and number > self.max_value:\n",
+                "        if False:\n",
+            ),
+        ),
         ("tests/test_settings.py", "tests/reliability/test_settings_garbage.py"),
     ),
     Mutant(
