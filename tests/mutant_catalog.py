@@ -18,7 +18,7 @@ class Mutant:
 MUTANTS = (
     Mutant(
         "an S3 copy passes without its ETag matching the part's MD5",
-        "portal/storage/s3_assembly.py",
+        "portal/storage/s3_backend.py",
         (
             (
                 "if not read_already and not (source.md5 and etag.strip('\"') == source.md5):",

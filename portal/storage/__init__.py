@@ -1,12 +1,7 @@
 """The storage adapter the services use, over the django-storages aliases ``portal_temp``
-and ``portal_final``.
-
-``backend()`` is the one ``Backend`` both are kept by (local disk: ``local_backend``, S3:
-``s3_backend``), chosen from the settings at first use; the services read its capability
-flags rather than ask which backend it is. A failing backend raises ``StorageUnavailable``
-whatever it is. A local storage never creates its own root: a missing root is an unmounted
-volume, and writing there would fill the disk under the mount point and hide the outage.
-Keys are generated here, never by a client.
+and ``portal_final``: one ``Backend`` (local disk or S3) chosen from the settings, whose
+capability flags the services read; any backend's failure is ``StorageUnavailable``.
+Keys are generated here, never by a client. Design: docs/design.md.
 """
 
 from collections.abc import Iterable, Iterator
@@ -18,41 +13,39 @@ from django.dispatch import receiver
 from portal.storage import local_in_place
 from portal.storage.backends import (
     FINAL_ALIAS,
+    READ_CHUNK_BYTES,
     TEMP_ALIAS,
     Backend,
+    DeleteResult,
+    HashingReader,
+    ListedObject,
+    RangeBusy,
+    Source,
+    SourceMismatch,
     StorageFull,
     StorageLinkRefused,
     StorageUnavailable,
+    StoredObject,
+    TooLarge,
     final_storage,
     is_local,
     new_final_key,
     new_temp_key,
     temp_storage,
 )
-from portal.storage.local import LocalStorage, StorageRootMissing
-from portal.storage.objects import (
-    DeleteResult,
-    ListedObject,
-    RangeBusy,
-    Source,
-    SourceMismatch,
-    StoredObject,
-)
-from portal.storage.streams import READ_CHUNK_BYTES, HashingReader, TooLarge
+from portal.storage.local import LocalStorage
 
 __all__ = [
     "FINAL_ALIAS",
+    "READ_CHUNK_BYTES",
     "TEMP_ALIAS",
     "DeleteResult",
-    "HashingReader",
-    "ListedObject",
     "LocalStorage",
     "RangeBusy",
     "Source",
     "SourceMismatch",
     "StorageFull",
     "StorageLinkRefused",
-    "StorageRootMissing",
     "StorageUnavailable",
     "StoredObject",
     "TooLarge",
@@ -85,18 +78,16 @@ def _settings_changed(**_kwargs):
 def write_temp_part(
     stream, *, session_id, part_number, max_bytes, file_hash=None, for_copy=False
 ) -> StoredObject:
-    """Stream ``stream`` into a new temp object, hashing it; at most ``max_bytes`` bytes.
-    ``file_hash`` (the whole file's, when this part is the next one it needs) sees the
-    same bytes; ``for_copy`` takes what a server-side copy needs. On any failure
-    (``TooLarge``, a client gone) the partial object is removed before the exception
-    propagates."""
+    """Stream ``stream`` into a new temp object, hashing it, at most ``max_bytes`` bytes
+    (else ``TooLarge``); nothing is left on failure. ``file_hash`` (the whole file's,
+    when this part is the next one it needs) sees the same bytes; ``for_copy`` takes what
+    a server-side copy needs."""
     key = new_temp_key(session_id, part_number)
     return backend().write_part(key, stream, max_bytes, file_hash=file_hash, for_copy=for_copy)
 
 
 def hash_only(stream, *, max_bytes) -> StoredObject:
-    """Read ``stream`` to its end (at most ``max_bytes``, else ``TooLarge``), storing
-    nothing: its size and sha256 (a replay of a recorded part)."""
+    """The size and sha256 of ``stream`` (a replay of a recorded part), storing nothing."""
     reader = HashingReader(stream, max_bytes)
     while reader.read(READ_CHUNK_BYTES):
         pass
@@ -104,18 +95,16 @@ def hash_only(stream, *, max_bytes) -> StoredObject:
 
 
 def assembly_session(key):
-    """The session whose assembly file ``key`` is (``local_in_place``), else None."""
+    """The session whose assembly file ``key`` is, else None."""
     return local_in_place.session_of(key)
 
 
 def part_source(number, size, sha256, temp_key, offset, md5=""):
-    """The ``Source`` of part ``number`` as its row records it (``offset``: None for an
-    object of its own, else where it starts in its session's file)."""
+    """The ``Source`` of part ``number`` as its row records it."""
     return Source(temp_key, size, sha256, name=f"part {number}", md5=md5, offset=offset)
 
 
 def write_final(chunks: Iterable[bytes], *, file_id, now=None) -> StoredObject:
-    """Stream ``chunks`` into a new final object and return its key, size and sha256."""
     chosen = backend()
     return chosen.save(chosen.final, new_final_key(file_id, now=now), HashingReader(chunks))
 
@@ -125,18 +114,15 @@ def assemble_final(sources, *, file_id, now=None, progress=None, **options) -> S
 
     Each source must still match the size and sha256 recorded for it, else
     ``SourceMismatch`` and no final object is left; ``progress(assembled_bytes)`` is
-    called as sources are done. How depends on the backend (``Backend.assemble``);
-    ``options``: ``file_hash`` (the hash saved while the parts arrived, covering
-    ``sources[:hashed]``), ``hashed``, ``on_upload(upload_id)`` (S3, before anything is
-    copied), ``room(size)`` (local, before a refused link turns into a copy), ``session_id``
-    (local: the assembly file a part kept in a file of its own is copied into).
+    called as sources are done. ``options`` (``Backend.assemble``): ``file_hash`` (saved
+    while the parts arrived, covering ``sources[:hashed]``), ``hashed``,
+    ``on_upload(upload_id)`` (S3), ``room(size)`` (local, before a refused link turns into
+    a copy), ``session_id`` (local: the file a part kept on its own is copied into).
     """
     key = new_final_key(file_id, now=now)
-    return backend().assemble(list(sources), key, progress=progress or _no_progress, **options)
-
-
-def _no_progress(assembled_bytes):
-    pass
+    return backend().assemble(
+        list(sources), key, progress=progress or (lambda _done: None), **options
+    )
 
 
 def iter_temp(key, chunk_size=READ_CHUNK_BYTES) -> Iterator[bytes]:
@@ -150,7 +136,6 @@ def delete_temp(keys: Iterable[str]) -> DeleteResult:
 
 
 def delete_final(keys: Iterable[str]) -> DeleteResult:
-    """Delete many final objects; a missing object counts as deleted."""
     return backend().delete(final_storage(), list(dict.fromkeys(keys)))
 
 
@@ -160,15 +145,12 @@ def list_temp(*, older_than: datetime | None = None) -> Iterator[ListedObject]:
 
 
 def list_objects(storage, *, older_than: datetime | None = None) -> Iterator[ListedObject]:
-    """Yield ``storage``'s objects, streaming; a missing local root is an outage."""
     for item in backend().list(storage):
         if older_than is None or item.modified_at < older_than:
             yield item
 
 
 def free_bytes(name):
-    """Free bytes of the ``temp`` or ``final`` volume; ``None`` on S3 (there is no volume).
-
-    ``StorageUnavailable`` when the volume cannot be looked at (a missing root).
-    """
+    """Free bytes of the ``temp`` or ``final`` volume, None on S3; ``StorageUnavailable``
+    when the volume cannot be looked at (a missing root)."""
     return backend().free_bytes(temp_storage() if name == "temp" else final_storage())

@@ -1,25 +1,26 @@
-"""The storage backend interface (``Backend``): what every backend does the same way, the
-operations each does its own way, and the capabilities the services read instead of asking
-which backend it is (as tusd's ``DataStore`` with optional extensions). Also what a failing
-backend's errors mean (``StorageUnavailable``), for every module of the package."""
+"""The storage backend interface (``Backend``, with capability flags the services read
+instead of asking which backend it is, as tusd's ``DataStore``), what it takes and returns,
+and what a failing backend's errors mean (``StorageUnavailable``)."""
 
 import contextlib
 import errno
 import hashlib
 import os
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, storages
 
-from portal.storage import s3
-from portal.storage.local import ROOT_MISSING_REASON, LinkRefused, StorageRootMissing
-from portal.storage.objects import MISMATCH, MISSING, SourceMismatch, StoredObject
-from portal.storage.streams import READ_CHUNK_BYTES, HashingReader
+from portal.storage.local_walk import ROOT_MISSING_REASON, LinkRefused, StorageRootMissing
 
 TEMP_ALIAS = "portal_temp"
 FINAL_ALIAS = "portal_final"
+READ_CHUNK_BYTES = 1024 * 1024
+MISMATCH = "no longer matches the sha256 recorded for it"
+MISSING = "is missing from temp storage"
 
 
 class StorageUnavailable(Exception):
@@ -35,6 +36,62 @@ class StorageFull(StorageUnavailable):
 class StorageLinkRefused(StorageUnavailable):
     """A link under a local storage root that the portal did not make (``local_walk``):
     refused, never followed; an operator must remove it."""
+
+
+class TooLarge(Exception):
+    """The stream carried more bytes than the caller allowed; nothing was kept."""
+
+
+class RangeBusy(Exception):
+    """Another request holds the part's range of its session's file: it is writing the part."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    sha256: str
+    # The MD5 of the bytes, where S3 will later be asked to copy them (``Source.md5``).
+    md5: str = ""
+    # Where the bytes start in ``key``: None for an object of its own, else the part's
+    # offset in its session's file (``local_in_place``), which has nothing of it to delete.
+    offset: int | None = None
+
+
+@dataclass
+class DeleteResult:
+    """Keys that are gone (including ones that were already missing) and those that failed."""
+
+    deleted: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    requests: int = 0
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    key: str
+    modified_at: datetime
+
+
+@dataclass(frozen=True)
+class Source:
+    """A temp object to assemble, with the size and sha256 recorded when it arrived."""
+
+    key: str
+    size: int
+    sha256: str
+    name: str  # how errors name it ("part 3")
+    # The MD5 of the bytes on arrival: an S3 copy whose ETag says the same needs no read.
+    md5: str = ""
+    offset: int | None = None  # as ``StoredObject.offset``
+
+
+class SourceMismatch(Exception):
+    """A source object is gone, or its bytes no longer match the size and sha256 recorded."""
+
+    def __init__(self, source: Source, problem: str):
+        super().__init__(f"{source.name} {problem}")
+        self.source = source
 
 
 def temp_storage():
@@ -59,9 +116,88 @@ def new_final_key(file_id, *, now=None):
     return f"{now:%Y/%m/%d}/{uuid.UUID(str(file_id)).hex}"
 
 
+class HashingReader:
+    """A read-only, non-seekable stream that hashes and counts what passes through it
+    (``also``: more hashes that see the same bytes).
+
+    Reading more than ``limit`` bytes raises ``TooLarge`` before the excess is returned.
+    ``source_error`` keeps what went wrong on the reading side, so ``backend_faults`` can
+    tell a failing stream from a failing backend whatever the backend wrapped it in.
+    """
+
+    closed = False
+
+    def __init__(self, source, limit=None, also=()):
+        self._read = source.read if hasattr(source, "read") else _IterReader(source).read
+        self.limit = limit
+        self.size = 0
+        self.source_error = None
+        self._sha = hashlib.sha256()
+        self._hashes = [self._sha, *also]
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            size = READ_CHUNK_BYTES
+        if self.limit is not None:
+            size = min(size, self.limit - self.size + 1)
+        try:
+            data = self._fill(size)
+        except BaseException as exc:
+            self.source_error = exc
+            raise
+        if self.limit is not None and self.size + len(data) > self.limit:
+            self.source_error = TooLarge(f"more than {self.limit} bytes")
+            raise self.source_error
+        self.size += len(data)
+        for digest in self._hashes:
+            digest.update(data)
+        return data
+
+    def _fill(self, size):
+        """Read until ``size`` bytes or end of stream: a short read must not look like EOF."""
+        data = self._read(size)
+        if len(data) in (0, size):
+            return data
+        pieces = [data]
+        got = len(data)
+        while got < size:
+            more = self._read(size - got)
+            if not more:
+                break
+            pieces.append(more)
+            got += len(more)
+        return b"".join(pieces)
+
+    def hexdigest(self):
+        return self._sha.hexdigest()
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return False
+
+    def close(self):
+        pass
+
+
+class _IterReader:
+    """Adapts an iterable of byte chunks to ``read(n)``."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks = iter(chunks)
+        self._buffer = memoryview(b"")
+
+    def read(self, size):
+        if not self._buffer:
+            self._buffer = memoryview(next(self._chunks, b""))
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return bytes(data)
+
+
 class Backend:
     """Temp and final storage of one kind. Subclasses implement ``write_part``, ``read``,
-    ``delete``, ``list`` and ``final_location``; the capabilities below are off unless a
+    ``delete``, ``list`` and ``final_location``; the capabilities are off unless a
     backend has them."""
 
     # Parts go into one file per session at their offsets (``part_range``), and the final
@@ -91,7 +227,6 @@ class Backend:
         return False
 
     def free_bytes(self, storage):
-        """Free bytes of ``storage``'s volume; None where there is none."""
         return None
 
     def stale_multipart_uploads(self, *, older_than):
@@ -119,7 +254,6 @@ class Backend:
         return self.save(self.final, key, HashingReader(self.verified_chunks(sources, progress)))
 
     def verified_chunks(self, sources, progress):
-        """Yield every source's bytes in order, checking each against its size and sha256."""
         assembled = 0
         for source in sources:
             yield from self.checked_chunks(source)
@@ -188,7 +322,18 @@ def _as_unavailable(storage, exc):
             return StorageUnavailable(f"{storage.location}: {ROOT_MISSING_REASON}")
         return None
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFull(s3.describe(exc))
+        return StorageFull(describe(exc))
     if isinstance(exc, OSError | BotoCoreError | ClientError | Boto3Error):
-        return StorageUnavailable(s3.describe(exc))
+        return StorageUnavailable(describe(exc))
     return None
+
+
+def describe(exc):
+    """A backend error in a few words: its class and the S3 error code or OS reason."""
+    reason = error_code(exc) or getattr(exc, "strerror", None) or ""
+    return f"{type(exc).__name__}: {reason}".rstrip(": ")
+
+
+def error_code(exc):
+    """The S3 error code of a botocore ``ClientError`` (None for any other error)."""
+    return getattr(exc, "response", {}).get("Error", {}).get("Code")

@@ -16,7 +16,7 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 
 from portal.storage import local, local_in_place, local_walk
-from portal.storage.objects import MISMATCH, MISSING, SourceMismatch, StoredObject
+from portal.storage.backends import MISMATCH, MISSING, SourceMismatch, StoredObject
 
 # Hash the final object through mappings of at most this many bytes at a time.
 HASH_WINDOW_BYTES = 8 * 1024 * 1024

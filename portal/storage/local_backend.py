@@ -3,10 +3,10 @@
 refuses the link, a copy (``local_assembly``); threaded deletes and listings (``local``)."""
 
 import contextlib
+import os
 
 from portal.storage import local, local_assembly, local_in_place, local_parts
-from portal.storage.backends import Backend, backend_faults, new_temp_key
-from portal.storage.objects import RangeBusy, StoredObject
+from portal.storage.backends import Backend, RangeBusy, StoredObject, backend_faults, new_temp_key
 
 
 class LocalBackend(Backend):
@@ -70,12 +70,13 @@ class LocalBackend(Backend):
             )
 
     def final_location(self, key):
-        path = local.local_path(self.final.location, key)
+        local.check_key(key)
+        path = os.path.join(self.final.location, key)
         return {"backend": "local", "bucket": "", "key": key, "path": path}
 
     def free_bytes(self, storage):
         with backend_faults(storage):
-            return local.free_bytes(storage.location)
+            return local.free_bytes(storage)
 
 
 class PartRange:

@@ -12,8 +12,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from portal.storage import local, local_in_place
-from portal.storage.objects import StoredObject
-from portal.storage.streams import TooLarge
+from portal.storage.backends import StoredObject, TooLarge
 
 BLOCK_BYTES = 1024 * 1024
 # Threads per process that hash parts one block behind the socket (one block per request,
