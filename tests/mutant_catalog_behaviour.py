@@ -31,7 +31,7 @@ MUTANTS = (
     Mutant(
         "hexdigest finalizes the resumable hash's own state",
         "portal/storage/sha256state.py",
-        (("self._lib.final(digest, copy)", "self._lib.final(digest, self._ctx)"),),
+        (("self._lib.SHA256_Final(digest, copy)", "self._lib.SHA256_Final(digest, self._ctx)"),),
         ("tests/test_sha256state.py",),
     ),
     Mutant(
@@ -155,7 +155,13 @@ MUTANTS = (
     Mutant(
         "a directory the portal makes keeps the umask's mode",
         "portal/storage/local_walk.py",
-        (("        if mode is not None:\n            _chmod(made, mode)\n", ""),),
+        (
+            (
+                "        if mode is not None:\n"
+                "            os.chmod(made.path if made.fd is None else made.fd, mode)\n",
+                "",
+            ),
+        ),
         ("tests/test_storage_modes.py",),
     ),
     Mutant(

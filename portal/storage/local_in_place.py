@@ -154,7 +154,7 @@ def link_final(temp, temp_key, fd, final, final_key):
         local.key_dir(final, final_key, create=True) as (target, leaf),
     ):
         existing = local_walk.leaf_status(target, leaf)
-        if existing is None or not local_walk.same_file(existing, held):
+        if existing is None or not os.path.samestat(existing, held):
             local_walk.check_own(fd, os.path.join(temp.location, temp_key))
             if existing is not None:
                 local_walk.unlink(target, leaf)
@@ -169,7 +169,7 @@ def link_final(temp, temp_key, fd, final, final_key):
         try:
             local_walk.check_own(fd, final_path, names=2)
             linked = local_walk.leaf_status(target, leaf)
-            if linked is None or not local_walk.same_file(linked, held):
+            if linked is None or not os.path.samestat(linked, held):
                 raise local_walk.LinkRefused(final_path, "the name is not the assembly file")
         except local_walk.LinkRefused:
             local.unlink_quietly(final, final_key)

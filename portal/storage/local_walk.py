@@ -1,9 +1,7 @@
-"""Paths under a local storage root, reached without following a link below the root.
-
-Each directory is opened component by component with ``O_NOFOLLOW | O_DIRECTORY``
-relative to its parent (``lstat`` checks where ``dir_fd`` is missing): a symlink below the
-root is ``LinkRefused``, since following it would write a client's bytes outside the root
-or delete a file that is not ours.
+"""Paths under a local storage root, reached without following a link below the root:
+each directory is opened by ``O_NOFOLLOW | O_DIRECTORY`` relative to its parent (``lstat``
+checks where ``dir_fd`` is missing), so a client's bytes never land outside the root and
+no file that is not ours is deleted.
 """
 
 import contextlib
@@ -28,8 +26,8 @@ class StorageRootMissing(FileNotFoundError):
 
 
 class LinkRefused(OSError):
-    """A link under a storage root that the portal did not make: a symlink below the root,
-    or a file with another name or owner. Never followed, written or deleted through."""
+    """A symlink below the root, or a file with another name or owner: never followed,
+    written or deleted through."""
 
     def __init__(self, path, problem="is a symlink"):
         super().__init__(errno.ELOOP, f"refusing a link under a storage root: {problem}", path)
@@ -45,10 +43,6 @@ def by_fd():
         and needed <= os.supports_dir_fd
         and os.scandir in os.supports_fd
     )
-
-
-def _nofollow():
-    return os.O_NOFOLLOW if by_fd() else getattr(os, "O_NOFOLLOW", 0)
 
 
 class Dir:
@@ -83,9 +77,9 @@ def open_root(root):
 
 @contextlib.contextmanager
 def parent_of(root, key, *, create=False, mode=None):
-    """``(Dir, leaf)``: the directory holding ``key`` under ``root``, reached without
-    following a link; missing directories made (with ``mode``, as ``FileSystemStorage``
-    makes them) when ``create``, else ``FileNotFoundError``."""
+    """``(Dir, leaf)``: the directory holding ``key`` under ``root``; missing directories
+    made (with ``mode``, as ``FileSystemStorage`` makes them) when ``create``, else
+    ``FileNotFoundError``."""
     *names, leaf = key.split("/")
     directory = open_root(root)
     try:
@@ -112,7 +106,7 @@ def _open_dir(parent, name, create, mode):
             continue  # made meanwhile by another request: enter it
         made = enter(parent, name, path)
         if mode is not None:
-            _chmod(made, mode)
+            os.chmod(made.path if made.fd is None else made.fd, mode)
         return made
     raise OSError(errno.ELOOP, "directory keeps vanishing", path)
 
@@ -134,20 +128,10 @@ def enter(parent, name, path):
         raise
 
 
-def _chmod(directory, mode):
-    if directory.fd is not None:
-        os.fchmod(directory.fd, mode)
-    else:
-        os.chmod(directory.path, mode)
-
-
 def refuse_link(directory, leaf):
     """``LinkRefused`` when ``leaf`` in ``directory`` is a symlink (missing is fine)."""
-    try:
-        status = os.stat(directory.name(leaf), dir_fd=directory.fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    if stat.S_ISLNK(status.st_mode):
+    status = leaf_status(directory, leaf)
+    if status is not None and stat.S_ISLNK(status.st_mode):
         raise LinkRefused(os.path.join(directory.path, leaf))
 
 
@@ -155,18 +139,13 @@ def open_file(directory, leaf, flags, mode=0o666):
     """``os.open`` of ``leaf`` in ``directory``, never through a symlink (``LinkRefused``)."""
     if directory.fd is None:
         refuse_link(directory, leaf)
+    flags |= getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
     try:
-        return os.open(
-            directory.name(leaf), flags | _nofollow() | os.O_CLOEXEC, mode, dir_fd=directory.fd
-        )
+        return os.open(directory.name(leaf), flags, mode, dir_fd=directory.fd)
     except OSError as exc:
         if exc.errno in _LINK_ERRNOS:
             refuse_link(directory, leaf)
         raise
-
-
-def same_file(first, second):
-    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
 def leaf_status(directory, leaf):
@@ -178,10 +157,9 @@ def leaf_status(directory, leaf):
 
 
 def check_own(fd, path, *, names=1):
-    """``LinkRefused`` unless ``fd``'s file has exactly ``names`` names (the ones the
-    portal gave it) and belongs to this process's user: bytes written into a file
-    somebody else holds a name of (a planted hard link) could be changed after their
-    sha256 was recorded."""
+    """``LinkRefused`` unless ``fd``'s file has exactly the ``names`` the portal gave it
+    and belongs to this process's user: bytes in a file somebody else holds a name of (a
+    planted hard link) could be changed after their sha256 was recorded."""
     status = os.fstat(fd)
     if status.st_nlink != names:
         raise LinkRefused(path, f"the file has {status.st_nlink} names, expected {names}")
