@@ -29,7 +29,7 @@ MUTANTS = (
     ),
     Mutant(
         "a part caught up into the file's hash is not checked against its sha256",
-        "portal/storage/backends.py",
+        "portal/storage/__init__.py",
         (
             (
                 "for chunk in self.checked_chunks(source):",
@@ -200,7 +200,7 @@ MUTANTS = (
     ),
     Mutant(
         "a streamed assembly does not check a part's sha256",
-        "portal/storage/backends.py",
+        "portal/storage/__init__.py",
         (("digest.hexdigest() != source.sha256", "False"),),
         ("tests/test_storage.py",),
     ),

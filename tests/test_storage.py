@@ -377,7 +377,7 @@ def test_assemble_final_across_filesystems(settings, data_dir):
         settings.STORAGES = {
             **settings.STORAGES,
             storage.TEMP_ALIAS: {
-                "BACKEND": "portal.storage.LocalStorage",
+                "BACKEND": "portal.storage.local.LocalStorage",
                 "OPTIONS": {"location": shm},
             },
         }

@@ -63,7 +63,7 @@ def final_root():
 
 
 def assembly_path(session_id):
-    return os.path.join(temp_root(), local_in_place.assembly_key(session_id))
+    return os.path.join(temp_root(), storage.assembly_key(session_id))
 
 
 def shard(session_id):
@@ -233,11 +233,11 @@ def test_cleanup_deletes_nothing_through_a_symlinked_directory(api, outside):
 
     assert files_under(outside) == before != []
     assert set(UploadPart.objects.values_list("temp_key", flat=True)) == {
-        local_in_place.assembly_key(session)
+        storage.assembly_key(session)
     }
     failures = {key: reason for step in result for key, reason in step.failures.items()}
-    assert list(failures) == [local_in_place.assembly_key(session)]
-    assert failures[local_in_place.assembly_key(session)].startswith("LinkRefused")
+    assert list(failures) == [storage.assembly_key(session)]
+    assert failures[storage.assembly_key(session)].startswith("LinkRefused")
 
 
 def test_deleting_final_objects_does_not_follow_a_symlinked_directory(api, outside):
@@ -295,7 +295,7 @@ def test_a_planted_hard_link_is_refused_by_the_real_server(
     env = {**subprocess_env, "PORTAL_STORAGE": "local", "PORTAL_DATA_DIR": str(data_dir)}
     token = make_token(user)
     session = Api(client, token).start(os.urandom(CHUNK), CHUNK)["id"]
-    key = local_in_place.assembly_key(session)
+    key = storage.assembly_key(session)
     (data_dir / "temp" / key).parent.mkdir()
     planted = outside / "victim"
     planted.write_bytes(PLANTED)

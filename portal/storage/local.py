@@ -19,8 +19,7 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage
 
-from portal.storage import local_walk
-from portal.storage.backends import DeleteResult, ListedObject
+from portal.storage import DeleteResult, ListedObject, local_walk
 from portal.storage.local_walk import ROOT_MISSING_REASON, StorageRootMissing
 
 # Local deletes: up to 8 threads, each with at least 64 keys (below that, one thread).

@@ -13,8 +13,16 @@ import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
 
-from portal.storage import local, local_in_place, local_walk
-from portal.storage.backends import MISMATCH, MISSING, SourceMismatch, StoredObject
+from portal.storage import (
+    MISMATCH,
+    MISSING,
+    SourceMismatch,
+    StoredObject,
+    assembly_key,
+    local,
+    local_in_place,
+    local_walk,
+)
 
 # Hash the final object through mappings of at most this many bytes at a time.
 HASH_WINDOW_BYTES = 8 * 1024 * 1024
@@ -58,7 +66,7 @@ def into_place(temp, session_id, sources):
     while ``migrate`` runs (migration 0008 moves only those recorded before it)."""
     if all(source.offset is not None for source in sources):
         return sources
-    key = local_in_place.assembly_key(session_id)
+    key = assembly_key(session_id)
     placed = []
     for source in sources:
         offset = sum(done.size for done in placed)

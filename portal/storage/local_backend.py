@@ -7,8 +7,20 @@ import errno
 import hashlib
 import os
 
-from portal.storage import local, local_assembly, local_in_place, local_parts, local_walk
-from portal.storage.backends import Backend, RangeBusy, StoredObject, backend_faults, new_temp_key
+from portal.storage import (
+    Backend,
+    RangeBusy,
+    StoredObject,
+    assembly_key,
+    assembly_session,
+    backend_faults,
+    local,
+    local_assembly,
+    local_in_place,
+    local_parts,
+    local_walk,
+    new_temp_key,
+)
 
 
 class LocalBackend(Backend):
@@ -26,7 +38,7 @@ class LocalBackend(Backend):
     def part_range(self, session_id, offset, size):
         """``RangeBusy`` while another upload of the same part holds the range."""
         storage = self.temp
-        key = local_in_place.assembly_key(session_id)
+        key = assembly_key(session_id)
         with contextlib.ExitStack() as stack:
             with backend_faults(storage):
                 held = stack.enter_context(local_in_place.locked_range(storage, key, offset, size))
@@ -105,7 +117,7 @@ class PartRange:
 
     def copy_to_temp(self, size, *, part_number) -> StoredObject:
         """The range's first ``size`` bytes as a temp object of their own (a tus tail)."""
-        key = new_temp_key(local_in_place.session_of(self.key), part_number)
+        key = new_temp_key(assembly_session(self.key), part_number)
         with backend_faults(self.storage), local.created_file(self.storage, key) as copy:
             digest = local_assembly.hash_range(hashlib.sha256(), self.fd, self.offset, size)
             if local_assembly.copy_range(self.fd, copy, size, 0, self.offset) != size:

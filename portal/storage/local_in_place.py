@@ -11,12 +11,10 @@ import functools
 import os
 import struct
 import tempfile
-import uuid
 
 from portal import locks
 from portal.storage import local, local_walk
 
-SUFFIX = "-parts"
 # struct flock on Linux (x86_64, aarch64): l_type, l_whence, l_start, l_len, l_pid, padding.
 _FLOCK = "hhqqi4x"
 _BUSY = (errno.EAGAIN, errno.EACCES)
@@ -58,22 +56,6 @@ def _fallocate():
     if function is not None:
         function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
     return function
-
-
-def assembly_key(session_id):
-    hexid = uuid.UUID(str(session_id)).hex
-    return f"{hexid[:2]}/{hexid}{SUFFIX}"
-
-
-def session_of(key):
-    """The session id an assembly key belongs to, else None (any other temp key)."""
-    name = key.rpartition("/")[2]
-    if not name.endswith(SUFFIX):
-        return None
-    try:
-        return uuid.UUID(name[: -len(SUFFIX)])
-    except ValueError:
-        return None
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from portal.storage.backends import TooLarge
+from portal.storage.streams import TooLarge
 
 BLOCK_BYTES = 1024 * 1024
 # Threads per process that hash parts one block behind the socket (one block per request,

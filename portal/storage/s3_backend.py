@@ -15,11 +15,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from storages.backends import s3 as django_s3
 
-from portal.storage.backends import (
+from portal.storage import (
     MISSING,
     Backend,
     DeleteResult,
-    HashingReader,
     ListedObject,
     SourceMismatch,
     StoredObject,
@@ -27,6 +26,7 @@ from portal.storage.backends import (
     describe,
     error_code,
 )
+from portal.storage.streams import HashingReader
 
 DELETE_BATCH = 1000
 # S3's multipart rules: every part but the last at least 5 MiB, at most 10,000 parts.
