@@ -32,9 +32,8 @@ MISSING = "is missing from temp storage"
 
 
 class StorageUnavailable(Exception):
-    """The backend failed (unreachable, refusing, full, unmounted): nothing was kept and
-    nothing is lost; the same call can succeed once storage is back. ``__cause__`` is the
-    backend's own error, for the log; ``str()`` is short and safe to log."""
+    """The backend failed (unreachable, refusing, full, unmounted): nothing was kept, the
+    same call can succeed once storage is back. ``str()`` is short and safe to log."""
 
 
 class StorageFull(StorageUnavailable):
@@ -42,8 +41,8 @@ class StorageFull(StorageUnavailable):
 
 
 class StorageLinkRefused(StorageUnavailable):
-    """A link under a local storage root that the portal did not make (``local_walk``):
-    refused, never followed; an operator must remove it."""
+    """A link under a local storage root that the portal did not make: never followed; an
+    operator must remove it."""
 
 
 class RangeBusy(Exception):
@@ -106,10 +105,6 @@ def final_storage():
     return storages[FINAL_ALIAS]
 
 
-def is_local(storage):
-    return isinstance(storage, FileSystemStorage)
-
-
 def new_temp_key(session_id, part_number):
     shard = uuid.uuid4().hex
     return f"{shard[:2]}/{uuid.UUID(str(session_id)).hex}-{part_number:06d}-{shard[2:14]}"
@@ -121,9 +116,8 @@ def new_final_key(file_id, *, now=None):
 
 
 class Backend:
-    """Temp and final storage of one kind. Subclasses implement ``write_part``, ``read``,
-    ``delete``, ``list`` and ``final_location``; the capabilities are off unless a
-    backend has them."""
+    """Temp and final storage of one kind: subclasses implement ``write_part``, ``read``,
+    ``delete``, ``list`` and ``final_location``, and turn on the capabilities they have."""
 
     # Parts go into one file per session at their offsets (``part_range``), and the final
     # object is a link to that file.
@@ -214,13 +208,9 @@ class Backend:
 
 @contextlib.contextmanager
 def backend_faults(storage, reader=None):
-    """Turn a failing backend's errors into ``StorageUnavailable``.
-
-    A missing object stays ``FileNotFoundError`` (the caller decides what that means),
-    except when a local root is gone: that is an outage, not a missing object. Errors of
-    the stream being stored (``reader``: ``TooLarge``, a client that disconnects, a part
-    that fails its check) pass unchanged, however the backend wrapped them.
-    """
+    """Turn a failing backend's errors into ``StorageUnavailable``. A missing object stays
+    ``FileNotFoundError``, unless a local root is gone (an outage). Errors of the stream
+    being stored (``reader``) pass unchanged, however the backend wrapped them."""
     try:
         yield
     except BaseException as exc:
@@ -243,7 +233,7 @@ def _as_unavailable(storage, exc):
     if isinstance(exc, StorageRootMissing):
         return StorageUnavailable(f"{exc.filename}: {ROOT_MISSING_REASON}")
     if isinstance(exc, FileNotFoundError):
-        if is_local(storage) and not os.path.isdir(storage.location):
+        if isinstance(storage, FileSystemStorage) and not os.path.isdir(storage.location):
             return StorageUnavailable(f"{storage.location}: {ROOT_MISSING_REASON}")
         return None
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -270,7 +260,7 @@ _CHOSEN: list[Backend] = []
 def backend() -> Backend:
     """The backend the settings choose, made at first use and kept."""
     if not _CHOSEN:
-        if is_local(temp_storage()):
+        if isinstance(temp_storage(), FileSystemStorage):
             from portal.storage.local_backend import LocalBackend as chosen
         else:
             from portal.storage.s3_backend import S3Backend as chosen
@@ -287,10 +277,9 @@ def _settings_changed(**_kwargs):
 def write_temp_part(
     stream, *, session_id, part_number, max_bytes, file_hash=None, for_copy=False
 ) -> StoredObject:
-    """Stream ``stream`` into a new temp object, hashing it, at most ``max_bytes`` bytes
-    (else ``TooLarge``); nothing is left on failure. ``file_hash`` (the whole file's,
-    when this part is the next one it needs) sees the same bytes; ``for_copy`` takes what
-    a server-side copy needs."""
+    """Stream ``stream`` into a new temp object, hashing it (``file_hash`` too), at most
+    ``max_bytes`` bytes (else ``TooLarge``); nothing is left on failure. ``for_copy``
+    takes what a server-side copy needs."""
     key = new_temp_key(session_id, part_number)
     return backend().write_part(key, stream, max_bytes, file_hash=file_hash, for_copy=for_copy)
 
@@ -331,15 +320,11 @@ def write_final(chunks: Iterable[bytes], *, file_id, now=None) -> StoredObject:
 
 
 def assemble_final(sources, *, file_id, now=None, progress=None, **options) -> StoredObject:
-    """Concatenate temp objects (``Source``), in order, into the file's final object.
-
-    Each source must still match the size and sha256 recorded for it, else
-    ``SourceMismatch`` and no final object is left; ``progress(assembled_bytes)`` is
-    called as sources are done. ``options`` (``Backend.assemble``): ``file_hash`` (saved
-    while the parts arrived, covering ``sources[:hashed]``), ``hashed``,
+    """Concatenate temp objects (``Source``), in order, into the file's final object;
+    ``SourceMismatch`` and no final object unless each still matches its size and sha256.
+    ``options``: ``file_hash`` (covering ``sources[:hashed]``), ``hashed``,
     ``on_upload(upload_id)`` (S3), ``room(size)`` (local, before a refused link turns into
-    a copy), ``session_id`` (local: the file a part kept on its own is copied into).
-    """
+    a copy), ``session_id`` (local: the file a part kept on its own is copied into)."""
     key = new_final_key(file_id, now=now)
     return backend().assemble(
         list(sources), key, progress=progress or (lambda _done: None), **options

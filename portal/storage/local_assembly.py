@@ -4,6 +4,7 @@ a second thread) read the final file through ``mmap`` windows, so what is checke
 is stored; the caller holds the session's lock, so nothing truncates it under a mapping.
 """
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -21,6 +22,7 @@ from portal.storage import (
     assembly_key,
     local,
     local_in_place,
+    local_parts,
     local_walk,
 )
 
@@ -36,8 +38,7 @@ def assemble(temp, final, key, sources, progress, file_hash=None, hashed=0, room
     file must be exactly as long as its parts and each part must match its sha256, else
     ``SourceMismatch`` and no final object. ``room(size)`` is asked before a copy."""
     offsets = list(itertools.accumulate((source.size for source in sources), initial=0))
-    fd = _open_source(temp, sources[0])
-    try:
+    with _opened(temp, sources[0]) as fd:
         size = os.fstat(fd).st_size
         if size != offsets[-1]:
             broken = next((s for s in sources if not _holds(size, s)), sources[-1])
@@ -56,8 +57,6 @@ def assemble(temp, final, key, sources, progress, file_hash=None, hashed=0, room
                 raise SourceMismatch(sources[-1], MISMATCH)  # shrank while it was copied
             digest = _hash_the_rest(copy, sources, offsets, progress, None, 0)
         return StoredObject(key=key, size=size, sha256=digest)
-    finally:
-        os.close(fd)
 
 
 def into_place(temp, session_id, sources):
@@ -75,17 +74,16 @@ def into_place(temp, session_id, sources):
 
 
 def _copy_in(temp, key, offset, source):
-    own = _open_source(temp, source)
-    try:
-        with local_in_place.locked_range(temp, key, offset, source.size) as held:
-            if held is None:
-                raise OSError(errno.EBUSY, "a request holds the part's range", key)
-            placed = dataclasses.replace(source, key=key, offset=offset)
-            if copy_range(own, held[0], source.size, offset) != source.size:
-                raise SourceMismatch(source, MISMATCH)
-            check_range(held[0], offset, placed)
-    finally:
-        os.close(own)
+    with (
+        _opened(temp, source) as own,
+        local_in_place.locked_range(temp, key, offset, source.size) as held,
+    ):
+        if held is None:
+            raise OSError(errno.EBUSY, "a request holds the part's range", key)
+        placed = dataclasses.replace(source, key=key, offset=offset)
+        if copy_range(own, held[0], source.size, offset) != source.size:
+            raise SourceMismatch(source, MISMATCH)
+        check_range(held[0], offset, placed)
     return placed
 
 
@@ -127,16 +125,14 @@ def check_range(fd, offset, source):
 
 def hash_in_place(temp, source, digest):
     """Feed ``digest`` a part's range of its assembly file, as it lies."""
-    fd = _open_source(temp, source)
-    try:
+    with _opened(temp, source) as fd:
         if not _holds(os.fstat(fd).st_size, source):
             raise SourceMismatch(source, MISMATCH)
         hash_range(digest, fd, source.offset, source.size)
-    finally:
-        os.close(fd)
 
 
-def _open_source(temp, source):
+@contextlib.contextmanager
+def _opened(temp, source):
     """A read-only fd on a source's temp file: ``SourceMismatch`` when it is gone,
     ``OSError`` when it is no file (a broken volume, not a changed part)."""
     try:
@@ -146,10 +142,12 @@ def _open_source(temp, source):
         raise
     except FileNotFoundError:
         raise SourceMismatch(source, MISSING) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EISDIR, "not a regular file", source.key)
+        yield fd
+    finally:
         os.close(fd)
-        raise OSError(errno.EISDIR, "not a regular file", source.key)
-    return fd
 
 
 def _holds(file_size, source):
@@ -176,10 +174,8 @@ def copy_range(src, dst, size, offset, src_offset=0):
 
 
 def _copy_through_buffer(src, dst, size, src_offset, dst_offset):
-    data = memoryview(os.pread(src, min(size, COPY_BUFFER_BYTES), src_offset))
-    written = 0
-    while written < len(data):
-        written += os.pwrite(dst, data[written:], dst_offset + written)
+    data = os.pread(src, min(size, COPY_BUFFER_BYTES), src_offset)
+    local_parts.pwrite_all(dst, data, dst_offset)
     return len(data)
 
 

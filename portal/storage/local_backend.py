@@ -89,7 +89,7 @@ class LocalBackend(Backend):
 
 
 class PartRange:
-    """A part's range of the assembly file, held by this request until the block ends."""
+    """A part's range of the assembly file, held by this request."""
 
     def __init__(self, backend, fd, created, key, offset, size):
         self.storage = backend.temp
@@ -125,7 +125,7 @@ class PartRange:
         return StoredObject(key=key, size=size, sha256=digest.hexdigest())
 
     def abandon(self):
-        """The session is closed: a file this request made goes again (nothing can be
-        recorded in it), so no object outlives its terminal session."""
+        """The session is closed: a file this request made goes again, so no object
+        outlives its terminal session."""
         if self.created:
             local.unlink_quietly(self.storage, self.key)

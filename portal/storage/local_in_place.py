@@ -115,20 +115,17 @@ def _try_lock(fd, offset, size):
 
 def release(fd, offset, size):
     """Give the blocks of a range whose bytes were not recorded back to the filesystem (a
-    full disk, a client gone). Best effort: without hole punching they stay until the
-    file goes."""
+    full disk, a client gone), where it can punch holes."""
     if (fallocate := _fallocate()) is not None:
         fallocate(fd, _PUNCH_HOLE, offset, max(size, 1))
 
 
 def link_final(temp, temp_key, fd, final, final_key):
-    """Give ``final_key`` the inode of the assembly file ``temp_key``, open as ``fd``.
-
-    A final name left by an earlier attempt of the same assembly is kept (anything else
-    there is replaced; the caller holds the session's lock). ``LinkRefused`` when the file
-    has a name the portal did not give it, or the final name is not that file after all;
-    ``OSError`` with an errno in ``LINK_REFUSED`` when the two cannot share an inode.
-    """
+    """Give ``final_key`` the inode of the assembly file ``temp_key``, open as ``fd`` (a
+    final name left by an earlier attempt of the same assembly is kept, anything else
+    replaced). ``LinkRefused`` when the file has a name the portal did not give it, or the
+    final name is not that file after all; ``OSError`` in ``LINK_REFUSED`` when the two
+    cannot share an inode."""
     held = os.fstat(fd)
     final_path = os.path.join(final.location, final_key)
     with (
@@ -161,8 +158,7 @@ def link_final(temp, temp_key, fd, final, final_key):
 
 
 def same_filesystem(first, second):
-    """Whether two local storages' roots share a filesystem (``StorageRootMissing``
-    when one is gone)."""
+    """Whether two local storages' roots share a filesystem."""
     local.ensure_root(first)
     local.ensure_root(second)
     return os.stat(first.location).st_dev == os.stat(second.location).st_dev

@@ -111,9 +111,9 @@ class S3Backend(Backend):
 
     def _copy_parts(self, client, dest, upload_id, sources, file_hash, hashed, progress):
         """Copy every source in a small pool while this thread hashes the sources
-        ``file_hash`` does not cover; then check each copy in part order, by its ETag (S3's
-        MD5 of the copied bytes) against the MD5 taken on arrival, else by reading it.
-        ``progress`` (which also renews the lease) follows every part read or copied."""
+        ``file_hash`` does not cover; then check each copy, by its ETag (S3's MD5 of the
+        copied bytes) against the MD5 taken on arrival, else by reading it. ``progress``
+        (which also renews the lease) follows every part read or copied."""
         temp = self.temp
         with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="portal-copy") as pool:
             futures = [
@@ -227,13 +227,9 @@ def _copied_etag(future, source):
 
 
 def _complete(client, bucket, dest, upload_id, parts):
-    """CompleteMultipartUpload, where a completion whose answer was lost counts as done.
-
-    When the read timeout expires before S3 completes a large upload, the answer is lost,
-    or botocore retries and S3 answers the retry of a completion that succeeded with
-    NoSuchUpload (moto: 500). The object may be there all the same, with the ETag S3
-    gives exactly these parts: that is checked before the error is let go.
-    """
+    """CompleteMultipartUpload, where a completion whose answer was lost (a read timeout,
+    or a retry answered NoSuchUpload; moto: 500) counts as done if the object is there
+    with the ETag S3 gives exactly these parts."""
     try:
         client.complete_multipart_upload(
             Bucket=bucket, Key=dest, UploadId=upload_id, MultipartUpload={"Parts": parts}
