@@ -155,13 +155,7 @@ MUTANTS = (
     Mutant(
         "a directory the portal makes keeps the umask's mode",
         "portal/storage/local_walk.py",
-        (
-            (
-                "        if mode is not None:\n"
-                "            os.chmod(made.path if made.fd is None else made.fd, mode)\n",
-                "",
-            ),
-        ),
+        (("        if mode is not None:\n            os.chmod(made.fd, mode)\n", ""),),
         ("tests/test_storage_modes.py",),
     ),
     Mutant(

@@ -27,17 +27,8 @@ CHUNK = 64 * 1024
 PLANTED = b"the planted file's own bytes"
 
 
-@pytest.fixture(params=["openat", "lstat"])
-def walk(request, monkeypatch):
-    """Both ways down a root: by directory fd, and the ``lstat`` checks of a platform
-    without ``dir_fd``."""
-    if request.param == "lstat":
-        monkeypatch.setattr(local_walk, "by_fd", lambda: False)
-    return request.param
-
-
 @pytest.fixture
-def api(client, user, settings, data_dir, walk):
+def api(client, user, settings, data_dir):
     apply_storage(settings, "local", data_dir)
     return Api(client, make_token(user))
 
@@ -263,7 +254,7 @@ def test_the_listing_follows_no_symlinked_directory(api, outside):
     assert not os.path.exists(os.path.join(temp_root(), "cd", "own"))
 
 
-def test_a_root_that_is_itself_a_symlink_is_followed(client, user, settings, tmp_path, walk):
+def test_a_root_that_is_itself_a_symlink_is_followed(client, user, settings, tmp_path):
     """The operator may put a root on another volume through a symlink: only what is
     below a root is never followed."""
     volume = tmp_path / "volume"

@@ -163,20 +163,11 @@ def list_local(storage):
     removed meanwhile has nothing to list."""
     root = local_walk.open_root(storage.location)
     try:
-        if root.fd is None:
-            walk = ((top, files, None) for top, _, files in os.walk(root.path, onerror=_raise))
-        else:
-            walk = os.fwalk(".", onerror=_raise, dir_fd=root.fd)
-            walk = ((top, files, fd) for top, _, files, fd in walk)
-        for top, files, fd in walk:
-            prefix = os.path.relpath(top, "." if fd is not None else root.path)
+        for top, _, files, fd in os.fwalk(".", onerror=_raise, dir_fd=root.fd):
+            prefix = os.path.relpath(top, ".")
             for name in files:
                 try:
-                    status = os.stat(
-                        name if fd is not None else os.path.join(top, name),
-                        dir_fd=fd,
-                        follow_symlinks=False,
-                    )
+                    status = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 except FileNotFoundError:
                     continue  # deleted while we walked
                 if stat.S_ISREG(status.st_mode):

@@ -137,13 +137,12 @@ def link_final(temp, temp_key, fd, final, final_key):
             local_walk.check_own(fd, os.path.join(temp.location, temp_key))
             if existing is not None:
                 local_walk.unlink(target, leaf)
-            nofollow = {"follow_symlinks": False} if local_walk.by_fd() else {}
             os.link(
-                source.name(source_leaf),
-                target.name(leaf),
+                source_leaf,
+                leaf,
                 src_dir_fd=source.fd,
                 dst_dir_fd=target.fd,
-                **nofollow,
+                follow_symlinks=False,
             )
         try:
             local_walk.check_own(fd, final_path, names=2)

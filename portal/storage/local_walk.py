@@ -1,12 +1,11 @@
 """Paths under a local storage root, reached without following a link below the root:
-each directory is opened by ``O_NOFOLLOW | O_DIRECTORY`` relative to its parent (``lstat``
-checks where ``dir_fd`` is missing), so a client's bytes never land outside the root and
-no file that is not ours is deleted.
+each directory is opened by ``O_NOFOLLOW | O_DIRECTORY`` relative to its parent (POSIX
+``openat``), so a client's bytes never land outside the root and no file that is not ours
+is deleted.
 """
 
 import contextlib
 import errno
-import functools
 import os
 import stat
 
@@ -33,29 +32,13 @@ class LinkRefused(OSError):
         super().__init__(errno.ELOOP, f"refusing a link under a storage root: {problem}", path)
 
 
-@functools.cache
-def by_fd():
-    """Whether this platform walks by directory fd (``openat``); else ``lstat`` checks."""
-    needed = {os.open, os.mkdir, os.unlink, os.stat, os.link}
-    return (
-        hasattr(os, "O_NOFOLLOW")
-        and hasattr(os, "O_DIRECTORY")
-        and needed <= os.supports_dir_fd
-        and os.scandir in os.supports_fd
-    )
-
-
 class Dir:
-    """A directory under a storage root: ``fd`` (None without ``dir_fd``) and ``path``."""
+    """A directory under a storage root: ``fd`` and ``path`` (for messages)."""
 
     __slots__ = ("fd", "path")
 
     def __init__(self, fd, path):
         self.fd, self.path = fd, path
-
-    def name(self, leaf):
-        """What to hand ``os`` functions with ``dir_fd=self.fd`` for ``leaf``."""
-        return leaf if self.fd is not None else os.path.join(self.path, leaf)
 
     def close(self):
         if self.fd is not None:
@@ -65,10 +48,6 @@ class Dir:
 
 def open_root(root):
     """The root directory (followed: the operator chose it); ``StorageRootMissing``."""
-    if not by_fd():
-        if not os.path.isdir(root):
-            raise StorageRootMissing(root)
-        return Dir(None, root)
     try:
         return Dir(os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), root)
     except FileNotFoundError:
@@ -101,24 +80,17 @@ def _open_dir(parent, name, create, mode):
             if not create:
                 raise
         try:
-            os.mkdir(parent.name(name), 0o777 if mode is None else mode, dir_fd=parent.fd)
+            os.mkdir(name, 0o777 if mode is None else mode, dir_fd=parent.fd)
         except FileExistsError:
             continue  # made meanwhile by another request: enter it
         made = enter(parent, name, path)
         if mode is not None:
-            os.chmod(made.path if made.fd is None else made.fd, mode)
+            os.chmod(made.fd, mode)
         return made
     raise OSError(errno.ELOOP, "directory keeps vanishing", path)
 
 
 def enter(parent, name, path):
-    if parent.fd is None:
-        status = os.stat(path, follow_symlinks=False)  # FileNotFoundError when missing
-        if stat.S_ISLNK(status.st_mode):
-            raise LinkRefused(path)
-        if not stat.S_ISDIR(status.st_mode):
-            raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
-        return Dir(None, path)
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         return Dir(os.open(name, flags, dir_fd=parent.fd), path)
@@ -137,11 +109,9 @@ def refuse_link(directory, leaf):
 
 def open_file(directory, leaf, flags, mode=0o666):
     """``os.open`` of ``leaf`` in ``directory``, never through a symlink (``LinkRefused``)."""
-    if directory.fd is None:
-        refuse_link(directory, leaf)
-    flags |= getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
+    flags |= os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        return os.open(directory.name(leaf), flags, mode, dir_fd=directory.fd)
+        return os.open(leaf, flags, mode, dir_fd=directory.fd)
     except OSError as exc:
         if exc.errno in _LINK_ERRNOS:
             refuse_link(directory, leaf)
@@ -151,7 +121,7 @@ def open_file(directory, leaf, flags, mode=0o666):
 def leaf_status(directory, leaf):
     """The ``lstat`` of ``leaf`` in ``directory``, or None when there is none."""
     try:
-        return os.stat(directory.name(leaf), dir_fd=directory.fd, follow_symlinks=False)
+        return os.stat(leaf, dir_fd=directory.fd, follow_symlinks=False)
     except FileNotFoundError:
         return None
 
@@ -171,4 +141,4 @@ def check_own(fd, path, *, names=1):
 
 def unlink(directory, leaf):
     """Remove ``leaf`` from ``directory`` (a symlink itself, never what it points to)."""
-    os.unlink(directory.name(leaf), dir_fd=directory.fd)
+    os.unlink(leaf, dir_fd=directory.fd)
