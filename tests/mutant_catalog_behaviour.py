@@ -18,7 +18,7 @@ MUTANTS = (
     ),
     Mutant(
         "a part's blocks go to its offset in the assembly file, not one after another",
-        "portal/storage/local_parts.py",
+        "portal/storage/streams.py",
         (("            offset += len(data)\n", ""),),
         ("tests/test_large_parts_on_disk.py",),
     ),

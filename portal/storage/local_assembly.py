@@ -22,8 +22,8 @@ from portal.storage import (
     assembly_key,
     local,
     local_in_place,
-    local_parts,
     local_walk,
+    streams,
 )
 
 # Hash the final object through mappings of at most this many bytes at a time.
@@ -175,7 +175,7 @@ def copy_range(src, dst, size, offset, src_offset=0):
 
 def _copy_through_buffer(src, dst, size, src_offset, dst_offset):
     data = os.pread(src, min(size, COPY_BUFFER_BYTES), src_offset)
-    local_parts.pwrite_all(dst, data, dst_offset)
+    streams.pwrite_all(dst, data, dst_offset)
     return len(data)
 
 

@@ -17,9 +17,9 @@ from portal.storage import (
     local,
     local_assembly,
     local_in_place,
-    local_parts,
     local_walk,
     new_temp_key,
+    streams,
 )
 
 
@@ -29,9 +29,9 @@ class LocalBackend(Backend):
 
     def write_part(self, key, stream, max_bytes, *, file_hash=None, for_copy=False):
         """A temp object of its own (a tus tail), written as parts in place are."""
-        reader = local_parts.BlockReader(stream, max_bytes)
+        reader = streams.BlockReader(stream, max_bytes)
         with backend_faults(self.temp, reader), local.created_file(self.temp, key) as fd:
-            digest = local_parts.write_blocks(fd, 0, reader, file_hash)
+            digest = streams.write_blocks(fd, 0, reader, file_hash)
         return StoredObject(key=key, size=reader.size, sha256=digest)
 
     @contextlib.contextmanager
@@ -101,11 +101,11 @@ class PartRange:
         ``own_hash=False``: only ``file_hash`` sees the bytes, the part's sha256 is ""."""
         with backend_faults(self.storage):
             local_walk.check_own(self.fd, os.path.join(self.storage.location, self.key))
-        reader = local_parts.BlockReader(stream, max_bytes)
+        reader = streams.BlockReader(stream, max_bytes)
         try:
             with backend_faults(self.storage, reader):
                 args = (self.fd, self.offset, reader, file_hash)
-                digest = local_parts.write_blocks(*args, own_hash=own_hash)
+                digest = streams.write_blocks(*args, own_hash=own_hash)
         except BaseException:
             self.release()
             raise
