@@ -1,6 +1,5 @@
 """Parts written in place on local disk: one assembly file per session, its parts at their
-offsets, the final file a link to it, so every byte is written once. A writer holds a lock
-on its part's range until the part is recorded (docs/design.md).
+offsets, each range locked by its writer until recorded (docs/design.md).
 """
 
 import contextlib

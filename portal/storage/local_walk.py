@@ -1,7 +1,6 @@
-"""Paths under a local storage root, reached without following a link below the root:
-each directory is opened by ``O_NOFOLLOW | O_DIRECTORY`` relative to its parent (POSIX
-``openat``), so a client's bytes never land outside the root and no file that is not ours
-is deleted.
+"""Paths under a local storage root, reached without following a link below the root
+(docs/design.md): each directory opened by ``O_NOFOLLOW | O_DIRECTORY`` relative to its
+parent.
 """
 
 import contextlib

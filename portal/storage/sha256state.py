@@ -1,11 +1,7 @@
-"""A SHA-256 whose state can be saved in the database and resumed by another process.
-
-``hashlib`` cannot export a state; OpenSSL's ``SHA256_CTX`` (112 bytes) can, at
-``hashlib``'s speed and without the GIL. Its functions are deprecated (absent from
-``no-deprecated`` builds) and the struct is the library's, not a format: they are looked up
-at first use (``available``), and a saved state carries a format version, the library and
-machine that wrote it and a checksum. A state it cannot trust means the caller hashes the
-bytes again.
+"""A SHA-256 whose state can be saved in the database and resumed by another process:
+OpenSSL's ``SHA256_CTX`` (docs/design.md). Its functions are deprecated and the struct is
+no format, so they are looked up at first use and a saved state carries a format version,
+its writer (library and machine) and a checksum; one it cannot trust is hashed again.
 """
 
 import ctypes
