@@ -213,7 +213,7 @@ class Base(Configuration):
 
     def _local_storage(self, prefix):
         return {
-            "BACKEND": "portal.storage.LocalStorage",
+            "BACKEND": "portal.storage.local.LocalStorage",
             "OPTIONS": {
                 "location": str(Path(self.PORTAL_DATA_DIR) / prefix),
                 "allow_overwrite": True,

@@ -132,7 +132,7 @@ class UploadPart(models.Model):
     # (``portal.storage.local_in_place``), None for an object of its own (S3).
     temp_offset = models.BigIntegerField(null=True, blank=True)
     # MD5 of the bytes, taken where S3 may copy the part into the final object: a copy whose
-    # ETag says the same is checked without reading it (``portal.storage.s3_assembly``).
+    # ETag says the same is checked without reading it (``portal.storage.s3_backend``).
     md5 = models.CharField(max_length=32, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -18,7 +18,7 @@ class Mutant:
 MUTANTS = (
     Mutant(
         "an S3 copy passes without its ETag matching the part's MD5",
-        "portal/storage/s3_assembly.py",
+        "portal/storage/s3_backend.py",
         (
             (
                 "if not read_already and not (source.md5 and etag.strip('\"') == source.md5):",
@@ -29,7 +29,7 @@ MUTANTS = (
     ),
     Mutant(
         "a part caught up into the file's hash is not checked against its sha256",
-        "portal/storage/backends.py",
+        "portal/storage/__init__.py",
         (
             (
                 "for chunk in self.checked_chunks(source):",
@@ -205,7 +205,7 @@ MUTANTS = (
     ),
     Mutant(
         "a streamed assembly does not check a part's sha256",
-        "portal/storage/backends.py",
+        "portal/storage/__init__.py",
         (("digest.hexdigest() != source.sha256", "False"),),
         ("tests/test_storage.py",),
     ),

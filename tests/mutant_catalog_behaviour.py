@@ -18,13 +18,8 @@ MUTANTS = (
     ),
     Mutant(
         "a part's blocks go to its offset in the assembly file, not one after another",
-        "portal/storage/local_parts.py",
-        (
-            (
-                "local_in_place.pwrite_all(fd, data, offset + at)",
-                "local_in_place.pwrite_all(fd, data, offset)",
-            ),
-        ),
+        "portal/storage/streams.py",
+        (("            offset += len(data)\n", ""),),
         ("tests/test_large_parts_on_disk.py",),
     ),
     Mutant(
@@ -36,7 +31,7 @@ MUTANTS = (
     Mutant(
         "hexdigest finalizes the resumable hash's own state",
         "portal/storage/sha256state.py",
-        (("self._lib.final(digest, copy)", "self._lib.final(digest, self._ctx)"),),
+        (("self._lib.SHA256_Final(digest, copy)", "self._lib.SHA256_Final(digest, self._ctx)"),),
         ("tests/test_sha256state.py",),
     ),
     Mutant(
@@ -160,7 +155,7 @@ MUTANTS = (
     Mutant(
         "a directory the portal makes keeps the umask's mode",
         "portal/storage/local_walk.py",
-        (("        if mode is not None:\n            _chmod(made, mode)\n", ""),),
+        (("        if mode is not None:\n            os.chmod(made.fd, mode)\n", ""),),
         ("tests/test_storage_modes.py",),
     ),
     Mutant(

@@ -156,7 +156,7 @@ MUTANTS = (
     Mutant(
         "a file is opened through a symlink at its name",
         "portal/storage/local_walk.py",
-        (("flags | _nofollow() | os.O_CLOEXEC", "flags | os.O_CLOEXEC"),),
+        (("flags |= os.O_NOFOLLOW | os.O_CLOEXEC", "flags |= os.O_CLOEXEC"),),
         ("tests/test_storage_links.py", "tests/test_storage_modes.py", "tests/test_storage.py"),
     ),
     # --- the HTTP client's deadline (portal/httpclient.py)

@@ -4,7 +4,6 @@ import io
 import os
 
 from portal import storage
-from portal.storage import local_in_place
 
 CHUNK = 1024 * 1024
 
@@ -50,7 +49,7 @@ def own_temp_keys():
     Assembly files are left out: bytes in a range no part row records are nobody's, and
     the next upload of that part overwrites them."""
     keys = (item.key for item in storage.list_temp())
-    return sorted(key for key in keys if local_in_place.session_of(key) is None)
+    return sorted(key for key in keys if storage.assembly_session(key) is None)
 
 
 def assembly_blocks():
@@ -60,5 +59,5 @@ def assembly_blocks():
     if not storage.backend().has_volumes:
         return 0
     keys = (item.key for item in storage.list_temp())
-    paths = (temp.path(key) for key in keys if local_in_place.session_of(key) is not None)
+    paths = (temp.path(key) for key in keys if storage.assembly_session(key) is not None)
     return sum(os.stat(path).st_blocks for path in paths)

@@ -124,7 +124,7 @@ def put_untracked_temp(modified_at=None, part_bytes=PART_BYTES):
     # moto runs in this process, so its LastModified follows time-machine.
     with time_machine.travel(modified_at or timezone.now(), tick=False):
         _s3_client(temp).put_object(
-            Bucket=temp.bucket_name, Key=storage.s3.full_key(temp, key), Body=part_bytes
+            Bucket=temp.bucket_name, Key=temp._normalize_name(key), Body=part_bytes
         )
     return key
 
@@ -224,7 +224,7 @@ class _ObjectWriter:
             for key in keys:
                 client.put_object(
                     Bucket=self.temp.bucket_name,
-                    Key=storage.s3.full_key(self.temp, key),
+                    Key=self.temp._normalize_name(key),
                     Body=self.part_bytes,
                 )
             return

@@ -34,7 +34,7 @@ def api(client, user, settings, data_dir):
 
 
 def assembly_path(session_id):
-    return storage.temp_storage().path(local_in_place.assembly_key(session_id))
+    return storage.temp_storage().path(storage.assembly_key(session_id))
 
 
 def final_path(session_id):
@@ -57,7 +57,7 @@ def test_parts_land_in_one_file_and_finalize_links_it(api):
     session = api.start(data, CHUNK)["id"]
     api.upload(session, data, CHUNK, order=[2, 4, 1, 3])
 
-    assert keys(session) == {local_in_place.assembly_key(session)}
+    assert keys(session) == {storage.assembly_key(session)}
     assert objects.own_temp_keys() == []
     with open(assembly_path(session), "rb") as handle:
         assert handle.read() == data

@@ -1,5 +1,5 @@
 """Parts larger than a read window or a write block, at offsets off a page boundary, on
-local disk: what lands in the file and what finalize checks (``portal.storage.local_parts``
+local disk: what lands in the file and what finalize checks (``portal.storage.streams``
 writes a part in 1 MiB blocks; ``local_assembly.hash_range`` reads 8 MiB windows that must
 start on a page)."""
 
@@ -10,7 +10,7 @@ import pytest
 
 from portal import storage
 from portal.models import UploadSession
-from portal.storage import local_assembly, local_in_place, local_parts
+from portal.storage import local_assembly, local_in_place, streams
 from tests.api_helpers import Api, make_token, sha256
 from tests.conftest import apply_storage
 
@@ -45,7 +45,7 @@ def final_bytes(session_id):
 )
 def test_large_parts_at_unaligned_offsets_finalize_to_the_bytes_sent(api, monkeypatch, link, order):
     assert CHUNK % os.sysconf("SC_PAGE_SIZE") and CHUNK > local_assembly.HASH_WINDOW_BYTES
-    assert CHUNK > 2 * local_parts.BLOCK_BYTES
+    assert CHUNK > 2 * streams.BLOCK_BYTES
     if not link:
         monkeypatch.setattr(local_in_place.os, "link", refuse_link)
     data = os.urandom(2 * CHUNK + 4099)

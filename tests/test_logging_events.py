@@ -18,11 +18,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portal import locks
+from portal import locks, storage
 from portal.models import OutboxEvent, UploadSession
 from portal.observability import EVENTS
 from portal.services.tokens import create_token
-from portal.storage import local_in_place
 from tests.conftest import ROOT
 from tests.processes import (
     RUNNER_SECRET,
@@ -261,7 +260,7 @@ def test_every_event_of_the_vocabulary_is_logged_with_its_context(subprocess_env
     server = ServerProcess.gunicorn(linked_env, tmp_path)
     try:
         session_id = create_session(server, token, "req-link-1", b"l" * 10, 10)
-        assembly = linked_root / "temp" / local_in_place.assembly_key(session_id)
+        assembly = linked_root / "temp" / storage.assembly_key(session_id)
         assembly.parent.mkdir()
         (tmp_path / "planted").write_bytes(b"")
         os.link(tmp_path / "planted", assembly)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from portal.models import UploadPart, UploadSession
 from portal.services import part_sql
 from portal.services.sessions import PART_FIELDS
-from portal.storage.objects import StoredObject
+from portal.storage import StoredObject
 from tests.api_helpers import Api, make_token
 from tests.conftest import apply_storage
 

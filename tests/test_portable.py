@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from portal import storage
 from portal.services import cleanup
-from portal.storage import local_in_place, local_walk
+from portal.storage import local_in_place
 from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.conftest import PYTHON, ROOT
 from tests.test_in_place import CHUNK, final_path
@@ -48,7 +48,6 @@ def hide(monkeypatch):
         raise OSError(errno.EPERM, "hard links not supported")
 
     def hide(features):
-        local_walk.by_fd()  # probed with the real os.link, as at any first use
         if "ofd" in features:
             monkeypatch.delattr(fcntl, "F_OFD_SETLK")
         if "fallocate" in features:

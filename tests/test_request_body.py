@@ -17,7 +17,7 @@ from gunicorn.config import Config
 from gunicorn.http import wsgi
 
 from portal import request_body
-from portal.storage.local_parts import BLOCK_BYTES, BlockReader
+from portal.storage.streams import BLOCK_BYTES, BlockReader
 
 
 @pytest.fixture

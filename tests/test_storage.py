@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from portal import storage
-from portal.storage import local_parts
+from portal.storage import streams
 from tests import objects
 from tests.conftest import PYTHON, ROOT
 
@@ -330,7 +330,7 @@ def _sources(chunks, session=SESSION):
 
 
 def test_assemble_final_concatenates_and_hashes_across_buffer_boundaries(any_storage):
-    block = local_parts.BLOCK_BYTES
+    block = streams.BLOCK_BYTES
     chunks = [os.urandom(n) for n in (block + 3, 1, block * 2 - 1, 7, 5000)]
     seen = []
     obj = storage.assemble_final(_sources(chunks), file_id=SESSION, progress=seen.append)
@@ -377,11 +377,11 @@ def test_assemble_final_across_filesystems(settings, data_dir):
         settings.STORAGES = {
             **settings.STORAGES,
             storage.TEMP_ALIAS: {
-                "BACKEND": "portal.storage.LocalStorage",
+                "BACKEND": "portal.storage.local.LocalStorage",
                 "OPTIONS": {"location": shm},
             },
         }
-        chunks = [os.urandom(local_parts.BLOCK_BYTES + 11), os.urandom(99)]
+        chunks = [os.urandom(streams.BLOCK_BYTES + 11), os.urandom(99)]
         sources = _sources(chunks)
         assert all(os.path.isfile(os.path.join(shm, source.key)) for source in sources)
         assert os.stat(shm).st_dev != os.stat(data_dir).st_dev

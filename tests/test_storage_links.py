@@ -27,17 +27,8 @@ CHUNK = 64 * 1024
 PLANTED = b"the planted file's own bytes"
 
 
-@pytest.fixture(params=["openat", "lstat"])
-def walk(request, monkeypatch):
-    """Both ways down a root: by directory fd, and the ``lstat`` checks of a platform
-    without ``dir_fd``."""
-    if request.param == "lstat":
-        monkeypatch.setattr(local_walk, "by_fd", lambda: False)
-    return request.param
-
-
 @pytest.fixture
-def api(client, user, settings, data_dir, walk):
+def api(client, user, settings, data_dir):
     apply_storage(settings, "local", data_dir)
     return Api(client, make_token(user))
 
@@ -63,7 +54,7 @@ def final_root():
 
 
 def assembly_path(session_id):
-    return os.path.join(temp_root(), local_in_place.assembly_key(session_id))
+    return os.path.join(temp_root(), storage.assembly_key(session_id))
 
 
 def shard(session_id):
@@ -233,11 +224,11 @@ def test_cleanup_deletes_nothing_through_a_symlinked_directory(api, outside):
 
     assert files_under(outside) == before != []
     assert set(UploadPart.objects.values_list("temp_key", flat=True)) == {
-        local_in_place.assembly_key(session)
+        storage.assembly_key(session)
     }
     failures = {key: reason for step in result for key, reason in step.failures.items()}
-    assert list(failures) == [local_in_place.assembly_key(session)]
-    assert failures[local_in_place.assembly_key(session)].startswith("LinkRefused")
+    assert list(failures) == [storage.assembly_key(session)]
+    assert failures[storage.assembly_key(session)].startswith("LinkRefused")
 
 
 def test_deleting_final_objects_does_not_follow_a_symlinked_directory(api, outside):
@@ -263,7 +254,7 @@ def test_the_listing_follows_no_symlinked_directory(api, outside):
     assert not os.path.exists(os.path.join(temp_root(), "cd", "own"))
 
 
-def test_a_root_that_is_itself_a_symlink_is_followed(client, user, settings, tmp_path, walk):
+def test_a_root_that_is_itself_a_symlink_is_followed(client, user, settings, tmp_path):
     """The operator may put a root on another volume through a symlink: only what is
     below a root is never followed."""
     volume = tmp_path / "volume"
@@ -295,7 +286,7 @@ def test_a_planted_hard_link_is_refused_by_the_real_server(
     env = {**subprocess_env, "PORTAL_STORAGE": "local", "PORTAL_DATA_DIR": str(data_dir)}
     token = make_token(user)
     session = Api(client, token).start(os.urandom(CHUNK), CHUNK)["id"]
-    key = local_in_place.assembly_key(session)
+    key = storage.assembly_key(session)
     (data_dir / "temp" / key).parent.mkdir()
     planted = outside / "victim"
     planted.write_bytes(PLANTED)

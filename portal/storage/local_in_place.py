@@ -1,11 +1,5 @@
-"""Parts written in place on local disk: one assembly file per session, final by link, so
-every byte is written once.
-
-A writer holds an OFD lock on its part's range (owned by the open file, so threads of one
-process exclude each other too; without OFD locks, a named lock per range from
-``portal.locks``) until the part is recorded, and under it checks the session is open and
-the part unrecorded; a second upload of the part is refused, a replay only hashed. A
-recorded range is thus never written again. How it fits the upload: docs/design.md.
+"""Parts written in place on local disk: one assembly file per session, its parts at their
+offsets, each range locked by its writer until recorded (docs/design.md).
 """
 
 import contextlib
@@ -16,12 +10,10 @@ import functools
 import os
 import struct
 import tempfile
-import uuid
 
 from portal import locks
 from portal.storage import local, local_walk
 
-SUFFIX = "-parts"
 # struct flock on Linux (x86_64, aarch64): l_type, l_whence, l_start, l_len, l_pid, padding.
 _FLOCK = "hhqqi4x"
 _BUSY = (errno.EAGAIN, errno.EACCES)
@@ -36,10 +28,9 @@ _PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 
 @functools.cache
 def available():
-    """Whether range locks work as ``_try_lock`` uses them: OFD locks, and the ``struct
-    flock`` layout ``_FLOCK`` assumes. Probed once, at first use, on a scratch file: a lock
-    taken through one open file must stop the same range through another and leave the
-    range beside it free. Where they do not, ``locked_range`` takes a named lock."""
+    """Whether OFD range locks work with the ``_FLOCK`` layout, probed once on a scratch
+    file: a lock through one open file must stop the same range through another and leave
+    the range beside it free. Where they do not, ``locked_range`` takes a named lock."""
     if not hasattr(fcntl, "F_OFD_SETLK"):
         return False
     try:
@@ -59,54 +50,32 @@ def available():
 
 @functools.cache
 def _fallocate():
-    """libc's ``fallocate``, or None where there is none (it is Linux's): looked up once."""
+    """libc's ``fallocate`` (Linux's), or None."""
     function = getattr(ctypes.CDLL(None, use_errno=True), "fallocate", None)
     if function is not None:
         function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
     return function
 
 
-def assembly_key(session_id):
-    """The key of a session's assembly file (a function of the session alone)."""
-    hexid = uuid.UUID(str(session_id)).hex
-    return f"{hexid[:2]}/{hexid}{SUFFIX}"
-
-
-def session_of(key):
-    """The session id an assembly key belongs to, else None (any other temp key)."""
-    name = key.rpartition("/")[2]
-    if not name.endswith(SUFFIX):
-        return None
-    try:
-        return uuid.UUID(name[: -len(SUFFIX)])
-    except ValueError:
-        return None
-
-
 @contextlib.contextmanager
 def locked_range(storage, key, offset, size):
-    """An fd on the assembly file ``key`` with ``[offset, offset + size)`` write-locked for
-    this block, or None when another upload holds (part of) that range."""
+    """``(fd, created)`` on the assembly file ``key`` with ``[offset, offset + size)``
+    write-locked for the block, or None when another upload holds (part of) that range.
+    Without OFD locks: ``portal.locks``' named lock for the range."""
     fd, created = _open(storage, key)
     try:
         with contextlib.ExitStack() as stack:
             if available():
                 held = _try_lock(fd, offset, size)
             else:
-                held = _hold_named(stack, f"range:{key}:{offset}")
+                try:
+                    stack.enter_context(locks.hold(f"range:{key}:{offset}"))
+                    held = True
+                except locks.LockBusy:
+                    held = False
             yield (fd, created) if held else None
     finally:
         os.close(fd)
-
-
-def _hold_named(stack, name):
-    """The portable lock (``portal.locks``: an advisory lock on PostgreSQL, else ``flock``
-    on a file per name), held until ``stack`` closes: False when another holds it."""
-    try:
-        stack.enter_context(locks.hold(name))
-    except locks.LockBusy:
-        return False
-    return True
 
 
 def _open(storage, key):
@@ -131,13 +100,6 @@ def _open(storage, key):
     raise OSError(errno.ELOOP, "assembly file keeps vanishing", key)
 
 
-def check_unshared(storage, fd, key):
-    """``LinkRefused`` unless the assembly file has one name and is ours. Bytes go into it
-    only while its session is open, before finalize gives it a second name: any other
-    name is a hard link somebody planted, whose owner could change recorded bytes."""
-    local_walk.check_own(fd, os.path.join(storage.location, key))
-
-
 def _try_lock(fd, offset, size):
     """Write-lock the range unless another open file holds part of it (False then)."""
     request = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, offset, max(size, 1), 0)
@@ -150,32 +112,19 @@ def _try_lock(fd, offset, size):
     return True
 
 
-def pwrite_all(fd, data, offset):
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
-
-
 def release(fd, offset, size):
-    """Give the blocks of a range whose bytes were not recorded back to the filesystem, so
-    a failed write does not keep its room (a full disk, a client that went away). Best
-    effort: where the filesystem or the platform cannot punch holes they stay until the
-    file goes."""
+    """Give the blocks of a range whose bytes were not recorded back to the filesystem (a
+    full disk, a client gone), where it can punch holes."""
     if (fallocate := _fallocate()) is not None:
         fallocate(fd, _PUNCH_HOLE, offset, max(size, 1))
 
 
 def link_final(temp, temp_key, fd, final, final_key):
-    """Give ``final_key`` (under the storage ``final``) the inode of the assembly file
-    ``temp_key``, open as ``fd``.
-
-    A final name left by an earlier attempt of the same assembly is kept (anything else
-    there is replaced; the caller holds the session's lock). ``LinkRefused`` when the file
-    has a name the portal did not give it, or the final name is not that file after all.
-    ``OSError`` with an errno in ``LINK_REFUSED`` when the two cannot share an inode (two
-    mounts, even of one filesystem): the caller copies.
-    """
+    """Give ``final_key`` the inode of the assembly file ``temp_key``, open as ``fd`` (a
+    final name left by an earlier attempt of the same assembly is kept, anything else
+    replaced). ``LinkRefused`` when the file has a name the portal did not give it, or the
+    final name is not that file after all; ``OSError`` in ``LINK_REFUSED`` when the two
+    cannot share an inode."""
     held = os.fstat(fd)
     final_path = os.path.join(final.location, final_key)
     with (
@@ -183,15 +132,21 @@ def link_final(temp, temp_key, fd, final, final_key):
         local.key_dir(final, final_key, create=True) as (target, leaf),
     ):
         existing = local_walk.leaf_status(target, leaf)
-        if existing is None or not local_walk.same_file(existing, held):
-            check_unshared(temp, fd, temp_key)
+        if existing is None or not os.path.samestat(existing, held):
+            local_walk.check_own(fd, os.path.join(temp.location, temp_key))
             if existing is not None:
                 local_walk.unlink(target, leaf)
-            _link(source, source_leaf, target, leaf)
+            os.link(
+                source_leaf,
+                leaf,
+                src_dir_fd=source.fd,
+                dst_dir_fd=target.fd,
+                follow_symlinks=False,
+            )
         try:
             local_walk.check_own(fd, final_path, names=2)
             linked = local_walk.leaf_status(target, leaf)
-            if linked is None or not local_walk.same_file(linked, held):
+            if linked is None or not os.path.samestat(linked, held):
                 raise local_walk.LinkRefused(final_path, "the name is not the assembly file")
         except local_walk.LinkRefused:
             local.unlink_quietly(final, final_key)
@@ -200,21 +155,8 @@ def link_final(temp, temp_key, fd, final, final_key):
         os.fchmod(fd, final.file_permissions_mode)
 
 
-def _link(source, source_leaf, target, leaf):
-    """``link`` by directory fd, the source itself were it a symlink (never followed)."""
-    nofollow = {"follow_symlinks": False} if local_walk.by_fd() else {}
-    os.link(
-        source.name(source_leaf),
-        target.name(leaf),
-        src_dir_fd=source.fd,
-        dst_dir_fd=target.fd,
-        **nofollow,
-    )
-
-
 def same_filesystem(first, second):
-    """Whether two local storages' roots share a filesystem (``StorageRootMissing``
-    when one is gone)."""
+    """Whether two local storages' roots share a filesystem."""
     local.ensure_root(first)
     local.ensure_root(second)
     return os.stat(first.location).st_dev == os.stat(second.location).st_dev

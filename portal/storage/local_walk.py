@@ -1,14 +1,10 @@
-"""Paths under a local storage root, reached without following a link below the root.
-
-Each directory is opened component by component with ``O_NOFOLLOW | O_DIRECTORY``
-relative to its parent (``lstat`` checks where ``dir_fd`` is missing): a symlink below the
-root is ``LinkRefused``, since following it would write a client's bytes outside the root
-or delete a file that is not ours.
+"""Paths under a local storage root, reached without following a link below the root
+(docs/design.md): each directory opened by ``O_NOFOLLOW | O_DIRECTORY`` relative to its
+parent.
 """
 
 import contextlib
 import errno
-import functools
 import os
 import stat
 
@@ -28,40 +24,20 @@ class StorageRootMissing(FileNotFoundError):
 
 
 class LinkRefused(OSError):
-    """A link under a storage root that the portal did not make: a symlink below the root,
-    or a file with another name or owner. Never followed, written or deleted through."""
+    """A symlink below the root, or a file with another name or owner: never followed,
+    written or deleted through."""
 
     def __init__(self, path, problem="is a symlink"):
         super().__init__(errno.ELOOP, f"refusing a link under a storage root: {problem}", path)
 
 
-@functools.cache
-def by_fd():
-    """Whether this platform walks by directory fd (``openat``); else ``lstat`` checks."""
-    needed = {os.open, os.mkdir, os.unlink, os.stat, os.link}
-    return (
-        hasattr(os, "O_NOFOLLOW")
-        and hasattr(os, "O_DIRECTORY")
-        and needed <= os.supports_dir_fd
-        and os.scandir in os.supports_fd
-    )
-
-
-def _nofollow():
-    return os.O_NOFOLLOW if by_fd() else getattr(os, "O_NOFOLLOW", 0)
-
-
 class Dir:
-    """A directory under a storage root: ``fd`` (None without ``dir_fd``) and ``path``."""
+    """A directory under a storage root: ``fd`` and ``path`` (for messages)."""
 
     __slots__ = ("fd", "path")
 
     def __init__(self, fd, path):
         self.fd, self.path = fd, path
-
-    def name(self, leaf):
-        """What to hand ``os`` functions with ``dir_fd=self.fd`` for ``leaf``."""
-        return leaf if self.fd is not None else os.path.join(self.path, leaf)
 
     def close(self):
         if self.fd is not None:
@@ -71,10 +47,6 @@ class Dir:
 
 def open_root(root):
     """The root directory (followed: the operator chose it); ``StorageRootMissing``."""
-    if not by_fd():
-        if not os.path.isdir(root):
-            raise StorageRootMissing(root)
-        return Dir(None, root)
     try:
         return Dir(os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), root)
     except FileNotFoundError:
@@ -83,9 +55,9 @@ def open_root(root):
 
 @contextlib.contextmanager
 def parent_of(root, key, *, create=False, mode=None):
-    """``(Dir, leaf)``: the directory holding ``key`` under ``root``, reached without
-    following a link; missing directories made (with ``mode``, as ``FileSystemStorage``
-    makes them) when ``create``, else ``FileNotFoundError``."""
+    """``(Dir, leaf)``: the directory holding ``key`` under ``root``; missing directories
+    made (with ``mode``, as ``FileSystemStorage`` makes them) when ``create``, else
+    ``FileNotFoundError``."""
     *names, leaf = key.split("/")
     directory = open_root(root)
     try:
@@ -107,24 +79,17 @@ def _open_dir(parent, name, create, mode):
             if not create:
                 raise
         try:
-            os.mkdir(parent.name(name), 0o777 if mode is None else mode, dir_fd=parent.fd)
+            os.mkdir(name, 0o777 if mode is None else mode, dir_fd=parent.fd)
         except FileExistsError:
             continue  # made meanwhile by another request: enter it
         made = enter(parent, name, path)
         if mode is not None:
-            _chmod(made, mode)
+            os.chmod(made.fd, mode)
         return made
     raise OSError(errno.ELOOP, "directory keeps vanishing", path)
 
 
 def enter(parent, name, path):
-    if parent.fd is None:
-        status = os.stat(path, follow_symlinks=False)  # FileNotFoundError when missing
-        if stat.S_ISLNK(status.st_mode):
-            raise LinkRefused(path)
-        if not stat.S_ISDIR(status.st_mode):
-            raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
-        return Dir(None, path)
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         return Dir(os.open(name, flags, dir_fd=parent.fd), path)
@@ -134,54 +99,36 @@ def enter(parent, name, path):
         raise
 
 
-def _chmod(directory, mode):
-    if directory.fd is not None:
-        os.fchmod(directory.fd, mode)
-    else:
-        os.chmod(directory.path, mode)
-
-
 def refuse_link(directory, leaf):
     """``LinkRefused`` when ``leaf`` in ``directory`` is a symlink (missing is fine)."""
-    try:
-        status = os.stat(directory.name(leaf), dir_fd=directory.fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    if stat.S_ISLNK(status.st_mode):
+    status = leaf_status(directory, leaf)
+    if status is not None and stat.S_ISLNK(status.st_mode):
         raise LinkRefused(os.path.join(directory.path, leaf))
 
 
 def open_file(directory, leaf, flags, mode=0o666):
     """``os.open`` of ``leaf`` in ``directory``, never through a symlink (``LinkRefused``)."""
-    if directory.fd is None:
-        refuse_link(directory, leaf)
+    flags |= os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        return os.open(
-            directory.name(leaf), flags | _nofollow() | os.O_CLOEXEC, mode, dir_fd=directory.fd
-        )
+        return os.open(leaf, flags, mode, dir_fd=directory.fd)
     except OSError as exc:
         if exc.errno in _LINK_ERRNOS:
             refuse_link(directory, leaf)
         raise
 
 
-def same_file(first, second):
-    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
-
-
 def leaf_status(directory, leaf):
     """The ``lstat`` of ``leaf`` in ``directory``, or None when there is none."""
     try:
-        return os.stat(directory.name(leaf), dir_fd=directory.fd, follow_symlinks=False)
+        return os.stat(leaf, dir_fd=directory.fd, follow_symlinks=False)
     except FileNotFoundError:
         return None
 
 
 def check_own(fd, path, *, names=1):
-    """``LinkRefused`` unless ``fd``'s file has exactly ``names`` names (the ones the
-    portal gave it) and belongs to this process's user: bytes written into a file
-    somebody else holds a name of (a planted hard link) could be changed after their
-    sha256 was recorded."""
+    """``LinkRefused`` unless ``fd``'s file has exactly the ``names`` the portal gave it
+    and belongs to this process's user: bytes in a file somebody else holds a name of (a
+    planted hard link) could be changed after their sha256 was recorded."""
     status = os.fstat(fd)
     if status.st_nlink != names:
         raise LinkRefused(path, f"the file has {status.st_nlink} names, expected {names}")
@@ -193,4 +140,4 @@ def check_own(fd, path, *, names=1):
 
 def unlink(directory, leaf):
     """Remove ``leaf`` from ``directory`` (a symlink itself, never what it points to)."""
-    os.unlink(directory.name(leaf), dir_fd=directory.fd)
+    os.unlink(leaf, dir_fd=directory.fd)

@@ -1,16 +1,13 @@
-"""A SHA-256 whose state can be saved in the database and resumed by another process.
-
-``hashlib`` cannot export a state; OpenSSL's ``SHA256_CTX`` (112 bytes) can, at
-``hashlib``'s speed and without the GIL. Its functions are deprecated (absent from
-``no-deprecated`` builds) and the struct is the library's, not a format: they are looked up
-at first use (``available``), and a saved state carries a format version, the library and
-machine that wrote it and a checksum. A state it cannot trust means the caller hashes the
-bytes again.
+"""A SHA-256 whose state can be saved in the database and resumed by another process:
+OpenSSL's ``SHA256_CTX`` (docs/design.md). Its functions are deprecated and the struct is
+no format, so they are looked up at first use and a saved state carries a format version,
+its writer (library and machine) and a checksum; one it cannot trust is hashed again.
 """
 
 import ctypes
 import ctypes.util
 import functools
+import hashlib
 import platform
 import struct
 import zlib
@@ -23,46 +20,39 @@ _H0 = 0x6A09E667
 _CRC = struct.Struct(">I")
 
 
-class _Library:
-    """libcrypto's SHA256 functions and the name of the library that provides them."""
+@functools.cache
+def _library():
+    """The libcrypto hashlib uses, else the system's, when its struct is the layout read
+    here and it hashes right (``writer``: its name and the machine); else None."""
+    candidates = [ctypes.util.find_library("crypto")]
+    try:
+        import _hashlib
 
-    def __init__(self, lib):
-        self.init, self.update, self.final = lib.SHA256_Init, lib.SHA256_Update, lib.SHA256_Final
-        self.init.argtypes = [ctypes.c_void_p]
-        self.update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
-        self.final.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-        self.writer = f"{_version(lib)} {platform.machine()}".encode("ascii", "replace")[:255]
+        candidates.insert(0, _hashlib.__file__)
+    except (ImportError, AttributeError):
+        pass
+    for name in filter(None, candidates):
+        try:
+            library = ctypes.CDLL(name)
+            library.SHA256_Init.argtypes = [ctypes.c_void_p]
+            library.SHA256_Update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+            library.SHA256_Final.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        except (OSError, AttributeError):
+            continue
+        if _works(library):
+            writer = f"{_version(library)} {platform.machine()}"
+            library.writer = writer.encode("ascii", "replace")[:255]
+            return library
+    return None
 
 
-def _version(lib):
+def _version(library):
     """``OpenSSL_version(OPENSSL_VERSION)``: the library's own name and version."""
-    function = getattr(lib, "OpenSSL_version", None)
+    function = getattr(library, "OpenSSL_version", None)
     if function is None:
         return "libcrypto"
     function.argtypes, function.restype = [ctypes.c_int], ctypes.c_char_p
     return (function(0) or b"libcrypto").decode("ascii", "replace")
-
-
-@functools.cache
-def _library():
-    """The library hashlib uses, else the system's libcrypto, when its struct is the
-    layout this module reads and it hashes right; else None. Looked up once."""
-    candidates = []
-    try:
-        import _hashlib
-
-        candidates.append(_hashlib.__file__)
-    except (ImportError, AttributeError):
-        pass
-    candidates.append(ctypes.util.find_library("crypto"))
-    for name in filter(None, candidates):
-        try:
-            library = _Library(ctypes.CDLL(name))
-        except (OSError, AttributeError):
-            continue
-        if _works(library):
-            return library
-    return None
 
 
 def available():
@@ -71,19 +61,17 @@ def available():
 
 
 def _works(library):
-    import hashlib
-
     ctx = ctypes.create_string_buffer(STATE_BYTES)
-    library.init(ctx)
+    library.SHA256_Init(ctx)
     if struct.unpack_from("=I", ctx.raw, 0)[0] != _H0:
         return False
     if struct.unpack_from("=I", ctx.raw, _MD_LEN_OFFSET)[0] != 32:
         return False
-    library.update(ctx, b"abc" * 30, 90)
+    library.SHA256_Update(ctx, b"abc" * 30, 90)
     if struct.unpack_from("=II", ctx.raw, _BITS_OFFSET) != (720, 0):
         return False
     digest = ctypes.create_string_buffer(32)
-    library.final(digest, ctx)
+    library.SHA256_Final(digest, ctx)
     return digest.raw == hashlib.sha256(b"abc" * 30).digest()
 
 
@@ -96,13 +84,13 @@ class ResumableSha256:
         if self._lib is None:
             raise RuntimeError("OpenSSL's SHA256 functions are not available")
         self._ctx = ctypes.create_string_buffer(STATE_BYTES)
-        self._lib.init(self._ctx)
+        self._lib.SHA256_Init(self._ctx)
         self.length = 0
 
     @classmethod
     def resume(cls, state, length):
         """The hash saved by ``state()`` after ``length`` bytes, or None when ``state`` is
-        not one this library wrote for that many bytes (then the caller hashes them again)."""
+        not one this library wrote for that many bytes."""
         library = _library()
         ctx = _unpack(state, library.writer) if library is not None else None
         if ctx is None or not _valid(ctx, length):
@@ -114,23 +102,20 @@ class ResumableSha256:
 
     def update(self, data):
         if isinstance(data, bytes):
-            self._lib.update(self._ctx, data, len(data))
+            self._lib.SHA256_Update(self._ctx, data, len(data))
             self.length += len(data)
             return
         with memoryview(data) as view:
             if view.readonly or not view.contiguous:
                 self.update(view.tobytes())
                 return
-            self._update_writable(view)
-
-    def _update_writable(self, view):
-        with view.cast("B") as flat:
-            pointer = (ctypes.c_char * flat.nbytes).from_buffer(flat)
-            try:
-                self._lib.update(self._ctx, pointer, flat.nbytes)
-            finally:
-                del pointer
-            self.length += flat.nbytes
+            with view.cast("B") as flat:
+                pointer = (ctypes.c_char * flat.nbytes).from_buffer(flat)
+                try:
+                    self._lib.SHA256_Update(self._ctx, pointer, flat.nbytes)
+                finally:
+                    del pointer
+                self.length += flat.nbytes
 
     def state(self):
         """The saved form: format, writer, the struct, a CRC-32 of all before it."""
@@ -140,13 +125,12 @@ class ResumableSha256:
     def hexdigest(self):
         copy = ctypes.create_string_buffer(self._ctx.raw, STATE_BYTES)
         digest = ctypes.create_string_buffer(32)
-        self._lib.final(digest, copy)
+        self._lib.SHA256_Final(digest, copy)
         return digest.raw.hex()
 
 
 def _unpack(state, writer):
-    """The struct in a saved ``state`` of this format by ``writer`` whose checksum holds,
-    else None."""
+    """The struct in a saved ``state`` of this format by ``writer`` whose checksum holds."""
     if state is None:
         return None
     state = bytes(state)

@@ -35,7 +35,6 @@ from django.utils import timezone
 
 from portal import storage
 from portal.models import IngestFile, OutboxEvent, UploadPart, UploadSession
-from portal.storage import local_in_place
 from tests import objects
 
 TEMP_KEY = re.compile(r"^[0-9a-f]{2}/(?P<session>[0-9a-f]{32})-(?P<part>\d{6})-[0-9a-f]{12}$")
@@ -66,7 +65,7 @@ def final_keys() -> set[str]:
 def session_of_key(key) -> uuid.UUID | None:
     """The session a temp key names: a part's own object, or a session's assembly file."""
     match = TEMP_KEY.match(key)
-    return uuid.UUID(match["session"]) if match else local_in_place.session_of(key)
+    return uuid.UUID(match["session"]) if match else storage.assembly_session(key)
 
 
 def _chunks(items, size=QUERY_CHUNK):
@@ -89,7 +88,7 @@ def _tracked(keys) -> set[str]:
         tracked.update(
             UploadPart.objects.filter(temp_key__in=chunk).values_list("temp_key", flat=True)
         )
-    owners = {key: local_in_place.session_of(key) for key in keys}
+    owners = {key: storage.assembly_session(key) for key in keys}
     statuses = _statuses({owner for owner in owners.values() if owner is not None})
     active = UploadSession.ACTIVE_STATUSES
     tracked.update(key for key, owner in owners.items() if statuses.get(owner) in active)

@@ -103,7 +103,7 @@ class ObjectWriter:
                 os.utime(path, (modified_at.timestamp(), modified_at.timestamp()))
             return
         client = target.connection.meta.client
-        put = {"Bucket": target.bucket_name, "Key": storage.s3.full_key(target, key), "Body": data}
+        put = {"Bucket": target.bucket_name, "Key": target._normalize_name(key), "Body": data}
         if modified_at is None:
             client.put_object(**put)
             return
