@@ -152,14 +152,14 @@ def after_store(monkeypatch, act):
     another request or a cleanup may do in between."""
     from portal.services import chunks
 
-    real_store = chunks._store
+    real_write = chunks.write
 
-    def store_then_act(*args, **kwargs):
-        stored = real_store(*args, **kwargs)
+    def write_then_act(*args, **kwargs):
+        stored = real_write(*args, **kwargs)
         act()
         return stored
 
-    monkeypatch.setattr(chunks, "_store", store_then_act)
+    monkeypatch.setattr(chunks, "write", write_then_act)
 
 
 def test_session_closed_while_the_part_streamed_is_410_and_its_object_deleted(api, monkeypatch):

@@ -24,17 +24,6 @@ MAX_NAME_CHARS = 255
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 MAX_PARTS = 100_000
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-# What receiving a part reads of its session; the rest of the row is not selected.
-PART_FIELDS = (
-    "status",
-    "expires_at",
-    "chunk_size_bytes",
-    "total_size_bytes",
-    "total_parts",
-    "completed_parts",
-    "hashed_parts",
-    "hash_state",
-)
 
 
 def ttl():
@@ -205,22 +194,26 @@ def _idempotency_key(value):
     return _text(value, "idempotency_key", max_chars=MAX_IDEMPOTENCY_KEY_CHARS)
 
 
-def get_session(owner, session_id, fields=None):
+def get_session(owner, session_id, *, for_part=False):
     """The owner's session, else 404 (unknown, malformed id, or someone else's): with its
-    file, or only ``fields`` of the session (``PART_FIELDS`` on the part path)."""
+    file, or (``for_part``) only the fields the part path reads (``part_sql.PART_FIELDS``)."""
     try:
         pk = uuid.UUID(str(session_id))
     except ValueError:
-        raise NotFound("no such upload session", code="session_not_found") from None
-    if fields:
-        session = part_sql.owned_session(pk, owner.pk, fields)
+        raise session_not_found() from None
+    if for_part:
+        session = part_sql.owned_session(pk, owner.pk)
     else:
         session = one_or_none(
             UploadSession.objects.filter(pk=pk, owner=owner).select_related("file")
         )
     if session is None:
-        raise NotFound("no such upload session", code="session_not_found")
+        raise session_not_found()
     return session
+
+
+def session_not_found():
+    return NotFound("no such upload session", code="session_not_found")
 
 
 def ensure_open(session, now=None):

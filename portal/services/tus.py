@@ -163,7 +163,7 @@ def get_upload(owner, upload_id):
         )
     )
     if tus is None:
-        raise _not_found()
+        raise upload_not_found()
     return tus.session, tus
 
 
@@ -172,10 +172,10 @@ def upload_pk(upload_id):
     try:
         return uuid.UUID(str(upload_id))
     except ValueError:
-        raise _not_found() from None
+        raise upload_not_found() from None
 
 
-def _not_found():
+def upload_not_found():
     return NotFound("no such tus upload", code="upload_not_found")
 
 

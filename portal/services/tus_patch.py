@@ -8,17 +8,16 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from portal import locks, storage
 from portal.models import TusUpload, UploadSession
-from portal.parts import part_offset, part_size
-from portal.services import filehash, finalize, guards, part_sql
-from portal.services.errors import BadRequest, Conflict, NotFound, TooLarge
+from portal.parts import part_size
+from portal.services import chunks, filehash, finalize, guards
+from portal.services.errors import BadRequest, Conflict, TooLarge
 from portal.services.faults import storage_faults
 from portal.services.finalize.assembly import part_rows
-from portal.services.sessions import PART_FIELDS, ensure_open, ttl
 from portal.services.tus import (
     ChecksumMismatch,
     Locked,
@@ -27,6 +26,7 @@ from portal.services.tus import (
     ensure_usable,
     get_upload,
     parse_checksum,
+    upload_not_found,
     upload_pk,
 )
 from portal.services.tus_stream import Body, PartBytes, TailMissing, tail_chunks
@@ -126,11 +126,9 @@ def _file_hash(session, tus, offset, length):
     return digest
 
 
-_ASIDE = object()
-
-
 class _Writer:
-    """Cuts the body at part boundaries into temp objects and records them."""
+    """Cuts the body at part boundaries, stores each part as the JSON API does
+    (``chunks``) and records the whole parts and the tail."""
 
     def __init__(self, session, tus, file_hash, *, deferred):
         self.session, self.tus, self.file_hash, self.deferred = session, tus, file_hash, deferred
@@ -157,85 +155,58 @@ class _Writer:
             raise
 
     def _write(self, part, within, body):
-        """Write part ``part`` (its first ``within`` bytes from the tail): True when whole,
-        False when it is the new tail, None when the body gave nothing for it."""
+        """Write part ``part`` (its first ``within`` bytes from the tail), in its range when
+        the body may hold the rest of it: True when whole, False when it is the new tail,
+        None when the body gave nothing for it."""
         expected = part_size(part, self.session.chunk_size_bytes, self.session.total_size_bytes)
         part_hash = filehash.for_part(self.session, part) if self.saves_file_hash else None
         source = PartBytes(self.tus.tail_key if within else "", within, body, expected - within)
+        held = contextlib.ExitStack()
         try:
-            if body.left >= expected - within:
-                placed = self._write_in_place(part, expected, source, part_hash)
-                if placed is not _ASIDE:
-                    return placed
-            stored = storage.write_temp_part(
-                source,
-                session_id=self.session.pk,
-                part_number=part,
-                max_bytes=expected,
-                file_hash=part_hash,
-                for_copy=filehash.applies(self.session),
+            place = self._claim(held, part, expected) if body.left >= expected - within else None
+            # in place, only the file hash takes the part (a replay is refused here)
+            own_hash = part_hash is None
+            stored = chunks.write(
+                self.session, part, source, expected, place, part_hash, own_hash=own_hash
             )
         except TailMissing:
+            held.close()
             self._forget_tail()
             raise Conflict(
                 "the upload's last received bytes are gone from storage; ask HEAD for the "
                 "offset and resume from there",
                 code="offset_mismatch",
             ) from None
-        if not source.taken:
-            storage.delete_temp([stored.key])
-            return None
-        if stored.size == expected:
-            self._whole(part, stored, part_hash)
-            return True
-        self.tail = (part, stored)
-        return False
-
-    def _whole(self, part, stored, part_hash):
-        self.whole.append((part, stored, part_hash))
-        if part_hash is not None:  # the next part's bytes go on from this hash
-            self.session.hashed_parts, self.session.hash_state = part, part_hash.state()
-
-    def _write_in_place(self, part, expected, source, part_hash):
-        """Local disk: the part into its range of the session's file, held until recorded;
-        where the file hash takes the part on, the part keeps no sha256 of its own (only a
-        replay, refused here, would compare it). What ``_write`` answers, or ``_ASIDE``.
-        A body that breaks off inside the part leaves the arrived bytes as the tail."""
-        held = contextlib.ExitStack()
-        offset = part_offset(part, self.session.chunk_size_bytes)
-        try:
-            place = held.enter_context(
-                storage.backend().part_range(self.session.pk, offset, expected)
-            )
-        except storage.RangeBusy:  # the JSON API is writing it
-            raise _changed_elsewhere() from None
-        if place is None:
-            return _ASIDE
-        status, recorded = part_sql.range_state(self.session.pk, part)
-        if status not in OPEN or recorded:
-            held.close()
-            current = UploadSession.objects.filter(pk=self.session.pk).first()
-            if recorded or current is None:
-                raise _changed_elsewhere()
-            ensure_open(current)  # closed meanwhile: its 409 or 410
-        try:
-            stored = place.write(
-                source, max_bytes=expected, file_hash=part_hash, own_hash=part_hash is None
-            )
         except BaseException:
             held.close()
             raise
         if stored.size == expected:
-            self._whole(part, stored, part_hash)
-            self.placed.append((place, held))
+            self.whole.append((part, stored, part_hash))
+            if part_hash is not None:  # the next part's bytes go on from this hash
+                self.session.hashed_parts, self.session.hash_state = part, part_hash.state()
+            if place is not None:
+                self.placed.append((place, held))
             return True
+        if place is None and source.taken:
+            self.tail = (part, stored)
+            return False
         try:
             if source.taken:
                 self.tail = (part, place.copy_to_temp(stored.size, part_number=part))
         finally:
-            place.release()
+            chunks.discard(stored, place)  # the range's blocks, or an empty temp object
             held.close()
         return False if source.taken else None
+
+    def _claim(self, held, part, expected):
+        """The part's range (None where parts are objects of their own); 409 when the JSON
+        API holds or recorded it, the session's 409 or 410 when it closed meanwhile."""
+        place, state = chunks.claim_range(held, self.session, part, expected, _changed_elsewhere)
+        if state == "recorded":
+            raise _changed_elsewhere()
+        if state == "closed":
+            raise chunks.refusal(self.session.pk, _changed_elsewhere, timezone.now())
+        return place
 
     def _verify(self, body, checked):
         """With an ``Upload-Checksum``, the whole body matched or nothing is recorded."""
@@ -261,33 +232,27 @@ class _Writer:
         now = timezone.now()
         try:
             with transaction.atomic():
-                self._record_locked(now, now + ttl())
-        except IntegrityError:
+                expires_at = chunks.record(self.session, self.whole, upload_not_found, now)
+                if not self.whole:  # no count locked the open session and extended it
+                    self._extend(now, expires_at)
+                self._save_tus()
+        except chunks.Replayed:
             raise _changed_elsewhere() from None
-        self.whole = []
-        self.tail = None
+        self.session.expires_at = expires_at
+        self.whole, self.tail = [], None
         self._let_go(release=False)
         if old_tail and old_tail != self.tus.tail_key:
             with contextlib.suppress(storage.StorageUnavailable):  # the sweep removes it
                 storage.delete_temp([old_tail])
 
-    def _record_locked(self, now, expires_at):
-        locked = part_sql.lock_session(self.session.pk, PART_FIELDS)
-        if locked is None:
-            raise NotFound("no such tus upload", code="upload_not_found")
-        ensure_open(locked, now)
-        for number, stored, part_hash in self.whole:
-            part_sql.insert_part(self.session.pk, number, stored, now)
-            saved = filehash.saved_fields(locked, number, part_hash)
-            part_sql.count_part(
-                self.session.pk, stored.size, expires_at=expires_at, now=now, hashed=saved
-            )
-            locked.hashed_parts = saved.get("hashed_parts", locked.hashed_parts)
-        self._save_tus(now, expires_at)
-        if self.whole or self.tail is not None:
-            self.session.expires_at = expires_at
+    def _extend(self, now, expires_at):
+        extended = UploadSession.objects.filter(
+            pk=self.session.pk, status__in=OPEN, expires_at__gt=now
+        ).update(expires_at=expires_at, updated_at=now)
+        if not extended:
+            raise chunks.refusal(self.session.pk, upload_not_found, now)
 
-    def _save_tus(self, now, expires_at):
+    def _save_tus(self):
         """The tus row's tail and hash fields, written only when they changed."""
         part, stored = self.tail or (0, None)
         fields = {
@@ -303,10 +268,6 @@ class _Writer:
         }
         if changed:
             TusUpload.objects.filter(pk=self.session.pk).update(**changed)
-        if stored is not None:
-            UploadSession.objects.filter(pk=self.session.pk).update(
-                expires_at=expires_at, updated_at=now
-            )
         for name, value in changed.items():
             setattr(self.tus, name, value)
 
