@@ -109,10 +109,12 @@ def claim_range(held, session, number, size, busy):
     if place is None:
         return None, "open"  # the unique constraint settles a race
     status, recorded = part_sql.range_state(session.pk, number)
+    if recorded:
+        return place, "recorded"
     if status not in UploadSession.OPEN_STATUSES:
-        place.abandon()
+        place.abandon()  # a file this request made goes: nothing can be recorded in it
         return place, "closed"
-    return place, "recorded" if recorded else "open"
+    return place, "open"
 
 
 def write(session, number, source, size, place, file_hash, *, own_hash=True):

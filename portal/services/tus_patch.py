@@ -127,14 +127,13 @@ def _file_hash(session, tus, offset, length):
 
 
 class _Writer:
-    """Cuts the body at part boundaries, stores each part as the JSON API does
-    (``chunks``) and records the whole parts and the tail."""
+    """Cuts the body at part boundaries and stores each part as the JSON API does
+    (``chunks``); records the whole parts, then the tail."""
 
     def __init__(self, session, tus, file_hash, *, deferred):
         self.session, self.tus, self.file_hash, self.deferred = session, tus, file_hash, deferred
-        self.whole = []  # (part number, StoredObject, file hash or None): not yet recorded
+        self.pending = []  # (part number, StoredObject, file hash, range, ExitStack): written
         self.tail = None  # (part number, StoredObject) of a part's first bytes
-        self.placed = []  # (PartRange, its ExitStack) of the parts in ``whole`` in place
         self.saves_file_hash = filehash.applies(session)
 
     def run(self, body, offset, checked):
@@ -155,20 +154,17 @@ class _Writer:
             raise
 
     def _write(self, part, within, body):
-        """Write part ``part`` (its first ``within`` bytes from the tail), in its range when
-        the body may hold the rest of it: True when whole, False when it is the new tail,
-        None when the body gave nothing for it."""
+        """Part ``part`` (its first ``within`` bytes from the tail), in its range when the
+        body may hold the rest: True when whole, False when it is the new tail, None when
+        the body gave nothing for it. In place, only the file hash takes it."""
         expected = part_size(part, self.session.chunk_size_bytes, self.session.total_size_bytes)
         part_hash = filehash.for_part(self.session, part) if self.saves_file_hash else None
         source = PartBytes(self.tus.tail_key if within else "", within, body, expected - within)
         held = contextlib.ExitStack()
         try:
             place = self._claim(held, part, expected) if body.left >= expected - within else None
-            # in place, only the file hash takes the part (a replay is refused here)
-            own_hash = part_hash is None
-            stored = chunks.write(
-                self.session, part, source, expected, place, part_hash, own_hash=own_hash
-            )
+            args = (self.session, part, source, expected, place, part_hash)
+            stored = chunks.write(*args, own_hash=part_hash is None)
         except TailMissing:
             held.close()
             self._forget_tail()
@@ -181,26 +177,24 @@ class _Writer:
             held.close()
             raise
         if stored.size == expected:
-            self.whole.append((part, stored, part_hash))
+            self.pending.append((part, stored, part_hash, place, held))
             if part_hash is not None:  # the next part's bytes go on from this hash
                 self.session.hashed_parts, self.session.hash_state = part, part_hash.state()
-            if place is not None:
-                self.placed.append((place, held))
             return True
-        if place is None and source.taken:
-            self.tail = (part, stored)
-            return False
-        try:
-            if source.taken:
-                self.tail = (part, place.copy_to_temp(stored.size, part_number=part))
-        finally:
-            chunks.discard(stored, place)  # the range's blocks, or an empty temp object
-            held.close()
+        with held:
+            if place is None and source.taken:
+                self.tail = (part, stored)
+                return False
+            try:
+                if source.taken:
+                    self.tail = (part, place.copy_to_temp(stored.size, part_number=part))
+            finally:
+                chunks.discard(stored, place)  # the range's blocks, or an empty temp object
         return False if source.taken else None
 
     def _claim(self, held, part, expected):
-        """The part's range (None where parts are objects of their own); 409 when the JSON
-        API holds or recorded it, the session's 409 or 410 when it closed meanwhile."""
+        """The part's range; 409 when the JSON API holds or recorded it, the session's 409
+        or 410 when it closed meanwhile."""
         place, state = chunks.claim_range(held, self.session, part, expected, _changed_elsewhere)
         if state == "recorded":
             raise _changed_elsewhere()
@@ -223,24 +217,26 @@ class _Writer:
             )
 
     def _record(self):
-        """Record the whole parts and the tail in one transaction (409 when the JSON API
-        recorded one meanwhile); the old tail goes once nothing points to it."""
-        if not self.whole and self.tail is None:
+        """The whole parts and the tail in one transaction (409 when the JSON API recorded
+        a part meanwhile); the old tail goes once nothing points to it."""
+        if not self.pending and self.tail is None:
             return
         self._check_file_hash()
         old_tail = self.tus.tail_key
         now = timezone.now()
+        parts = [entry[:3] for entry in self.pending]
         try:
             with transaction.atomic():
-                expires_at = chunks.record(self.session, self.whole, upload_not_found, now)
-                if not self.whole:  # no count locked the open session and extended it
+                expires_at = chunks.record(self.session, parts, upload_not_found, now)
+                if not parts:  # no count locked the open session and extended it
                     self._extend(now, expires_at)
                 self._save_tus()
         except chunks.Replayed:
             raise _changed_elsewhere() from None
         self.session.expires_at = expires_at
-        self.whole, self.tail = [], None
-        self._let_go(release=False)
+        for *_, held in self.pending:
+            held.close()
+        self.pending, self.tail = [], None
         if old_tail and old_tail != self.tus.tail_key:
             with contextlib.suppress(storage.StorageUnavailable):  # the sweep removes it
                 storage.delete_temp([old_tail])
@@ -274,7 +270,7 @@ class _Writer:
     def _check_file_hash(self):
         """Before the last part is recorded: 460 unless the file's sha256 is the metadata's."""
         last = self.session.total_parts
-        if not self.tus.sha256 or not any(number == last for number, *_ in self.whole):
+        if not self.tus.sha256 or not any(entry[0] == last for entry in self.pending):
             return
         actual = self.file_hash.hexdigest() if self.file_hash is not None else ""
         if actual != self.tus.sha256:
@@ -284,23 +280,16 @@ class _Writer:
                 code="sha256_mismatch",
             )
 
-    def _let_go(self, *, release):
-        """Let go of the ranges written in place: recorded, or (``release``) given back."""
-        for place, held in self.placed:
-            if release:
-                place.release()
-            held.close()
-        self.placed = []
-
     def _discard(self):
-        keys = [stored.key for _, stored, _ in self.whole if stored.offset is None]
-        if self.tail is not None:
-            keys.append(self.tail[1].key)
-        self.whole, self.tail = [], None
-        self._let_go(release=True)
-        if keys:
+        """Nothing unrecorded is kept: ranges given back, temp objects deleted (else swept)."""
+        pending, self.pending = self.pending, []
+        tail, self.tail = self.tail, None
+        for _, stored, _, place, held in pending:
+            with held, contextlib.suppress(storage.StorageUnavailable):
+                chunks.discard(stored, place)
+        if tail is not None:
             with contextlib.suppress(storage.StorageUnavailable):
-                storage.delete_temp(keys)
+                storage.delete_temp([tail[1].key])
 
     def _forget_tail(self):
         TusUpload.objects.filter(pk=self.session.pk, tail_key=self.tus.tail_key).update(

@@ -1,5 +1,5 @@
-"""The bytes of a tus PATCH on their way into storage: the body (ending early, not failing,
-when the client goes away) and one part's bytes, the upload's tail read back first."""
+"""A request body on its way into storage (ending early, not failing, when the client goes
+away) and a tus part's bytes, the upload's tail read back first."""
 
 from portal import storage
 
