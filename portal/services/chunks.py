@@ -5,7 +5,6 @@ never locked while bytes travel (docs/design.md, "How an upload works")."""
 import hashlib
 import logging
 from contextlib import ExitStack
-from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
@@ -24,33 +23,13 @@ from portal.services.tus_stream import Body
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class PartReceipt:
-    part_number: int
-    size_bytes: int
-    sha256: str
-    created: bool
-    completed_parts: int
-    total_parts: int
-    expires_at: object
-
-    def as_dict(self):
-        return {
-            "part_number": self.part_number,
-            "size_bytes": self.size_bytes,
-            "sha256": self.sha256,
-            "completed_parts": self.completed_parts,
-            "total_parts": self.total_parts,
-            "expires_at": self.expires_at.isoformat(),
-        }
-
-
 class Replayed(Exception):
     """The part is recorded already: nothing was inserted."""
 
 
 def receive_part(owner, session_id, part_number, stream, content_length):
-    """PUT: store part ``part_number`` read from ``stream``; ``created`` False for a replay."""
+    """PUT: store part ``part_number`` read from ``stream``: ``(receipt, created)``, not
+    created for a replay."""
     session = get_session(owner, session_id, for_part=True)
     ensure_open(session)
     expected = _expected_size(session, part_number, content_length)
@@ -94,7 +73,7 @@ def receive_part(owner, session_id, part_number, stream, content_length):
         part_number=part_number,
         size_bytes=stored.size,
     )
-    return _receipt(counted, part_number, stored.sha256, created=True)
+    return _receipt(counted, part_number, stored.sha256), True
 
 
 def claim_range(held, session, number, size, busy):
@@ -200,29 +179,28 @@ def _expected_size(session, part_number, content_length):
         declared = int(content_length)
     except ValueError:
         raise BadRequest("Content-Length is not a number", code="invalid_content_length") from None
-    if declared > expected:
-        raise TooLarge(
-            f"part {part_number} must be {expected} bytes, Content-Length says {declared}",
-            code="part_too_large",
-        )
     if declared != expected:
-        raise BadRequest(
+        refused, code = (
+            (TooLarge, "part_too_large")
+            if declared > expected
+            else (BadRequest, "part_size_mismatch")
+        )
+        raise refused(
             f"part {part_number} must be {expected} bytes, Content-Length says {declared}",
-            code="part_size_mismatch",
+            code=code,
         )
     return expected
 
 
-def _receipt(session, part_number, sha256, *, created):
-    return PartReceipt(
-        part_number=part_number,
-        size_bytes=part_size(part_number, session.chunk_size_bytes, session.total_size_bytes),
-        sha256=sha256,
-        created=created,
-        completed_parts=session.completed_parts,
-        total_parts=session.total_parts,
-        expires_at=session.expires_at,
-    )
+def _receipt(session, part_number, sha256):
+    return {
+        "part_number": part_number,
+        "size_bytes": part_size(part_number, session.chunk_size_bytes, session.total_size_bytes),
+        "sha256": sha256,
+        "completed_parts": session.completed_parts,
+        "total_parts": session.total_parts,
+        "expires_at": session.expires_at.isoformat(),
+    }
 
 
 def _replay(session_pk, part_number, stored):
@@ -240,7 +218,7 @@ def _replay(session_pk, part_number, stored):
             f"(sha256 {recorded or 'unknown: its bytes are gone'})",
             code="part_conflict",
         )
-    return _receipt(locked, part_number, recorded, created=False)
+    return _receipt(locked, part_number, recorded), False
 
 
 def _recorded_sha256(session_pk, part_number):

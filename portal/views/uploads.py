@@ -81,14 +81,14 @@ def _abort(request, user, session_id):
 
 
 def _put_part(request, user, session_id, part_number):
-    receipt = chunks.receive_part(
+    receipt, created = chunks.receive_part(
         user,
         session_id,
         part_number,
         request_body.body_reader(request),
         request.META.get("CONTENT_LENGTH"),
     )
-    return JsonResponse(receipt.as_dict(), status=201 if receipt.created else 200)
+    return JsonResponse(receipt, status=201 if created else 200)
 
 
 def _finalize(request, user, session_id):
