@@ -97,9 +97,9 @@ def lock_session(pk):
 
 
 def counted_session(pk):
-    """The session after ``count_part``, read once: its UPDATE holds the row since, so the
-    parts seen are current (a waiting ``FOR UPDATE`` would see the parts of its first
-    snapshot on PostgreSQL). ``hash_next_in``: the part the saved hash needs is recorded."""
+    """The session after ``count_part``, whose UPDATE holds the row, and ``hash_next_in``:
+    whether the part the saved hash needs is recorded. A read of its own, not subqueries of
+    a locking SELECT: one that waited sees the parts of its first snapshot on PostgreSQL."""
     extra = (
         f", EXISTS(SELECT 1 FROM {PARTS} p WHERE p.{P.session} = s.{S.id}"
         f" AND p.{P.part_number} = s.{S.hashed_parts} + 1) AS hash_next_in"

@@ -32,10 +32,8 @@ def ttl():
 
 def create_session(owner, data):
     """``(session, created)`` from the request's JSON object; the same owner and
-    ``idempotency_key`` get the existing session, also when identical requests race:
-    ``_insert`` looks again under the owner's lock, before the quotas (a repeat is never
-    refused for the room its first request took), and the unique constraint does the rest.
-    """
+    ``idempotency_key`` get the existing session, also when identical requests race (a
+    repeat is never refused for the room its first request took)."""
     spec = _validated(data)
     key = spec.pop("idempotency_key")
     session = _by_idempotency_key(owner, key) if key else None
@@ -195,8 +193,8 @@ def _idempotency_key(value):
 
 
 def get_session(owner, session_id, *, for_part=False):
-    """The owner's session, else 404 (unknown, malformed id, or someone else's): with its
-    file, or (``for_part``) only the fields the part path reads (``part_sql.PART_FIELDS``)."""
+    """The owner's session with its file, or (``for_part``) only what the part path reads;
+    else 404 (unknown, malformed id, or someone else's)."""
     try:
         pk = uuid.UUID(str(session_id))
     except ValueError:
@@ -217,8 +215,8 @@ def session_not_found():
 
 
 def ensure_open(session, now=None):
-    """409 or 410 unless ``session`` accepts parts: open and not past ``expires_at`` (marking
-    it failed is cleanup's job)."""
+    """409 or 410 unless ``session`` takes parts (marking an expired one failed is cleanup's
+    job)."""
     if session.status == UploadSession.Status.FINALIZING:
         raise Conflict(
             "the upload session is being finalized; ask for its status with GET",
