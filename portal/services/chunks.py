@@ -16,7 +16,7 @@ from portal.observability import log_event
 from portal.parts import bytes_in_parts, part_offset, part_size
 from portal.services import filehash, guards, part_sql
 from portal.services.errors import ApiError, BadRequest, Conflict, LengthRequired, TooLarge
-from portal.services.faults import storage_faults
+from portal.services.guards import storage_faults
 from portal.services.sessions import ensure_open, get_session, session_not_found, ttl
 from portal.services.tus_stream import Body
 

@@ -16,8 +16,8 @@ from portal.models import TusUpload, UploadSession
 from portal.parts import part_size
 from portal.services import chunks, filehash, finalize, guards
 from portal.services.errors import BadRequest, Conflict, TooLarge
-from portal.services.faults import storage_faults
 from portal.services.finalize.assembly import part_rows
+from portal.services.guards import storage_faults
 from portal.services.tus import (
     ChecksumMismatch,
     Locked,
