@@ -1,12 +1,6 @@
-"""Bearer-token authentication for the upload API.
-
-The presented token is hashed (SHA-256) and looked up by its hash, so the comparison the
-database makes is between digests, never between a secret and a stored secret; the
-fetched digest is compared once more with ``hmac.compare_digest``. ``last_used_at`` is
-written at most once a minute per token (a conditional UPDATE), so uploading thousands
-of parts does not turn every request into a write on the token row. The lookup is one
-raw SQL statement (``active_token``): the ORM's query compiler cost more than the query.
-"""
+"""Bearer-token authentication for the upload API: the token is looked up by its SHA-256,
+so the database compares digests, never secrets; ``last_used_at`` is written at most once
+a minute, so thousands of parts are not thousands of writes on the token row."""
 
 import hmac
 from datetime import timedelta
@@ -26,11 +20,8 @@ MAX_TOKEN_CHARS = 200
 
 
 def authenticate(request, purpose=ApiToken.Purpose.UPLOAD):
-    """Return the user of the request's bearer token, or raise ``Unauthorized``.
-
-    The token must be active, of an active user, and made for ``purpose``; a valid token
-    made for something else raises ``Forbidden`` (it authenticated, it may not do this).
-    """
+    """The user of the request's active bearer token; 401 without one, 403 for a token
+    made for another ``purpose``."""
     token = _valid_token(request)
     if token.purpose != purpose:
         raise Forbidden(
@@ -67,9 +58,8 @@ _TOKEN_SQL = _token_sql()
 
 
 def active_token(digest):
-    """The active token whose ``key_hash`` is ``digest``, of an active user, or None; the
-    token has its purpose, hash and last use, ``token.user`` its primary key and user name
-    (its other fields load on access, as after ``only``)."""
+    """The active token of an active user whose ``key_hash`` is ``digest``, or None: one raw
+    statement (the ORM's compiler cost more than the query); other fields load on access."""
     found = list(ApiToken.objects.raw(_TOKEN_SQL, [digest, True, True]))
     if not found:
         return None

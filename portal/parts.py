@@ -1,11 +1,5 @@
-"""Where each part of an upload lies in its file: one rule for the server and the clients.
-
-Part ``n`` (from 1) of a file cut into ``chunk``-byte parts starts at ``(n - 1) * chunk``
-and holds ``chunk`` bytes, except the last, which holds the rest; the parts a session has
-received travel as compact ranges (``"1-3,5"``); a session takes parts while its status
-is one of ``OPEN_STATUSES``. Plain values: the client (``portal_upload``) imports them
-as the server does.
-"""
+"""Where each part of an upload lies in its file, one rule for the server and the client
+(``portal_upload``, which imports these plain values as the server does)."""
 
 OPEN_STATUSES = ("init", "in_progress")
 
@@ -20,7 +14,7 @@ def part_offset(number, chunk):
 
 
 def part_size(number, chunk, size):
-    """Part ``number``'s size (``1 <= number <= part_count(size, chunk)``)."""
+    """Every part is ``chunk`` bytes but the last, which holds the rest."""
     return min(chunk, size - part_offset(number, chunk))
 
 

@@ -1,11 +1,7 @@
-"""Reading a request body into the caller's buffer: ``body_reader(request).readinto(buffer)``.
-
-Under gunicorn a body passed through gunicorn's and Django's buffers, a copy per layer
-(42 % of a part's CPU); here the bytes go from gunicorn's socket straight into the
-caller's buffer, counted off gunicorn's ``LengthReader`` so keep-alive works as before.
-It relies on gunicorn internals: gunicorn is pinned, ``tests/test_request_body.py`` runs
-its parser, and any other server or framing goes through ``request.read``.
-"""
+"""Reading a request body into the caller's buffer: under gunicorn straight from its socket,
+counted off its ``LengthReader`` (each layer's buffer cost a copy, 42 % of a part's CPU).
+It relies on gunicorn internals (pinned; ``tests/test_request_body.py`` runs its parser);
+any other server or framing goes through ``request.read``."""
 
 GUNICORN_SOCKET = "gunicorn.socket"
 

@@ -212,7 +212,12 @@ MUTANTS = (
     Mutant(
         "a part already recorded is written into its range again",
         "portal/services/chunks.py",
-        (("    return place, not recorded", "    return place, True"),),
+        (
+            (
+                '    if recorded:\n        return place, "recorded"',
+                "    if False:\n        return 0",
+            ),
+        ),
         ("tests/test_in_place.py",),
     ),
     Mutant(
@@ -269,7 +274,12 @@ MUTANTS = (
     Mutant(
         "a part behind a missing one looks for parts to hash",
         "portal/services/chunks.py",
-        (("    return part_number == needed or needed in recorded", "    return True"),),
+        (
+            (
+                "    if counted.hash_next_in and filehash.applies(session):",
+                "    if filehash.applies(session):",
+            ),
+        ),
         ("tests/test_file_hash.py", "tests/test_file_hash_catch_up.py"),
     ),
     Mutant(
@@ -277,8 +287,8 @@ MUTANTS = (
         "portal/services/chunks.py",
         (
             (
-                "    return part_number == needed or needed in recorded",
-                "    return part_number == needed",
+                "    if counted.hash_next_in and filehash.applies(session):",
+                "    if counted.hashed_parts + 1 == part_number and filehash.applies(session):",
             ),
         ),
         ("tests/test_file_hash.py", "tests/test_file_hash_catch_up.py"),
@@ -317,12 +327,12 @@ MUTANTS = (
         ("tests/test_file_hash_catch_up.py",),
     ),
     Mutant(
-        "a part that took the hash on does not see that the next part is in",
-        "portal/services/chunks.py",
+        "a part that took the hash on looks at the part it took, not the next one",
+        "portal/services/part_sql.py",
         (
             (
-                "numbers = {part_number, part_number + 1, session.hashed_parts + 1}",
-                "numbers = {part_number, session.hashed_parts + 1}",
+                " AND p.{P.part_number} = s.{S.hashed_parts} + 1) AS hash_next_in",
+                " AND p.{P.part_number} = s.{S.hashed_parts}) AS hash_next_in",
             ),
         ),
         ("tests/test_file_hash_catch_up.py",),
@@ -330,7 +340,7 @@ MUTANTS = (
     Mutant(
         "a part's session lookup loads the whole row and its file",
         "portal/services/chunks.py",
-        (("get_session(owner, session_id, PART_FIELDS)", "get_session(owner, session_id)"),),
+        (("get_session(owner, session_id, for_part=True)", "get_session(owner, session_id)"),),
         ("tests/test_api_parts.py",),
     ),
     Mutant(

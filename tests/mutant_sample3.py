@@ -217,7 +217,7 @@ MUTANTS = (
         "portal/views/tus.py",
         (
             (
-                '            if method == "HEAD":\n'
+                '            if _method(request) == "HEAD":\n'
                 '                response["Cache-Control"] = "no-store"\n',
                 "",
             ),

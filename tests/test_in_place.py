@@ -227,7 +227,7 @@ def test_a_closed_session_gets_no_file_made_for_it(api, user, monkeypatch):
     session = api.start(os.urandom(CHUNK), CHUNK)["id"]
     stale = UploadSession.objects.get(pk=session)
     UploadSession.objects.update(status="aborted")
-    monkeypatch.setattr(chunks, "get_session", lambda owner, session_id, fields=None: stale)
+    monkeypatch.setattr(chunks, "get_session", lambda owner, session_id, for_part=False: stale)
 
     with pytest.raises(Gone):
         chunks.receive_part(user, session, 1, io.BytesIO(b"x" * CHUNK), str(CHUNK))

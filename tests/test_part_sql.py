@@ -8,14 +8,14 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from portal.models import UploadPart, UploadSession
 from portal.services import part_sql
-from portal.services.sessions import PART_FIELDS
+from portal.services.part_sql import PART_FIELDS
 from portal.storage import StoredObject
 from tests.api_helpers import Api, make_token
 from tests.conftest import apply_storage
@@ -74,9 +74,9 @@ def test_range_state_is_the_status_and_whether_the_part_is_recorded(session):
 def test_lock_session_reads_what_the_orm_reads_and_locks_where_rows_lock(session):
     expected = UploadSession.objects.only(*PART_FIELDS).get(pk=session.pk)
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
-        locked = part_sql.lock_session(session.pk, PART_FIELDS)
+        locked = part_sql.lock_session(session.pk)
         read = {f: getattr(locked, f) for f in PART_FIELDS}
-        missing = part_sql.lock_session(uuid.uuid4(), PART_FIELDS)
+        missing = part_sql.lock_session(uuid.uuid4())
 
     assert len(queries.captured_queries) == 2  # the fields came with the row
     assert locked.pk == session.pk and missing is None
@@ -96,7 +96,7 @@ def lock_in_another_transaction(session_pk, timeout_ms):
             with transaction.atomic():
                 with connection.cursor() as cursor:
                     cursor.execute(f"SET LOCAL lock_timeout = '{int(timeout_ms)}ms'")
-                outcome.append(part_sql.lock_session(session_pk, PART_FIELDS))
+                outcome.append(part_sql.lock_session(session_pk))
         except OperationalError as exc:
             outcome.append(exc)
         finally:
@@ -112,7 +112,7 @@ def test_a_locked_session_makes_a_second_transaction_wait_for_it(postgres_only, 
     """The row is locked, not only read: a second part's transaction waits until the first
     ends (it neither reads past the lock nor skips the row)."""
     with transaction.atomic():
-        assert part_sql.lock_session(session.pk, PART_FIELDS).pk == session.pk
+        assert part_sql.lock_session(session.pk).pk == session.pk
         waited = lock_in_another_transaction(session.pk, 300)
     assert isinstance(waited, OperationalError) and "lock timeout" in str(waited)
     assert lock_in_another_transaction(session.pk, 300).pk == session.pk
@@ -120,39 +120,46 @@ def test_a_locked_session_makes_a_second_transaction_wait_for_it(postgres_only, 
 
 def test_lock_session_outside_a_transaction_is_refused(session):
     with pytest.raises(TransactionManagementError):
-        part_sql.lock_session(session.pk, PART_FIELDS)
+        part_sql.lock_session(session.pk)
 
 
-def test_recorded_parts_are_those_of_the_numbers_asked_that_are_in(session):
-    found = part_sql.recorded_parts(session.pk, {1, 2, 3})
+def test_counted_session_says_whether_the_part_the_hash_needs_is_in(session):
+    expected = UploadSession.objects.only(*PART_FIELDS).get(pk=session.pk)
+    counted = part_sql.counted_session(session.pk)
+    assert {f: getattr(counted, f) for f in PART_FIELDS} == {
+        f: getattr(expected, f) for f in PART_FIELDS
+    }
+    assert counted.hash_next_in  # part 1
+    UploadSession.objects.filter(pk=session.pk).update(hashed_parts=1)
+    assert not part_sql.counted_session(session.pk).hash_next_in  # part 2
+    assert part_sql.counted_session(uuid.uuid4()) is None
 
-    assert sorted(found) == [1, 3]
-    part = UploadPart.objects.get(session=session, part_number=3)
-    assert found[3] == part_sql.RecordedPart(3, part.size_bytes, part.sha256)
-    assert part_sql.recorded_parts(session.pk, {4}) == {}
 
-
-def test_insert_part_writes_the_row_the_orm_would_and_a_second_is_refused(session):
+def test_insert_part_writes_the_row_the_orm_would_and_a_second_is_not_inserted(session):
     now = timezone.now().replace(microsecond=123456)
 
-    part_sql.insert_part(session.pk, 2, stored(2), now)
+    assert part_sql.insert_part(session.pk, 2, stored(2), now) is True
 
     row = UploadPart.objects.get(session=session, part_number=2)
     assert (row.size_bytes, row.sha256, row.temp_key, row.md5) == (12, f"{2:064x}", "k/2", "m")
     assert row.created_at == now
-    with pytest.raises(IntegrityError), transaction.atomic():
-        part_sql.insert_part(session.pk, 2, stored(2), now)
+    assert part_sql.insert_part(session.pk, 2, stored(3), now) is False
+    assert UploadPart.objects.get(session=session, part_number=2).sha256 == f"{2:064x}"
 
 
-@pytest.mark.parametrize("hashed", [None, {"hashed_parts": 2, "hash_state": STATE}])
-def test_count_part_adds_the_part_and_extends_the_session(session, hashed):
+@pytest.mark.parametrize(("hashed", "saved"), [(None, None), ((2, STATE), 2), ((3, STATE), None)])
+def test_count_part_adds_the_part_and_extends_the_session(session, hashed, saved):
+    """The hash is saved only where it waits for the part it was fed."""
     UploadSession.objects.filter(pk=session.pk).update(hashed_parts=1, hash_state=STATE[::-1])
     before = UploadSession.objects.get(pk=session.pk)
     now = timezone.now().replace(microsecond=654321)
 
-    part_sql.count_part(session.pk, 99, expires_at=now + timedelta(hours=2), now=now, hashed=hashed)
+    counted = part_sql.count_part(
+        session.pk, 99, expires_at=now + timedelta(hours=2), now=now, hashed=hashed
+    )
 
     after = UploadSession.objects.get(pk=session.pk)
+    assert counted is True
     assert after.completed_parts == before.completed_parts + 1
     assert after.bytes_received == before.bytes_received + 99
     assert (after.status, after.expires_at, after.updated_at) == (
@@ -160,8 +167,22 @@ def test_count_part_adds_the_part_and_extends_the_session(session, hashed):
         now + timedelta(hours=2),
         now,
     )
-    saved = (after.hashed_parts, bytes(after.hash_state))
-    assert saved == ((2, STATE) if hashed else (1, STATE[::-1]))
+    assert (after.hashed_parts, bytes(after.hash_state)) == (
+        (2, STATE) if saved else (1, STATE[::-1])
+    )
+
+
+@pytest.mark.parametrize("change", [{"status": "finalizing"}, {"status": "aborted"}, "expired"])
+def test_count_part_leaves_a_closed_or_expired_session_alone(session, change):
+    now = timezone.now()
+    if change == "expired":
+        change = {"expires_at": now}
+    UploadSession.objects.filter(pk=session.pk).update(**change)
+    before = row(session.pk)
+
+    counted = part_sql.count_part(session.pk, 5, expires_at=now + timedelta(hours=2), now=now)
+
+    assert counted is False and row(session.pk) == before
 
 
 def test_waiting_parts_are_the_parts_after_the_hash_in_order_with_a_temp_object(session):
@@ -250,9 +271,9 @@ def test_a_closed_session_keeps_its_hash_and_a_release_frees_only_its_own_claim(
 def test_owned_session_is_the_owners_session_with_the_orms_fields(session, user, other_user):
     expected = UploadSession.objects.only(*PART_FIELDS).get(pk=session.pk)
     with CaptureQueriesContext(connection) as queries:
-        found = part_sql.owned_session(str(session.pk), user.pk, PART_FIELDS)
+        found = part_sql.owned_session(str(session.pk), user.pk)
         read = {f: getattr(found, f) for f in PART_FIELDS}
     assert len(queries.captured_queries) == 1
     assert read == {f: getattr(expected, f) for f in PART_FIELDS}
-    assert part_sql.owned_session(session.pk, other_user.pk, PART_FIELDS) is None
-    assert part_sql.owned_session(uuid.uuid4(), user.pk, PART_FIELDS) is None
+    assert part_sql.owned_session(session.pk, other_user.pk) is None
+    assert part_sql.owned_session(uuid.uuid4(), user.pk) is None

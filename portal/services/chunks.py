@@ -1,116 +1,146 @@
-"""Receiving one part: stored first, then recorded under the session's row lock, so the
-database is never locked while bytes travel (docs/design.md, "How an upload works")."""
+"""Storing a part, for the JSON API's PUT and the tus PATCH alike: lock its range, check the
+session, write, record. The session's row is locked only to record, so the database is
+never locked while bytes travel (docs/design.md, "How an upload works")."""
 
-import contextlib
 import hashlib
 import logging
-from dataclasses import dataclass
+from contextlib import ExitStack
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from portal import storage
+from portal.lookups import one_or_none
 from portal.models import UploadPart, UploadSession
 from portal.observability import log_event
-from portal.parts import part_offset, part_size
+from portal.parts import bytes_in_parts, part_offset, part_size
 from portal.services import filehash, guards, part_sql
-from portal.services.errors import (
-    ApiError,
-    BadRequest,
-    Conflict,
-    LengthRequired,
-    NotFound,
-    TooLarge,
-)
+from portal.services.errors import ApiError, BadRequest, Conflict, LengthRequired, TooLarge
 from portal.services.guards import storage_faults
-from portal.services.sessions import PART_FIELDS, ensure_open, get_session, ttl
+from portal.services.sessions import ensure_open, get_session, session_not_found, ttl
+from portal.services.tus_stream import Body
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class PartReceipt:
-    part_number: int
-    size_bytes: int
-    sha256: str
-    created: bool
-    completed_parts: int
-    total_parts: int
-    expires_at: object
-    hash_behind: bool = False
-
-    def as_dict(self):
-        return {
-            "part_number": self.part_number,
-            "size_bytes": self.size_bytes,
-            "sha256": self.sha256,
-            "completed_parts": self.completed_parts,
-            "total_parts": self.total_parts,
-            "expires_at": self.expires_at.isoformat(),
-        }
+class Replayed(Exception):
+    """The part is recorded already: nothing was inserted."""
 
 
 def receive_part(owner, session_id, part_number, stream, content_length):
-    """Store part ``part_number`` read from ``stream``; ``created`` False for a replay."""
-    session = get_session(owner, session_id, PART_FIELDS)
+    """PUT: store part ``part_number`` read from ``stream``: ``(receipt, created)``, not
+    created for a replay."""
+    session = get_session(owner, session_id, for_part=True)
     ensure_open(session)
     expected = _expected_size(session, part_number, content_length)
     context = {"session_id": str(session.pk), "part_number": part_number}
     file_hash = filehash.for_part(session, part_number)
-    with storage_faults("storing a part", **context):
-        guards.ensure_room("temp", expected)
-    with contextlib.ExitStack() as held:
-        place, write = _claim_range(held, session, part_number, expected, context)
-        stored = _store(session, part_number, expected, stream, place, file_hash, context, write)
+    body = Body(stream, expected + 1, [])  # a byte more: a longer body is refused, not cut
+    with ExitStack() as held:
+        with storage_faults("storing a part", **context):
+            guards.ensure_room("temp", expected)
+            place, state = claim_range(held, session, part_number, expected, _in_progress)
+            try:
+                if state == "open":
+                    stored = write(session, part_number, body, expected, place, file_hash)
+                else:  # recorded (a replay, compared below) or closed (refused below)
+                    stored = storage.hash_only(body, max_bytes=expected)
+            except storage.TooLarge:
+                raise TooLarge(
+                    f"part {part_number} has more than {expected} bytes", code="part_too_large"
+                ) from None
         try:
             if stored.size != expected:
                 raise BadRequest(
-                    f"part {part_number} ended after {stored.size} of {expected} bytes",
-                    code="incomplete_part",
+                    _cut_short(part_number, stored.size, expected, body), code="incomplete_part"
                 )
-            receipt = _record(session.pk, part_number, stored, file_hash)
+            with transaction.atomic():
+                record(session, [(part_number, stored, file_hash)], session_not_found)
+                counted = part_sql.counted_session(session.pk)
+        except Replayed:
+            discard(stored, place)  # nothing of it is recorded
+            return _replay(session.pk, part_number, stored)
         except ApiError:
-            _discard(stored, place)  # refused before or inside the rolled-back transaction
+            discard(stored, place)  # refused before or inside the rolled-back transaction
             raise
-        if not receipt.created:
-            _discard(stored, place)
-    if receipt.created:
-        if receipt.hash_behind and filehash.applies(session):
-            filehash.catch_up(session.pk)
-        log_event(
-            logger,
-            "part.received",
-            "part stored",
-            session_id=str(session.pk),
-            part_number=part_number,
-            size_bytes=stored.size,
-        )
-    return receipt
+    if counted.hash_next_in and filehash.applies(session):
+        filehash.catch_up(session.pk)
+    log_event(
+        logger,
+        "part.received",
+        "part stored",
+        session_id=str(session.pk),
+        part_number=part_number,
+        size_bytes=stored.size,
+    )
+    return _receipt(counted, part_number, stored.sha256), True
 
 
-def _claim_range(held, session, part_number, expected, context):
-    """``(range, write)``: the part's range of its session's file, held in ``held`` until
-    the part is recorded (None where parts are objects of their own); ``write`` False when
-    the part is recorded already or the session closed: the body is then only hashed."""
-    offset = part_offset(part_number, session.chunk_size_bytes)
-    with storage_faults("storing a part", **context):
-        try:
-            place = held.enter_context(storage.backend().part_range(session.pk, offset, expected))
-        except storage.RangeBusy:
-            raise Conflict(
-                f"part {part_number} is being uploaded by another request; retry once it ended",
-                code="part_in_progress",
-            ) from None
+def claim_range(held, session, number, size, busy):
+    """Lock: part ``number``'s range of its session's file, held in ``held`` until the part is
+    recorded (None where parts are objects of their own; ``busy()`` while another request
+    holds it). Check, under that lock: ``(range, "open" | "recorded" | "closed")``."""
+    offset = part_offset(number, session.chunk_size_bytes)
+    try:
+        place = held.enter_context(storage.backend().part_range(session.pk, offset, size))
+    except storage.RangeBusy:
+        raise busy() from None
     if place is None:
-        return None, True
-    status, recorded = part_sql.range_state(session.pk, part_number)
+        return None, "open"  # the unique constraint settles a race
+    status, recorded = part_sql.range_state(session.pk, number)
+    if recorded:
+        return place, "recorded"
     if status not in UploadSession.OPEN_STATUSES:
-        place.abandon()
-        return place, False
-    return place, not recorded
+        place.abandon()  # a file this request made goes: nothing can be recorded in it
+        return place, "closed"
+    return place, "open"
 
 
-def _discard(stored, place):
+def write(session, number, source, size, place, file_hash, *, own_hash=True):
+    """Write: the part's ``StoredObject``, in its range or (``place`` None) a temp object."""
+    if place is not None:
+        return place.write(source, max_bytes=size, file_hash=file_hash, own_hash=own_hash)
+    return storage.write_temp_part(
+        source,
+        session_id=session.pk,
+        part_number=number,
+        max_bytes=size,
+        file_hash=file_hash,
+        for_copy=filehash.applies(session),
+    )
+
+
+def record(session, parts, missing, now=None):
+    """Record, in the caller's transaction: insert and count ``parts`` (``[(number,
+    StoredObject, file hash or None)]``); each count is a conditional UPDATE that holds the
+    session's row until the commit and saves the file hash where it waits for that part.
+    ``Replayed`` when a part is in already; 404, 409 or 410 when the session takes none.
+    Returns the session's new ``expires_at``."""
+    now = now or timezone.now()
+    expires_at = now + ttl()
+    for number, stored, file_hash in parts:
+        if not part_sql.insert_part(session.pk, number, stored, now):
+            raise Replayed(number)
+        whole = file_hash is not None and file_hash.length == bytes_in_parts(
+            number, session.chunk_size_bytes, session.total_size_bytes
+        )
+        hashed = (number, file_hash.state()) if whole else None
+        if not part_sql.count_part(
+            session.pk, stored.size, expires_at=expires_at, now=now, hashed=hashed
+        ):
+            raise refusal(session.pk, missing, now)
+    return expires_at
+
+
+def refusal(session_pk, missing, now):
+    """Why the session takes no part: its 404, 409 or 410."""
+    session = one_or_none(UploadSession.objects.filter(pk=session_pk))
+    if session is not None:
+        ensure_open(session, now)  # closed or expired: raises
+    return missing()
+
+
+def discard(stored, place):
     """What is known not to be recorded goes. A failure that may have committed keeps it:
     the sweep, the part's next upload or the session's end takes it then."""
     if stored.offset is not None:
@@ -119,56 +149,17 @@ def _discard(stored, place):
         storage.delete_temp([stored.key])
 
 
-def _store(session, part_number, expected, stream, place, file_hash, context, write):
-    """The ``StoredObject`` of the body written to ``place`` or a temp object (or hashed)."""
-    try:
-        with storage_faults("storing a part", **context):
-            if not write:
-                return storage.hash_only(_ClientStream(stream), max_bytes=expected)
-            if place is not None:
-                return place.write(_ClientStream(stream), max_bytes=expected, file_hash=file_hash)
-            return storage.write_temp_part(
-                _ClientStream(stream),
-                session_id=session.pk,
-                part_number=part_number,
-                max_bytes=expected,
-                file_hash=file_hash,
-                for_copy=filehash.applies(session),
-            )
-    except ClientDisconnected as exc:
-        raise BadRequest(
-            f"part {part_number}: the request body broke off ({exc})", code="incomplete_part"
-        ) from None
-    except storage.TooLarge:
-        raise TooLarge(
-            f"part {part_number} has more than {expected} bytes", code="part_too_large"
-        ) from None
+def _in_progress():
+    return Conflict(
+        "a part is being uploaded by another request; retry once it ended",
+        code="part_in_progress",
+    )
 
 
-class ClientDisconnected(Exception):
-    """Reading the request body failed: the client went away mid-part."""
-
-
-class _ClientStream:
-    """Tells a broken request body apart from a failing storage backend; has ``readinto``
-    when the body has (local storage then reads into its own buffer without copies)."""
-
-    def __init__(self, stream):
-        self._stream = stream
-        if hasattr(stream, "readinto"):
-            self.readinto = self._readinto
-
-    def read(self, size=-1):
-        try:
-            return self._stream.read(size)
-        except OSError as exc:
-            raise ClientDisconnected(type(exc).__name__) from exc
-
-    def _readinto(self, buffer):
-        try:
-            return self._stream.readinto(buffer)
-        except OSError as exc:
-            raise ClientDisconnected(type(exc).__name__) from exc
+def _cut_short(number, size, expected, body):
+    if body.broken and body.broken != Body.ENDED:
+        return f"part {number}: the request body broke off ({body.broken})"
+    return f"part {number} ended after {size} of {expected} bytes"
 
 
 def _expected_size(session, part_number, content_length):
@@ -188,95 +179,63 @@ def _expected_size(session, part_number, content_length):
         declared = int(content_length)
     except ValueError:
         raise BadRequest("Content-Length is not a number", code="invalid_content_length") from None
-    if declared > expected:
-        raise TooLarge(
-            f"part {part_number} must be {expected} bytes, Content-Length says {declared}",
-            code="part_too_large",
-        )
     if declared != expected:
-        raise BadRequest(
+        refused, code = (
+            (TooLarge, "part_too_large")
+            if declared > expected
+            else (BadRequest, "part_size_mismatch")
+        )
+        raise refused(
             f"part {part_number} must be {expected} bytes, Content-Length says {declared}",
-            code="part_size_mismatch",
+            code=code,
         )
     return expected
 
 
-def _record(session_pk, part_number, stored, file_hash):
-    """Insert the part under the session's row lock (or recognise a replay or a conflict),
-    saving ``file_hash`` when the file's hash needs this part."""
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            session = part_sql.lock_session(session_pk, PART_FIELDS)
-            if session is None:  # deleted since the request looked it up
-                raise NotFound("no such upload session", code="session_not_found")
-            ensure_open(session, now)
-            numbers = {part_number, part_number + 1, session.hashed_parts + 1}
-            recorded = part_sql.recorded_parts(session_pk, numbers)
-            existing = recorded.get(part_number)
-            if existing is not None:
-                return _replay(session, existing, stored)
-            part_sql.insert_part(session_pk, part_number, stored, now)
-            expires_at = now + ttl()
-            saved = filehash.saved_fields(session, part_number, file_hash)
-            part_sql.count_part(
-                session_pk, stored.size, expires_at=expires_at, now=now, hashed=saved
-            )
-    except IntegrityError:
-        # Only reachable where the row lock is not exclusive; the unique constraint held.
-        existing = UploadPart.objects.get(session_id=session_pk, part_number=part_number)
-        return _replay(UploadSession.objects.get(pk=session_pk), existing, stored)
-    return PartReceipt(
-        part_number=part_number,
-        size_bytes=stored.size,
-        sha256=stored.sha256,
-        created=True,
-        completed_parts=session.completed_parts + 1,
-        total_parts=session.total_parts,
-        expires_at=expires_at,
-        hash_behind=_hash_behind(session, part_number, saved, recorded),
-    )
+def _receipt(session, part_number, sha256):
+    return {
+        "part_number": part_number,
+        "size_bytes": part_size(part_number, session.chunk_size_bytes, session.total_size_bytes),
+        "sha256": sha256,
+        "completed_parts": session.completed_parts,
+        "total_parts": session.total_parts,
+        "expires_at": session.expires_at.isoformat(),
+    }
 
 
-def _hash_behind(locked, part_number, saved, recorded):
-    """Whether a catch-up after this part would find a part to hash: only when the part the
-    hash needs next is in. If not, the request that records it looks after its commit."""
-    needed = saved.get("hashed_parts", locked.hashed_parts) + 1
-    return part_number == needed or needed in recorded
-
-
-def _replay(session, existing, stored):
-    recorded = _recorded_sha256(session.pk, existing)
+def _replay(session_pk, part_number, stored):
+    """A replay of a recorded part answers as its first upload did, if its bytes are the
+    same (and the session still takes parts)."""
+    with transaction.atomic():
+        locked = part_sql.lock_session(session_pk)
+        if locked is None:
+            raise session_not_found()
+        ensure_open(locked)
+    recorded = _recorded_sha256(session_pk, part_number)
     if recorded != stored.sha256:
         raise Conflict(
-            f"part {existing.part_number} was already stored with different bytes "
+            f"part {part_number} was already stored with different bytes "
             f"(sha256 {recorded or 'unknown: its bytes are gone'})",
             code="part_conflict",
         )
-    return PartReceipt(
-        part_number=existing.part_number,
-        size_bytes=existing.size_bytes,
-        sha256=recorded,
-        created=False,
-        completed_parts=session.completed_parts,
-        total_parts=session.total_parts,
-        expires_at=session.expires_at,
-    )
+    return _receipt(locked, part_number, recorded), False
 
 
-def _recorded_sha256(session_pk, existing):
+def _recorded_sha256(session_pk, part_number):
     """The recorded part's sha256; for a part tus wrote in place, whose bytes only the
-    file's hash took (no sha256 of its own, ``PartRange.write``), that of its range as it
-    lies ("" when it is gone)."""
-    if existing.sha256:
-        return existing.sha256
-    row = UploadPart.objects.filter(session_id=session_pk, part_number=existing.part_number)
-    key, offset = row.values_list("temp_key", "temp_offset").get()
-    source = storage.part_source(existing.part_number, existing.size_bytes, "", key, offset)
+    file's hash took (``PartRange.write``), that of its range as it lies ("" when gone)."""
+    row = UploadPart.objects.filter(session_id=session_pk, part_number=part_number)
+    sha256, size, key, offset = row.values_list(
+        "sha256", "size_bytes", "temp_key", "temp_offset"
+    ).get()
+    if sha256:
+        return sha256
     digest = hashlib.sha256()
     try:
         with storage_faults("reading a part", session_id=str(session_pk)):
-            storage.backend().hash_part(source, digest)
+            storage.backend().hash_part(
+                storage.part_source(part_number, size, "", key, offset), digest
+            )
     except storage.SourceMismatch:
         return ""
     return digest.hexdigest()

@@ -42,15 +42,6 @@ def for_part(session, part_number):
     return _resume(session, session.hashed_parts)
 
 
-def saved_fields(locked, part_number, file_hash):
-    """The fields saving ``file_hash`` (fed ``part_number``) if the locked row still waits."""
-    if file_hash is None or locked.hashed_parts != part_number - 1:
-        return {}
-    if file_hash.length != hashed_bytes(locked, part_number):
-        return {}
-    return {"hashed_parts": part_number, "hash_state": file_hash.state()}
-
-
 def catch_up(session_pk):
     """Extend the saved hash over parts that arrived before their turn, within the budgets.
     Never raises: the caller's part is recorded, and what is not hashed is read at finalize."""

@@ -1,7 +1,5 @@
-"""The part path's and the hash catch-up's statements as SQL both databases run: built by
-the ORM each cost 0.5-1 ms of CPU (docs/design.md, "How an upload works"). Names come from
-``_meta``; ``tests/test_part_sql.py`` holds each statement to the ORM query it replaces.
-"""
+"""The part path's and the hash catch-up's statements, as SQL both databases run: built by
+the ORM each cost 0.5-1 ms of CPU (docs/design.md, "How an upload works")."""
 
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -24,13 +22,17 @@ def names(model):
 SESSIONS, S = names(UploadSession)
 PARTS, P = names(UploadPart)
 _IS_OPEN = f"{S.status} IN ({', '.join(['%s'] * len(OPEN_STATUSES))})"
-
-
-@dataclass(frozen=True)
-class RecordedPart:
-    part_number: int
-    size_bytes: int
-    sha256: str
+# What the part path reads of its session; the rest of the row is not selected.
+PART_FIELDS = (
+    "status",
+    "expires_at",
+    "chunk_size_bytes",
+    "total_size_bytes",
+    "total_parts",
+    "completed_parts",
+    "hashed_parts",
+    "hash_state",
+)
 
 
 @dataclass(frozen=True)
@@ -61,15 +63,15 @@ def _run(sql, params, fetch=None):
         return getattr(cursor, fetch)() if fetch else cursor.rowcount
 
 
-def owned_session(pk, owner_pk, fields):
-    """Session ``pk`` of owner ``owner_pk`` with ``fields``, or None."""
+def owned_session(pk, owner_pk):
+    """Session ``pk`` of owner ``owner_pk`` with ``PART_FIELDS``, or None."""
     owner = UploadSession._meta.get_field("owner").get_db_prep_value(owner_pk, connection)
-    return _session_row(f"{S.owner} = %s AND ", [owner], pk, fields)
+    return _session_row(f"WHERE s.{S.owner} = %s AND", [owner], pk)
 
 
-def _session_row(where, params, pk, fields, lock=""):
-    columns = ", ".join(getattr(S, field) for field in ("id", *fields))
-    sql = f"SELECT {columns} FROM {SESSIONS} WHERE {where}{S.id} = %s{lock}"
+def _session_row(where, params, pk, extra="", lock=""):
+    columns = ", ".join(f"s.{getattr(S, field)}" for field in ("id", *PART_FIELDS))
+    sql = f"SELECT {columns}{extra} FROM {SESSIONS} s {where} s.{S.id} = %s{lock}"
     rows = list(UploadSession.objects.raw(sql, [*params, session_pk(pk)]))
     return rows[0] if rows else None
 
@@ -85,30 +87,28 @@ def range_state(pk, part_number):
     return (row[0], bool(row[1])) if row else (None, False)
 
 
-def lock_session(pk, fields):
-    """The session row with ``fields`` (or None), locked until the transaction ends (SQLite's
-    write transaction holds the whole file)."""
+def lock_session(pk):
+    """The session row (or None), locked until the transaction ends (SQLite's write
+    transaction holds the whole file)."""
     if connection.get_autocommit():
         raise TransactionManagementError("lock_session outside a transaction locks nothing")
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    return _session_row("", [], pk, fields, lock)
+    return _session_row("WHERE", [], pk, lock=lock)
 
 
-def recorded_parts(pk, numbers):
-    """``{part number: RecordedPart}`` of those of ``numbers`` that are recorded."""
-    numbers = sorted(numbers)
-    marks = ", ".join(["%s"] * len(numbers))
-    rows = _run(
-        f"SELECT {P.part_number}, {P.size_bytes}, {P.sha256} FROM {PARTS}"
-        f" WHERE {P.session} = %s AND {P.part_number} IN ({marks})",
-        [session_pk(pk), *numbers],
-        "fetchall",
+def counted_session(pk):
+    """The session after ``count_part``, whose UPDATE holds the row, and ``hash_next_in``:
+    whether the part the saved hash needs is recorded. A read of its own, not subqueries of
+    a locking SELECT: one that waited sees the parts of its first snapshot on PostgreSQL."""
+    extra = (
+        f", EXISTS(SELECT 1 FROM {PARTS} p WHERE p.{P.session} = s.{S.id}"
+        f" AND p.{P.part_number} = s.{S.hashed_parts} + 1) AS hash_next_in"
     )
-    return {row[0]: RecordedPart(*row) for row in rows}
+    return _session_row("WHERE", [], pk, extra)
 
 
 def insert_part(pk, part_number, stored, now):
-    """Record a part; the unique constraint raises ``IntegrityError``."""
+    """Record a part: False when it is recorded already (the unique constraint holds)."""
     values = {
         P.session: session_pk(pk),
         P.part_number: part_number,
@@ -120,12 +120,19 @@ def insert_part(pk, part_number, stored, now):
         P.created_at: timestamp(now),
     }
     marks = ", ".join(["%s"] * len(values))
-    _run(f"INSERT INTO {PARTS} ({', '.join(values)}) VALUES ({marks})", list(values.values()))
+    return bool(
+        _run(
+            f"INSERT INTO {PARTS} ({', '.join(values)}) VALUES ({marks})"
+            f" ON CONFLICT ({P.session}, {P.part_number}) DO NOTHING",
+            list(values.values()),
+        )
+    )
 
 
 def count_part(pk, size, *, expires_at, now, hashed=None):
-    """Count a recorded part on its session (in progress from now on, its life extended);
-    ``hashed``: ``{"hashed_parts": n, "hash_state": bytes}`` to save with it."""
+    """Count a recorded part on its session if it is open and not expired (in progress from
+    now on, its life extended): whether it was. ``hashed``: ``(n, state)``, the file hash
+    after part ``n``, saved if the saved hash still waits for that part."""
     sets = [
         f"{S.completed_parts} = {S.completed_parts} + 1",
         f"{S.bytes_received} = {S.bytes_received} + %s",
@@ -135,11 +142,17 @@ def count_part(pk, size, *, expires_at, now, hashed=None):
     ]
     params = [size, str(UploadSession.Status.IN_PROGRESS), timestamp(expires_at), timestamp(now)]
     if hashed:
-        sets += [f"{S.hashed_parts} = %s", f"{S.hash_state} = %s"]
-        params += [hashed["hashed_parts"], bytes(hashed["hash_state"])]
-    _run(
-        f"UPDATE {SESSIONS} SET {', '.join(sets)} WHERE {S.id} = %s",
-        [*params, session_pk(pk)],
+        number, state = hashed
+        waits = f"CASE WHEN {S.hashed_parts} = %s THEN %s ELSE"
+        sets += [f"{S.hashed_parts} = {waits} {S.hashed_parts} END"]
+        sets += [f"{S.hash_state} = {waits} {S.hash_state} END"]
+        params += [number - 1, number, number - 1, bytes(state)]
+    return bool(
+        _run(
+            f"UPDATE {SESSIONS} SET {', '.join(sets)}"
+            f" WHERE {S.id} = %s AND {_IS_OPEN} AND {S.expires_at} > %s",
+            [*params, session_pk(pk), *OPEN_STATUSES, timestamp(now)],
+        )
     )
 
 

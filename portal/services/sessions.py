@@ -24,17 +24,6 @@ MAX_NAME_CHARS = 255
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 MAX_PARTS = 100_000
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-# What receiving a part reads of its session; the rest of the row is not selected.
-PART_FIELDS = (
-    "status",
-    "expires_at",
-    "chunk_size_bytes",
-    "total_size_bytes",
-    "total_parts",
-    "completed_parts",
-    "hashed_parts",
-    "hash_state",
-)
 
 
 def ttl():
@@ -43,10 +32,8 @@ def ttl():
 
 def create_session(owner, data):
     """``(session, created)`` from the request's JSON object; the same owner and
-    ``idempotency_key`` get the existing session, also when identical requests race:
-    ``_insert`` looks again under the owner's lock, before the quotas (a repeat is never
-    refused for the room its first request took), and the unique constraint does the rest.
-    """
+    ``idempotency_key`` get the existing session, also when identical requests race (a
+    repeat is never refused for the room its first request took)."""
     spec = _validated(data)
     key = spec.pop("idempotency_key")
     session = _by_idempotency_key(owner, key) if key else None
@@ -205,27 +192,31 @@ def _idempotency_key(value):
     return _text(value, "idempotency_key", max_chars=MAX_IDEMPOTENCY_KEY_CHARS)
 
 
-def get_session(owner, session_id, fields=None):
-    """The owner's session, else 404 (unknown, malformed id, or someone else's): with its
-    file, or only ``fields`` of the session (``PART_FIELDS`` on the part path)."""
+def get_session(owner, session_id, *, for_part=False):
+    """The owner's session with its file, or (``for_part``) only what the part path reads;
+    else 404 (unknown, malformed id, or someone else's)."""
     try:
         pk = uuid.UUID(str(session_id))
     except ValueError:
-        raise NotFound("no such upload session", code="session_not_found") from None
-    if fields:
-        session = part_sql.owned_session(pk, owner.pk, fields)
+        raise session_not_found() from None
+    if for_part:
+        session = part_sql.owned_session(pk, owner.pk)
     else:
         session = one_or_none(
             UploadSession.objects.filter(pk=pk, owner=owner).select_related("file")
         )
     if session is None:
-        raise NotFound("no such upload session", code="session_not_found")
+        raise session_not_found()
     return session
 
 
+def session_not_found():
+    return NotFound("no such upload session", code="session_not_found")
+
+
 def ensure_open(session, now=None):
-    """409 or 410 unless ``session`` accepts parts: open and not past ``expires_at`` (marking
-    it failed is cleanup's job)."""
+    """409 or 410 unless ``session`` takes parts (marking an expired one failed is cleanup's
+    job)."""
     if session.status == UploadSession.Status.FINALIZING:
         raise Conflict(
             "the upload session is being finalized; ask for its status with GET",

@@ -1,6 +1,5 @@
-"""tus 1.0 on upload sessions; ``TusUpload`` keeps what tus adds (metadata, the expected
-sha256, the tail). The offset is computed from the recorded parts and the tail, never
-stored, so HEAD answers what is in storage whatever broke in between."""
+"""tus 1.0 on upload sessions (``TusUpload`` keeps what tus adds). The offset is computed
+from the recorded parts and the tail, never stored: HEAD answers what is in storage."""
 
 import base64
 import binascii
@@ -48,8 +47,7 @@ def check_version(value):
 
 
 def parse_metadata(header):
-    """``Upload-Metadata`` -> ``{key: bytes}``. Absent or blank is no metadata (tuspy
-    sends an empty header); a key may come without a value; keys are unique."""
+    """``Upload-Metadata`` -> ``{key: bytes}``; blank is none (tuspy sends it empty)."""
     if header is None or not header.strip():
         return {}
     if len(header) > MAX_METADATA_CHARS:
@@ -163,7 +161,7 @@ def get_upload(owner, upload_id):
         )
     )
     if tus is None:
-        raise _not_found()
+        raise upload_not_found()
     return tus.session, tus
 
 
@@ -172,10 +170,10 @@ def upload_pk(upload_id):
     try:
         return uuid.UUID(str(upload_id))
     except ValueError:
-        raise _not_found() from None
+        raise upload_not_found() from None
 
 
-def _not_found():
+def upload_not_found():
     return NotFound("no such tus upload", code="upload_not_found")
 
 
@@ -187,23 +185,17 @@ def ensure_usable(session):
 
 
 def contiguous_parts(session_pk):
-    """How many parts are recorded without a gap from part 1."""
-    totals = UploadPart.objects.filter(session_id=session_pk).aggregate(
-        count=Count("pk"), last=Max("part_number")
-    )
-    if not totals["count"] or totals["count"] == totals["last"]:
+    """How many parts are recorded without a gap from part 1 (one aggregate when none is
+    missing, as with tus alone)."""
+    parts = UploadPart.objects.filter(session_id=session_pk)
+    totals = parts.aggregate(count=Count("pk"), last=Max("part_number"))
+    if totals["count"] == (totals["last"] or 0):
         return totals["count"]
-    numbers = (
-        UploadPart.objects.filter(session_id=session_pk)
-        .order_by("part_number")
-        .values_list("part_number", flat=True)
+    numbers = parts.order_by("part_number").values_list("part_number", flat=True)
+    return next(
+        (done for done, number in enumerate(numbers.iterator()) if number != done + 1),
+        totals["count"],
     )
-    done = 0
-    for number in numbers.iterator():
-        if number != done + 1:
-            break
-        done = number
-    return done
 
 
 def current_offset(session, tus):

@@ -8,17 +8,16 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from portal import locks, storage
 from portal.models import TusUpload, UploadSession
-from portal.parts import part_offset, part_size
-from portal.services import filehash, finalize, guards, part_sql
-from portal.services.errors import BadRequest, Conflict, NotFound, TooLarge
+from portal.parts import part_size
+from portal.services import chunks, filehash, finalize, guards
+from portal.services.errors import BadRequest, Conflict, TooLarge
 from portal.services.finalize.assembly import part_rows
 from portal.services.guards import storage_faults
-from portal.services.sessions import PART_FIELDS, ensure_open, ttl
 from portal.services.tus import (
     ChecksumMismatch,
     Locked,
@@ -27,6 +26,7 @@ from portal.services.tus import (
     ensure_usable,
     get_upload,
     parse_checksum,
+    upload_not_found,
     upload_pk,
 )
 from portal.services.tus_stream import Body, PartBytes, TailMissing, tail_chunks
@@ -126,17 +126,14 @@ def _file_hash(session, tus, offset, length):
     return digest
 
 
-_ASIDE = object()
-
-
 class _Writer:
-    """Cuts the body at part boundaries into temp objects and records them."""
+    """Cuts the body at part boundaries and stores each part as the JSON API does
+    (``chunks``); records the whole parts, then the tail."""
 
     def __init__(self, session, tus, file_hash, *, deferred):
         self.session, self.tus, self.file_hash, self.deferred = session, tus, file_hash, deferred
-        self.whole = []  # (part number, StoredObject, file hash or None): not yet recorded
+        self.pending = []  # (part number, StoredObject, file hash, range, ExitStack): written
         self.tail = None  # (part number, StoredObject) of a part's first bytes
-        self.placed = []  # (PartRange, its ExitStack) of the parts in ``whole`` in place
         self.saves_file_hash = filehash.applies(session)
 
     def run(self, body, offset, checked):
@@ -157,85 +154,53 @@ class _Writer:
             raise
 
     def _write(self, part, within, body):
-        """Write part ``part`` (its first ``within`` bytes from the tail): True when whole,
-        False when it is the new tail, None when the body gave nothing for it."""
+        """Part ``part`` (its first ``within`` bytes from the tail), in its range when the
+        body may hold the rest: True when whole, False when it is the new tail, None when
+        the body gave nothing for it. In place, only the file hash takes it."""
         expected = part_size(part, self.session.chunk_size_bytes, self.session.total_size_bytes)
         part_hash = filehash.for_part(self.session, part) if self.saves_file_hash else None
         source = PartBytes(self.tus.tail_key if within else "", within, body, expected - within)
+        held = contextlib.ExitStack()
         try:
-            if body.left >= expected - within:
-                placed = self._write_in_place(part, expected, source, part_hash)
-                if placed is not _ASIDE:
-                    return placed
-            stored = storage.write_temp_part(
-                source,
-                session_id=self.session.pk,
-                part_number=part,
-                max_bytes=expected,
-                file_hash=part_hash,
-                for_copy=filehash.applies(self.session),
-            )
+            place = self._claim(held, part, expected) if body.left >= expected - within else None
+            args = (self.session, part, source, expected, place, part_hash)
+            stored = chunks.write(*args, own_hash=part_hash is None)
         except TailMissing:
+            held.close()
             self._forget_tail()
             raise Conflict(
                 "the upload's last received bytes are gone from storage; ask HEAD for the "
                 "offset and resume from there",
                 code="offset_mismatch",
             ) from None
-        if not source.taken:
-            storage.delete_temp([stored.key])
-            return None
-        if stored.size == expected:
-            self._whole(part, stored, part_hash)
-            return True
-        self.tail = (part, stored)
-        return False
-
-    def _whole(self, part, stored, part_hash):
-        self.whole.append((part, stored, part_hash))
-        if part_hash is not None:  # the next part's bytes go on from this hash
-            self.session.hashed_parts, self.session.hash_state = part, part_hash.state()
-
-    def _write_in_place(self, part, expected, source, part_hash):
-        """Local disk: the part into its range of the session's file, held until recorded;
-        where the file hash takes the part on, the part keeps no sha256 of its own (only a
-        replay, refused here, would compare it). What ``_write`` answers, or ``_ASIDE``.
-        A body that breaks off inside the part leaves the arrived bytes as the tail."""
-        held = contextlib.ExitStack()
-        offset = part_offset(part, self.session.chunk_size_bytes)
-        try:
-            place = held.enter_context(
-                storage.backend().part_range(self.session.pk, offset, expected)
-            )
-        except storage.RangeBusy:  # the JSON API is writing it
-            raise _changed_elsewhere() from None
-        if place is None:
-            return _ASIDE
-        status, recorded = part_sql.range_state(self.session.pk, part)
-        if status not in OPEN or recorded:
-            held.close()
-            current = UploadSession.objects.filter(pk=self.session.pk).first()
-            if recorded or current is None:
-                raise _changed_elsewhere()
-            ensure_open(current)  # closed meanwhile: its 409 or 410
-        try:
-            stored = place.write(
-                source, max_bytes=expected, file_hash=part_hash, own_hash=part_hash is None
-            )
         except BaseException:
             held.close()
             raise
         if stored.size == expected:
-            self._whole(part, stored, part_hash)
-            self.placed.append((place, held))
+            self.pending.append((part, stored, part_hash, place, held))
+            if part_hash is not None:  # the next part's bytes go on from this hash
+                self.session.hashed_parts, self.session.hash_state = part, part_hash.state()
             return True
-        try:
-            if source.taken:
-                self.tail = (part, place.copy_to_temp(stored.size, part_number=part))
-        finally:
-            place.release()
-            held.close()
+        with held:
+            if place is None and source.taken:
+                self.tail = (part, stored)
+                return False
+            try:
+                if source.taken:
+                    self.tail = (part, place.copy_to_temp(stored.size, part_number=part))
+            finally:
+                chunks.discard(stored, place)  # the range's blocks, or an empty temp object
         return False if source.taken else None
+
+    def _claim(self, held, part, expected):
+        """The part's range; 409 when the JSON API holds or recorded it, the session's 409
+        or 410 when it closed meanwhile."""
+        place, state = chunks.claim_range(held, self.session, part, expected, _changed_elsewhere)
+        if state == "recorded":
+            raise _changed_elsewhere()
+        if state == "closed":
+            raise chunks.refusal(self.session.pk, _changed_elsewhere, timezone.now())
+        return place
 
     def _verify(self, body, checked):
         """With an ``Upload-Checksum``, the whole body matched or nothing is recorded."""
@@ -252,42 +217,38 @@ class _Writer:
             )
 
     def _record(self):
-        """Record the whole parts and the tail in one transaction (409 when the JSON API
-        recorded one meanwhile); the old tail goes once nothing points to it."""
-        if not self.whole and self.tail is None:
+        """The whole parts and the tail in one transaction (409 when the JSON API recorded
+        a part meanwhile); the old tail goes once nothing points to it."""
+        if not self.pending and self.tail is None:
             return
         self._check_file_hash()
         old_tail = self.tus.tail_key
         now = timezone.now()
+        parts = [entry[:3] for entry in self.pending]
         try:
             with transaction.atomic():
-                self._record_locked(now, now + ttl())
-        except IntegrityError:
+                expires_at = chunks.record(self.session, parts, upload_not_found, now)
+                if not parts:  # no count locked the open session and extended it
+                    self._extend(now, expires_at)
+                self._save_tus()
+        except chunks.Replayed:
             raise _changed_elsewhere() from None
-        self.whole = []
-        self.tail = None
-        self._let_go(release=False)
+        self.session.expires_at = expires_at
+        for *_, held in self.pending:
+            held.close()
+        self.pending, self.tail = [], None
         if old_tail and old_tail != self.tus.tail_key:
             with contextlib.suppress(storage.StorageUnavailable):  # the sweep removes it
                 storage.delete_temp([old_tail])
 
-    def _record_locked(self, now, expires_at):
-        locked = part_sql.lock_session(self.session.pk, PART_FIELDS)
-        if locked is None:
-            raise NotFound("no such tus upload", code="upload_not_found")
-        ensure_open(locked, now)
-        for number, stored, part_hash in self.whole:
-            part_sql.insert_part(self.session.pk, number, stored, now)
-            saved = filehash.saved_fields(locked, number, part_hash)
-            part_sql.count_part(
-                self.session.pk, stored.size, expires_at=expires_at, now=now, hashed=saved
-            )
-            locked.hashed_parts = saved.get("hashed_parts", locked.hashed_parts)
-        self._save_tus(now, expires_at)
-        if self.whole or self.tail is not None:
-            self.session.expires_at = expires_at
+    def _extend(self, now, expires_at):
+        extended = UploadSession.objects.filter(
+            pk=self.session.pk, status__in=OPEN, expires_at__gt=now
+        ).update(expires_at=expires_at, updated_at=now)
+        if not extended:
+            raise chunks.refusal(self.session.pk, upload_not_found, now)
 
-    def _save_tus(self, now, expires_at):
+    def _save_tus(self):
         """The tus row's tail and hash fields, written only when they changed."""
         part, stored = self.tail or (0, None)
         fields = {
@@ -303,17 +264,13 @@ class _Writer:
         }
         if changed:
             TusUpload.objects.filter(pk=self.session.pk).update(**changed)
-        if stored is not None:
-            UploadSession.objects.filter(pk=self.session.pk).update(
-                expires_at=expires_at, updated_at=now
-            )
         for name, value in changed.items():
             setattr(self.tus, name, value)
 
     def _check_file_hash(self):
         """Before the last part is recorded: 460 unless the file's sha256 is the metadata's."""
         last = self.session.total_parts
-        if not self.tus.sha256 or not any(number == last for number, *_ in self.whole):
+        if not self.tus.sha256 or not any(entry[0] == last for entry in self.pending):
             return
         actual = self.file_hash.hexdigest() if self.file_hash is not None else ""
         if actual != self.tus.sha256:
@@ -323,23 +280,16 @@ class _Writer:
                 code="sha256_mismatch",
             )
 
-    def _let_go(self, *, release):
-        """Let go of the ranges written in place: recorded, or (``release``) given back."""
-        for place, held in self.placed:
-            if release:
-                place.release()
-            held.close()
-        self.placed = []
-
     def _discard(self):
-        keys = [stored.key for _, stored, _ in self.whole if stored.offset is None]
-        if self.tail is not None:
-            keys.append(self.tail[1].key)
-        self.whole, self.tail = [], None
-        self._let_go(release=True)
-        if keys:
+        """Nothing unrecorded is kept: ranges given back, temp objects deleted (else swept)."""
+        pending, self.pending = self.pending, []
+        tail, self.tail = self.tail, None
+        for _, stored, _, place, held in pending:
+            with held, contextlib.suppress(storage.StorageUnavailable):
+                chunks.discard(stored, place)
+        if tail is not None:
             with contextlib.suppress(storage.StorageUnavailable):
-                storage.delete_temp(keys)
+                storage.delete_temp([tail[1].key])
 
     def _forget_tail(self):
         TusUpload.objects.filter(pk=self.session.pk, tail_key=self.tus.tail_key).update(

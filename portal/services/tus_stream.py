@@ -1,5 +1,5 @@
-"""The bytes of a tus PATCH on their way into storage: the body (ending early, not failing,
-when the client goes away) and one part's bytes, the upload's tail read back first."""
+"""A request body on its way into storage (ending early, not failing, when the client goes
+away) and a tus part's bytes, the upload's tail read back first."""
 
 from portal import storage
 
@@ -61,6 +61,8 @@ class Body:
     """The request body: at most ``left`` bytes, each fed to ``hashes``; a body that
     breaks off (the client went away, a timeout) ends early, with ``broken`` saying why."""
 
+    ENDED = "the body ended early"
+
     def __init__(self, stream, length, hashes):
         self._stream = stream
         self._hashes = hashes
@@ -77,7 +79,7 @@ class Body:
         except OSError as exc:
             return self._broke(type(exc).__name__, b"")
         if not data:
-            return self._broke("the body ended early", b"")
+            return self._broke(self.ENDED, b"")
         self._took(data)
         return data
 
@@ -96,7 +98,7 @@ class Body:
         except OSError as exc:
             return self._broke(type(exc).__name__, 0)
         if not got:
-            return self._broke("the body ended early", 0)
+            return self._broke(self.ENDED, 0)
         self._took(view[:got])
         return got
 

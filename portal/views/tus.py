@@ -1,18 +1,10 @@
-"""The tus 1.0 endpoint, ``/api/v1/tus/``: parse the tus headers, call one service, answer
-with tus headers (docs/api.md, "tus 1.0").
-
-Every answer carries ``Tus-Resumable``; errors are the portal's JSON errors with their
-code. ``OPTIONS`` needs no token (a browser's CORS preflight carries none); the CORS
-headers go to the origins of ``PORTAL_CORS_ALLOWED_ORIGINS`` and to no other.
-``X-HTTP-Method-Override`` names the method for clients behind proxies that only pass
-GET and POST.
-"""
+"""The tus 1.0 endpoint, ``/api/v1/tus/`` (docs/api.md, "tus 1.0"): parse the tus headers,
+call one service, answer with tus headers. ``OPTIONS`` needs no token: a browser's CORS
+preflight carries none."""
 
 import functools
-import logging
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -20,11 +12,11 @@ from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from portal import auth, request_body
-from portal.responses import database_unavailable, error_response
+from portal.responses import error_response
 from portal.services import tus, tus_patch
-from portal.services.errors import ApiError, BadRequest, LengthRequired, MethodNotAllowed
+from portal.services.errors import ApiError, BadRequest, LengthRequired
+from portal.views.uploads import answered, handler_for
 
-logger = logging.getLogger("portal.api")
 TUS_HEADERS = (
     "Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, "
     "Upload-Offset, Upload-Length, Upload-Expires, Upload-Metadata, Location, X-Request-ID"
@@ -44,16 +36,17 @@ def tus_endpoint(view):
     @csrf_exempt
     @functools.wraps(view)
     def wrapper(request, **kwargs):
-        method = request.headers.get("X-HTTP-Method-Override", request.method).upper()
-        try:
-            response = _dispatch(request, method, view(), kwargs)
-        except ApiError as exc:
-            response = error_response(exc)
-            if isinstance(exc, tus.PreconditionFailed):
-                response["Tus-Version"] = tus.TUS_VERSION
-        except (OperationalError, InterfaceError) as exc:
-            logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
-            response = database_unavailable()
+        def answer():
+            method = _method(request)
+            handler = handler_for(method, view())
+            if method == "OPTIONS":
+                return handler(request)
+            tus.check_version(request.headers.get("Tus-Resumable"))
+            return handler(request, auth.authenticate(request), **kwargs)
+
+        response = answered(answer)
+        if response.status_code == tus.PreconditionFailed.status:
+            response["Tus-Version"] = tus.TUS_VERSION
         return response
 
     return wrapper
@@ -74,22 +67,16 @@ class TusHeadersMiddleware:
         if self.prefix is None:
             self.prefix = reverse("tus-uploads").rstrip("/")
         if request.path == self.prefix or request.path.startswith(self.prefix + "/"):
-            method = request.headers.get("X-HTTP-Method-Override", request.method).upper()
-            if method == "HEAD":
+            if _method(request) == "HEAD":
                 response["Cache-Control"] = "no-store"
             response["Tus-Resumable"] = tus.TUS_VERSION
             _cors(request, response)
         return response
 
 
-def _dispatch(request, method, handlers, kwargs):
-    handler = handlers.get(method)
-    if handler is None:
-        raise MethodNotAllowed(method, sorted(handlers))
-    if method == "OPTIONS":
-        return handler(request)
-    tus.check_version(request.headers.get("Tus-Resumable"))
-    return handler(request, auth.authenticate(request), **kwargs)
+def _method(request):
+    """``X-HTTP-Method-Override``: for clients behind proxies that pass only GET and POST."""
+    return request.headers.get("X-HTTP-Method-Override", request.method).upper()
 
 
 def _cors(request, response):

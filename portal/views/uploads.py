@@ -1,10 +1,5 @@
-"""The upload API (JSON): thin views that parse the request, call one service, render.
-
-Every endpoint needs ``Authorization: Bearer <token>``; errors are
-``{"error": {"code", "message"}}`` with the status of the ``ApiError`` a service raised.
-Part bodies are passed to the service as a reader of the request stream
-(``portal.request_body``: ``readinto`` a buffer), never as ``request.body``.
-"""
+"""The upload API (JSON): thin views that parse the request, call one service, render. Part
+bodies go to the service as a reader of the request stream, never as ``request.body``."""
 
 import functools
 import json
@@ -24,29 +19,36 @@ MAX_JSON_BYTES = 64 * 1024
 
 
 def api_endpoint(view):
-    """CSRF-exempt, authenticated, JSON errors; ``view`` maps methods to handlers.
-
-    A database that cannot be reached is a ``503 database_unavailable`` (logged with its
-    cause), like a storage outage: the client retries, nothing was half-done.
-    """
+    """CSRF-exempt, authenticated, JSON errors; ``view`` maps methods to handlers."""
 
     @csrf_exempt
     @functools.wraps(view)
     def wrapper(request, **kwargs):
-        try:
+        def answer():
             user = auth.authenticate(request)
-            handlers = view()
-            handler = handlers.get(request.method)
-            if handler is None:
-                raise MethodNotAllowed(request.method, sorted(handlers))
-            return handler(request, user, **kwargs)
-        except ApiError as exc:
-            return error_response(exc)
-        except (OperationalError, InterfaceError) as exc:
-            logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
-            return database_unavailable()
+            return handler_for(request.method, view())(request, user, **kwargs)
+
+        return answered(answer)
 
     return wrapper
+
+
+def handler_for(method, handlers):
+    if method not in handlers:
+        raise MethodNotAllowed(method, sorted(handlers))
+    return handlers[method]
+
+
+def answered(answer):
+    """``answer()``, or its ``ApiError`` as JSON. A database that cannot be reached is a 503
+    (logged with its cause), like a storage outage: nothing was half-done, the client retries."""
+    try:
+        return answer()
+    except ApiError as exc:
+        return error_response(exc)
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        return database_unavailable()
 
 
 def _json_body(request):
@@ -79,14 +81,14 @@ def _abort(request, user, session_id):
 
 
 def _put_part(request, user, session_id, part_number):
-    receipt = chunks.receive_part(
+    receipt, created = chunks.receive_part(
         user,
         session_id,
         part_number,
         request_body.body_reader(request),
         request.META.get("CONTENT_LENGTH"),
     )
-    return JsonResponse(receipt.as_dict(), status=201 if receipt.created else 200)
+    return JsonResponse(receipt, status=201 if created else 200)
 
 
 def _finalize(request, user, session_id):
