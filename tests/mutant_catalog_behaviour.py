@@ -174,4 +174,163 @@ MUTANTS = (
         ),
         ("tests/test_storage_links.py",),
     ),
+    # Pinned after a private run of 72 candidates (issue #31, phase 1).
+    Mutant(
+        "the bearer scheme is matched case-sensitively",
+        "portal/auth.py",
+        (('if scheme.lower() != "bearer" or not raw:', 'if scheme != "Bearer" or not raw:'),),
+        ("tests/test_tokens.py",),
+    ),
+    Mutant(
+        "a session failed during its assembly keeps its lease",
+        "portal/services/sessions.py",
+        (("            assembly_lease_until=None,\n", ""),),
+        ("tests/test_api_finalize.py",),
+    ),
+    Mutant(
+        "an abort of a finalizing session answers 204",
+        "portal/services/sessions.py",
+        (
+            (
+                "(UploadSession.Status.FAILED, UploadSession.Status.FINALIZING):",
+                "(UploadSession.Status.FAILED,):",
+            ),
+        ),
+        ("tests/test_api_sessions.py",),
+    ),
+    Mutant(
+        "a session still takes parts at the instant it expires",
+        "portal/services/sessions.py",
+        (
+            (
+                "if session.expires_at <= (now or timezone.now()):",
+                "if session.expires_at < (now or timezone.now()):",
+            ),
+        ),
+        ("tests/test_api_parts.py",),
+    ),
+    Mutant(
+        "a requested part size that makes exactly the most parts is refused",
+        "portal/services/sessions.py",
+        (
+            (
+                "if part_count(size_bytes, chunk) > MAX_PARTS:",
+                "if part_count(size_bytes, chunk) >= MAX_PARTS:",
+            ),
+        ),
+        ("tests/test_api_sessions.py",),
+    ),
+    Mutant(
+        "Upload-Checksum's algorithm is matched case-sensitively",
+        "portal/services/tus.py",
+        (("CHECKSUM_ALGORITHMS.get(algorithm.lower())", "CHECKSUM_ALGORITHMS.get(algorithm)"),),
+        ("tests/test_tus_api.py",),
+    ),
+    Mutant(
+        "a tus preflight is not cached by the browser",
+        "portal/views/tus.py",
+        (('        response["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE\n', ""),),
+        ("tests/test_tus_api.py",),
+    ),
+    Mutant(
+        "an OPTIONS that is no preflight gets the preflight's headers",
+        "portal/views/tus.py",
+        (
+            (
+                'if request.method == "OPTIONS" and "Access-Control-Request-Method" in '
+                "request.headers:",
+                'if request.method == "OPTIONS":',
+            ),
+        ),
+        ("tests/test_tus_api.py",),
+    ),
+    Mutant(
+        "a tus PATCH answer does not say until when the upload stays open",
+        "portal/views/tus.py",
+        (
+            (
+                "    if result.expires_at is not None:\n"
+                '        response["Upload-Expires"] = http_date(result.expires_at.timestamp())\n',
+                "",
+            ),
+        ),
+        ("tests/test_tus_api.py",),
+    ),
+    Mutant(
+        "a chunked Transfer-Encoding in capitals is not refused",
+        "portal/views/tus.py",
+        (
+            (
+                '"chunked" in request.headers.get("Transfer-Encoding", "").lower()',
+                '"chunked" in request.headers.get("Transfer-Encoding", "")',
+            ),
+        ),
+        ("tests/test_tus_portal.py",),
+    ),
+    Mutant(
+        "a tus PATCH does not keep the temp volume's reserve",
+        "portal/services/tus_patch.py",
+        (
+            (
+                '            guards.ensure_room("temp", length)\n            file_hash',
+                "            file_hash",
+            ),
+        ),
+        ("tests/test_guards.py",),
+    ),
+    Mutant(
+        "a tus PATCH that leaves only a tail does not extend the upload's expiry",
+        "portal/services/tus_patch.py",
+        (
+            (
+                "        if stored is not None:\n"
+                "            UploadSession.objects.filter(pk=self.session.pk).update(\n"
+                "                expires_at=expires_at, updated_at=now\n"
+                "            )\n",
+                "",
+            ),
+        ),
+        ("tests/test_tus_api.py",),
+    ),
+    Mutant(
+        "a duration of ten or more units keeps its smaller unit",
+        "portal/services/status/units.py",
+        (
+            (
+                "if major < 10 and index + 1 < len(DURATION_STEPS):",
+                "if major <= 10 and index + 1 < len(DURATION_STEPS):",
+            ),
+        ),
+        ("tests/test_status_page.py",),
+    ),
+    Mutant(
+        "the page says new uploads are refused at exactly the floor, which the guard takes",
+        "portal/services/status/page.py",
+        (("if refuse and free < refuse:", "if refuse and free <= refuse:"),),
+        ("tests/test_guards.py",),
+    ),
+    Mutant(
+        "the page says a job warns after one period, not two as /ready does",
+        "portal/services/status/page.py",
+        (('"warn_after": duration(2 * schedule)', '"warn_after": duration(schedule)'),),
+        ("tests/test_status_page.py",),
+    ),
+    Mutant(
+        "a run's counts list what did nothing",
+        "portal/services/status/page.py",
+        (("        elif value:\n", "        else:\n"),),
+        ("tests/test_status_page.py",),
+    ),
+    Mutant(
+        "the final key has the day before the month",
+        "portal/storage/backends.py",
+        (('return f"{now:%Y/%m/%d}/', 'return f"{now:%Y/%d/%m}/'),),
+        ("tests/test_api_finalize.py",),
+    ),
+    Mutant(
+        "a full quota (EDQUOT) is an outage, not a full volume",
+        "portal/storage/backends.py",
+        (("exc.errno in (errno.ENOSPC, errno.EDQUOT)", "exc.errno in (errno.ENOSPC,)"),),
+        ("tests/test_storage.py",),
+    ),
 )

@@ -49,6 +49,16 @@ def test_requested_chunk_size_is_used_within_bounds(api, settings):
         assert error_code(response) == "invalid_chunk_size_bytes"
 
 
+def test_a_requested_chunk_size_may_make_exactly_the_most_parts_and_no_more(api, settings):
+    from portal.services.sessions import MAX_PARTS
+
+    settings.PORTAL_CHUNK_SIZE_MIN = 100
+    at_limit = api.create(filename="a", size_bytes=100 * MAX_PARTS, chunk_size_bytes=100)
+    assert (at_limit.status_code, at_limit.json()["total_parts"]) == (201, MAX_PARTS)
+    over = api.create(filename="a", size_bytes=100 * MAX_PARTS + 1, chunk_size_bytes=100)
+    assert (over.status_code, error_code(over)) == (400, "invalid_chunk_size_bytes")
+
+
 @pytest.mark.parametrize(
     "fields, code",
     [
@@ -251,6 +261,16 @@ def test_abort_of_a_complete_session_is_409_and_of_a_failed_one_410(api):
     UploadSession.objects.filter(pk=failed["id"]).update(status="failed", failure_reason="expired")
     response = api.abort(failed["id"])
     assert (response.status_code, error_code(response)) == (410, "session_failed")
+
+
+def test_abort_of_a_finalizing_session_is_409_and_leaves_it_finalizing(api):
+    session = api.start(b"abc", 3)
+    api.put(session["id"], 1, b"abc")
+    UploadSession.objects.update(status="finalizing")
+    response = api.abort(session["id"])
+    assert (response.status_code, error_code(response)) == (409, "session_finalizing")
+    row = UploadSession.objects.get()
+    assert row.status == "finalizing" and row.file.status == "uploading"
 
 
 def test_filename_never_reaches_a_storage_key(api):
