@@ -5,7 +5,10 @@ filled, a fresh connection's failure not sent again, a row lock that makes other
 blocks written at their offsets, the catch-up's order and claims, the sweep of ended
 sessions' files, a long answer on a kept connection, which lease runs out first, a
 part's room on the temp volume, an InterfaceError at connect, the modes of what is made
-in place, a symlink at a file's name). Same rules as ``tests/mutant_catalog.py``."""
+in place, a symlink at a file's name; then the edges a private run of 72 candidates in the
+storage backends, tokens, sessions, tus and the status page found unpinned: cases of
+header values, instants and boundaries, the headers tus and CORS promise, the final key's
+layout, a full quota, S3's request limits). Same rules as ``tests/mutant_catalog.py``."""
 
 from tests.mutant_catalog import Mutant
 
@@ -332,5 +335,23 @@ MUTANTS = (
         "portal/storage/backends.py",
         (("exc.errno in (errno.ENOSPC, errno.EDQUOT)", "exc.errno in (errno.ENOSPC,)"),),
         ("tests/test_storage.py",),
+    ),
+    Mutant(
+        "an S3 delete sends 1,001 keys a request",
+        "portal/storage/s3.py",
+        (("S3_DELETE_BATCH = 1000", "S3_DELETE_BATCH = 1001"),),
+        ("tests/test_storage.py",),
+    ),
+    Mutant(
+        "S3 copies a file of exactly 10,000 parts through the process",
+        "portal/storage/s3_backend.py",
+        (("total_parts > s3.MAX_COPY_PARTS", "total_parts >= s3.MAX_COPY_PARTS"),),
+        ("tests/test_storage_s3_client.py",),
+    ),
+    Mutant(
+        "a saved hash whose struct disagrees with its byte count is resumed",
+        "portal/storage/sha256state.py",
+        ((" and pending == length % 64", ""),),
+        ("tests/test_sha256state.py",),
     ),
 )

@@ -191,3 +191,20 @@ def test_s3_a_completed_assembly_whose_answer_is_lost_is_stored_once(
         assert proxy.completions >= 1
     finally:
         proxy.close()
+
+
+@pytest.mark.s3
+def test_s3_copies_parts_within_its_multipart_rules_only(settings, data_dir, moto_s3):
+    """UploadPartCopy: at most 10,000 parts, each but the last at least 5 MiB; a file of
+    one part is copied whatever its size. Outside them the parts stream through."""
+    from tests.conftest import apply_storage
+
+    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=moto_s3.new_bucket())
+    settings.PORTAL_S3_COPY_ASSEMBLY = True
+    backend = storage.backend()
+    assert backend.copies_parts(5 * MIB, 10_000)
+    assert not backend.copies_parts(5 * MIB, 10_001)
+    assert not backend.copies_parts(5 * MIB - 1, 2)
+    assert backend.copies_parts(1, 1)
+    settings.PORTAL_S3_COPY_ASSEMBLY = False
+    assert not storage.backend().copies_parts(5 * MIB, 2)
