@@ -227,13 +227,13 @@ MUTANTS = (
         "Upload-Checksum's algorithm is matched case-sensitively",
         "portal/services/tus.py",
         (("CHECKSUM_ALGORITHMS.get(algorithm.lower())", "CHECKSUM_ALGORITHMS.get(algorithm)"),),
-        ("tests/test_tus_api.py",),
+        ("tests/test_tus_edges.py",),
     ),
     Mutant(
         "a tus preflight is not cached by the browser",
         "portal/views/tus.py",
         (('        response["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE\n', ""),),
-        ("tests/test_tus_api.py",),
+        ("tests/test_tus_edges.py",),
     ),
     Mutant(
         "an OPTIONS that is no preflight gets the preflight's headers",
@@ -245,7 +245,7 @@ MUTANTS = (
                 'if request.method == "OPTIONS":',
             ),
         ),
-        ("tests/test_tus_api.py",),
+        ("tests/test_tus_edges.py",),
     ),
     Mutant(
         "a tus PATCH answer does not say until when the upload stays open",
@@ -293,7 +293,7 @@ MUTANTS = (
                 "",
             ),
         ),
-        ("tests/test_tus_api.py",),
+        ("tests/test_tus_edges.py",),
     ),
     Mutant(
         "a duration of ten or more units keeps its smaller unit",
@@ -334,7 +334,7 @@ MUTANTS = (
         "a full quota (EDQUOT) is an outage, not a full volume",
         "portal/storage/backends.py",
         (("exc.errno in (errno.ENOSPC, errno.EDQUOT)", "exc.errno in (errno.ENOSPC,)"),),
-        ("tests/test_storage.py",),
+        ("tests/test_full_volume.py",),
     ),
     Mutant(
         "an S3 delete sends 1,001 keys a request",

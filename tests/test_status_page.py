@@ -101,6 +101,7 @@ def test_units_read_like_a_person_writes_them():
     assert binary_size(270553174016) == "252 GiB"
     assert binary_size(512) == "512 bytes"
     assert binary_size(5 * 1024**2) == "5.0 MiB"
+    assert binary_size(100 * 1024) == "100 KiB"  # three digits need no decimal
     assert ago(12) == "12 s ago"
     assert ago(3 * 3600) == "3 h ago"
     assert ago(None) == "never"

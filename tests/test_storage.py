@@ -389,21 +389,3 @@ def test_assemble_final_across_filesystems(settings, data_dir):
     data = b"".join(chunks)
     assert obj.sha256 == hashlib.sha256(data).hexdigest()
     assert (data_dir / "final" / obj.key).read_bytes() == data
-
-
-@pytest.mark.parametrize(("number", "full"), [("ENOSPC", True), ("EDQUOT", True), ("EIO", False)])
-def test_a_full_volume_or_quota_is_storage_full_and_other_os_errors_an_outage(
-    any_storage, number, full
-):
-    """Full (507, ``insufficient_storage``) for ENOSPC and EDQUOT alike: the user's quota
-    on the volume is as full as the volume; any other failure is an outage (503)."""
-    import errno
-
-    from portal.storage.backends import backend_faults
-
-    with (
-        pytest.raises(storage.StorageUnavailable) as caught,
-        backend_faults(storage.temp_storage()),
-    ):
-        raise OSError(getattr(errno, number), os.strerror(getattr(errno, number)))
-    assert isinstance(caught.value, storage.StorageFull) is full
