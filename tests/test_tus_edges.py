@@ -67,19 +67,20 @@ def patch_breaking(tus, path, offset, body, length):
     )
 
 
+@pytest.mark.parametrize("end", [7, 17])  # inside the part the tail began, or the next
 @pytest.mark.parametrize("error", [None, TimeoutError("timed out"), ConnectionResetError()])
-def test_a_body_that_breaks_off_keeps_what_arrived_and_the_upload_resumes(tus, error):
+def test_a_body_that_breaks_off_keeps_what_arrived_and_the_upload_resumes(tus, error, end):
     """The body ends early or the socket fails (a client gone, a read timeout): 400
     ``incomplete_body`` with the offset of what was kept, from where the client resumes;
     also when the PATCH continues a part's first bytes (the tail is read back first)."""
     data = bytes(range(40))
     path = tus.start(len(data))
     assert tus.patch(path, 0, data[:3]).status_code == 204  # a tail
-    response = patch_breaking(tus, path, 3, Breaking(data[3:17], error), 30)
+    response = patch_breaking(tus, path, 3, Breaking(data[3:end], error), 30)
     assert (response.status_code, error_code(response)) == (400, "incomplete_body")
-    assert response["Upload-Offset"] == "17" and "GMT" in response["Upload-Expires"]
-    assert tus.offset(path) == 17
-    assert tus.patch(path, 17, data[17:]).status_code == 204
+    assert response["Upload-Offset"] == str(end) and "GMT" in response["Upload-Expires"]
+    assert tus.offset(path) == end
+    assert tus.patch(path, end, data[end:]).status_code == 204
     assert stored_file_bytes() == data
 
 
