@@ -1,10 +1,9 @@
 """django-configurations values that name the environment variable when a value is bad.
 
-django-configurations reports a bad value as ``Cannot interpret value 'abc'`` and stops at
-the first one. An operator needs the variable's name and the rule it broke, and every
-problem at once, so these values record ``VARIABLE='value': rule`` in ``PROBLEMS`` and fall
-back to their default; ``boot.settings.Base.post_setup`` raises one ``SettingsError``
-listing them all. Cross-field rules live in ``portal.checks`` as Django system checks.
+The library stops at the first bad value with ``Cannot interpret value 'abc'``; an operator
+needs every problem at once, each as ``VARIABLE='value': rule``. So the values record them
+in ``PROBLEMS`` and ``Base.post_setup`` raises one ``SettingsError`` listing them all.
+Cross-field rules are system checks (``portal.checks``).
 """
 
 import os
@@ -17,31 +16,19 @@ from django.core.exceptions import ImproperlyConfigured
 from portal.httpclient import http_url_problem
 
 PROBLEMS: list[str] = []
-# The classes of boot.settings that DJANGO_CONFIGURATION may name (checked by manage.py
-# before django-configurations would fail on an unknown one with a traceback).
+# What DJANGO_CONFIGURATION may name (manage.py checks it, sparing a traceback).
 CONFIGURATIONS = ("Dev", "Test", "Prod")
 
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "kib": 1024,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "mib": 1024**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "gib": 1024**3,
-    "t": 1000**4,
-    "tb": 1000**4,
-    "tib": 1024**4,
+_SIZE_UNITS = {"": 1, "b": 1} | {
+    prefix + suffix: base**power
+    for power, prefix in enumerate("kmgt", start=1)
+    for suffix, base in (("", 1000), ("b", 1000), ("ib", 1024))
 }
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$", re.ASCII)
 
 
 class SettingsError(ImproperlyConfigured):
-    """One or more environment variables are invalid; ``str()`` lists each on its own line."""
+    """``str()`` lists each problem on its own line."""
 
     def __init__(self, problems):
         self.problems = list(problems)
@@ -52,7 +39,7 @@ class SettingsError(ImproperlyConfigured):
 
 
 class Invalid(ValueError):
-    """Raised by ``to_python`` with the rule that the raw value broke."""
+    """The rule that the raw value broke."""
 
 
 class NamedValue(values.Value):
@@ -76,44 +63,50 @@ class NamedValue(values.Value):
         return value
 
     def to_python(self, value):
-        return value.strip()
+        value = value.strip()
+        if value and (problem := self.problem(value)):
+            raise Invalid(problem)
+        return value
+
+    def problem(self, value):
+        """The rule that a non-empty ``value`` breaks, if any."""
+        return None
 
     def shown(self, raw):
-        """The raw value as an error message may show it."""
         return raw
 
 
-class IntValue(NamedValue):
-    """A whole number with optional bounds.
-
-    The upper bound keeps absurd values (``10**30``) from passing the check and then
-    overflowing a database column or a date at run time.
-    """
+class BoundedValue(NamedValue):
+    """A number with bounds: the upper one keeps absurd values (``10**30``, ``1e9`` hours)
+    from overflowing a database column or ``datetime`` arithmetic at run time."""
 
     def __init__(self, *args, min_value=None, max_value=None, **kwargs):
         self.min_value = min_value
         self.max_value = max_value
         super().__init__(*args, **kwargs)
 
+    def bounded(self, number):
+        if self.min_value is not None and number < self.min_value:
+            raise Invalid(f"must be at least {self.min_value}")
+        if self.max_value is not None and number > self.max_value:
+            raise Invalid(f"must be at most {self.max_value}")
+        return number
+
+
+class IntValue(BoundedValue):
     def to_python(self, value):
         try:
             number = int(_ascii(value).strip())
         except ValueError:
             raise Invalid("must be a whole number") from None
-        return _bounded(number, self.min_value, self.max_value)
+        return self.bounded(number)
 
 
-class FloatValue(NamedValue):
-    """A decimal number of seconds with a lower bound (exclusive of zero by default).
+class FloatValue(BoundedValue):
+    """A finite number, above zero unless ``min_value`` says otherwise."""
 
-    With ``max_value``: durations beyond it would overflow ``datetime`` arithmetic
-    (``now + timedelta(hours=1e9)``) in a request or a job instead of failing the check.
-    """
-
-    def __init__(self, *args, min_value=0.001, max_value=None, **kwargs):
-        self.min_value = min_value
-        self.max_value = max_value
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, min_value=0.001, **kwargs):
+        super().__init__(*args, min_value=min_value, **kwargs)
 
     def to_python(self, value):
         try:
@@ -122,7 +115,7 @@ class FloatValue(NamedValue):
             raise Invalid("must be a number") from None
         if number != number or number in (float("inf"), float("-inf")):
             raise Invalid("must be a finite number")
-        return _bounded(number, self.min_value, self.max_value)
+        return self.bounded(number)
 
 
 class ByteSizeValue(IntValue):
@@ -133,12 +126,10 @@ class ByteSizeValue(IntValue):
         unit = match.group(2).lower() if match else None
         if unit not in _SIZE_UNITS:
             raise Invalid("must be a size in bytes such as 8388608, 8MiB or 5GB")
-        return _bounded(int(match.group(1)) * _SIZE_UNITS[unit], self.min_value, self.max_value)
+        return self.bounded(int(match.group(1)) * _SIZE_UNITS[unit])
 
 
 class ChoiceValue(NamedValue):
-    """One of a fixed set of words, compared case-insensitively."""
-
     def __init__(self, *args, choices=(), **kwargs):
         self.choices = tuple(choices)
         super().__init__(*args, **kwargs)
@@ -158,16 +149,11 @@ class PatternValue(NamedValue):
         self.rule = rule
         super().__init__(*args, **kwargs)
 
-    def to_python(self, value):
-        value = value.strip()
-        if value and not self.pattern.fullmatch(value):
-            raise Invalid(self.rule)
-        return value
+    def problem(self, value):
+        return None if self.pattern.fullmatch(value) else self.rule
 
 
 class BoolValue(NamedValue):
-    """true/false, yes/no, on/off, 1/0."""
-
     def to_python(self, value):
         word = value.strip().lower()
         if word in ("1", "true", "yes", "on", "y"):
@@ -178,32 +164,22 @@ class BoolValue(NamedValue):
 
 
 class HttpUrlValue(NamedValue):
-    """An http(s) URL with a host, or empty."""
-
     def shown(self, raw):
         """Never a password in an error message: ``https://user:***@host/…``."""
         return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", raw)
 
-    def to_python(self, value):
-        value = value.strip()
-        if value and (problem := http_url_problem(value)):
-            raise Invalid(problem)
-        return value
+    def problem(self, value):
+        return http_url_problem(value)
 
 
 class AbsolutePathValue(NamedValue):
     """An absolute file system path, or empty (a relative one would depend on the cwd)."""
 
-    def to_python(self, value):
-        value = value.strip()
-        if value and not value.startswith("/"):
-            raise Invalid("must be an absolute path (starting with /)")
-        return value
+    def problem(self, value):
+        return None if value.startswith("/") else "must be an absolute path (starting with /)"
 
 
 class ListValue(NamedValue):
-    """A comma-separated list; blanks dropped."""
-
     def to_python(self, value):
         return [item.strip() for item in value.split(",") if item.strip()]
 
@@ -212,8 +188,7 @@ _ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})
 
 
 class OriginListValue(ListValue):
-    """Comma-separated web origins (``https://app.example.com``, ``http://host:8080``):
-    what a browser sends in ``Origin``, so no path, no trailing slash, no wildcard."""
+    """Web origins as a browser sends them in ``Origin``: no path, slash or wildcard."""
 
     def to_python(self, value):
         origins = [origin.lower() for origin in super().to_python(value)]
@@ -227,45 +202,34 @@ class OriginListValue(ListValue):
         return origins
 
 
-# The databases the portal supports (and installs a driver for): SQLite for one
-# development host, PostgreSQL for production (advisory locks, SKIP LOCKED).
 SUPPORTED_ENGINES = ("django.db.backends.sqlite3", "django.db.backends.postgresql")
 DATABASE_URL_HINT = "use sqlite:///path/to/db.sqlite3 or postgres://user@host:5432/name"
 
 
 def database_from_url(url, *, conn_max_age=60):
-    """Parse ``DATABASE_URL`` into Django's dict, recording a named problem if it is bad.
-
-    The problem names the scheme, never the URL (it may hold a password).
-    """
-    scheme = url.split(":", 1)[0][:20]
+    """``DATABASE_URL`` as Django's dict, or None with a problem that names the scheme,
+    never the URL (it may hold a password)."""
     try:
         config = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
         port = config.get("PORT")
         if port not in (None, "") and not 0 < int(port) < 65536:
             raise ValueError("port")
     except (ValueError, KeyError, TypeError) as exc:
-        PROBLEMS.append(
-            f"DATABASE_URL (scheme {scheme!r}): cannot be parsed ({type(exc).__name__}); "
-            + DATABASE_URL_HINT
-        )
-        return None
-    if config.get("ENGINE") not in SUPPORTED_ENGINES:
-        PROBLEMS.append(
-            f"DATABASE_URL (scheme {scheme!r}): not a supported database; {DATABASE_URL_HINT}"
-        )
-        return None
-    return config
+        problem = f"cannot be parsed ({type(exc).__name__})"
+    else:
+        if config.get("ENGINE") in SUPPORTED_ENGINES:
+            return config
+        problem = "not a supported database"
+    scheme = url.split(":", 1)[0][:20]
+    PROBLEMS.append(f"DATABASE_URL (scheme {scheme!r}): {problem}; {DATABASE_URL_HINT}")
+    return None
 
 
 def from_environ(value, name, environ=None):
     """``value``'s reading of the variable ``name``, or its default when unset or invalid.
 
-    For gunicorn's master (``gunicorn.conf.py``), which starts before any settings are
-    loaded and must not load them (django-configurations would then never set up the
-    workers' settings module). The workers load the same variable through the settings
-    and refuse to boot with the usual named error when it is invalid, so the master need
-    not report it too.
+    For gunicorn's master, which must not load the settings; the workers do, and report
+    an invalid value.
     """
     environ = os.environ if environ is None else environ
     raw = environ.get(name)
@@ -283,14 +247,6 @@ def raise_problems():
         problems = list(PROBLEMS)
         PROBLEMS.clear()
         raise SettingsError(problems)
-
-
-def _bounded(number, min_value, max_value=None):
-    if min_value is not None and number < min_value:
-        raise Invalid(f"must be at least {min_value}")
-    if max_value is not None and number > max_value:
-        raise Invalid(f"must be at most {max_value}")
-    return number
 
 
 def _ascii(value):

@@ -1,12 +1,6 @@
-"""The ``LOGGING`` dictConfig: JSON lines (production) or console lines (development).
-
-Both formats go to stdout through one handler, so Django's, gunicorn's and the portal's
-loggers all share the format, the context fields of ``portal.observability`` and its
-redaction. ``gunicorn.conf.py`` hands the same dict to gunicorn, and Django applies it
-again when the worker loads the settings, so both servers and every command log alike.
-
-This module is imported by gunicorn's master before Django is set up: it must not touch
-Django settings at import time.
+"""The ``LOGGING`` dictConfig: JSON lines (production) or console lines (development),
+to stdout through one handler, for Django, gunicorn (``gunicorn.conf.py``) and every
+command alike (docs/logging.md). Imported by gunicorn's master: no settings at import.
 """
 
 import logging
@@ -20,6 +14,10 @@ from portal.observability import CONTEXT_FIELDS, RECORD_ATTRS
 
 FORMATS = ("json", "console")
 LEVELS = ("debug", "info", "warning", "error", "critical")
+# Loggers that others (Django, gunicorn, django-configurations' own stderr handler) would
+# configure: here they only propagate to the one handler.
+PROPAGATED = ("portal", "django", "django.request", "django.security", "gunicorn.error")
+QUIET = ("py.warnings", "configurations.importer", "botocore", "boto3", "s3transfer", "urllib3")
 HEAD_FIELDS = ("timestamp", "level", "logger", "message", "event", *CONTEXT_FIELDS)
 
 
@@ -28,27 +26,18 @@ def utc_timestamp(record):
 
 
 class PortalJsonFormatter(JsonFormatter):
-    """One JSON object per line: timestamp (UTC ISO 8601), level, logger, message, event,
-    the context fields, then any other extra; an exception as ``{type, message, stack}``.
-
-    JSON escapes newlines, so a multi-line message or traceback stays on one line.
-    """
+    """One JSON object per line: timestamp (UTC), level, logger, message, event, the context
+    fields, then any other extra; an exception as ``{type, message, stack}``."""
 
     def add_fields(self, log_data, record, message_dict):
         super().add_fields(log_data, record, message_dict)
         log_data["timestamp"] = utc_timestamp(record)
         log_data["level"] = record.levelname
         log_data["logger"] = record.name
+        # ``RedactingFilter`` made ``exception`` from ``exc_info``; a bare ``exc_text`` is left.
         formatted = log_data.pop("exc_info", None)
-        if "exception" not in log_data and (formatted or record.exc_info):
-            log_data["exception"] = self._exception(record, formatted)
-
-    def _exception(self, record, formatted):
-        """Structured exception for records that did not pass ``RedactingFilter``."""
-        if record.exc_info and record.exc_info[0] is not None:
-            exc_type, exc, _ = record.exc_info
-            return {"type": exc_type.__name__, "message": str(exc), "stack": formatted}
-        return {"type": None, "message": None, "stack": formatted}
+        if formatted and "exception" not in log_data:
+            log_data["exception"] = {"type": None, "message": None, "stack": formatted}
 
     def process_log_record(self, log_data):
         head = {key: log_data.pop(key) for key in HEAD_FIELDS if key in log_data}
@@ -56,8 +45,7 @@ class PortalJsonFormatter(JsonFormatter):
 
 
 class ConsoleFormatter(logging.Formatter):
-    """Readable lines for a terminal: time, level, logger, message, then key=value extras
-    (event and context first); a traceback follows on its own lines."""
+    """Time, level, logger, message, then key=value extras (event and context first)."""
 
     def __init__(self):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
@@ -81,11 +69,8 @@ def _console_value(value):
 
 
 def quiet_probe(path, status):
-    """True for a probe request that succeeded: not worth a line at INFO.
-
-    Load balancers probe every few seconds; their successes would drown everything else,
-    so only their failures are logged.
-    """
+    """True for a successful probe: balancers probe every few seconds, and their successes
+    would drown everything else."""
     return path in PROBE_PATHS and status < 400
 
 
@@ -97,9 +82,12 @@ def _level_for_status(status):
     return logging.INFO
 
 
-class RunserverAccessFilter(logging.Filter):
-    """``django.server`` (runserver): method and path as fields, probes kept quiet."""
+class AccessFilter(logging.Filter):
+    def __repr__(self):
+        return f"<{type(self).__name__} drops 2xx/3xx of {','.join(sorted(PROBE_PATHS))}>"
 
+
+class RunserverAccessFilter(AccessFilter):
     def filter(self, record):
         status = getattr(record, "status_code", None)
         args = record.args if isinstance(record.args, tuple) else ()
@@ -111,24 +99,12 @@ class RunserverAccessFilter(logging.Filter):
         record.http_method, record.path = parts[0], parts[1].partition("?")[0]
         return not quiet_probe(record.path, status)
 
-    def __repr__(self):
-        return f"<RunserverAccessFilter drops 2xx/3xx of {','.join(sorted(PROBE_PATHS))}>"
 
+class GunicornAccessFilter(AccessFilter):
+    """``gunicorn.access``: structured fields from gunicorn's atoms (docs/logging.md), the
+    level by status, probes kept quiet (a draining ``/ready`` too: the drain is planned).
 
-class GunicornAccessFilter(logging.Filter):
-    """``gunicorn.access``: structured fields from gunicorn's atoms, probes kept quiet.
-
-    gunicorn logs each response with its atoms dict as the argument; the fields become
-    ``http_method``, ``path`` (no query string), ``status_code``, ``duration_ms``,
-    ``response_bytes``, ``remote_addr``, ``user_agent`` and the ``request_id`` the
-    response carries (the request's context has ended when gunicorn logs). The level
-    follows the status as in ``django.server``: 5xx ERROR, 4xx WARNING, else INFO.
-
-    ``remote_addr`` is the peer, which behind a proxy is the proxy. With ``behind_proxy``
-    (``PORTAL_BEHIND_PROXY``) the client's address as the proxy saw it is added as
-    ``client_addr``, from ``X-Forwarded-For``; without, that header is client input and
-    is not logged. A ``/ready`` answered 503 because the instance drains
-    (``portal.health.drain``) is as quiet as a successful probe: the drain is planned.
+    ``X-Forwarded-For`` is client input, logged as ``client_addr`` only ``behind_proxy``.
     """
 
     def __init__(self, name="", behind_proxy=False):
@@ -144,7 +120,8 @@ class GunicornAccessFilter(logging.Filter):
         except (KeyError, ValueError):
             return True
         path = atoms["U"]
-        if quiet_probe(path, status) or (path in PROBE_PATHS and _drained(atoms)):
+        drained = atoms["{x-portal-drain}o"] not in ("", "-")
+        if quiet_probe(path, status) or (path in PROBE_PATHS and drained):
             return False
         if self.behind_proxy and atoms["{x-forwarded-for}i"] not in ("", "-"):
             record.client_addr = atoms["{x-forwarded-for}i"]
@@ -163,17 +140,9 @@ class GunicornAccessFilter(logging.Filter):
         record.levelname = logging.getLevelName(record.levelno)
         return True
 
-    def __repr__(self):
-        return f"<GunicornAccessFilter drops 2xx/3xx of {','.join(sorted(PROBE_PATHS))}>"
-
-
-def _drained(atoms):
-    return atoms["{x-portal-drain}o"] not in ("", "-")
-
 
 class ClientErrorFilter(logging.Filter):
-    """Log a client's bad request at WARNING and without a stack, whatever the logger asked
-    for: the exception is the client's doing, the message says all there is to say."""
+    """A client's bad request: at most WARNING and without a stack (the client's doing)."""
 
     def filter(self, record):
         if record.levelno > logging.WARNING:
@@ -186,15 +155,9 @@ class ClientErrorFilter(logging.Filter):
 
 
 def build_logging(*, fmt="json", level="info", behind_proxy=False):
-    """Return the dictConfig for ``PORTAL_LOG_FORMAT`` and ``PORTAL_LOG_LEVEL``.
-
-    ``behind_proxy`` (``PORTAL_BEHIND_PROXY``) lets access lines carry the client address
-    the proxy forwards (``GunicornAccessFilter``).
-
-    One stdout handler on the root logger; every other logger propagates to it, so the
-    logger tree (``manage.py portal_logging_tree``) has a single place where lines leave
-    the process. Its filters add the context, then redact secrets.
-    """
+    """The dictConfig for ``PORTAL_LOG_FORMAT``, ``PORTAL_LOG_LEVEL`` and
+    ``PORTAL_BEHIND_PROXY``: one stdout handler on the root logger, whose filters add the
+    context, then redact secrets; every other logger propagates to it."""
     if fmt not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     level = level.upper()
@@ -229,27 +192,14 @@ def build_logging(*, fmt="json", level="info", behind_proxy=False):
         },
         "root": {"handlers": ["stdout"], "level": level},
         "loggers": {
-            "portal": logger(),
-            "django": logger(),
-            "django.request": logger(),
-            "django.security": logger(),
-            # A request with a Host outside ALLOWED_HOSTS is the client's doing: Django logs
-            # it at ERROR, which would let anyone set the volume of ERROR records. It stays
-            # one line, at WARNING like any other 4xx.
+            **{name: logger() for name in PROPAGATED},
+            # A bad Host is the client's doing: not an ERROR that anyone could cause at will.
             "django.security.DisallowedHost": logger(filters=["client_error"]),
             "django.server": logger(filters=["runserver_access"]),
             "django.db.backends": logger("INFO"),
-            "gunicorn.error": logger(),
             "gunicorn.access": logger(filters=["gunicorn_access"]),
-            "py.warnings": logger("WARNING"),
-            # django-configurations gives this logger its own stderr handler; drop it.
-            "configurations.importer": logger("WARNING"),
-            "botocore": logger("WARNING"),
-            "boto3": logger("WARNING"),
-            "s3transfer": logger("WARNING"),
-            "urllib3": logger("WARNING"),
-            # django-health-check logs each failed check with a stack; /ready logs its own
-            # ready.check_failed event, so only the library's unexpected errors pass.
+            **{name: logger("WARNING") for name in QUIET},
+            # /ready logs its own ready.check_failed; only the library's unexpected errors.
             "health_check": logger("ERROR"),
         },
     }

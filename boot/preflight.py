@@ -1,10 +1,8 @@
 """``python -m boot.preflight``: the settings check gunicorn runs once, before any worker.
 
-gunicorn's workers load the application each on its own; a bad setting would stop every
-worker with a traceback of its own. ``gunicorn.conf.py`` runs this first, in a separate
-process (the master must not import Django: a reload with SIGHUP would then keep the old
-code and settings), and refuses to start with one line per problem. Exit 0 when the
-settings load and pass the ``portal`` system checks, 2 otherwise (``portal.exitcodes``).
+Run in a child process (a master that imported Django would keep old code and settings
+over a SIGHUP reload), so every worker need not fail with a traceback of its own. Exit 0
+when the settings load and pass the ``portal`` checks, 2 otherwise, one line per problem.
 """
 
 import os
@@ -12,7 +10,6 @@ import sys
 
 
 def problems():
-    """Every problem of the settings, one line each (empty when they are fine)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "boot.settings")
     os.environ.setdefault("DJANGO_CONFIGURATION", "Prod")
     from configurations import importer

@@ -1,8 +1,6 @@
 """Settings as django-configurations classes: ``Base``, then ``Dev``, ``Test`` and ``Prod``.
 
 Every value comes from the environment variable of the same name (docs/configuration.md).
-A bad value fails start-up with a message naming the variable and the rule
-(``boot.config``); rules that relate several values are system checks in ``portal.checks``.
 """
 
 import os
@@ -25,8 +23,7 @@ GIB = 1024 * MIB
 TIB = 1024 * GIB
 HOUR = 3600
 YEAR_SECONDS = 365 * 24 * HOUR
-# Upper bounds: far beyond any sane value, below what overflows a date or a column at run
-# time. Sizes follow S3's limits (5 TiB an object, 5 GiB one PUT).
+# S3's limits: 5 TiB an object, 5 GiB one PUT.
 MAX_FILE_SIZE_LIMIT = 5 * TIB
 MAX_CHUNK_SIZE_LIMIT = 5 * GIB
 S3_BUCKET_PATTERN = r"[A-Za-z0-9._-]{1,255}"  # botocore's own rule for bucket names
@@ -34,11 +31,8 @@ S3_REGION_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 
 
 def _bounded_transfer_config():
-    """Multipart transfers that buffer at most 4 x 8 MiB of a non-seekable stream.
-
-    The threshold is one byte over 8 MiB so that a part of exactly 8 MiB (the default
-    part size) is one PutObject, not a multipart upload of one part (three requests).
-    """
+    """Multipart transfers that buffer at most 4 x 8 MiB of a non-seekable stream; a part of
+    exactly 8 MiB (the default) is one PutObject, not a multipart upload of one part."""
     config = TransferConfig(
         multipart_threshold=8 * MIB + 1, multipart_chunksize=8 * MIB, max_concurrency=4
     )
@@ -87,34 +81,23 @@ class Base(Configuration):
     PORTAL_RUNNER_TIMEOUT_SECONDS = v.FloatValue(10.0, max_value=HOUR)
     PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS = v.FloatValue(3.0, max_value=HOUR)
     PORTAL_READY_CACHE_SECONDS = v.FloatValue(2.0, min_value=0, max_value=HOUR)
-    # How long POST …/finalize waits for the assembly before it answers 202 and the client
-    # polls: well under the 60 s proxies and balancers allow a request by default.
+    # Well under the 60 s proxies allow a request by default.
     PORTAL_FINALIZE_WAIT_SECONDS = v.FloatValue(20.0, min_value=0, max_value=HOUR)
-    # S3 builds the final object from the temp parts (UploadPartCopy): off for an
-    # S3-compatible service without it; the parts then stream through the worker.
     PORTAL_S3_COPY_ASSEMBLY = v.BoolValue(True)
-    # Bearer token a Prometheus server sends to /metrics; empty: monitoring API tokens
-    # (portal_create_token --monitoring) and staff sessions only.
     PORTAL_METRICS_TOKEN = v.NamedValue("")
-    # Guardrails (0 turns one off): quotas per owner, free space on local volumes.
+    # Guardrails (0 turns one off).
     PORTAL_MAX_OPEN_SESSIONS_PER_USER = v.IntValue(1000, min_value=0, max_value=10**7)
     PORTAL_MAX_PENDING_BYTES_PER_USER = v.ByteSizeValue(
         100 * GIB, min_value=0, max_value=1024 * TIB
     )
     PORTAL_MIN_FREE_BYTES = v.ByteSizeValue(GIB, min_value=0, max_value=1024 * TIB)
-    # What no part or finalize copy may take from a local volume (docs/configuration.md).
     PORTAL_FREE_SPACE_RESERVE_BYTES = v.ByteSizeValue(64 * MIB, min_value=0, max_value=1024 * TIB)
-    # Graceful drain (portal.health.drain, docs/topology.md): how long /ready answers 503 after
-    # SIGTERM before gunicorn stops (0: stop at once), and the maintenance flag file.
     PORTAL_DRAIN_SECONDS = v.FloatValue(
         drain.DEFAULT_SECONDS, min_value=0, max_value=drain.MAX_SECONDS
     )
     PORTAL_DRAIN_FILE = v.AbsolutePathValue("")
-    # True only when every request reaches the portal through a proxy that sets
-    # X-Forwarded-Proto and X-Forwarded-For itself (deploy/nginx/portal.conf): the
-    # portal then trusts them. Read by gunicorn.conf.py too.
+    # Trust X-Forwarded-Proto and -For: only behind a proxy that sets them itself.
     PORTAL_BEHIND_PROXY = v.BoolValue(False)
-    # Web origins whose pages may use the tus endpoint (CORS, portal.views.tus).
     PORTAL_CORS_ALLOWED_ORIGINS = v.OriginListValue([])
     PORTAL_LOG_FORMAT = v.ChoiceValue("json", choices=FORMATS)
     PORTAL_LOG_LEVEL = v.ChoiceValue("info", choices=LEVELS)
@@ -132,16 +115,13 @@ class Base(Configuration):
     MIDDLEWARE = [
         "portal.middleware.RequestIdMiddleware",
         "portal.metrics.http.MetricsMiddleware",
-        "portal.health.middleware.ProbeMiddleware",
+        "portal.health.views.ProbeMiddleware",
         "django.middleware.security.SecurityMiddleware",
-        # The admin's CSS and JS, collected into STATIC_ROOT (collectstatic at install and
-        # upgrade) and served by the app itself: behind any proxy or balancer, in a
-        # container, with nothing shared between the proxy and the app hosts.
+        # The admin's static files, served by the app: nothing shared with the proxy hosts.
         "whitenoise.middleware.WhiteNoiseMiddleware",
         # tus and CORS headers on every answer under /api/v1/tus, the gate's 503 included.
         "portal.views.tus.TusHeadersMiddleware",
-        # Static files need no database; everything below does. 503 at once while the
-        # database is known to be down (portal.dbgate).
+        # Everything below needs the database.
         "portal.dbgate.DatabaseGateMiddleware",
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.common.CommonMiddleware",
@@ -190,8 +170,7 @@ class Base(Configuration):
         super().post_setup()
         v.raise_problems()
 
-    # Static files belong to the release, not to the data: next to the code, not under
-    # PORTAL_DATA_DIR (which may be a volume, and is never written to implicitly).
+    # Static files belong to the release, not under PORTAL_DATA_DIR (never written implicitly).
     PORTAL_STATIC_ROOT = v.AbsolutePathValue(str(BASE_DIR / "var" / "static"))
     STATICFILES_BACKEND = "django.contrib.staticfiles.storage.StaticFilesStorage"
 
@@ -207,10 +186,9 @@ class Base(Configuration):
         if database["ENGINE"] == "django.db.backends.postgresql":
             options.setdefault("connect_timeout", self.DATABASE_CONNECT_TIMEOUT_SECONDS)
         if database["ENGINE"] == "django.db.backends.sqlite3":
-            # The embedded default must work on a fresh clone: create its directory.
+            # The default must work on a fresh clone.
             _make_database_dir(database["NAME"], "DATABASE_URL" if self.DATABASE_URL else None)
-            # Connections persist (CONN_MAX_AGE as on PostgreSQL): closing the last
-            # connection to a WAL database checkpoints it, disk syncs on every request.
+            # Connections persist: closing the last one to a WAL database checkpoints it.
             options.update(
                 {
                     "timeout": 20,
@@ -276,7 +254,6 @@ class Base(Configuration):
 
 
 def _make_database_dir(path, variable):
-    """Create the SQLite file's directory, or record a problem naming the variable."""
     if path == ":memory:" or path.startswith("file:"):
         return
     _make_dir(Path(path).parent, variable or "PORTAL_DATA_DIR", what="the database directory")
@@ -298,16 +275,12 @@ class Dev(Base):
 
     DEBUG = True
     SECRET_KEY = v.NamedValue("dev-insecure-key-do-not-use-in-production")
-    # runserver (and WhiteNoise with DEBUG) serve the apps' static files where they are.
     PORTAL_STATIC_ROOT = v.AbsolutePathValue("")
     PORTAL_LOG_FORMAT = v.ChoiceValue("console", choices=FORMATS)
 
     @classmethod
     def post_setup(cls):
-        """A fresh clone just works: create the local storage roots under ``var/``.
-
-        Only here: ``Prod`` and ``Test`` never create a storage root (``LocalStorage``).
-        """
+        """A fresh clone just works: create the local storage roots (only here)."""
         super().post_setup()
         if cls.PORTAL_STORAGE == "local":
             for prefix in ("temp", "final"):
@@ -320,13 +293,12 @@ class Test(Base):
 
     SECRET_KEY = v.NamedValue("test-insecure-key-do-not-use-in-production")
     PORTAL_STATIC_ROOT = v.AbsolutePathValue("")
-    # Off unless a test turns it on: the suite must pass on a host with little free disk.
+    # Off unless a test turns it on: the suite must pass with little free disk.
     PORTAL_MIN_FREE_BYTES = v.ByteSizeValue(0, min_value=0, max_value=1024 * TIB)
     PORTAL_FREE_SPACE_RESERVE_BYTES = v.ByteSizeValue(0, min_value=0, max_value=1024 * TIB)
     PORTAL_CHUNK_SIZE_MIN = v.ByteSizeValue(1, min_value=1)
     PORTAL_LOG_LEVEL = v.ChoiceValue("warning", choices=LEVELS)
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    # A test server stops at once unless its test asks for a drain (gunicorn.conf.py).
     PORTAL_DRAIN_SECONDS = v.FloatValue(0.0, min_value=0, max_value=drain.MAX_SECONDS)
 
     @property
@@ -352,15 +324,10 @@ class Prod(Base):
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    # gzip and brotli copies made by collectstatic; WhiteNoise serves them with far-future
-    # caching headers only for hashed names, so no manifest is needed to start.
+    # Compressed copies made by collectstatic; no manifest needed to start.
     STATICFILES_BACKEND = "whitenoise.storage.CompressedStaticFilesStorage"
 
     @property
     def SECURE_PROXY_SSL_HEADER(self):
-        """Trust ``X-Forwarded-Proto: https`` only behind a proxy that sets it itself.
-
-        Otherwise anyone who can reach gunicorn would be treated as HTTPS by sending the
-        header over plain HTTP: no redirect, and secure cookies over a clear channel.
-        """
+        """Otherwise anyone reaching gunicorn over plain HTTP could claim HTTPS."""
         return ("HTTP_X_FORWARDED_PROTO", "https") if self.PORTAL_BEHIND_PROXY else None

@@ -1,5 +1,4 @@
-"""URL map: the upload API under /api/v1/, probes at /health and /ready, /status (and its requeue
-action), /metrics, admin."""
+"""URL map: the API under /api/v1/, probes, /status, /metrics, admin."""
 
 from django.contrib import admin
 from django.urls import include, path

@@ -1,8 +1,5 @@
-"""WSGI entry point for gunicorn: ``gunicorn boot.wsgi`` (see ``gunicorn.conf.py``).
-
-Runs the portal's system checks once at start-up, so a server with inconsistent settings
-refuses to start instead of failing on the first request.
-"""
+"""WSGI entry point for gunicorn; inconsistent settings (the ``portal`` system checks)
+refuse to start rather than fail the first request."""
 
 import os
 

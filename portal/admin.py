@@ -1,8 +1,5 @@
-"""Read-mostly admin pages so an operator can inspect sessions, files, parts, events, runs.
-
-State changes belong to the services and jobs, so most models are read-only here; the
-exceptions are deactivating an API token and requeueing a failed outbox event.
-"""
+"""Read-only admin pages for an operator (state changes belong to the services), but for
+deactivating an API token and requeueing a failed outbox event."""
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
@@ -17,11 +14,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request, obj=None):
         return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    has_change_permission = has_delete_permission = has_add_permission
 
 
 @admin.register(IngestFile)
@@ -38,7 +31,6 @@ class UploadPartInline(admin.TabularInline):
     readonly_fields = fields
     extra = 0
     can_delete = False
-    show_change_link = False
     max_num = 0
 
 

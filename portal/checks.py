@@ -1,9 +1,7 @@
 """Django system checks for settings that relate several values (``portal.E001``…).
 
-Single-value rules (a number, a choice, a URL) are enforced while the settings load
-(``boot.config``); these run in ``manage.py check``, at start-up of the portal's commands
-and of the WSGI application (``boot.wsgi``). The readiness checks behind ``/ready`` are
-django-health-check checks in ``portal.health.checks``.
+Single-value rules are enforced while the settings load (``boot.config``); these run in
+``manage.py check``, at the start of the portal's commands and of ``boot.wsgi``.
 """
 
 import os
@@ -12,6 +10,17 @@ from django.conf import settings
 from django.core.checks import Error, Tags, register, run_checks
 
 PORTAL_TAG = "portal"
+# Settings that are gone: still set, they would look as if they did something.
+REMOVED_SETTINGS = {
+    "PORTAL_LOCAL_IN_PLACE_ASSEMBLY": "parts on local disk always go into one file per session",
+}
+# Words of the example env file and of the usual tutorials: a secret that holds one was
+# copied, not generated.
+PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "replace-me", "placeholder", "example")
+MIN_SECRET_KEY_CHARS = 50
+MIN_RUNNER_SECRET_CHARS = 32
+MIN_METRICS_TOKEN_CHARS = 32
+GENERATE = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
 def settings_problems():
@@ -28,111 +37,75 @@ def _error(code, msg, hint):
 
 
 @register(PORTAL_TAG, Tags.compatibility)
-def check_chunk_sizes(app_configs=None, **kwargs):
-    low, default, high = (
-        settings.PORTAL_CHUNK_SIZE_MIN,
-        settings.PORTAL_CHUNK_SIZE,
-        settings.PORTAL_CHUNK_SIZE_MAX,
-    )
-    errors = []
-    if not low <= default <= high:
-        errors.append(
-            _error(
-                "E001",
-                f"PORTAL_CHUNK_SIZE ({default}) must lie between PORTAL_CHUNK_SIZE_MIN ({low}) "
-                f"and PORTAL_CHUNK_SIZE_MAX ({high}).",
-                "Set PORTAL_CHUNK_SIZE_MIN <= PORTAL_CHUNK_SIZE <= PORTAL_CHUNK_SIZE_MAX.",
-            )
-        )
-    if high > settings.PORTAL_MAX_FILE_SIZE:
-        errors.append(
-            _error(
-                "E002",
-                f"PORTAL_CHUNK_SIZE_MAX ({high}) must not exceed PORTAL_MAX_FILE_SIZE "
-                f"({settings.PORTAL_MAX_FILE_SIZE}).",
-                "Lower PORTAL_CHUNK_SIZE_MAX or raise PORTAL_MAX_FILE_SIZE.",
-            )
-        )
-    return errors
-
-
-@register(PORTAL_TAG, Tags.compatibility)
-def check_durations(app_configs=None, **kwargs):
-    errors = []
-    base, cap = settings.PORTAL_OUTBOX_BASE_DELAY_SECONDS, settings.PORTAL_OUTBOX_MAX_DELAY_SECONDS
-    if base > cap:
-        errors.append(
-            _error(
-                "E003",
-                f"PORTAL_OUTBOX_BASE_DELAY_SECONDS ({base:g}) must not exceed "
-                f"PORTAL_OUTBOX_MAX_DELAY_SECONDS ({cap:g}).",
-                "The retry delay grows from the base up to the max.",
-            )
-        )
-    return errors
-
-
-@register(PORTAL_TAG, Tags.compatibility)
-def check_runner(app_configs=None, **kwargs):
-    if settings.PORTAL_RUNNER_ENDPOINT and not settings.PORTAL_RUNNER_AUTH_SECRET:
-        return [
-            _error(
-                "E005",
-                "PORTAL_RUNNER_AUTH_SECRET is not set, but PORTAL_RUNNER_ENDPOINT is.",
-                "The runner verifies the X-Portal-Signature HMAC with this shared secret.",
-            )
-        ]
-    return []
-
-
-@register(PORTAL_TAG, Tags.compatibility)
-def check_storage(app_configs=None, **kwargs):
-    if settings.PORTAL_STORAGE == "s3" and not settings.AWS_STORAGE_BUCKET_NAME:
-        return [
-            _error(
-                "E006",
-                "PORTAL_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME.",
-                "Set AWS_STORAGE_BUCKET_NAME (and AWS_S3_ENDPOINT_URL for a non-AWS service).",
-            )
-        ]
-    if settings.PORTAL_STORAGE == "s3" and bool(settings.AWS_ACCESS_KEY_ID) != bool(
-        settings.AWS_SECRET_ACCESS_KEY
-    ):
-        # boto3 would fail on the first request with PartialCredentialsError.
-        return [
-            _error(
-                "E007",
-                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together.",
-                "Set both, or neither to use boto3's default chain (instance role, profile).",
-            )
-        ]
-    return []
-
-
-# Settings that are gone: still set, they would look as if they did something.
-REMOVED_SETTINGS = {
-    "PORTAL_LOCAL_IN_PLACE_ASSEMBLY": "parts on local disk always go into one file per session",
-}
-
-
-@register(PORTAL_TAG, Tags.compatibility)
-def check_removed_settings(app_configs=None, **kwargs):
-    return [
-        _error(
-            "E014", f"{name} is no longer a setting: {why}.", f"Remove {name} from the environment."
+def check_settings(app_configs=None, **kwargs):
+    s = settings
+    low, default, high = s.PORTAL_CHUNK_SIZE_MIN, s.PORTAL_CHUNK_SIZE, s.PORTAL_CHUNK_SIZE_MAX
+    base, cap = s.PORTAL_OUTBOX_BASE_DELAY_SECONDS, s.PORTAL_OUTBOX_MAX_DELAY_SECONDS
+    reserve, minimum = s.PORTAL_FREE_SPACE_RESERVE_BYTES, s.PORTAL_MIN_FREE_BYTES
+    s3 = s.PORTAL_STORAGE == "s3"
+    rules = [
+        (
+            not low <= default <= high,
+            "E001",
+            f"PORTAL_CHUNK_SIZE ({default}) must lie between PORTAL_CHUNK_SIZE_MIN ({low}) "
+            f"and PORTAL_CHUNK_SIZE_MAX ({high}).",
+            "Set PORTAL_CHUNK_SIZE_MIN <= PORTAL_CHUNK_SIZE <= PORTAL_CHUNK_SIZE_MAX.",
+        ),
+        (
+            high > s.PORTAL_MAX_FILE_SIZE,
+            "E002",
+            f"PORTAL_CHUNK_SIZE_MAX ({high}) must not exceed PORTAL_MAX_FILE_SIZE "
+            f"({s.PORTAL_MAX_FILE_SIZE}).",
+            "Lower PORTAL_CHUNK_SIZE_MAX or raise PORTAL_MAX_FILE_SIZE.",
+        ),
+        (
+            base > cap,
+            "E003",
+            f"PORTAL_OUTBOX_BASE_DELAY_SECONDS ({base:g}) must not exceed "
+            f"PORTAL_OUTBOX_MAX_DELAY_SECONDS ({cap:g}).",
+            "The retry delay grows from the base up to the max.",
+        ),
+        (
+            s.PORTAL_RUNNER_ENDPOINT and not s.PORTAL_RUNNER_AUTH_SECRET,
+            "E005",
+            "PORTAL_RUNNER_AUTH_SECRET is not set, but PORTAL_RUNNER_ENDPOINT is.",
+            "The runner verifies the X-Portal-Signature HMAC with this shared secret.",
+        ),
+        (
+            s3 and not s.AWS_STORAGE_BUCKET_NAME,
+            "E006",
+            "PORTAL_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME.",
+            "Set AWS_STORAGE_BUCKET_NAME (and AWS_S3_ENDPOINT_URL for a non-AWS service).",
+        ),
+        (
+            # boto3 would fail on the first request with PartialCredentialsError.
+            s3
+            and s.AWS_STORAGE_BUCKET_NAME
+            and bool(s.AWS_ACCESS_KEY_ID) != bool(s.AWS_SECRET_ACCESS_KEY),
+            "E007",
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together.",
+            "Set both, or neither to use boto3's default chain (instance role, profile).",
+        ),
+        (
+            minimum and reserve >= minimum,
+            "E013",
+            f"PORTAL_FREE_SPACE_RESERVE_BYTES ({reserve}) must be less than "
+            f"PORTAL_MIN_FREE_BYTES ({minimum}).",
+            "New uploads are admitted down to PORTAL_MIN_FREE_BYTES free; with a larger "
+            "reserve every part of theirs would be refused.",
+        ),
+    ]
+    rules += [
+        (
+            True,
+            "E014",
+            f"{name} is no longer a setting: {why}.",
+            f"Remove {name} from the environment.",
         )
         for name, why in REMOVED_SETTINGS.items()
         if name in os.environ
     ]
-
-
-# Words of the example env file and of the usual tutorials: a secret that holds one was
-# copied, not generated.
-PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "replace-me", "placeholder", "example")
-MIN_SECRET_KEY_CHARS = 50
-MIN_RUNNER_SECRET_CHARS = 32
-MIN_METRICS_TOKEN_CHARS = 32
-GENERATE = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+    return [_error(code, msg, hint) for broken, code, msg, hint in rules if broken]
 
 
 def weak_secret(value, min_chars):
@@ -154,45 +127,16 @@ def check_secrets(app_configs=None, **kwargs):
     if reason := weak_secret(settings.SECRET_KEY, MIN_SECRET_KEY_CHARS):
         errors.append(_error("E010", f"SECRET_KEY {reason}.", f"Generate one: {GENERATE}"))
     runner_secret = settings.PORTAL_RUNNER_AUTH_SECRET
-    if settings.PORTAL_RUNNER_ENDPOINT and runner_secret:
-        reason = weak_secret(runner_secret, MIN_RUNNER_SECRET_CHARS)
+    if settings.PORTAL_RUNNER_ENDPOINT and (
+        reason := runner_secret and weak_secret(runner_secret, MIN_RUNNER_SECRET_CHARS)
+    ):
+        hint = f"Generate one ({GENERATE}) and give the runner the same value."
+        errors.append(_error("E011", f"PORTAL_RUNNER_AUTH_SECRET {reason}.", hint))
+    if token := settings.PORTAL_METRICS_TOKEN:
+        reason = weak_secret(token, MIN_METRICS_TOKEN_CHARS)
+        if not reason and any(char.isspace() for char in token):
+            reason = "contains whitespace, which a bearer token cannot carry"
         if reason:
-            errors.append(
-                _error(
-                    "E011",
-                    f"PORTAL_RUNNER_AUTH_SECRET {reason}.",
-                    f"Generate one ({GENERATE}) and give the runner the same value.",
-                )
-            )
-    errors.extend(check_metrics_token())
+            hint = f"Generate one ({GENERATE}) and give Prometheus the same value."
+            errors.append(_error("E012", f"PORTAL_METRICS_TOKEN {reason}.", hint))
     return errors
-
-
-def check_metrics_token():
-    """``PORTAL_METRICS_TOKEN`` opens /metrics without a session: no placeholder, no space."""
-    token = settings.PORTAL_METRICS_TOKEN
-    if not token:
-        return []
-    reason = weak_secret(token, MIN_METRICS_TOKEN_CHARS)
-    if not reason and any(char.isspace() for char in token):
-        reason = "contains whitespace, which a bearer token cannot carry"
-    if not reason:
-        return []
-    hint = f"Generate one ({GENERATE}) and give Prometheus the same value."
-    return [_error("E012", f"PORTAL_METRICS_TOKEN {reason}.", hint)]
-
-
-@register(PORTAL_TAG, Tags.compatibility)
-def check_free_space(app_configs=None, **kwargs):
-    reserve, minimum = settings.PORTAL_FREE_SPACE_RESERVE_BYTES, settings.PORTAL_MIN_FREE_BYTES
-    if minimum and reserve >= minimum:
-        return [
-            _error(
-                "E013",
-                f"PORTAL_FREE_SPACE_RESERVE_BYTES ({reserve}) must be less than "
-                f"PORTAL_MIN_FREE_BYTES ({minimum}).",
-                "New uploads are admitted down to PORTAL_MIN_FREE_BYTES free; with a larger "
-                "reserve every part of theirs would be refused.",
-            )
-        ]
-    return []

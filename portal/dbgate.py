@@ -1,9 +1,8 @@
 """Fail fast while the database is known to be down: one process-wide gate.
 
-Without it every request would wait out the connect timeout on a hung database, holding
-a server thread each. The first failure closes the gate for ``RETRY_SECONDS`` (503 at
-once), then one request at a time retries. Wall-clock time (``time.time``), so tests move
-it with time-machine.
+Otherwise every request would hold a server thread for the connect timeout. A failure
+closes the gate for ``RETRY_SECONDS`` (503 at once), then one request at a time retries.
+Wall-clock time, so time-machine moves it.
 """
 
 import logging
@@ -20,8 +19,7 @@ RETRY_SECONDS = 2.0
 
 
 class DatabaseGate:
-    """Whether a request may use the database now: ``admit()``, then ``succeeded()`` or
-    ``failed()`` for each request admitted."""
+    """``admit()``, then ``succeeded()`` or ``failed()`` for each request admitted."""
 
     def __init__(self, retry_seconds=RETRY_SECONDS):
         self.retry_seconds = retry_seconds
@@ -30,8 +28,7 @@ class DatabaseGate:
         self._trying = False
 
     def admit(self):
-        """True when this request may connect: the database is up, or this request is the
-        one that tries it again."""
+        """True when the database is up, or this request is the one that tries it again."""
         with self._lock:
             if self._failed_at is None:
                 return True
@@ -66,16 +63,15 @@ gate = DatabaseGate()
 
 
 def connect(alias=DEFAULT_DB_ALIAS):
-    """A usable connection for this thread: the kept one if it still answers, else a new one
-    (Django would do the same at the first query, deep inside the view)."""
+    """The kept connection if it still answers, else a new one."""
     connection = connections[alias]
     connection.close_if_health_check_failed()
     connection.ensure_connection()
 
 
 class DatabaseGateMiddleware:
-    """Connect before the view, through the gate; ``503 database_unavailable`` when it is
-    closed or the connection fails. ``OPTIONS`` (a browser's preflight) needs no database."""
+    """Connect before the view (as Django would at the first query), through the gate:
+    ``503 database_unavailable`` when it is closed or the connection fails."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -1,12 +1,6 @@
-"""Calls to another HTTP service: one keep-alive connection, and the delay between retries.
+"""Calls to another HTTP service (the runner, the portal's API): one keep-alive connection
+with a deadline per exchange, and the delay between retries."""
 
-Used by the outbox dispatcher (POSTs to the runner) and by ``portal_upload`` (the API
-client). Both hold one persistent ``http.client`` connection and must tell the usual
-keep-alive race (the server closed an idle connection just as we reused it) from a real
-failure: that one is retried once on a fresh connection, anything else is the caller's.
-"""
-
-import functools
 import http.client
 import io
 import random
@@ -20,11 +14,9 @@ DEFAULT_READ_LIMIT = 1024 * 1024
 
 
 def http_url_problem(value):
-    """Why ``value`` is no usable http(s) URL ("" when it is one).
+    """Why ``value`` is no URL that ``http.client`` and botocore can use ("" when it is).
 
-    What ``http.client`` and botocore need later: an http or https scheme, a host, a
-    numeric port from 1 to 65535 if there is one, and ASCII only (a request line cannot
-    carry anything else: percent-encode it), no spaces or control characters.
+    A request line carries ASCII only, so anything else must be percent-encoded.
     """
     try:
         parts = urlsplit(value)
@@ -44,13 +36,9 @@ def http_url_problem(value):
 
 
 def backoff_delay(attempts_before, *, base, cap, rand=random.random):
-    """Seconds to wait before the next attempt: exponential, capped, equal jitter.
-
-    ``attempts_before`` is how many attempts preceded the failed one (0 for the first), so
-    the first retry waits about ``base``, then ``2 * base``, ... up to ``cap``. Equal
-    jitter (half fixed, half random) keeps at least half the backoff while spreading a
-    burst of failures so they do not all come back in the same second.
-    """
+    """Seconds before the next attempt: ``base``, ``2 * base``, ... up to ``cap``, after
+    ``attempts_before`` failed ones. Equal jitter (half fixed, half random) spreads a burst
+    of failures so that they do not all come back in the same second."""
     exponent = min(attempts_before, 62)
     delay = min(cap, base * (2**exponent))
     return delay / 2 + rand() * delay / 2
@@ -61,24 +49,18 @@ class Answer:
     status: int
     reason: str
     body: bytes
-    will_close: bool
 
 
 class TLSFailed(OSError):
-    """The TLS handshake failed: a certificate that does not verify, or a peer that does not
-    speak TLS on that port. Retrying does not help until the URL or the server changes."""
+    """The TLS handshake failed (a certificate that does not verify, a peer that does not
+    speak TLS): retrying does not help."""
 
 
 class KeepAliveConnection:
-    """One persistent connection to ``host:port``; reconnects after any failure.
+    """One persistent connection to ``host:port``, opened again after any failure.
 
-    ``exchange`` sends one request and reads its answer within a total deadline
-    (``timeout`` seconds for connect, TLS handshake, request and answer together): each
-    socket operation gets only the time left, so a peer that trickles its answer cannot
-    hold the caller longer. ``body`` is bytes, or a callable returning a fresh file-like
-    body (a retry on a fresh connection needs the body again). ``while_waiting`` runs once
-    per exchange after the request is written, while the server works on it: bookkeeping
-    there costs no wall-clock time.
+    Each socket operation of an exchange gets only the time left of its deadline, so a
+    peer that trickles its answer cannot hold the caller longer than that.
     """
 
     def __init__(self, scheme, host, port, *, timeout, blocksize=8192):
@@ -93,10 +75,11 @@ class KeepAliveConnection:
     def exchange(
         self, method, path, *, headers, body=None, read_limit=None, while_waiting=None, timeout=None
     ):
-        """``Answer`` for one request; ``OSError``/``HTTPException`` when it failed.
+        """``Answer`` within ``timeout`` seconds (connect, TLS, request and answer), else
+        ``TimeoutError`` saying which phase; ``OSError``/``HTTPException`` for a failure.
 
-        ``TimeoutError`` when the whole exchange took longer than ``timeout`` seconds
-        (default: the connection's), ``TLSFailed`` when the handshake failed; both say so.
+        ``body`` is bytes or a callable returning a fresh file-like body (a retry needs it
+        again); ``while_waiting`` runs while the server works on the request.
         """
         seconds = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + seconds
@@ -134,18 +117,11 @@ class KeepAliveConnection:
             return f"could not connect to {peer} within {seconds:g} s"
         return f"{peer} did not answer within {seconds:g} s"
 
-    def _new_connection(self):
-        if self._tls is None:
-            return _HTTPConnection(
-                self.host, self.port, timeout=self.timeout, blocksize=self.blocksize
-            )
-        return _HTTPSConnection(
-            self.host, self.port, timeout=self.timeout, blocksize=self.blocksize, tls=self._tls
-        )
-
     def _exchange(self, method, path, headers, body, read_limit, while_waiting, deadline):
         if self._conn is None:
-            self._conn = self._new_connection()
+            self._conn = _HTTPConnection(
+                self.host, self.port, timeout=self.timeout, blocksize=self.blocksize, tls=self._tls
+            )
             self._used = False
         self._conn.deadline = deadline
         if self._conn.sock is None:
@@ -168,7 +144,7 @@ class KeepAliveConnection:
                 payload.close()
         if not response.isclosed() or response.will_close:
             self.close()  # an oversized body or "Connection: close": start afresh next time
-        return Answer(response.status, response.reason, data, response.will_close)
+        return Answer(response.status, response.reason, data)
 
 
 class _TimedReader(io.RawIOBase):
@@ -201,23 +177,19 @@ class _TimedSocket:
         return io.BufferedReader(_TimedReader(self._sock, self._time_left))
 
 
-class _TimedResponse(http.client.HTTPResponse):
-    def __init__(self, sock, *args, time_left, **kwargs):
-        super().__init__(_TimedSocket(sock, time_left), *args, **kwargs)
-
-
 class _HTTPConnection(http.client.HTTPConnection):
-    """An ``HTTPConnection`` whose connect, writes and reads share one deadline.
+    """Connect, TLS handshake (with ``tls``), writes and reads share one ``deadline``
+    (``time.monotonic()``), set before each exchange; ``phase`` says what was under way
+    when it passed."""
 
-    ``deadline`` (``time.monotonic()``) is set before each exchange; ``phase`` says what
-    was under way when it passed (``connect``, ``tls``, ``answer``).
-    """
-
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, tls, **kwargs):
         super().__init__(*args, **kwargs)
+        self.tls = tls
         self.deadline = time.monotonic() + self.timeout
         self.phase = "connect"
-        self.response_class = functools.partial(_TimedResponse, time_left=self.time_left)
+
+    def response_class(self, sock, *args, **kwargs):
+        return http.client.HTTPResponse(_TimedSocket(sock, self.time_left), *args, **kwargs)
 
     def time_left(self):
         left = self.deadline - time.monotonic()
@@ -229,7 +201,30 @@ class _HTTPConnection(http.client.HTTPConnection):
         self.phase = "connect"
         self.timeout = self.time_left()
         super().connect()
+        if self.tls is not None:
+            self.phase = "tls"
+            self._handshake()
         self.phase = "answer"
+
+    def _handshake(self):
+        """A failed handshake raises ``TLSFailed`` naming the cause (a timeout stays one)."""
+        peer = f"{self.host}:{self.port}"
+        try:
+            self.sock.settimeout(self.time_left())
+            self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.host)
+        except OSError as exc:
+            self.sock = None
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                raise TLSFailed(
+                    f"TLS with {peer}: certificate verify failed: {exc.verify_message or exc}"
+                ) from exc
+            if isinstance(exc, TimeoutError):
+                raise
+            reason = exc.reason.lower().replace("_", " ") if getattr(exc, "reason", None) else exc
+            raise TLSFailed(
+                f"TLS handshake with {peer} failed ({reason}): "
+                "does the server speak https on that port?"
+            ) from exc
 
     def send(self, data):
         if not hasattr(data, "read"):
@@ -241,41 +236,8 @@ class _HTTPConnection(http.client.HTTPConnection):
         return None
 
 
-class _HTTPSConnection(_HTTPConnection):
-    """TLS over ``_HTTPConnection``; a failed handshake raises ``TLSFailed`` naming the cause."""
-
-    def __init__(self, *args, tls, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.tls = tls
-
-    def connect(self):
-        super().connect()
-        self.phase = "tls"
-        peer = f"{self.host}:{self.port}"
-        try:
-            self.sock.settimeout(self.time_left())
-            self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.host)
-        except ssl.SSLCertVerificationError as exc:
-            self.sock = None
-            raise TLSFailed(
-                f"TLS with {peer}: certificate verify failed: {exc.verify_message or exc}"
-            ) from exc
-        except TimeoutError:
-            self.sock = None
-            raise
-        except OSError as exc:
-            self.sock = None
-            reason = exc.reason.lower().replace("_", " ") if getattr(exc, "reason", None) else exc
-            raise TLSFailed(
-                f"TLS handshake with {peer} failed ({reason}): "
-                "does the server speak https on that port?"
-            ) from exc
-        self.phase = "answer"
-
-
 def _tls_context():
-    """What ``http.client`` would use: the system's CAs (or ``SSL_CERT_FILE``), hostnames
-    checked; made once per ``KeepAliveConnection``, not per reconnect."""
+    """The system's CAs (or ``SSL_CERT_FILE``), hostnames checked, as ``http.client``'s."""
     context = ssl.create_default_context()
     context.set_alpn_protocols(["http/1.1"])
     return context

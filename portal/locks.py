@@ -1,12 +1,8 @@
 """Named, non-blocking, crash-safe locks shared by every host: one holder at a time.
 
-PostgreSQL: a session-level advisory lock on the process's ``default`` connection
-(Django's per-thread connection), released when the block ends or when the process dies
-(the server drops the session); a connection that broke while the lock was held is
-closed, since its session, and with it the lock, is gone already. SQLite (one host by
-nature): an ``flock`` on a file under ``PORTAL_DATA_DIR/locks``, released by the kernel when
-the process dies, the file removed by the holder when it lets go. Used for the single
-cleanup run and for one finalize per session.
+PostgreSQL: a session-level advisory lock on this thread's ``default`` connection. SQLite
+(one host by nature): an ``flock`` on a file under ``PORTAL_DATA_DIR/locks``. Either is
+released when the holder dies.
 """
 
 import contextlib
@@ -20,29 +16,20 @@ from django.db import connections
 
 
 class LockBusy(Exception):
-    """Another process holds the lock."""
+    pass
 
 
-def _advisory_key(name):
-    digest = hashlib.sha256(name.encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-@contextlib.contextmanager
 def hold(name):
-    """Hold lock ``name`` for the block, or raise ``LockBusy`` at once if it is taken."""
+    """Hold lock ``name`` for the ``with`` block, or raise ``LockBusy`` at once if it is taken."""
     connection = connections["default"]
     if connection.vendor == "postgresql":
-        with _postgres_lock(connection, name):
-            yield
-    else:
-        with _file_lock(name):
-            yield
+        return _postgres_lock(connection, name)
+    return _file_lock(name)
 
 
 @contextlib.contextmanager
 def _postgres_lock(connection, name):
-    key = _advisory_key(name)
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     connection.ensure_connection()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
@@ -61,9 +48,8 @@ def _postgres_lock(connection, name):
 
 @contextlib.contextmanager
 def _file_lock(name):
-    """``flock`` on a file per name, which its holder removes on release (one file per
-    finalized session would otherwise pile up); a holder killed outright leaves it for
-    the next one to reuse and remove."""
+    """``flock`` on a file per name, removed on release (one per finalized session would pile
+    up); a holder killed outright leaves it for the next one."""
     directory = Path(settings.PORTAL_DATA_DIR) / "locks"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / (hashlib.sha256(name.encode()).hexdigest()[:32] + ".lock")
@@ -77,9 +63,8 @@ def _file_lock(name):
 
 
 def _locked_file(path, name, attempts=100):
-    """Open and lock ``path``. A file opened just before its holder removed it can be
-    locked too, but the path names another file by then (or none): the lock must be
-    taken again on what the path names now, or two processes would both hold it."""
+    """Open and lock ``path``, again if the file locked is no longer the one the path names
+    (its holder removed it meanwhile), or two processes would both hold the lock."""
     for _ in range(attempts):
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:

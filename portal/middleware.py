@@ -1,9 +1,5 @@
-"""Request id middleware: one id per request, on every log line of it and in the response.
-
-It is the outermost middleware, so the id is bound before anything else runs and every
-record logged while the request is handled (services, health checks, Django's own
-``django.request`` and ``django.security`` lines) carries ``request_id``.
-"""
+"""Request id middleware (the outermost): one id per request, on every log line of it and
+in the response."""
 
 import re
 import uuid
@@ -18,20 +14,14 @@ _SAFE_REQUEST_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_REQUEST_ID_CHARS}}}")
 
 
 def accepted_request_id(value):
-    """The client's (or proxy's) id when it is short and safe to log, else a new one.
-
-    Anything else (too long, control characters, quotes, spaces) is replaced rather than
-    cleaned: a cleaned id would no longer match the caller's, and a replaced one is
-    obviously ours.
-    """
+    """The client's (or proxy's) id when it is short and safe to log, else a new one (not a
+    cleaned one, which would no longer match the caller's)."""
     if value and _SAFE_REQUEST_ID.fullmatch(value):
         return value
     return uuid.uuid4().hex
 
 
 class RequestIdMiddleware:
-    """Bind ``request_id`` for the whole request and echo it in ``X-Request-ID``."""
-
     def __init__(self, get_response):
         self.get_response = get_response
 
@@ -41,9 +31,7 @@ class RequestIdMiddleware:
         with bind(request_id=request_id):
             response = self.get_response(request)
             if response.status_code >= 400:
-                # Django logs 4xx/5xx responses after the middleware chain has returned,
-                # outside this context; logging here (the same call, so it is not logged
-                # twice) keeps the request id on that line.
+                # Django would log it outside this context; the same call is not repeated.
                 log_response(
                     "%s: %s",
                     response.reason_phrase,

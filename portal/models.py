@@ -1,8 +1,7 @@
 """The portal's domain: files, upload sessions and their parts, the outbox, tokens, job runs.
 
-State transitions are made by the services (``portal.services``), never by saving a model
-instance from a view; the indexes here are the ones the cleanup, sweep and dispatch
-queries use (see each model's ``Meta``).
+Only the services (``portal.services``) change their state; each index names the query
+that uses it.
 """
 
 import uuid
@@ -85,13 +84,11 @@ class UploadSession(models.Model):
     assembled_bytes = models.BigIntegerField(default=0)
     # The S3 multipart upload of the assembly in progress (cleanup aborts the others).
     assembly_upload_id = models.CharField(max_length=255, blank=True, default="")
-    # The whole file's sha256 so far: OpenSSL's SHA256_CTX after the first ``hashed_parts``
-    # parts, saved as they arrive so that finalize need not read them again for it
-    # (``portal.services.filehash``).
+    # The file's sha256 over the first ``hashed_parts`` parts, saved as they arrive so that
+    # finalize need not read them again (``portal.services.filehash``).
     hashed_parts = models.PositiveIntegerField(default=0)
     hash_state = models.BinaryField(null=True, blank=True, editable=False)
-    # A request catching the hash up over parts that came early holds it until then (one
-    # at a time: two would read the same parts).
+    # A request catching the hash up over parts that came early holds it until then.
     hash_claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -157,11 +154,8 @@ class UploadPart(models.Model):
 
 
 class OutboxEvent(models.Model):
-    """A durable event for the runner; delivered at least once or left ``failed``.
-
-    While ``sending``, ``next_attempt_at`` is the lease deadline: a dispatcher that died
-    mid-send leaves the row due again once the lease runs out.
-    """
+    """A durable event for the runner, delivered at least once or left ``failed``. While
+    ``sending``, ``next_attempt_at`` is the lease: a dead dispatcher's row comes due again."""
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -202,12 +196,8 @@ class OutboxEvent(models.Model):
 
 
 class ApiToken(models.Model):
-    """A bearer token; only its SHA-256 is stored.
-
-    ``purpose`` says what it opens: ``upload`` the upload API, ``monitoring`` only
-    ``/status`` and the metrics (a monitoring system must not be able to upload, and an
-    upload client must not read the operators' view).
-    """
+    """A bearer token, stored as its SHA-256. ``purpose``: the upload API, or (monitoring)
+    only ``/status`` and the metrics; neither opens the other."""
 
     class Purpose(models.TextChoices):
         UPLOAD = "upload"
@@ -258,15 +248,10 @@ class JobRun(models.Model):
 
 
 class TusUpload(models.Model):
-    """The tus state of an upload session (``portal.services.tus``); the offset itself is
-    derived from the session's recorded parts plus ``tail_bytes``.
-
-    ``tail_key`` is a temp object with the first ``tail_bytes`` bytes of part
-    ``tail_part``: what arrived of a part before its PATCH ended (or broke). The next PATCH
-    at the offset rewrites it, with its own bytes after it, into that part. ``hash_state``
-    is the whole file's sha256 over the first ``hashed_bytes`` bytes (OpenSSL's
-    SHA256_CTX), kept while a ``sha256`` metadata value waits to be checked.
-    """
+    """The tus state of a session (``portal.services.tus``): its offset is the recorded
+    parts plus ``tail_bytes``, the start of part ``tail_part`` that a PATCH ended in (kept
+    in ``tail_key`` until the next PATCH completes the part). ``hash_state``: the file's
+    sha256 over ``hashed_bytes``, while a ``sha256`` metadata value waits to be checked."""
 
     session = models.OneToOneField(
         UploadSession, on_delete=models.CASCADE, primary_key=True, related_name="tus"

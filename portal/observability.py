@@ -1,10 +1,6 @@
-"""Log context, the event vocabulary and redaction: what every portal log line carries.
-
-Context (request id, job, run id, ...) lives in a ContextVar so it follows the request or
-the job through every logger; ``ContextFilter`` copies it onto each record. Services log
-state transitions with ``log_event`` so each line has its ``event`` name from docs/logging.md.
-``RedactingFilter`` sits on the output handler, after the context, and scrubs secrets
-from everything a record carries before any formatter sees it.
+"""What every log line carries: context (request id, job, run id, ...; a ContextVar copied
+onto each record), the ``event`` vocabulary of docs/logging.md, and redaction of secrets
+before any formatter sees a record.
 """
 
 import contextlib
@@ -75,29 +71,22 @@ def bind(**fields):
 
 
 def current_context():
-    """The fields bound right now, for code that must pass them across threads."""
     return dict(_context.get())
 
 
 def new_run_id():
-    """A short id that tells one run of a job or command from the next in the logs."""
     return uuid.uuid4().hex[:12]
 
 
 def log_event(logger, event, message, *, level=logging.INFO, **fields):
-    """Log one vocabulary event with its context fields as structured ``extra``."""
     if event not in EVENTS:
         raise ValueError(f"unknown log event {event!r}; add it to portal.observability.EVENTS")
     logger.log(level, message, extra={"event": event, **fields})
 
 
 class ContextFilter(logging.Filter):
-    """Copy the bound context onto each record without overwriting explicit ``extra``.
-
-    Django attaches the request object (``django.request``, ``django.security``) or the
-    raw socket (``django.server``) to its records; they are replaced by plain fields here
-    (method and path, never headers), so no formatter ever serialises a whole request.
-    """
+    """Copy the bound context onto each record without overwriting explicit ``extra``; the
+    request or socket Django attaches becomes method and path, never a serialised request."""
 
     def filter(self, record):
         for key, value in _context.get().items():
@@ -116,8 +105,7 @@ class ContextFilter(logging.Filter):
         return f"<ContextFilter fields={','.join(CONTEXT_FIELDS)}>"
 
 
-# Secrets shorter than this are not scrubbed by value: replacing every "abc" in every
-# line would garble the logs and such a short secret is no secret anyway.
+# Shorter secrets are not scrubbed by value: replacing every "abc" would garble the logs.
 MIN_SECRET_CHARS = 8
 SECRET_SETTINGS = (
     "SECRET_KEY",
@@ -147,11 +135,7 @@ SENSITIVE_KEY = re.compile(
 
 
 def configured_secrets():
-    """Secret values of this process: from Django settings when loaded, and the environment.
-
-    Read when the logging configuration is built (``RedactingFilter`` is created by
-    dictConfig), so a value set later is not known; settings do not change at run time.
-    """
+    """Secret values of this process: the environment, and Django settings when loaded."""
     values = {os.environ.get(name, "") for name in SECRET_SETTINGS}
     values.add(_url_password(os.environ.get("DATABASE_URL", "")))
     from django.conf import settings
@@ -172,10 +156,15 @@ def _url_password(url):
         return ""
 
 
-class Redactor:
-    """Replace known secret values and token-shaped strings with ``[REDACTED]``."""
+class RedactingFilter(logging.Filter):
+    """Scrub known secret values and token-shaped strings from the message, its arguments,
+    the exception and every extra field, rewriting the record in place: ``msg`` becomes the
+    final message, ``exception`` a structured ``{type, message, stack}``. On the output
+    handler, so it sees every record however it was logged."""
 
-    def __init__(self, secrets=()):
+    def __init__(self, name="", secrets=None):
+        super().__init__(name)
+        secrets = configured_secrets() if secrets is None else secrets
         # Longest first, so a secret containing another is replaced whole.
         ordered = sorted({s for s in secrets if len(s) >= MIN_SECRET_CHARS}, key=len, reverse=True)
         self.count = len(ordered)
@@ -214,46 +203,31 @@ class Redactor:
             return self.text(f"{type(value).__name__}: {value}")
         return self.text(str(value))
 
-
-class RedactingFilter(logging.Filter):
-    """Scrub secrets from the message, its arguments, the exception and every extra field.
-
-    Put it on the output handler, so it sees every record however it was logged. The
-    record is rewritten in place: ``msg`` becomes the scrubbed final message (``args``
-    emptied), ``exc_text`` the scrubbed traceback, and ``exception`` a structured
-    ``{type, message, stack}`` that the JSON formatter emits as is.
-    """
-
-    def __init__(self, name="", secrets=None):
-        super().__init__(name)
-        self.redactor = Redactor(configured_secrets() if secrets is None else secrets)
-
     def filter(self, record):
-        scrub = self.redactor
         try:
             message = record.getMessage()
         except Exception:  # a bad format string: keep the raw parts, still scrubbed
             message = f"{record.msg} {record.args!r}"
-        record.msg, record.args = scrub.text(message), ()
+        record.msg, record.args = self.text(message), ()
         if record.exc_info and record.exc_info[0] is not None:
             exc_type, exc, _ = record.exc_info
-            stack = scrub.text(logging.Formatter().formatException(record.exc_info))
+            stack = self.text(logging.Formatter().formatException(record.exc_info))
             record.exc_text = stack
             record.exception = {
                 "type": exc_type.__name__,
-                "message": scrub.text(str(exc)),
+                "message": self.text(str(exc)),
                 "stack": stack,
             }
         elif record.exc_text:
-            record.exc_text = scrub.text(record.exc_text)
+            record.exc_text = self.text(record.exc_text)
         if record.stack_info:
-            record.stack_info = scrub.text(record.stack_info)
+            record.stack_info = self.text(record.stack_info)
         for key in [k for k in record.__dict__ if k not in RECORD_ATTRS]:
             if SENSITIVE_KEY.search(key):
                 record.__dict__[key] = REDACTED
             else:
-                record.__dict__[key] = scrub.value(record.__dict__[key])
+                record.__dict__[key] = self.value(record.__dict__[key])
         return True
 
     def __repr__(self):
-        return f"<RedactingFilter secrets={self.redactor.count} tokens=bearer,basic,pt_>"
+        return f"<RedactingFilter secrets={self.count} tokens=bearer,basic,pt_>"

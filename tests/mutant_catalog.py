@@ -87,7 +87,7 @@ MUTANTS = (
     ),
     Mutant(
         "portal_finalize takes over an assembly whose lock is held",
-        "portal/services/finalize/job.py",
+        "portal/services/finalize/__init__.py",
         (
             (
                 '    except locks.LockBusy:\n        return "busy"',
@@ -133,7 +133,7 @@ MUTANTS = (
     ),
     Mutant(
         "an outcome is recorded without holding the lease",
-        "portal/services/outbox/claims.py",
+        "portal/services/outbox/dispatch.py",
         (
             (
                 "pk__in=pks, status=OutboxEvent.Status.SENDING, next_attempt_at=claim.lease_until",
@@ -144,7 +144,7 @@ MUTANTS = (
     ),
     Mutant(
         "an event gets one attempt more than the setting allows",
-        "portal/services/outbox/claims.py",
+        "portal/services/outbox/dispatch.py",
         (
             (
                 "    if attempts >= config.max_attempts:\n",
@@ -178,7 +178,12 @@ MUTANTS = (
     Mutant(
         "a setting above its upper bound is accepted",
         "boot/config.py",
-        (("    if max_value is not None and number > max_value:\n", "    if False:\n"),),
+        (
+            (
+                "        if self.max_value is not None and number > self.max_value:\n",
+                "        if False:\n",
+            ),
+        ),
         ("tests/test_settings.py", "tests/reliability/test_settings_garbage.py"),
     ),
     Mutant(

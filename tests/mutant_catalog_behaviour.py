@@ -53,15 +53,15 @@ MUTANTS = (
         "portal/services/finalize/lease.py",
         (
             (
-                '        fields["assembled_bytes"] = assembled_bytes\n',
-                '        fields = {"assembled_bytes": assembled_bytes}\n',
+                "assembly_lease_until=lease_until(), assembled_bytes=assembled_bytes",
+                "assembled_bytes=assembled_bytes",
             ),
         ),
         ("tests/test_finalize_async.py",),
     ),
     Mutant(
         "a claim takes pending rows only when no expired lease is due",
-        "portal/services/outbox/claims.py",
+        "portal/services/outbox/dispatch.py",
         (("if len(events) < batch_size:", "if not events:"),),
         ("tests/test_outbox_claims.py",),
     ),

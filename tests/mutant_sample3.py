@@ -102,8 +102,8 @@ MUTANTS = (
         "portal/services/finalize/assembly.py",
         (
             (
-                "    except PartCorrupt:\n        return\n    guards.ensure_room",
-                "    except ZeroDivisionError:\n        return\n    guards.ensure_room",
+                "contextlib.suppress(PartCorrupt)",
+                "contextlib.suppress(ZeroDivisionError)",
             ),
         ),
         _FINALIZE,
@@ -132,7 +132,7 @@ MUTANTS = (
     ),
     Mutant(
         "portal_finalize gives up one attempt early",
-        "portal/services/finalize/job.py",
+        "portal/services/finalize/__init__.py",
         (
             (
                 "if session.assembly_attempts > MAX_ATTEMPTS:",
@@ -163,13 +163,7 @@ MUTANTS = (
     Mutant(
         "an answer is read with a timeout per read, not the exchange's deadline",
         "portal/httpclient.py",
-        (
-            (
-                "        self.response_class = functools.partial(_TimedResponse, "
-                "time_left=self.time_left)\n",
-                "",
-            ),
-        ),
+        (("HTTPResponse(_TimedSocket(sock, self.time_left), *args", "HTTPResponse(sock, *args"),),
         _HTTP,
     ),
     Mutant(
@@ -257,14 +251,14 @@ MUTANTS = (
     # --- the status page (portal/services/status/)
     Mutant(
         "1024 bytes read as bytes, not 1.0 KiB",
-        "portal/services/status/units.py",
+        "portal/services/status/page.py",
         (("if abs(value) < 1024 or unit", "if abs(value) <= 1024 or unit"),),
         _STATUS,
     ),
     Mutant(
         "a volume's used share is its free share",
         "portal/services/status/page.py",
-        (("used_share=share(total - free, total)", "used_share=share(free, total)"),),
+        (("round(100 * (total - free) / total)", "round(100 * free / total)"),),
         _STATUS,
     ),
     Mutant(

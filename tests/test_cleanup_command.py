@@ -1,6 +1,8 @@
-"""``manage.py portal_cleanup`` as cron runs it: a subprocess, exit codes, JSON lines, locks."""
+"""``manage.py portal_cleanup``: one run as cron runs it (a process: exit code, JSON lines);
+its options, outcomes and failures in-process (``tests.commands``)."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -10,7 +12,9 @@ import pytest
 from django.utils import timezone
 
 from portal.models import JobRun, UploadPart, UploadSession
+from tests.commands import run_command, usage_error
 from tests.conftest import PYTHON, ROOT, apply_storage
+from tests.processes import run_manage
 from tests.seed import (
     Status,
     bulk_seed,
@@ -24,10 +28,12 @@ from tests.seed import (
 
 
 class Run:
-    def __init__(self, proc):
-        self.returncode = proc.returncode
-        self.stderr = proc.stderr
-        self.lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    """A run's exit code, its ``--json`` summary, and its log events (as dicts)."""
+
+    def __init__(self, returncode, stdout, stderr, records=()):
+        self.returncode, self.stderr = returncode, stderr
+        self.lines = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+        self.records = [*self.lines, *records]
 
     @property
     def summary(self):
@@ -37,25 +43,28 @@ class Run:
         return summary
 
     def events(self, name):
-        return [line for line in self.lines if line.get("event") == name]
+        return [record for record in self.records if record.get("event") == name]
 
 
-def cleanup(env, *args):
-    proc = subprocess.run(
-        [PYTHON, "manage.py", "portal_cleanup", "--json", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return Run(proc)
+@pytest.fixture
+def cleanup(portal_storage, caplog):
+    """``portal_cleanup --json ARGS`` in-process, its events from the log records."""
+    caplog.set_level(logging.INFO, logger="portal")
+
+    def run(*args):
+        caplog.clear()
+        result = run_command("portal_cleanup", "--json", *args)
+        return Run(result.code, result.out, result.err, [vars(r) for r in caplog.records])
+
+    return run
 
 
 def test_run_prints_one_summary_and_logs_each_step(subprocess_env, user):
+    """The process boundary: exit code, the summary and JSON log lines on stdout."""
     expired = make_session(user, total_parts=2, expires_at=timezone.now() - timedelta(minutes=1))
     make_session(user, status=Status.COMPLETE, total_parts=2)
-    run = cleanup(subprocess_env)
+    proc = run_manage(subprocess_env, "portal_cleanup", "--json")
+    run = Run(proc.returncode, proc.stdout, proc.stderr)
     assert run.returncode == 0, run.stderr
     summary = run.summary
     assert summary["outcome"] == "ok" and summary["failed"] == 0
@@ -75,7 +84,7 @@ def test_run_prints_one_summary_and_logs_each_step(subprocess_env, user):
     assert job.counts["orphans"]["objects_deleted"] == 4
 
 
-def test_failed_local_deletion_exits_1_and_the_next_run_finishes(subprocess_env, settings, user):
+def test_failed_local_deletion_exits_1_and_the_next_run_finishes(cleanup, settings, user):
     if settings.PORTAL_STORAGE != "local":
         pytest.skip("the local variant of the outage; S3 has its own test")
     from portal import storage
@@ -86,7 +95,7 @@ def test_failed_local_deletion_exits_1_and_the_next_run_finishes(subprocess_env,
     os.unlink(path)
     os.mkdir(path)
 
-    run = cleanup(subprocess_env)
+    run = cleanup()
     assert run.returncode == 1
     assert run.summary["outcome"] == "partial"
     assert run.summary["steps"]["orphans"]["failed"] == 1
@@ -95,40 +104,35 @@ def test_failed_local_deletion_exits_1_and_the_next_run_finishes(subprocess_env,
     assert JobRun.objects.get().outcome == JobRun.Outcome.PARTIAL
 
     os.rmdir(path)
-    again = cleanup(subprocess_env)
+    again = cleanup()
     assert again.returncode == 0, again.stderr
     assert temp_keys_of(session) == []
 
 
 @pytest.mark.s3
 def test_s3_outage_exits_1_keeps_keys_and_the_next_run_finishes(
-    subprocess_env, settings, data_dir, moto_s3_factory, user
+    cleanup, settings, data_dir, moto_s3_factory, user
 ):
     server = moto_s3_factory()
-    env = {
-        **subprocess_env,
-        **apply_storage(settings, "s3", data_dir, s3=server, bucket=server.new_bucket()),
-    }
-    env["AWS_S3_CONNECT_TIMEOUT_SECONDS"] = "1"
-    env["AWS_S3_MAX_ATTEMPTS"] = "1"
+    apply_storage(settings, "s3", data_dir, s3=server, bucket=server.new_bucket())
     session = make_session(user, status=Status.COMPLETE, total_parts=3)
     keys = sorted(temp_keys_of(session))
 
     server.stop()
-    run = cleanup(env)
+    run = cleanup()
     assert run.returncode == 1, run.lines
     assert run.summary["steps"]["orphans"]["failed"] == 3
     assert sorted(temp_keys_of(session)) == keys
 
     server.start()
     assert sorted(storage_listing()["temp"]) == keys
-    again = cleanup(env)
+    again = cleanup()
     assert again.returncode == 0, again.stderr
     assert temp_keys_of(session) == []
     assert storage_listing()["temp"] == []
 
 
-def test_dry_run_changes_nothing(subprocess_env, settings, user):
+def test_dry_run_changes_nothing(cleanup, settings, user):
     now = timezone.now()
     old = now - timedelta(days=settings.PORTAL_FAILED_SESSION_RETENTION_DAYS + 1)
     make_session(user, total_parts=2, expires_at=now - timedelta(minutes=5))
@@ -139,7 +143,7 @@ def test_dry_run_changes_nothing(subprocess_env, settings, user):
     JobRun.objects.create(job="portal_dispatch", started_at=now - timedelta(days=365))
     before = snapshot()
 
-    run = cleanup(subprocess_env, "--dry-run")
+    run = cleanup("--dry-run")
 
     assert run.returncode == 0, run.stderr
     assert snapshot() == before
@@ -153,10 +157,10 @@ def test_dry_run_changes_nothing(subprocess_env, settings, user):
     assert counts["prune"]["job_runs_pruned"] == 1
 
 
-def test_a_held_lock_means_skipped_and_exit_0(subprocess_env, lock_holder, user):
+def test_a_held_lock_means_skipped_and_exit_0(cleanup, lock_holder, user):
     make_session(user, status=Status.ABORTED, total_parts=1)
     proc = lock_holder("portal_cleanup")
-    run = cleanup(subprocess_env)
+    run = cleanup()
     assert run.returncode == 0, run.stderr
     assert run.summary["outcome"] == "skipped"
     assert len(run.events("cleanup.skipped")) == 1
@@ -166,14 +170,16 @@ def test_a_held_lock_means_skipped_and_exit_0(subprocess_env, lock_holder, user)
 
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    after = cleanup(subprocess_env)
+    after = cleanup()
     assert after.returncode == 0
     assert after.summary["outcome"] == "ok"
     assert UploadPart.objects.exclude(temp_key="").count() == 0
 
 
 @pytest.mark.slow
-def test_a_cleanup_killed_mid_run_releases_the_lock_and_the_next_run_finishes(subprocess_env, user):
+def test_a_cleanup_killed_mid_run_releases_the_lock_and_the_next_run_finishes(
+    cleanup, subprocess_env, user
+):
     bulk_seed(
         seed_owner(), n=400, parts_per_session=1, expires_at=timezone.now() - timedelta(hours=1)
     )
@@ -193,7 +199,7 @@ def test_a_cleanup_killed_mid_run_releases_the_lock_and_the_next_run_finishes(su
     [killed] = JobRun.objects.filter(job="portal_cleanup")
     assert killed.outcome == JobRun.Outcome.RUNNING and killed.finished_at is None
 
-    run = cleanup(subprocess_env)
+    run = cleanup()
     assert run.returncode == 0, run.stderr
     assert run.summary["outcome"] == "ok"
     assert not UploadSession.objects.filter(status__in=UploadSession.OPEN_STATUSES).exists()
@@ -208,27 +214,24 @@ def test_a_cleanup_killed_mid_run_releases_the_lock_and_the_next_run_finishes(su
 
 
 @pytest.mark.parametrize(
-    "args", [["--batch-size", "0"], ["--only", "everything"], ["--max-seconds", "-1"]]
+    ("args", "says"),
+    [
+        (["--batch-size", "0"], "argument --batch-size: '0' is not between 1 and"),
+        (["--only", "everything"], "argument --only: invalid choice: 'everything'"),
+        (["--max-seconds", "-1"], "argument --max-seconds: '-1' is not above 0"),
+    ],
 )
-def test_bad_usage_exits_2(subprocess_env, args):
-    proc = subprocess.run(
-        [PYTHON, "manage.py", "portal_cleanup", *args],
-        cwd=ROOT,
-        env=subprocess_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2
-    assert "portal_cleanup" in proc.stderr
-    assert not JobRun.objects.exists()
+def test_bad_usage_exits_2(args, says):
+    code, err = usage_error("portal_cleanup", *args)
+    assert code == 2
+    assert "manage.py portal_cleanup: error: " + says in err
 
 
-def test_max_seconds_stops_early_with_exit_0(subprocess_env, user):
+def test_max_seconds_stops_early_with_exit_0(cleanup, user):
     bulk_seed(
         seed_owner(), n=5, parts_per_session=1, expires_at=timezone.now() - timedelta(hours=1)
     )
-    run = cleanup(subprocess_env, "--max-seconds", "0.000001")
+    run = cleanup("--max-seconds", "0.000001")
     assert run.returncode == 0, run.stderr
     assert run.summary["stopped_early"] is True
     assert JobRun.objects.get().outcome == JobRun.Outcome.PARTIAL
@@ -238,22 +241,14 @@ def test_max_seconds_stops_early_with_exit_0(subprocess_env, user):
     assert finished["outcome"] == JobRun.Outcome.PARTIAL
 
 
-def test_only_runs_the_named_steps_and_v2_shows_progress(subprocess_env, user):
+def test_only_runs_the_named_steps_and_v2_shows_progress(cleanup, user):
     make_session(user, status=Status.ABORTED, total_parts=2)
     make_session(user, total_parts=1, expires_at=timezone.now() - timedelta(minutes=1))
-    proc = subprocess.run(
-        [PYTHON, "manage.py", "portal_cleanup", "--json", "--only", "orphans", "-v", "2"],
-        cwd=ROOT,
-        env=subprocess_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    run = Run(proc)
+    run = cleanup("--only", "orphans", "-v", "2")
     assert run.returncode == 0, run.stderr
     assert list(run.summary["steps"]) == ["orphans"]
     assert run.summary["steps"]["orphans"]["counts"]["objects_deleted"] == 2
-    assert "cleanup orphans: batch 1 " in proc.stderr
+    assert "cleanup orphans: batch 1 " in run.stderr
     assert UploadSession.objects.filter(status=Status.IN_PROGRESS).count() == 1
 
 
@@ -270,9 +265,9 @@ def failed_session_with_final_object(user):
 
 
 def test_prune_keeps_the_rows_when_the_final_object_cannot_be_deleted_local(
-    subprocess_env, user, data_dir
+    cleanup, settings, user, data_dir
 ):
-    if subprocess_env["PORTAL_STORAGE"] != "local":
+    if settings.PORTAL_STORAGE != "local":
         pytest.skip("a local-disk fault; the S3 outage has its own test")
     session, key = failed_session_with_final_object(user)
     path = data_dir / "final" / key
@@ -280,7 +275,7 @@ def test_prune_keeps_the_rows_when_the_final_object_cannot_be_deleted_local(
     path.mkdir()  # a directory where the object was: unlink fails (EISDIR), even as root
     (path / "inside").write_text("x")
 
-    run = cleanup(subprocess_env, "--only", "prune")
+    run = cleanup("--only", "prune")
 
     assert run.returncode == 1, run.stderr
     prune = run.summary["steps"]["prune"]
@@ -291,7 +286,7 @@ def test_prune_keeps_the_rows_when_the_final_object_cannot_be_deleted_local(
 
     (path / "inside").unlink()
     path.rmdir()  # fixed: the next run deletes what is there and then the rows
-    again = cleanup(subprocess_env, "--only", "prune")
+    again = cleanup("--only", "prune")
     assert again.returncode == 0, again.stderr
     assert again.summary["steps"]["prune"]["counts"]["sessions_pruned"] == 1
     assert not UploadSession.objects.filter(pk=session.pk).exists()

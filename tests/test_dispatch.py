@@ -1,7 +1,9 @@
-"""``manage.py portal_dispatch``: real processes, a real runner, crashes and concurrency."""
+"""``manage.py portal_dispatch`` against a real runner: one run through a process (exit code,
+JSON lines), the outcomes and options in-process, crashes and concurrency in processes."""
 
 import io
 import json
+import logging
 import subprocess
 from datetime import timedelta
 
@@ -11,6 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from portal.models import JobRun, OutboxEvent
+from tests.commands import from_command_line, run_command, usage_error
 from tests.conftest import PYTHON, ROOT
 from tests.peers import self_signed_certificate
 from tests.runner import RunnerServer
@@ -74,6 +77,24 @@ def log_records(out, event):
     return [d for d in json_lines(out) if d.get("event") == event]
 
 
+@pytest.fixture
+def dispatch(runner_settings, caplog):
+    """``portal_dispatch --json ARGS`` in-process: ``(exit code, summary, stderr, records)``."""
+    runner_settings.PORTAL_OUTBOX_MAX_ATTEMPTS = 3
+    caplog.set_level(logging.DEBUG, logger="portal")
+
+    def run(*args):
+        caplog.clear()
+        result = run_command("portal_dispatch", "--json", *args)
+        return result.code, json.loads(result.out), result.err, caplog.records
+
+    return run
+
+
+def events(records, name):
+    return [record for record in records if getattr(record, "event", None) == name]
+
+
 def in_process_dispatch(*args):
     out = io.StringIO()
     call_command("portal_dispatch", "--json", *args, stdout=out)
@@ -81,6 +102,7 @@ def in_process_dispatch(*args):
 
 
 def test_delivers_due_events_logs_them_and_records_the_run(dispatch_env, runner):
+    """The process boundary: exit code, the summary and the JSON log lines on stdout."""
     events = make_events(3)
 
     code, out, err = run_dispatch(dispatch_env)
@@ -100,82 +122,78 @@ def test_delivers_due_events_logs_them_and_records_the_run(dispatch_env, runner)
     assert SECRET not in out + err
 
 
-def test_an_event_that_gives_up_exits_1_and_never_logs_the_secret(dispatch_env, runner):
+def test_an_event_that_gives_up_exits_1_and_never_logs_the_secret(dispatch, runner):
     runner.set_mode("error")
     [event] = make_events(1, attempts=2)  # the third and last attempt
 
-    code, out, err = run_dispatch(dispatch_env)
+    code, summary, err, records = dispatch()
 
     assert code == 1
-    assert summary(out)["gave_up"] == 1
-    [gave_up] = log_records(out, "outbox.gave_up")
-    assert (gave_up["level"], gave_up["event_id"], gave_up["attempt"]) == (
-        "ERROR",
-        str(event.pk),
-        3,
-    )
-    assert "--retry-failed" in out + err
+    assert summary["gave_up"] == 1
+    [gave_up] = events(records, "outbox.gave_up")
+    assert (gave_up.levelname, gave_up.event_id, gave_up.attempt) == ("ERROR", str(event.pk), 3)
+    assert "--retry-failed" in err
     event = OutboxEvent.objects.get(pk=event.pk)
     assert (event.status, event.attempts) == (OutboxEvent.Status.FAILED, 3)
-    assert SECRET not in out + err + event.last_error
+    logged = "".join(record.getMessage() for record in records)
+    assert SECRET not in logged + err + event.last_error
     assert JobRun.objects.get(job="portal_dispatch").outcome == JobRun.Outcome.PARTIAL
 
 
-def test_a_failed_delivery_that_is_rescheduled_exits_0(dispatch_env, runner):
+def test_a_failed_delivery_that_is_rescheduled_exits_0(dispatch, runner):
     runner.set_mode("drop")
     make_events(2)
 
-    code, out, err = run_dispatch(dispatch_env)
+    code, summary, err, records = dispatch()
 
     assert code == 0, err
-    assert summary(out)["retried"] == 2
+    assert summary["retried"] == 2
     assert len(runner.requests) == 2  # each dropped on a fresh connection: not sent again
-    failed = log_records(out, "outbox.delivery_failed")
-    assert [(d["level"], d["error"], d["attempt"]) for d in failed] == [
+    failed = events(records, "outbox.delivery_failed")
+    assert [(d.levelname, d.error, d.attempt) for d in failed] == [
         ("WARNING", "RemoteDisconnected", 1)
     ] * 2
-    assert all(d["next_attempt_at"] for d in failed)
-    assert SECRET not in out + err
+    assert all(d.next_attempt_at for d in failed)
 
 
-def test_an_answer_too_long_to_read_does_not_spoil_the_next_delivery(dispatch_env, runner):
+def test_an_answer_too_long_to_read_does_not_spoil_the_next_delivery(dispatch, runner):
     """The unread rest of a long answer must not stay on the kept connection, where the
     next event's answer would be taken for it."""
     runner.script("huge")
     make_events(2)
 
-    code, out, err = run_dispatch(dispatch_env)
+    code, summary, err, _ = dispatch()
 
     assert code == 0, err
-    assert (summary(out)["delivered"], len(runner.requests)) == (2, 2)
+    assert (summary["delivered"], len(runner.requests)) == (2, 2)
 
 
-@pytest.mark.parametrize(
-    ("unset", "message"),
-    [
-        ("PORTAL_RUNNER_ENDPOINT", "PORTAL_RUNNER_ENDPOINT is not set"),
-        ("PORTAL_RUNNER_AUTH_SECRET", "PORTAL_RUNNER_AUTH_SECRET is not set"),
-    ],
-)
-@pytest.mark.parametrize("log_format", ["json", "console"])
-def test_bad_configuration_exits_2_with_one_clear_line(dispatch_env, unset, message, log_format):
-    env = {**dispatch_env, "PORTAL_LOG_FORMAT": log_format}
-    del env[unset]
+@pytest.mark.parametrize("unset", ["PORTAL_RUNNER_ENDPOINT", "PORTAL_RUNNER_AUTH_SECRET"])
+def test_bad_configuration_exits_2_with_one_clear_line(runner_settings, caplog, unset):
+    setattr(runner_settings, unset, "")
     make_events(1)
 
-    code, out, err = run_dispatch(env)
+    runner_settings.PORTAL_LOG_FORMAT = "json"
+    with pytest.raises(SystemExit) as exited:
+        from_command_line("portal_dispatch")
+    assert exited.value.code == 2
+    [record] = [r for r in caplog.records if r.name == "portal.commands"]
+    assert (record.levelname, record.exit_code) == ("ERROR", 2)
+    assert record.getMessage().startswith("Configuration error: ")
+    assert f"{unset} is not set" in record.getMessage()
 
-    assert code == 2
-    assert message in out + err
-    assert "Traceback" not in out + err
+    runner_settings.PORTAL_LOG_FORMAT = "console"  # Django prints it: "CommandError: ..."
+    with pytest.raises(CommandError, match=f"^Configuration error: .*{unset} is not set") as error:
+        from_command_line("portal_dispatch")
+    assert error.value.returncode == 2
     assert not JobRun.objects.exists()
     assert OutboxEvent.objects.get().status == OutboxEvent.Status.PENDING
 
 
-def test_bad_usage_exits_2(dispatch_env):
-    code, _, err = run_dispatch(dispatch_env, "--limit", "0")
+def test_bad_usage_exits_2():
+    code, err = usage_error("portal_dispatch", "--limit", "0")
     assert code == 2
-    assert "--limit" in err
+    assert "argument --limit: '0' is not between 1 and" in err
 
 
 def test_retry_failed_requeues_failed_events_and_delivers_them(runner, runner_settings):
@@ -301,15 +319,16 @@ def test_a_trickling_runner_holds_a_run_no_longer_than_one_delivery_deadline(dis
 
 
 def test_a_self_signed_runner_certificate_is_named_in_the_log_and_last_error(
-    dispatch_env, tmp_path
+    dispatch, runner_settings, tmp_path
 ):
     with RunnerServer("ok", secret=SECRET, tls=self_signed_certificate(tmp_path)) as tls_runner:
+        runner_settings.PORTAL_RUNNER_ENDPOINT = tls_runner.url
         [event] = make_events(1)
-        code, out, err = run_dispatch({**dispatch_env, "PORTAL_RUNNER_ENDPOINT": tls_runner.url})
+        code, _, err, records = dispatch()
 
     assert code == 0, err
-    [failed] = log_records(out, "outbox.delivery_failed")
-    assert failed["error"] == "TLSFailed"
-    assert "certificate verify failed" in failed["message"]
+    [failed] = events(records, "outbox.delivery_failed")
+    assert failed.error == "TLSFailed"
+    assert "certificate verify failed" in failed.getMessage()
     assert "certificate verify failed" in OutboxEvent.objects.get(pk=event.pk).last_error
-    assert "Bad file descriptor" not in out + err
+    assert "Bad file descriptor" not in failed.getMessage() + err

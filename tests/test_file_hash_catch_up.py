@@ -308,7 +308,7 @@ def test_a_part_that_takes_the_hash_on_does_not_look_when_the_next_is_missing(ap
 
 
 def test_a_catch_up_that_fails_lets_go_of_its_claim(api, monkeypatch, caplog):
-    monkeypatch.setattr(filehash, "_move", database_locked)
+    monkeypatch.setattr(filehash.part_sql, "move_hash", database_locked)
     data = os.urandom(3 * CHUNK)
     session = api.start(data, CHUNK)["id"]
     api.upload(session, data, CHUNK, order=[2, 3])

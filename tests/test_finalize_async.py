@@ -17,6 +17,7 @@ from portal import storage
 from portal.models import IngestFile, OutboxEvent, UploadPart, UploadSession
 from portal.services.finalize import lease
 from tests.api_helpers import Api, error_code, make_token, sha256
+from tests.commands import run_command
 from tests.conftest import PYTHON, ROOT, apply_storage
 
 MIB = 1024 * 1024
@@ -180,7 +181,13 @@ def dead_assembly(api, data, chunk):
     return session["id"]
 
 
+def in_process_finalize():
+    result = run_command("portal_finalize", "--json")
+    return result.code, json.loads(result.out)
+
+
 def test_portal_finalize_takes_over_a_dead_assembly_exactly_once(api, subprocess_env):
+    """The process boundary: exit code and the JSON summary among the log lines."""
     data = os.urandom(50 * 1024)
     session_id = dead_assembly(api, data, 10 * 1024)
 
@@ -191,34 +198,34 @@ def test_portal_finalize_takes_over_a_dead_assembly_exactly_once(api, subprocess
     session = UploadSession.objects.select_related("file").get(pk=session_id)
     assert session.status == Status.COMPLETE and session.file.sha256 == sha256(data)
     assert OutboxEvent.objects.filter(aggregate_id=str(session.file_id)).count() == 1
-    again, summary = run_finalize_command(subprocess_env)
-    assert again.returncode == 0 and summary["completed"] == 0
+    code, summary = in_process_finalize()
+    assert code == 0 and summary["completed"] == 0
     assert OutboxEvent.objects.count() == 1
 
 
-def test_portal_finalize_leaves_an_assembly_whose_lock_is_held(api, subprocess_env, lock_holder):
+def test_portal_finalize_leaves_an_assembly_whose_lock_is_held(api, lock_holder):
     session_id = dead_assembly(api, b"y" * 30, 10)
     holder = lock_holder(f"finalize:{session_id}")
 
-    result, summary = run_finalize_command(subprocess_env)
+    code, summary = in_process_finalize()
 
-    assert result.returncode == 0, result.stderr
+    assert code == 0
     assert summary["busy"] == 1 and summary["completed"] == 0
     assert UploadSession.objects.get().status == Status.FINALIZING
     holder.release(f"finalize:{session_id}")
     UploadSession.objects.update(assembly_lease_until=timezone.now() - timedelta(seconds=1))
-    assert run_finalize_command(subprocess_env)[1]["completed"] == 1
+    assert in_process_finalize()[1]["completed"] == 1
 
 
-def test_an_assembly_that_keeps_failing_is_given_up(api, subprocess_env):
-    from portal.services.finalize.job import MAX_ATTEMPTS
+def test_an_assembly_that_keeps_failing_is_given_up(api):
+    from portal.services.finalize import MAX_ATTEMPTS
 
     session_id = dead_assembly(api, b"z" * 30, 10)
     UploadSession.objects.update(assembly_attempts=MAX_ATTEMPTS)
 
-    result, summary = run_finalize_command(subprocess_env)
+    code, summary = in_process_finalize()
 
-    assert result.returncode == 0, result.stderr
+    assert code == 0
     assert summary["failed"] == 1
     session = UploadSession.objects.get(pk=session_id)
     assert session.status == Status.FAILED

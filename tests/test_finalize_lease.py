@@ -8,8 +8,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from portal.models import UploadSession
-from portal.services.finalize import lease
-from portal.services.finalize.job import MAX_ATTEMPTS
+from portal.services.finalize import MAX_ATTEMPTS, lease
 from tests.api_helpers import Api, make_token
 
 

@@ -142,7 +142,7 @@ def test_atomic_requests_do_not_wrap_the_check_views(db, portal_storage, setting
     # Through the URL routes (ProbeMiddleware removed): Django refuses ATOMIC_REQUESTS on
     # async views unless they are marked non-atomic, as HealthCheckView.dispatch is.
     settings.MIDDLEWARE = [
-        m for m in settings.MIDDLEWARE if m != "portal.health.middleware.ProbeMiddleware"
+        m for m in settings.MIDDLEWARE if m != "portal.health.views.ProbeMiddleware"
     ]
     default = connections["default"].settings_dict
     default["ATOMIC_REQUESTS"] = True

@@ -12,6 +12,7 @@ import pytest
 from portal.observability import (
     REDACTED,
 )
+from tests.commands import run_command
 from tests.processes import (
     AWS_SECRET,
     HEX32,
@@ -274,14 +275,11 @@ def test_logging_tree_shows_portal_and_django_reaching_the_json_handler(subproce
     assert "Formatter <boot.logging.ConsoleFormatter" in dev_tree
 
 
-def test_the_logging_tree_shows_a_set_up_that_fails_the_portal_checks(subprocess_env):
+def test_the_logging_tree_shows_a_set_up_that_fails_the_portal_checks(settings):
     """A diagnostic runs where the jobs refuse to (portal.E001 here)."""
-    broken = {
-        **subprocess_env,
-        "PORTAL_CHUNK_SIZE_MIN": str(64 * 2**20),
-        "PORTAL_CHUNK_SIZE": str(8 * 2**20),
-    }
-    refused = run_manage(broken, "portal_cleanup", check=False)
-    assert refused.returncode == 2 and "portal.E001" in refused.stdout + refused.stderr
-    tree = run_manage(broken, "portal_logging_tree").stdout
-    assert 'o<--"portal"' in tree
+    settings.PORTAL_CHUNK_SIZE_MIN = 64 * 2**20
+    settings.PORTAL_CHUNK_SIZE = 8 * 2**20
+    refused = run_command("portal_cleanup")
+    assert refused.code == 2 and "portal.E001" in refused.err
+    tree = run_command("portal_logging_tree")
+    assert tree.code == 0 and 'o<--"portal"' in tree.out

@@ -123,7 +123,7 @@ def test_a_scrape_holding_the_lock_postpones_the_merge(writers, tmp_path):
     held, release = threading.Event(), threading.Event()
 
     def scrape_in_progress():
-        with multiproc.shared_lock(str(tmp_path)):
+        with multiproc.merge_lock(str(tmp_path), exclusive=False):
             held.set()
             release.wait(10)
 

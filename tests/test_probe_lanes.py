@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from portal.health.lanes import TUS_LANE, TUS_PREFIX, TUS_THREADS, lane_for, probe_path
+from portal.health.lanes import TUS_LANE, TUS_PREFIX, TUS_THREADS, lane_for
 from tests.api_helpers import make_token
 from tests.test_health_server import Server, base_env
 from tests.topology.programs import Gunicorn, http_get
@@ -31,7 +31,7 @@ THREADS = 4
     ],
 )
 def test_a_complete_probe_takes_its_lane(head, path):
-    assert probe_path(head) == path
+    assert lane_for(head) == path
 
 
 @pytest.mark.parametrize(
@@ -54,7 +54,7 @@ def test_a_complete_probe_takes_its_lane(head, path):
     ],
 )
 def test_anything_else_takes_the_usual_pool(head):
-    assert probe_path(head[:4096]) is None
+    assert lane_for(head[:4096]) is None
 
 
 def stuck_client(port):

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from portal.health import executor as probes
 from portal.models import JobRun, OutboxEvent
-from portal.services.status.units import ago, binary_size, duration
+from portal.services.status.page import ago, binary_size, duration
 from portal.services.tokens import hash_token
 
 HTML = "text/html,application/xhtml+xml"
@@ -104,7 +104,6 @@ def test_units_read_like_a_person_writes_them():
     assert binary_size(100 * 1024) == "100 KiB"  # three digits need no decimal
     assert ago(12) == "12 s ago"
     assert ago(3 * 3600) == "3 h ago"
-    assert ago(None) == "never"
     assert duration(0.42) == "420 ms"
     assert duration(75) == "1 min 15 s"
     assert duration(60) == "1 min"

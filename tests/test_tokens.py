@@ -1,7 +1,5 @@
 """API tokens: stored hashed, shown once by the command, required by every API endpoint."""
 
-import subprocess
-
 import pytest
 import time_machine
 from django.contrib.auth import get_user_model
@@ -13,22 +11,17 @@ from portal import auth
 from portal.models import ApiToken
 from portal.services.tokens import hash_token
 from tests.api_helpers import BASE, Api, error_code, make_token
-from tests.conftest import PYTHON, ROOT
+from tests.commands import run_command
+from tests.processes import run_manage
 
 
-def run_command(env, *args):
-    return subprocess.run(
-        [PYTHON, "manage.py", "portal_create_token", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def create_token(*args):
+    return run_command("portal_create_token", *args)
 
 
 def test_command_prints_the_token_once_and_stores_only_its_hash(subprocess_env, user):
-    result = run_command(subprocess_env, "alice", "--name", "laptop")
+    """The process boundary: exit 0, the token alone on stdout, the note on stderr."""
+    result = run_manage(subprocess_env, "portal_create_token", "alice", "--name", "laptop")
     assert result.returncode == 0, result.stderr
     raw = result.stdout.strip()
     assert raw.startswith("pt_") and len(raw) > 40
@@ -41,17 +34,17 @@ def test_command_prints_the_token_once_and_stores_only_its_hash(subprocess_env, 
     assert raw not in stored
 
 
-def test_command_refuses_an_unknown_user_unless_asked_to_create_it(subprocess_env):
-    result = run_command(subprocess_env, "carol")
-    assert result.returncode == 2
-    assert "--create-user" in result.stderr
+def test_command_refuses_an_unknown_user_unless_asked_to_create_it(db):
+    result = create_token("carol")
+    assert result.code == 2
+    assert "no user 'carol'; pass --create-user to create it" in result.err
     assert not get_user_model().objects.filter(username="carol").exists()
 
-    result = run_command(subprocess_env, "carol", "--create-user")
-    assert result.returncode == 0, result.stderr
+    result = create_token("carol", "--create-user")
+    assert result.code == 0, result.err
     carol = get_user_model().objects.get(username="carol")
     assert not carol.has_usable_password()
-    assert ApiToken.objects.get(user=carol).key_hash == hash_token(result.stdout.strip())
+    assert ApiToken.objects.get(user=carol).key_hash == hash_token(result.out.strip())
 
 
 @pytest.mark.parametrize(
@@ -66,20 +59,19 @@ def test_command_refuses_an_unknown_user_unless_asked_to_create_it(subprocess_en
         (["alice", "--name", "n" * 101], "at most 100"),
     ],
 )
-def test_the_command_refuses_bad_names_with_exit_2(subprocess_env, user, args, says):
-    result = run_command(subprocess_env, *args)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert says in result.stderr
-    assert "Traceback" not in result.stderr
+def test_the_command_refuses_bad_names_with_exit_2(user, args, says):
+    result = create_token(*args)
+    assert result.code == 2, result.out + result.err
+    assert says in result.err
     assert get_user_model().objects.count() == 1  # alice only: nobody was created
     assert not ApiToken.objects.exists()
 
 
-def test_a_monitoring_token_is_made_for_monitoring(subprocess_env, user):
-    result = run_command(subprocess_env, "alice", "--monitoring", "--name", "prometheus")
-    assert result.returncode == 0, result.stderr
+def test_a_monitoring_token_is_made_for_monitoring(user):
+    result = create_token("alice", "--monitoring", "--name", "prometheus")
+    assert result.code == 0, result.err
     assert ApiToken.objects.get().purpose == ApiToken.Purpose.MONITORING
-    assert "monitoring token" in result.stderr
+    assert "monitoring token" in result.err
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The API through a live gunicorn, driven by the ``portal_upload`` client command."""
+"""The API through a live gunicorn, driven by the ``portal_upload`` client command: in this
+process, but for one run killed and resumed through real processes."""
 
 import http.client
 import json
@@ -14,6 +15,7 @@ from portal import storage
 from portal.models import IngestFile, UploadPart, UploadSession
 from tests import objects
 from tests.api_helpers import make_token, sha256
+from tests.commands import run_command, usage_error
 from tests.conftest import PYTHON, ROOT, free_port
 from tests.peers import BadRequestServer
 from tests.runner import RunnerServer
@@ -92,15 +94,8 @@ def upload_command(env, path, url, token, *args):
     return [PYTHON, "manage.py", "portal_upload", str(path), "--url", url, "--token", token, *args]
 
 
-def run_upload(env, path, url, token, *args):
-    return subprocess.run(
-        upload_command(env, path, url, token, *args),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def run_upload(path, url, token, *args):
+    return run_command("portal_upload", str(path), "--url", url, "--token", token, *args)
 
 
 def write_file(tmp_path, size, name="data.bin"):
@@ -109,27 +104,28 @@ def write_file(tmp_path, size, name="data.bin"):
     return path
 
 
-def test_client_uploads_finalizes_and_compares_sha256(server, subprocess_env, token, tmp_path):
+def test_client_uploads_finalizes_and_compares_sha256(server, token, tmp_path):
     path = write_file(tmp_path, 300_001)
-    result = run_upload(subprocess_env, path, server.url, token, "--chunk-size", "65536")
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_upload(path, server.url, token, "--chunk-size", "65536")
+    assert result.code == 0, result.out + result.err
     digest = sha256(path.read_bytes())
-    assert f"server sha256: {digest}" in result.stdout
-    assert f"local  sha256: {digest}" in result.stdout
-    assert result.stdout.strip().endswith("OK")
+    assert f"server sha256: {digest}" in result.out
+    assert f"local  sha256: {digest}" in result.out
+    assert result.out.strip().endswith("OK")
     session = UploadSession.objects.get()
     assert (session.status, session.total_parts) == ("complete", 5)
     file = IngestFile.objects.get()
     assert (file.status, file.sha256, file.original_filename) == ("stored", digest, "data.bin")
     assert b"".join(objects.iter_final(file.storage_key)) == path.read_bytes()
 
-    again = run_upload(subprocess_env, path, server.url, token, "--chunk-size", "65536")
-    assert again.returncode == 0, again.stderr
-    assert "already complete" in again.stdout
+    again = run_upload(path, server.url, token, "--chunk-size", "65536")
+    assert again.code == 0, again.err
+    assert "already complete" in again.out
     assert UploadSession.objects.count() == 1
 
 
 def test_killed_client_resumes_and_finishes(server, subprocess_env, token, tmp_path):
+    """The process boundary: a client killed mid-upload, then a run that exits 0."""
     path = write_file(tmp_path, 8 * 1024 * 1024)
     command = upload_command(
         subprocess_env, path, server.url, token, "--chunk-size", "32768", "--parallel", "1"
@@ -150,35 +146,39 @@ def test_killed_client_resumes_and_finishes(server, subprocess_env, token, tmp_p
     received = UploadPart.objects.count()
     assert 10 <= received < 256, "the client was not killed mid-upload"
 
-    result = run_upload(subprocess_env, path, server.url, token, "--chunk-size", "32768")
+    result = subprocess.run(
+        upload_command(subprocess_env, path, server.url, token, "--chunk-size", "32768"),
+        cwd=ROOT,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "resuming:" in result.stdout
+    assert result.stdout.strip().endswith("OK")
     assert UploadSession.objects.count() == 1
     session = UploadSession.objects.get()
     assert (session.status, session.completed_parts) == ("complete", 256)
     assert IngestFile.objects.get().sha256 == sha256(path.read_bytes())
 
 
-def test_client_failures_exit_non_zero_with_a_clear_message(
-    server, subprocess_env, token, tmp_path
-):
+def test_client_failures_exit_non_zero_with_a_clear_message(server, token, tmp_path):
     path = write_file(tmp_path, 1000)
-    bad = run_upload(subprocess_env, path, server.url, "pt_wrong", "--retries", "0")
-    assert bad.returncode == 1
-    assert "401" in bad.stderr and "invalid_token" in bad.stderr
+    bad = run_upload(path, server.url, "pt_wrong", "--retries", "0")
+    assert bad.code == 1
+    assert "401" in bad.err and "invalid_token" in bad.err
 
-    down = run_upload(
-        subprocess_env, path, f"http://127.0.0.1:{free_port()}", token, "--retries", "1"
-    )
-    assert down.returncode == 1
-    assert "connection failed" in down.stderr and "gave up after 2 tries" in down.stderr
+    down = run_upload(path, f"http://127.0.0.1:{free_port()}", token, "--retries", "1")
+    assert down.code == 1
+    assert "connection failed" in down.err and "gave up after 2 tries" in down.err
 
-    first = run_upload(subprocess_env, path, server.url, token, "--idempotency-key", "k")
-    assert first.returncode == 0
+    first = run_upload(path, server.url, token, "--idempotency-key", "k")
+    assert first.code == 0
     UploadSession.objects.update(status="aborted")
-    aborted = run_upload(subprocess_env, path, server.url, token, "--idempotency-key", "k")
-    assert aborted.returncode == 1
-    assert "is aborted" in aborted.stderr
+    aborted = run_upload(path, server.url, token, "--idempotency-key", "k")
+    assert aborted.code == 1
+    assert "is aborted" in aborted.err
 
 
 def test_status_codes_through_the_live_server(server, token):
@@ -225,10 +225,10 @@ def test_a_body_shorter_than_its_content_length_is_400_and_not_kept(server, toke
     assert not UploadPart.objects.exists()
 
 
-def test_the_token_never_reaches_the_logs(server, subprocess_env, token, tmp_path):
+def test_the_token_never_reaches_the_logs(server, token, tmp_path):
     path = write_file(tmp_path, 50_000)
-    result = run_upload(subprocess_env, path, server.url, token, "--chunk-size", "20000")
-    assert result.returncode == 0, result.stderr
+    result = run_upload(path, server.url, token, "--chunk-size", "20000")
+    assert result.code == 0, result.err
     server.request("GET", "/api/v1/uploads/sessions", headers={"Authorization": "Bearer pt_nope"})
     auth = {"Authorization": f"Bearer {token}"}
     create = json.dumps({"filename": "y", "size_bytes": 5})
@@ -238,7 +238,7 @@ def test_the_token_never_reaches_the_logs(server, subprocess_env, token, tmp_pat
     log = server.log()
     assert token not in log and token[3:15] not in log
     assert "pt_nope" not in log and "Bearer" not in log
-    assert token not in result.stdout + result.stderr
+    assert token not in result.out + result.err
     records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     events = {}
     for record in records:
@@ -252,67 +252,63 @@ def test_the_token_never_reaches_the_logs(server, subprocess_env, token, tmp_pat
 
 
 def test_the_token_comes_from_the_environment_or_a_file_and_on_the_command_line_warns(
-    server, subprocess_env, token, tmp_path
+    server, token, tmp_path, capsys, monkeypatch
 ):
     path = write_file(tmp_path, 1000)
-    command = [PYTHON, "manage.py", "portal_upload", str(path), "--url", server.url]
 
-    def run(*args, **env):
-        return subprocess.run(
-            [*command, *args],
-            cwd=ROOT,
-            env={**subprocess_env, **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    def run(*args, env_token=None):
+        monkeypatch.setenv("PORTAL_TOKEN", env_token or "")
+        result = run_command("portal_upload", str(path), "--url", server.url, *args)
+        result.err += capsys.readouterr().err  # the warnings go to the process's stderr
+        return result
 
-    from_env = run(PORTAL_TOKEN=token)
-    assert from_env.returncode == 0 and "warning" not in from_env.stderr, from_env.stderr
+    from_env = run(env_token=token)
+    assert from_env.code == 0 and "warning" not in from_env.err, from_env.err
 
     token_file = tmp_path / "token"
     token_file.write_text(token + "\n")
     token_file.chmod(0o600)
     from_file = run("--token-file", str(token_file))
-    assert from_file.returncode == 0 and "warning" not in from_file.stderr, from_file.stderr
+    assert from_file.code == 0 and "warning" not in from_file.err, from_file.err
 
     on_the_line = run("--token", token)
-    assert on_the_line.returncode == 0
-    assert "warning: --token puts the token on the command line" in on_the_line.stderr
-    assert token not in on_the_line.stderr + on_the_line.stdout
+    assert on_the_line.code == 0
+    assert "warning: --token puts the token on the command line" in on_the_line.err
+    assert token not in on_the_line.err + on_the_line.out
 
     token_file.chmod(0o644)
     shared = run("--token-file", str(token_file))
-    assert shared.returncode == 0 and "can be read by other users" in shared.stderr
+    assert shared.code == 0 and "can be read by other users" in shared.err
 
-    for args, env, says in [
-        ((), {"PORTAL_TOKEN": ""}, "no API token: set PORTAL_TOKEN or pass --token-file"),
-        (("--token-file", str(tmp_path / "missing")), {}, "missing: cannot read it"),
-        (("--token-file", str(write_file(tmp_path, 0, "empty"))), {}, "is empty"),
-        (("--token-file", str(token_file), "--token", token), {}, "not allowed with"),
+    for args, says in [
+        ((), "no API token: set PORTAL_TOKEN or pass --token-file"),
+        (("--token-file", str(tmp_path / "missing")), "missing: cannot read it"),
+        (("--token-file", str(write_file(tmp_path, 0, "empty"))), "is empty"),
     ]:
-        refused = run(*args, **env)
-        assert refused.returncode == 2 and says in refused.stderr, (args, refused.stderr)
+        refused = run(*args)
+        assert refused.code == 2 and says in refused.err, (args, refused.err)
+    both = ("--token-file", str(token_file), "--token", token)
+    code, err = usage_error("portal_upload", str(path), "--url", server.url, *both)
+    assert code == 2 and "not allowed with" in err
 
 
-def test_an_https_url_at_a_plain_http_server_names_the_protocol(subprocess_env, tmp_path):
+def test_an_https_url_at_a_plain_http_server_names_the_protocol(tmp_path):
     path = write_file(tmp_path, 1000)
     with BadRequestServer() as plain:
-        result = run_upload(subprocess_env, path, f"https://127.0.0.1:{plain.port}", "pt_x")
+        result = run_upload(path, f"https://127.0.0.1:{plain.port}", "pt_x")
 
-    assert result.returncode == 1
-    assert f"TLS handshake with 127.0.0.1:{plain.port} failed" in result.stderr
-    assert "does the server speak https on that port?" in result.stderr
-    assert "Bad file descriptor" not in result.stderr
+    assert result.code == 1
+    assert f"TLS handshake with 127.0.0.1:{plain.port} failed" in result.err
+    assert "does the server speak https on that port?" in result.err
+    assert "Bad file descriptor" not in result.err
     assert plain.connections == 1  # a protocol mismatch is not retried
 
 
-def test_a_trickling_server_is_cut_at_the_request_deadline(subprocess_env, tmp_path):
+def test_a_trickling_server_is_cut_at_the_request_deadline(tmp_path):
     path = write_file(tmp_path, 1000)
     with RunnerServer("trickle", trickle_interval=0.5) as trickling:
         started = time.monotonic()
         result = run_upload(
-            subprocess_env,
             path,
             f"http://127.0.0.1:{trickling.port}",
             "pt_x",
@@ -323,12 +319,12 @@ def test_a_trickling_server_is_cut_at_the_request_deadline(subprocess_env, tmp_p
         )
         elapsed = time.monotonic() - started
 
-    assert result.returncode == 1
-    assert f"127.0.0.1:{trickling.port} did not answer within 1 s" in result.stderr
+    assert result.code == 1
+    assert f"127.0.0.1:{trickling.port} did not answer within 1 s" in result.err
     assert elapsed < 20, f"the client took {elapsed:.1f} s"
 
 
-def test_a_url_that_is_not_the_portal_stops_with_a_clear_message(subprocess_env, token, tmp_path):
+def test_a_url_that_is_not_the_portal_stops_with_a_clear_message(tmp_path):
     """A web server that answers 200 with HTML (a wrong --url): exit 1 naming it, no
     traceback (it was a KeyError)."""
     import threading
@@ -351,10 +347,10 @@ def test_a_url_that_is_not_the_portal_stops_with_a_clear_message(subprocess_env,
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        result = run_upload(subprocess_env, write_file(tmp_path, 1000), url, token)
+        result = run_upload(write_file(tmp_path, 1000), url, "pt_x")
     finally:
         server.shutdown()
         server.server_close()
-    assert result.returncode == 1, result.stderr
-    assert "HTTP 200 but the answer is not the portal's JSON" in result.stderr
-    assert "Welcome to nginx!" in result.stderr and "Traceback" not in result.stderr
+    assert result.code == 1, result.err
+    assert "HTTP 200 but the answer is not the portal's JSON" in result.err
+    assert "Welcome to nginx!" in result.err

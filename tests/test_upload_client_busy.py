@@ -3,7 +3,7 @@ the client waits and retries, as the answer says, instead of giving the upload u
 
 import json
 import socket
-import subprocess
+import threading
 import time
 
 import pytest
@@ -11,8 +11,7 @@ import pytest
 from portal import storage
 from portal.models import IngestFile
 from tests.api_helpers import make_token, sha256
-from tests.conftest import ROOT
-from tests.test_upload_client import LiveServer, upload_command, write_file
+from tests.test_upload_client import LiveServer, run_upload, write_file
 
 pytestmark = pytest.mark.slow
 CHUNK = 65536
@@ -52,20 +51,18 @@ def test_a_part_another_request_is_sending_is_retried_until_it_ended(
         )
         wait_for(lambda: answer_to_no_body(server, part, token).startswith(b"HTTP/1.1 409"))
         options = ("--chunk-size", str(CHUNK), "--idempotency-key", "busy", "--retries", "8")
-        client = subprocess.Popen(
-            upload_command(subprocess_env, path, server.url, token, *options),
-            cwd=ROOT,
-            env=subprocess_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        results = []
+        client = threading.Thread(
+            target=lambda: results.append(run_upload(path, server.url, token, *options))
         )
-        wait_for(lambda: server.log().count(f"Conflict: {part}") >= 2 or client.poll() is not None)
+        client.start()
+        wait_for(lambda: server.log().count(f"Conflict: {part}") >= 2 or not client.is_alive())
         stalled.sendall(second[1000:])
         stalled.shutdown(socket.SHUT_WR)
         assert stalled.recv(100).startswith(b"HTTP/1.1 201")
-    output, _ = client.communicate(timeout=120)
-    assert client.returncode == 0, output
+    client.join(timeout=120)
+    [result] = results
+    assert result.code == 0, result.out + result.err
     file = IngestFile.objects.get()
     assert (file.status, file.sha256) == (IngestFile.Status.STORED, sha256(data))
 

@@ -1,11 +1,6 @@
-"""The django-health-check checks behind ``/ready`` and ``/status``.
+"""The django-health-check checks behind ``/ready`` (database, storages) and ``/status``
+(adds job heartbeats, outbox backlog, free space: these only warn)."""
 
-``/ready`` runs ``DatabaseReady`` and one ``StorageReady`` per storage alias (a full
-volume is a warning, ``StorageFull``, not a failure); ``/status`` adds ``JobFreshness``
-and ``OutboxBacklog``, which only ever warn and never affect ``/ready``.
-"""
-
-import contextlib
 import dataclasses
 import errno
 from datetime import timedelta
@@ -25,22 +20,12 @@ from portal import storage
 from portal.models import JobRun, OutboxEvent
 from portal.services.jobs import JOB_SCHEDULES, OUTBOX_BACKLOG_WARN_AGE
 
-# What the rendering of an answer may take on top of the checks: the library waits
-# ``timeout + 1`` s for a check, so declaring ``T - margin`` keeps the whole answer in T + 1 s.
+# The library waits ``timeout + 1`` s for a check: ``T - margin`` keeps the answer in T + 1 s.
 RENDER_MARGIN_SECONDS = 0.25
 
 
-@contextlib.asynccontextmanager
-async def database_errors_unavailable():
-    """A database error in a status check reads "unavailable", not the library's "unknown"."""
-    try:
-        yield
-    except DatabaseError as exc:
-        raise ServiceUnavailable(f"{type(exc).__name__} from the database") from exc
-
-
 class PortalTimeout:
-    """The check budget comes from ``PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS`` (read per probe)."""
+    """The check budget is ``PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS`` (read per probe)."""
 
     @property
     def timeout(self):
@@ -50,11 +35,9 @@ class PortalTimeout:
 
 @dataclasses.dataclass
 class DatabaseReady(PortalTimeout, hc_checks.Database):
-    """``SELECT 1`` on a fresh connection (the library's check) within our budget.
-
-    A pass opens this process's database gate (``portal.dbgate``): once ``/ready`` says
-    the database answers and the balancer sends traffic again, no API request may still
-    get the gate's 503 while it waits for its own retry."""
+    """The library's ``SELECT 1``. A pass opens this process's database gate
+    (``portal.dbgate``): once ``/ready`` says the database answers, no request may still
+    get the gate's 503."""
 
     @property
     def name(self):
@@ -69,9 +52,8 @@ class DatabaseReady(PortalTimeout, hc_checks.Database):
 
 
 class StorageFull(ServiceWarning):
-    """The storage's write test failed only for lack of room (ENOSPC, EDQUOT): the volume
-    is there and answers, so reads, finalize by link and aborts still work. ``/ready``
-    says ``full`` and stays 200 (docs/configuration.md, "Free space")."""
+    """The write test failed only for lack of room: reads, finalize by link and aborts still
+    work, so ``/ready`` says ``full`` and stays 200 (docs/configuration.md, "Free space")."""
 
 
 NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
@@ -79,13 +61,8 @@ NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 
 @dataclasses.dataclass
 class StorageReady(PortalTimeout, hc_checks.Storage):
-    """Write, read and delete one small object (the library's check) within our budget.
-
-    Any failure of the backend (an ``OSError`` when the directory is gone, a botocore
-    error when S3 is unreachable) becomes ``ServiceUnavailable``, so the result says
-    "unavailable" instead of the library's logged "unknown error"; a write refused only
-    for lack of room is ``StorageFull``.
-    """
+    """The library's write, read and delete of a small object; any backend error is
+    "unavailable" (not the library's logged "unknown error"), no room is ``StorageFull``."""
 
     @property
     def name(self):
@@ -103,7 +80,6 @@ class StorageReady(PortalTimeout, hc_checks.Storage):
 
 
 def _no_room(exc):
-    """Whether ``exc`` (or an error it was raised from) is a write refused for room."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, OSError) and exc.errno in NO_ROOM:
@@ -114,28 +90,29 @@ def _no_room(exc):
 
 
 @dataclasses.dataclass
-class JobFreshness(PortalTimeout, HealthCheck):
-    """Warn when the last successful run of ``job`` is older than twice its cron schedule.
+class StatusCheck(PortalTimeout, HealthCheck):
+    """A ``/status`` check: ``figures`` holds what the page shows. Async, so its queries run
+    on the request's thread, never in the shared probe pool."""
 
-    ``ok`` and ``partial`` runs count as success: a partial cleanup still ran. Async, so
-    its queries run on the request's own thread (``a*`` ORM methods), never in the shared
-    probe pool. ``figures`` holds what ``/status`` shows.
-    """
+    figures: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    async def run(self):
+        try:
+            await self.measure()
+        except DatabaseError as exc:
+            raise ServiceUnavailable(f"{type(exc).__name__} from the database") from exc
+
+
+@dataclasses.dataclass
+class JobFreshness(StatusCheck):
+    """Warn when the last ``ok`` or ``partial`` run of ``job`` is older than twice its
+    schedule."""
 
     job: str = "portal_cleanup"
-    figures: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def name(self):
         return f"job:{self.job}"
-
-    @property
-    def max_age(self):
-        return 2 * JOB_SCHEDULES[self.job]
-
-    async def run(self):
-        async with database_errors_unavailable():
-            await self.measure()
 
     async def measure(self):
         last = await (
@@ -145,32 +122,27 @@ class JobFreshness(PortalTimeout, HealthCheck):
             .order_by("-started_at")
             .afirst()
         )
+        max_age = 2 * JOB_SCHEDULES[self.job].total_seconds()
         at = (last.finished_at or last.started_at) if last else None
         age = (timezone.now() - at).total_seconds() if at else None
         self.figures = {
             "last_success_at": at.isoformat() if at else None,
             "age_seconds": round(age) if age is not None else None,
-            "max_age_seconds": round(self.max_age.total_seconds()),
+            "max_age_seconds": round(max_age),
         }
         if at is None:
             raise ServiceWarning(f"{self.job} has never completed")
-        if age > self.max_age.total_seconds():
+        if age > max_age:
             raise ServiceWarning(f"{self.job} last completed {round(age)} s ago")
 
 
 @dataclasses.dataclass
-class OutboxBacklog(PortalTimeout, HealthCheck):
+class OutboxBacklog(StatusCheck):
     """Pending count, oldest pending age and failed count; warns on failed or old events."""
-
-    figures: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def name(self):
         return "outbox"
-
-    async def run(self):
-        async with database_errors_unavailable():
-            await self.measure()
 
     async def measure(self):
         pending = await OutboxEvent.objects.filter(status=OutboxEvent.Status.PENDING).aaggregate(
@@ -197,12 +169,8 @@ def readiness_checks():
 
 @dataclasses.dataclass
 class FreeSpace(PortalTimeout, Disk):
-    """Free space of a local storage volume, for ``/status`` only (it never fails ``/ready``).
-
-    django-health-check's disk check (its usage-percent warning, 90 % by default), plus
-    the portal's own threshold in bytes: a warning below twice ``PORTAL_MIN_FREE_BYTES``,
-    so operators hear of it before the free-space guard starts refusing new uploads.
-    """
+    """The library's disk check (usage percent), plus a warning below twice
+    ``PORTAL_MIN_FREE_BYTES``: operators hear of it before new uploads are refused."""
 
     alias: str = "portal_temp"
     figures: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
@@ -230,8 +198,7 @@ class FreeSpace(PortalTimeout, Disk):
 
 
 def status_checks():
-    """What ``/status`` adds to readiness: cron heartbeats, the outbox backlog, and the
-    free space of local storage volumes (S3 has none)."""
+    """What ``/status`` adds to readiness (free space only where there are volumes)."""
     volumes = ("portal_temp", "portal_final") if storage.backend().has_volumes else ()
     disks = (FreeSpace(alias=alias) for alias in volumes)
     return (*(JobFreshness(job=job) for job in JOB_SCHEDULES), OutboxBacklog(), *disks)

@@ -1,11 +1,8 @@
 """Drain: ``/ready`` answers 503 while the instance keeps serving, so the balancer takes it
-out before it stops (SIGTERM, ``ShutdownDrain``) or while it is maintained
-(``PORTAL_DRAIN_FILE``).
+out before it stops (SIGTERM) or while it is maintained (``PORTAL_DRAIN_FILE``).
 
-Workers learn of the shutdown through a marker file named after the master's pid (its
-path exported in ``PORTAL_DRAIN_MARKER`` before the first fork): one ``stat()`` per
-``/ready``, any worker class, never inherited by the next server. Imported by gunicorn's
-master before Django is set up: nothing here touches settings at import.
+Workers learn of the shutdown from a marker file named after the master's pid (one
+``stat()`` per ``/ready``). Imported by gunicorn's master: no settings at import.
 """
 
 import os
@@ -15,9 +12,8 @@ from pathlib import Path
 
 MARKER_ENV = "PORTAL_DRAIN_MARKER"
 DRAIN_HEADER = "X-Portal-Drain"
-# Long enough for deploy/haproxy/haproxy.cfg (first check after at most inter 2 s, two
-# more at fastinter 0.5 s: out of rotation within 3 s) with room to spare; a balancer that
-# checks less often needs more (docs/topology.md).
+# deploy/haproxy/haproxy.cfg takes an instance out within 3 s; slower balancers need more
+# (docs/topology.md).
 DEFAULT_SECONDS = 10.0
 MAX_SECONDS = 3600.0
 SHUTDOWN = "shutdown"
@@ -32,7 +28,7 @@ def drain_file():
 
 
 def reason():
-    """Why this instance drains (``shutdown`` or ``maintenance``), or None when it does not."""
+    """``shutdown``, ``maintenance``, or None when the instance does not drain."""
     marker = os.environ.get(MARKER_ENV)
     if marker and os.path.exists(marker):
         return SHUTDOWN
@@ -42,7 +38,6 @@ def reason():
 
 
 def start_maintenance():
-    """Create the maintenance flag file (and its directory); returns its path."""
     path = drain_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch()
@@ -50,7 +45,7 @@ def start_maintenance():
 
 
 def stop_maintenance():
-    """Remove the maintenance flag file; returns its path and whether it existed."""
+    """Returns the flag file's path and whether it existed."""
     path = drain_file()
     try:
         path.unlink()
@@ -60,11 +55,8 @@ def stop_maintenance():
 
 
 def ready_response():
-    """The ``/ready`` answer while draining, else None.
-
-    503 tells the balancer to take the instance out; ``X-Portal-Drain`` keeps the probe
-    out of the access log (``boot.logging``): a drain is planned, not an error.
-    """
+    """The ``/ready`` answer while draining, else None; ``X-Portal-Drain`` keeps it out of
+    the access log (``boot.logging``): a drain is planned, not an error."""
     why = reason()
     if why is None:
         return None
@@ -79,13 +71,10 @@ def ready_response():
 class ShutdownDrain:
     """SIGTERM in gunicorn's master: drain for ``seconds``, then gunicorn's graceful stop.
 
-    gunicorn's master queues every signal and dispatches it from its main loop to the
-    arbiter's ``handle_<name>`` method. Replacing ``handle_term`` on the arbiter instance
-    keeps that path: the drain starts and ends in the main loop, never inside a signal
-    handler, so it may write files and log. The end of the drain is a SIGALRM from a
-    one-shot ``setitimer`` (not a thread: the master forks), queued by gunicorn's own
-    handler and dispatched to ``handle_alrm``, which hands over to the original
-    ``handle_term``. Timers are not inherited across ``fork()``, so workers never see it.
+    Replacing the arbiter's ``handle_term`` keeps gunicorn's path (signals queued and
+    dispatched from the main loop), so the drain may write files and log. It ends with a
+    one-shot ``setitimer`` SIGALRM (not a thread: the master forks; workers inherit no
+    timer), dispatched to ``handle_alrm``, which calls the original ``handle_term``.
     """
 
     def __init__(self, arbiter, seconds, marker):
@@ -132,7 +121,7 @@ class ShutdownDrain:
 
 
 def clear_marker():
-    """Remove this master's marker (gunicorn's ``on_exit``); a new master uses a new one."""
+    """Remove this master's marker (gunicorn's ``on_exit``)."""
     marker = os.environ.get(MARKER_ENV)
     if marker:
         Path(marker).unlink(missing_ok=True)

@@ -1,8 +1,7 @@
 """Where readiness checks run: one small thread pool per process, single-flight, cached.
 
-A hung check keeps its thread until the driver gives up (a thread cannot be stopped), so
-later probes share that call instead of starting another: a thousand probes against a
-hung database cost one thread and one connection per check per process.
+A hung check keeps its thread (a thread cannot be stopped), so later probes share that
+call: a thousand probes against a hung database cost one thread per check per process.
 """
 
 import queue
@@ -17,14 +16,12 @@ PROBE_POOL_THREADS = 4
 
 
 class SingleFlightExecutor(Executor):
-    """A bounded pool where a call already running for the same check is shared, not repeated.
+    """A bounded pool where a call already running for the same check (the ``repr`` of the
+    bound method's owner) is shared, not repeated.
 
-    The key is the ``repr`` of the bound method's owner (``DatabaseReady(alias='default')``),
-    so two probes asking for the same check at once get the same outcome. Each caller
-    receives its own follower future: cancelling it (``asyncio.wait_for`` timing out)
-    never cancels the shared call that other probes may still wait for. A call running
-    for longer than its check's ``timeout`` is hung: later probes fail at once with
-    ``ServiceUnavailable`` instead of each holding a server thread for the full budget.
+    Each caller gets its own follower future, so a caller timing out never cancels the
+    shared call. A call running past its check's ``timeout`` is hung: later probes fail
+    at once instead of each holding a server thread for the full budget.
     """
 
     def __init__(self, max_workers=PROBE_POOL_THREADS):
@@ -47,12 +44,8 @@ class SingleFlightExecutor(Executor):
 
 
 class DaemonPool:
-    """A fixed set of daemon threads, started on first use.
-
-    Not ``ThreadPoolExecutor``: the interpreter joins its threads at exit, so a check
-    hung in the database driver would hold a gunicorn worker's restart or shutdown for
-    as long as the driver waits. A probe thread must never keep a process alive.
-    """
+    """A fixed set of daemon threads, started on first use. Not ``ThreadPoolExecutor``: the
+    interpreter joins its threads at exit, and a hung check would hold a worker's restart."""
 
     def __init__(self, size):
         self.size = size
@@ -117,11 +110,8 @@ def _follow(shared):
 
 
 class ResultCache:
-    """The last answer per key, reused for ``max_age`` seconds (0 turns it off).
-
-    Wall-clock time, so tests move it with time-machine; an answer "from the future"
-    (the clock stepped back) counts as stale.
-    """
+    """The last answer per key, reused for ``max_age`` seconds (0: off). Wall-clock time
+    (time-machine moves it); an answer "from the future" is stale."""
 
     def __init__(self):
         self._lock = threading.Lock()

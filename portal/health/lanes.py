@@ -1,11 +1,9 @@
 """``ProbeLaneWorker``: gunicorn's gthread worker with threads of their own for the probes
-and for tus uploads.
+and for tus uploads, chosen by peeking at the received bytes (``MSG_PEEK``).
 
-In one shared pool, API requests waiting on a hung database or a slow client would hold
-every thread, and the orchestrator would restart a process that is fine. The worker peeks
-at the bytes received (``MSG_PEEK``) and sends a complete probe to its lane, a tus
-``PATCH``/``POST`` to the tus lane (nginx streams those bodies), anything else to the
-usual pool. Imported by gunicorn's master: nothing from Django here.
+In one shared pool, requests waiting on a hung database or a slow client would hold every
+thread, and the orchestrator would restart a process that is fine. Imported by gunicorn's
+master: nothing from Django here.
 """
 
 import socket
@@ -16,12 +14,10 @@ from gunicorn.workers import gthread
 
 from portal.health.paths import HEALTH_PATH, PROBE_METHODS, READY_PATH
 
-# /health answers from memory; /ready waits for its checks (portal.health.executor), so
-# it gets as many threads as the checks have, and probes arriving together share a run.
+# /ready gets as many threads as its checks (portal.health.executor).
 LANE_THREADS = {HEALTH_PATH: 2, READY_PATH: 4}
-# tus requests with a body (PATCH; POST for creation-with-upload and for
-# X-HTTP-Method-Override): one upload streaming per thread, at most this many per worker.
-# Without a body they are short and take the usual pool, never waiting behind uploads.
+# tus requests with a body (PATCH; POST for creation-with-upload or a method override):
+# one upload streaming per thread. Without a body they take the usual pool.
 TUS_LANE = "tus"
 TUS_PREFIX = "/api/v1/tus/"
 TUS_METHODS = (b"PATCH", b"POST")
@@ -33,29 +29,30 @@ BODY_HEADERS = (b"\r\ncontent-length:", b"\r\ntransfer-encoding:")
 
 
 def lane_for(head):
-    """The lane for the request ``head`` starts: a probe path, ``TUS_LANE``, or None (the
-    usual pool)."""
-    return probe_path(head) or tus_lane(head)
-
-
-def tus_lane(head):
-    """``TUS_LANE`` when ``head`` is a complete ``PATCH``/``POST`` head under ``TUS_PREFIX``
-    announcing a body."""
+    """The lane for the complete request head at the start of ``head``: a probe path when it
+    announces no body, ``TUS_LANE`` for a tus body, else None (the usual pool)."""
     end = head.find(HEADERS_END)
     if end < 0:
         return None
     request_line, _, headers = head[: end + 2].partition(b"\r\n")
     parts = request_line.split(b" ")
-    if len(parts) != 3 or parts[0] not in TUS_METHODS or not parts[2].startswith(b"HTTP/1."):
+    if len(parts) != 3:
         return None
-    if not parts[1].decode("latin-1").startswith(TUS_PREFIX) or not _has_body(headers):
+    method, target, version = parts
+    path = target.split(b"?", 1)[0].decode("latin-1")
+    if path in (HEALTH_PATH, READY_PATH) and method.decode("latin-1") in PROBE_METHODS:
+        if any(marker in b"\r\n" + headers.lower() for marker in BODY_HEADERS):
+            return None
+        return path
+    if method not in TUS_METHODS or not version.startswith(b"HTTP/1."):
+        return None
+    if not target.decode("latin-1").startswith(TUS_PREFIX) or not _has_body(headers):
         return None
     return TUS_LANE
 
 
 def _has_body(headers):
-    """Whether the header block (lines ending in CRLF) announces a body: chunked, or a
-    ``Content-Length`` other than 0."""
+    """Whether the header block announces a body: chunked, or a ``Content-Length`` not 0."""
     for line in headers.lower().split(b"\r\n"):
         name, _, value = line.partition(b":")
         if name == b"transfer-encoding":
@@ -65,31 +62,7 @@ def _has_body(headers):
     return False
 
 
-def probe_path(head):
-    """The probe path ``head`` (bytes at the start of a request) asks for, or None.
-
-    Only a complete request head without a body counts: ``GET /health HTTP/1.1`` (or a
-    query string) followed by headers and the blank line.
-    """
-    end = head.find(HEADERS_END)
-    if end < 0:
-        return None
-    request_line, _, headers = head[: end + 2].partition(b"\r\n")
-    parts = request_line.split(b" ")
-    if len(parts) != 3 or parts[0].decode("latin-1") not in PROBE_METHODS:
-        return None
-    path = parts[1].split(b"?", 1)[0].decode("latin-1")
-    if path not in (HEALTH_PATH, READY_PATH):
-        return None
-    if any(marker in b"\r\n" + headers.lower() for marker in BODY_HEADERS):
-        return None
-    return path
-
-
 class ProbeLaneWorker(gthread.ThreadWorker):
-    """gthread, plus one small pool per probe path and one for tus bodies, chosen per
-    request."""
-
     def init_process(self):
         self.lanes = {
             lane: futures.ThreadPoolExecutor(threads, thread_name_prefix=f"lane-{lane}")
@@ -112,8 +85,7 @@ class ProbeLaneWorker(gthread.ThreadWorker):
             pool.shutdown(wait=False)
 
     def enqueue_req(self, conn):
-        """Submit to a lane or to the usual pool; wait in the poller for the bytes
-        that decide, when none has arrived yet."""
+        """Submit to a lane or the usual pool; wait in the poller when no byte has arrived."""
         if self.cfg.is_ssl or conn.is_http2 or self._read_ahead(conn):
             super().enqueue_req(conn)
             return
@@ -134,14 +106,12 @@ class ProbeLaneWorker(gthread.ThreadWorker):
 
     @staticmethod
     def _read_ahead(conn):
-        """Whether the parser already holds bytes of the next request (the socket's are not
-        where that request starts)."""
+        """Whether the parser holds bytes of the next request (the socket's are not its start)."""
         return conn.parser is not None and bool(conn.parser.unreader.buf.getvalue())
 
     def _wait_for_request(self, conn):
-        """As gunicorn does with a connection whose first bytes are late (it closes the
-        connection after ``keepalive`` seconds), without first holding a thread for
-        ``DEFAULT_WORKER_DATA_TIMEOUT``."""
+        """As gunicorn does with a late connection (closed after ``keepalive`` seconds),
+        without first holding a thread for ``DEFAULT_WORKER_DATA_TIMEOUT``."""
         conn.sock.setblocking(False)
         conn.timeout = time.monotonic() + self.cfg.keepalive
         self.pending_conns.append(conn)

@@ -1,16 +1,13 @@
-"""Probe views: ``/health``, ``/ready``, ``/status``.
-
-django-health-check's views, changed where they do not fit a balancer: 503 instead of 500,
-a body naming checks and states only (no exception text), a shared single-flight pool and
-a short result cache. ``/health`` and ``/ready`` are normally answered earlier by
-``ProbeMiddleware``; the routes serve ``reverse()`` and ``manage.py health_check``.
+"""Probe views: django-health-check's, changed where they do not fit a balancer: 503 not
+500, a body naming checks and states only (no exception text), a shared single-flight pool
+and a short result cache; ``ProbeMiddleware`` answers ``/health`` and ``/ready`` first.
 """
 
 import asyncio
-import contextlib
 import logging
+import time
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.db import DatabaseError
@@ -18,11 +15,12 @@ from django.http import HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.urls import reverse
 from health_check.exceptions import ServiceWarning
 from health_check.views import HealthCheckView, MediaType
+from prometheus_client import Gauge
 
 from portal.auth import authenticate
 from portal.health import drain, executor
 from portal.health.checks import StorageFull, readiness_checks, status_checks
-from portal.health.paths import PROBE_METHODS
+from portal.health.paths import HEALTH_PATH, PROBE_METHODS, READY_PATH
 from portal.models import ApiToken
 from portal.observability import log_event
 from portal.responses import error_response
@@ -32,15 +30,30 @@ logger = logging.getLogger("portal.health")
 READY_CACHE_KEY = "ready"
 HEALTH_BODY = b'{"status": "ok"}'
 NEVER_CACHE = "max-age=0, no-cache, no-store, must-revalidate, private"
+# The last /ready answer for /metrics (a scrape runs no check): the newest of any live
+# worker; labelled, so none reads 0 before the first probe.
+CHECK_UP = Gauge(
+    "portal_ready_check_up",
+    "1 when the readiness check passed in the last /ready answer (ok or full), else 0.",
+    ["check"],
+    multiprocess_mode="livemostrecent",
+)
+CHECK_SECONDS = Gauge(
+    "portal_ready_check_duration_seconds",
+    "How long the readiness check took in the last /ready answer.",
+    ["check"],
+    multiprocess_mode="livemostrecent",
+)
+CHECKED_AT = Gauge(
+    "portal_ready_check_timestamp_seconds",
+    "When this server last ran the readiness check for /ready (Unix time).",
+    ["check"],
+    multiprocess_mode="livemostrecent",
+)
 
 
 def health(request):
-    """Liveness: the process answers. No database, no storage, no session.
-
-    A constant body and header: this answers every few seconds per load balancer, so it
-    costs less than any view behind the full middleware stack (``ProbeMiddleware`` serves
-    it before the rest of the stack).
-    """
+    """Liveness: the process answers. No database, no storage, no session."""
     if request.method not in PROBE_METHODS:
         return HttpResponseNotAllowed(PROBE_METHODS)
     response = HttpResponse(HEALTH_BODY, content_type="application/json")
@@ -49,8 +62,7 @@ def health(request):
 
 
 def state_of(result):
-    """``ok``, ``full`` (a storage with no room, ``StorageFull``), ``warning`` (a
-    ``ServiceWarning``) or ``unavailable``: never the error text."""
+    """``ok``, ``full``, ``warning`` or ``unavailable``: never the error text."""
     if result.error is None:
         return "ok"
     if isinstance(result.error, StorageFull):
@@ -59,12 +71,10 @@ def state_of(result):
 
 
 def any_failed(results):
-    """Whether a check failed: a warning (a full volume included) is no failure."""
     return any(state_of(result) == "unavailable" for result in results)
 
 
 def log_failures(results):
-    """One ``ready.check_failed`` warning per failed check, with the cause for operators."""
     for result in results:
         if result.error is None or isinstance(result.error, ServiceWarning):
             continue
@@ -86,18 +96,11 @@ def _checks_body(results):
 
 
 class ProbeCheckView(HealthCheckView):
-    """Runs checks in the shared single-flight pool; GET and HEAD only."""
-
     http_method_names = ["get", "head", "options"]
 
-    def get_executor(self):
-        # nullcontext: the library would shut down an executor it was handed after each
-        # request, and the event loop's default executor is per request.
-        return contextlib.nullcontext(executor.executor)
-
     async def run_checks(self, checks):
-        with self.get_executor() as executor:
-            results = await asyncio.gather(*(check.get_result(executor) for check in checks))
+        pool = executor.executor  # shared: not the library's executor per request
+        results = await asyncio.gather(*(check.get_result(pool) for check in checks))
         log_failures(results)
         return results
 
@@ -110,9 +113,8 @@ class ProbeCheckView(HealthCheckView):
 
 
 class ReadyView(ProbeCheckView):
-    """200 when the database and both storages pass (a full storage passes: it says
-    ``full``), 503 when any fails or the instance drains (``portal.drain``: checked
-    first, never cached)."""
+    """200 when the database and both storages pass, 503 when any fails or the instance
+    drains (checked first, never cached)."""
 
     def get_checks(self):
         yield from readiness_checks()
@@ -133,15 +135,18 @@ class ReadyView(ProbeCheckView):
             return cached
         results = await self.run_checks(self.get_checks())
         executor.results.put(READY_CACHE_KEY, results)
+        now = time.time()
+        for result in results:
+            name = result.check.name
+            CHECK_UP.labels(check=name).set(0 if state_of(result) == "unavailable" else 1)
+            CHECK_SECONDS.labels(check=name).set(float(result.time_taken))
+            CHECKED_AT.labels(check=name).set(now)
         return results
 
 
 class StatusView(ProbeCheckView):
-    """For operators: readiness (fresh, not cached), job heartbeats and outbox backlog.
-
-    Staff session or a valid API token. Warnings (a stalled cron, a backlog) show here and
-    never change the status code, which is 503 only when a readiness check fails. The JSON
-    form is answered here; the HTML page is ``render_page``'s (``portal.views.status``).
+    """For operators (staff or a monitoring token): fresh readiness plus the status checks,
+    whose warnings never change the status code. The HTML page is ``portal.views.status``'s.
     """
 
     async def get(self, request, *args, **kwargs):
@@ -198,11 +203,7 @@ def wants_json(request):
 
 
 async def deny(request):
-    """None when a staff session or a monitoring token may see /status; else the answer.
-
-    An upload token is refused (403): the operators' view (backlog, cron state) is not
-    for upload clients.
-    """
+    """None when a staff session or a monitoring token may see /status; else the answer."""
     try:
         user = await request.auser()
         if user.is_active and user.is_staff:
@@ -228,3 +229,45 @@ async def deny(request):
             code="missing_token",
         )
     )
+
+
+def with_length(response):
+    if not response.streaming and not response.has_header("Content-Length"):
+        response["Content-Length"] = str(len(response.content))
+    return response
+
+
+class ProbeMiddleware:
+    """Answer ``/health`` and ``/ready`` before the rest of the stack: no SSL redirect, no
+    ``ALLOWED_HOSTS`` check (``Host: 10.0.3.7``), no session, CSRF, auth or
+    ``ATOMIC_REQUESTS``. A probe gets 200 or 503, never 301 or 400."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.ready_view = ReadyView.as_view()
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if self.is_async:
+            return self.__acall__(request)
+        path = request.path_info
+        if path == HEALTH_PATH:
+            return with_length(health(request))
+        if path == READY_PATH:
+            # A WSGI worker thread has no event loop: run the async view on a fresh one in
+            # this thread (async_to_sync would start a thread per probe to do the same).
+            return with_length(asyncio.run(self.ready_view(request)))
+        return self.get_response(request)
+
+    async def __acall__(self, request):
+        path = request.path_info
+        if path == HEALTH_PATH:
+            return with_length(health(request))
+        if path == READY_PATH:
+            return with_length(await self.ready_view(request))
+        return await self.get_response(request)

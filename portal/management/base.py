@@ -1,10 +1,5 @@
-"""A base for portal commands: settings checked, one run id on every record, failures as
-log records, and a job's report rendered the same way by every command.
-
-The ``portal`` system checks run before ``handle``, so a job never runs on settings that
-``manage.py check`` refuses; with JSON logs a crash is one JSON record with the exit code
-kept, so cron's log holds nothing but JSON lines.
-"""
+"""The portal's commands: settings checked first, one run id on every record, a failure
+as one JSON record when logs are JSON (cron's log then holds JSON lines only)."""
 
 import argparse
 import json
@@ -23,10 +18,6 @@ logger = logging.getLogger("portal.commands")
 DATABASE_ERRORS = (OperationalError, ProgrammingError, InterfaceError)
 
 
-def json_logs():
-    return getattr(settings, "PORTAL_LOG_FORMAT", "json") == "json"
-
-
 def database_problem(exc):
     """One line for a person at a terminal: what the database said, and what to check."""
     first_line = (str(exc).strip().splitlines() or [""])[0][:300]
@@ -36,15 +27,12 @@ def database_problem(exc):
 
 
 class PortalCommand(BaseCommand):
-    """Subclass instead of ``BaseCommand``; ``job_name`` defaults to the command's name.
-
-    ``checks_settings = False`` for a command that must run on a broken set-up (one that
-    shows the set-up). Django's own system checks are ``manage.py check``'s business.
-    """
+    """``job_name`` defaults to the command's name. ``checks_settings = False`` lets a
+    diagnostic run on the set-up the portal checks refuse (the set-up it shows)."""
 
     job_name = None
     checks_settings = True
-    requires_system_checks = []
+    requires_system_checks = []  # Django's own checks are ``manage.py check``'s business
 
     def execute(self, *args, **options):
         if "job" in current_context():
@@ -57,28 +45,20 @@ class PortalCommand(BaseCommand):
         from_command_line = getattr(self, "_called_from_command_line", False)
         if not from_command_line or options.get("traceback"):
             return self._checked_execute(args, options)
+        if settings.PORTAL_LOG_FORMAT != "json":
+            try:
+                return self._checked_execute(args, options)
+            except DATABASE_ERRORS as exc:
+                raise CommandError(database_problem(exc), returncode=exitcodes.PARTIAL) from None
         try:
             return self._checked_execute(args, options)
         except CommandError as exc:
-            if not json_logs():
-                raise
             logger.error("%s", exc, extra={"exit_code": exc.returncode})
             sys.exit(exc.returncode)
-        except DATABASE_ERRORS as exc:
-            if not json_logs():
-                raise CommandError(database_problem(exc), returncode=exitcodes.PARTIAL) from None
-            self._log_crash()
         except Exception:
-            if not json_logs():
-                raise
-            self._log_crash()
-
-    def _log_crash(self):
-        """One JSON error record with the structured exception, then exit 1."""
-        logger.exception(
-            "%s failed", current_context().get("job"), extra={"exit_code": exitcodes.PARTIAL}
-        )
-        sys.exit(exitcodes.PARTIAL)
+            job = current_context().get("job")
+            logger.exception("%s failed", job, extra={"exit_code": exitcodes.PARTIAL})
+            sys.exit(exitcodes.PARTIAL)
 
     def _checked_execute(self, args, options):
         if self.checks_settings and (problems := settings_problems()):
@@ -87,21 +67,41 @@ class PortalCommand(BaseCommand):
             )
         return super().execute(*args, **options)
 
-    def render(self, report, *, as_json, text=None):
-        """Print a job's report (one JSON line, or ``text(summary)``), then exit with its code."""
-        if as_json:
+
+class JobCommand(PortalCommand):
+    """A cron job: ``run(options)`` returns its report, printed as one JSON line
+    (``--json``) or as ``text(summary)``; the report's exit code is the command's."""
+
+    max_seconds_help = None
+
+    def add_arguments(self, parser):
+        self.add_job_arguments(parser)
+        parser.add_argument(
+            "--max-seconds",
+            type=bounded_seconds(limits.MAX_JOB_SECONDS),
+            help=self.max_seconds_help,
+        )
+        parser.add_argument("--json", action="store_true", help="print one JSON summary line")
+
+    def add_job_arguments(self, parser):
+        pass
+
+    def handle(self, *args, **options):
+        report = self.run(options)
+        if options["json"]:
             self.stdout.write(json.dumps(report.summary, default=str))
-        elif text is not None:
-            self.stdout.write(text(report.summary))
+        elif (text := self.text(report.summary)) is not None:
+            self.stdout.write(text)
         if report.exit_code != exitcodes.OK:
             raise CommandError(report.problem, returncode=report.exit_code)
 
+    def text(self, summary):
+        return None
+
 
 def bounded_int(upper, lower=1):
-    """argparse type: a whole number from ``lower`` to ``upper`` (argparse names the option).
-
-    ASCII digits only: Python reads "३" as 3, an operator would not.
-    """
+    """argparse type: a whole number from ``lower`` to ``upper``, in ASCII digits (Python
+    reads "३" as 3, an operator would not)."""
 
     def parse(text):
         if (value := _ascii_number(text, int)) is None:
@@ -131,11 +131,3 @@ def _ascii_number(text, convert):
         return convert(text.strip()) if text.isascii() else None
     except ValueError:
         return None
-
-
-def add_job_arguments(parser, max_seconds_help):
-    """``--max-seconds`` and ``--json``, as every job command takes them."""
-    parser.add_argument(
-        "--max-seconds", type=bounded_seconds(limits.MAX_JOB_SECONDS), help=max_seconds_help
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON summary line")

@@ -1,9 +1,5 @@
-"""Where ``portal_upload`` takes its API token from, keeping it off the command line.
-
-A command line is readable by every local user (``ps``, ``/proc/<pid>/cmdline``), so the
-token comes from ``$PORTAL_TOKEN`` or ``--token-file``; ``--token`` still works, with a
-warning on stderr.
-"""
+"""Where ``portal_upload`` takes its API token from: ``$PORTAL_TOKEN`` or ``--token-file``,
+since a command line is readable by every local user (``ps``); ``--token`` warns."""
 
 import os
 import sys
@@ -14,7 +10,6 @@ from portal import exitcodes
 
 
 def api_token(given, path):
-    """The API token from ``--token`` (``given``), ``--token-file`` (``path``) or the env."""
     if given is not None:
         sys.stderr.write(
             "warning: --token puts the token on the command line, where every local "
@@ -32,7 +27,7 @@ def api_token(given, path):
 
 
 def read_token_file(path):
-    """The token in ``path`` (its first line); a file others may read gets a warning."""
+    """The first line of ``path``; a file others may read gets a warning."""
     try:
         with open(path, encoding="utf-8") as file:
             mode = os.fstat(file.fileno()).st_mode

@@ -1,9 +1,6 @@
-"""The scrape-time collector and the registry each scrape renders.
-
-Job, outbox and session figures live in the database (cron jobs are short-lived
-processes), so they are read when Prometheus asks and cached ``CACHE_SECONDS`` per
-process. A database error does not fail the scrape: ``portal_metrics_database_up`` reads
-0 and the rest is served.
+"""The scrape-time collector: job, outbox and session figures live in the database (cron
+jobs are short-lived processes), so they are read when Prometheus asks, cached a few
+seconds. A database error does not fail the scrape: ``portal_metrics_database_up`` reads 0.
 """
 
 import logging
@@ -11,24 +8,22 @@ import threading
 import time
 
 from django.db import DatabaseError
+from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
+from portal.health.executor import ResultCache
 from portal.metrics import figures as fig
 from portal.metrics import multiproc
 from portal.services.jobs import JOB_SCHEDULES
 
 logger = logging.getLogger("portal.metrics")
 CACHE_SECONDS = 5.0
-JOB_OUTCOMES = fig.FINISHED_OUTCOMES
 
 
 def scrape_registry():
-    """A fresh registry for one scrape: every worker's instruments plus the database figures.
-
-    Under gunicorn (multiprocess mode) the instruments come from the shared files of all
-    workers; elsewhere (``runserver``, tests) from this process's default registry.
-    """
+    """A fresh registry for one scrape: every worker's instruments (the shared files under
+    gunicorn, else this process's registry) plus the database figures."""
     registry = CollectorRegistry()
     path = multiproc.active_directory()
     if path:
@@ -40,8 +35,6 @@ def scrape_registry():
 
 
 class ThisProcess:
-    """The default registry's metrics (instruments, process and platform collectors)."""
-
     def collect(self):
         return REGISTRY.collect()
 
@@ -51,38 +44,36 @@ class PortalCollector:
 
     def __init__(self, cache_seconds=CACHE_SECONDS):
         self.cache_seconds = cache_seconds
+        self.cache = ResultCache()
         self._lock = threading.Lock()
-        self._cached = None  # (wall-clock time read, metric families)
 
     def collect(self):
         with self._lock:
-            if not self._fresh():
-                self._cached = (time.time(), list(self.read()))
-            return list(self._cached[1])
+            families = self.cache.get("families", self.cache_seconds)
+            if families is None:
+                families = list(self.read())
+                self.cache.put("families", families)
+            return list(families)
 
     def clear(self):
-        with self._lock:
-            self._cached = None
-
-    def _fresh(self):
-        # Wall-clock time, so tests move it with time-machine; a clock that stepped back
-        # makes the cache stale rather than stuck.
-        return self._cached is not None and 0 <= time.time() - self._cached[0] < self.cache_seconds
+        self.cache.clear()
 
     def read(self):
         started = time.perf_counter()
         try:
-            figures = fig.read_database(JOB_SCHEDULES)
+            families = list(database_families(timezone.now()))
         except DatabaseError as exc:
             logger.warning("metrics: cannot read the database figures: %s", type(exc).__name__)
-            figures = None
-        seconds = time.perf_counter() - started
-        yield from database_status(figures is not None, seconds)
-        if figures is not None:
-            yield from job_families(figures.jobs)
-            yield from outbox_families(figures)
-            yield from session_families(figures)
+            families = None
+        yield from database_status(families is not None, time.perf_counter() - started)
+        yield from families or ()
         yield from disk_families(fig.local_disk_space())
+
+
+def database_families(now):
+    yield from job_families([fig.job_figures(command) for command in JOB_SCHEDULES])
+    yield from outbox_families(now)
+    yield from session_families(now)
 
 
 def _gauge(name, documentation, labels=(), samples=()):
@@ -144,7 +135,7 @@ def job_families(jobs):
             ((j.command, outcome), 1 if j.last_outcome == outcome else 0)
             for j in jobs
             if j.last_outcome
-            for outcome in JOB_OUTCOMES
+            for outcome in fig.FINISHED_OUTCOMES
         ],
     )
     yield _gauge(
@@ -161,52 +152,52 @@ def job_families(jobs):
     )
 
 
-def outbox_families(figures):
+def outbox_families(now):
     yield _gauge(
         "portal_outbox_events",
         "Outbox events by status (pending, sending, failed), counted up to the count cap.",
         ("status",),
-        [((status,), count) for status, count in figures.outbox_events.items()],
+        [((status,), count) for status, count in fig.outbox_counts().items()],
     )
     yield _gauge(
         "portal_outbox_oldest_due_age_seconds",
         "How long the earliest-due outbox event has been due without being sent (0: none).",
-        samples=[((), figures.outbox_oldest_due_seconds)],
+        samples=[((), fig.oldest_due_event_age(now))],
     )
 
 
-def session_families(figures):
+def session_families(now):
     yield _gauge(
         "portal_upload_sessions",
         "Upload sessions by status (init, in_progress, finalizing, failed, aborted), up to "
         "the count cap.",
         ("status",),
-        [((status,), count) for status, count in figures.sessions.items()],
+        [((status,), count) for status, count in fig.session_counts().items()],
     )
     yield _gauge(
         "portal_upload_sessions_oldest_expired_age_seconds",
         "How long ago the earliest still-open session expired (0: none is past expiry).",
-        samples=[((), figures.oldest_expired_open_seconds)],
+        samples=[((), fig.oldest_expired_open_session_age(now))],
     )
     yield _gauge(
         "portal_upload_assembly_stalled_age_seconds",
         "How long ago the earliest finalizing session's assembly lease ran out (0: none).",
-        samples=[((), figures.stalled_assembly_seconds)],
+        samples=[((), fig.stalled_assembly_age(now))],
     )
     yield _gauge(
         "portal_upload_open_reserved_bytes",
         "Bytes that open upload sessions have declared and not sent yet.",
-        samples=[((), figures.open_reserved_bytes)],
+        samples=[((), fig.open_reserved_bytes())],
     )
     yield _gauge(
         "portal_upload_temp_objects",
         "Temp objects tracked by part rows (parts not yet reclaimed), up to the count cap.",
-        samples=[((), figures.temp_objects)],
+        samples=[((), fig.tracked_temp_objects())],
     )
     yield _gauge(
         "portal_upload_temp_objects_oldest_finished_age_seconds",
         "How long ago the earliest-finished session that still holds temp objects ended.",
-        samples=[((), figures.oldest_finished_with_temp_seconds)],
+        samples=[((), fig.oldest_finished_session_with_temp_age(now))],
     )
 
 

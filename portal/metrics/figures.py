@@ -1,8 +1,6 @@
-"""What the database and the local disks say right now: the figures behind the collector.
-
-Every query reads a bounded number of index entries (one seek, or a count that stops at
-``COUNT_CAP``) and history is never counted, so a scrape costs the same with 10 thousand
-or 100 million rows (``bench/metrics.py``).
+"""The figures behind the collector. Every query reads a bounded number of index entries
+(one seek, or a count stopped at ``COUNT_CAP``), so a scrape costs the same with 10
+thousand or 100 million rows (``bench/metrics.py``).
 """
 
 import shutil
@@ -12,7 +10,6 @@ from datetime import datetime
 from django.conf import settings
 from django.core.files.storage import storages
 from django.db.models import F, Min, Q, Sum
-from django.utils import timezone
 
 from portal import storage
 from portal.models import JobRun, OutboxEvent, UploadPart, UploadSession
@@ -39,19 +36,10 @@ JOB_ITEMS = {
         "pruned": ("prune", "sessions_pruned"),
         "events_pruned": ("prune", "outbox_events_pruned"),
     },
-    "portal_finalize": {
-        "completed": ("completed",),
-        "failed": ("failed",),
-        "busy": ("busy",),
-        "errors": ("errors",),
-    },
+    "portal_finalize": {item: (item,) for item in ("completed", "failed", "busy", "errors")},
     "portal_dispatch": {
-        "delivered": ("delivered",),
-        "retried": ("retried",),
-        "gave_up": ("gave_up",),
-        "requeued": ("requeued",),
-        "released": ("released",),
-        "lost_lease": ("lost_lease",),
+        item: (item,)
+        for item in ("delivered", "retried", "gave_up", "requeued", "released", "lost_lease")
     },
 }
 
@@ -67,40 +55,17 @@ class JobFigures:
     items: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
-class Figures:
-    jobs: list[JobFigures]
-    outbox_events: dict[str, int]
-    outbox_oldest_due_seconds: float
-    sessions: dict[str, int]
-    oldest_expired_open_seconds: float
-    stalled_assembly_seconds: float
-    open_reserved_bytes: int
-    temp_objects: int
-    oldest_finished_with_temp_seconds: float
+def outbox_counts():
+    return {status: capped_count(OutboxEvent, status=status) for status in OUTBOX_COUNTED}
 
 
-def read_database(commands, *, now=None) -> Figures:
-    """Everything the collector reports from the database, read in one go."""
-    now = now or timezone.now()
-    return Figures(
-        jobs=[job_figures(command) for command in commands],
-        outbox_events={s: capped_count(OutboxEvent, status=s) for s in OUTBOX_COUNTED},
-        outbox_oldest_due_seconds=oldest_due_event_age(now),
-        sessions={s: capped_count(UploadSession, status=s) for s in SESSIONS_COUNTED},
-        oldest_expired_open_seconds=oldest_expired_open_session_age(now),
-        stalled_assembly_seconds=stalled_assembly_age(now),
-        open_reserved_bytes=open_reserved_bytes(),
-        temp_objects=tracked_temp_objects(),
-        oldest_finished_with_temp_seconds=oldest_finished_session_with_temp_age(now),
-    )
+def session_counts():
+    return {status: capped_count(UploadSession, status=status) for status in SESSIONS_COUNTED}
 
 
 def capped_count(model, **filters):
-    """Rows matching ``filters``, counted up to ``COUNT_CAP`` on the status index.
-
-    Selecting the indexed column (not the primary key) lets the count be index-only.
-    """
+    """Rows matching ``filters`` up to ``COUNT_CAP``; selecting the indexed column (not the
+    primary key) lets the count be index-only."""
     return model.objects.filter(**filters).values("status")[:COUNT_CAP].count()
 
 
@@ -149,11 +114,8 @@ def job_items(command, counts):
 
 
 def oldest_due_event_age(now):
-    """Seconds since the earliest-due event became due (0 when none is due).
-
-    Due: ``pending`` with ``next_attempt_at`` passed, or ``sending`` whose lease passed.
-    One seek per status on ``outbox_status_next``.
-    """
+    """Seconds since the earliest-due event became due: ``pending`` past ``next_attempt_at``
+    or ``sending`` past its lease (0 when none is)."""
     due = (
         OutboxEvent.objects.filter(status=status, next_attempt_at__lte=now)
         for status in (OutboxEvent.Status.PENDING, OutboxEvent.Status.SENDING)
@@ -162,11 +124,7 @@ def oldest_due_event_age(now):
 
 
 def oldest_expired_open_session_age(now):
-    """Seconds since the earliest open session's ``expires_at`` passed (0 when none has).
-
-    Cleanup's ``stale`` step fails such sessions every run, so this stays below one
-    cleanup interval while cleanup works. One seek per open status.
-    """
+    """Seconds since the earliest open session's ``expires_at`` passed (0 when none has)."""
     expired = (
         UploadSession.objects.filter(status=status, expires_at__lt=now)
         for status in UploadSession.OPEN_STATUSES
@@ -175,12 +133,7 @@ def oldest_expired_open_session_age(now):
 
 
 def stalled_assembly_age(now):
-    """Seconds since the earliest ``finalizing`` session's assembly lease ran out (0: none).
-
-    A live assembler keeps renewing its lease; a dead one's lease runs out and
-    ``portal_finalize`` takes the session over within a minute, so this stays below a
-    finalize interval or two while cron runs it. One seek on ``session_assembly_lease``.
-    """
+    """Seconds since the earliest ``finalizing`` session's assembly lease ran out (0: none)."""
     stalled = UploadSession.objects.filter(
         status=UploadSession.Status.FINALIZING, assembly_lease_until__lt=now
     )
@@ -204,10 +157,8 @@ def tracked_temp_objects():
 def oldest_finished_session_with_temp_age(now):
     """Seconds since the earliest-finished session that still holds temp objects ended.
 
-    Cleanup's ``orphans`` step deletes the temp objects of finished sessions every run,
-    so this stays below one cleanup interval while cleanup works. The sessions holding
-    temp objects are taken from the partial index first (at most the cap), then looked
-    up by primary key: the query never walks the history of finished sessions.
+    The sessions come from the partial index first (at most the cap), then by primary
+    key: the query never walks the history of finished sessions.
     """
     holding = (
         UploadPart.objects.exclude(temp_key="")
@@ -225,13 +176,11 @@ def oldest_finished_session_with_temp_age(now):
 
 
 def _earliest(queryset, field):
-    """The smallest ``field`` in ``queryset`` (None if empty): one seek on an index that
-    leads with the filtered columns and then ``field``."""
+    """The smallest ``field`` in ``queryset`` (None if empty): one index seek."""
     return queryset.order_by(field).values_list(field, flat=True).first()
 
 
 def _age_of_earliest(now, moments):
-    """Seconds since the earliest of ``moments`` (None ignored); 0 when there is none."""
     found = [moment for moment in moments if moment is not None]
     return _age(now, min(found)) if found else 0.0
 
@@ -245,15 +194,12 @@ class DiskSpace:
     storage: str
     free_bytes: int
     size_bytes: int
-    min_free_bytes: int  # PORTAL_MIN_FREE_BYTES: below it new sessions are refused (0: off)
+    min_free_bytes: int
 
 
 def local_disk_space():
-    """Free and total bytes of each local storage root's filesystem (none on S3).
-
-    A root that does not exist is left out (``/ready`` reports it as unavailable once
-    a check fails to write there): there is no filesystem of its own to measure.
-    """
+    """Free and total bytes of each local storage root's filesystem (none on S3); a missing
+    root is left out (``/ready`` reports it)."""
     space = []
     if not storage.backend().has_volumes:
         return space

@@ -1,9 +1,8 @@
 """HTTP metrics: requests by view, method and status class, and their durations.
 
-Labels come from bounded sets only (the URL pattern's name, never the path a client
-chooses). A scrape that carries an ``Authorization`` header is answered here, before host
-validation and the HTTPS redirect, as ``/ready`` is: scrapers call instances by address
-over plain HTTP, and the bearer token is that path's only credential.
+Labels come from bounded sets only: the URL pattern's name, never the path a client
+chooses. A scrape carrying ``Authorization`` is answered here, before host validation and
+the HTTPS redirect, as ``/ready`` is: scrapers call instances by address over plain HTTP.
 """
 
 import time
@@ -11,14 +10,12 @@ import time
 from prometheus_client import Counter, Histogram
 
 from portal.health.paths import HEALTH_PATH, READY_PATH
-from portal.metrics import readiness
 
 METRICS_PATH = "/metrics"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Up to two minutes: a part upload from a slow client takes that long.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 PATH_LABELS = {HEALTH_PATH: "health", READY_PATH: "ready", METRICS_PATH: "metrics"}
-UNRESOLVED = "unresolved"
 
 REQUESTS = Counter(
     "portal_http_requests",
@@ -34,14 +31,11 @@ DURATION = Histogram(
 
 
 def view_label(request):
-    """The URL pattern's name (``upload-part``), ``admin``, a probe's name, or ``unresolved``.
-
-    Requests answered before URL resolution (probes, redirects, a refused host, a 404
-    outside the API) have no ``resolver_match``; all of them share one label.
-    """
+    """The URL pattern's name, ``admin``, a probe's name, or ``unresolved`` for a request
+    answered before URL resolution."""
     match = getattr(request, "resolver_match", None)
     if match is None:
-        return PATH_LABELS.get(request.path_info, UNRESOLVED)
+        return PATH_LABELS.get(request.path_info, "unresolved")
     if "admin" in match.namespaces:
         return "admin"
     return match.view_name
@@ -58,12 +52,8 @@ def status_label(response):
     return f"{response.status_code // 100}xx"
 
 
-def is_token_scrape(request):
-    return request.path_info == METRICS_PATH and "HTTP_AUTHORIZATION" in request.META
-
-
 class MetricsMiddleware:
-    """Count and time each request; publish a new readiness answer after ``/ready``."""
+    """Count and time each request."""
 
     def __init__(self, get_response):
         from portal.metrics.views import metrics
@@ -75,7 +65,7 @@ class MetricsMiddleware:
         started = time.perf_counter()
         response = None
         try:
-            if is_token_scrape(request):
+            if request.path_info == METRICS_PATH and "HTTP_AUTHORIZATION" in request.META:
                 response = self.metrics_view(request)
             else:
                 response = self.get_response(request)
@@ -88,5 +78,3 @@ class MetricsMiddleware:
         view, method = view_label(request), method_label(request)
         REQUESTS.labels(view=view, method=method, status=status_label(response)).inc()
         DURATION.labels(view=view, method=method).observe(seconds)
-        if view == "ready":
-            readiness.publish_latest()

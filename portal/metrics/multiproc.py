@@ -1,11 +1,9 @@
-"""prometheus-client's multiprocess mode under gunicorn: the shared directory and its upkeep.
+"""prometheus-client's multiprocess mode under gunicorn: one private directory per master,
+and exited workers' counters merged into one ``<kind>_dead.db`` per kind (recycled
+workers' files would otherwise slow every scrape down, the longer the server runs).
 
-The master makes a private directory per master on tmpfs before any worker forks (a
-re-executed master gets its own, so it never wipes files live workers still write), and
-merges exited workers' counters into one ``<kind>_dead.db`` per kind: recycled workers
-would otherwise leave files that every scrape reads, slower the longer the server runs.
-No Django here, and ``prometheus_client`` only inside functions (it picks its value class
-at import, from ``PROMETHEUS_MULTIPROC_DIR``).
+Loaded by gunicorn's master: no Django, and ``prometheus_client`` only inside functions
+(it picks its value class at import, from ``PROMETHEUS_MULTIPROC_DIR``).
 """
 
 import contextlib
@@ -17,13 +15,11 @@ import tempfile
 import time
 
 DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-# The pid of the gunicorn master that created the directory in DIR_VARIABLE.
 OWNER_VARIABLE = "PORTAL_METRICS_DIR_OWNER"
 DIR_PREFIX = "portal-metrics-"
 TMPFS = "/dev/shm"  # noqa: S108 (tmpfs on purpose: the files are rewritten on every request)
 LOCK_FILE = "merge.lock"
-# The file name part that takes the place of a pid for the merged values of dead workers.
-MERGED = "dead"
+MERGED = "dead"  # in place of a pid in the merged file's name
 # Kinds whose per-process values add up (a histogram file holds raw per-bucket counts).
 ADDITIVE_KINDS = ("counter", "histogram", "summary")
 LOCK_WAIT_SECONDS = 1.0
@@ -31,18 +27,15 @@ LOCK_POLL_SECONDS = 0.01
 
 
 def default_parent():
-    """tmpfs when there is one (as gunicorn's heartbeat files), else the temp directory."""
+    """tmpfs when there is one, else the temp directory."""
     if os.path.isdir(TMPFS) and os.access(TMPFS, os.W_OK):
         return TMPFS
     return tempfile.gettempdir()
 
 
 def use_private_directory(parent=None):
-    """Give this master a fresh directory in ``PROMETHEUS_MULTIPROC_DIR``; return its path.
-
-    Set in ``os.environ`` before any worker is forked, so every worker inherits it and
-    imports ``prometheus_client`` in multiprocess mode. Idempotent for one master.
-    """
+    """Give this master a fresh ``PROMETHEUS_MULTIPROC_DIR`` (before any worker forks, so
+    every worker inherits it); return its path. Idempotent for one master."""
     current = os.environ.get(DIR_VARIABLE, "")
     if os.environ.get(OWNER_VARIABLE) == str(os.getpid()) and os.path.isdir(current):
         return current
@@ -85,26 +78,22 @@ def process_alive(pid):
 def worker_exited(pid, live_pids, path=None, wait=LOCK_WAIT_SECONDS):
     """gunicorn's ``child_exit``: drop the worker's live gauges, merge dead workers' files.
 
-    Returns the number of files merged (0 when a scrape held the lock for longer than
-    ``wait`` seconds: the files then wait for the next exit).
+    Returns the number of files merged (0 when a scrape held the lock past ``wait``).
     """
     from prometheus_client import multiprocess
 
     path = path or os.environ[DIR_VARIABLE]
     multiprocess.mark_process_dead(pid, path)
     alive = set(live_pids) | {os.getpid()}
-    with exclusive_lock(path, wait) as locked:
+    with merge_lock(path, exclusive=True, wait=wait) as locked:
         if not locked:
             return 0
         return merge_dead_files(path, alive)
 
 
 def merge_dead_files(path, alive):
-    """Add the values of dead processes' additive files into ``<kind>_dead.db``; delete them.
-
-    The caller holds the exclusive lock. The new merged file is written beside the old
-    one under a name the collector does not read (``.tmp``) and renamed over it.
-    """
+    """Add dead processes' additive files into ``<kind>_dead.db`` (written as ``.tmp``, which
+    the collector does not read, then renamed); delete them. Needs the exclusive lock."""
     from prometheus_client.mmap_dict import MmapedDict
 
     merged_files = 0
@@ -143,13 +132,16 @@ def _is_dead(filename, alive):
 
 
 @contextlib.contextmanager
-def exclusive_lock(path, wait=LOCK_WAIT_SECONDS):
-    """Yield True holding the merge lock, or False after ``wait`` seconds without it.
-
-    The gunicorn master must not block on a scrape that hangs, hence the bounded wait.
-    """
+def merge_lock(path, *, exclusive, wait=LOCK_WAIT_SECONDS):
+    """Yield True holding the lock: shared while a scrape reads the files, exclusive while
+    dead files merge. An exclusive lock yields False after ``wait`` seconds without it: the
+    master must not block on a hung scrape."""
     fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
     try:
+        if not exclusive:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield True
+            return
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -165,17 +157,6 @@ def exclusive_lock(path, wait=LOCK_WAIT_SECONDS):
         os.close(fd)
 
 
-@contextlib.contextmanager
-def shared_lock(path):
-    """Held while a scrape lists and reads the files (a merge holds it only briefly)."""
-    fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)
-
-
 def active_directory():
     """The multiprocess directory of this process, or None outside multiprocess mode."""
     path = os.environ.get(DIR_VARIABLE, "")
@@ -183,12 +164,11 @@ def active_directory():
 
 
 def locked_collector(registry, path):
-    """A ``MultiProcessCollector`` on ``registry`` that reads under the shared lock."""
     from prometheus_client import multiprocess
 
     class LockedMultiProcessCollector(multiprocess.MultiProcessCollector):
         def collect(self):
-            with shared_lock(path):
+            with merge_lock(path, exclusive=False):
                 # merge() reads every file before it returns: nothing is read after unlock.
                 return list(super().collect())
 

@@ -22,7 +22,7 @@ from portal.services.errors import (
     NotFound,
     TooLarge,
 )
-from portal.services.faults import storage_faults
+from portal.services.guards import storage_faults
 from portal.services.sessions import PART_FIELDS, ensure_open, get_session, ttl
 
 logger = logging.getLogger(__name__)

@@ -28,14 +28,13 @@ RUN_PARTS = 16
 def applies(session):
     """Whether this session's file hash is saved: where finalize will not read the parts."""
     chosen = storage.backend()
-    if chosen.assembles_in_place:
-        return True
-    return chosen.copies_parts(session.chunk_size_bytes, session.total_parts)
+    return chosen.assembles_in_place or chosen.copies_parts(
+        session.chunk_size_bytes, session.total_parts
+    )
 
 
 def for_part(session, part_number):
-    """The hash to feed part ``part_number``'s bytes when the saved hash needs exactly that
-    part next, else None (always None where the hash is not saved)."""
+    """The hash to feed part ``part_number`` when the saved hash needs exactly it, else None."""
     if session.hashed_parts != part_number - 1 or not applies(session):
         return None
     if part_number == 1:
@@ -44,8 +43,7 @@ def for_part(session, part_number):
 
 
 def saved_fields(locked, part_number, file_hash):
-    """The fields that save ``file_hash`` (fed part ``part_number``) on the locked row,
-    when the saved hash still waits for that part."""
+    """The fields saving ``file_hash`` (fed ``part_number``) if the locked row still waits."""
     if file_hash is None or locked.hashed_parts != part_number - 1:
         return {}
     if file_hash.length != hashed_bytes(locked, part_number):
@@ -55,8 +53,7 @@ def saved_fields(locked, part_number, file_hash):
 
 def catch_up(session_pk):
     """Extend the saved hash over parts that arrived before their turn, within the budgets.
-    One request at a time (a claim); the holder looks again after letting go. Never raises:
-    the caller's part is recorded, and what is not hashed here is read at finalize."""
+    Never raises: the caller's part is recorded, and what is not hashed is read at finalize."""
     try:
         _catch_up(session_pk, time.monotonic() + CATCH_UP_SECONDS)
     except Exception:
@@ -80,7 +77,8 @@ def _catch_up(session_pk, deadline):
             return
         try:
             hashed, size, stuck = _hash_run(session, run, CATCH_UP_BYTES - read, deadline)
-            moved = hashed is not None and _move(session_pk, run[0][0], hashed, claim)
+            with transaction.atomic():  # False when the claim ran out and another took over
+                moved = hashed is not None and part_sql.move_hash(session_pk, *hashed, claim)
         except BaseException:
             _release(session_pk, claim)  # others need not wait for the claim to run out
             raise
@@ -94,9 +92,7 @@ def _catch_up(session_pk, deadline):
 
 def for_assembly(session):
     """``(hash, parts it covers)`` for finalize: the saved hash, or ``(None, 0)``."""
-    if session.hashed_parts == 0:
-        return None, 0
-    resumed = _resume(session, session.hashed_parts)
+    resumed = _resume(session, session.hashed_parts) if session.hashed_parts else None
     return (resumed, session.hashed_parts) if resumed is not None else (None, 0)
 
 
@@ -110,8 +106,7 @@ def _resume(session, parts):
 
 def _next_run(session_pk):
     """``(session, held, [(part number, Source), ...])``: the parts the saved hash needs
-    next, without a gap (at most ``RUN_PARTS``), and whether another request holds the
-    claim; None when the session is not open or the first of them is not in."""
+    next without a gap, and whether another request holds the claim; or None."""
     found = part_sql.waiting_parts(session_pk, RUN_PARTS, timezone.now())
     if found is None:
         return None
@@ -128,9 +123,8 @@ def _next_run(session_pk):
 
 
 def _hash_run(session, run, budget, deadline):
-    """``(hashed, bytes read, stuck)`` of hashing ``run`` within the budget: ``hashed`` is
-    ``(last part, state)`` or None; ``stuck`` when a part cannot be hashed here (gone,
-    changed, storage down), which finalize then reads or fails."""
+    """``(hashed, bytes read, stuck)``: ``hashed`` is ``(first, last part, state)`` or None;
+    ``stuck`` when a part cannot be hashed here (finalize then reads or fails it)."""
     file_hash = for_part(session, run[0][0])
     if file_hash is None:
         return None, 0, True
@@ -145,21 +139,13 @@ def _hash_run(session, run, budget, deadline):
         read += source.size
         if file_hash.length != hashed_bytes(session, number):
             return hashed, read, True
-        hashed = number, file_hash.state()
+        hashed = run[0][0], number, file_hash.state()
     return hashed, read, False
-
-
-def _move(session_pk, first, hashed, claim):
-    """Move the saved hash on to ``hashed`` while ``claim`` is still ours, letting go of
-    it; False when the claim ran out and another request took over."""
-    last, state = hashed
-    with transaction.atomic():
-        return part_sql.move_hash(session_pk, first, last, state, claim)
 
 
 def _claim(session_pk, number):
     """The claim's token (when it runs out) while the hash waits for part ``number``, or
-    None (another holder, or the hash moved on: either looks again)."""
+    None (another holder, or the hash moved on)."""
     now = timezone.now()
     until = now + timedelta(seconds=CLAIM_SECONDS)
     with transaction.atomic():

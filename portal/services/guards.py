@@ -1,5 +1,10 @@
 """Quotas per owner (checked with the owner's row locked, so concurrent creates cannot
-overshoot) and the free-space guard (docs/configuration.md, "Free space")."""
+overshoot), the free-space guard (docs/configuration.md, "Free space"), and storage
+failures as a clean 503/507 to the client (the cause, which may name a path or a host,
+only to the log)."""
+
+import contextlib
+import logging
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -8,8 +13,10 @@ from django.utils import timezone
 
 from portal import storage
 from portal.models import UploadSession
-from portal.services.errors import InsufficientStorage, QuotaExceeded
-from portal.services.faults import storage_faults
+from portal.observability import log_event
+from portal.services.errors import InsufficientStorage, QuotaExceeded, Unavailable
+
+logger = logging.getLogger("portal.services")
 
 
 def counted(now=None, prefix=""):
@@ -75,7 +82,7 @@ def ensure_room_for_a_new_session():
 
 def ensure_room(name, size_bytes):
     """507 unless writing ``size_bytes`` to volume ``name`` leaves the reserve free; call
-    inside ``faults.storage_faults`` (a volume that cannot be looked at is a 503)."""
+    inside ``storage_faults`` (a volume that cannot be looked at is a 503)."""
     if not size_bytes:
         return
     free = storage.free_bytes(name)
@@ -86,3 +93,31 @@ def ensure_room(name, size_bytes):
             "bytes free); nothing was lost, try again later",
             code="insufficient_storage",
         )
+
+
+@contextlib.contextmanager
+def storage_faults(action, **context):
+    """Inside the block, a storage outage is logged and becomes ``503 storage_unavailable``."""
+    try:
+        yield
+    except storage.StorageUnavailable as exc:
+        cause = exc.__cause__ or exc
+        refused = isinstance(exc, storage.StorageLinkRefused)
+        log_event(
+            logger,
+            "storage.link_refused" if refused else "storage.unavailable",
+            f"storage {'refused a link' if refused else 'failed'} while {action}: {exc}",
+            level=logging.ERROR if refused else logging.WARNING,
+            error_type=type(cause).__name__,
+            error=str(cause)[:500],
+            **context,
+        )
+        if isinstance(exc, storage.StorageFull):
+            raise InsufficientStorage(
+                f"storage is full while {action}; nothing was lost, try again later",
+                code="insufficient_storage",
+            ) from None
+        raise Unavailable(
+            f"storage is unavailable while {action}; nothing was lost, try again shortly",
+            code="storage_unavailable",
+        ) from None

@@ -51,21 +51,16 @@ class JobRecord:
         all dead processes'."""
         if self.run is None:
             return 0
-        return close_abandoned_runs(job=self.run.job, keep=self.run)
+        return abandon(JobRun.objects.filter(job=self.run.job).exclude(pk=self.run.pk))
 
 
-def close_abandoned_runs(*, job=None, keep=None, started_before=None, now=None):
-    """Mark ``running`` rows whose process is gone (known from a lock: ``keep``, or age:
-    ``started_before``) as ``abandoned``; how many. A live run records its real end later."""
-    rows = JobRun.objects.filter(outcome=JobRun.Outcome.RUNNING)
-    if job is not None:
-        rows = rows.filter(job=job)
-    if keep is not None:
-        rows = rows.exclude(pk=keep.pk)
-    if started_before is not None:
-        rows = rows.filter(started_at__lt=started_before)
+def abandon(runs, now=None):
+    """Mark the ``running`` ones of ``runs`` (whose processes are gone) ``abandoned``; how
+    many. A live run would record its real end later."""
     with transaction.atomic():
-        return rows.update(outcome=JobRun.Outcome.ABANDONED, finished_at=now or timezone.now())
+        return runs.filter(outcome=JobRun.Outcome.RUNNING).update(
+            outcome=JobRun.Outcome.ABANDONED, finished_at=now or timezone.now()
+        )
 
 
 @contextlib.contextmanager

@@ -5,12 +5,14 @@ import hashlib
 import secrets
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from portal.models import ApiToken
 
 TOKEN_PREFIX = "pt_"
 PREFIX_CHARS = 10
+MAX_LABEL_CHARS = 100
 
 
 class UnknownUser(Exception):
@@ -21,13 +23,8 @@ class InvalidName(ValueError):
     """A username or token label that the portal refuses; the message says which rule."""
 
 
-MAX_LABEL_CHARS = 100
-
-
 def validated_username(username):
     """The username as the user model's own field validates it (blank, length, characters)."""
-    from django.core.exceptions import ValidationError
-
     User = get_user_model()
     field = User._meta.get_field(User.USERNAME_FIELD)
     try:

@@ -17,7 +17,7 @@ from portal.models import TusUpload, UploadPart, UploadSession
 from portal.parts import bytes_in_parts
 from portal.services import finalize, sessions
 from portal.services.errors import BadRequest, NotFound, api_error
-from portal.services.faults import storage_faults
+from portal.services.guards import storage_faults
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = ("creation", "creation-with-upload", "expiration", "termination", "checksum")

@@ -16,8 +16,8 @@ from portal.models import TusUpload, UploadSession
 from portal.parts import part_offset, part_size
 from portal.services import filehash, finalize, guards, part_sql
 from portal.services.errors import BadRequest, Conflict, NotFound, TooLarge
-from portal.services.faults import storage_faults
 from portal.services.finalize.assembly import part_rows
+from portal.services.guards import storage_faults
 from portal.services.sessions import PART_FIELDS, ensure_open, ttl
 from portal.services.tus import (
     ChecksumMismatch,

@@ -13,7 +13,7 @@ from django.urls import reverse
 from portal.health.views import StatusView
 from portal.responses import error_response
 from portal.services.errors import ApiError, Forbidden, MethodNotAllowed, Unauthorized
-from portal.services.status import actions, page, trend
+from portal.services.status import page, trend
 
 
 class StatusPage(StatusView):
@@ -36,7 +36,7 @@ def requeue(request):
     """POST ``event_id``: requeue that failed event, then back to the page (303)."""
     try:
         event_id = requeue_allowed(request)
-        actions.requeue_event(event_id, user=request.user)
+        page.requeue_event(event_id, user=request.user)
     except ApiError as exc:
         return error_response(exc)
     messages.success(request, f"Event {event_id} requeued: the next dispatch run sends it.")
@@ -56,4 +56,4 @@ def requeue_allowed(request):
             "requeueing needs a staff account with the change permission on outbox events",
             code="permission_denied",
         )
-    return actions.parse_event_id(request.POST.get("event_id", ""))
+    return page.parse_event_id(request.POST.get("event_id", ""))

@@ -1,24 +1,20 @@
-"""``manage.py portal_cleanup``: expire stale sessions, reclaim temp objects, prune (cron).
-
-Exit codes (``portal.exitcodes``): 0 done, skipped (another run holds the lock)
-or stopped early by ``--max-seconds``; 1 finished but some deletions failed (they stay
-tracked; the next run retries them); 2 bad usage or configuration.
-"""
+"""``manage.py portal_cleanup``: expire stale sessions, reclaim temp objects, prune (cron)."""
 
 import sys
 
 from portal import limits
-from portal.management.base import PortalCommand, add_job_arguments, bounded_int
+from portal.management.base import JobCommand, bounded_int
 from portal.services import cleanup
 
 
-class Command(PortalCommand):
+class Command(JobCommand):
     help = (
         "Expire stale upload sessions, delete temp objects of finished sessions, sweep "
         "untracked temp objects and prune old rows. One run at a time across all hosts."
     )
+    max_seconds_help = "stop between batches after S seconds (exit 0, stopped_early in the summary)"
 
-    def add_arguments(self, parser):
+    def add_job_arguments(self, parser):
         parser.add_argument(
             "--only",
             nargs="+",
@@ -37,12 +33,9 @@ class Command(PortalCommand):
             type=bounded_int(limits.MAX_BATCH_SIZE),
             help="rows per batch and transaction (default PORTAL_CLEANUP_BATCH_SIZE)",
         )
-        add_job_arguments(
-            parser, "stop between batches after S seconds (exit 0, stopped_early in the summary)"
-        )
 
-    def handle(self, *args, **options):
-        report = cleanup.run_cleanup_job(
+    def run(self, options):
+        return cleanup.run_cleanup_job(
             cleanup.CleanupOptions(
                 steps=tuple(options["only"] or cleanup.STEPS),
                 batch_size=options["batch_size"],
@@ -51,7 +44,6 @@ class Command(PortalCommand):
                 on_batch=self._progress(options),
             )
         )
-        self.render(report, as_json=options["json"])
 
     def _progress(self, options):
         """One line per batch on stderr with ``-v 2`` or on a terminal."""

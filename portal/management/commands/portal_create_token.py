@@ -1,10 +1,8 @@
-"""``manage.py portal_create_token USERNAME [--name N] [--create-user] [--monitoring]``.
+"""``manage.py portal_create_token USERNAME``: print a new API token, once.
 
-Prints a new API token once, on stdout; it is never stored: only its sha256 and its first
-characters are kept, so a lost token is replaced by creating a new one. An upload token
-works on the upload API; a ``--monitoring`` token only reads ``/status`` (and the metrics):
-give a monitoring system that, never an upload token. Exit 2 for an unknown user (without
-``--create-user``), a username the user model refuses, or a bad ``--name``.
+Only its sha256 and first characters are stored, so a lost token is replaced, never
+shown again. A ``--monitoring`` token only reads ``/status`` and the metrics: give a
+monitoring system that, never an upload token.
 """
 
 from django.core.management.base import BaseCommand, CommandError

@@ -1,9 +1,6 @@
-"""``manage.py portal_logging_tree``: print the live logger tree (logging-tree).
-
-Shows, for the configuration this process loaded, every logger with its level, whether it
-propagates, its filters and handlers: where a line from ``portal.services.sessions``,
-``django.request`` or ``gunicorn.access`` ends up, and through which formatter.
-"""
+"""``manage.py portal_logging_tree``: print the live logger tree (logging-tree): where a
+line from ``portal.services.sessions``, ``django.request`` or ``gunicorn.access`` ends up,
+and through which filters and formatter."""
 
 import importlib
 import pkgutil
@@ -12,12 +9,10 @@ from logging_tree.format import build_description
 
 from portal.management.base import PortalCommand
 
-# Imported first so that their module-level loggers exist and appear in the tree.
-LOGGING_PACKAGES = ("portal.services", "portal.views")
-
 
 def import_logging_modules():
-    for package_name in LOGGING_PACKAGES:
+    """Import the modules whose loggers would not exist yet, so that they show."""
+    for package_name in ("portal.services", "portal.views"):
         package = importlib.import_module(package_name)
         for module in pkgutil.iter_modules(package.__path__, f"{package_name}."):
             importlib.import_module(module.name)

@@ -1,10 +1,8 @@
-"""``manage.py portal_upload PATH --url URL``: a resumable upload client (token: ``token_source``).
+"""``manage.py portal_upload PATH --url URL``: a resumable upload client, standard library
+HTTP only (the reference for other clients).
 
-Standard library HTTP only, so it is also the reference for other clients. The
-idempotency key comes from the file (path, size, mtime): run again after an interruption,
-it finds the same session and sends only the parts the server is missing, each streamed
-from the file, retried with backoff. It prints the server's sha256 next to its own and
-exits 1 if they differ or anything failed.
+The idempotency key comes from the file (path, size, mtime): run again after an
+interruption, it finds the same session and sends only the parts the server lacks.
 """
 
 import argparse
@@ -52,16 +50,15 @@ class Transient(Exception):
 
 
 class _PartReader:
-    """Reads ``length`` bytes of the file from ``offset``: one part, never held whole."""
+    """``length`` bytes of the file from ``offset``: one part, read as it is sent."""
 
     def __init__(self, path, offset, length):
         self._file = open(path, "rb")  # noqa: SIM115 (closed by close(), after the request)
         self._file.seek(offset)
         self._left = length
 
-    def read(self, size=-1):
-        size = self._left if size is None or size < 0 else min(size, self._left)
-        data = self._file.read(size)
+    def read(self, size):
+        data = self._file.read(min(size, self._left))
         self._left -= len(data)
         return data
 
@@ -72,7 +69,7 @@ class _PartReader:
 class ApiClient:
     """JSON requests to the upload API over keep-alive connections, one per thread."""
 
-    def __init__(self, url, token, *, timeout=60.0, retries=4, backoff=0.5):
+    def __init__(self, url, token, *, timeout, retries, backoff=0.5):
         parts = urlsplit(url)
         self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port
         prefix = parts.path.rstrip("/")
@@ -81,34 +78,39 @@ class ApiClient:
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self._local = threading.local()
 
-    def call(self, method, path, *, body=None, length=None, timeout=None, retry=True):
-        """Return ``(status, json)``, retrying transient failures; ``body`` is a factory."""
-        attempts = self.retries + 1 if retry else 1
-        for attempt in range(attempts):
+    def call(self, what, method, path, *, body=None, length=None, ok=(200, 201)):
+        """``(status, json)``, transient failures retried; a status not in ``ok`` ends the
+        upload, named by ``what``. ``body`` is a factory: a retry sends it again."""
+        for attempt in range(self.retries + 1):
             try:
-                return self._once(method, path, body, length, timeout)
+                status, payload = self._once(method, path, body, length)
             except Transient as exc:
-                if attempt + 1 == attempts:
+                if attempt == self.retries:
                     raise UploadFailed(
-                        f"{method} {path}: {exc} (gave up after {attempts} tries)"
+                        f"{method} {path}: {exc} (gave up after {attempt + 1} tries)"
                     ) from None
                 time.sleep(backoff_delay(attempt, base=self.backoff, cap=MAX_BACKOFF_SECONDS))
+                continue
+            if status not in ok:
+                raise UploadFailed(f"{what} failed: {describe(status, payload)}")
+            return status, payload
         raise AssertionError("unreachable")
 
-    def _once(self, method, path, body_factory, length, timeout):
+    def _once(self, method, path, body, length):
+        url = self.prefix + path
         headers = {"Authorization": self._auth, "Accept": "application/json"}
-        if body_factory is not None and length is None:
-            headers["Content-Type"] = "application/json"
-        elif body_factory is not None:
-            headers["Content-Type"] = "application/octet-stream"
+        if body is not None:
+            binary = length is not None
+            headers["Content-Type"] = "application/octet-stream" if binary else "application/json"
+        if length is not None:
             headers["Content-Length"] = str(length)
-        budget = (timeout or self.timeout) + (length or 0) / SLOWEST_SEND_RATE
+        budget = self.timeout + (length or 0) / SLOWEST_SEND_RATE
         try:
             answer = self._connection().exchange(
-                method, self.prefix + path, headers=headers, body=body_factory, timeout=budget
+                method, url, headers=headers, body=body, timeout=budget
             )
         except TLSFailed as exc:
-            raise UploadFailed(f"{method} {self.prefix + path}: {exc}") from None
+            raise UploadFailed(f"{method} {url}: {exc}") from None
         except (OSError, http.client.HTTPException) as exc:
             raise Transient(f"connection failed: {type(exc).__name__}: {exc}") from None
         if answer.status in RETRYABLE_STATUS:
@@ -117,21 +119,20 @@ class ApiClient:
             payload = json.loads(answer.body) if answer.body else {}
         except ValueError:
             payload = None
-        error = payload.get("error") if isinstance(payload, dict) else None
+        if not isinstance(payload, dict):
+            snippet = answer.body[:200].decode("utf-8", "replace")
+            if answer.status < 300:  # not the portal answering
+                raise UploadFailed(
+                    f"{method} {url}: HTTP {answer.status} but the answer is not "
+                    f"the portal's JSON ({snippet!r}): is --url the portal's address?"
+                )
+            return answer.status, {"error": {"code": "not_json", "message": snippet}}
+        error = payload.get("error")
         if isinstance(error, dict) and error.get("code") in RETRYABLE_CODES:
             raise Transient(f"HTTP {answer.status} {error['code']}")
-        snippet = answer.body[:200].decode("utf-8", "replace")
-        if not isinstance(payload, dict) and answer.status < 300:  # not the portal answering
-            raise UploadFailed(
-                f"{method} {self.prefix + path}: HTTP {answer.status} but the answer is not "
-                f"the portal's JSON ({snippet!r}): is --url the portal's address?"
-            )
-        return answer.status, payload if isinstance(payload, dict) else {
-            "error": {"code": "not_json", "message": snippet}
-        }
+        return answer.status, payload
 
     def _connection(self):
-        """This thread's keep-alive connection (one per thread: parts go in parallel)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = KeepAliveConnection(
@@ -142,7 +143,7 @@ class ApiClient:
 
 
 def describe(status, body):
-    error = body.get("error", {}) if isinstance(body, dict) else {}
+    error = body.get("error", {})
     return f"HTTP {status} {error.get('code', '')}: {error.get('message', body)}"
 
 
@@ -153,66 +154,29 @@ def derived_idempotency_key(path):
     return "portal-upload-" + hashlib.sha256(identity.encode()).hexdigest()[:40]
 
 
-def file_sha256(path):
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-class Progress:
-    """One self-overwriting line on stderr, only when stderr is a terminal."""
-
-    def __init__(self, stream, total_parts, total_bytes, done_parts, done_bytes):
-        self.stream, self.enabled = stream, stream.isatty()
-        self.total_parts, self.total_bytes = total_parts, total_bytes
-        self.parts, self.bytes, self.sent = done_parts, done_bytes, 0
-        self.started = time.monotonic()
-        self._lock = threading.Lock()
-
-    def add(self, size):
-        with self._lock:
-            self.parts += 1
-            self.bytes += size
-            self.sent += size
-            if self.enabled:
-                rate = self.sent / max(time.monotonic() - self.started, 1e-6) / 2**20
-                self.stream.write(
-                    f"\r  {self.parts}/{self.total_parts} parts  "
-                    f"{self.bytes / 2**20:.1f}/{self.total_bytes / 2**20:.1f} MiB  "
-                    f"{rate:.1f} MiB/s "
-                )
-                self.stream.flush()
-
-    def finish(self):
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 class Uploader:
-    def __init__(self, client, path, *, out, err, parallel, finalize_wait=3600.0):
+    def __init__(self, client, path, *, out, err, parallel, finalize_wait):
         self.client, self.path, self.out, self.err = client, path, out, err
         self.parallel = parallel
         self.finalize_wait = finalize_wait
         self.size = os.path.getsize(path)
 
     def run(self, *, chunk_size, idempotency_key, content_type):
+        """The stored file's description, from whatever state the session is in."""
         session = self.create_session(chunk_size, idempotency_key, content_type)
-        sid = session["id"]
-        if session["status"] in OPEN_STATUSES:
+        sid, status = session["id"], session["status"]
+        if status in OPEN_STATUSES:
             self.send_missing(session)
-            file = self.finalize(sid)
-        elif session["status"] == "finalizing":
+        elif status == "finalizing":
             self.out.write(f"session {sid} is being assembled; waiting for it")
-            file = self.finalize(sid)
-        elif session["status"] == "complete":
+        elif status == "complete":
             self.out.write(f"session {sid} is already complete")
-            file = self.status(sid)["file"]
+            return self.status(sid)["file"]
         else:
             raise UploadFailed(
-                f"session {sid} is {session['status']}; start a new one with another "
-                "--idempotency-key"
+                f"session {sid} is {status}; start a new one with another --idempotency-key"
             )
-        return file
+        return self.finalize(sid)
 
     def create_session(self, chunk_size, idempotency_key, content_type):
         request = {
@@ -224,9 +188,9 @@ class Uploader:
         if chunk_size:
             request["chunk_size_bytes"] = chunk_size
         data = json.dumps(request).encode()
-        status, body = self.client.call("POST", "/uploads/sessions", body=lambda: data)
-        if status not in (200, 201):
-            raise UploadFailed(f"creating the session failed: {describe(status, body)}")
+        status, body = self.client.call(
+            "creating the session", "POST", "/uploads/sessions", body=lambda: data
+        )
         self.out.write(
             f"session {body['id']} ({'new' if status == 201 else 'existing'}): "
             f"{body['total_parts']} parts of {body['chunk_size_bytes']} bytes"
@@ -234,10 +198,8 @@ class Uploader:
         return body
 
     def status(self, sid):
-        status, body = self.client.call("GET", f"/uploads/sessions/{sid}")
-        if status != 200:
-            raise UploadFailed(f"asking for the session's status failed: {describe(status, body)}")
-        return body
+        what = "asking for the session's status"
+        return self.client.call(what, "GET", f"/uploads/sessions/{sid}", ok=(200,))[1]
 
     def send_missing(self, session):
         sid, total = session["id"], session["total_parts"]
@@ -246,43 +208,50 @@ class Uploader:
         missing = [n for n in range(1, total + 1) if n not in received]
         if received:
             self.out.write(f"resuming: {len(received)} of {total} parts already on the server")
-        done_bytes = sum(part_size(n, chunk, self.size) for n in received)
-        progress = Progress(self.err, total, self.size, len(received), done_bytes)
+        done = sum(part_size(n, chunk, self.size) for n in received)
+        sent, started, show = 0, time.monotonic(), self.err.isatty()
         try:
             with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-                for size in pool.map(lambda n: self.send_part(sid, n, chunk), missing):
-                    progress.add(size)
+                sizes = pool.map(lambda n: self.send_part(sid, n, chunk), missing)
+                for parts, size in enumerate(sizes, len(received) + 1):
+                    sent += size
+                    if show:  # one self-overwriting line
+                        rate = sent / max(time.monotonic() - started, 1e-6) / 2**20
+                        self.err.write(
+                            f"\r  {parts}/{total} parts  "
+                            f"{(done + sent) / 2**20:.1f}/{self.size / 2**20:.1f} MiB  "
+                            f"{rate:.1f} MiB/s "
+                        )
+                        self.err.flush()
         finally:
-            progress.finish()
+            if show:
+                self.err.write("\n")
         self.out.write(f"uploaded {len(missing)} parts")
 
     def send_part(self, sid, number, chunk):
         length, offset = part_size(number, chunk, self.size), part_offset(number, chunk)
         status, body = self.client.call(
+            f"part {number}",
             "PUT",
             f"/uploads/sessions/{sid}/parts/{number}",
             body=lambda: _PartReader(self.path, offset, length),
             length=length,
+            ok=(200, 201, 409),
         )
-        if status not in (200, 201):
-            hint = (
-                "; the file changed since that part was sent: use another --idempotency-key"
-                if status == 409
-                else ""
+        if status == 409:
+            raise UploadFailed(
+                f"part {number} failed: {describe(status, body)}; the file changed since that "
+                "part was sent: use another --idempotency-key"
             )
-            raise UploadFailed(f"part {number} failed: {describe(status, body)}{hint}")
         return length
 
     def finalize(self, sid):
-        """POST finalize; on 202 (the file is still being assembled) poll GET until done."""
-        status, body = self.client.call("POST", f"/uploads/sessions/{sid}/finalize")
-        if status == 200:
-            return body["file"]
-        if status != 202:
-            raise UploadFailed(f"finalize failed: {describe(status, body)}")
+        """POST finalize; on 202 (the file is still being assembled) poll until done."""
+        path = f"/uploads/sessions/{sid}/finalize"
+        status, body = self.client.call("finalize", "POST", path, ok=(200, 202))
         deadline = time.monotonic() + self.finalize_wait
         attempt = 0
-        while time.monotonic() < deadline:
+        while status == 202 and time.monotonic() < deadline:
             time.sleep(min(backoff_delay(attempt, base=1.0, cap=10.0), 10.0))
             attempt += 1
             body = self.status(sid)
@@ -296,6 +265,8 @@ class Uploader:
                 f"  assembling: {assembly.get('assembled_bytes', 0)} of "
                 f"{assembly.get('total_bytes', '?')} bytes\n"
             )
+        if status == 200:
+            return body["file"]
         raise UploadFailed(
             f"finalize: the file was still being assembled after {self.finalize_wait:g} s; "
             "run the command again to keep waiting"
@@ -305,7 +276,6 @@ class Uploader:
 class Command(BaseCommand):
     help = "Upload a file through the portal's HTTP API (resumable; stdlib HTTP only)."
     requires_system_checks = []
-    requires_migrations_checks = False
 
     def add_arguments(self, parser):
         parser.add_argument("path")
@@ -354,25 +324,24 @@ class Command(BaseCommand):
             help="seconds to wait for a large file's assembly after finalize (polling)",
         )
 
-    def handle(self, *args, **options):
-        path = options["path"]
+    def handle(self, *args, path, **options):
         token = api_token(options["token"], options["token_file"])
         if not os.path.isfile(path) or os.path.getsize(path) == 0:
             raise CommandError(
                 f"{path}: not a readable, non-empty file", returncode=exitcodes.USAGE
             )
+        client = ApiClient(
+            options["url"], token, timeout=options["timeout"], retries=options["retries"]
+        )
+        uploader = Uploader(
+            client,
+            path,
+            out=self.stdout,
+            err=sys.stderr,
+            parallel=options["parallel"],
+            finalize_wait=options["finalize_wait"],
+        )
         try:
-            client = ApiClient(
-                options["url"], token, timeout=options["timeout"], retries=options["retries"]
-            )
-            uploader = Uploader(
-                client,
-                path,
-                out=self.stdout,
-                err=sys.stderr,
-                parallel=options["parallel"],
-                finalize_wait=options["finalize_wait"],
-            )
             file = uploader.run(
                 chunk_size=options["chunk_size"],
                 idempotency_key=options["idempotency_key"] or derived_idempotency_key(path),
@@ -380,7 +349,8 @@ class Command(BaseCommand):
             )
         except UploadFailed as exc:
             raise CommandError(str(exc)) from None
-        local = file_sha256(path)
+        with open(path, "rb") as local_file:
+            local = hashlib.file_digest(local_file, "sha256").hexdigest()
         self.stdout.write(f"file {file['id']} stored ({file['size_bytes']} bytes)")
         self.stdout.write(f"server sha256: {file['sha256']}")
         self.stdout.write(f"local  sha256: {local}")

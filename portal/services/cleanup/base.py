@@ -1,8 +1,8 @@
-"""What every cleanup step shares: its options, its result, batching and stopping."""
+"""What every cleanup step shares: its options, its run (which is its result), batching."""
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import islice
 
@@ -26,7 +26,7 @@ class CleanupOptions:
     dry_run: bool = False
     max_seconds: float | None = None
     should_stop: Callable[[], bool] | None = None
-    on_batch: Callable[["StepResult"], None] | None = None
+    on_batch: Callable[["StepRun"], None] | None = None
     grace: timedelta | None = None
 
     def started(self):
@@ -44,18 +44,24 @@ def _stop_at(deadline, other=None):
     return stop
 
 
-@dataclass
-class StepResult:
-    """What one step did (or, in a dry run, would do)."""
+class StepRun:
+    """One step in progress, and what it did (or, in a dry run, would do) once finished."""
 
-    step: str
-    dry_run: bool = False
-    counts: dict[str, int] = field(default_factory=dict)
-    failed: int = 0
-    failures: dict[str, str] = field(default_factory=dict)
-    stopped_early: bool = False
-    batches: int = 0
-    duration_ms: int = 0
+    def __init__(self, step, options, *, counts):
+        self.options = options or CleanupOptions()
+        self.step = step
+        self.now = self.options.now or timezone.now()
+        self.batch_size = self.options.batch_size or settings.PORTAL_CLEANUP_BATCH_SIZE
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.dry_run = self.options.dry_run
+        self.counts = dict.fromkeys(counts, 0)
+        self.failed = 0
+        self.failures = {}
+        self.stopped_early = False
+        self.batches = 0
+        self.duration_ms = 0
+        self._started = time.monotonic()
 
     def add(self, name, amount=1):
         self.counts[name] = self.counts.get(name, 0) + amount
@@ -63,10 +69,23 @@ class StepResult:
     def record_failures(self, failed: dict[str, str]):
         """Count every failure; keep a few keys with their reasons for the report."""
         self.failed += len(failed)
-        for key, reason in failed.items():
-            if len(self.failures) >= MAX_REPORTED_FAILURES:
-                break
+        for key, reason in list(failed.items())[: MAX_REPORTED_FAILURES - len(self.failures)]:
             self.failures[key] = reason
+
+    def stop_requested(self):
+        if self.options.should_stop is not None and self.options.should_stop():
+            self.stopped_early = True
+        return self.stopped_early
+
+    def batch_done(self):
+        self.batches += 1
+        self.finish()
+        if self.options.on_batch is not None:
+            self.options.on_batch(self)
+
+    def finish(self):
+        self.duration_ms = int((time.monotonic() - self._started) * 1000)
+        return self
 
     def as_dict(self):
         return {
@@ -77,40 +96,6 @@ class StepResult:
             "batches": self.batches,
             "duration_ms": self.duration_ms,
         }
-
-
-class StepRun:
-    """One step in progress: its options, result, clock, stopping and progress."""
-
-    def __init__(self, step, options, *, counts):
-        options = options or CleanupOptions()
-        self.now = options.now or timezone.now()
-        self.batch_size = options.batch_size or settings.PORTAL_CLEANUP_BATCH_SIZE
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
-        self.dry_run = options.dry_run
-        self.options = options
-        self.result = StepResult(step, dry_run=self.dry_run, counts=dict.fromkeys(counts, 0))
-        self._started = time.monotonic()
-
-    def stop_requested(self):
-        if self.options.should_stop is not None and self.options.should_stop():
-            self.result.stopped_early = True
-            return True
-        return False
-
-    def batch_done(self):
-        self.result.batches += 1
-        self.result.duration_ms = self._elapsed_ms()
-        if self.options.on_batch is not None:
-            self.options.on_batch(self.result)
-
-    def finish(self):
-        self.result.duration_ms = self._elapsed_ms()
-        return self.result
-
-    def _elapsed_ms(self):
-        return int((time.monotonic() - self._started) * 1000)
 
 
 def chunks(items: Iterable, run: StepRun) -> Iterator[list]:
@@ -138,7 +123,7 @@ def leaving_batches(queryset, run: StepRun) -> Iterator[list]:
 
 def count_deletion(outcome: storage.DeleteResult, run: StepRun):
     """Count what a storage deletion removed, the requests it made and what failed."""
-    run.result.add("objects_deleted", len(outcome.deleted))
-    run.result.add("delete_requests", outcome.requests)
-    run.result.record_failures(outcome.failed)
+    run.add("objects_deleted", len(outcome.deleted))
+    run.add("delete_requests", outcome.requests)
+    run.record_failures(outcome.failed)
     return outcome

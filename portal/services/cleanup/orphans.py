@@ -5,31 +5,33 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from django.db import transaction
+from django.db.models import Q
 
 from portal import storage
 from portal.models import UploadPart, UploadSession
-from portal.services.cleanup.base import CleanupOptions, StepResult, StepRun, count_deletion
+from portal.services.cleanup.base import CleanupOptions, StepRun, count_deletion
 
 
-def cleanup_orphan_temp_parts(options: CleanupOptions | None = None) -> StepResult:
+def cleanup_orphan_temp_parts(options: CleanupOptions | None = None) -> StepRun:
     """Clear the ``temp_key`` of what was deleted; the rest stay tracked for the next run.
     A dry run also counts the parts of sessions ``stale`` would expire."""
     run = StepRun("orphans", options, counts=("sessions", "objects_deleted", "delete_requests"))
     pending: list[tuple[int, str]] = []
-    counted = None  # a session larger than a batch comes in several pages: count it once
-    with _Releaser(run) as release:
+    counted = in_flight = None  # counted: the last session, which may go on in the next page
+    with ThreadPoolExecutor(1, thread_name_prefix="portal-release") as pool:
         for rows in _parts_holding_temp_keys(run):
             terminal = _terminal_sessions({session_id for session_id, _, _ in rows}, run)
-            run.result.add("sessions", len(terminal - {counted}))
+            run.add("sessions", len(terminal - {counted}))
             counted = rows[-1][0]
             pending.extend((pk, key) for session_id, pk, key in rows if session_id in terminal)
             while len(pending) >= run.batch_size:
-                release(pending[: run.batch_size])
+                in_flight = _release(pending[: run.batch_size], run, pool, in_flight)
                 del pending[: run.batch_size]
             if run.stop_requested():
                 break
         if pending:
-            release(pending)
+            in_flight = _release(pending, run, pool, in_flight)
+        _clear_keys(in_flight, run)  # not on an error: the keys stay, the next run retries
     return run.finish()
 
 
@@ -73,56 +75,36 @@ def _parts_of_one_session(parts, run) -> Iterator[list[tuple]]:
 
 def _terminal_sessions(session_ids, run) -> set:
     """The ids among ``session_ids`` of terminal sessions (dry run: or ones it would expire)."""
-    rows = UploadSession.objects.filter(pk__in=session_ids).values_list(
-        "pk", "status", "expires_at"
-    )
-    terminal = set()
-    for pk, status, expires_at in rows:
-        would_expire = run.dry_run and status in UploadSession.OPEN_STATUSES
-        if status in UploadSession.TERMINAL_STATUSES or (would_expire and expires_at < run.now):
-            terminal.add(pk)
-    return terminal
+    ended = Q(status__in=UploadSession.TERMINAL_STATUSES)
+    if run.dry_run:
+        ended |= Q(status__in=UploadSession.OPEN_STATUSES, expires_at__lt=run.now)
+    sessions = UploadSession.objects.filter(ended, pk__in=session_ids)
+    return set(sessions.values_list("pk", flat=True))
 
 
-class _Releaser:
-    """Releases batches of parts: storage first, in a thread overlapping the next batch's
-    database work, then the keys of exactly what is gone."""
+def _release(parts, run, pool, in_flight):
+    """Delete the objects of ``parts`` in ``pool``, overlapping the previous batch's
+    database work; what the caller hands to ``_clear_keys`` once it is done."""
+    if run.dry_run:
+        run.add("objects_deleted", len(parts))
+        run.batch_done()
+        return None
+    by_key = {}  # a session's parts share its assembly file
+    for pk, key in parts:
+        by_key.setdefault(key, []).append(pk)
+    deleting = pool.submit(storage.delete_temp, list(by_key))
+    _clear_keys(in_flight, run)
+    return by_key, deleting
 
-    def __init__(self, run):
-        self.run = run
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="portal-release")
-        self.in_flight = None
 
-    def __enter__(self):
-        return self
-
-    def __call__(self, parts):
-        if self.run.dry_run:
-            self.run.result.add("objects_deleted", len(parts))
-            self.run.batch_done()
-            return
-        by_key = {}  # parts written in place share their session's assembly file
-        for pk, key in parts:
-            by_key.setdefault(key, []).append(pk)
-        deleting = self.pool.submit(storage.delete_temp, list(by_key))
-        self._clear_in_flight()
-        self.in_flight = (by_key, deleting)
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
-                self._clear_in_flight()
-        finally:
-            self.pool.shutdown(wait=True)  # on an error the keys stay; the next run retries
-
-    def _clear_in_flight(self):
-        if self.in_flight is None:
-            return
-        by_key, deleting = self.in_flight
-        self.in_flight = None
-        outcome = count_deletion(deleting.result(), self.run)
-        gone = [pk for key in outcome.deleted for pk in by_key[key]]
-        if gone:
-            with transaction.atomic():
-                UploadPart.objects.filter(pk__in=gone).update(temp_key="")
-        self.run.batch_done()
+def _clear_keys(in_flight, run):
+    """Once a deletion is done, clear the keys of exactly what is gone."""
+    if in_flight is None:
+        return
+    by_key, deleting = in_flight
+    outcome = count_deletion(deleting.result(), run)
+    gone = [pk for key in outcome.deleted for pk in by_key[key]]
+    if gone:
+        with transaction.atomic():
+            UploadPart.objects.filter(pk__in=gone).update(temp_key="")
+    run.batch_done()

@@ -13,7 +13,6 @@ from portal.models import IngestFile, JobRun, OutboxEvent, UploadPart, UploadSes
 from portal.services import jobs
 from portal.services.cleanup.base import (
     CleanupOptions,
-    StepResult,
     StepRun,
     chunks,
     leaving_batches,
@@ -22,7 +21,7 @@ from portal.services.cleanup.base import (
 PRUNABLE_STATUSES = (UploadSession.Status.FAILED, UploadSession.Status.ABORTED)
 
 
-def prune_old_failed_sessions(options: CleanupOptions | None = None) -> StepResult:
+def prune_old_failed_sessions(options: CleanupOptions | None = None) -> StepRun:
     """Delete failed/aborted sessions past retention, then old delivered events and job runs."""
     run = StepRun(
         "prune",
@@ -37,13 +36,13 @@ def prune_old_failed_sessions(options: CleanupOptions | None = None) -> StepResu
     )
     session_cutoff = run.now - timedelta(days=settings.PORTAL_FAILED_SESSION_RETENTION_DAYS)
     _prune_sessions(run, session_cutoff)
-    if not run.result.stopped_early:
+    if not run.stopped_early:
         cutoff = run.now - timedelta(days=settings.PORTAL_OUTBOX_RETENTION_DAYS)
         delivered = OutboxEvent.objects.filter(
             status=OutboxEvent.Status.DELIVERED, delivered_at__lt=cutoff
         )
         _delete_rows(delivered, "outbox_events_pruned", run)
-    if not run.result.stopped_early:
+    if not run.stopped_early:
         _close_abandoned_runs(run)
         _delete_rows(JobRun.objects.filter(started_at__lt=cutoff), "job_runs_pruned", run)
     return run.finish()
@@ -51,15 +50,9 @@ def prune_old_failed_sessions(options: CleanupOptions | None = None) -> StepResu
 
 def _close_abandoned_runs(run):
     """Runs still ``running`` a day after they started died without recording their end."""
-    started_before = run.now - jobs.ABANDONED_AFTER
-    if run.dry_run:
-        running = JobRun.objects.filter(
-            outcome=JobRun.Outcome.RUNNING, started_at__lt=started_before
-        )
-        run.result.add("job_runs_abandoned", running.count())
-        return
-    closed = jobs.close_abandoned_runs(started_before=started_before, now=run.now)
-    run.result.add("job_runs_abandoned", closed)
+    dead = JobRun.objects.filter(outcome=JobRun.Outcome.RUNNING)
+    dead = dead.filter(started_at__lt=run.now - jobs.ABANDONED_AFTER)
+    run.add("job_runs_abandoned", dead.count() if run.dry_run else jobs.abandon(dead, run.now))
 
 
 def _prune_sessions(run, cutoff):
@@ -71,7 +64,7 @@ def _prune_sessions(run, cutoff):
     )
     if run.dry_run:
         for batch in chunks(due.values_list("pk").iterator(run.batch_size), run):
-            run.result.add("sessions_pruned", len(batch))
+            run.add("sessions_pruned", len(batch))
             run.batch_done()
         return
     for ids in leaving_batches(due, run):
@@ -92,18 +85,18 @@ def _prune_batch(ids, run):
             for _, file_id, storage_key, created_at in batch
         ]
         outcome = storage.delete_final(final_keys)
-        run.result.record_failures(outcome.failed)
+        run.record_failures(outcome.failed)
         if outcome.failed:
             # The store is failing: keep every row of this batch for the next run.
             run.batch_done()
             return False
-        run.result.add("final_objects_deleted", len(outcome.deleted))
+        run.add("final_objects_deleted", len(outcome.deleted))
         with transaction.atomic():
             # Deleting the files cascades to their sessions and parts.
             IngestFile.objects.filter(pk__in=[file_id for _, file_id, _, _ in batch]).exclude(
                 status=IngestFile.Status.STORED
             ).delete()
-        run.result.add("sessions_pruned", len(batch))
+        run.add("sessions_pruned", len(batch))
     run.batch_done()
     return True
 
@@ -111,10 +104,10 @@ def _prune_batch(ids, run):
 def _delete_rows(queryset, count_name, run):
     """Delete ``queryset``'s rows in primary-key batches (dry run: count them)."""
     if run.dry_run:
-        run.result.add(count_name, queryset.count())
+        run.add(count_name, queryset.count())
         return
     for ids in leaving_batches(queryset, run):
         with transaction.atomic():
             deleted, _ = queryset.model.objects.filter(pk__in=ids).delete()
-        run.result.add(count_name, deleted)
+        run.add(count_name, deleted)
         run.batch_done()

@@ -9,7 +9,6 @@ from portal.models import UploadSession
 from portal.observability import log_event
 from portal.services.cleanup.base import (
     CleanupOptions,
-    StepResult,
     StepRun,
     chunks,
     leaving_batches,
@@ -19,7 +18,7 @@ from portal.services.sessions import close_sessions
 logger = logging.getLogger("portal.services.cleanup")
 
 
-def cleanup_stale_sessions(options: CleanupOptions | None = None) -> StepResult:
+def cleanup_stale_sessions(options: CleanupOptions | None = None) -> StepRun:
     """Fail open sessions whose sliding TTL ran out, and their files (reason "expired")."""
     run = StepRun("stale", options, counts=("sessions_expired", "files_failed"))
     due = UploadSession.objects.filter(
@@ -55,8 +54,8 @@ def _log_expired(expired, run, *, would=False):
     if not expired:
         run.batch_done()
         return
-    run.result.add("sessions_expired", len(expired))
-    run.result.add("files_failed", len(expired))
+    run.add("sessions_expired", len(expired))
+    run.add("files_failed", len(expired))
     verb = "would expire" if would else "expired"
     if logger.isEnabledFor(logging.DEBUG):
         for session_id, file_id in expired:

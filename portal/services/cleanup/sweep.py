@@ -10,14 +10,13 @@ from portal import storage
 from portal.models import TusUpload, UploadPart, UploadSession
 from portal.services.cleanup.base import (
     CleanupOptions,
-    StepResult,
     StepRun,
     chunks,
     count_deletion,
 )
 
 
-def sweep_temp_storage(options: CleanupOptions | None = None) -> StepResult:
+def sweep_temp_storage(options: CleanupOptions | None = None) -> StepRun:
     """Delete untracked temp objects older than ``options.grace`` (default: the setting)."""
     run = StepRun(
         "sweep",
@@ -28,14 +27,14 @@ def sweep_temp_storage(options: CleanupOptions | None = None) -> StepResult:
     if grace is None:
         grace = timedelta(minutes=settings.PORTAL_ORPHAN_GRACE_MINUTES)
     for keys in chunks(_listed_keys(run.now - grace, run), run):
-        run.result.add("objects_listed", len(keys))
+        run.add("objects_listed", len(keys))
         untracked = untracked_keys(keys)
         if untracked and run.dry_run:
-            run.result.add("objects_deleted", len(untracked))
+            run.add("objects_deleted", len(untracked))
         elif untracked:
             count_deletion(storage.delete_temp(untracked), run)
         run.batch_done()
-    if not run.result.stopped_early:
+    if not run.stopped_early:
         _abort_dead_assemblies(run.now - grace, run)
     return run.finish()
 
@@ -53,9 +52,9 @@ def _abort_dead_assemblies(older_than, run):
                 continue
             if not run.dry_run:
                 storage.backend().abort_multipart_upload(upload_id, key)
-            run.result.add("uploads_aborted")
+            run.add("uploads_aborted")
     except storage.StorageUnavailable as exc:
-        run.result.record_failures({"(multipart listing)": str(exc)[:200]})
+        run.record_failures({"(multipart listing)": str(exc)[:200]})
 
 
 def untracked_keys(keys):
@@ -86,4 +85,4 @@ def _listed_keys(older_than, run) -> Iterator[str]:
                 yield item.key
     except Exception as exc:  # any backend's error: the step ends, the next run lists again
         reason = getattr(exc, "strerror", None) or getattr(exc, "response", {}).get("Error", {})
-        run.result.record_failures({"(listing)": f"{type(exc).__name__}: {reason or ''}"[:200]})
+        run.record_failures({"(listing)": f"{type(exc).__name__}: {reason or ''}"[:200]})

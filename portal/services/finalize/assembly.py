@@ -1,6 +1,7 @@
 """Assembling a ``finalizing`` session's parts into its final object, exactly once; the
 caller holds the session's lock (docs/design.md, "How an upload works", step 5)."""
 
+import contextlib
 import logging
 
 from django.db import transaction
@@ -27,20 +28,6 @@ class PartCorrupt(Exception):
     """A part's temp object is gone or no longer matches the sha256 recorded for it."""
 
 
-def ensure_complete(session, received):
-    """409 ``parts_missing`` with the missing parts, unless every part is in."""
-    missing = sorted(set(range(1, session.total_parts + 1)).difference(received))
-    if missing:
-        raise Conflict(
-            f"{len(missing)} of {session.total_parts} parts are missing",
-            code="parts_missing",
-            details={
-                "missing_parts": compact_ranges(missing),
-                "missing_part_numbers": missing[:MAX_LISTED_MISSING],
-            },
-        )
-
-
 def part_rows(session_pk):
     """(part_number, size_bytes, sha256, temp_key, temp_offset, md5) of every part, in order."""
     return list(
@@ -59,11 +46,8 @@ def assemble(session_pk):
     if session.status != Status.FINALIZING:
         ensure_open(session)  # failed or aborted meanwhile: 410
         raise Conflict("the session is not being finalized", code="session_not_finalizing")
-    parts = part_rows(session_pk)
-    ensure_complete(session, [part[0] for part in parts])
     try:
-        sources = _sources(parts)
-        guards.ensure_room("final", storage.backend().final_bytes(sources))
+        sources = _sources_with_room(session)
         stored = _build(session, sources)
         if stored.size != session.total_size_bytes:
             raise PartCorrupt(f"assembled {stored.size} bytes, expected {session.total_size_bytes}")
@@ -73,14 +57,30 @@ def assemble(session_pk):
     return _commit(session, stored)
 
 
-def ensure_room_for(session, parts):
-    """507 unless the final volume has room for what assembling ``parts`` writes there (a
-    part without a temp object is left to ``assemble``, which fails the session)."""
-    try:
-        sources = _sources(parts)
-    except PartCorrupt:
-        return
+def ensure_ready(session):
+    """409 ``parts_missing`` or 507 before a finalize starts (a part without a temp object
+    is left to ``assemble``, which fails the session)."""
+    with contextlib.suppress(PartCorrupt):
+        _sources_with_room(session)
+
+
+def _sources_with_room(session):
+    """Every part's source once the final volume has room for assembling them; 409
+    ``parts_missing`` unless every part is in, ``PartCorrupt`` for one without its object."""
+    parts = part_rows(session.pk)
+    missing = sorted(set(range(1, session.total_parts + 1)).difference(p[0] for p in parts))
+    if missing:
+        raise Conflict(
+            f"{len(missing)} of {session.total_parts} parts are missing",
+            code="parts_missing",
+            details={
+                "missing_parts": compact_ranges(missing),
+                "missing_part_numbers": missing[:MAX_LISTED_MISSING],
+            },
+        )
+    sources = _sources(parts)
     guards.ensure_room("final", storage.backend().final_bytes(sources))
+    return sources
 
 
 def _build(session, sources):

@@ -37,25 +37,17 @@ def begin(session_pk):
         )
 
 
-def renew(session_pk, *, assembled_bytes=None):
-    """Extend the lease (and record the progress); False if the session left ``finalizing``."""
-    fields = {"assembly_lease_until": lease_until()}
-    if assembled_bytes is not None:
-        fields["assembled_bytes"] = assembled_bytes
-    with transaction.atomic():
-        return bool(
-            UploadSession.objects.filter(pk=session_pk, status=Status.FINALIZING).update(**fields)
-        )
-
-
 def progress_recorder(session_pk):
-    """``renew`` with the progress, for any thread: boto3 reports it from a transfer thread,
-    whose connection is closed after each call (else one idle backend per assembly)."""
+    """Renew the lease with the progress, from any thread: boto3 reports it from a transfer
+    thread, whose connection is closed after each call (else one idle backend per assembly)."""
     caller = threading.get_ident()
 
     def record(assembled_bytes):
         try:
-            renew(session_pk, assembled_bytes=assembled_bytes)
+            with transaction.atomic():
+                UploadSession.objects.filter(pk=session_pk, status=Status.FINALIZING).update(
+                    assembly_lease_until=lease_until(), assembled_bytes=assembled_bytes
+                )
         finally:
             if threading.get_ident() != caller:
                 connections.close_all()

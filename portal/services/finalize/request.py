@@ -13,14 +13,9 @@ from django.utils import timezone
 from portal import locks
 from portal.models import UploadSession
 from portal.services.errors import ApiError, Gone, InsufficientStorage
-from portal.services.faults import storage_faults
 from portal.services.finalize import lease
-from portal.services.finalize.assembly import (
-    assemble,
-    ensure_complete,
-    ensure_room_for,
-    part_rows,
-)
+from portal.services.finalize.assembly import assemble, ensure_ready
+from portal.services.guards import storage_faults
 from portal.services.sessions import ensure_open, get_session, ttl
 
 logger = logging.getLogger("portal.services.finalize")
@@ -41,11 +36,9 @@ def finalize_session(owner, session_id):
         return session.file
     if session.status != Status.FINALIZING:
         ensure_open(session)
-        parts = part_rows(session.pk)
-        ensure_complete(session, [part[0] for part in parts])
         try:
             with storage_faults("checking free space", session_id=str(session.pk)):
-                ensure_room_for(session, parts)
+                ensure_ready(session)
         except InsufficientStorage:
             keep_for_retries(session.pk)
             raise
@@ -57,11 +50,11 @@ def _wait_for(session, wait_seconds):
     """The file once assembled, None if it is not by ``wait_seconds`` from now; a request
     whose assembler found the lock taken or no slot watches for the whole wait too."""
     deadline = time.monotonic() + wait_seconds
-    assembler = Assembler(session).start(slot_wait=wait_seconds)
+    assembler = Assembler(session, slot_wait=wait_seconds)
     if assembler.done.wait(_left(deadline)) and assembler.error is not None:
         raise assembler.error
     outcome = _outcome(session.pk)
-    while outcome is None and _left(deadline) and not assembler.finished():
+    while outcome is None and _left(deadline) and (assembler.busy or not assembler.done.is_set()):
         time.sleep(min(POLL_SECONDS, _left(deadline)))
         outcome = _outcome(session.pk)
     return outcome
@@ -85,36 +78,24 @@ def _outcome(session_pk):
 
 
 class Assembler:
-    """One assembly in a thread of this process, under the session's lock (``busy`` when
-    another holds it); the thread closes its own database connections: nothing else would."""
+    """The assembly in a thread of this process once one of its slots is free (waiting at
+    most ``slot_wait`` seconds; else the session goes to ``portal_finalize``), under the
+    session's lock (``busy`` when another holds it); the thread closes its own database
+    connections: nothing else would."""
 
-    def __init__(self, session):
+    def __init__(self, session, *, slot_wait):
         self.session = session
         self.done = threading.Event()
         self.error = None
         self.busy = False
-        self._context = contextvars.copy_context()  # the request id, on its log lines
-
-    def finished(self):
-        """True once this assembler ran the assembly to its end (not when it found it busy)."""
-        return self.done.is_set() and not self.busy
-
-    def start(self, *, slot_wait=0.0):
-        """Run the assembly in a thread once one of the process's slots is free (waiting at
-        most ``slot_wait`` seconds for it); else hand the session to ``portal_finalize``."""
         if not _assembly_slots.acquire(timeout=max(0.0, slot_wait)):
-            lease.hand_back(self.session.pk)
+            lease.hand_back(session.pk)
             self.busy = True
             self.done.set()
-            return self
-        thread = threading.Thread(
-            target=self._context.run,
-            args=(self._run,),
-            name=f"assembly-{self.session.pk}",
-            daemon=True,
-        )
-        thread.start()
-        return self
+            return
+        context = contextvars.copy_context()  # the request id, on its log lines
+        name = f"assembly-{session.pk}"
+        threading.Thread(target=context.run, args=(self._run,), name=name, daemon=True).start()
 
     def _run(self):
         try:

@@ -1,20 +1,65 @@
-"""The sections of the ``/status`` page: the health report (``build_status``) in words and
-units, plus what each job did lately and which outbox events are stuck."""
+"""The ``/status`` page: the health report (``build_status``) in words and units, what each
+job did lately, which outbox events are stuck, and the page's one change (a requeue)."""
 
 import functools
+import logging
+import uuid
 from datetime import datetime
 
 from django.urls import reverse
 from django.utils import timezone
 
 from portal.models import JobRun, OutboxEvent
+from portal.observability import log_event
+from portal.services import outbox
+from portal.services.errors import BadRequest, Conflict, NotFound
 from portal.services.jobs import JOB_SCHEDULES, OUTBOX_BACKLOG_WARN_AGE
-from portal.services.status.units import ago, binary_size, duration, every, share
+
+logger = logging.getLogger("portal.services.status")
 
 RECENT_RUNS = 10
 FAILED_EVENTS_SHOWN = 10
 STATE_MARKS = {"ok": "✔", "warning": "▲", "unavailable": "✖"}
 EVENT_FIELDS = ("pk", "event_type", "aggregate_id", "attempts", "last_error", "updated_at")
+SIZE_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB")
+DURATION_STEPS = ((86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
+
+
+def binary_size(count):
+    """``77921726464`` -> ``"72.6 GiB"``; below 1 KiB the exact byte count."""
+    value = float(count)
+    for unit in SIZE_UNITS:
+        if abs(value) < 1024 or unit == SIZE_UNITS[-1]:
+            break
+        value /= 1024
+    if unit == "bytes":
+        return f"{int(count)} bytes"
+    return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
+
+
+def duration(seconds):
+    """``0.42`` -> ``"420 ms"``, ``75`` -> ``"1 min 15 s"``, ``10800`` -> ``"3 h"``."""
+    seconds = max(float(seconds), 0.0)
+    if seconds < 1:
+        return f"{round(seconds * 1000)} ms"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    for index, (size, unit) in enumerate(DURATION_STEPS):
+        if whole >= size:
+            major, rest = divmod(whole, size)
+            if major < 10 and index + 1 < len(DURATION_STEPS):
+                minor_size, minor_unit = DURATION_STEPS[index + 1]
+                minor = rest // minor_size
+                if minor:
+                    return f"{major} {unit} {minor} {minor_unit}"
+            return f"{major} {unit}"
+    return f"{whole} s"
+
+
+def ago(seconds):
+    """``12`` -> ``"12 s ago"``."""
+    return "just now" if seconds < 1 else f"{duration(seconds)} ago"
 
 
 def moment(at, now):
@@ -93,6 +138,7 @@ def counts_text(counts, prefix=""):
 
 def job_section(job, figures, runs, now):
     schedule = JOB_SCHEDULES[job].total_seconds()
+    every = f"every {duration(schedule)}"
     last_success = moment(figures.get("last_success_at"), now)
     if last_success is None:
         reason = (
@@ -101,7 +147,7 @@ def job_section(job, figures, runs, now):
             else "never ran: is the crontab installed?"
         )
     else:
-        reason = f"last success {last_success['ago']}, expected {every(schedule)}"
+        reason = f"last success {last_success['ago']}, expected {every}"
     tail = ""
     if runs and runs[0].outcome == JobRun.Outcome.FAILED:
         tail = f"; the last run failed {ago((now - runs[0].started_at).total_seconds())}"
@@ -111,7 +157,7 @@ def job_section(job, figures, runs, now):
         "reason": sentence(reason + tail),
         "reason_tail": sentence(tail),
         "last_success": last_success,
-        "schedule": every(schedule),
+        "schedule": every,
         "warn_after": duration(2 * schedule),
         "runs": [run_row(run, now) for run in runs],
         "admin_url": f"{reverse('admin:portal_jobrun_changelist')}?job__exact={job}",
@@ -128,7 +174,7 @@ def disk_section(alias, figures):
     section.update(
         free=binary_size(free),
         total=binary_size(total),
-        used_share=share(total - free, total),
+        used_share=round(100 * (total - free) / total) if total else 0,
         warn_below=binary_size(warn) if warn else "off",
         refuse_below=binary_size(refuse) if refuse else "off (PORTAL_MIN_FREE_BYTES=0)",
     )
@@ -199,4 +245,33 @@ def can_requeue(user):
     """Staff with the change permission on outbox events; a monitoring token never."""
     return bool(
         user.is_authenticated and user.is_staff and user.has_perm("portal.change_outboxevent")
+    )
+
+
+def parse_event_id(raw):
+    """The UUID of the form's ``event_id``; a clear 400 for anything else."""
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        raise BadRequest(
+            "event_id must be an outbox event's UUID", code="invalid_event_id"
+        ) from None
+
+
+def requeue_event(event_id, *, user):
+    """Make one ``failed`` event ``pending`` and due now; 404 or 409 when it cannot."""
+    if outbox.requeue_failed(ids=[event_id]) == 1:
+        log_event(
+            logger,
+            "outbox.requeued",
+            f"outbox event requeued from /status by {user.get_username()}",
+            event_id=str(event_id),
+            user=user.get_username(),
+        )
+        return
+    current = OutboxEvent.objects.filter(pk=event_id).values_list("status", flat=True).first()
+    if current is None:
+        raise NotFound("no outbox event has this id", code="event_not_found")
+    raise Conflict(
+        f"the event is {current}, not failed: nothing to requeue", code="event_not_failed"
     )

@@ -13,11 +13,11 @@ from django.utils.safestring import mark_safe
 
 from portal.models import JobRun, UploadSession
 from portal.services.outbox.dispatch import BACKLOG_KEY
-from portal.services.status.units import binary_size
+from portal.services.outbox.dispatch import JOB as DISPATCH_JOB
+from portal.services.status.page import binary_size
 
 HOURS = 24
 BACKLOG_RUNS = 60
-DISPATCH_JOB = "portal_dispatch"
 # A whole hour is counted once per process, this long after it ended (a session finished
 # in its last instant may commit a moment later).
 SETTLED_AFTER = timedelta(minutes=5)
@@ -153,7 +153,7 @@ def uploads_charts(hours):
     }
 
 
-def backlog_chart(points, now):
+def backlog_chart(points):
     if not points:
         summary = "no dispatch run has recorded its backlog yet"
         return {"backlog_summary": summary, "backlog_svg": ""}
@@ -181,5 +181,5 @@ def trend_context(now=None):
     now = now or timezone.now()
     return {
         **uploads_charts(hourly_uploads(now)),
-        **backlog_chart(backlog_per_run(), now),
+        **backlog_chart(backlog_per_run()),
     }
