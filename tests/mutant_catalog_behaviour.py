@@ -297,7 +297,7 @@ MUTANTS = (
     ),
     Mutant(
         "a duration of ten or more units keeps its smaller unit",
-        "portal/services/status/units.py",
+        "portal/services/status/page.py",
         (
             (
                 "if major < 10 and index + 1 < len(DURATION_STEPS):",

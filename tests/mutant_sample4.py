@@ -235,7 +235,7 @@ MUTANTS = (
     # --- the status page (portal/services/status/)
     Mutant(
         "100 KiB and more keep a decimal",
-        "portal/services/status/units.py",
+        "portal/services/status/page.py",
         (("if value < 100 else", "if value <= 100 else"),),
         _STATUS,
     ),
@@ -314,7 +314,12 @@ MUTANTS = (
     Mutant(
         "the saved hash is not kept on local disk",
         "portal/services/filehash.py",
-        (("    if chosen.assembles_in_place:\n        return True\n", ""),),
+        (
+            (
+                "return chosen.assembles_in_place or chosen.copies_parts(",
+                "return chosen.copies_parts(",
+            ),
+        ),
         (*_HASH, "tests/test_in_place.py"),
     ),
 )
