@@ -5,7 +5,10 @@ filled, a fresh connection's failure not sent again, a row lock that makes other
 blocks written at their offsets, the catch-up's order and claims, the sweep of ended
 sessions' files, a long answer on a kept connection, which lease runs out first, a
 part's room on the temp volume, an InterfaceError at connect, the modes of what is made
-in place, a symlink at a file's name). Same rules as ``tests/mutant_catalog.py``."""
+in place, a symlink at a file's name; then the edges a private run of 72 candidates in the
+storage backends, tokens, sessions, tus and the status page found unpinned: cases of
+header values, instants and boundaries, the headers tus and CORS promise, the final key's
+layout, a full quota, S3's request limits). Same rules as ``tests/mutant_catalog.py``."""
 
 from tests.mutant_catalog import Mutant
 
@@ -162,5 +165,182 @@ MUTANTS = (
             ),
         ),
         ("tests/test_storage_links.py",),
+    ),
+    # Pinned after a private run of 72 candidates (issue #31, phase 1).
+    Mutant(
+        "the bearer scheme is matched case-sensitively",
+        "portal/auth.py",
+        (('if scheme.lower() != "bearer" or not raw:', 'if scheme != "Bearer" or not raw:'),),
+        ("tests/test_tokens.py",),
+    ),
+    Mutant(
+        "a session failed during its assembly keeps its lease",
+        "portal/services/sessions.py",
+        (("            assembly_lease_until=None,\n", ""),),
+        ("tests/test_api_finalize.py",),
+    ),
+    Mutant(
+        "an abort of a finalizing session answers 204",
+        "portal/services/sessions.py",
+        (
+            (
+                "(UploadSession.Status.FAILED, UploadSession.Status.FINALIZING):",
+                "(UploadSession.Status.FAILED,):",
+            ),
+        ),
+        ("tests/test_api_sessions.py",),
+    ),
+    Mutant(
+        "a session still takes parts at the instant it expires",
+        "portal/services/sessions.py",
+        (
+            (
+                "if session.expires_at <= (now or timezone.now()):",
+                "if session.expires_at < (now or timezone.now()):",
+            ),
+        ),
+        ("tests/test_api_parts.py",),
+    ),
+    Mutant(
+        "a requested part size that makes exactly the most parts is refused",
+        "portal/services/sessions.py",
+        (
+            (
+                "if part_count(size_bytes, chunk) > MAX_PARTS:",
+                "if part_count(size_bytes, chunk) >= MAX_PARTS:",
+            ),
+        ),
+        ("tests/test_api_sessions.py",),
+    ),
+    Mutant(
+        "Upload-Checksum's algorithm is matched case-sensitively",
+        "portal/services/tus.py",
+        (("CHECKSUM_ALGORITHMS.get(algorithm.lower())", "CHECKSUM_ALGORITHMS.get(algorithm)"),),
+        ("tests/test_tus_edges.py",),
+    ),
+    Mutant(
+        "a tus preflight is not cached by the browser",
+        "portal/views/tus.py",
+        (('        response["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE\n', ""),),
+        ("tests/test_tus_edges.py",),
+    ),
+    Mutant(
+        "an OPTIONS that is no preflight gets the preflight's headers",
+        "portal/views/tus.py",
+        (
+            (
+                'if request.method == "OPTIONS" and "Access-Control-Request-Method" in '
+                "request.headers:",
+                'if request.method == "OPTIONS":',
+            ),
+        ),
+        ("tests/test_tus_edges.py",),
+    ),
+    Mutant(
+        "a tus PATCH answer does not say until when the upload stays open",
+        "portal/views/tus.py",
+        (
+            (
+                "    if result.expires_at is not None:\n"
+                '        response["Upload-Expires"] = http_date(result.expires_at.timestamp())\n',
+                "",
+            ),
+        ),
+        ("tests/test_tus_api.py",),
+    ),
+    Mutant(
+        "a chunked Transfer-Encoding in capitals is not refused",
+        "portal/views/tus.py",
+        (
+            (
+                '"chunked" in request.headers.get("Transfer-Encoding", "").lower()',
+                '"chunked" in request.headers.get("Transfer-Encoding", "")',
+            ),
+        ),
+        ("tests/test_tus_portal.py",),
+    ),
+    Mutant(
+        "a tus PATCH does not keep the temp volume's reserve",
+        "portal/services/tus_patch.py",
+        (
+            (
+                '            guards.ensure_room("temp", length)\n            file_hash',
+                "            file_hash",
+            ),
+        ),
+        ("tests/test_guards.py",),
+    ),
+    Mutant(
+        "a tus PATCH that leaves only a tail does not extend the upload's expiry",
+        "portal/services/tus_patch.py",
+        (
+            (
+                "        if stored is not None:\n"
+                "            UploadSession.objects.filter(pk=self.session.pk).update(\n"
+                "                expires_at=expires_at, updated_at=now\n"
+                "            )\n",
+                "",
+            ),
+        ),
+        ("tests/test_tus_edges.py",),
+    ),
+    Mutant(
+        "a duration of ten or more units keeps its smaller unit",
+        "portal/services/status/page.py",
+        (
+            (
+                "if major < 10 and index + 1 < len(DURATION_STEPS):",
+                "if major <= 10 and index + 1 < len(DURATION_STEPS):",
+            ),
+        ),
+        ("tests/test_status_page.py",),
+    ),
+    Mutant(
+        "the page says new uploads are refused at exactly the floor, which the guard takes",
+        "portal/services/status/page.py",
+        (("if refuse and free < refuse:", "if refuse and free <= refuse:"),),
+        ("tests/test_guards.py",),
+    ),
+    Mutant(
+        "the page says a job warns after one period, not two as /ready does",
+        "portal/services/status/page.py",
+        (('"warn_after": duration(2 * schedule)', '"warn_after": duration(schedule)'),),
+        ("tests/test_status_page.py",),
+    ),
+    Mutant(
+        "a run's counts list what did nothing",
+        "portal/services/status/page.py",
+        (("        elif value:\n", "        else:\n"),),
+        ("tests/test_status_page.py",),
+    ),
+    Mutant(
+        "the final key has the day before the month",
+        "portal/storage/backends.py",
+        (('return f"{now:%Y/%m/%d}/', 'return f"{now:%Y/%d/%m}/'),),
+        ("tests/test_api_finalize.py",),
+    ),
+    Mutant(
+        "a full quota (EDQUOT) is an outage, not a full volume",
+        "portal/storage/backends.py",
+        (("exc.errno in (errno.ENOSPC, errno.EDQUOT)", "exc.errno in (errno.ENOSPC,)"),),
+        ("tests/test_full_volume.py",),
+    ),
+    Mutant(
+        "an S3 delete sends 1,001 keys a request",
+        "portal/storage/s3.py",
+        (("S3_DELETE_BATCH = 1000", "S3_DELETE_BATCH = 1001"),),
+        ("tests/test_storage.py",),
+    ),
+    Mutant(
+        "S3 copies a file of exactly 10,000 parts through the process",
+        "portal/storage/s3_backend.py",
+        (("total_parts > s3.MAX_COPY_PARTS", "total_parts >= s3.MAX_COPY_PARTS"),),
+        ("tests/test_storage_s3_client.py",),
+    ),
+    Mutant(
+        "a saved hash whose struct disagrees with its byte count is resumed",
+        "portal/storage/sha256state.py",
+        ((" and pending == length % 64", ""),),
+        ("tests/test_sha256state.py",),
     ),
 )

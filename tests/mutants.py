@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 from tests.mutant_catalog import MUTANTS  # noqa: E402  (after the path is set)
 from tests.mutant_catalog_behaviour import MUTANTS as BEHAVIOUR_MUTANTS  # noqa: E402
 from tests.mutant_sample3 import MUTANTS as SAMPLE3_MUTANTS  # noqa: E402
+from tests.mutant_sample4 import MUTANTS as SAMPLE4_MUTANTS  # noqa: E402
 from tests.tree import copy_tree  # noqa: E402
 
 
@@ -67,7 +68,7 @@ def main():
     args = parser.parse_args()
     chosen = [
         m
-        for m in MUTANTS + BEHAVIOUR_MUTANTS + SAMPLE3_MUTANTS
+        for m in MUTANTS + BEHAVIOUR_MUTANTS + SAMPLE3_MUTANTS + SAMPLE4_MUTANTS
         if not args.only or any(word in m.name for word in args.only)
     ]
     if args.list:

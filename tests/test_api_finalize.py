@@ -3,8 +3,10 @@
 import io
 import random
 import threading
+import uuid
 
 import pytest
+import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -57,6 +59,19 @@ def test_finalize_writes_the_file_uploaded_event(api, user):
     assert payload["actor"] == {"user_id": user.pk, "username": "alice"}
     # A runner finds the bytes from the payload alone (and its own S3 credentials).
     assert fetch_as_a_runner(payload["file"]["storage"]) == b"hello world"
+
+
+def test_the_final_key_is_the_upload_day_then_the_file_id(api):
+    """docs/design.md: ``YYYY/MM/DD/<file-id-hex>``, the day the upload began (UTC)."""
+    with time_machine.travel("2030-01-02 23:59:00Z"):
+        session = api.start(b"hello world", 4)
+    api.upload(session["id"], b"hello world", 4)
+    file = api.finalize(session["id"]).json()["file"]
+    key = IngestFile.objects.get().storage_key
+    assert key == f"2030/01/02/{uuid.UUID(file['id']).hex}"
+    location = OutboxEvent.objects.get().payload["file"]["storage"]
+    assert location["key"].endswith(key)
+    assert fetch_as_a_runner(location) == b"hello world"
 
 
 def fetch_as_a_runner(location):
@@ -119,6 +134,7 @@ def test_corrupt_or_missing_part_fails_the_session(api, damage, settings):
     assert (response.status_code, error_code(response)) == (410, "part_corrupt")
     row = UploadSession.objects.get()
     assert row.status == "failed" and row.finished_at is not None
+    assert row.assembly_lease_until is None  # portal_finalize and the stalled metric skip it
     shared = damage == "delete" and storage.backend().assembles_in_place  # the session's file
     assert ("part 1" if shared else "part 2") in row.failure_reason
     assert row.file.status == "failed" and row.file.storage_key == ""

@@ -134,11 +134,12 @@ def test_part_for_a_terminal_session_is_410_and_leaves_nothing(api, status):
     assert not UploadPart.objects.exists()
 
 
-def test_part_for_an_expired_session_is_410_and_the_session_stays_open(api, settings):
+@pytest.mark.parametrize("when", ["11:00:00", "11:00:01"])  # at expires_at: expired
+def test_part_for_an_expired_session_is_410_and_the_session_stays_open(api, settings, when):
     settings.PORTAL_SESSION_TTL_HOURS = 1
     with time_machine.travel("2030-01-01 10:00:00Z", tick=False):
         session = api.start(b"x" * 20, 10)
-    with time_machine.travel("2030-01-01 11:00:01Z", tick=False):
+    with time_machine.travel(f"2030-01-01 {when}Z", tick=False):
         response = api.put(session["id"], 1, b"x" * 10)
         assert (response.status_code, error_code(response)) == (410, "session_expired")
         finalize = api.finalize(session["id"])

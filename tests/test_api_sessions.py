@@ -49,6 +49,26 @@ def test_requested_chunk_size_is_used_within_bounds(api, settings):
         assert error_code(response) == "invalid_chunk_size_bytes"
 
 
+def test_a_requested_chunk_size_may_make_exactly_the_most_parts_and_no_more(api, settings):
+    from portal.services.sessions import MAX_PARTS
+
+    settings.PORTAL_CHUNK_SIZE_MIN = 100
+    at_limit = api.create(filename="a", size_bytes=100 * MAX_PARTS, chunk_size_bytes=100)
+    assert (at_limit.status_code, at_limit.json()["total_parts"]) == (201, MAX_PARTS)
+    over = api.create(filename="a", size_bytes=100 * MAX_PARTS + 1, chunk_size_bytes=100)
+    assert (over.status_code, error_code(over)) == (400, "invalid_chunk_size_bytes")
+
+
+def test_the_default_part_size_grows_to_keep_a_large_file_within_the_most_parts(api, settings):
+    from portal.services.sessions import MAX_PARTS
+
+    settings.PORTAL_CHUNK_SIZE = settings.PORTAL_CHUNK_SIZE_MIN = 100
+    response = api.create(filename="a", size_bytes=100 * MAX_PARTS + 1)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["chunk_size_bytes"] == 101 and body["total_parts"] <= MAX_PARTS
+
+
 @pytest.mark.parametrize(
     "fields, code",
     [
@@ -236,7 +256,8 @@ def test_abort_is_204_idempotent_and_fails_the_file(api):
     assert row.status == "aborted" and row.finished_at is not None
     assert row.file.status == "failed"
     assert api.abort(session["id"]).status_code == 204
-    assert api.status(session["id"]).json()["status"] == "aborted"
+    status = api.status(session["id"]).json()
+    assert (status["status"], status["failure_reason"]) == ("aborted", "aborted by the client")
 
 
 def test_abort_of_a_complete_session_is_409_and_of_a_failed_one_410(api):
@@ -251,6 +272,16 @@ def test_abort_of_a_complete_session_is_409_and_of_a_failed_one_410(api):
     UploadSession.objects.filter(pk=failed["id"]).update(status="failed", failure_reason="expired")
     response = api.abort(failed["id"])
     assert (response.status_code, error_code(response)) == (410, "session_failed")
+
+
+def test_abort_of_a_finalizing_session_is_409_and_leaves_it_finalizing(api):
+    session = api.start(b"abc", 3)
+    api.put(session["id"], 1, b"abc")
+    UploadSession.objects.update(status="finalizing")
+    response = api.abort(session["id"])
+    assert (response.status_code, error_code(response)) == (409, "session_finalizing")
+    row = UploadSession.objects.get()
+    assert row.status == "finalizing" and row.file.status == "uploading"
 
 
 def test_filename_never_reaches_a_storage_key(api):

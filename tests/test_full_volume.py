@@ -151,3 +151,20 @@ def test_a_real_server_stays_ready_on_a_full_volume_and_not_on_a_broken_one(
         assert json.loads(body)["checks"]["storage:portal_temp"] == "unavailable"
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(("number", "full"), [("ENOSPC", True), ("EDQUOT", True), ("EIO", False)])
+def test_a_full_volume_or_quota_is_storage_full_and_other_os_errors_an_outage(
+    any_storage, number, full
+):
+    """Full (507, ``insufficient_storage``) for ENOSPC and EDQUOT alike: the user's quota
+    on the volume is as full as the volume; any other failure is an outage (503)."""
+    from portal import storage
+    from portal.storage.backends import backend_faults
+
+    with (
+        pytest.raises(storage.StorageUnavailable) as caught,
+        backend_faults(storage.temp_storage()),
+    ):
+        raise OSError(getattr(errno, number), os.strerror(getattr(errno, number)))
+    assert isinstance(caught.value, storage.StorageFull) is full

@@ -188,6 +188,30 @@ def test_a_part_keeps_the_reserve_of_the_temp_volume_not_the_final_one(api, volu
     assert api.put(session["id"], 1, data[: 100 * KIB]).status_code == 201
 
 
+def test_a_tus_patch_keeps_the_temp_volumes_reserve_and_lands_once_there_is_room(
+    client, user, volumes, settings
+):
+    from tests.tus_helpers import Tus
+
+    temp, _ = volumes
+    settings.PORTAL_MIN_FREE_BYTES = 0
+    settings.PORTAL_FREE_SPACE_RESERVE_BYTES = 64 * KIB
+    settings.PORTAL_CHUNK_SIZE = 100 * KIB
+    tus = Tus(client, make_token(user))
+    data = os.urandom(100 * KIB)
+    path = tus.start(len(data))
+    ballast = fill(temp, 140 * KIB)  # room for the bytes, not for the bytes and the reserve
+
+    response = tus.patch(path, 0, data)
+
+    assert (response.status_code, error_code(response)) == (507, "insufficient_storage")
+    assert "the temp volume has no room" in response.json()["error"]["message"]
+    assert tus.offset(path) == 0 and not UploadPart.objects.exists()
+    ballast.unlink()
+    assert tus.patch(path, 0, data).status_code == 204
+    assert UploadSession.objects.get().status == UploadSession.Status.COMPLETE
+
+
 def test_a_part_may_leave_exactly_the_reserve_free_and_not_a_byte_less(api, volumes, settings):
     temp, _ = volumes
     settings.PORTAL_MIN_FREE_BYTES = 0
@@ -268,6 +292,21 @@ def test_status_shows_free_space_with_its_warning(admin_client, volumes, setting
     assert body["disk"]["portal_temp"]["free_bytes"] < 256 * KIB
     assert body["disk"]["portal_final"]["state"] == "ok"
     assert body["status"] == "ok"  # a warning never makes the instance unavailable
+
+
+def test_the_page_says_new_uploads_are_refused_exactly_when_the_guard_refuses(
+    api, admin_client, volumes, settings
+):
+    temp, final = volumes
+    settings.PORTAL_MIN_FREE_BYTES = min(free(temp), free(final))  # at the floor: taken
+    page = admin_client.get("/status", HTTP_ACCEPT="text/html").content.decode()
+    assert "new uploads are refused" not in page
+    assert api.create(filename="a.bin", size_bytes=10).status_code == 201
+
+    settings.PORTAL_MIN_FREE_BYTES = max(free(temp), free(final)) + 1
+    page = admin_client.get("/status", HTTP_ACCEPT="text/html").content.decode()
+    assert "new uploads are refused" in page
+    assert api.create(filename="b.bin", size_bytes=10).status_code == 507
 
 
 def test_status_shows_the_share_of_each_volume_in_use(admin_client, volumes):

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.mutants import BEHAVIOUR_MUTANTS, MUTANTS, SAMPLE3_MUTANTS, apply
+from tests.mutants import BEHAVIOUR_MUTANTS, MUTANTS, SAMPLE3_MUTANTS, SAMPLE4_MUTANTS, apply
 
-ALL = [*MUTANTS, *BEHAVIOUR_MUTANTS, *SAMPLE3_MUTANTS]
+ALL = [*MUTANTS, *BEHAVIOUR_MUTANTS, *SAMPLE3_MUTANTS, *SAMPLE4_MUTANTS]
 
 
 @pytest.mark.parametrize("mutant", ALL, ids=[mutant.name for mutant in ALL])

@@ -4,6 +4,7 @@ anywhere, fed any buffer, and a saved state it cannot trust refused."""
 import hashlib
 import os
 import subprocess
+import sys
 import zlib
 
 import pytest
@@ -62,6 +63,12 @@ def restated(state, *, fmt=None, writer=None):
     return body + zlib.crc32(body).to_bytes(4, "big")
 
 
+def with_pending(state, pending):
+    """``state`` whose struct says ``pending`` bytes wait in its last block."""
+    start = 2 + state[1] + sha256state._MD_LEN_OFFSET - 4
+    return state[:start] + pending.to_bytes(4, sys.byteorder) + state[start + 4 :]
+
+
 @pytest.mark.parametrize(
     "damage",
     [
@@ -76,6 +83,7 @@ def restated(state, *, fmt=None, writer=None):
         "other format",
         "other library",
         "other machine",
+        "fields disagree",
     ],
 )
 def test_a_state_not_trusted_is_refused(damage):
@@ -97,6 +105,9 @@ def test_a_state_not_trusted_is_refused(damage):
         "other format": restated(state, fmt=sha256state.FORMAT + 1),
         "other library": restated(state, writer=b"OpenSSL 1.1.1w 11 Sep 2023 x86_64"),
         "other machine": restated(state, writer=writer.rpartition(b" ")[0] + b" s390x"),
+        # the bit count right, the bytes pending in the last block not (a struct laid out
+        # otherwise under the same name): checksummed as if written so
+        "fields disagree": restated(with_pending(state, 1000 % 64 + 1)),
     }[damage]
     assert ResumableSha256.resume(damaged, 999 if damage == "other count" else 1000) is None
     assert ResumableSha256.resume(restated(state), 1000).hexdigest() == digest.hexdigest()

@@ -101,11 +101,14 @@ def test_units_read_like_a_person_writes_them():
     assert binary_size(270553174016) == "252 GiB"
     assert binary_size(512) == "512 bytes"
     assert binary_size(5 * 1024**2) == "5.0 MiB"
+    assert binary_size(100 * 1024) == "100 KiB"  # three digits need no decimal
     assert ago(12) == "12 s ago"
     assert ago(3 * 3600) == "3 h ago"
     assert duration(0.42) == "420 ms"
     assert duration(75) == "1 min 15 s"
     assert duration(60) == "1 min"
+    assert duration(599) == "9 min 59 s"  # the smaller unit only below ten of the larger
+    assert duration(615) == "10 min"
 
 
 @time_machine.travel("2026-12-07 14:30:00+00:00", tick=False)
@@ -120,6 +123,9 @@ def test_page_says_why_in_words_and_in_human_units(db, portal_storage, operator,
     assert "never ran: is the crontab installed?" in html  # portal_finalize
     assert "last success 3 h ago, expected every 1 min." in text
     assert "last success 3 min ago, expected every 15 min." in text
+    # The job warns after two of its periods without a success, as /ready's check does.
+    assert "It warns after 30 min without a success." in text  # portal_cleanup
+    assert "It warns after 2 min without a success." in text  # portal_dispatch
     assert '<time datetime="' in html
     assert "age_seconds" not in html and "+00:00</td>" not in html
     # Disks (local storage only): GiB and the share used, thresholds in the same unit.
@@ -154,7 +160,7 @@ def test_recent_runs_per_job_with_counts_host_error_and_admin_link(
         "portal_cleanup",
         JobRun.Outcome.PARTIAL,
         timedelta(minutes=20),
-        counts={"stale": {"sessions_expired": 2}},
+        counts={"stale": {"sessions_expired": 2, "sessions_failed": 0}, "orphans": {"keys": 0}},
     )
     html = operator.get("/status", HTTP_ACCEPT=HTML).content.decode()
     dispatch = html.split('id="job-portal_dispatch"')[1].split("</section>")[0]
@@ -165,7 +171,8 @@ def test_recent_runs_per_job_with_counts_host_error_and_admin_link(
     assert "worker-7" in cleanup and "1 min 15 s" in cleanup
     assert "StorageUnavailable: /srv/portal/var/temp missing" in cleanup
     assert "the last run failed 30 s ago" in cleanup
-    assert "stale.sessions_expired 2" in cleanup
+    assert "stale.sessions_expired 2<" in cleanup  # what did nothing is not listed
+    assert "sessions_failed" not in cleanup and "orphans" not in cleanup
     assert '/admin/portal/jobrun/?job__exact=portal_cleanup"' in cleanup
     assert "portal_dispatch" not in cleanup
     admin = Client()

@@ -247,6 +247,7 @@ def test_the_listing_follows_no_symlinked_directory(api, outside):
     os.makedirs(os.path.join(temp_root(), "cd"))
     with open(os.path.join(temp_root(), "cd", "own"), "wb") as handle:
         handle.write(b"x")
+    os.symlink(outside / "victim", os.path.join(temp_root(), "cd", "link"))  # nor a file
 
     assert [item.key for item in storage.list_temp()] == ["cd/own"]
     cleanup.sweep_temp_storage(cleanup.CleanupOptions(now=timezone.now() + timedelta(days=30)))

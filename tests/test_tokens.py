@@ -175,3 +175,17 @@ def test_active_token_reads_what_the_orm_reads_and_refuses_what_it_refuses(user,
     ApiToken.objects.filter(pk=token.pk).update(is_active=True)
     type(user).objects.filter(pk=user.pk).update(is_active=False)
     assert auth.active_token(digest) is None
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_the_scheme_is_case_insensitive_and_spaces_around_the_token_are_ignored(
+    client, user, scheme
+):
+    """RFC 7235: the auth scheme is case-insensitive; some clients send it lower-case."""
+    raw = make_token(user)
+    response = client.get(
+        f"{BASE}/00000000-0000-0000-0000-000000000000",
+        headers={"Authorization": f"{scheme} {raw}  "},
+    )
+    assert response.status_code == 404
+    assert error_code(response) == "session_not_found"

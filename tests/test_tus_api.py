@@ -52,6 +52,7 @@ def test_an_upload_in_patches_across_part_boundaries_is_stored_once_with_its_eve
         assert response.status_code == 204, response.content
         offset += size
         assert int(response["Upload-Offset"]) == offset == tus.offset(path)
+        assert ("GMT" in response.get("Upload-Expires", "")) == (offset < len(data))  # if open
 
     assert stored_file_bytes() == data
     file = IngestFile.objects.get()

@@ -221,6 +221,8 @@ def test_chunked_bodies_are_411_and_an_absent_length_is_an_empty_body(tus):
     chunked = {"Transfer-Encoding": "chunked"}
     response = tus.patch(path, 0, b"12345", **chunked)
     assert (response.status_code, error_code(response)) == (411, "length_required")
+    capitals = tus.patch(path, 0, b"12345", **{"Transfer-Encoding": "gzip, Chunked"})
+    assert (capitals.status_code, error_code(capitals)) == (411, "length_required")
     created = tus.create(5, body=b"12345", **chunked)
     assert (created.status_code, error_code(created)) == (411, "length_required")
     assert UploadSession.objects.count() == 1 and tus.offset(path) == 0

@@ -1,0 +1,157 @@
+"""tus at its edges: bodies that break off (ending early, a socket failing, inside a part
+and past one read), a tail that storage lost bytes of, a refused PATCH after recorded
+parts, the expiry a tail extends and a new upload names, Upload-Checksum in any case, the
+headers a browser's preflight allows."""
+
+import hashlib
+import io
+import os
+
+import pytest
+import time_machine
+
+from portal import storage
+from portal.models import TusUpload
+from tests.api_helpers import error_code, make_token
+from tests.tus_helpers import TUS, Tus, b64, stored_file_bytes
+
+CHUNK = 10
+
+
+@pytest.fixture
+def tus(client, user, portal_storage, settings):
+    settings.PORTAL_CHUNK_SIZE = CHUNK
+    return Tus(client, make_token(user))
+
+
+def test_a_patch_of_a_parts_first_bytes_only_keeps_the_upload_open_for_another_ttl(tus, settings):
+    settings.PORTAL_SESSION_TTL_HOURS = 1
+    with time_machine.travel("2030-01-01 10:00:00Z", tick=False):
+        path = tus.start(20)
+    with time_machine.travel("2030-01-01 10:50:00Z", tick=False):
+        response = tus.patch(path, 0, b"x" * 4)  # no whole part: only a tail
+        assert response.status_code == 204
+        assert response["Upload-Expires"] == "Tue, 01 Jan 2030 11:50:00 GMT"
+    with time_machine.travel("2030-01-01 11:30:00Z", tick=False):
+        head = tus.head(path)
+        assert (head.status_code, head["Upload-Offset"]) == (200, "4")
+        assert head["Upload-Expires"] == "Tue, 01 Jan 2030 11:50:00 GMT"
+
+
+class Breaking:
+    """A request body that gives ``data``, then fails as a socket does (``error``), or
+    ends (``None``) before its Content-Length."""
+
+    def __init__(self, data, error=None):
+        self.data, self.error = data, error
+
+    def read(self, size=-1):
+        if not self.data and self.error is not None:
+            raise self.error
+        data, self.data = self.data[:size], self.data[size:]
+        return data
+
+    readline = read  # Django's LimitedStream has it
+
+
+def patch_breaking(tus, path, offset, body, length):
+    """A PATCH whose body (``Breaking``) announces ``length`` bytes."""
+    return tus.client.generic(
+        "PATCH",
+        path,
+        content_type="application/offset+octet-stream",
+        headers={**tus.headers, "Upload-Offset": str(offset)},
+        CONTENT_LENGTH=str(length),
+        CONTENT_TYPE="application/offset+octet-stream",
+        **{"wsgi.input": body},
+    )
+
+
+@pytest.mark.parametrize("end", [7, 17])  # inside the part the tail began, or the next
+@pytest.mark.parametrize("error", [None, TimeoutError("timed out"), ConnectionResetError()])
+def test_a_body_that_breaks_off_keeps_what_arrived_and_the_upload_resumes(tus, error, end):
+    """The body ends early or the socket fails (a client gone, a read timeout): 400
+    ``incomplete_body`` with the offset of what was kept, from where the client resumes;
+    also when the PATCH continues a part's first bytes (the tail is read back first)."""
+    data = bytes(range(40))
+    path = tus.start(len(data))
+    assert tus.patch(path, 0, data[:3]).status_code == 204  # a tail
+    response = patch_breaking(tus, path, 3, Breaking(data[3:end], error), 30)
+    assert (response.status_code, error_code(response)) == (400, "incomplete_body")
+    assert response["Upload-Offset"] == str(end) and "GMT" in response["Upload-Expires"]
+    assert tus.offset(path) == end
+    assert tus.patch(path, end, data[end:]).status_code == 204
+    assert stored_file_bytes() == data
+
+
+def test_a_body_that_breaks_off_past_a_read_inside_a_part_keeps_those_bytes(tus, settings):
+    """More than one read of a part's bytes arrived before the body ended: they become the
+    upload's tail (in place: read back from the part's range), byte for byte."""
+    settings.PORTAL_CHUNK_SIZE = 2 * storage.READ_CHUNK_BYTES + 4096
+    data = os.urandom(settings.PORTAL_CHUNK_SIZE + 1000)
+    path = tus.start(len(data))
+    arrived = settings.PORTAL_CHUNK_SIZE - 4096
+    response = patch_breaking(tus, path, 0, Breaking(data[:arrived]), len(data))
+    assert (response.status_code, response["Upload-Offset"]) == (400, str(arrived))
+    assert tus.patch(path, arrived, data[arrived:]).status_code == 204
+    assert stored_file_bytes() == data
+
+
+def test_a_tail_shorter_in_storage_than_recorded_is_409_and_the_upload_resumes(tus):
+    data = bytes(range(25))
+    path = tus.start(len(data))
+    assert tus.patch(path, 0, data[:14]).status_code == 204  # part 1 and a tail of 4
+    tail = TusUpload.objects.get().tail_key
+    storage.delete_temp([tail])
+    storage.temp_storage().save(tail, io.BytesIO(data[10:13]))  # one byte short
+    response = tus.patch(path, 14, data[14:])
+    assert (response.status_code, error_code(response)) == (409, "offset_mismatch")
+    assert tus.offset(path) == 10
+    assert tus.patch(path, 10, data[10:]).status_code == 204
+    assert stored_file_bytes() == data
+
+
+def test_a_refused_patch_leaves_the_parts_recorded_before_it(tus):
+    """A checksum mismatch after whole parts were written: the PATCH's parts go, the
+    upload's earlier parts stay (in place: in the same file)."""
+    data = bytes(range(35))
+    path = tus.start(len(data))
+    assert tus.patch(path, 0, data[:10]).status_code == 204  # part 1, recorded
+    wrong = f"sha256 {b64(hashlib.sha256(b'other').digest())}"
+    response = tus.patch(path, 10, data[10:30], **{"Upload-Checksum": wrong})
+    assert (response.status_code, error_code(response)) == (460, "checksum_mismatch")
+    assert tus.offset(path) == 10
+    assert tus.patch(path, 10, data[10:]).status_code == 204
+    assert stored_file_bytes() == data
+
+
+def test_a_new_upload_says_until_when_it_stays_open(tus):
+    response = tus.create(5)
+    assert response.status_code == 201
+    path = response["Location"].removeprefix("http://testserver")
+    assert response["Upload-Expires"] == tus.head(path)["Upload-Expires"]
+
+
+def test_the_checksum_algorithm_is_read_in_any_case(tus):
+    path = tus.start(5)
+    checksum = f"SHA256 {b64(hashlib.sha256(b'12345').digest())}"
+    response = tus.patch(path, 0, b"12345", **{"Upload-Checksum": checksum})
+    assert response.status_code == 204, response.content
+    assert stored_file_bytes() == b"12345"
+
+
+def test_a_preflight_allows_every_header_a_tus_client_sends_for_a_day(client, settings, db):
+    """A browser's preflight: every request header of a tus client allowed, the answer
+    cached a day (not one preflight per PATCH); an OPTIONS that is no preflight (tus's
+    discovery) gets the CORS answer without the preflight's headers."""
+    settings.PORTAL_CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+    origin = {"Origin": "https://app.example.com"}
+    preflight = client.options(TUS, headers={**origin, "Access-Control-Request-Method": "PATCH"})
+    allowed = set(preflight["Access-Control-Allow-Headers"].lower().split(", "))
+    sent = {"tus-resumable", "upload-offset", "upload-length", "upload-metadata"}
+    sent |= {"upload-checksum", "authorization", "x-http-method-override", "content-type"}
+    assert sent <= allowed
+    assert preflight["Access-Control-Max-Age"] == "86400"
+    plain = client.options(TUS, headers=origin)
+    assert plain["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "Access-Control-Allow-Methods" not in plain and "Access-Control-Max-Age" not in plain
