@@ -186,11 +186,11 @@ MUTANTS = (
     ),
     Mutant(
         "a refused PATCH deletes the parts it wrote in place with the session's file",
-        "portal/services/tus_patch.py",
+        "portal/services/chunks.py",
         (
             (
-                "keys = [stored.key for _, stored, _ in self.whole if stored.offset is None]",
-                "keys = [stored.key for _, stored, _ in self.whole]",
+                "        place.release()\n    elif stored.key:\n",
+                "        place.release()\n    if stored.key:\n",
             ),
         ),
         (*_TUS, "tests/test_in_place.py"),
@@ -273,8 +273,9 @@ MUTANTS = (
         "portal/storage/local.py",
         (
             (
-                "        if not os.path.isdir(root):\n            errors[key] = ROOT_MISSING\n",
-                "        pass\n",
+                "                    if not os.path.isdir(storage.location):\n"
+                "                        errors[key] = ROOT_MISSING\n",
+                "                    pass\n",
             ),
         ),
         (*_STORAGE, "tests/test_cleanup_command.py"),
@@ -284,24 +285,29 @@ MUTANTS = (
         "portal/storage/local.py",
         (
             (
-                "elif entry.is_file(follow_symlinks=False):",
-                "elif entry.is_file():",
+                "status = os.stat(name, dir_fd=fd, follow_symlinks=False)",
+                "status = os.stat(name, dir_fd=fd)",
             ),
         ),
         (*_STORAGE, "tests/test_cleanup_command.py"),
     ),
     Mutant(
         "a range read back repeats its first bytes",
-        "portal/storage/local_parts.py",
-        (("        self.position += len(data)\n", ""),),
+        "portal/storage/local_assembly.py",
+        (
+            (
+                "copied = copy(src, dst, size - done, src_offset + done, offset + done)",
+                "copied = copy(src, dst, size - done, src_offset, offset + done)",
+            ),
+        ),
         (*_TUS, "tests/test_in_place.py"),
     ),
     Mutant(
         "a lost S3 completion counts as done whatever object is there",
-        "portal/storage/s3.py",
+        "portal/storage/s3_backend.py",
         (
             (
-                "if stored is None or stored != multipart_etag(parts):",
+                "if stored is None or stored != _multipart_etag(parts):",
                 "if stored is None:",
             ),
         ),

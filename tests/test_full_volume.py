@@ -160,7 +160,7 @@ def test_a_full_volume_or_quota_is_storage_full_and_other_os_errors_an_outage(
     """Full (507, ``insufficient_storage``) for ENOSPC and EDQUOT alike: the user's quota
     on the volume is as full as the volume; any other failure is an outage (503)."""
     from portal import storage
-    from portal.storage.backends import backend_faults
+    from portal.storage import backend_faults
 
     with (
         pytest.raises(storage.StorageUnavailable) as caught,
