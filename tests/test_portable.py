@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from portal import storage
 from portal.services import cleanup
-from portal.storage import local_in_place
+from portal.storage import local_assembly, local_in_place
 from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.conftest import PYTHON, ROOT
 from tests.test_in_place import CHUNK, final_path
@@ -157,3 +157,15 @@ def test_manage_py_check_runs_where_the_speed_paths_are_missing():
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_a_copy_of_several_buffers_comes_out_whole(api, hide):
+    """Without the kernel copy and links the final object is copied a buffer at a time:
+    a file of several buffers, not a multiple of one, comes out byte for byte."""
+    hide(HIDDEN["link and kernel copy"])
+    data = random.Random(31).randbytes(2 * local_assembly.COPY_BUFFER_BYTES + 12_345)
+    session = api.start(data, CHUNK)["id"]
+    api.upload(session, data, CHUNK)
+    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
+    with open(final_path(session), "rb") as stored:
+        assert stored.read() == data
