@@ -13,7 +13,7 @@ from portal import storage
 from portal.lookups import one_or_none
 from portal.models import UploadPart, UploadSession
 from portal.observability import log_event
-from portal.parts import bytes_in_parts, part_offset, part_size
+from portal.parts import part_offset, part_size
 from portal.services import filehash, guards, part_sql
 from portal.services.errors import ApiError, BadRequest, Conflict, LengthRequired, TooLarge
 from portal.services.guards import storage_faults
@@ -121,9 +121,7 @@ def record(session, parts, missing, now=None):
     for number, stored, file_hash in parts:
         if not part_sql.insert_part(session.pk, number, stored, now):
             raise Replayed(number)
-        whole = file_hash is not None and file_hash.length == bytes_in_parts(
-            number, session.chunk_size_bytes, session.total_size_bytes
-        )
+        whole = file_hash is not None and file_hash.length == filehash.hashed_bytes(session, number)
         hashed = (number, file_hash.state()) if whole else None
         if not part_sql.count_part(
             session.pk, stored.size, expires_at=expires_at, now=now, hashed=hashed
