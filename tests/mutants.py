@@ -1,15 +1,16 @@
 """Mutation testing by hand-picked mutants: does the suite notice a careless change?
 
-``make mutants`` (or ``.venv/bin/python tests/mutants.py [--only NAME ...] [--list]``)
-copies the tracked tree to a temp directory, then for each mutant of
-``tests/mutant_catalog.py`` applies its edit to the copy, runs the tests that should
-notice, and restores the file. A mutant the tests kill is fine; one that *survives*
-means a regression of that kind would pass unnoticed: pin it with a test. Each edit must
-match the code exactly once; a mutant whose code has moved is reported ``stale`` (update
-its text there). Not part of CI: it takes minutes.
+``make mutants`` (or ``.venv/bin/python tests/mutants.py [--catalog NAME ...] [--only
+WORD ...] [--list]``) copies the tracked tree to a temp directory, then for each mutant
+of the catalogs (every ``tests/mutant_*.py`` with a ``MUTANTS`` tuple) applies its edit
+to the copy, runs the tests that should notice, and restores the file. A mutant the
+tests kill is fine; one that *survives* means a regression of that kind would pass
+unnoticed: pin it with a test. Each edit must match the code exactly once; a mutant whose
+code has moved is reported ``stale`` (update its text there). Not part of CI: it takes minutes.
 """
 
 import argparse
+import importlib
 import os
 import subprocess
 import sys
@@ -20,11 +21,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.mutant_catalog import MUTANTS  # noqa: E402  (after the path is set)
-from tests.mutant_catalog_behaviour import MUTANTS as BEHAVIOUR_MUTANTS  # noqa: E402
-from tests.mutant_sample3 import MUTANTS as SAMPLE3_MUTANTS  # noqa: E402
-from tests.mutant_sample4 import MUTANTS as SAMPLE4_MUTANTS  # noqa: E402
-from tests.tree import copy_tree  # noqa: E402
+from tests.tree import copy_tree  # noqa: E402  (after the path is set)
+
+
+def catalogs():
+    """Each catalog module's name and mutants, the hand-written catalog first."""
+    names = sorted(path.stem for path in (ROOT / "tests").glob("mutant_*.py"))
+    return {
+        name: importlib.import_module(f"tests.{name}").MUTANTS
+        for name in sorted(names, key=lambda name: name != "mutant_catalog")
+    }
+
+
+ALL_MUTANTS = tuple(mutant for mutants in catalogs().values() for mutant in mutants)
 
 
 def apply(path, edits):
@@ -64,11 +73,14 @@ def run_mutant(mutant, tree, env):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", help="run the mutants whose name has one of these")
+    parser.add_argument("--catalog", nargs="+", help="only these catalogs (e.g. mutant_sample4)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     args = parser.parse_args()
     chosen = [
         m
-        for m in MUTANTS + BEHAVIOUR_MUTANTS + SAMPLE3_MUTANTS + SAMPLE4_MUTANTS
+        for name, mutants in catalogs().items()
+        if not args.catalog or name in args.catalog
+        for m in mutants
         if not args.only or any(word in m.name for word in args.only)
     ]
     if args.list:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.mutants import BEHAVIOUR_MUTANTS, MUTANTS, SAMPLE3_MUTANTS, SAMPLE4_MUTANTS, apply
+from tests.mutants import ALL_MUTANTS, apply, catalogs
 
-ALL = [*MUTANTS, *BEHAVIOUR_MUTANTS, *SAMPLE3_MUTANTS, *SAMPLE4_MUTANTS]
+ALL = list(ALL_MUTANTS)
 
 
 @pytest.mark.parametrize("mutant", ALL, ids=[mutant.name for mutant in ALL])
@@ -19,6 +19,11 @@ def test_every_mutant_applies_once_and_names_real_tests(mutant):
         path = test.split("::")[0]
         if path.endswith(".py") or "/" in path:
             assert (ROOT / path).exists(), f"{mutant.name} names {path}"
+
+
+def test_every_catalog_is_found():
+    assert {"mutant_catalog", "mutant_catalog_behaviour", "mutant_sample4"} <= set(catalogs())
+    assert len(ALL) == sum(len(mutants) for mutants in catalogs().values()) > 100
 
 
 def test_names_are_unique():
