@@ -1,8 +1,14 @@
 """Pins for the jobs area (issue #31): cleanup, dispatch, the outbox, the HTTP client, the
 database gate and the management commands, portal_upload included."""
 
+import contextlib
+import hashlib
+import io
+import json
 import logging
 import os
+import socket
+import time
 from datetime import timedelta
 
 import pytest
@@ -10,12 +16,13 @@ import time_machine
 from django.utils import timezone
 
 from portal import storage
-from portal.httpclient import backoff_delay, http_url_problem
+from portal.httpclient import KeepAliveConnection, backoff_delay, http_url_problem
 from portal.models import JobRun, OutboxEvent, TusUpload, UploadSession
 from portal.services import cleanup, jobs, outbox
 from portal.services.outbox import dispatch
 from tests.commands import from_command_line, run_command
 from tests.conftest import apply_storage
+from tests.peers import LoopbackServer
 from tests.seed import (
     Status,
     bulk_seed,
@@ -65,6 +72,11 @@ def test_max_seconds_keeps_the_callers_own_stop(portal_storage):
     options = cleanup.CleanupOptions(max_seconds=3600, should_stop=lambda: True)
     [result] = cleanup.run_cleanup(options)
     assert result.stopped_early and result.counts["sessions_expired"] == 0
+
+
+def test_a_batch_size_below_1_is_refused(portal_storage):
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        cleanup.cleanup_stale_sessions(cleanup.CleanupOptions(batch_size=-1))
 
 
 def test_a_dry_run_records_no_job_run(portal_storage):
@@ -154,7 +166,8 @@ def test_job_runs_go_by_the_outbox_retention_not_the_sessions(portal_storage, se
     assert gone.pk != kept.pk
 
 
-def test_prune_that_stopped_early_leaves_events_and_runs(portal_storage, user, settings):
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_prune_that_stopped_early_leaves_events_and_runs(portal_storage, user, settings, dry_run):
     now = timezone.now()
     old = now - timedelta(days=settings.PORTAL_FAILED_SESSION_RETENTION_DAYS + 1)
     for _ in range(2):
@@ -171,7 +184,11 @@ def test_prune_that_stopped_early_leaves_events_and_runs(portal_storage, user, s
     batches = []
     result = cleanup.prune_old_failed_sessions(
         cleanup.CleanupOptions(
-            now=now, batch_size=1, should_stop=lambda: bool(batches), on_batch=batches.append
+            now=now,
+            batch_size=1,
+            dry_run=dry_run,
+            should_stop=lambda: bool(batches),
+            on_batch=batches.append,
         )
     )
     assert result.stopped_early
@@ -502,6 +519,8 @@ def test_backoff_doubles_with_equal_jitter_up_to_the_cap():
         ("portal_cleanup", ["--batch-size", "\u0969"], False),
         ("portal_cleanup", ["--max-seconds", "86400"], True),
         ("portal_cleanup", ["--max-seconds", "0"], False),
+        ("portal_cleanup", ["--max-seconds", "soon"], False),
+        ("portal_cleanup", ["--batch-size", "1.5"], False),
         ("portal_cleanup", ["--max-seconds", "nan"], False),
         ("portal_cleanup", ["--max-seconds", "\u0969"], False),
         ("portal_dispatch", ["--limit", "0"], False),
@@ -582,3 +601,336 @@ def test_a_cors_preflight_passes_a_closed_gate(client, monkeypatch):
     assert client.get(url).status_code == 503
     assert client.options(url).status_code != 503
     assert client.head(url).status_code == 503
+
+
+# --- portal_upload against a scripted portal -------------------------------------------------
+
+
+class FakePortal:
+    """The upload API's happy path on loopback, in memory, with scripted answers first:
+    ``script(method, kind, (status, json_or_bytes), ...)`` (kind: sessions, session, part,
+    finalize). It records ``(method, path, body)`` of every request."""
+
+    def __init__(self, size, chunk, *, received=(), data=None):
+        import http.server
+        import threading
+
+        self.data = data
+        self.size, self.chunk = size, chunk
+        self.total = -(-size // chunk)
+        self.parts = {}
+        self.received = received
+        self.requests = []
+        self.answers = {}
+        self.file_size = None
+        self.put_delay = 0.0
+        portal = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def handle_one(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if self.command == "PUT":
+                    time.sleep(portal.put_delay)
+                status, payload = portal.answer(self.command, self.path, body)
+                raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            do_GET = do_POST = do_PUT = handle_one
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    def __enter__(self):
+        self._thread.start()
+        for number in self.received:
+            self.parts[number] = self.slice(number)
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def slice(self, number):
+        return self.data[(number - 1) * self.chunk : number * self.chunk]
+
+    def script(self, method, kind, *answers):
+        self.answers.setdefault((method, kind), []).extend(answers)
+
+    def file(self):
+        assembled = b"".join(self.parts[n] for n in sorted(self.parts))
+        size = len(assembled) if self.file_size is None else self.file_size
+        return {"id": "f1", "size_bytes": size, "sha256": hashlib.sha256(assembled).hexdigest()}
+
+    def answer(self, method, path, body):
+        self.requests.append((method, path, body))
+        rest = path.split("/api/v1/uploads/", 1)[1].split("/")
+        kind = {1: "sessions", 2: "session", 3: "finalize", 4: "part"}[len(rest)]
+        if self.answers.get((method, kind)):
+            return self.answers[(method, kind)].pop(0)
+        if kind == "sessions":
+            return 201, {
+                "id": "s1",
+                "status": "in_progress",
+                "total_parts": self.total,
+                "chunk_size_bytes": self.chunk,
+            }
+        if kind == "session":
+            received = ",".join(str(n) for n in sorted(self.parts))
+            return 200, {"status": "in_progress", "received_parts": received, "file": self.file()}
+        if kind == "part":
+            self.parts[int(rest[3])] = body
+            return 201, {}
+        return 200, {"file": self.file()}
+
+    def puts(self):
+        return [
+            (path.rsplit("/", 1)[1], body)
+            for method, path, body in self.requests
+            if method == "PUT"
+        ]
+
+
+@pytest.fixture
+def upload_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("PORTAL_TOKEN", "tok")
+    path = tmp_path / "data.bin"
+    path.write_bytes(os.urandom(3 * 100 + 5))
+    return path
+
+
+@pytest.fixture
+def slept(monkeypatch):
+    from portal.management.commands import portal_upload
+
+    delays = []
+    monkeypatch.setattr(portal_upload.time, "sleep", delays.append)
+    return delays
+
+
+def upload(path, url, *args):
+    return run_command("portal_upload", str(path), "--url", url, *args)
+
+
+def test_upload_resumes_sending_only_the_missing_parts_from_their_offsets(upload_file):
+    data = upload_file.read_bytes()
+    with FakePortal(len(data), 100, received=[1, 3], data=data) as portal:
+        result = upload(upload_file, portal.url)
+    assert result.code == 0, result.err
+    assert sorted(portal.puts()) == [("2", data[100:200]), ("4", data[300:])]
+    assert "resuming: 2 of 4 parts already on the server" in result.out
+    assert "uploaded 2 parts" in result.out and result.out.endswith("OK\n")
+
+
+def test_upload_retries_a_503_with_backoff_until_its_retries_run_out(upload_file, slept):
+    data = upload_file.read_bytes()
+    busy = (503, {"error": {"code": "unavailable"}})
+    with FakePortal(len(data), 100, data=data) as portal:
+        portal.script("PUT", "part", busy, busy)
+        result = upload(upload_file, portal.url, "--retries", "2", "--parallel", "1")
+    assert result.code == 0, result.err
+    assert [n for n, _ in portal.puts()] == ["1", "1", "1", "2", "3", "4"]
+    assert 0.25 <= slept[0] <= 0.5 and 0.5 <= slept[1] <= 1.0
+    with FakePortal(len(data), 100, data=data) as portal:
+        portal.script("PUT", "part", busy, busy)
+        result = upload(upload_file, portal.url, "--retries", "1", "--parallel", "1")
+    assert result.code == 1
+    assert "/uploads/sessions/s1/parts/1: HTTP 503 (gave up after 2 tries)" in result.err
+
+
+def test_upload_does_not_retry_a_4xx_and_names_the_step(upload_file, slept):
+    with FakePortal(305, 100) as portal:
+        portal.script("POST", "sessions", (400, {"error": {"code": "bad", "message": "no"}}))
+        result = upload(upload_file, portal.url)
+    assert result.code == 1 and slept == []
+    assert "creating the session failed: HTTP 400 bad: no" in result.err
+    assert len(portal.requests) == 1
+
+
+def test_upload_a_non_json_2xx_is_not_the_portal(upload_file):
+    with FakePortal(305, 100) as portal:
+        portal.script("POST", "sessions", (200, b"<html>hi</html>"))
+        result = upload(upload_file, portal.url)
+    assert result.code == 1
+    assert "HTTP 200 but the answer is not the portal's JSON" in result.err
+
+
+@pytest.mark.parametrize("path", ["", "/", "/api/v1", "/api/v1/"])
+def test_upload_adds_the_api_prefix_once(upload_file, path):
+    data = upload_file.read_bytes()
+    with FakePortal(len(data), 100, data=data) as portal:
+        result = upload(upload_file, portal.url + path)
+    assert result.code == 0, result.err
+    assert all(p.startswith("/api/v1/uploads/") for _, p, _ in portal.requests)
+
+
+def test_upload_a_409_part_means_the_file_changed(upload_file):
+    data = upload_file.read_bytes()
+    with FakePortal(len(data), 100, data=data) as portal:
+        portal.script("PUT", "part", (409, {"error": {"code": "part_conflict", "message": "x"}}))
+        result = upload(upload_file, portal.url, "--parallel", "1")
+    assert result.code == 1
+    assert "part 1 failed: HTTP 409 part_conflict: x; the file changed" in result.err
+
+
+def test_upload_a_part_in_progress_is_retried(upload_file, slept):
+    data = upload_file.read_bytes()
+    with FakePortal(len(data), 100, data=data) as portal:
+        portal.script("PUT", "part", (409, {"error": {"code": "part_in_progress"}}))
+        result = upload(upload_file, portal.url, "--parallel", "1")
+    assert result.code == 0, result.err
+    assert len(slept) == 1
+
+
+def test_upload_polls_an_assembly_and_stops_when_it_failed(upload_file, slept):
+    data = upload_file.read_bytes()
+    with FakePortal(len(data), 100, data=data) as portal:
+        portal.script("POST", "finalize", (202, {"status": "finalizing"}))
+        portal.script(
+            "GET",
+            "session",
+            (200, {"status": "in_progress", "received_parts": ""}),
+            (200, {"status": "finalizing", "assembly": {"assembled_bytes": 5, "total_bytes": 9}}),
+            (200, {"status": "failed", "failure_reason": "disk full"}),
+        )
+        result = upload(upload_file, portal.url)
+    assert result.code == 1
+    assert "finalize failed: the session is failed: disk full" in result.err
+    assert len(slept) == 2
+
+
+def test_upload_refuses_a_stored_file_of_another_size(upload_file):
+    data = upload_file.read_bytes()
+    with FakePortal(len(data), 100, data=data) as portal:
+        portal.file_size = len(data) + 1
+        result = upload(upload_file, portal.url)
+    assert result.code == 1
+    assert "sha256 mismatch" in result.err
+
+
+def test_upload_refuses_an_empty_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("PORTAL_TOKEN", "tok")
+    (tmp_path / "empty").write_bytes(b"")
+    result = upload(tmp_path / "empty", "http://127.0.0.1:9/")
+    assert result.code == 2 and "not a readable, non-empty file" in result.err
+
+
+# --- the HTTP client against misbehaving peers -----------------------------------------------
+
+
+class EarlyAnswer(LoopbackServer):
+    """Answers 413 after the headers, never reads the body, and closes."""
+
+    def answer(self, conn):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 413 Too Large\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno")
+        time.sleep(0.1)
+
+
+class SlowReader(LoopbackServer):
+    """Reads a request's body a little at a time and never answers."""
+
+    CONNECTION_TIMEOUT = 10
+
+    def answer(self, conn):
+        deadline = time.monotonic() + 6
+        while not self._stop.is_set() and time.monotonic() < deadline and conn.recv(8192):
+            time.sleep(0.02)
+
+
+class Zeros(io.RawIOBase):
+    def __init__(self, size):
+        self.left = size
+
+    def read(self, size=-1):
+        size = self.left if size < 0 else min(size, self.left)
+        self.left -= size
+        return b"\0" * size
+
+
+def test_an_answer_before_the_body_is_read_is_returned():
+    body = io.BytesIO(b"x" * (32 << 20))
+    with EarlyAnswer() as peer:
+        connection = KeepAliveConnection("http", "127.0.0.1", peer.port, timeout=10)
+        answer = connection.exchange(
+            "PUT", "/", headers={"Content-Length": str(32 << 20)}, body=lambda: body
+        )
+        connection.close()
+    assert (answer.status, answer.body) == (413, b"no")
+    assert body.closed  # a file-like body is closed once sent
+
+
+def test_a_peer_that_reads_slowly_cannot_stretch_the_deadline():
+    size = 1 << 30
+    with SlowReader() as peer:
+        connection = KeepAliveConnection(
+            "http", "127.0.0.1", peer.port, timeout=0.5, blocksize=65536
+        )
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"did not answer within 0\.5 s"):
+            connection.exchange(
+                "PUT", "/", headers={"Content-Length": str(size)}, body=lambda: Zeros(size)
+            )
+        assert time.monotonic() - started < 3
+
+
+def test_a_full_backlog_is_a_connect_timeout():
+    server = socket.create_server(("127.0.0.1", 0), backlog=0)
+    held = []
+    try:
+        for _ in range(3):  # fill the accept queue: the next SYN is dropped
+            pending = socket.socket()
+            pending.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                pending.connect(server.getsockname())
+            held.append(pending)
+        time.sleep(0.05)
+        port = server.getsockname()[1]
+        connection = KeepAliveConnection("http", "127.0.0.1", port, timeout=0.3)
+        with pytest.raises(TimeoutError, match=rf"could not connect to 127.0.0.1:{port} within"):
+            connection.exchange("GET", "/", headers={})
+    finally:
+        for pending in held:
+            pending.close()
+        server.close()
+
+
+def test_upload_gives_a_part_a_second_more_per_64_kib(tmp_path, monkeypatch):
+    monkeypatch.setenv("PORTAL_TOKEN", "tok")
+    path = tmp_path / "two-blocks.bin"
+    data = os.urandom(2 * 64 * 1024)
+    path.write_bytes(data)
+    with FakePortal(len(data), len(data), data=data) as portal:
+        portal.put_delay = 1.0  # within 0.5 s + 2 s for the part's 128 KiB
+        result = upload(path, portal.url, "--timeout", "0.5", "--retries", "0")
+    assert result.code == 0, result.err
+
+
+def test_a_connect_error_that_is_no_database_error_raises_and_closes_the_gate(client, monkeypatch):
+    from portal import dbgate
+
+    monkeypatch.setattr(dbgate, "gate", dbgate.DatabaseGate(retry_seconds=60))
+
+    def broken(alias="default"):
+        raise RuntimeError("bug in the driver")
+
+    monkeypatch.setattr(dbgate, "connect", broken)
+    with pytest.raises(RuntimeError, match="bug in the driver"):
+        client.get("/api/v1/uploads/sessions")
+    assert not dbgate.gate.admit()
