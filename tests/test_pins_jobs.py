@@ -635,7 +635,7 @@ class FakePortal:
             def handle_one(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                if self.command == "PUT":
+                if self.command == "PUT" and portal.put_delay:
                     time.sleep(portal.put_delay)
                 status, payload = portal.answer(self.command, self.path, body)
                 raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
