@@ -37,6 +37,11 @@ pytestmark = pytest.mark.django_db
 SECOND = timedelta(seconds=1)
 
 
+@pytest.fixture
+def owner(db):
+    return seed_owner("pins-owner")
+
+
 def events_named(caplog, name):
     return [r for r in caplog.records if getattr(r, "event", None) == name]
 
@@ -100,10 +105,10 @@ def test_cleanup_closes_its_own_dead_runs_only(portal_storage):
 
 
 def test_failed_deletions_warn_count_requests_and_keep_twenty_reasons(
-    settings, data_dir, user, caplog
+    settings, data_dir, owner, caplog
 ):
     apply_storage(settings, "local", data_dir)
-    session = make_session(user, status=Status.ABORTED, total_parts=25)
+    session = make_session(owner, status=Status.ABORTED, total_parts=25)
     for key in temp_keys_of(session):
         break_deletion(key)
     caplog.set_level(logging.INFO, logger="portal")
@@ -126,10 +131,10 @@ def test_a_clean_step_logs_at_info(portal_storage, caplog):
     assert record.levelno == logging.INFO and record.failed == 0
 
 
-def test_orphans_dry_run_counts_sessions_expired_before_now_only(portal_storage, user):
+def test_orphans_dry_run_counts_sessions_expired_before_now_only(portal_storage, owner):
     now = timezone.now()
-    make_session(user, total_parts=2, expires_at=now - SECOND)
-    make_session(user, total_parts=3, expires_at=now)
+    make_session(owner, total_parts=2, expires_at=now - SECOND)
+    make_session(owner, total_parts=3, expires_at=now)
     options = cleanup.CleanupOptions(now=now, dry_run=True)
     orphans = cleanup.cleanup_orphan_temp_parts(options)
     assert orphans.counts["objects_deleted"] == 2 and orphans.counts["sessions"] == 1
@@ -138,9 +143,9 @@ def test_orphans_dry_run_counts_sessions_expired_before_now_only(portal_storage,
     assert len(storage_listing()["temp"]) == 5
 
 
-def test_orphans_leave_open_sessions_parts_in_a_mixed_batch(portal_storage, user):
-    live = make_session(user, total_parts=2)
-    done = make_session(user, status=Status.ABORTED, total_parts=2)
+def test_orphans_leave_open_sessions_parts_in_a_mixed_batch(portal_storage, owner):
+    live = make_session(owner, total_parts=2)
+    done = make_session(owner, status=Status.ABORTED, total_parts=2)
     result = cleanup.cleanup_orphan_temp_parts(cleanup.CleanupOptions(batch_size=100))
     assert result.counts["objects_deleted"] == 2
     assert temp_keys_of(done) == []
@@ -167,11 +172,11 @@ def test_job_runs_go_by_the_outbox_retention_not_the_sessions(portal_storage, se
 
 
 @pytest.mark.parametrize("dry_run", [False, True])
-def test_prune_that_stopped_early_leaves_events_and_runs(portal_storage, user, settings, dry_run):
+def test_prune_that_stopped_early_leaves_events_and_runs(portal_storage, owner, settings, dry_run):
     now = timezone.now()
     old = now - timedelta(days=settings.PORTAL_FAILED_SESSION_RETENTION_DAYS + 1)
     for _ in range(2):
-        make_session(user, status=Status.FAILED, received=[], finished_at=old)
+        make_session(owner, status=Status.FAILED, received=[], finished_at=old)
     OutboxEvent.objects.create(
         event_type="file.uploaded",
         aggregate_id="a",
@@ -211,9 +216,9 @@ def test_a_run_is_abandoned_after_a_day_not_an_hour(portal_storage):
 # --- stale -----------------------------------------------------------------------------------
 
 
-def test_stale_logs_each_session_at_debug_and_a_dry_run_says_so(portal_storage, user, caplog):
+def test_stale_logs_each_session_at_debug_and_a_dry_run_says_so(portal_storage, owner, caplog):
     now = timezone.now()
-    session = make_session(user, expires_at=now - SECOND)
+    session = make_session(owner, expires_at=now - SECOND)
     caplog.set_level(logging.DEBUG, logger="portal")
     cleanup.cleanup_stale_sessions(cleanup.CleanupOptions(now=now, dry_run=True))
     one, total = events_named(caplog, "session.expired")
@@ -256,11 +261,11 @@ def test_sweep_grace_is_in_minutes(portal_storage, settings):
     assert storage_listing()["temp"] == [young]
 
 
-def test_sweep_deletes_the_tus_tail_of_an_ended_session_only(portal_storage, user, settings):
+def test_sweep_deletes_the_tus_tail_of_an_ended_session_only(portal_storage, owner, settings):
     grace = timedelta(minutes=settings.PORTAL_ORPHAN_GRACE_MINUTES)
     now = timezone.now() + grace + timedelta(minutes=5)
-    live = make_session(user, total_parts=1, received=[])
-    ended = make_session(user, status=Status.ABORTED, total_parts=1, received=[])
+    live = make_session(owner, total_parts=1, received=[])
+    ended = make_session(owner, status=Status.ABORTED, total_parts=1, received=[])
     tails = {}
     for session in (live, ended):
         tails[session.pk] = put_untracked_temp(now - grace - SECOND)
@@ -298,8 +303,8 @@ def multipart_ids():
     return {upload["UploadId"] for upload in listed.get("Uploads", ())}
 
 
-def test_sweep_aborts_dead_assemblies_on_s3_not_live_ones(s3_storage, user, settings):
-    live_session = make_session(user, total_parts=1)
+def test_sweep_aborts_dead_assemblies_on_s3_not_live_ones(s3_storage, owner, settings):
+    live_session = make_session(owner, total_parts=1)
     live, dead = start_multipart("live"), start_multipart("dead")
     UploadSession.objects.filter(pk=live_session.pk).update(
         status=Status.FINALIZING, assembly_upload_id=live
@@ -321,9 +326,9 @@ def test_sweep_aborts_dead_assemblies_on_s3_not_live_ones(s3_storage, user, sett
     assert untracked not in storage_listing()["temp"]
 
 
-def test_orphans_count_one_s3_request_per_batch(s3_storage, user):
-    make_session(user, status=Status.ABORTED, total_parts=3)
-    make_session(user, status=Status.COMPLETE, total_parts=2)
+def test_orphans_count_one_s3_request_per_batch(s3_storage, owner):
+    make_session(owner, status=Status.ABORTED, total_parts=3)
+    make_session(owner, status=Status.COMPLETE, total_parts=2)
     result = cleanup.cleanup_orphan_temp_parts(cleanup.CleanupOptions(batch_size=3))
     assert result.counts["objects_deleted"] == 5
     assert result.counts["delete_requests"] == 2
@@ -359,10 +364,10 @@ def reload(event):
     return OutboxEvent.objects.get(pk=event.pk)
 
 
-def test_file_uploaded_payload_fields(portal_storage, user):
+def test_file_uploaded_payload_fields(portal_storage, owner):
     from tests.test_outbox import stored_file
 
-    file = stored_file(user)
+    file = stored_file(owner)
     moment = timezone.now()
     with time_machine.travel(moment, tick=False):
         event = outbox.enqueue_file_uploaded(file)
@@ -370,7 +375,7 @@ def test_file_uploaded_payload_fields(portal_storage, user):
     assert event.payload["occurred_at"] == moment.isoformat()
     assert "T" in event.payload["occurred_at"]
     assert event.payload["file"]["size_bytes"] == 1234
-    assert event.payload["actor"] == {"user_id": user.pk, "username": user.username}
+    assert event.payload["actor"] == {"user_id": owner.pk, "username": owner.username}
     assert outbox.enqueue_file_uploaded(file).pk == event.pk  # one event per file
 
 
@@ -560,11 +565,11 @@ def test_a_settings_problem_refuses_a_job_with_exit_2(settings):
     assert "Configuration error: portal.E001" in result.err
 
 
-def test_cleanup_shows_no_progress_at_verbosity_1(portal_storage, user):
-    make_session(user, status=Status.ABORTED, total_parts=1)
+def test_cleanup_shows_no_progress_at_verbosity_1(portal_storage, owner):
+    make_session(owner, status=Status.ABORTED, total_parts=1)
     quiet = run_command("portal_cleanup", verbosity=1)
     assert quiet.code == 0 and quiet.err == ""
-    make_session(user, status=Status.ABORTED, total_parts=1)
+    make_session(owner, status=Status.ABORTED, total_parts=1)
     shown = run_command("portal_cleanup", "--only", "orphans", verbosity=2)
     assert "cleanup orphans: batch 1 sessions=1 objects_deleted=1" in shown.err
 
