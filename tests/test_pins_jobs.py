@@ -939,3 +939,103 @@ def test_a_connect_error_that_is_no_database_error_raises_and_closes_the_gate(cl
     with pytest.raises(RuntimeError, match="bug in the driver"):
         client.get("/api/v1/uploads/sessions")
     assert not dbgate.gate.admit()
+
+
+def test_upload_a_complete_session_is_not_sent_again(upload_file):
+    data = upload_file.read_bytes()
+    with FakePortal(len(data), 100, received=[1, 2, 3, 4], data=data) as portal:
+        done = {"id": "s1", "status": "complete", "total_parts": 4, "chunk_size_bytes": 100}
+        portal.script("POST", "sessions", (200, done))
+        result = upload(upload_file, portal.url)
+    assert result.code == 0, result.err
+    assert "session s1 (existing): 4 parts of 100 bytes" in result.out
+    assert "session s1 is already complete" in result.out
+    assert [m for m, _, _ in portal.requests] == ["POST", "GET"]
+
+
+def test_upload_a_failed_session_needs_another_key(upload_file):
+    with FakePortal(305, 100) as portal:
+        failed = {"id": "s1", "status": "failed", "total_parts": 4, "chunk_size_bytes": 100}
+        portal.script("POST", "sessions", (200, failed))
+        result = upload(upload_file, portal.url)
+    assert result.code == 1
+    assert "session s1 is failed; start a new one with another --idempotency-key" in result.err
+
+
+def test_upload_a_new_session_says_new(upload_file):
+    data = upload_file.read_bytes()
+    with FakePortal(len(data), 100, data=data) as portal:
+        result = upload(upload_file, portal.url, "--idempotency-key", "k1")
+    assert "session s1 (new): 4 parts of 100 bytes" in result.out
+    [(_, _, body)] = [r for r in portal.requests if r[0] == "POST" and r[1].endswith("sessions")]
+    assert json.loads(body)["idempotency_key"] == "k1"
+
+
+def test_the_derived_idempotency_key_follows_size_and_mtime(upload_file):
+    from portal.management.commands.portal_upload import derived_idempotency_key
+
+    first = derived_idempotency_key(upload_file)
+    assert first.startswith("portal-upload-") and len(first) == len("portal-upload-") + 40
+    assert derived_idempotency_key(upload_file) == first
+    stat = upload_file.stat()
+    os.utime(upload_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1000))
+    touched = derived_idempotency_key(upload_file)
+    assert touched != first
+    upload_file.write_bytes(upload_file.read_bytes() + b"x")
+    os.utime(upload_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1000))
+    assert derived_idempotency_key(upload_file) not in (first, touched)
+
+
+def test_token_sources(tmp_path, monkeypatch, capsys):
+    from django.core.management.base import CommandError
+
+    from portal.management.token_source import api_token
+
+    monkeypatch.setenv("PORTAL_TOKEN", " env-token \n")
+    assert api_token(None, None) == "env-token"
+    assert capsys.readouterr().err == ""
+    assert api_token("given", None) == "given"
+    assert "--token puts the token on the command line" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    empty.chmod(0o600)
+    with pytest.raises(CommandError, match="is empty") as error:
+        api_token(None, str(empty))
+    assert error.value.returncode == 2
+    with pytest.raises(CommandError, match="cannot read it") as error:
+        api_token(None, str(tmp_path / "missing"))
+    assert error.value.returncode == 2
+    monkeypatch.setenv("PORTAL_TOKEN", "  ")
+    with pytest.raises(CommandError, match="no API token") as error:
+        api_token(None, None)
+    assert error.value.returncode == 2
+
+
+def test_create_token_for_an_unknown_user_is_a_usage_error(db):
+    result = run_command("portal_create_token", "nobody")
+    assert result.code == 2
+    assert "no user 'nobody'; pass --create-user to create it" in result.err
+
+
+def test_a_dispatched_event_logs_its_attempt(runner, runner_settings, caplog):
+    caplog.set_level(logging.INFO, logger="portal")
+    [event] = make_events(1, attempts=2)
+    outbox.dispatch_due(outbox.DispatchConfig.from_settings())
+    [record] = events_named(caplog, "outbox.dispatched")
+    assert (record.event_id, record.attempt) == (str(event.pk), 3)
+    assert record.getMessage() == "delivered file.uploaded (HTTP 200)"
+
+
+class Silent(LoopbackServer):
+    """Accepts a connection and says nothing (no TLS handshake)."""
+
+    def answer(self, conn):
+        while not self._stop.is_set():
+            time.sleep(0.02)
+
+
+def test_a_silent_https_peer_is_a_tls_timeout():
+    with Silent() as peer:
+        connection = KeepAliveConnection("https", "127.0.0.1", peer.port, timeout=0.3)
+        with pytest.raises(TimeoutError, match=r"TLS handshake with 127.0.0.1:\d+ did not finish"):
+            connection.exchange("GET", "/", headers={})
