@@ -838,4 +838,25 @@ MUTANTS = (
         '        elif status == "completed":',
         _UPLOAD,
     ),
+    m(
+        "a job run ended by Ctrl-C is recorded ok",
+        JOBS,
+        "        except BaseException as exc:\n",
+        "        except Exception as exc:\n",
+        _CMD,
+    ),
+    m(
+        "an https endpoint without a port is called on port 80",
+        HTTP,
+        "default_port = http.client.HTTP_PORT if self._tls is None else http.client.HTTPS_PORT",
+        "default_port = http.client.HTTP_PORT",
+        _HTTP,
+    ),
+    m(
+        "a read timeout does not name the peer",
+        HTTP,
+        'return f"{peer} did not answer within {seconds:g} s"',
+        'return f"the server did not answer within {seconds:g} s"',
+        _HTTP,
+    ),
 )

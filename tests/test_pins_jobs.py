@@ -471,6 +471,19 @@ def test_a_lease_is_twice_a_delivery_deadline_and_margin(runner_settings):
 # --- job runs --------------------------------------------------------------------------------
 
 
+def test_a_job_stopped_by_ctrl_c_is_recorded_failed(db):
+    with pytest.raises(KeyboardInterrupt), jobs.job_run("portal_x"):
+        raise KeyboardInterrupt
+    [row] = JobRun.objects.all()
+    assert (row.outcome, row.counts) == (JobRun.Outcome.FAILED, {"error": "KeyboardInterrupt: "})
+
+
+def test_a_connection_without_a_port_takes_its_schemes():
+    assert KeepAliveConnection("https", "runner", None, timeout=1).port == 443
+    assert KeepAliveConnection("http", "runner", None, timeout=1).port == 80
+    assert KeepAliveConnection("https", "runner", 8443, timeout=1).port == 8443
+
+
 def test_a_job_that_raises_is_recorded_failed_with_its_error(db):
     with pytest.raises(ValueError), jobs.job_run("portal_x") as run:
         run.counts = {"done": 2}
@@ -888,7 +901,9 @@ def test_a_peer_that_reads_slowly_cannot_stretch_the_deadline():
             "http", "127.0.0.1", peer.port, timeout=0.5, blocksize=65536
         )
         started = time.monotonic()
-        with pytest.raises(TimeoutError, match=r"did not answer within 0\.5 s"):
+        with pytest.raises(
+            TimeoutError, match=rf"127.0.0.1:{peer.port} did not answer within 0\.5 s"
+        ):
             connection.exchange(
                 "PUT", "/", headers={"Content-Length": str(size)}, body=lambda: Zeros(size)
             )
