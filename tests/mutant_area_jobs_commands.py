@@ -1,0 +1,253 @@
+"""Area catalog ``jobs`` (issue #31), continued: the management commands (options, exit
+codes, messages), ``portal_upload`` and its token sources."""
+
+from tests.mutant_area_jobs import _CMD, _UPLOAD, PM, PO, m
+
+MBASE = "portal/management/base.py"
+TOKEN = "portal/management/token_source.py"
+UPLOAD = "portal/management/commands/portal_upload.py"
+CMD_CLEANUP = "portal/management/commands/portal_cleanup.py"
+CMD_DISPATCH = "portal/management/commands/portal_dispatch.py"
+CMD_DRAIN = "portal/management/commands/portal_drain.py"
+CMD_TOKEN = "portal/management/commands/portal_create_token.py"
+
+MUTANTS = (
+    m(
+        "a whole-number option accepts its lower bound minus one",
+        MBASE,
+        "        if not lower <= value <= upper:",
+        "        if not lower - 1 <= value <= upper:",
+        _CMD,
+    ),
+    m(
+        "a whole-number option refuses its upper bound",
+        MBASE,
+        "        if not lower <= value <= upper:",
+        "        if not lower <= value < upper:",
+        _CMD,
+    ),
+    m(
+        "--max-seconds 0 is accepted",
+        MBASE,
+        "        if not 0 < value <= upper:",
+        "        if not 0 <= value <= upper:",
+        _CMD,
+    ),
+    m(
+        "non-ASCII digits are read as numbers",
+        MBASE,
+        "return convert(text.strip()) if text.isascii() else None",
+        "return convert(text.strip())",
+        _CMD,
+    ),
+    m(
+        "with JSON logs a usage error exits 1",
+        MBASE,
+        "            sys.exit(exc.returncode)",
+        "            sys.exit(exitcodes.PARTIAL)",
+        _CMD,
+    ),
+    m(
+        "a configuration problem exits 1",
+        MBASE,
+        '"Configuration error: " + "; ".join(problems), returncode=exitcodes.USAGE',
+        '"Configuration error: " + "; ".join(problems), returncode=exitcodes.PARTIAL',
+        _CMD,
+    ),
+    m(
+        "--json prints nothing when the text summary exists",
+        MBASE,
+        '        if options["json"]:\n',
+        '        if options["json"] and False:\n',
+        _CMD,
+    ),
+    m(
+        "portal_cleanup shows progress at verbosity 1",
+        CMD_CLEANUP,
+        'if options["verbosity"] < 2 and not sys.stderr.isatty():',
+        'if options["verbosity"] < 1 and not sys.stderr.isatty():',
+        _CMD,
+    ),
+    m(
+        "portal_dispatch's text leaves out the requeued events",
+        CMD_DISPATCH,
+        'if summary["requeued"] else ""',
+        'if False else ""',
+        (PO, "tests/test_dispatch.py"),
+    ),
+    m(
+        "portal_dispatch's configuration error exits 1",
+        CMD_DISPATCH,
+        'raise CommandError(f"Configuration error: {exc}", returncode=exitcodes.USAGE)',
+        'raise CommandError(f"Configuration error: {exc}", returncode=exitcodes.PARTIAL)',
+        _CMD,
+    ),
+    m(
+        "portal_drain status says serving while draining",
+        CMD_DRAIN,
+        "elif (path := drain.drain_file()).exists():",
+        "elif (path := drain.drain_file()).exists() and False:",
+        (PM, "tests/test_drain.py"),
+    ),
+    m(
+        "portal_create_token --monitoring makes an upload token",
+        CMD_TOKEN,
+        "ApiToken.Purpose.MONITORING if monitoring else ApiToken.Purpose.UPLOAD",
+        "ApiToken.Purpose.UPLOAD",
+        (PM, "tests/test_tokens.py"),
+    ),
+    m(
+        "portal_upload gives up one try early",
+        UPLOAD,
+        "                if attempt == self.retries:",
+        "                if attempt == self.retries - 1:",
+        _UPLOAD,
+    ),
+    m(
+        "portal_upload does not retry a 503",
+        UPLOAD,
+        "RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}",
+        "RETRYABLE_STATUS = {408, 429, 500, 502, 504}",
+        _UPLOAD,
+    ),
+    m(
+        "portal_upload retries a 4xx",
+        UPLOAD,
+        "        if answer.status in RETRYABLE_STATUS:",
+        "        if answer.status >= 400:",
+        _UPLOAD,
+    ),
+    m(
+        "portal_upload takes a non-JSON 200 for the portal's answer",
+        UPLOAD,
+        "            if answer.status < 300:  # not the portal answering",
+        "            if answer.status < 200:  # not the portal answering",
+        _UPLOAD,
+    ),
+    m(
+        "portal_upload gives a large part no more time than a small request",
+        UPLOAD,
+        "budget = self.timeout + (length or 0) / SLOWEST_SEND_RATE",
+        "budget = self.timeout",
+        _UPLOAD,
+    ),
+    m(
+        "portal_upload doubles the API prefix of a URL that has it",
+        UPLOAD,
+        "self.prefix = prefix if prefix.endswith(API_PREFIX) else prefix + API_PREFIX",
+        "self.prefix = prefix + API_PREFIX",
+        _UPLOAD,
+    ),
+    m(
+        "portal_upload resends the parts the server has",
+        UPLOAD,
+        "missing = [n for n in range(1, total + 1) if n not in received]",
+        "missing = list(range(1, total + 1))",
+        _UPLOAD,
+    ),
+    m(
+        "portal_upload never sends the last part",
+        UPLOAD,
+        "missing = [n for n in range(1, total + 1) if n not in received]",
+        "missing = [n for n in range(1, total) if n not in received]",
+        _UPLOAD,
+    ),
+    m(
+        "portal_upload takes a 409 part for sent",
+        UPLOAD,
+        "        if status == 409:\n",
+        "        if status == 499:\n",
+        _UPLOAD,
+    ),
+    m(
+        "portal_upload waits on a session that failed during assembly",
+        UPLOAD,
+        '            if body["status"] != "finalizing":',
+        '            if body["status"] == "failed_never":',
+        _UPLOAD,
+    ),
+    m(
+        "portal_upload accepts a stored file of another size",
+        UPLOAD,
+        'if file["sha256"] != local or file["size_bytes"] != uploader.size:',
+        'if file["sha256"] != local:',
+        _UPLOAD,
+    ),
+    m(
+        "portal_upload accepts an empty file",
+        UPLOAD,
+        "if not os.path.isfile(path) or os.path.getsize(path) == 0:",
+        "if not os.path.isfile(path):",
+        _UPLOAD,
+    ),
+    m(
+        "portal_upload sends a part's bytes from the wrong offset",
+        UPLOAD,
+        "        self._file.seek(offset)\n",
+        "        self._file.seek(offset + 1 if offset else 0)\n",
+        _UPLOAD,
+    ),
+    m(
+        "portal_upload retries a part still in progress only as a failure",
+        UPLOAD,
+        'RETRYABLE_CODES = {"part_in_progress"}',
+        'RETRYABLE_CODES = {"part_busy"}',
+        _UPLOAD,
+    ),
+    m(
+        "an empty token file falls through to 'no API token'",
+        TOKEN,
+        "    if not token.strip():\n",
+        "    if False:\n",
+        (PM, "tests/test_upload_token.py"),
+    ),
+    m(
+        "--token on the command line is taken without a warning",
+        TOKEN,
+        "    if given is not None:\n        sys.stderr.write(",
+        "    if given is not None:\n        (",
+        (PM, "tests/test_upload_token.py"),
+    ),
+    m(
+        "an unreadable token file exits 1",
+        TOKEN,
+        '            f"--token-file {path}: cannot read it ({exc})", returncode=exitcodes.USAGE',
+        '            f"--token-file {path}: cannot read it ({exc})", returncode=exitcodes.PARTIAL',
+        (PM, "tests/test_upload_token.py"),
+    ),
+    m(
+        "portal_create_token for an unknown user exits 1",
+        CMD_TOKEN,
+        'pass --create-user to create it", returncode=exitcodes.USAGE',
+        'pass --create-user to create it", returncode=exitcodes.PARTIAL',
+        (PM, "tests/test_tokens.py"),
+    ),
+    m(
+        "portal_cleanup --only is ignored",
+        CMD_CLEANUP,
+        'steps=tuple(options["only"] or cleanup.STEPS),',
+        "steps=cleanup.STEPS,",
+        _CMD,
+    ),
+    m(
+        "portal_upload's idempotency key ignores the mtime",
+        UPLOAD,
+        'identity = f"{os.path.realpath(path)}\\0{stat.st_size}\\0{stat.st_mtime_ns}"',
+        'identity = f"{os.path.realpath(path)}\\0{stat.st_size}"',
+        _UPLOAD,
+    ),
+    m(
+        "portal_upload calls a found session new",
+        UPLOAD,
+        "{'new' if status == 201 else 'existing'}",
+        "{'new' if status in (200, 201) else 'existing'}",
+        _UPLOAD,
+    ),
+    m(
+        "portal_upload refuses a session that is already complete",
+        UPLOAD,
+        '        elif status == "complete":',
+        '        elif status == "completed":',
+        _UPLOAD,
+    ),
+)
