@@ -212,7 +212,7 @@ def test_upload_polls_an_assembly_and_stops_when_it_failed(upload_file, slept):
             (200, {"status": "finalizing", "assembly": {"assembled_bytes": 5, "total_bytes": 9}}),
             (200, {"status": "failed", "failure_reason": "disk full"}),
         )
-        result = upload(upload_file, portal.url)
+        result = upload(upload_file, portal.url, "--finalize-wait", "2")
     assert result.code == 1
     assert "finalize failed: the session is failed: disk full" in result.err
     assert len(slept) == 2
