@@ -138,6 +138,13 @@ MUTANTS = (
         _CLEANUP,
     ),
     m(
+        "orphans go on after a stop request",
+        ORPHANS,
+        "            if run.stop_requested():\n                break\n        if pending:",
+        "            if False:\n                break\n        if pending:",
+        _CLEANUP,
+    ),
+    m(
         "orphans delete the temp objects of open sessions",
         ORPHANS,
         "if session_id in terminal)",

@@ -328,3 +328,16 @@ def test_a_job_that_raises_is_recorded_failed_with_its_error(db):
     assert row.outcome == JobRun.Outcome.FAILED and row.finished_at is not None
     assert row.counts["done"] == 2
     assert row.counts["error"] == ("ValueError: boom " + "x" * 600)[:500]
+
+
+def test_orphans_stop_between_batches_when_asked(portal_storage):
+    bulk_seed(seed_owner(), n=3, status=Status.ABORTED, parts_per_session=1)
+    batches = []
+    result = cleanup.cleanup_orphan_temp_parts(
+        cleanup.CleanupOptions(
+            batch_size=1, should_stop=lambda: bool(batches), on_batch=batches.append
+        )
+    )
+    assert result.stopped_early
+    assert result.counts["objects_deleted"] == 2  # the batch in flight finishes
+    assert len(storage_listing()["temp"]) == 1
