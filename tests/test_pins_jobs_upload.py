@@ -128,7 +128,10 @@ def slept(monkeypatch):
 
 
 def upload(path, url, *args):
-    return run_command("portal_upload", str(path), "--url", url, *args)
+    """``portal_upload`` with short defaults, so that a client that waits for a body it never
+    sends fails in seconds (later ``args`` override them)."""
+    short = ("--timeout", "3", "--retries", "1", "--finalize-wait", "5")
+    return run_command("portal_upload", str(path), "--url", url, *short, *args)
 
 
 def test_upload_resumes_sending_only_the_missing_parts_from_their_offsets(upload_file):
