@@ -563,4 +563,56 @@ MUTANTS = (
         (("            if session_pk in tried:", "            if False:"),),
         _LEASE,  # its own tests: test_finalize_room would loop forever,
     ),
+    Mutant(
+        "parts: a late takeover of a complete session is refused as gone",
+        "portal/services/finalize/assembly.py",
+        (
+            (
+                "    if session.status == Status.COMPLETE:\n        return session.file\n",
+                "",
+            ),
+        ),
+        _FINALIZE,
+    ),
+    Mutant(
+        "parts: an open session is assembled without a finalize",
+        "portal/services/finalize/assembly.py",
+        (
+            (
+                "    if session.status != Status.FINALIZING:\n        ensure_open(session)  #",
+                "    if session.is_terminal:\n        ensure_open(session)  #",
+            ),
+        ),
+        _FINALIZE,
+    ),
+    Mutant(
+        "parts: an assembly that lost the race deletes the winner's final object",
+        "portal/services/finalize/assembly.py",
+        (
+            (
+                "    if locked.status == Status.COMPLETE:\n"
+                "        return IngestFile.objects.get(pk=file.pk)\n",
+                "",
+            ),
+        ),
+        _FINALIZE,
+    ),
+    Mutant(
+        "parts: a replay whose session was pruned meanwhile is a 500",
+        "portal/services/chunks.py",
+        (
+            (
+                "        if locked is None:\n            raise session_not_found()\n"
+                "        ensure_open(locked)",
+                "        ensure_open(locked)",
+            ),
+        ),
+        _PARTS,
+    ),
+    Mutant(
+        "parts: a token without a name shows no name in the admin",
+        "portal/models.py",
+        (("{self.name or 'unnamed'}", "{self.name}"),),
+        ("tests/test_models.py", "tests/test_admin.py", PINS),
+    ),
 )

@@ -421,3 +421,81 @@ def test_portal_finalize_counts_an_assembly_that_failed_the_session(api, monkeyp
     monkeypatch.setattr(finalize, "assemble", corrupt)
     summary = finalize.run_finalize_job(max_seconds=5).summary
     assert (summary["failed"], summary["completed"], summary["errors"]) == (1, 0, 0)
+
+
+def test_assemble_returns_a_complete_sessions_file_and_refuses_an_open_or_closed_one(api):
+    from portal.services.errors import Conflict, Gone
+    from portal.services.finalize import assemble
+
+    done = finalizing(api)
+    stored = api.finalize(done).json()["file"]
+    assert str(assemble(done).pk) == stored["id"]  # a takeover that comes late: no error
+
+    session = finalizing(api, b"xyz")
+    with pytest.raises(Conflict) as refused:
+        assemble(session)
+    assert refused.value.code == "session_not_finalizing"
+    api.abort(session)
+    with pytest.raises(Gone) as gone:
+        assemble(session)
+    assert gone.value.code == "session_aborted"
+
+
+def test_an_assembly_that_another_completed_meanwhile_keeps_the_stored_file(api, monkeypatch):
+    """Two assemblers of one session (a takeover while the first still ran): the second to
+    commit finds the session complete and leaves the first one's final object alone."""
+    from portal.models import IngestFile, OutboxEvent
+    from portal.services.finalize import assembly
+    from tests import objects
+
+    session = finalizing(api)
+    assert lease.begin(session)
+    build = assembly._build
+
+    def build_while_another_completes(row, sources):
+        stored = build(row, sources)
+        assembly._commit(row, stored)  # the other assembler wins the race
+        return build(row, sources)
+
+    monkeypatch.setattr(assembly, "_build", build_while_another_completes)
+    file = assembly.assemble(session)
+    row = IngestFile.objects.get()
+    assert (file.pk, file.status, row.status) == (row.pk, "stored", "stored")
+    assert b"".join(objects.iter_final(row.storage_key)) == b"abc"
+    assert OutboxEvent.objects.count() == 1
+
+
+def test_a_replay_whose_session_was_deleted_meanwhile_is_404(api, monkeypatch):
+    session = api.start(b"x" * 20, 10)["id"]
+    assert api.put(session, 1, b"x" * 10).status_code == 201
+    discard = chunks.discard
+
+    def prune_then_discard(stored, place):
+        result = discard(stored, place)
+        UploadSession.objects.all().delete()
+        return result
+
+    monkeypatch.setattr(chunks, "discard", prune_then_discard)
+    response = api.put(session, 1, b"x" * 10)
+    assert (response.status_code, error_code(response)) == (404, "session_not_found")
+
+
+def test_the_models_name_themselves_for_the_admin(api, user):
+    from portal.models import ApiToken, IngestFile, JobRun, OutboxEvent, TusUpload, UploadPart
+
+    session = api.start(b"abc", 3)["id"]
+    api.upload(session, b"abc", 3)
+    api.finalize(session)
+    row = UploadSession.objects.get()
+    assert str(row) == f"session {row.id} (complete)"
+    assert str(IngestFile.objects.get()) == "data.bin (stored)"
+    assert str(UploadPart.objects.get()) == f"part 1 of {row.id}"
+    event = OutboxEvent.objects.get()
+    assert str(event) == f"file.uploaded {event.id} (pending)"
+    token = ApiToken.objects.get()
+    assert str(token) == f"{token.key_prefix}… (alice, unnamed)"
+    token.name = "laptop"
+    assert str(token) == f"{token.key_prefix}… (alice, laptop)"
+    run = JobRun(job="portal_cleanup", started_at=timezone.now().replace(2030, 1, 2, 3, 4, 5))
+    assert str(run) == "portal_cleanup at 2030-01-02 03:04:05 (running)"
+    assert str(TusUpload(session=row)) == f"tus upload {row.id}"
