@@ -499,3 +499,26 @@ def test_the_models_name_themselves_for_the_admin(api, user):
     run = JobRun(job="portal_cleanup", started_at=timezone.now().replace(2030, 1, 2, 3, 4, 5))
     assert str(run) == "portal_cleanup at 2030-01-02 03:04:05 (running)"
     assert str(TusUpload(session=row)) == f"tus upload {row.id}"
+
+
+def test_a_replay_of_a_tus_part_whose_bytes_are_gone_is_a_conflict(
+    client, user, settings, data_dir
+):
+    """A part tus wrote in place has no sha256 of its own; with its range cut off the file,
+    a replay cannot be matched: 409 saying the bytes are gone, not an error."""
+    from portal.models import UploadPart
+    from tests.conftest import apply_storage
+    from tests.tus_helpers import Tus
+
+    apply_storage(settings, "local", data_dir)
+    settings.PORTAL_CHUNK_SIZE = 10
+    tus = Tus(client, make_token(user))
+    path = tus.start(30)
+    assert tus.patch(path, 0, bytes(range(20))).status_code == 204
+    part = UploadPart.objects.get(part_number=1)
+    assert part.sha256 == "" and part.temp_offset == 0
+    with open(data_dir / "temp" / part.temp_key, "r+b") as file:
+        file.truncate(5)
+    response = Api(client, make_token(user)).put(path.rsplit("/", 1)[1], 1, bytes(range(10)))
+    assert (response.status_code, error_code(response)) == (409, "part_conflict")
+    assert "its bytes are gone" in response.json()["error"]["message"]
