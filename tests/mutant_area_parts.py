@@ -615,4 +615,21 @@ MUTANTS = (
         (("{self.name or 'unnamed'}", "{self.name}"),),
         ("tests/test_models.py", "tests/test_admin.py", PINS),
     ),
+    Mutant(
+        "parts: session.aborted names the session where the file belongs",
+        "portal/services/sessions.py",
+        (
+            (
+                "session_id=str(session.pk),\n            file_id=str(session.file_id),",
+                "session_id=str(session.pk),\n            file_id=str(session.pk),",
+            ),
+        ),
+        _SESSIONS,
+    ),
+    Mutant(
+        "parts: every abort of an aborted session is logged again",
+        "portal/services/sessions.py",
+        (("    if aborted:\n        log_event(", "    if True:\n        log_event("),),
+        _SESSIONS,
+    ),
 )

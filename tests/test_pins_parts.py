@@ -522,3 +522,13 @@ def test_a_replay_of_a_tus_part_whose_bytes_are_gone_is_a_conflict(
     response = Api(client, make_token(user)).put(path.rsplit("/", 1)[1], 1, bytes(range(10)))
     assert (response.status_code, error_code(response)) == (409, "part_conflict")
     assert "its bytes are gone" in response.json()["error"]["message"]
+
+
+def test_an_abort_is_logged_with_its_session_and_file(api, caplog):
+    caplog.set_level(logging.INFO, logger="portal")
+    session = api.start(b"abc", 3)["id"]
+    assert api.abort(session).status_code == 204
+    assert api.abort(session).status_code == 204  # nothing ended: nothing logged
+    row = UploadSession.objects.get()
+    [record] = events(caplog, "session.aborted")
+    assert (record.session_id, record.file_id) == (session, str(row.file_id))
