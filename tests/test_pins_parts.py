@@ -532,3 +532,23 @@ def test_an_abort_is_logged_with_its_session_and_file(api, caplog):
     row = UploadSession.objects.get()
     [record] = events(caplog, "session.aborted")
     assert (record.session_id, record.file_id) == (session, str(row.file_id))
+
+
+def test_a_monitoring_token_opens_no_upload_endpoint(client, user):
+    from portal.models import ApiToken
+    from portal.services.tokens import create_token
+
+    raw = create_token(user, purpose=ApiToken.Purpose.MONITORING)[1]
+    response = Api(client, raw).create(filename="a", size_bytes=1)
+    assert (response.status_code, error_code(response)) == (403, "wrong_token_purpose")
+    assert not UploadSession.objects.exists()
+
+
+def test_a_stored_file_is_logged_with_its_size_and_sha256(api, caplog):
+    caplog.set_level(logging.INFO, logger="portal")
+    session = api.start(b"x" * 25, 10)["id"]
+    api.upload(session, b"x" * 25, 10)
+    file = api.finalize(session).json()["file"]
+    [record] = events(caplog, "file.stored")
+    assert (record.session_id, record.file_id) == (session, file["id"])
+    assert (record.size_bytes, record.sha256) == (25, sha256(b"x" * 25))
