@@ -952,3 +952,185 @@ def test_an_active_non_staff_session_may_not_read_the_metrics(db, django_user_mo
     response = client.get("/metrics")
     assert response.status_code == 403
     assert b"portal_" not in response.content
+
+
+# --- portal.observability: context and redaction at their edges -----------------------------
+
+
+@pytest.fixture
+def capture():
+    import io
+    import json
+    import uuid
+
+    from boot.logging import PortalJsonFormatter
+    from portal.observability import ContextFilter, RedactingFilter
+
+    made = []
+
+    def make(secrets=()):
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.addFilter(ContextFilter())
+        handler.addFilter(RedactingFilter(secrets=secrets))
+        handler.setFormatter(PortalJsonFormatter())
+        logger = logging.getLogger(f"portal.test_pins_ops.{uuid.uuid4().hex[:8]}")
+        logger.addHandler(handler)
+        logger.propagate = False
+        logger.setLevel(logging.DEBUG)
+        made.append((logger, handler))
+        return logger, lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+
+    yield make
+    for logger, handler in made:
+        logger.removeHandler(handler)
+
+
+def test_bound_context_ends_with_its_block(capture):
+    from portal.observability import bind, current_context
+
+    logger, records = capture()
+    with bind(job="portal_cleanup"):
+        with bind(run_id="r1"):
+            assert current_context() == {"job": "portal_cleanup", "run_id": "r1"}
+        logger.info("inner")
+    logger.info("outer")
+    inner, outer = records()
+    assert (inner["job"], "run_id" in inner) == ("portal_cleanup", False)
+    assert "job" not in outer and current_context() == {}
+
+
+def test_secrets_from_eight_characters_are_redacted_longest_first(capture):
+    logger, records = capture(secrets=["abcdefg", "abcdefgh", "abcdefgh-longer-secret"])
+    logger.info("a abcdefg b abcdefgh c abcdefgh-longer-secret")
+    [record] = records()
+    assert record["message"] == "a abcdefg b [REDACTED] c [REDACTED]"
+
+
+def test_sensitive_extra_names_are_redacted_whole(capture):
+    logger, records = capture()
+    logger.info(
+        "x",
+        extra={
+            "db_password": "plain words",
+            "client_secret": "plain words",
+            "access_token": "plain words",
+            "set_cookie": "plain words",
+            "x_portal_signature": "plain words",
+            "tokens_left": 3,
+            "note": "plain words",
+        },
+    )
+    [record] = records()
+    for key in ("db_password", "client_secret", "access_token", "set_cookie"):
+        assert record[key] == "[REDACTED]", key
+    assert record["x_portal_signature"] == "[REDACTED]"
+    assert (record["tokens_left"], record["note"]) == (3, "plain words")
+
+
+def test_a_request_on_a_record_becomes_method_path_and_request_id(capture):
+    from django.test import RequestFactory
+
+    logger, records = capture()
+    request = RequestFactory().post("/api/v1/uploads/sessions?x=1")
+    request.request_id = "req-42"
+    logger.warning("refused", extra={"request": request})
+    [record] = records()
+    assert (record["http_method"], record["path"]) == ("POST", "/api/v1/uploads/sessions")
+    assert record["request_id"] == "req-42"
+    assert "request" not in record
+
+
+def test_the_database_password_of_the_settings_is_a_secret(monkeypatch):
+    from django.conf import settings as django_settings
+
+    from portal.observability import configured_secrets
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setitem(django_settings.DATABASES["default"], "PASSWORD", "db-settings-pass-77")
+    assert "db-settings-pass-77" in configured_secrets()
+
+
+# --- portal.admin ---------------------------------------------------------------------------
+
+
+def test_only_a_superuser_may_change_an_outbox_event(admin_client, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    event = OutboxEvent.objects.create(
+        event_type="file.uploaded",
+        aggregate_id="x",
+        payload={},
+        idempotency_key="admin-edit",
+        status=OutboxEvent.Status.FAILED,
+        next_attempt_at=timezone.now(),
+    )
+    url = f"/admin/portal/outboxevent/{event.pk}/change/"
+    assert admin_client.get(url).context["has_change_permission"] is True
+    person = django_user_model.objects.create_user("desk", password="pw-desk", is_staff=True)
+    person.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_outboxevent", "change_outboxevent"])
+    )
+    client = Client()
+    client.force_login(person)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response.context["has_change_permission"] is False
+
+
+def test_a_user_without_sessions_shows_zero_pending_bytes(admin_client):
+    html = admin_client.get("/admin/auth/user/").content.decode()
+    assert '<td class="field-open_sessions">0</td>' in html
+    assert '<td class="field-pending_bytes">0</td>' in html
+
+
+# --- portal.health.executor and lanes ------------------------------------------------------
+
+
+def test_a_cached_answer_lives_less_than_its_max_age_and_never_from_the_future():
+    cache = probes.ResultCache()
+    with time_machine.travel("2026-12-07 14:30:00+00:00", tick=False) as clock:
+        cache.put("ready", "answer")
+        assert cache.get("ready", 0) is None
+        clock.shift(1.999)
+        assert cache.get("ready", 2) == "answer"
+        clock.shift(0.001)
+        assert cache.get("ready", 2) is None
+        clock.move_to("2026-12-07 14:29:59+00:00")  # the clock stepped back
+        assert cache.get("ready", 2) is None
+
+
+def test_a_finished_call_is_not_shared_with_the_next_probe():
+    pool = probes.SingleFlightExecutor(max_workers=1)
+
+    class Check:
+        timeout = timedelta(seconds=5)
+        answer = 1
+
+        def __repr__(self):
+            return "Check()"
+
+        def run(self):
+            return self.answer
+
+    check = Check()
+    assert pool.submit(check.run).result(timeout=5) == 1
+    check.answer = 2
+    assert pool.submit(check.run).result(timeout=5) == 2
+
+
+@pytest.mark.parametrize(
+    ("head", "lane"),
+    [
+        (b"GET /ready?verbose=1 HTTP/1.1\r\nHost: x\r\n\r\n", "/ready"),
+        (b"HEAD /health?probe HTTP/1.0\r\n\r\n", "/health"),
+        (b"POST /health HTTP/1.1\r\nHost: x\r\n\r\n", None),
+        (b"DELETE /ready HTTP/1.1\r\n\r\n", None),
+        (b"PATCH /api/v1/tus/abc HTTP/2.0\r\nContent-Length: 5\r\n\r\n", None),
+        (b"PATCH /api/v1/tus/abc HTTP/1.1\r\nContent-Length: 5\r\n\r\n", "tus"),
+    ],
+)
+def test_lanes_for_queries_methods_and_versions(head, lane):
+    from portal.health.lanes import lane_for
+
+    assert lane_for(head) == lane
