@@ -861,6 +861,23 @@ MUTANTS = (
     ),
     # "a database port 0 is accepted" (0 <= port) is equivalent: dj_database_url reads
     # port 0 as no port, so ``int(port)`` is never 0.
+    # boot/preflight.py, boot/settings.py
+    _m(
+        "gunicorn's preflight passes with problems",
+        "boot/preflight.py",
+        "return exitcodes.USAGE if found else exitcodes.OK",
+        "return exitcodes.OK",
+        PINS,
+        SETTINGS,
+    ),
+    _m(
+        "a directory that cannot be made is no problem",
+        "boot/settings.py",
+        '    except OSError as exc:\n        raw = os.environ.get(variable, "")\n',
+        '    except ZeroDivisionError as exc:\n        raw = os.environ.get(variable, "")\n',
+        PINS,
+        SETTINGS,
+    ),
     # portal/admin.py
     _m(
         "any staff member may change outbox events in the admin",

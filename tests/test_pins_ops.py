@@ -1134,3 +1134,34 @@ def test_lanes_for_queries_methods_and_versions(head, lane):
     from portal.health.lanes import lane_for
 
     assert lane_for(head) == lane
+
+
+# --- boot.preflight: gunicorn's check before any worker, in this process --------------------
+
+
+def test_preflight_prints_each_problem_and_exits_2(clean, capsys):
+    from boot import preflight
+    from portal import exitcodes
+
+    assert preflight.main() == exitcodes.OK
+    assert capsys.readouterr().out == ""
+    clean.PORTAL_CHUNK_SIZE = 1
+    clean.PORTAL_RUNNER_ENDPOINT = "http://runner.local/hook"
+    clean.PORTAL_RUNNER_AUTH_SECRET = ""
+    assert preflight.main() == exitcodes.USAGE == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["portal.E001", "portal.E005"]
+
+
+def test_a_directory_that_cannot_be_made_names_its_variable(tmp_path, monkeypatch, problems):
+    from boot import settings as boot_settings
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(blocker))
+    boot_settings._make_dir(blocker / "temp", "PORTAL_DATA_DIR")
+    boot_settings._make_database_dir(":memory:", None)
+    assert problems == [
+        f"PORTAL_DATA_DIR={str(blocker)!r}: cannot create the directory "
+        f"{str(blocker / 'temp')!r} (Not a directory)"
+    ]
