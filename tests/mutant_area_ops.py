@@ -1,10 +1,11 @@
-"""Area catalog ``ops`` (issue #31): probes, drain, lanes, metrics, the status page, system
-checks, logging and settings values. Written function by function from the code; each
-entry names the tests that kill it. Same rules as ``tests/mutant_catalog.py``."""
+"""Area catalog ``ops`` (issue #31), part 1: the probes (checks, views, executor, lanes).
+Parts 2 and 3: ``mutant_area_ops_metrics.py`` (metrics, the status page) and
+``mutant_area_ops_boot.py`` (drain, system checks, logging, settings, admin). Written
+function by function from the code; each entry names the tests that kill it, its own pins
+file (in-process, seconds) first. Same rules as ``tests/mutant_catalog.py``."""
 
 from tests.mutant_catalog import Mutant
 
-PINS = "tests/test_pins_ops.py"
 HEALTH = "tests/test_health.py"
 DRAIN = "tests/test_drain.py"
 METRICS = "tests/test_metrics.py"
@@ -14,19 +15,32 @@ TREND = "tests/test_status_trend.py"
 LOGGING = "tests/test_logging.py"
 SETTINGS = "tests/test_settings.py"
 ADMIN = "tests/test_admin.py"
-LANES = "tests/test_probe_lanes.py::test_a_complete_probe_takes_its_lane"
-LANES_ALL = (
-    LANES,
-    "tests/test_probe_lanes.py::test_anything_else_takes_the_usual_pool",
-    "tests/test_probe_lanes.py::test_a_tus_body_takes_the_tus_lane",
-    "tests/test_probe_lanes.py::test_anything_else_is_no_tus_body",
+PINS = "tests/test_pins_ops_boot.py"  # the pins of the system checks and settings values
+LANES_ALL = tuple(
+    f"tests/test_probe_lanes.py::{name}"
+    for name in (
+        "test_a_complete_probe_takes_its_lane",
+        "test_anything_else_takes_the_usual_pool",
+        "test_a_tus_body_takes_the_tus_lane",
+        "test_anything_else_is_no_tus_body",
+    )
 )
 
 
-def _m(name, path, old, new, *tests):
-    """One edit; ``tests/test_pins_ops.py`` (in-process, seconds) runs first."""
-    return Mutant(f"ops: {name}", path, ((old, new),), (PINS, *(t for t in tests if t != PINS)))
+def maker(pins):
+    """``_m(name, path, old, new, *tests)``: one edit, ``pins`` run first."""
 
+    def _m(name, path, old, new, *tests):
+        named = (pins, *(t for t in tests if t != pins and t != PINS))
+        return Mutant(f"ops: {name}", path, ((old, new),), named)
+
+    return _m
+
+
+_h = maker("tests/test_pins_ops.py")
+_s = maker("tests/test_pins_ops_status.py")
+_b = maker("tests/test_pins_ops_boot.py")
+_l = maker("tests/test_pins_ops_logs.py")
 
 CHECKS = "portal/health/checks.py"
 VIEWS = "portal/health/views.py"
@@ -47,28 +61,28 @@ ADMIN_PY = "portal/admin.py"
 
 MUTANTS = (
     # portal/health/checks.py
-    _m(
+    _h(
         "the database check is named db",
         CHECKS,
         'return "database" if self.alias == "default"',
         'return "db" if self.alias == "default"',
         HEALTH,
     ),
-    _m(
+    _h(
         "a full storage reads unavailable, not full",
         CHECKS,
         "            if _no_room(exc):\n",
         "            if False:\n",
         HEALTH,
     ),
-    _m(
+    _h(
         "an exceeded disk quota is not a full storage",
         CHECKS,
         "NO_ROOM = (errno.ENOSPC, errno.EDQUOT)",
         "NO_ROOM = (errno.ENOSPC,)",
         HEALTH,
     ),
-    _m(
+    _h(
         "a database error in a status check only warns",
         CHECKS,
         'raise ServiceUnavailable(f"{type(exc).__name__} from the database")',
@@ -76,7 +90,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "a partial run is no success for job freshness",
         CHECKS,
         "job=self.job, outcome__in=[JobRun.Outcome.OK, JobRun.Outcome.PARTIAL]",
@@ -84,7 +98,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "a job warns after three periods",
         CHECKS,
         "max_age = 2 * JOB_SCHEDULES[self.job].total_seconds()",
@@ -92,7 +106,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "a job's age counts from its start, not its end",
         CHECKS,
         "at = (last.finished_at or last.started_at) if last else None",
@@ -100,7 +114,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "a job exactly twice its period old warns",
         CHECKS,
         "        if age > max_age:\n",
@@ -108,7 +122,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "failed outbox events do not warn",
         CHECKS,
         "        if failed:\n            raise ServiceWarning",
@@ -116,7 +130,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "an old pending outbox event does not warn",
         CHECKS,
         "if age is not None and age > OUTBOX_BACKLOG_WARN_AGE.total_seconds():",
@@ -124,7 +138,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "the disk warns below the minimum, not twice it",
         CHECKS,
         "if minimum and usage.free < 2 * minimum:",
@@ -132,7 +146,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "the disk reports its warning level as the minimum",
         CHECKS,
         '"warn_below_bytes": 2 * minimum,',
@@ -140,7 +154,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "a missing storage root only warns on /status",
         CHECKS,
         'raise ServiceUnavailable("the storage root is missing") from exc',
@@ -148,7 +162,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "/status measures only the temp volume",
         CHECKS,
         'volumes = ("portal_temp", "portal_final") if',
@@ -157,28 +171,28 @@ MUTANTS = (
         PAGE,
     ),
     # portal/health/views.py
-    _m(
+    _h(
         "/health answers a POST",
         VIEWS,
         "    if request.method not in PROBE_METHODS:\n        return HttpResponseNotAllowed",
         "    if False:\n        return HttpResponseNotAllowed",
         HEALTH,
     ),
-    _m(
+    _h(
         "/health may be cached",
         VIEWS,
         '    response["Cache-Control"] = NEVER_CACHE\n    return response\n',
         "    return response\n",
         HEALTH,
     ),
-    _m(
+    _h(
         "a full storage is a warning on /ready",
         VIEWS,
         '        return "full"\n',
         '        return "warning"\n',
         HEALTH,
     ),
-    _m(
+    _h(
         "a warning fails /ready",
         VIEWS,
         'return any(state_of(result) == "unavailable" for result in results)',
@@ -186,7 +200,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "warnings are logged as failed readiness checks",
         VIEWS,
         "if result.error is None or isinstance(result.error, ServiceWarning):",
@@ -194,42 +208,42 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "a failed check logs the wrapper's type, not its cause",
         VIEWS,
         "cause = result.error.__cause__ or result.error",
         "cause = result.error",
         HEALTH,
     ),
-    _m(
+    _h(
         "a failed check's duration is logged in seconds",
         VIEWS,
         "duration_ms=round(result.time_taken * 1000),",
         "duration_ms=round(result.time_taken),",
         HEALTH,
     ),
-    _m(
+    _h(
         "/ready ignores the drain",
         VIEWS,
         "        if draining is not None:\n            return draining\n",
         "        if False:\n            return draining\n",
         DRAIN,
     ),
-    _m(
+    _h(
         "/ready never reuses its answer",
         VIEWS,
         "        if cached is not None:\n            return cached\n",
         "        if False:\n            return cached\n",
         HEALTH,
     ),
-    _m(
+    _h(
         "a full storage reads down in portal_ready_check_up",
         VIEWS,
         '.set(0 if state_of(result) == "unavailable" else 1)',
         '.set(0 if state_of(result) != "ok" else 1)',
         ACCESS,
     ),
-    _m(
+    _h(
         "/status fails on a warning",
         VIEWS,
         "        failed = any_failed(ready)\n",
@@ -237,7 +251,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "/status reports every extra check ok",
         VIEWS,
         'entry = {"state": state_of(result), **result.check.figures}',
@@ -245,7 +259,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "Accept: application/* is not JSON",
         VIEWS,
         'if item.mime_type in ("application/json", "application/*"):',
@@ -253,7 +267,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "a malformed Accept gets JSON",
         VIEWS,
         "    except ValueError:\n        return False\n    for item in media:",
@@ -261,7 +275,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "any active user may see /status",
         VIEWS,
         "if user.is_active and user.is_staff:",
@@ -269,7 +283,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "a logged-in non-staff user is sent to log in",
         VIEWS,
         "    if user.is_authenticated:\n        return error_response(Forbidden",
@@ -277,7 +291,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "a JSON client without credentials is redirected to log in",
         VIEWS,
         "    if not wants_json(request):\n        return redirect_to_login",
@@ -285,7 +299,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "/status without a database answers 500",
         VIEWS,
         "    except DatabaseError:\n        return error_response(",
@@ -293,7 +307,7 @@ MUTANTS = (
         HEALTH,
         PAGE,
     ),
-    _m(
+    _h(
         "probe answers carry no Content-Length",
         VIEWS,
         'if not response.streaming and not response.has_header("Content-Length"):',
@@ -301,21 +315,21 @@ MUTANTS = (
         HEALTH,
     ),
     # portal/health/executor.py
-    _m(
+    _h(
         "a hung check is waited for by every probe",
         EXECUTOR,
         "            elif now - started > _budget_seconds(owner):\n",
         "            elif False:\n",
         HEALTH,
     ),
-    _m(
+    _h(
         "a finished check is shared forever",
         EXECUTOR,
         "if shared is None or shared.done():",
         "if shared is None:",
         HEALTH,
     ),
-    _m(
+    _h(
         "a cached answer is reused at exactly its max age",
         EXECUTOR,
         "return value if 0 <= time.time() - stored_at < max_age else None",
@@ -323,7 +337,7 @@ MUTANTS = (
         HEALTH,
         METRICS,
     ),
-    _m(
+    _h(
         "a cached answer from the future is reused",
         EXECUTOR,
         "return value if 0 <= time.time() - stored_at < max_age else None",
@@ -331,566 +345,26 @@ MUTANTS = (
         HEALTH,
         METRICS,
     ),
-    # portal/health/drain.py
-    _m(
-        "a marker variable without its file drains",
-        DRAIN_PY,
-        "if marker and os.path.exists(marker):",
-        "if marker:",
-        DRAIN,
-        HEALTH,
-    ),
-    _m(
-        "the default drain file is drain.flag",
-        DRAIN_PY,
-        'Path(settings.PORTAL_DATA_DIR) / "drain")',
-        'Path(settings.PORTAL_DATA_DIR) / "drain.flag")',
-        DRAIN,
-    ),
-    _m(
-        "a draining /ready lacks X-Portal-Drain",
-        DRAIN_PY,
-        "    response[DRAIN_HEADER] = why\n",
-        "",
-        DRAIN,
-    ),
-    _m(
-        "stopping maintenance says the flag existed when it did not",
-        DRAIN_PY,
-        "        return path, False\n",
-        "        return path, True\n",
-        DRAIN,
-    ),
-    _m(
-        "a drain of 0 s still waits",
-        DRAIN_PY,
-        "if self.started or self.seconds <= 0:",
-        "if self.started or self.seconds < 0:",
-        DRAIN,
-    ),
-    _m(
-        "a second SIGTERM restarts the drain",
-        DRAIN_PY,
-        "if self.started or self.seconds <= 0:",
-        "if self.seconds <= 0:",
-        DRAIN,
-    ),
-    _m(
-        "the master leaves its marker behind",
-        DRAIN_PY,
-        "        Path(marker).unlink(missing_ok=True)\n",
-        "        pass\n",
-        DRAIN,
-    ),
     # portal/health/lanes.py
-    _m(
+    _h(
         "a probe with a query string takes the usual pool",
         LANES_PY,
         'path = target.split(b"?", 1)[0].decode("latin-1")',
         'path = target.decode("latin-1")',
         *LANES_ALL,
     ),
-    _m(
+    _h(
         "a POST to a probe path takes its lane",
         LANES_PY,
         'and method.decode("latin-1") in PROBE_METHODS:',
         ":",
         *LANES_ALL,
     ),
-    _m(
+    _h(
         "an HTTP/2-looking tus request takes the tus lane",
         LANES_PY,
         'if method not in TUS_METHODS or not version.startswith(b"HTTP/1."):',
         "if method not in TUS_METHODS:",
         *LANES_ALL,
-    ),
-    # portal/metrics/http.py
-    _m(
-        "admin pages are labelled by their URL name",
-        HTTP,
-        '    if "admin" in match.namespaces:\n        return "admin"\n',
-        "",
-        ACCESS,
-    ),
-    _m(
-        "any method becomes a label",
-        HTTP,
-        'return method if method in KNOWN_METHODS else "other"',
-        "return method",
-        ACCESS,
-    ),
-    _m(
-        "an escaped exception is counted as 2xx",
-        HTTP,
-        'return "5xx"  # an exception escaped',
-        'return "2xx"  # an exception escaped',
-        ACCESS,
-    ),
-    _m(
-        "a status label is the exact code",
-        HTTP,
-        'return f"{response.status_code // 100}xx"',
-        'return f"{response.status_code}"',
-        ACCESS,
-    ),
-    _m(
-        "a request answered before resolution is labelled by its path",
-        HTTP,
-        'return PATH_LABELS.get(request.path_info, "unresolved")',
-        "return request.path_info",
-        ACCESS,
-    ),
-    # portal/metrics/views.py
-    _m(
-        "the metrics token needs Bearer capitalised",
-        MVIEWS,
-        'scheme.lower() != "bearer"',
-        'scheme != "Bearer"',
-        ACCESS,
-    ),
-    _m(
-        "the metrics token is refused after two spaces",
-        MVIEWS,
-        "    presented = presented.strip()\n",
-        "",
-        ACCESS,
-    ),
-    _m(
-        "any active user may read the metrics",
-        MVIEWS,
-        "if not (user.is_active and user.is_staff):",
-        "if not user.is_active:",
-        ACCESS,
-    ),
-    _m(
-        "a metrics scrape may be cached",
-        MVIEWS,
-        '    response["Cache-Control"] = NEVER_CACHE\n',
-        "",
-        ACCESS,
-    ),
-    _m(
-        "the metrics answer a POST",
-        MVIEWS,
-        'ALLOWED_METHODS = ("GET", "HEAD")',
-        'ALLOWED_METHODS = ("GET", "HEAD", "POST")',
-        ACCESS,
-    ),
-    _m(
-        "a monitoring token's database error is a 500",
-        MVIEWS,
-        "            except DatabaseError as exc:\n",
-        "            except ZeroDivisionError as exc:\n",
-        ACCESS,
-    ),
-    # portal/metrics/collector.py
-    _m(
-        "portal_metrics_database_up reads 1 without a database",
-        COLLECTOR,
-        "samples=[((), 1 if ok else 0)],",
-        "samples=[((), 1)],",
-        METRICS,
-    ),
-    _m(
-        "every outcome of the last run reads 1",
-        COLLECTOR,
-        "((j.command, outcome), 1 if j.last_outcome == outcome else 0)",
-        "((j.command, outcome), 1)",
-        METRICS,
-    ),
-    _m(
-        "a job that never succeeded has no success timestamp sample",
-        COLLECTOR,
-        "[((j.command,), j.last_success_at.timestamp() if j.last_success_at else 0) for j in jobs]",
-        "[((j.command,), j.last_success_at.timestamp()) for j in jobs if j.last_success_at]",
-        METRICS,
-    ),
-    _m(
-        "the storage's minimum free is its free bytes",
-        COLLECTOR,
-        "[((s.storage,), s.min_free_bytes) for s in space],",
-        "[((s.storage,), s.free_bytes) for s in space],",
-        METRICS,
-    ),
-    # portal/metrics/figures.py
-    _m(
-        "counts do not stop at the cap",
-        FIGURES,
-        'return model.objects.filter(**filters).values("status")[:COUNT_CAP].count()',
-        'return model.objects.filter(**filters).values("status").count()',
-        METRICS,
-    ),
-    _m(
-        "a negative count of a run is reported",
-        FIGURES,
-        "items[item] = int(value) if is_number and value >= 0 else 0",
-        "items[item] = int(value) if is_number else 0",
-        METRICS,
-    ),
-    _m(
-        "the reserved bytes forget what was received",
-        FIGURES,
-        'reserved=Sum(F("total_size_bytes") - F("bytes_received"))',
-        'reserved=Sum(F("total_size_bytes"))',
-        METRICS,
-    ),
-    _m(
-        "a running run started with the last finished one counts as running",
-        FIGURES,
-        'running["started_at"] > max(run["started_at"] for run in finished)',
-        'running["started_at"] >= max(run["started_at"] for run in finished)',
-        METRICS,
-    ),
-    # portal/services/status/page.py
-    _m(
-        "under 1 s reads in seconds",
-        PAGE_PY,
-        "    if seconds < 1:\n",
-        "    if seconds < 0.5:\n",
-        PAGE,
-    ),
-    _m(
-        "under 10 s loses its decimal",
-        PAGE_PY,
-        "    if seconds < 10:\n",
-        "    if seconds < 5:\n",
-        PAGE,
-    ),
-    _m(
-        "a second ago is just now",
-        PAGE_PY,
-        '"just now" if seconds < 1 else',
-        '"just now" if seconds <= 1 else',
-        PAGE,
-    ),
-    _m(
-        "a reason ending in a question gets a full stop",
-        PAGE_PY,
-        'text.endswith((".", "?", "!"))',
-        'text.endswith(".")',
-        PAGE,
-    ),
-    _m(
-        "an unknown state has no mark",
-        PAGE_PY,
-        'STATE_MARKS.get(name, "?")',
-        'STATE_MARKS.get(name, "")',
-        PAGE,
-    ),
-    _m(
-        "a free volume below the warning level reads enough",
-        PAGE_PY,
-        "    elif warn and free < warn:\n",
-        "    elif False:\n",
-        PAGE,
-    ),
-    _m(
-        "an old pending event exactly at the warning age is stuck",
-        PAGE_PY,
-        "elif oldest is not None and oldest > OUTBOX_BACKLOG_WARN_AGE.total_seconds():",
-        "elif oldest is not None and oldest >= OUTBOX_BACKLOG_WARN_AGE.total_seconds():",
-        PAGE,
-    ),
-    _m(
-        "any staff member may requeue",
-        PAGE_PY,
-        'user.is_authenticated and user.is_staff and user.has_perm("portal.change_outboxevent")',
-        "user.is_authenticated and user.is_staff",
-        PAGE,
-    ),
-    _m(
-        "a job whose last run failed does not say so",
-        PAGE_PY,
-        "    if runs and runs[0].outcome == JobRun.Outcome.FAILED:\n",
-        "    if False:\n",
-        PAGE,
-    ),
-    # portal/services/status/trend.py
-    # "an upload finished at the hour's end counts in it" (finished_at__lte=end) is
-    # equivalent: ``end`` is the hour after the last one shown, never read back or cached.
-    _m(
-        "a backlog of True is plotted",
-        TREND_PY,
-        "if isinstance(backlog, int) and not isinstance(backlog, bool):",
-        "if isinstance(backlog, int):",
-        TREND,
-    ),
-    _m(
-        "the hour labels come every four hours",
-        TREND_PY,
-        'if hour.hour % 3 == 0 else ""',
-        'if hour.hour % 4 == 0 else ""',
-        TREND,
-    ),
-    _m(
-        "failed dispatch runs are plotted",
-        TREND_PY,
-        "for outcome in (JobRun.Outcome.OK, JobRun.Outcome.PARTIAL):",
-        "for outcome in JobRun.Outcome.values:",
-        TREND,
-    ),
-    # portal/checks.py
-    _m(
-        "a chunk size equal to its minimum is refused",
-        SYSCHECKS,
-        "not low <= default <= high,",
-        "not low < default <= high,",
-        PINS,
-        SETTINGS,
-    ),
-    _m(
-        "a chunk maximum equal to the file maximum is refused",
-        SYSCHECKS,
-        "high > s.PORTAL_MAX_FILE_SIZE,",
-        "high >= s.PORTAL_MAX_FILE_SIZE,",
-        PINS,
-        SETTINGS,
-    ),
-    _m(
-        "a reserve equal to the minimum free is accepted",
-        SYSCHECKS,
-        "minimum and reserve >= minimum,",
-        "minimum and reserve > minimum,",
-        PINS,
-        SETTINGS,
-    ),
-    _m(
-        "a secret key without an access key id passes",
-        SYSCHECKS,
-        "and bool(s.AWS_ACCESS_KEY_ID) != bool(s.AWS_SECRET_ACCESS_KEY),",
-        "and bool(s.AWS_ACCESS_KEY_ID) and not s.AWS_SECRET_ACCESS_KEY,",
-        PINS,
-        SETTINGS,
-    ),
-    _m(
-        "a secret of few different characters passes",
-        SYSCHECKS,
-        "if len(set(value)) < 8:",
-        "if len(set(value)) < 4:",
-        PINS,
-        SETTINGS,
-    ),
-    _m(
-        "a secret of exactly the minimum length is too short",
-        SYSCHECKS,
-        "if len(value) < min_chars:",
-        "if len(value) <= min_chars:",
-        PINS,
-        SETTINGS,
-    ),
-    _m(
-        "a metrics token with a space passes check --deploy",
-        SYSCHECKS,
-        "if not reason and any(char.isspace() for char in token):",
-        "if False:",
-        PINS,
-        SETTINGS,
-    ),
-    _m(
-        "a weak runner secret passes without an endpoint check",
-        SYSCHECKS,
-        "    if settings.PORTAL_RUNNER_ENDPOINT and (\n",
-        "    if False and (\n",
-        PINS,
-        SETTINGS,
-    ),
-    _m(
-        "warnings refuse to run the portal",
-        SYSCHECKS,
-        "        if problem.is_serious()\n",
-        "",
-        PINS,
-        SETTINGS,
-    ),
-    # portal/observability.py
-    _m(
-        "bound context outlives its block",
-        OBS,
-        "        _context.reset(token)\n",
-        "        pass\n",
-        LOGGING,
-    ),
-    _m(
-        "bound context overwrites an explicit extra",
-        OBS,
-        "            if not hasattr(record, key):\n",
-        "            if True:\n",
-        LOGGING,
-    ),
-    _m(
-        "a secret of exactly eight characters is not redacted",
-        OBS,
-        "ordered = sorted({s for s in secrets if len(s) >= MIN_SECRET_CHARS}",
-        "ordered = sorted({s for s in secrets if len(s) > MIN_SECRET_CHARS}",
-        LOGGING,
-    ),
-    _m(
-        "a secret containing another is redacted in pieces",
-        OBS,
-        "key=len, reverse=True)",
-        "key=len)",
-        LOGGING,
-    ),
-    _m(
-        "a password field in an extra is logged",
-        OBS,
-        r'cookie$|password|secret"',
-        r'cookie$|secret"',
-        LOGGING,
-    ),
-    _m(
-        "a request on a record keeps no path",
-        OBS,
-        "            record.path = request.path\n",
-        "",
-        LOGGING,
-    ),
-    _m(
-        "the database password is not redacted",
-        OBS,
-        '            values.add(str(database.get("PASSWORD") or ""))\n',
-        "            pass\n",
-        LOGGING,
-    ),
-    # boot/logging.py
-    _m(
-        "a redirected probe is logged",
-        BLOG,
-        "return path in PROBE_PATHS and status < 400",
-        "return path in PROBE_PATHS and status < 300",
-        PINS,
-        LOGGING,
-    ),
-    _m(
-        "a 500 is logged as a warning",
-        BLOG,
-        "    if status >= 500:\n",
-        "    if status > 500:\n",
-        PINS,
-        LOGGING,
-    ),
-    _m(
-        "X-Forwarded-For is trusted without a proxy",
-        BLOG,
-        "if self.behind_proxy and atoms",
-        "if atoms",
-        PINS,
-        LOGGING,
-    ),
-    _m(
-        "a draining /ready is logged",
-        BLOG,
-        "if quiet_probe(path, status) or (path in PROBE_PATHS and drained):",
-        "if quiet_probe(path, status):",
-        PINS,
-        LOGGING,
-    ),
-    _m(
-        "a client's bad Host keeps its stack",
-        BLOG,
-        "        record.exc_info = record.exc_text = None\n",
-        "",
-        PINS,
-        LOGGING,
-    ),
-    _m(
-        "the console quotes nothing",
-        BLOG,
-        "return repr(text) if not text or any(c.isspace() for c in text) else text",
-        "return text",
-        PINS,
-        LOGGING,
-    ),
-    # boot/config.py
-    _m(
-        "a KiB is 1000 bytes",
-        CONFIG,
-        'for suffix, base in (("", 1000), ("b", 1000), ("ib", 1024))',
-        'for suffix, base in (("", 1000), ("b", 1000), ("ib", 1000))',
-        PINS,
-        SETTINGS,
-    ),
-    _m(
-        "a number at its minimum is refused",
-        CONFIG,
-        "if self.min_value is not None and number < self.min_value:",
-        "if self.min_value is not None and number <= self.min_value:",
-        PINS,
-        SETTINGS,
-    ),
-    _m(
-        "fullwidth digits are a number",
-        CONFIG,
-        "    if not value.isascii():\n        raise ValueError(value)\n",
-        "",
-        PINS,
-        SETTINGS,
-    ),
-    _m(
-        "an origin's port 65536 is accepted",
-        CONFIG,
-        'not 0 < int((match[2] or ":80")[1:]) < 65536',
-        'not 0 < int((match[2] or ":80")[1:]) <= 65536',
-        PINS,
-        SETTINGS,
-    ),
-    _m(
-        "an endpoint's password is shown in the problem",
-        CONFIG,
-        'return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\\1***@", raw)',
-        "return raw",
-        PINS,
-        SETTINGS,
-    ),
-    _m(
-        "a long bad value is shown whole",
-        CONFIG,
-        'return raw if len(raw) <= limit else raw[:limit] + "…"',
-        "return raw",
-        PINS,
-        SETTINGS,
-    ),
-    _m(
-        "the master reads an invalid value, not the default",
-        CONFIG,
-        "    except Invalid:\n        return value.default\n",
-        "    except ZeroDivisionError:\n        return value.default\n",
-        DRAIN,
-        PINS,
-        SETTINGS,
-    ),
-    # "a database port 0 is accepted" (0 <= port) is equivalent: dj_database_url reads
-    # port 0 as no port, so ``int(port)`` is never 0.
-    # boot/preflight.py, boot/settings.py
-    _m(
-        "gunicorn's preflight passes with problems",
-        "boot/preflight.py",
-        "return exitcodes.USAGE if found else exitcodes.OK",
-        "return exitcodes.OK",
-        PINS,
-        SETTINGS,
-    ),
-    _m(
-        "a directory that cannot be made is no problem",
-        "boot/settings.py",
-        '    except OSError as exc:\n        raw = os.environ.get(variable, "")\n',
-        '    except ZeroDivisionError as exc:\n        raw = os.environ.get(variable, "")\n',
-        PINS,
-        SETTINGS,
-    ),
-    # portal/admin.py
-    _m(
-        "any staff member may change outbox events in the admin",
-        ADMIN_PY,
-        "        return request.user.is_superuser\n",
-        "        return request.user.is_staff\n",
-        ADMIN,
-    ),
-    _m(
-        "a user without open sessions shows no pending bytes",
-        ADMIN_PY,
-        "        return user.pending_bytes or 0\n",
-        "        return user.pending_bytes\n",
-        ADMIN,
     ),
 )
