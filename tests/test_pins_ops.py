@@ -375,3 +375,13 @@ def test_an_active_non_staff_session_may_not_read_the_metrics(db, django_user_mo
     response = client.get("/metrics")
     assert response.status_code == 403
     assert b"portal_" not in response.content
+
+
+def test_status_credentials_without_a_database_are_a_503(db, no_probe_cache, monkeypatch):
+    def no_database(request, purpose):
+        raise OperationalError("could not connect")
+
+    monkeypatch.setattr("portal.health.views.authenticate", no_database)
+    response = Client().get("/status?format=json", HTTP_AUTHORIZATION="Bearer pt_anything")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "database_unavailable"
