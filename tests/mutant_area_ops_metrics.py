@@ -13,7 +13,12 @@ from tests.mutant_area_ops import (
     TREND_PY,
     _h,
     _s,
+    maker,
 )
+
+MULTIPROC = "portal/metrics/multiproc.py"
+MULTI = "tests/test_metrics_multiproc.py"
+_mp = maker(MULTI)
 
 MUTANTS = (
     # portal/metrics/http.py
@@ -152,6 +157,42 @@ MUTANTS = (
         'running["started_at"] > max(run["started_at"] for run in finished)',
         'running["started_at"] >= max(run["started_at"] for run in finished)',
         METRICS,
+    ),
+    # portal/metrics/multiproc.py
+    _mp(
+        "a merge forgets the totals merged before",
+        MULTIPROC,
+        "sources = [target, *dead] if os.path.exists(target) else dead",
+        "sources = dead",
+        MULTI,
+    ),
+    _mp(
+        "merged files stay and count again",
+        MULTIPROC,
+        "        for source in dead:\n            os.unlink(source)\n",
+        "",
+        MULTI,
+    ),
+    _mp(
+        "a live master's directory is removed as abandoned",
+        MULTIPROC,
+        "if not pid.isdigit() or process_alive(int(pid)):",
+        "if not pid.isdigit():",
+        MULTI,
+    ),
+    _mp(
+        "a master removes a directory it does not own",
+        MULTIPROC,
+        "if path and os.environ.get(OWNER_VARIABLE) == str(os.getpid()):",
+        "if path:",
+        MULTI,
+    ),
+    _mp(
+        "a live worker missing from the list is merged",
+        MULTIPROC,
+        "return pid not in alive and not process_alive(pid)",
+        "return pid not in alive",
+        MULTI,
     ),
     # portal/services/status/page.py
     _s(
