@@ -2,7 +2,12 @@
 Parts 2 and 3: ``mutant_area_ops_metrics.py`` (metrics, the status page) and
 ``mutant_area_ops_boot.py`` (drain, system checks, logging, settings, admin). Written
 function by function from the code; each entry names the tests that kill it, its own pins
-file (in-process, seconds) first. Same rules as ``tests/mutant_catalog.py``."""
+file (in-process, seconds) first. Same rules as ``tests/mutant_catalog.py``.
+
+Measured (issue #31): 115 mutants over the three parts, all killed by their named tests.
+Before the pins, the first 18 run (health checks and views) were killed 6 of 18. Left out
+as equivalent, each with its reason where it stood: a database port 0, an upload finished
+at the hour's end, a running run started at the same instant as the last finished one."""
 
 from tests.mutant_catalog import Mutant
 
