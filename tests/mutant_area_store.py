@@ -8,6 +8,7 @@ from tests.mutant_catalog import Mutant
 
 PINS = "tests/test_pins_store.py"
 T = (PINS,)
+S3_RULES = "tests/test_storage_s3_client.py::test_s3_copies_parts_within_its_multipart_rules_only"
 
 
 def m(name, path, old, new, tests=T, **kw):
@@ -39,6 +40,7 @@ MUTANTS = (
         "storage/__init__.py",
         "if isinstance(storage, FileSystemStorage) and not os.path.isdir(storage.location):",
         "if isinstance(storage, FileSystemStorage):",
+        ("tests/test_storage.py::test_missing_temp_object_raises_file_not_found",),
     ),
     m(
         "the listing by age takes an object modified exactly at the cut",
@@ -108,6 +110,7 @@ MUTANTS = (
         "storage/local.py",
         ' or "\\0" in key:',
         ":",
+        ("tests/test_storage.py::test_bulk_delete_refuses_a_local_key_outside_the_root",),
     ),
     m(
         "a missing shard directory makes its keys fail to delete",
@@ -276,6 +279,7 @@ MUTANTS = (
         "storage/local_assembly.py",
         "        offset = start + length\n    return digest",
         "        offset = offset + length\n    return digest",
+        ("tests/test_large_parts_on_disk.py",),
     ),
     m(
         "a range ending exactly at the end of the file is refused",
@@ -303,15 +307,10 @@ MUTANTS = (
         "if local_assembly.copy_range(self.fd, copy, size, 0) != size:",
     ),
     m(
-        "a range copied short is kept as a tail",
-        "storage/local_backend.py",
-        "!= size:\n                raise OSError(errno.EIO",
-        "> size:\n                raise OSError(errno.EIO",
-    ),
-    m(
         "final bytes count a link as a copy",
         "storage/local_backend.py",
-        "            if local_in_place.same_filesystem(self.temp, self.final):\n                return 0",
+        "            if local_in_place.same_filesystem(self.temp, self.final):\n"
+        "                return 0",
         "            if not local_in_place.same_filesystem(self.temp, self.final):\n"
         "                return 0",
     ),
@@ -327,12 +326,14 @@ MUTANTS = (
         "storage/s3_backend.py",
         "return total_parts == 1 or chunk_size >= MIN_COPY_PART",
         "return total_parts == 1 or chunk_size > MIN_COPY_PART",
+        (S3_RULES,),
     ),
     m(
         "S3 copy refuses exactly 10,000 parts",
         "storage/s3_backend.py",
         "total_parts > MAX_COPY_PARTS",
         "total_parts >= MAX_COPY_PARTS",
+        (S3_RULES,),
     ),
     m(
         "S3 copy judges the short last part against the 5 MiB minimum",
