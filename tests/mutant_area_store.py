@@ -30,12 +30,6 @@ MUTANTS = (
         'reason = getattr(exc, "strerror", None) or ""',
     ),
     m(
-        "a source error wrapped by the backend turns into an outage",
-        "storage/__init__.py",
-        "if source_error is not None and exc is not source_error:",
-        "if False:",
-    ),
-    m(
         "a missing object under a present local root is an outage",
         "storage/__init__.py",
         "if isinstance(storage, FileSystemStorage) and not os.path.isdir(storage.location):",
@@ -230,6 +224,25 @@ MUTANTS = (
         "storage/local_assembly.py",
         "broken = next((s for s in sources if not _holds(size, s)), sources[-1])",
         "broken = sources[-1]",
+    ),
+    m(
+        "parts of their own are placed only when none is in place",
+        "storage/local_assembly.py",
+        "if all(source.offset is not None for source in sources):",
+        "if any(source.offset is not None for source in sources):",
+    ),
+    m(
+        "a part of its own is placed at the start of the session's file",
+        "storage/local_assembly.py",
+        "placed = dataclasses.replace(source, key=key, offset=offset)",
+        "placed = dataclasses.replace(source, key=key, offset=0)",
+    ),
+    m(
+        "a part of its own copied short is an outage, not a changed part",
+        "storage/local_assembly.py",
+        "        if copy_range(own, held[0], source.size, offset) != source.size:\n"
+        "            raise SourceMismatch(source, MISMATCH)\n",
+        "        copy_range(own, held[0], source.size, offset)\n",
     ),
     m(
         "room is not asked before a copy",

@@ -43,8 +43,8 @@ def s3(settings, data_dir, moto_s3):
 
 
 @pytest.fixture
-def umask_022():
-    old = os.umask(0o022)
+def umask_077():
+    old = os.umask(0o077)  # takes bits every configured mode below has
     yield
     os.umask(old)
 
@@ -209,7 +209,7 @@ def test_an_error_walking_the_local_root_propagates(local, monkeypatch):
 
 @pytest.mark.parametrize("link", [True, False], ids=["link", "copy"])
 def test_files_and_directories_get_the_configured_modes(
-    local, settings, monkeypatch, umask_022, link
+    local, settings, monkeypatch, umask_077, link
 ):
     stores = {alias: dict(spec) for alias, spec in settings.STORAGES.items()}
     for alias, file_mode in ((storage.TEMP_ALIAS, 0o660), (storage.FINAL_ALIAS, 0o640)):
@@ -367,6 +367,36 @@ def test_a_part_changed_in_place_fails_finalize_and_keeps_no_final_file(local, m
         handle.write(b"E")
     with pytest.raises(storage.SourceMismatch, match=r"^part 2 no longer matches"):
         storage.assemble_final(sources, file_id=FILE, now=NOW)
+    assert not final_path(local).exists()
+
+
+def own_part(number, data):
+    """A part kept in a temp file of its own (recorded by the code before one file per
+    session, while ``migrate`` ran): its source."""
+    stored = storage.write_temp_part(
+        io.BytesIO(data), session_id=SESSION, part_number=number, max_bytes=len(data)
+    )
+    return storage.part_source(number, len(data), stored.sha256, stored.key, None)
+
+
+def test_parts_of_their_own_are_copied_into_their_range_then_assembled(local):
+    sources = [*in_place([b"abc"]), own_part(2, b"defg"), own_part(3, b"hi")]
+    stored = storage.assemble_final(sources, file_id=FILE, now=NOW, session_id=SESSION)
+    assert (stored.size, stored.sha256) == (9, hashlib.sha256(b"abcdefghi").hexdigest())
+    assert final_path(local).read_bytes() == b"abcdefghi"
+    assert os.path.samefile(final_path(local), assembly_path(local))
+
+
+def test_a_part_of_its_own_that_shrank_or_whose_range_is_held_is_not_placed(local):
+    sources = [*in_place([b"abc"]), own_part(2, b"defg")]
+    with (
+        storage.backend().part_range(SESSION, 3, 4),
+        pytest.raises(storage.StorageUnavailable, match="holds the part's range"),
+    ):
+        storage.assemble_final(sources, file_id=FILE, now=NOW, session_id=SESSION)
+    (local / "temp" / sources[1].key).write_bytes(b"def")
+    with pytest.raises(storage.SourceMismatch, match=r"^part 2 no longer matches"):
+        storage.assemble_final(sources, file_id=FILE, now=NOW, session_id=SESSION)
     assert not final_path(local).exists()
 
 
