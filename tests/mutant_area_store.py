@@ -232,10 +232,10 @@ MUTANTS = (
         "if any(source.offset is not None for source in sources):",
     ),
     m(
-        "a part of its own is placed at the start of the session's file",
+        "a part of its own is placed one part too early",
         "storage/local_assembly.py",
-        "placed = dataclasses.replace(source, key=key, offset=offset)",
-        "placed = dataclasses.replace(source, key=key, offset=0)",
+        "offset = sum(done.size for done in placed)",
+        "offset = sum(done.size for done in placed[:-1])",
     ),
     m(
         "a part of its own copied short is an outage, not a changed part",
