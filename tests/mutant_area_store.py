@@ -1,6 +1,6 @@
 """Area catalog ``store`` (issue #31): careless changes to ``portal/storage/`` and
 ``portal/locks.py``, function by function, each pinned by a behaviour test through the
-storage interface (``tests/test_pins_store.py`` unless it names another file). Same rules
+storage interface (``tests/test_pins_store.py`` unless it names another test). Same rules
 as ``tests/mutant_catalog.py``.
 """
 
@@ -8,11 +8,16 @@ from tests.mutant_catalog import Mutant
 
 PINS = "tests/test_pins_store.py"
 T = (PINS,)
-S3_RULES = "tests/test_storage_s3_client.py::test_s3_copies_parts_within_its_multipart_rules_only"
 
 
 def m(name, path, old, new, tests=T, **kw):
     return Mutant(f"store: {name}", f"portal/{path}", ((old, new),), tests, **kw)
+
+
+VANISHING = (
+    "tests/test_storage_links.py::test_files_and_directories_vanishing_mid_walk_are_not_listed"
+)
+S3C = "tests/test_storage_s3_client.py::"
 
 
 MUTANTS = (
@@ -28,6 +33,7 @@ MUTANTS = (
         "storage/__init__.py",
         'reason = error_code(exc) or getattr(exc, "strerror", None) or ""',
         'reason = getattr(exc, "strerror", None) or ""',
+        ("tests/test_storage_s3_client.py::test_an_s3_delete_failure_names_the_s3_error_code",),
     ),
     m(
         "a missing object under a present local root is an outage",
@@ -65,6 +71,9 @@ MUTANTS = (
         "storage/__init__.py",
         "raise SourceMismatch(source, MISSING) from None\n        if received",
         "raise SourceMismatch(source, MISMATCH) from None\n        if received",
+        (
+            "tests/test_storage_s3_client.py::test_s3_a_missing_part_is_reported_missing_not_changed",
+        ),
     ),
     m(
         "an assembly file name without the suffix is taken for a session",
@@ -118,30 +127,39 @@ MUTANTS = (
         "storage/local.py",
         "if stat.S_ISREG(status.st_mode):",
         "if True:",
+        (
+            "tests/test_storage_links.py::test_the_local_listing_takes_regular_files_only_with_their_keys",
+        ),
     ),
     m(
         "a file at the root is listed as ./name",
         "storage/local.py",
         'key = name if prefix == "." else f"{prefix}/{name}"',
         'key = f"{prefix}/{name}"',
+        (
+            "tests/test_storage_links.py::test_the_local_listing_takes_regular_files_only_with_their_keys",
+        ),
     ),
     m(
         "a file vanishing mid-walk breaks the listing",
         "storage/local.py",
         "                except FileNotFoundError:\n                    continue",
         "                except NotADirectoryError:\n                    continue",
+        (VANISHING,),
     ),
     m(
         "a directory vanishing mid-walk breaks the listing",
         "storage/local.py",
         "    if not isinstance(exc, FileNotFoundError):\n        raise exc",
         "    raise exc",
+        (VANISHING,),
     ),
     m(
         "an error walking the local root is swallowed",
         "storage/local.py",
         "    if not isinstance(exc, FileNotFoundError):\n        raise exc",
         "    pass",
+        ("tests/test_storage_links.py::test_an_error_walking_the_local_root_propagates",),
     ),
     # portal/storage/local_walk.py
     m(
@@ -332,146 +350,5 @@ MUTANTS = (
         "storage/local_backend.py",
         "path = os.path.join(self.final.location, key)",
         "path = os.path.join(self.temp.location, key)",
-    ),
-    # portal/storage/s3_backend.py
-    m(
-        "S3 copies parts of exactly 5 MiB through the process",
-        "storage/s3_backend.py",
-        "return total_parts == 1 or chunk_size >= MIN_COPY_PART",
-        "return total_parts == 1 or chunk_size > MIN_COPY_PART",
-        (S3_RULES,),
-    ),
-    m(
-        "S3 copy refuses exactly 10,000 parts",
-        "storage/s3_backend.py",
-        "total_parts > MAX_COPY_PARTS",
-        "total_parts >= MAX_COPY_PARTS",
-        (S3_RULES,),
-    ),
-    m(
-        "S3 copy judges the short last part against the 5 MiB minimum",
-        "storage/s3_backend.py",
-        "min(sizes[:-1], default=0)",
-        "min(sizes, default=0)",
-    ),
-    m(
-        "the S3 listing keeps the location prefix in its keys",
-        "storage/s3_backend.py",
-        'key = entry["Key"][len(prefix) :]',
-        'key = entry["Key"]',
-    ),
-    m(
-        "stale multipart uploads are the young ones",
-        "storage/s3_backend.py",
-        'if upload["Initiated"] < older_than:',
-        'if upload["Initiated"] > older_than:',
-    ),
-    m(
-        "a stale multipart upload keeps the final prefix in its key",
-        "storage/s3_backend.py",
-        'yield upload["Key"][len(prefix) :], upload["UploadId"]',
-        'yield upload["Key"], upload["UploadId"]',
-    ),
-    m(
-        "a missing S3 object reads as an outage",
-        "storage/s3_backend.py",
-        "        except client.exceptions.NoSuchKey as exc:\n"
-        "            raise FileNotFoundError(key) from exc",
-        "        except client.exceptions.NoSuchKey:\n            raise",
-    ),
-    m(
-        "a failed S3 delete batch is counted as deleted",
-        "storage/s3_backend.py",
-        "                result.failed.update(dict.fromkeys(batch, describe(exc)))\n"
-        "                continue",
-        "                result.failed.update(dict.fromkeys(batch, describe(exc)))",
-    ),
-    # portal/storage/streams.py
-    m(
-        "a stream one byte over the limit is cut, not refused",
-        "storage/streams.py",
-        "size = min(size, self.limit - self.size + 1)",
-        "size = min(size, self.limit - self.size)",
-    ),
-    m(
-        "a stream of exactly the limit is refused",
-        "storage/streams.py",
-        "if self.limit is not None and self.size + len(data) > self.limit:",
-        "if self.limit is not None and self.size + len(data) >= self.limit:",
-    ),
-    m(
-        "a short read of an iterable source ends the stream",
-        "storage/streams.py",
-        "        if len(data) in (0, size):\n            return data\n",
-        "        return data\n",
-    ),
-    m(
-        "the file hash is not given the written blocks",
-        "storage/streams.py",
-        "digests = [digest for digest in (own, also) if digest is not None]",
-        "digests = [digest for digest in (own,) if digest is not None]",
-    ),
-    # portal/storage/sha256state.py
-    m(
-        "a state of another format version is resumed",
-        "storage/sha256state.py",
-        "or state[0] != FORMAT:",
-        ":",
-        ("tests/test_sha256state.py",),
-    ),
-    m(
-        "a state whose checksum fails is resumed",
-        "storage/sha256state.py",
-        "    if _CRC.unpack(crc)[0] != zlib.crc32(body):\n        return None\n",
-        "",
-        ("tests/test_sha256state.py",),
-    ),
-    m(
-        "a state of another library is resumed",
-        "storage/sha256state.py",
-        "if body[1] != len(writer) or body[2 : 2 + len(writer)] != writer:",
-        "if body[1] != len(writer):",
-        ("tests/test_sha256state.py",),
-    ),
-    m(
-        "a non-contiguous view is handed to OpenSSL as it is",
-        "storage/sha256state.py",
-        "if view.readonly or not view.contiguous:",
-        "if view.readonly:",
-    ),
-    m(
-        "a state for another length with the same pending bytes is resumed",
-        "storage/sha256state.py",
-        "(high << 32 | low) == length * 8",
-        "(high << 32 | low) % 512 == length * 8 % 512",
-    ),
-    # portal/locks.py
-    m(
-        "a file lock is taken even when another holder has it",
-        "locks.py",
-        "        except BlockingIOError:\n            os.close(fd)\n"
-        "            raise LockBusy(name) from None",
-        "        except BlockingIOError:\n            return fd",
-    ),
-    m(
-        "a PostgreSQL lock is never released",
-        "locks.py",
-        '                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])',
-        "                pass",
-        needs_postgres=True,
-    ),
-    m(
-        "a taken PostgreSQL lock is not refused",
-        "locks.py",
-        "    if not acquired:\n        raise LockBusy(name)",
-        "    if acquired is None:\n        raise LockBusy(name)",
-        needs_postgres=True,
-    ),
-    m(
-        "PostgreSQL lock names share a key by their first byte",
-        "locks.py",
-        'hashlib.sha256(name.encode()).digest()[:8], "big"',
-        'hashlib.sha256(name.encode()[:1]).digest()[:8], "big"',
-        needs_postgres=True,
     ),
 )

@@ -1,7 +1,7 @@
 """Pins for the storage area (issue #31, ``tests/mutant_area_store.py``): the storage
-interface at its edges, on local disk and on S3 (moto): byte ranges and their locks,
-blocks given back, copies with and without the kernel's help, listings that race a
-sweep, deletes, the sha256 state and the named locks."""
+interface at its edges on local disk: keys, deletes, modes, byte ranges and their locks,
+blocks given back, copies with and without the kernel's help, assembly. (S3, listings,
+the sha256 state and named locks: their own test files.)"""
 
 import errno
 import hashlib
@@ -10,17 +10,14 @@ import os
 import shutil
 import stat
 import tempfile
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
-from portal import locks, storage
+from portal import storage
 from portal.storage import local_in_place, streams
-from portal.storage.sha256state import ResumableSha256
-from tests import objects
 from tests.conftest import apply_storage
 
 SESSION = uuid.UUID("5e551011-0000-4000-8000-000000000001")
@@ -33,13 +30,6 @@ NOW = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
 def local(settings, data_dir):
     apply_storage(settings, "local", data_dir)
     return data_dir
-
-
-@pytest.fixture
-def s3(settings, data_dir, moto_s3):
-    bucket = moto_s3.new_bucket()
-    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=bucket)
-    return moto_s3.client(), bucket
 
 
 @pytest.fixture
@@ -73,7 +63,7 @@ def final_path(data_dir):
     return data_dir / "final" / storage.new_final_key(FILE, now=NOW)
 
 
-# --- errors, keys, listings and deletes (portal/storage/__init__.py, local.py) ---------
+# --- errors, keys and deletes (portal/storage/__init__.py, local.py) ----------------------
 
 
 @pytest.mark.parametrize(
@@ -94,14 +84,6 @@ def test_a_quota_or_a_full_disk_is_storage_full_any_other_error_an_outage(
     assert str(failure.value) == f"OSError: {os.strerror(code)}"
     monkeypatch.undo()
     assert list(storage.list_temp()) == []
-
-
-@pytest.mark.s3
-def test_an_s3_delete_failure_names_the_s3_error_code(settings, data_dir, moto_s3):
-    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket="store-no-such-bucket")
-    result = storage.delete_temp(["aa/one", "bb/two"])
-    assert result.deleted == []
-    assert result.failed == dict.fromkeys(["aa/one", "bb/two"], "NoSuchBucket: NoSuchBucket")
 
 
 def test_the_listing_by_age_leaves_out_an_object_modified_exactly_at_the_cut(local):
@@ -146,62 +128,6 @@ def test_deleting_a_missing_local_file_through_the_storage_api_is_fine(local):
     storage.temp_storage().delete("ab/missing")
     storage.final_storage().delete("2026/01/01/missing")
     assert list(storage.list_temp()) == []
-
-
-def test_the_local_listing_takes_regular_files_only_with_their_keys(local):
-    root = local / "temp"
-    (root / "ab" / "cd").mkdir(parents=True)
-    for name in ("top", "ab/mid", "ab/cd/deep"):
-        (root / name).write_bytes(b"x")
-    os.symlink(root / "top", root / "link-to-file")
-    os.symlink(root / "ab" / "mid", root / "ab" / "link")
-    os.mkfifo(root / "ab" / "fifo")
-    assert sorted(item.key for item in storage.list_temp()) == ["ab/cd/deep", "ab/mid", "top"]
-
-
-def racing_walk(monkeypatch, race):
-    """``os.fwalk`` as a sweep sees it while ``race(top, dir_fd)`` changes the tree
-    between a directory's listing and its use."""
-    real = os.fwalk
-
-    def fwalk(*args, **kwargs):
-        for top, dirs, files, fd in real(*args, **kwargs):
-            race(top, fd)
-            yield top, dirs, files, fd
-
-    monkeypatch.setattr(os, "fwalk", fwalk)
-
-
-def test_files_and_directories_vanishing_mid_walk_are_not_listed(local, monkeypatch):
-    root = local / "temp"
-    for name in ("ab/kept", "ab/gone", "cd/gone-too", "top"):
-        (root / name).parent.mkdir(exist_ok=True)
-        (root / name).write_bytes(b"x")
-
-    def race(top, fd):
-        if top == ".":
-            shutil.rmtree(root / "cd")
-        elif top == "./ab":
-            os.unlink("gone", dir_fd=fd)
-
-    racing_walk(monkeypatch, race)
-    assert sorted(item.key for item in storage.list_temp()) == ["ab/kept", "top"]
-
-
-def test_an_error_walking_the_local_root_propagates(local, monkeypatch):
-    root = local / "temp"
-    (root / "ab").mkdir()
-    (root / "ab" / "part").write_bytes(b"x")
-
-    def race(top, _fd):
-        if top == ".":
-            shutil.rmtree(root / "ab")
-            os.symlink("ab", root / "ab")  # a loop: opening it fails with ELOOP
-
-    racing_walk(monkeypatch, race)
-    with pytest.raises(OSError) as failure:
-        list(storage.list_temp())
-    assert failure.value.errno == errno.ELOOP
 
 
 # --- file modes (local.py, local_walk.py, local_in_place.py) -------------------------------
@@ -457,77 +383,6 @@ def test_the_final_location_is_under_the_final_root(local):
     }
 
 
-# --- S3 (s3_backend.py) --------------------------------------------------------------------
-
-
-@pytest.mark.s3
-def test_s3_copies_parts_whose_last_one_is_short(s3, settings):
-    settings.PORTAL_S3_COPY_ASSEMBLY = True
-    chunks = [os.urandom(5 * MIB), os.urandom(10)]
-    sources = []
-    for number, chunk in enumerate(chunks, 1):
-        stored = storage.write_temp_part(
-            io.BytesIO(chunk),
-            session_id=SESSION,
-            part_number=number,
-            max_bytes=len(chunk),
-            for_copy=True,
-        )
-        sources.append(
-            storage.part_source(number, len(chunk), stored.sha256, stored.key, None, md5=stored.md5)
-        )
-    uploads = []
-    obj = storage.assemble_final(sources, file_id=FILE, on_upload=uploads.append)
-    assert len(uploads) == 1
-    assert b"".join(objects.iter_final(obj.key)) == b"".join(chunks)
-
-
-@pytest.mark.s3
-def test_s3_lists_keys_without_the_location_prefix(s3):
-    client, bucket = s3
-    key = storage.write_temp_part(
-        io.BytesIO(b"x"), session_id=SESSION, part_number=1, max_bytes=1
-    ).key
-    assert [item.key for item in storage.list_temp()] == [key]
-    assert client.list_objects_v2(Bucket=bucket)["Contents"][0]["Key"] == f"temp/{key}"
-
-
-@pytest.mark.s3
-def test_s3_stale_multipart_uploads_are_those_begun_before_the_cut(s3):
-    client, bucket = s3
-    key = storage.new_final_key(FILE, now=NOW)
-    upload = client.create_multipart_upload(Bucket=bucket, Key=f"final/{key}")["UploadId"]
-    backend = storage.backend()
-    try:
-        later = datetime.now(UTC) + timedelta(minutes=5)
-        assert list(backend.stale_multipart_uploads(older_than=later)) == [(key, upload)]
-        earlier = datetime(2010, 1, 1, tzinfo=UTC)  # moto says every upload began in 2010
-        assert list(backend.stale_multipart_uploads(older_than=earlier)) == []
-    finally:
-        backend.abort_multipart_upload(upload, key)
-    assert list(backend.stale_multipart_uploads(older_than=later)) == []
-
-
-@pytest.mark.s3
-def test_s3_a_missing_part_is_reported_missing_not_changed(s3, settings):
-    settings.PORTAL_S3_COPY_ASSEMBLY = False
-    sources = []
-    for number, chunk in enumerate([b"abc", b"def"], 1):
-        stored = storage.write_temp_part(
-            io.BytesIO(chunk), session_id=SESSION, part_number=number, max_bytes=3
-        )
-        sources.append(storage.part_source(number, 3, stored.sha256, stored.key, None))
-    storage.delete_temp([sources[1].key])
-    with pytest.raises(storage.SourceMismatch) as failure:
-        storage.assemble_final(sources, file_id=FILE)
-    assert str(failure.value) == "part 2 is missing from temp storage"
-    with pytest.raises(FileNotFoundError):
-        b"".join(storage.iter_temp(sources[1].key))
-
-
-# --- streams, the sha256 state, locks ------------------------------------------------------
-
-
 def test_a_stream_of_short_chunks_reads_whole_until_its_end():
     reader = streams.HashingReader(iter([b"ab", b"c", b"", b"de"]), limit=5)
     assert reader.read(4) == b"abc"  # an empty chunk is the end of an iterable
@@ -543,71 +398,3 @@ def test_a_local_part_of_its_own_feeds_the_files_hash(local):
     )
     assert stored.sha256 == hashlib.sha256(b"body").hexdigest()
     assert file_hash.hexdigest() == hashlib.sha256(b"headbody").hexdigest()
-
-
-def test_a_strided_view_is_hashed_as_its_bytes():
-    digest = ResumableSha256()
-    digest.update(memoryview(bytearray(b"abcdef"))[::2])
-    assert digest.hexdigest() == hashlib.sha256(b"ace").hexdigest()
-
-
-def test_a_state_resumes_only_for_the_length_it_was_saved_at():
-    digest = ResumableSha256()
-    digest.update(b"x" * 100)
-    state = digest.state()
-    assert ResumableSha256.resume(state, 164) is None
-    assert ResumableSha256.resume(state, 36) is None
-    resumed = ResumableSha256.resume(state, 100)
-    resumed.update(b"y")
-    assert resumed.hexdigest() == hashlib.sha256(b"x" * 100 + b"y").hexdigest()
-
-
-def test_a_file_lock_is_refused_while_held_in_the_same_process(settings, tmp_path):
-    if connection.vendor == "postgresql":
-        pytest.skip("SQLite's file locks (PostgreSQL: the test below)")
-    settings.PORTAL_DATA_DIR = str(tmp_path)
-    with locks.hold("store-pin"):
-        with pytest.raises(locks.LockBusy), locks.hold("store-pin"):
-            pass
-        with locks.hold("store-pin-2"):
-            pass
-    with locks.hold("store-pin"):
-        pass
-
-
-@pytest.mark.postgres
-def test_a_postgres_lock_is_held_per_name_and_released_on_exit(transactional_db, postgres_only):
-    held, released, checked = threading.Event(), threading.Event(), threading.Event()
-    failures = []
-
-    def holder():
-        try:
-            with locks.hold("range:a"):
-                held.set()
-                checked.wait(10)
-            checked.clear()
-            released.set()
-            checked.wait(10)  # the connection stays open: only the unlock frees the lock
-        except Exception as exc:
-            failures.append(exc)
-            held.set()
-            released.set()
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    try:
-        assert held.wait(10)
-        with pytest.raises(locks.LockBusy), locks.hold("range:a"):
-            pass
-        with locks.hold("range:b"):
-            pass
-        checked.set()
-        assert released.wait(10)
-        with locks.hold("range:a"):
-            pass
-    finally:
-        checked.set()
-        thread.join(10)
-    assert failures == []
