@@ -411,6 +411,12 @@ MUTANTS = (
         "            pass\n        return response",
         _API,
     ),
+    _m(
+        "a PATCH without Content-Length is 400, not an empty body",
+        _VIEW,
+        'tus.integer_header(request.META.get("CONTENT_LENGTH") or "0", "Content-Length")',
+        'tus.integer_header(request.META.get("CONTENT_LENGTH", "0"), "Content-Length")',
+    ),
     # --- portal/urls.py
     _m(
         "the tus collection without its slash is 404",

@@ -440,3 +440,30 @@ def test_a_socket_that_fails_mid_body_marks_gunicorns_body_failed():
         with pytest.raises(OSError):
             reader.readinto(memoryview(bytearray(6)))
         assert environ["wsgi.input"].failed is True
+
+
+def test_a_chunked_body_under_gunicorn_goes_through_its_parser():
+    server, client = socket.socketpair()
+    with server, client:
+        client.sendall(
+            b"PUT /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n"
+        )
+        cfg = Config()
+        parser = gunicorn_http.get_parser(cfg, server, ("127.0.0.1", 1))
+        _, environ = wsgi.create(next(parser), server, ("127.0.0.1", 1), ("127.0.0.1", 2), cfg)
+        reader = request_body.body_reader(WSGIRequest(environ))
+        assert type(reader).__name__ == "_DjangoBody"  # (which reads none of it: 411 first)
+
+
+def test_a_patch_without_content_length_is_an_empty_body(tus):
+    path = tus.start(5)
+    response = tus.client.generic(
+        "PATCH",
+        path,
+        content_type="application/offset+octet-stream",
+        headers={**tus.headers, "Upload-Offset": "0"},
+        CONTENT_LENGTH="",
+        CONTENT_TYPE="application/offset+octet-stream",
+    )
+    assert (response.status_code, response["Upload-Offset"]) == (204, "0")
