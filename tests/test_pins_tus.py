@@ -1,23 +1,18 @@
 """tus 1.0 pinned at its corners (issue #31, catalog ``tests/mutant_area_tus.py``): header
 values at their limits (metadata, integers, checksums), parts with a gap, HEAD and DELETE
 of finished uploads, the file's sha256 where hash states cannot be saved, tails gone or
-longer in storage, refused PATCHes leaving nothing behind, creation-with-upload refused,
-the exact CORS lists and the URL the collection answers at."""
+longer in storage, refused PATCHes leaving nothing behind, a storage outage's log line.
+The view's corners (CORS lists, Location, URLs) are in ``tests/test_tus_edges.py``."""
 
 import hashlib
 import io
 import logging
 import os
 import shutil
-import socket
 
 import pytest
-from django.core.handlers.wsgi import WSGIRequest
-from gunicorn import http as gunicorn_http
-from gunicorn.config import Config
-from gunicorn.http import wsgi
 
-from portal import request_body, storage
+from portal import storage
 from portal.models import IngestFile, TusUpload, UploadPart, UploadSession
 from portal.storage import sha256state
 from tests import objects
@@ -327,143 +322,3 @@ def test_a_storage_outage_during_a_patch_is_logged_with_the_upload(tus, settings
     assert (response.status_code, error_code(response)) == (503, "storage_unavailable")
     [record] = [r for r in caplog.records if getattr(r, "event", None) == "storage.unavailable"]
     assert record.session_id == upload_id(path)
-
-
-# --- the view: headers, creation-with-upload, method override, CORS, URLs
-
-
-def test_options_names_the_largest_file(client, settings, db):
-    settings.PORTAL_MAX_FILE_SIZE = 123_456_789
-    assert client.options(TUS)["Tus-Max-Size"] == "123456789"
-
-
-def test_location_is_an_absolute_url(tus):
-    response = tus.create(5)
-    assert response["Location"].startswith("http://testserver/api/v1/tus/")
-    assert response["Location"].removeprefix("http://testserver/api/v1/tus/") == str(
-        UploadSession.objects.get().pk
-    )
-
-
-def test_a_creation_whose_body_is_refused_answers_its_error_with_the_location(tus):
-    data = b"0123456789abcde"
-    wrong = {"Upload-Checksum": f"sha256 {b64(hashlib.sha256(b'other').digest())}"}
-    response = tus.create(len(data), body=data[:12], **wrong)
-    assert (response.status_code, error_code(response)) == (460, "checksum_mismatch")
-    path = response["Location"].removeprefix("http://testserver")
-    assert path == f"{TUS}{UploadSession.objects.get().pk}"
-    assert tus.offset(path) == 0
-    assert tus.patch(path, 0, data).status_code == 204
-    assert stored_file_bytes() == data
-
-
-def test_a_patch_checks_its_content_type_before_its_offset(tus):
-    path = tus.start(5)
-    response = tus.client.generic(
-        "PATCH", path, b"12345", content_type="text/plain", headers=tus.headers
-    )
-    assert (response.status_code, error_code(response)) == (415, "unsupported_media_type")
-
-
-def test_a_method_override_is_read_in_any_case(tus):
-    path = tus.start(5)
-    response = tus.client.post(
-        path,
-        data=b"12345",
-        content_type="application/offset+octet-stream",
-        headers={**tus.headers, "Upload-Offset": "0", "X-HTTP-Method-Override": "patch"},
-    )
-    assert response.status_code == 204, response.content
-    assert stored_file_bytes() == b"12345"
-
-
-def test_cors_names_every_method_and_header_of_tus(client, settings, db):
-    settings.PORTAL_CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
-    headers = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "DELETE"}
-    response = client.options(TUS, headers=headers)
-
-    def names(header):
-        return set(response[header].split(", "))
-
-    assert names("Access-Control-Allow-Methods") == {"POST", "HEAD", "PATCH", "DELETE", "OPTIONS"}
-    assert names("Access-Control-Expose-Headers") == {
-        "Tus-Resumable",
-        "Tus-Version",
-        "Tus-Extension",
-        "Tus-Max-Size",
-        "Tus-Checksum-Algorithm",
-        "Upload-Offset",
-        "Upload-Length",
-        "Upload-Expires",
-        "Upload-Metadata",
-        "Location",
-        "X-Request-ID",
-    }
-    assert names("Access-Control-Allow-Headers") == {
-        "Authorization",
-        "Content-Type",
-        "Tus-Resumable",
-        "Upload-Length",
-        "Upload-Metadata",
-        "Upload-Offset",
-        "Upload-Checksum",
-        "Upload-Defer-Length",
-        "Upload-Concat",
-        "X-HTTP-Method-Override",
-        "X-Requested-With",
-        "X-Request-ID",
-    }
-
-
-def test_the_collection_answers_without_its_slash_and_only_it(tus):
-    bare = TUS.rstrip("/")
-    response = tus.client.generic("POST", bare, headers={**tus.headers, "Upload-Length": "5"})
-    assert (response.status_code, response["Tus-Resumable"]) == (201, "1.0.0")
-    assert tus.client.options(bare)["Tus-Resumable"] == "1.0.0"
-    assert "Tus-Resumable" not in tus.client.options(bare + "x/")
-
-
-# --- portal.request_body under gunicorn
-
-
-def test_a_socket_that_fails_mid_body_marks_gunicorns_body_failed():
-    server, client = socket.socketpair()
-    with server, client:
-        client.sendall(b"PUT /p HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n")
-        cfg = Config()
-        parser = gunicorn_http.get_parser(cfg, server, ("127.0.0.1", 1))
-        _, environ = wsgi.create(next(parser), server, ("127.0.0.1", 1), ("127.0.0.1", 2), cfg)
-        request = WSGIRequest(environ)
-        reader = request_body.body_reader(request)
-        server.shutdown(socket.SHUT_RDWR)
-        server.close()
-        with pytest.raises(OSError):
-            reader.readinto(memoryview(bytearray(6)))
-        assert environ["wsgi.input"].failed is True
-
-
-def test_a_chunked_body_under_gunicorn_goes_through_its_parser():
-    server, client = socket.socketpair()
-    with server, client:
-        client.sendall(
-            b"PUT /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n"
-        )
-        cfg = Config()
-        parser = gunicorn_http.get_parser(cfg, server, ("127.0.0.1", 1))
-        _, environ = wsgi.create(next(parser), server, ("127.0.0.1", 1), ("127.0.0.1", 2), cfg)
-        reader = request_body.body_reader(WSGIRequest(environ))
-        assert type(reader).__name__ == "_DjangoBody"  # (which reads none of it: 411 first)
-
-
-def test_a_patch_without_content_length_is_an_empty_body(tus):
-    path = tus.start(5)
-    response = tus.client.generic(
-        "PATCH",
-        path,
-        content_type="application/offset+octet-stream",
-        headers={**tus.headers, "Upload-Offset": "0"},
-        CONTENT_LENGTH="",
-        CONTENT_TYPE="application/offset+octet-stream",
-    )
-    assert (response.status_code, response["Upload-Offset"]) == (204, "0")
