@@ -223,12 +223,14 @@ def test_a_file_sha256_read_back_leaves_out_parts_past_a_missing_one(tus, client
     assert stored_file_bytes() == data
 
 
-def test_a_file_sha256_mismatch_in_one_patch_of_many_parts_is_460(tus):
+@pytest.mark.parametrize("checksum", [False, True])  # with one, the parts are recorded at once
+def test_a_file_sha256_mismatch_in_one_patch_of_many_parts_is_460(tus, checksum):
     data = bytes(range(25))
     path = tus.start(len(data), **{"Upload-Metadata": metadata(sha256=sha256(b"other"))})
-    response = tus.patch(path, 0, data)
+    headers = {"Upload-Checksum": f"sha1 {b64(hashlib.sha1(data).digest())}"} if checksum else {}
+    response = tus.patch(path, 0, data, **headers)
     assert (response.status_code, error_code(response)) == (460, "sha256_mismatch")
-    assert tus.offset(path) == 20
+    assert tus.offset(path) == (0 if checksum else 20)
     assert not IngestFile.objects.filter(status="stored").exists()
 
 
