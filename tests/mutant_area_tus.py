@@ -239,6 +239,12 @@ MUTANTS = (
         _PORTAL,
     ),
     _m(
+        "a body that broke off at a part's start leaves an empty tail",
+        _PATCH,
+        "            if place is None and source.taken:\n",
+        "            if place is None:\n",
+    ),
+    _m(
         "a body with a checksum that broke off is checked as if whole",
         _PATCH,
         "        if body.broken:\n            raise BadRequest(",

@@ -262,6 +262,21 @@ def test_a_body_that_breaks_off_says_why(tus):
     assert response["Upload-Offset"] == "13"
 
 
+@pytest.mark.parametrize("error", [None, ConnectionResetError()])
+def test_a_body_that_breaks_off_at_a_part_boundary_leaves_no_tail(tus, error):
+    """The body ends where part 2 begins, its announced bytes ending inside part 2: no
+    bytes of part 2 arrived, so there is no tail (no empty temp object either)."""
+    data = bytes(range(30))
+    path = tus.start(len(data))
+    response = patch_breaking(tus, path, 0, Breaking(data[:10], error), 15)
+    assert (response.status_code, response["Upload-Offset"]) == (400, "10")
+    tail = TusUpload.objects.get()
+    assert (tail.tail_key, tail.tail_part, tail.tail_bytes) == ("", 0, 0)
+    assert set(objects.own_temp_keys()) <= {p.temp_key for p in UploadPart.objects.all()}
+    assert tus.patch(path, 10, data[10:]).status_code == 204
+    assert stored_file_bytes() == data
+
+
 def test_a_tail_continued_is_removed_from_temp_storage(tus):
     data = bytes(range(30))
     path = tus.start(len(data))
