@@ -45,6 +45,7 @@ MUTANTS = (
         _VIEW,
         "    if metadata:\n",
         "    if metadata is not None:\n",
+        "tests/test_pins_tus.py",
     ),
     _m(
         "a PATCH checks Upload-Offset before its content type",
