@@ -23,6 +23,7 @@ from portal.storage.streams import BLOCK_BYTES, BlockReader
 @pytest.fixture
 def sockets():
     server, client = socket.socketpair()
+    server.settimeout(10)  # a reader that waits for bytes never sent fails, not hangs
     with server, client:
         yield server, client
 
