@@ -2,9 +2,11 @@
 
 import os
 import signal
+import threading
 import time
 
 import pytest
+from django.db import connection, connections
 
 from portal import locks
 
@@ -66,3 +68,54 @@ def test_a_lock_file_removed_by_its_last_holder_is_not_trusted(tmp_path):
         os.close(fresh)
     finally:
         os.close(stale)
+
+
+def test_a_file_lock_is_refused_while_held_in_the_same_process(settings, tmp_path):
+    if connection.vendor == "postgresql":
+        pytest.skip("SQLite's file locks (PostgreSQL: the test below)")
+    settings.PORTAL_DATA_DIR = str(tmp_path)
+    with locks.hold("store-pin"):
+        with pytest.raises(locks.LockBusy), locks.hold("store-pin"):
+            pass
+        with locks.hold("store-pin-2"):
+            pass
+    with locks.hold("store-pin"):
+        pass
+
+
+@pytest.mark.postgres
+def test_a_postgres_lock_is_held_per_name_and_released_on_exit(transactional_db, postgres_only):
+    held, released, checked = threading.Event(), threading.Event(), threading.Event()
+    failures = []
+
+    def holder():
+        try:
+            with locks.hold("range:a"):
+                held.set()
+                checked.wait(10)
+            checked.clear()
+            released.set()
+            checked.wait(10)  # the connection stays open: only the unlock frees the lock
+        except Exception as exc:
+            failures.append(exc)
+            held.set()
+            released.set()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(10)
+        with pytest.raises(locks.LockBusy), locks.hold("range:a"):
+            pass
+        with locks.hold("range:b"):
+            pass
+        checked.set()
+        assert released.wait(10)
+        with locks.hold("range:a"):
+            pass
+    finally:
+        checked.set()
+        thread.join(10)
+    assert failures == []

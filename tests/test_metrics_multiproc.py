@@ -173,3 +173,11 @@ def test_another_masters_directory_is_never_removed(tmp_path, monkeypatch):
     monkeypatch.setenv(multiproc.OWNER_VARIABLE, str(os.getpid() + 1))
     multiproc.remove_private_directory()
     assert other.exists()
+
+
+def test_a_live_process_missing_from_the_live_list_is_left_alone(writers, tmp_path):
+    dead, unlisted = writers.run(2), writers.start(3)
+    merged = multiproc.worker_exited(dead, live_pids=set(), path=str(tmp_path))
+    assert merged == 2  # the dead one's counter and histogram, not the running process's
+    assert f"counter_{unlisted}.db" in files(tmp_path)
+    assert value(scrape(tmp_path), "t_requests_total", view="a") == 5

@@ -62,3 +62,24 @@ def test_session_deletion_cascades_to_parts_and_file_keeps_owner(user):
     session.file.delete()
     assert UploadSession.objects.count() == 0
     assert UploadPart.objects.count() == 0
+
+
+def test_the_models_name_themselves_for_the_admin(user):
+    from portal.models import ApiToken, JobRun, TusUpload
+    from portal.services.tokens import create_token
+
+    session = make_session(user)
+    assert str(session) == f"session {session.id} (init)"
+    assert str(session.file) == "a.bin (uploading)"
+    part = UploadPart.objects.create(session=session, part_number=2, size_bytes=5, sha256="0")
+    assert str(part) == f"part 2 of {session.id}"
+    event = OutboxEvent(event_type=OutboxEvent.FILE_UPLOADED, next_attempt_at=timezone.now())
+    assert str(event) == f"file.uploaded {event.id} (pending)"
+    token = create_token(user)[0]
+    assert str(token) == f"{token.key_prefix}… (alice, unnamed)"
+    token.name = "laptop"
+    assert str(token) == f"{token.key_prefix}… (alice, laptop)"
+    assert ApiToken.objects.get().key_prefix == token.key_prefix
+    run = JobRun(job="portal_cleanup", started_at=timezone.now().replace(2030, 1, 2, 3, 4, 5))
+    assert str(run) == "portal_cleanup at 2030-01-02 03:04:05 (running)"
+    assert str(TusUpload(session=session)) == f"tus upload {session.id}"

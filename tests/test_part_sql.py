@@ -235,6 +235,7 @@ def test_a_claim_is_taken_once_for_the_part_the_hash_needs_and_runs_out(session)
     assert part_sql.claim_hash(session.pk, 1, now, until) is True
     assert UploadSession.objects.get(pk=session.pk).hash_claimed_until == until
     assert part_sql.claim_hash(session.pk, 1, now, until) is False  # held
+    assert part_sql.claim_hash(session.pk, 1, until, until) is False  # held until it ends
     later = until + timedelta(microseconds=1)
     assert part_sql.claim_hash(session.pk, 1, later, later + timedelta(seconds=60)) is True
 

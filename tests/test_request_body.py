@@ -23,6 +23,7 @@ from portal.storage.streams import BLOCK_BYTES, BlockReader
 @pytest.fixture
 def sockets():
     server, client = socket.socketpair()
+    server.settimeout(10)  # a reader that waits for bytes never sent fails, not hangs
     with server, client:
         yield server, client
 
@@ -114,3 +115,26 @@ def test_other_servers_go_through_django(rf: RequestFactory):
     reader = request_body.body_reader(request)
     assert type(reader).__name__ == "_DjangoBody"
     assert read_all(reader, block=3) == b"0123456789"
+
+
+def test_a_socket_that_fails_mid_body_marks_gunicorns_body_failed(sockets):
+    """Where the next request starts is unknown then: gunicorn must not reuse the socket."""
+    server, client = sockets
+    client.sendall(b"PUT /p HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n")
+    _, request = parse(server)
+    reader = request_body.body_reader(request)
+    server.shutdown(socket.SHUT_RDWR)
+    server.close()
+    with pytest.raises(OSError):
+        reader.readinto(memoryview(bytearray(6)))
+    assert request.META["wsgi.input"].failed is True
+
+
+def test_a_chunked_body_goes_through_django(sockets):
+    server, client = sockets
+    client.sendall(
+        b"PUT /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n"
+    )
+    _, request = parse(server)
+    assert type(request_body.body_reader(request)).__name__ == "_DjangoBody"  # (tus: 411)

@@ -134,3 +134,20 @@ def test_the_library_is_looked_up_at_first_use_and_its_absence_is_no_error():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "None"]
+
+
+def test_a_strided_view_is_hashed_as_its_bytes():
+    digest = ResumableSha256()
+    digest.update(memoryview(bytearray(b"abcdef"))[::2])
+    assert digest.hexdigest() == hashlib.sha256(b"ace").hexdigest()
+
+
+def test_a_state_resumes_only_for_the_length_it_was_saved_at():
+    digest = ResumableSha256()
+    digest.update(b"x" * 100)
+    state = digest.state()
+    assert ResumableSha256.resume(state, 164) is None
+    assert ResumableSha256.resume(state, 36) is None
+    resumed = ResumableSha256.resume(state, 100)
+    resumed.update(b"y")
+    assert resumed.hexdigest() == hashlib.sha256(b"x" * 100 + b"y").hexdigest()

@@ -9,6 +9,7 @@ succeed through the link, and cleanup must not delete through it. Real files in 
 import errno
 import logging
 import os
+import shutil
 import uuid
 from datetime import timedelta
 
@@ -311,3 +312,67 @@ def test_a_planted_hard_link_is_refused_by_the_real_server(
         "req-link-1",
         session,
     )
+
+
+# Pins of issue #31 (tests/mutant_area_store.py): what the sweep's listing takes while the
+# tree changes under it.
+@pytest.fixture
+def local(settings, data_dir):
+    apply_storage(settings, "local", data_dir)
+    return data_dir
+
+
+def test_the_local_listing_takes_regular_files_only_with_their_keys(local):
+    root = local / "temp"
+    (root / "ab" / "cd").mkdir(parents=True)
+    for name in ("top", "ab/mid", "ab/cd/deep"):
+        (root / name).write_bytes(b"x")
+    os.symlink(root / "top", root / "link-to-file")
+    os.symlink(root / "ab" / "mid", root / "ab" / "link")
+    os.mkfifo(root / "ab" / "fifo")
+    assert sorted(item.key for item in storage.list_temp()) == ["ab/cd/deep", "ab/mid", "top"]
+
+
+def racing_walk(monkeypatch, race):
+    """``os.fwalk`` as a sweep sees it while ``race(top, dir_fd)`` changes the tree
+    between a directory's listing and its use."""
+    real = os.fwalk
+
+    def fwalk(*args, **kwargs):
+        for top, dirs, files, fd in real(*args, **kwargs):
+            race(top, fd)
+            yield top, dirs, files, fd
+
+    monkeypatch.setattr(os, "fwalk", fwalk)
+
+
+def test_files_and_directories_vanishing_mid_walk_are_not_listed(local, monkeypatch):
+    root = local / "temp"
+    for name in ("ab/kept", "ab/gone", "cd/gone-too", "top"):
+        (root / name).parent.mkdir(exist_ok=True)
+        (root / name).write_bytes(b"x")
+
+    def race(top, fd):
+        if top == ".":
+            shutil.rmtree(root / "cd")
+        elif top == "./ab":
+            os.unlink("gone", dir_fd=fd)
+
+    racing_walk(monkeypatch, race)
+    assert sorted(item.key for item in storage.list_temp()) == ["ab/kept", "top"]
+
+
+def test_an_error_walking_the_local_root_propagates(local, monkeypatch):
+    root = local / "temp"
+    (root / "ab").mkdir()
+    (root / "ab" / "part").write_bytes(b"x")
+
+    def race(top, _fd):
+        if top == ".":
+            shutil.rmtree(root / "ab")
+            os.symlink("ab", root / "ab")  # a loop: opening it fails with ELOOP
+
+    racing_walk(monkeypatch, race)
+    with pytest.raises(OSError) as failure:
+        list(storage.list_temp())
+    assert failure.value.errno == errno.ELOOP

@@ -3,10 +3,14 @@
 import io
 import os
 import threading
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from portal import storage
+from tests import objects
+from tests.conftest import apply_storage
 
 SESSION = "0f0e0d0c-0b0a-0908-0706-050403020100"
 MIB = 1024 * 1024
@@ -211,3 +215,88 @@ def test_s3_copies_parts_within_its_multipart_rules_only(settings, data_dir, mot
     assert backend.copies_parts(1, 1)
     settings.PORTAL_S3_COPY_ASSEMBLY = False
     assert not storage.backend().copies_parts(5 * MIB, 2)
+
+
+# Pins of issue #31 (tests/mutant_area_store.py): keys, listings, uploads left, errors.
+FILE = uuid.UUID("f11e0000-0000-4000-8000-000000000002")
+NOW = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
+
+
+@pytest.fixture
+def s3(settings, data_dir, moto_s3):
+    bucket = moto_s3.new_bucket()
+    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=bucket)
+    return moto_s3.client(), bucket
+
+
+@pytest.mark.s3
+def test_an_s3_delete_failure_names_the_s3_error_code(settings, data_dir, moto_s3):
+    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket="store-no-such-bucket")
+    result = storage.delete_temp(["aa/one", "bb/two"])
+    assert result.deleted == []
+    assert result.failed == dict.fromkeys(["aa/one", "bb/two"], "NoSuchBucket: NoSuchBucket")
+
+
+@pytest.mark.s3
+def test_s3_copies_parts_whose_last_one_is_short(s3, settings):
+    settings.PORTAL_S3_COPY_ASSEMBLY = True
+    chunks = [os.urandom(5 * MIB), os.urandom(10)]
+    sources = []
+    for number, chunk in enumerate(chunks, 1):
+        stored = storage.write_temp_part(
+            io.BytesIO(chunk),
+            session_id=SESSION,
+            part_number=number,
+            max_bytes=len(chunk),
+            for_copy=True,
+        )
+        sources.append(
+            storage.part_source(number, len(chunk), stored.sha256, stored.key, None, md5=stored.md5)
+        )
+    uploads = []
+    obj = storage.assemble_final(sources, file_id=FILE, on_upload=uploads.append)
+    assert len(uploads) == 1
+    assert b"".join(objects.iter_final(obj.key)) == b"".join(chunks)
+
+
+@pytest.mark.s3
+def test_s3_lists_keys_without_the_location_prefix(s3):
+    client, bucket = s3
+    key = storage.write_temp_part(
+        io.BytesIO(b"x"), session_id=SESSION, part_number=1, max_bytes=1
+    ).key
+    assert [item.key for item in storage.list_temp()] == [key]
+    assert client.list_objects_v2(Bucket=bucket)["Contents"][0]["Key"] == f"temp/{key}"
+
+
+@pytest.mark.s3
+def test_s3_stale_multipart_uploads_are_those_begun_before_the_cut(s3):
+    client, bucket = s3
+    key = storage.new_final_key(FILE, now=NOW)
+    upload = client.create_multipart_upload(Bucket=bucket, Key=f"final/{key}")["UploadId"]
+    backend = storage.backend()
+    try:
+        later = datetime.now(UTC) + timedelta(minutes=5)
+        assert list(backend.stale_multipart_uploads(older_than=later)) == [(key, upload)]
+        earlier = datetime(2010, 1, 1, tzinfo=UTC)  # moto says every upload began in 2010
+        assert list(backend.stale_multipart_uploads(older_than=earlier)) == []
+    finally:
+        backend.abort_multipart_upload(upload, key)
+    assert list(backend.stale_multipart_uploads(older_than=later)) == []
+
+
+@pytest.mark.s3
+def test_s3_a_missing_part_is_reported_missing_not_changed(s3, settings):
+    settings.PORTAL_S3_COPY_ASSEMBLY = False
+    sources = []
+    for number, chunk in enumerate([b"abc", b"def"], 1):
+        stored = storage.write_temp_part(
+            io.BytesIO(chunk), session_id=SESSION, part_number=number, max_bytes=3
+        )
+        sources.append(storage.part_source(number, 3, stored.sha256, stored.key, None))
+    storage.delete_temp([sources[1].key])
+    with pytest.raises(storage.SourceMismatch) as failure:
+        storage.assemble_final(sources, file_id=FILE)
+    assert str(failure.value) == "part 2 is missing from temp storage"
+    with pytest.raises(FileNotFoundError):
+        b"".join(storage.iter_temp(sources[1].key))

@@ -1,7 +1,8 @@
 """tus at its edges: bodies that break off (ending early, a socket failing, inside a part
 and past one read), a tail that storage lost bytes of, a refused PATCH after recorded
 parts, the expiry a tail extends and a new upload names, Upload-Checksum in any case, the
-headers a browser's preflight allows."""
+headers a browser's preflight allows (and every name in CORS's lists), Tus-Max-Size, an
+absolute Location also on a refused creation-with-upload, the collection without its slash."""
 
 import hashlib
 import io
@@ -11,7 +12,7 @@ import pytest
 import time_machine
 
 from portal import storage
-from portal.models import TusUpload
+from portal.models import TusUpload, UploadSession
 from tests.api_helpers import error_code, make_token
 from tests.tus_helpers import TUS, Tus, b64, stored_file_bytes
 
@@ -155,3 +156,107 @@ def test_a_preflight_allows_every_header_a_tus_client_sends_for_a_day(client, se
     plain = client.options(TUS, headers=origin)
     assert plain["Access-Control-Allow-Origin"] == "https://app.example.com"
     assert "Access-Control-Allow-Methods" not in plain and "Access-Control-Max-Age" not in plain
+
+
+def test_options_names_the_largest_file(client, settings, db):
+    settings.PORTAL_MAX_FILE_SIZE = 123_456_789
+    assert client.options(TUS)["Tus-Max-Size"] == "123456789"
+
+
+def test_location_is_an_absolute_url(tus):
+    response = tus.create(5)
+    assert response["Location"].startswith("http://testserver/api/v1/tus/")
+    assert response["Location"].removeprefix("http://testserver/api/v1/tus/") == str(
+        UploadSession.objects.get().pk
+    )
+
+
+def test_a_creation_whose_body_is_refused_answers_its_error_with_the_location(tus):
+    data = b"0123456789abcde"
+    wrong = {"Upload-Checksum": f"sha256 {b64(hashlib.sha256(b'other').digest())}"}
+    response = tus.create(len(data), body=data[:12], **wrong)
+    assert (response.status_code, error_code(response)) == (460, "checksum_mismatch")
+    path = response["Location"].removeprefix("http://testserver")
+    assert path == f"{TUS}{UploadSession.objects.get().pk}"
+    assert tus.offset(path) == 0
+    assert tus.patch(path, 0, data).status_code == 204
+    assert stored_file_bytes() == data
+
+
+def test_a_patch_checks_its_content_type_before_its_offset(tus):
+    path = tus.start(5)
+    response = tus.client.generic(
+        "PATCH", path, b"12345", content_type="text/plain", headers=tus.headers
+    )
+    assert (response.status_code, error_code(response)) == (415, "unsupported_media_type")
+
+
+def test_a_method_override_is_read_in_any_case(tus):
+    path = tus.start(5)
+    response = tus.client.post(
+        path,
+        data=b"12345",
+        content_type="application/offset+octet-stream",
+        headers={**tus.headers, "Upload-Offset": "0", "X-HTTP-Method-Override": "patch"},
+    )
+    assert response.status_code == 204, response.content
+    assert stored_file_bytes() == b"12345"
+
+
+def test_cors_names_every_method_and_header_of_tus(client, settings, db):
+    settings.PORTAL_CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+    headers = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "DELETE"}
+    response = client.options(TUS, headers=headers)
+
+    def names(header):
+        return set(response[header].split(", "))
+
+    assert names("Access-Control-Allow-Methods") == {"POST", "HEAD", "PATCH", "DELETE", "OPTIONS"}
+    assert names("Access-Control-Expose-Headers") == {
+        "Tus-Resumable",
+        "Tus-Version",
+        "Tus-Extension",
+        "Tus-Max-Size",
+        "Tus-Checksum-Algorithm",
+        "Upload-Offset",
+        "Upload-Length",
+        "Upload-Expires",
+        "Upload-Metadata",
+        "Location",
+        "X-Request-ID",
+    }
+    assert names("Access-Control-Allow-Headers") == {
+        "Authorization",
+        "Content-Type",
+        "Tus-Resumable",
+        "Upload-Length",
+        "Upload-Metadata",
+        "Upload-Offset",
+        "Upload-Checksum",
+        "Upload-Defer-Length",
+        "Upload-Concat",
+        "X-HTTP-Method-Override",
+        "X-Requested-With",
+        "X-Request-ID",
+    }
+
+
+def test_the_collection_answers_without_its_slash_and_only_it(tus):
+    bare = TUS.rstrip("/")
+    response = tus.client.generic("POST", bare, headers={**tus.headers, "Upload-Length": "5"})
+    assert (response.status_code, response["Tus-Resumable"]) == (201, "1.0.0")
+    assert tus.client.options(bare)["Tus-Resumable"] == "1.0.0"
+    assert "Tus-Resumable" not in tus.client.options(bare + "x/")
+
+
+def test_a_patch_without_content_length_is_an_empty_body(tus):
+    path = tus.start(5)
+    response = tus.client.generic(
+        "PATCH",
+        path,
+        content_type="application/offset+octet-stream",
+        headers={**tus.headers, "Upload-Offset": "0"},
+        CONTENT_LENGTH="",
+        CONTENT_TYPE="application/offset+octet-stream",
+    )
+    assert (response.status_code, response["Upload-Offset"]) == (204, "0")

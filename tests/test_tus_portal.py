@@ -54,6 +54,25 @@ def test_a_json_api_replay_of_a_part_written_by_tus_is_200_with_its_sha256(tus, 
     assert stored_file_bytes() == data
 
 
+def test_a_replay_of_a_tus_part_whose_bytes_are_gone_is_a_conflict(
+    client, user, settings, data_dir
+):
+    """A part tus wrote in place has no sha256 of its own; with its range cut off the file,
+    a replay cannot be matched: 409 saying the bytes are gone, not an error."""
+    apply_storage(settings, "local", data_dir)
+    settings.PORTAL_CHUNK_SIZE = 10
+    tus = Tus(client, make_token(user))
+    path = tus.start(30)
+    assert tus.patch(path, 0, bytes(range(20))).status_code == 204
+    part = UploadPart.objects.get(part_number=1)
+    assert part.sha256 == "" and part.temp_offset == 0
+    with open(data_dir / "temp" / part.temp_key, "r+b") as file:
+        file.truncate(5)
+    response = Api(client, make_token(user)).put(path.rsplit("/", 1)[1], 1, bytes(range(10)))
+    assert (response.status_code, error_code(response)) == (409, "part_conflict")
+    assert "its bytes are gone" in response.json()["error"]["message"]
+
+
 def test_the_sweep_keeps_an_active_uploads_tail_and_removes_it_once_terminal(tus, settings):
     path = tus.start(20)
     assert tus.patch(path, 0, b"x" * 7).status_code == 204

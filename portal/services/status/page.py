@@ -26,14 +26,14 @@ DURATION_STEPS = ((86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
 
 
 def binary_size(count):
-    """``77921726464`` -> ``"72.6 GiB"``; below 1 KiB the exact byte count."""
+    """``77921726464`` -> ``"72.6 GiB"``; below 1 KiB the exact byte count (``"1 byte"``)."""
     value = float(count)
     for unit in SIZE_UNITS:
         if abs(value) < 1024 or unit == SIZE_UNITS[-1]:
             break
         value /= 1024
     if unit == "bytes":
-        return f"{int(count)} bytes"
+        return f"{int(count)} byte" if int(count) == 1 else f"{int(count)} bytes"
     return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
 
 
