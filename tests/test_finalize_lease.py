@@ -198,3 +198,14 @@ def test_a_stored_file_is_logged_with_its_size_and_sha256(api, caplog):
     [record] = [r for r in caplog.records if getattr(r, "event", None) == "file.stored"]
     assert (record.session_id, record.file_id) == (session, file["id"])
     assert (record.size_bytes, record.sha256) == (25, sha256(b"x" * 25))
+
+
+def test_portal_finalize_out_of_time_says_so_and_leaves_the_assembly(api):
+    from portal.services import finalize
+
+    session = finalizing(api)
+    assert lease.begin(session)
+    UploadSession.objects.update(assembly_lease_until=timezone.now() - timedelta(seconds=1))
+    summary = finalize.run_finalize_job(max_seconds=0).summary
+    assert (summary["stopped"], summary["completed"], summary["outcome"]) == ("time", 0, "ok")
+    assert UploadSession.objects.get().status == "finalizing"  # the next run takes it

@@ -22,6 +22,7 @@ from portal.observability import (
     configured_secrets,
     log_event,
 )
+from portal.services.jobs import job_run
 from tests.processes import (
     AWS_SECRET,
     HEX32,
@@ -260,3 +261,14 @@ def test_a_disallowed_host_is_no_error_record(client, db, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     [record] = [r for r in caplog.records if r.name.startswith("django.security")]
     assert record.levelno == logging.WARNING and "evil.example" in record.getMessage()
+
+
+def test_a_job_runs_lines_carry_its_job_and_a_run_id_of_its_own(capture):
+    logger, stream = capture()
+    for _ in range(2):
+        with job_run("portal_cleanup", record=False):
+            log_event(logger, "cleanup.step", "step done", duration_ms=1)
+    first, second = json_lines(stream.getvalue())
+    assert first["job"] == second["job"] == "portal_cleanup"
+    assert re.fullmatch("[0-9a-f]{12}", first["run_id"])
+    assert first["run_id"] != second["run_id"]

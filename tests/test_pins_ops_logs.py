@@ -4,10 +4,12 @@ drain (``portal.health.drain``) with a stand-in arbiter."""
 
 import logging
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 from boot.logging import ClientErrorFilter, ConsoleFormatter, GunicornAccessFilter, quiet_probe
+from boot.settings import Base
 from portal.health import drain
 
 # --- boot.logging: the filters on real records ------------------------------------------
@@ -272,3 +274,15 @@ def test_the_default_drain_file_is_under_the_data_dir(settings, tmp_path):
     settings.PORTAL_DRAIN_FILE = ""
     settings.PORTAL_DATA_DIR = str(tmp_path)
     assert drain.drain_file() == tmp_path / "drain"
+
+
+@pytest.mark.parametrize("behind_proxy", [True, False])
+def test_portal_behind_proxy_reaches_the_access_filter_the_settings_build(behind_proxy):
+    values = SimpleNamespace(
+        PORTAL_LOG_FORMAT="json", PORTAL_LOG_LEVEL="info", PORTAL_BEHIND_PROXY=behind_proxy
+    )
+    options = dict(Base.LOGGING.fget(values)["filters"]["gunicorn_access"])
+    assert options.pop("()") == "boot.logging.GunicornAccessFilter"
+    record = access_record(200, **{"{x-forwarded-for}i": "203.0.113.7"})
+    assert GunicornAccessFilter(**options).filter(record)
+    assert getattr(record, "client_addr", None) == ("203.0.113.7" if behind_proxy else None)
