@@ -23,7 +23,18 @@ Draw 36's first slip (the sessions count) was another catalog's edit: replaced i
 
 One entry is marked "(equivalent?)" in its name, with the reason beside it.
 
-measured: (to be filled by the lead)
+Measured (issue #31) on main at e9be5ef, all area pins merged and none aimed at this
+sample: each mutant's named tests, then the fast suite (``-m "not slow and not
+reliability"``; ``test_mutant_catalogs``/``test_architecture`` left out, they fail for any
+edit), then the slow and reliability tests, and the S3 pass for the one in S3 code (none
+touches SQL: no PostgreSQL pass). Equivalent: "usage 2 lost" (a job report's exit code is
+only 0 or 1, CommandError's default) and "claims 20 events at a time" (every due event is
+still sent). Killed: 16 by their named tests, 7 more by the fast suite, none by the slow
+tests or S3: 23 of 28 = 82 %. Two kills by tests failing under load (busy upload client,
+probes under load) did not repeat alone and are not counted. Survivors: the multipart
+listing outage, the finalize summary's "drained", a job's lines without run_id, the proxy
+setting not reaching logging, a send timeout swallowed; the middle three were pinned after
+the measurement (entries name the tests).
 """
 
 from tests.mutant_catalog import Mutant
@@ -244,7 +255,7 @@ MUTANTS = (
         "s6: a job run's log lines lack run_id",
         "portal/services/jobs.py",
         (("with bind(job=job, run_id=run_id):", "with bind(job=job):"),),
-        ("tests/test_logging_events.py", "tests/test_commands.py"),
+        ("tests/test_logging.py", "tests/test_logging_events.py"),  # the first: a later pin
     ),
     # draw 28, portal/storage/sha256state.py:49 (_version)
     Mutant(
@@ -287,7 +298,7 @@ MUTANTS = (
                 "level=self.PORTAL_LOG_LEVEL,",
             ),
         ),
-        ("tests/test_settings.py", "tests/test_logging.py"),
+        ("tests/test_pins_ops_logs.py", "tests/test_settings.py"),  # the first: a later pin
     ),
     # draw 34, portal/services/errors.py:48 (Unauthorized.headers)
     Mutant(
