@@ -1,0 +1,155 @@
+"""Local disk storage keeps no file descriptor it opened (the walk below the root, the OFD
+lock probe), and the adapter's objects say where their bytes start: an object of its own
+has no offset (``StoredObject.offset`` None), only a part in its range of the session's
+file has one."""
+
+import dataclasses
+import hashlib
+import io
+import os
+import tracemalloc
+import uuid
+
+import pytest
+
+from portal import storage
+from portal.storage import local_in_place
+from tests.api_helpers import Api, make_token, sha256
+from tests.conftest import apply_storage
+
+SESSION = "0f0e0d0c-0b0a-0908-0706-050403020100"
+MIB = 1024 * 1024
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def open_fds_under(path):
+    """This process's fds on files or directories under ``path``."""
+    targets = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except FileNotFoundError:
+            continue  # the listing's own fd
+    return sum(target.startswith(str(path)) for target in targets)
+
+
+@pytest.fixture
+def local(settings, data_dir):
+    apply_storage(settings, "local", data_dir)
+
+
+def test_the_walk_below_the_root_closes_every_directory_it_opens(local, data_dir):
+    """Keys two directories deep: save, read, list and delete leave no fd behind."""
+    temp = storage.temp_storage()
+    temp.save("aa/bb/warm", io.BytesIO(b"warm"))  # first use: imports, caches
+    storage.delete_temp(["aa/bb/warm"])
+    before = open_fds_under(data_dir)
+
+    for n in range(20):
+        key = temp.save(f"aa/b{n % 3}/object-{n}", io.BytesIO(b"x" * n))
+        assert b"".join(storage.iter_temp(key)) == b"x" * n
+    assert len(list(storage.list_temp())) == 20
+    result = storage.delete_temp([f"aa/b{n % 3}/object-{n}" for n in range(20)])
+
+    assert len(result.deleted) == 20 and not result.failed
+    assert open_fds_under(data_dir) == before == 0
+
+
+def test_parts_written_in_place_leave_no_fd_behind(local, client, user, data_dir):
+    """A whole upload through the API (in place, then a link): no fd left on storage."""
+    api = Api(client, make_token(user))
+    before = open_fds_under(data_dir)
+
+    data = os.urandom(5000)
+    session = api.start(data, 1000)["id"]
+    api.upload(session, data, 1000)
+    finalized = api.finalize(session)
+
+    assert finalized.status_code == 200, finalized.content
+    assert finalized.json()["file"]["sha256"] == sha256(data)
+    assert open_fds_under(data_dir) == before == 0
+
+
+def test_the_range_lock_probe_closes_its_second_descriptor():
+    """``available()`` opens the scratch file twice; neither stays open."""
+    local_in_place.available.cache_clear()
+    try:
+        before = open_fds()
+        assert local_in_place.available() is True  # Linux has OFD locks
+        assert open_fds() == before
+    finally:
+        local_in_place.available.cache_clear()
+
+
+def test_objects_of_their_own_have_no_offset(any_storage):
+    """A temp object, a final object written or assembled: ``offset`` None (nothing of them
+    lies in a session's file); a part in its range has its offset."""
+    body = os.urandom(3000)
+    part = storage.write_temp_part(
+        io.BytesIO(body), session_id=SESSION, part_number=1, max_bytes=len(body)
+    )
+    assert part.offset is None
+    assert part.sha256 == hashlib.sha256(body).hexdigest()
+
+    final = storage.write_final([body], file_id=uuid.uuid4())
+    assert final.offset is None and final.size == len(body)
+
+    source = storage.part_source(1, part.size, part.sha256, part.key, part.offset)
+    assembled = storage.assemble_final([source], file_id=uuid.uuid4(), session_id=SESSION)
+    assert assembled.offset is None
+    assert assembled.sha256 == hashlib.sha256(body).hexdigest()
+    assert storage.hash_only(io.BytesIO(body), max_bytes=len(body)).offset is None
+
+
+def test_a_part_in_its_range_has_its_offset(local):
+    with storage.backend().part_range(SESSION, 4096, 100) as place:
+        stored = place.write(io.BytesIO(b"y" * 100), max_bytes=100)
+    assert (stored.offset, stored.size, stored.key) == (4096, 100, storage.assembly_key(SESSION))
+
+
+def test_the_adapters_objects_are_values(local):
+    """Objects and sources cannot change once made (a recorded size or sha256 stays what
+    was checked), and can be kept in sets and as keys."""
+    stored = storage.write_temp_part(
+        io.BytesIO(b"abc"), session_id=SESSION, part_number=1, max_bytes=3
+    )
+    source = storage.part_source(1, stored.size, stored.sha256, stored.key, stored.offset)
+    for value, field in ((stored, "size"), (source, "sha256")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, 0)
+    assert len({stored, dataclasses.replace(stored)}) == 1
+    assert {source: 1}[storage.part_source(1, 3, stored.sha256, stored.key, None)] == 1
+    listed = next(iter(storage.list_temp()))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        listed.key = "other"
+
+
+def test_temp_objects_are_read_back_in_chunks_of_a_mebibyte(any_storage):
+    body = os.urandom(2 * MIB + 1000)
+    stored = storage.write_temp_part(
+        io.BytesIO(body), session_id=SESSION, part_number=1, max_bytes=len(body)
+    )
+    chunks = list(storage.iter_temp(stored.key))
+    assert [len(chunk) for chunk in chunks] == [MIB, MIB, 1000]
+    assert b"".join(chunks) == body
+    assert storage.READ_CHUNK_BYTES == MIB
+
+
+def test_a_thread_reuses_its_block_buffers_from_one_part_to_the_next(local):
+    """The two 1 MiB block buffers go on to the thread's next part: writing it allocates
+    no new ones (``streams.BlockReader.close``)."""
+    first, second = io.BytesIO(os.urandom(3 * MIB)), io.BytesIO(os.urandom(3 * MIB))
+    with storage.backend().part_range(SESSION, 0, 3 * MIB) as place:
+        place.write(first, max_bytes=3 * MIB)
+    tracemalloc.start()
+    try:
+        with storage.backend().part_range(SESSION, 3 * MIB, 3 * MIB) as place:
+            stored = place.write(second, max_bytes=3 * MIB)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert stored.sha256 == hashlib.sha256(second.getvalue()).hexdigest()
+    assert peak < MIB // 2, peak

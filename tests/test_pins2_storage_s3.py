@@ -1,0 +1,109 @@
+"""The S3 storage (moto server) survives a pickle round trip, as django-storages' own does
+(a storage held by a model field is deep-copied, a job may be handed one): the copy sees
+and deletes in the same bucket, through a client built at its first use, after the
+original's shared one was built. (Its reads and writes through boto3's transfer manager
+fail after a pickle whatever the portal does: boto3's ``TransferConfig`` does not survive
+one.)"""
+
+import copy
+import io
+import pickle
+import threading
+
+import pytest
+from django.core.files.storage import storages
+
+from portal import storage
+from tests.conftest import apply_storage
+
+SESSION = "0f0e0d0c-0b0a-0908-0706-050403020100"
+
+
+@pytest.fixture
+def s3(settings, data_dir, moto_s3):
+    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=moto_s3.new_bucket())
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_an_s3_storage_in_use_survives_a_round_trip(s3, how):
+    temp = storages["portal_temp"]
+    stored = storage.write_temp_part(
+        io.BytesIO(b"kept"), session_id=SESSION, part_number=1, max_bytes=10
+    )  # the shared client is built and in use
+
+    clone = pickle.loads(pickle.dumps(temp)) if how == "pickle" else copy.deepcopy(temp)
+
+    assert clone.exists(stored.key) and clone.size(stored.key) == 4
+    clone.delete(stored.key)
+    assert not temp.exists(stored.key)
+    assert (clone.bucket_name, clone.location) == (temp.bucket_name, temp.location)
+
+
+class StoredThenFailedProxy:
+    """An HTTP proxy in front of moto that forwards every PutObject, then answers it 500
+    (S3 stored the object, the answer says otherwise); everything else passes."""
+
+    def __init__(self, upstream):
+        import http.client
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        target = urlsplit(upstream)
+        proxy = self
+        self.spoiled = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                upstream.request(self.command, self.path, body, dict(self.headers))
+                answer = upstream.getresponse()
+                status, headers, payload = answer.status, answer.getheaders(), answer.read()
+                upstream.close()
+                if self.command == "PUT" and status == 200:
+                    proxy.spoiled += 1
+                    status, headers = 500, []
+                    payload = b"<Error><Code>InternalError</Code></Error>"
+                self.send_response(status)
+                for name, value in headers:
+                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("what", ["temp part", "final object"])
+def test_an_object_s3_stored_but_answered_as_failed_is_removed(settings, data_dir, moto_s3, what):
+    """``save``'s promise, nothing left on failure, holds when S3 kept the bytes and its
+    answer was an error: the portal deletes the key it was writing."""
+    bucket = moto_s3.new_bucket()
+    proxy = StoredThenFailedProxy(moto_s3.endpoint)
+    try:
+        apply_storage(settings, "s3", data_dir, s3=proxy, bucket=bucket)
+        with pytest.raises(storage.StorageUnavailable):
+            if what == "temp part":
+                storage.write_temp_part(
+                    io.BytesIO(b"p" * 1000), session_id=SESSION, part_number=1, max_bytes=1000
+                )
+            else:
+                storage.write_final([b"f" * 1000], file_id=SESSION)
+        assert proxy.spoiled >= 1
+        assert moto_s3.client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    finally:
+        proxy.close()

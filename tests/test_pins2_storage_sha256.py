@@ -1,0 +1,53 @@
+"""The resumable SHA-256 finds OpenSSL's SHA256 functions where hashlib has none to offer:
+a Python whose ``hashlib`` is built without OpenSSL (no ``_hashlib``) still saves the
+file's hash with the system's libcrypto (``ctypes.util.find_library("crypto")``)."""
+
+import ctypes.util
+import hashlib
+import sys
+
+import pytest
+
+from portal.storage import sha256state
+from portal.storage.sha256state import ResumableSha256
+
+
+@pytest.fixture
+def without_hashlibs_openssl(monkeypatch):
+    """``import _hashlib`` fails, as on a build without it; the probe runs afresh."""
+    monkeypatch.setitem(sys.modules, "_hashlib", None)
+    sha256state._library.cache_clear()
+    yield
+    sha256state._library.cache_clear()
+
+
+@pytest.mark.skipif(not ctypes.util.find_library("crypto"), reason="no system libcrypto")
+def test_the_systems_libcrypto_serves_when_hashlib_has_no_openssl(without_hashlibs_openssl):
+    assert sha256state.available() is True
+    digest = ResumableSha256()
+    digest.update(b"a" * 100)
+    resumed = ResumableSha256.resume(digest.state(), 100)
+    resumed.update(b"b")
+    assert resumed.hexdigest() == hashlib.sha256(b"a" * 100 + b"b").hexdigest()
+    assert sha256state._library().writer.startswith(b"OpenSSL ")
+
+
+@pytest.fixture
+def fresh_probe():
+    sha256state._library.cache_clear()
+    yield
+    sha256state._library.cache_clear()
+
+
+def test_hashlibs_own_openssl_passes_the_probe_and_names_the_writer(fresh_probe):
+    """On this Linux build the struct is the layout read here: states are saved, and they
+    name the library's version and the machine (a state from elsewhere is not trusted)."""
+    import platform
+
+    assert sha256state.available() is True
+    writer = sha256state._library().writer.decode()
+    assert writer.startswith("OpenSSL ") and writer.endswith(f" {platform.machine()}")
+    digest = ResumableSha256()
+    digest.update(b"abc" * 1000)
+    assert digest.state()[2 : 2 + len(writer)] == writer.encode()
+    assert digest.hexdigest() == hashlib.sha256(b"abc" * 1000).hexdigest()
