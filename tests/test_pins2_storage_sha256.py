@@ -51,3 +51,16 @@ def test_hashlibs_own_openssl_passes_the_probe_and_names_the_writer(fresh_probe)
     digest.update(b"abc" * 1000)
     assert digest.state()[2 : 2 + len(writer)] == writer.encode()
     assert digest.hexdigest() == hashlib.sha256(b"abc" * 1000).hexdigest()
+
+
+def test_hashlibs_library_serves_where_the_system_lookup_finds_none(fresh_probe, monkeypatch):
+    """A slim image where ``find_library`` finds nothing (no ldconfig cache, no compiler):
+    the libcrypto that hashlib itself loaded still serves."""
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    assert sha256state.available() is True
+    digest = ResumableSha256()
+    digest.update(b"x" * 70)
+    assert (
+        ResumableSha256.resume(digest.state(), 70).hexdigest()
+        == hashlib.sha256(b"x" * 70).hexdigest()
+    )
