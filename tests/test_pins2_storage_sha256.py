@@ -64,3 +64,46 @@ def test_hashlibs_library_serves_where_the_system_lookup_finds_none(fresh_probe,
         ResumableSha256.resume(digest.state(), 70).hexdigest()
         == hashlib.sha256(b"x" * 70).hexdigest()
     )
+
+
+def spoiling(name, spoil):
+    """A ``ctypes.CDLL`` whose function ``name`` is followed by ``spoil(args)``: the
+    library as one built with another ``SHA256_CTX`` layout (or a broken one) behaves."""
+
+    class OtherBuild(ctypes.CDLL):
+        def __getattr__(self, attribute):
+            function = super().__getattr__(attribute)
+            if attribute != name:
+                return function
+
+            def wrapped(*args):
+                result = function(*args)
+                spoil(args)
+                return result
+
+            setattr(self, attribute, wrapped)
+            return wrapped
+
+    return OtherBuild
+
+
+def put(offset, data):
+    return lambda args: ctypes.memmove(ctypes.addressof(args[0]) + offset, data, len(data))
+
+
+LAYOUTS = {
+    "h0 elsewhere": ("SHA256_Init", put(0, b"\0\0\0\0")),
+    "md_len elsewhere": ("SHA256_Init", put(sha256state._MD_LEN_OFFSET, b"\0\0\0\0")),
+    "bit count elsewhere": ("SHA256_Update", put(sha256state._BITS_OFFSET, b"\0" * 8)),
+    "wrong digest": ("SHA256_Final", put(0, b"\xff")),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_a_library_that_lays_out_or_hashes_otherwise_is_not_used(fresh_probe, monkeypatch, layout):
+    """The probe hashes a known input and reads the struct's fields where this module
+    reads them: a library that differs anywhere is refused and states are not saved."""
+    monkeypatch.setattr(ctypes, "CDLL", spoiling(*LAYOUTS[layout]))
+    assert sha256state.available() is False
+    with pytest.raises(RuntimeError):
+        ResumableSha256()
