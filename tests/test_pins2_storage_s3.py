@@ -54,13 +54,16 @@ class StoredThenFailedProxy:
         self.spoiled = 0
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # answers botocore's "Expect: 100-continue" at once
+
             def log_message(self, *args):
                 pass
 
             def _forward(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                upstream.request(self.command, self.path, body, dict(self.headers))
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "expect"}
+                upstream.request(self.command, self.path, body, headers)
                 answer = upstream.getresponse()
                 status, headers, payload = answer.status, answer.getheaders(), answer.read()
                 upstream.close()
