@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from portal import storage
-from portal.storage import local_in_place
+from portal.storage import local_in_place, local_walk
 from tests.api_helpers import Api, make_token, sha256
 from tests.conftest import apply_storage
 
@@ -153,3 +153,41 @@ def test_a_thread_reuses_its_block_buffers_from_one_part_to_the_next(local):
         tracemalloc.stop()
     assert stored.sha256 == hashlib.sha256(second.getvalue()).hexdigest()
     assert peak < MIB // 2, peak
+
+
+def test_the_assembly_file_is_where_operations_md_says(local, client, user, data_dir):
+    """``temp/<ab>/<session id without dashes>-parts`` (docs/operations.md): operators and
+    the next version find a session's file by that name."""
+    api = Api(client, make_token(user))
+    data = os.urandom(2000)
+    session = api.start(data, 1000)["id"]
+    assert api.put(session, 1, data[:1000]).status_code == 201
+
+    hexid = uuid.UUID(session).hex
+    path = data_dir / "temp" / hexid[:2] / f"{hexid}-parts"
+    assert path.read_bytes()[:1000] == data[:1000]
+    assert storage.assembly_session(f"{hexid[:2]}/{hexid}-parts") == uuid.UUID(session)
+    assert storage.assembly_session(f"{hexid[:2]}/{hexid}-000001-abc") is None
+
+
+def test_linking_the_final_name_never_follows_a_symlink_put_at_the_assembly_name(local, data_dir):
+    """Between finalize's open and its link, the assembly file is moved to a name of
+    somebody else's and a symlink to it put in its place: linking through the symlink
+    would give the final file a name the portal did not make (one that could change its
+    bytes later). The link is refused and no final file is left."""
+    with storage.backend().part_range(SESSION, 0, 100) as place:
+        place.write(io.BytesIO(b"p" * 100), max_bytes=100)
+    key = storage.assembly_key(SESSION)
+    temp, final = storage.temp_storage(), storage.final_storage()
+    fd = os.open(temp.path(key), os.O_RDONLY)
+    try:
+        moved = data_dir / "temp" / "elsewhere"
+        os.rename(temp.path(key), moved)
+        os.symlink(moved, temp.path(key))
+
+        with pytest.raises(local_walk.LinkRefused):
+            local_in_place.link_final(temp, key, fd, final, "2026/01/01/final")
+    finally:
+        os.close(fd)
+    assert not os.path.lexists(final.path("2026/01/01/final"))
+    assert os.stat(moved).st_nlink == 1
