@@ -191,3 +191,26 @@ def test_linking_the_final_name_never_follows_a_symlink_put_at_the_assembly_name
         os.close(fd)
     assert not os.path.lexists(final.path("2026/01/01/final"))
     assert os.stat(moved).st_nlink == 1
+
+
+@pytest.mark.parametrize(
+    "key", ["../outside", "aa/../../outside", "/abs/outside", "", "aa/nul\0key"]
+)
+def test_a_key_that_leaves_the_root_is_refused_by_every_local_operation(local, data_dir, key):
+    """Django's ``Storage.open``/``delete``/``path`` callers and the adapter alike: no byte
+    read or removed outside the root, whatever the key."""
+    from django.core.exceptions import SuspiciousFileOperation
+
+    outside = data_dir / "outside"
+    outside.write_bytes(b"not the portal's")
+    temp = storage.temp_storage()
+    for operation in (
+        lambda: temp.open(key),
+        lambda: temp.delete(key),
+        lambda: list(storage.iter_temp(key)),
+        lambda: storage.delete_temp([key]),
+        lambda: temp.save(key, io.BytesIO(b"x")),
+    ):
+        with pytest.raises(SuspiciousFileOperation):
+            operation()
+    assert outside.read_bytes() == b"not the portal's"
