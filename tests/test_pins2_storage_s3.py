@@ -40,11 +40,11 @@ def test_an_s3_storage_in_use_survives_a_round_trip(s3, how):
     assert (clone.bucket_name, clone.location) == (temp.bucket_name, temp.location)
 
 
-class StoredThenFailedProxy:
-    """An HTTP proxy in front of moto that forwards every PutObject, then answers it 500
-    (S3 stored the object, the answer says otherwise); everything else passes."""
+class SpoilingProxy:
+    """An HTTP proxy in front of moto: every request is forwarded, and ``spoil(request,
+    status, payload)`` may replace moto's answer by ``(status, payload)`` (else None)."""
 
-    def __init__(self, upstream):
+    def __init__(self, upstream, spoil):
         import http.client
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         from urllib.parse import urlsplit
@@ -67,10 +67,10 @@ class StoredThenFailedProxy:
                 answer = upstream.getresponse()
                 status, headers, payload = answer.status, answer.getheaders(), answer.read()
                 upstream.close()
-                if self.command == "PUT" and status == 200:
+                spoiled = spoil(self, status, payload)
+                if spoiled is not None:
                     proxy.spoiled += 1
-                    status, headers = 500, []
-                    payload = b"<Error><Code>InternalError</Code></Error>"
+                    (status, payload), headers = spoiled, []
                 self.send_response(status)
                 for name, value in headers:
                     if name.lower() not in ("content-length", "connection", "transfer-encoding"):
@@ -95,8 +95,14 @@ class StoredThenFailedProxy:
 def test_an_object_s3_stored_but_answered_as_failed_is_removed(settings, data_dir, moto_s3, what):
     """``save``'s promise, nothing left on failure, holds when S3 kept the bytes and its
     answer was an error: the portal deletes the key it was writing."""
+
+    def stored_then_failed(request, status, payload):
+        if request.command == "PUT" and status == 200:
+            return 500, b"<Error><Code>InternalError</Code></Error>"
+        return None
+
     bucket = moto_s3.new_bucket()
-    proxy = StoredThenFailedProxy(moto_s3.endpoint)
+    proxy = SpoilingProxy(moto_s3.endpoint, stored_then_failed)
     try:
         apply_storage(settings, "s3", data_dir, s3=proxy, bucket=bucket)
         with pytest.raises(storage.StorageUnavailable):
@@ -108,5 +114,50 @@ def test_an_object_s3_stored_but_answered_as_failed_is_removed(settings, data_di
                 storage.write_final([b"f" * 1000], file_id=SESSION)
         assert proxy.spoiled >= 1
         assert moto_s3.client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    finally:
+        proxy.close()
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (404, b"<Error><Code>NoSuchKey</Code></Error>"),  # S3
+        (404, b""),  # an emulator's bare 404: botocore's code is "404"
+        (404, b"<Error><Code>NotFound</Code></Error>"),
+    ],
+    ids=["NoSuchKey", "bare 404", "NotFound"],
+)
+def test_a_part_copy_of_a_missing_part_is_a_missing_part_whatever_the_404_says(
+    settings, data_dir, moto_s3, answer
+):
+    """UploadPartCopy of a temp object that is gone: ``SourceMismatch`` naming the part as
+    missing (finalize's 409 for the client), not a storage outage (503)."""
+    import hashlib
+
+    def missing_copy(request, status, payload):
+        if request.command == "PUT" and request.headers.get("x-amz-copy-source"):
+            return answer
+        return None
+
+    bucket = moto_s3.new_bucket()
+    proxy = SpoilingProxy(moto_s3.endpoint, missing_copy)
+    try:
+        apply_storage(settings, "s3", data_dir, s3=proxy, bucket=bucket)
+        settings.PORTAL_S3_COPY_ASSEMBLY = True
+        body = b"q" * 1000
+        stored = storage.write_temp_part(
+            io.BytesIO(body), session_id=SESSION, part_number=1, max_bytes=len(body)
+        )
+        source = storage.part_source(1, stored.size, stored.sha256, stored.key, None)
+        covered = hashlib.sha256(body)  # the saved hash covers the part: it is not read
+
+        with pytest.raises(storage.SourceMismatch) as caught:
+            storage.assemble_final([source], file_id=SESSION, file_hash=covered, hashed=1)
+
+        assert str(caught.value) == "part 1 is missing from temp storage"
+        assert proxy.spoiled == 1
+        final = moto_s3.client().list_objects_v2(Bucket=bucket, Prefix="final/")
+        assert final.get("KeyCount") == 0
     finally:
         proxy.close()
