@@ -214,3 +214,38 @@ def test_a_key_that_leaves_the_root_is_refused_by_every_local_operation(local, d
         with pytest.raises(SuspiciousFileOperation):
             operation()
     assert outside.read_bytes() == b"not the portal's"
+
+
+def test_a_bulk_delete_with_one_key_leaving_the_root_deletes_nothing(local, data_dir):
+    """Every key is checked before the first unlink: a batch with a bad key is refused
+    whole, even the keys whose directories come first."""
+    from django.core.exceptions import SuspiciousFileOperation
+
+    temp = storage.temp_storage()
+    kept = [temp.save(name, io.BytesIO(b"k")) for name in ("kept", "aa/kept")]
+
+    with pytest.raises(SuspiciousFileOperation):
+        storage.delete_temp([*kept, "../outside"])
+
+    assert all(temp.exists(key) for key in kept)
+
+
+def test_a_refused_link_changes_nothing_at_the_final_name(local, data_dir):
+    """The assembly file has a name the portal did not give it (a planted hard link):
+    ``link_final`` refuses before it touches the final name, so a file already there (an
+    earlier attempt's) stays as it was."""
+    with storage.backend().part_range(SESSION, 0, 100) as place:
+        place.write(io.BytesIO(b"p" * 100), max_bytes=100)
+    key = storage.assembly_key(SESSION)
+    temp, final = storage.temp_storage(), storage.final_storage()
+    final_key = final.save("2026/01/01/final", io.BytesIO(b"an earlier attempt"))
+    os.link(temp.path(key), data_dir / "planted")
+    fd = os.open(temp.path(key), os.O_RDONLY)
+    try:
+        with pytest.raises(local_walk.LinkRefused):
+            local_in_place.link_final(temp, key, fd, final, final_key)
+    finally:
+        os.close(fd)
+    with final.open(final_key) as handle:
+        assert handle.read() == b"an earlier attempt"
+    assert os.stat(data_dir / "planted").st_nlink == 2

@@ -161,3 +161,34 @@ def test_a_part_copy_of_a_missing_part_is_a_missing_part_whatever_the_404_says(
         assert final.get("KeyCount") == 0
     finally:
         proxy.close()
+
+
+@pytest.mark.s3
+def test_keys_s3_refuses_to_delete_are_failed_and_missing_ones_deleted(settings, data_dir, moto_s3):
+    """DeleteObjects answers per key: AccessDenied fails that key (with S3's code and
+    message), NoSuchKey counts as deleted, the rest are deleted."""
+
+    def per_key_errors(request, status, payload):
+        if request.command == "POST" and "delete" in request.path:
+            return 200, (
+                b'<?xml version="1.0" encoding="UTF-8"?>'
+                b'<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                b"<Error><Key>temp/aa/refused</Key><Code>AccessDenied</Code>"
+                b"<Message>Access Denied</Message></Error>"
+                b"<Error><Key>temp/aa/gone</Key><Code>NoSuchKey</Code>"
+                b"<Message>missing</Message></Error>"
+                b"</DeleteResult>"
+            )
+        return None
+
+    bucket = moto_s3.new_bucket()
+    proxy = SpoilingProxy(moto_s3.endpoint, per_key_errors)
+    try:
+        apply_storage(settings, "s3", data_dir, s3=proxy, bucket=bucket)
+        result = storage.delete_temp(["aa/refused", "aa/gone", "aa/fine"])
+    finally:
+        proxy.close()
+
+    assert result.failed == {"aa/refused": "AccessDenied: Access Denied"}
+    assert sorted(result.deleted) == ["aa/fine", "aa/gone"]
+    assert result.requests == 1
