@@ -249,3 +249,19 @@ def test_a_refused_link_changes_nothing_at_the_final_name(local, data_dir):
     with final.open(final_key) as handle:
         assert handle.read() == b"an earlier attempt"
     assert os.stat(data_dir / "planted").st_nlink == 2
+
+
+def test_keys_are_sharded_as_documented(local):
+    """Temp objects of their own: ``<2 hex>/<session hex>-<part, 6 digits>-<12 hex>`` (256
+    shard directories, docs/design.md); final files: ``YYYY/MM/DD/<file hex>``."""
+    import re
+    from datetime import UTC, datetime
+
+    stored = storage.write_temp_part(
+        io.BytesIO(b"k"), session_id=SESSION, part_number=3, max_bytes=1
+    )
+    hexid = uuid.UUID(SESSION).hex
+    assert re.fullmatch(rf"[0-9a-f]{{2}}/{hexid}-000003-[0-9a-f]{{12}}", stored.key), stored.key
+    file_id = uuid.uuid4()
+    when = datetime(2026, 2, 3, 4, 5, tzinfo=UTC)
+    assert storage.new_final_key(file_id, now=when) == f"2026/02/03/{file_id.hex}"
