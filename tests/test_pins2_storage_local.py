@@ -265,3 +265,36 @@ def test_keys_are_sharded_as_documented(local):
     file_id = uuid.uuid4()
     when = datetime(2026, 2, 3, 4, 5, tzinfo=UTC)
     assert storage.new_final_key(file_id, now=when) == f"2026/02/03/{file_id.hex}"
+
+
+def test_a_symlink_at_a_key_is_a_refused_link_never_followed(local, data_dir):
+    """A symlink put at an object's own name: Django's ``open`` gets ``LinkRefused``, the
+    adapter ``StorageLinkRefused`` (an operator must remove it), and the target is not
+    read."""
+    temp = storage.temp_storage()
+    key = temp.save("aa/object", io.BytesIO(b"mine"))
+    (data_dir / "secret").write_bytes(b"not the portal's")
+    os.unlink(temp.path(key))
+    os.symlink(data_dir / "secret", temp.path(key))
+
+    with pytest.raises(local_walk.LinkRefused):
+        temp.open(key)
+    with pytest.raises(storage.StorageLinkRefused):
+        list(storage.iter_temp(key))
+
+
+def test_local_storage_honours_djangos_allow_overwrite(tmp_path):
+    """``LocalStorage(allow_overwrite=True)`` replaces a file at the name, as Django's
+    ``FileSystemStorage`` does; without it a second save gets a name of its own."""
+    from portal.storage.local import LocalStorage
+
+    overwriting = LocalStorage(location=str(tmp_path), allow_overwrite=True)
+    assert overwriting.save("aa/name", io.BytesIO(b"first")) == "aa/name"
+    assert overwriting.save("aa/name", io.BytesIO(b"second")) == "aa/name"
+    with overwriting.open("aa/name") as handle:
+        assert handle.read() == b"second"
+    keeping = LocalStorage(location=str(tmp_path))
+    other = keeping.save("aa/name", io.BytesIO(b"third"))
+    assert other != "aa/name"
+    with keeping.open("aa/name") as handle:
+        assert handle.read() == b"second"
