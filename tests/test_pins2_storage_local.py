@@ -138,12 +138,24 @@ def test_temp_objects_are_read_back_in_chunks_of_a_mebibyte(any_storage):
     assert storage.READ_CHUNK_BYTES == MIB
 
 
+class ReadOnly:
+    """A stream with ``read`` only."""
+
+    def __init__(self, data):
+        self._data = io.BytesIO(data)
+
+    def read(self, size=-1):
+        return self._data.read(size)
+
+
 def test_a_thread_reuses_its_block_buffers_from_one_part_to_the_next(local):
     """The two 1 MiB block buffers go on to the thread's next part: writing it allocates
     no new ones (``streams.BlockReader.close``)."""
     first, second = io.BytesIO(os.urandom(3 * MIB)), io.BytesIO(os.urandom(3 * MIB))
     with storage.backend().part_range(SESSION, 0, 3 * MIB) as place:
         place.write(first, max_bytes=3 * MIB)
+    with storage.backend().part_range(SESSION, 9 * MIB, 10) as place:  # no readinto:
+        place.write(ReadOnly(b"r" * 10), max_bytes=10)  # no buffers, none given back
     tracemalloc.start()
     try:
         with storage.backend().part_range(SESSION, 3 * MIB, 3 * MIB) as place:
@@ -298,3 +310,25 @@ def test_local_storage_honours_djangos_allow_overwrite(tmp_path):
     assert other != "aa/name"
     with keeping.open("aa/name") as handle:
         assert handle.read() == b"second"
+
+
+def test_without_working_ofd_locks_ranges_take_named_locks(local, monkeypatch, tmp_path):
+    """The probe cannot even make its scratch file (a broken temp directory): OFD locks
+    count as unavailable, and a part's range is held by a named lock instead."""
+    import tempfile
+
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        pytest.skip("advisory locks: one session holds a lock any number of times")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    local_in_place.available.cache_clear()
+    try:
+        assert local_in_place.available() is False
+        with storage.backend().part_range(SESSION, 0, 10) as place:
+            stored = place.write(io.BytesIO(b"0123456789"), max_bytes=10)
+            with pytest.raises(storage.RangeBusy), storage.backend().part_range(SESSION, 0, 10):
+                pass
+        assert stored.size == 10
+    finally:
+        local_in_place.available.cache_clear()
