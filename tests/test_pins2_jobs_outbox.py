@@ -1,0 +1,113 @@
+"""Pins for the jobs area, second round (issue #31): the HTTP client when the peer stops
+reading, and a dispatch run's bookkeeping and summary, against real peers on loopback."""
+
+import io
+import json
+import time
+
+import pytest
+
+from portal.httpclient import KeepAliveConnection
+from portal.services.outbox import dispatch
+from tests.commands import run_command
+from tests.peers import LoopbackServer
+from tests.runner import RunnerServer
+from tests.test_outbox import SECRET, make_events, point_at_runner
+
+pytestmark = pytest.mark.django_db
+
+
+class NeverReads(LoopbackServer):
+    """Accepts a connection, reads nothing and answers nothing until the test ends."""
+
+    def answer(self, conn):
+        while not self._stop.is_set():
+            time.sleep(0.02)
+
+
+class Zeros(io.RawIOBase):
+    def __init__(self, size):
+        self.left = size
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        size = self.left if size < 0 else min(size, self.left)
+        self.left -= size
+        return b"\0" * size
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["file-body", "bytes-body"])
+def test_a_send_timeout_fails_the_exchange_before_any_waiting(streamed):
+    """A peer that stops reading: the body cannot be sent within the deadline. That is a
+    timeout of the exchange, not an early answer: ``while_waiting`` (work done while the
+    server works on a sent request) never runs, and the call ends near its deadline."""
+    size = 256 << 20 if streamed else 64 << 20
+    waited = []
+    with NeverReads() as peer:
+        connection = KeepAliveConnection(
+            "http", "127.0.0.1", peer.port, timeout=0.3, blocksize=65536
+        )
+        body = (lambda: Zeros(size)) if streamed else b"\0" * size
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=rf"127.0.0.1:{peer.port} did not answer within"):
+            connection.exchange(
+                "PUT",
+                "/",
+                headers={"Content-Length": str(size)},
+                body=body,
+                while_waiting=lambda: waited.append(time.monotonic()),
+            )
+        took = time.monotonic() - started
+        connection.close()
+    assert waited == []
+    assert 0.25 <= took < 2
+
+
+@pytest.fixture
+def slow_runner(settings, portal_storage):
+    with RunnerServer("ok", secret=SECRET, delay=0.3) as runner:
+        point_at_runner(settings, runner)
+        yield runner
+
+
+def test_a_delivery_is_logged_while_the_next_request_is_in_flight(slow_runner, caplog):
+    """The bookkeeping of a delivered event costs no wall time: its ``outbox.dispatched``
+    line is written while the runner works on the next request, not after the batch."""
+    make_events(2)
+    caplog.set_level("INFO", logger="portal.services.outbox")
+    result = dispatch.dispatch_due(dispatch.DispatchConfig.from_settings())
+    assert result.delivered == 2
+    first, second = slow_runner.requests
+    logged = {
+        r.event_id: r.created for r in caplog.records if r.__dict__.get("event") == "outbox.dispatched"
+    }
+    assert set(logged) == {first.event_id, second.event_id}
+    # The runner answers the second request 0.3 s after it arrived; the first's line is
+    # written before that answer.
+    assert logged[first.event_id] < second.received_at + slow_runner.delay - 0.05
+
+
+def test_a_run_past_its_time_between_batches_says_time(slow_runner):
+    make_events(1)
+    report = dispatch.run_dispatch(max_seconds=0.1)
+    assert report.summary["delivered"] == 1
+    assert report.summary["stopped"] == "time"
+    assert report.exit_code == 0
+
+
+def test_a_run_with_nothing_due_says_drained(slow_runner):
+    ran = run_command("portal_dispatch", "--json")
+    assert ran.code == 0, ran.err
+    summary = json.loads(ran.out)
+    assert summary["job"] == "portal_dispatch" and summary["stopped"] == "drained"
+    assert summary["delivered"] == 0 and 0 <= summary["duration_ms"] < 5000
+
+
+def test_the_runner_sees_the_dispatchers_user_agent(slow_runner):
+    make_events(1)
+    dispatch.run_dispatch()
+    [request] = slow_runner.requests
+    assert request.headers["user-agent"] == "ingest-portal-dispatch/1"
+    assert request.headers["content-type"] == "application/json"
