@@ -81,7 +81,9 @@ def test_a_delivery_is_logged_while_the_next_request_is_in_flight(slow_runner, c
     assert result.delivered == 2
     first, second = slow_runner.requests
     logged = {
-        r.event_id: r.created for r in caplog.records if r.__dict__.get("event") == "outbox.dispatched"
+        r.event_id: r.created
+        for r in caplog.records
+        if r.__dict__.get("event") == "outbox.dispatched"
     }
     assert set(logged) == {first.event_id, second.event_id}
     # The runner answers the second request 0.3 s after it arrived; the first's line is
