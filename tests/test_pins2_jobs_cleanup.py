@@ -147,3 +147,22 @@ def test_prune_with_nothing_to_do_reports_every_count(portal_storage):
         "job_runs_abandoned": 0,
         "job_runs_pruned": 0,
     }
+
+
+def test_each_step_and_the_run_log_their_documented_fields(portal_storage, caplog):
+    """docs/logging.md: ``cleanup.step`` carries one step's counts, failed, failures and
+    stopped_early; ``cleanup.finished`` the run's summary."""
+    put_untracked_temp(timezone.now() - timedelta(days=1))
+    caplog.set_level("INFO", logger="portal.services.cleanup")
+    report = cleanup.run_cleanup_job()
+    records = [r for r in caplog.records if r.__dict__.get("event") == "cleanup.step"]
+    assert [r.step for r in records] == list(cleanup.STEPS)
+    for record in records:
+        step = report.summary["steps"][record.step]
+        logged = {name: getattr(record, name) for name in step if name != "batches"}
+        assert logged == {name: value for name, value in step.items() if name != "batches"}
+        assert record.dry_run is False
+    assert report.summary["steps"]["sweep"]["counts"]["objects_deleted"] == 1
+    [finished] = [r for r in caplog.records if r.__dict__.get("event") == "cleanup.finished"]
+    assert finished.outcome == "ok" and finished.steps == report.summary["steps"]
+    assert finished.duration_ms == report.summary["duration_ms"]

@@ -161,3 +161,20 @@ def test_a_chunk_size_that_is_no_positive_whole_number_is_a_usage_error(upload_f
         "portal_upload", str(upload_file), "--url", "http://p/", "--chunk-size", value
     )
     assert code == 2 and "--chunk-size" in err
+
+
+def test_the_progress_line_counts_the_bytes_sent_exactly(tmp_path, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("PORTAL_TOKEN", "tok")
+    monkeypatch.setattr("sys.stderr", terminal := Terminal())
+    path = tmp_path / "just-under.bin"
+    path.write_bytes(b"y" * 52428)  # 0.049999 MiB: one byte more would show as 0.1
+    data = path.read_bytes()
+    with FakePortal(len(data), len(data), data=data) as portal:
+        result = upload(path, portal.url)
+    assert result.code == 0, result.err
+    [line] = terminal.getvalue().split("\r")[1:]
+    assert line.split("MiB")[0].split() == ["1/1", "parts", "0.0/0.0"]
