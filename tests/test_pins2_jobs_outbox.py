@@ -1,9 +1,11 @@
 """Pins for the jobs area, second round (issue #31): the HTTP client when the peer stops
 reading, and a dispatch run's bookkeeping and summary, against real peers on loopback."""
 
+import gc
 import io
 import json
 import time
+import warnings
 
 import pytest
 
@@ -113,3 +115,16 @@ def test_the_runner_sees_the_dispatchers_user_agent(slow_runner):
     [request] = slow_runner.requests
     assert request.headers["user-agent"] == "ingest-portal-dispatch/1"
     assert request.headers["content-type"] == "application/json"
+
+
+def test_a_dispatch_run_closes_its_connection_to_the_runner(slow_runner):
+    """The keep-alive connection is closed by the run, not left to the garbage collector
+    (which would warn of an unclosed socket)."""
+    make_events(1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        result = dispatch.dispatch_due(dispatch.DispatchConfig.from_settings())
+        gc.collect()
+    assert result.delivered == 1
+    to_runner = str(slow_runner.port)
+    assert [str(w.message) for w in caught if to_runner in str(w.message)] == []
