@@ -2,6 +2,7 @@
 reading, and a dispatch run's bookkeeping and summary, against real peers on loopback."""
 
 import gc
+import http.client
 import io
 import json
 import time
@@ -128,3 +129,28 @@ def test_a_dispatch_run_closes_its_connection_to_the_runner(slow_runner):
     assert result.delivered == 1
     to_runner = str(slow_runner.port)
     assert [str(w.message) for w in caught if to_runner in str(w.message)] == []
+
+
+class CloseThenDrop(LoopbackServer):
+    """Answers the first connection's request with ``Connection: close``; every later
+    connection is closed without an answer."""
+
+    def answer(self, conn):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        if self.connections == 1:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+
+def test_a_fresh_connection_that_drops_is_not_tried_again():
+    """Only a reused keep-alive connection may have gone stale: a drop on a connection
+    opened for this request is the peer's answer, and the request is not sent twice."""
+    with CloseThenDrop() as peer:
+        connection = KeepAliveConnection("http", "127.0.0.1", peer.port, timeout=2)
+        first = connection.exchange("POST", "/", headers={}, body=b"{}")
+        assert first.body == b"ok"
+        with pytest.raises(http.client.RemoteDisconnected):
+            connection.exchange("POST", "/", headers={}, body=b"{}")
+        connection.close()
+        assert peer.connections == 2

@@ -2,6 +2,7 @@
 and progress, against the scripted portal of ``test_pins_jobs_upload.py`` on loopback."""
 
 import io
+import json
 import threading
 import time
 import types
@@ -178,3 +179,21 @@ def test_the_progress_line_counts_the_bytes_sent_exactly(tmp_path, monkeypatch):
     assert result.code == 0, result.err
     [line] = terminal.getvalue().split("\r")[1:]
     assert line.split("MiB")[0].split() == ["1/1", "parts", "0.0/0.0"]
+
+
+def test_upload_declares_octets_unless_told_and_shows_an_unknown_total(upload_file, slept, capsys):
+    data = upload_file.read_bytes()
+    with FakePortal(len(data), 100, data=data) as portal:
+        portal.script("POST", "finalize", (202, {"status": "finalizing"}))
+        portal.script(
+            "GET",
+            "session",
+            (200, {"status": "in_progress", "received_parts": ""}),
+            (200, {"status": "finalizing", "assembly": {"assembled_bytes": 100}}),
+            (200, {"status": "failed", "failure_reason": "stop here"}),
+        )
+        result = upload(upload_file, portal.url)
+    assert result.code == 1
+    [created] = [json.loads(b) for m, p, b in portal.requests if p.endswith("/sessions")]
+    assert created["content_type"] == "application/octet-stream"
+    assert "  assembling: 100 of ? bytes\n" in capsys.readouterr().err
