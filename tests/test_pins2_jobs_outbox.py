@@ -154,3 +154,63 @@ def test_a_fresh_connection_that_drops_is_not_tried_again():
             connection.exchange("POST", "/", headers={}, body=b"{}")
         connection.close()
         assert peer.connections == 2
+
+
+class SlowFirst(LoopbackServer):
+    """Answers the first connection after a second, every later one at once."""
+
+    def answer(self, conn):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        if self.connections == 1:
+            time.sleep(1.0)
+        conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n{self.connections}".encode())
+
+
+def test_after_a_timeout_the_next_exchange_starts_afresh():
+    """The connection that timed out still owes an answer: the next exchange must not
+    inherit it (nor fail on its half-finished state) but open a new connection."""
+    with SlowFirst() as peer:
+        connection = KeepAliveConnection("http", "127.0.0.1", peer.port, timeout=0.3)
+        with pytest.raises(TimeoutError):
+            connection.exchange("GET", "/", headers={})
+        answer = connection.exchange("GET", "/", headers={}, timeout=2)
+        connection.close()
+    assert (answer.status, answer.body) == (200, b"2")
+
+
+@pytest.mark.postgres
+def test_a_claim_skips_the_rows_another_dispatcher_holds(transactional_db, postgres_only, settings):
+    """PostgreSQL: a row locked by another claim is skipped at once, not waited for."""
+    import threading
+
+    from django.db import connections, transaction
+
+    from portal.models import OutboxEvent
+
+    settings.PORTAL_RUNNER_ENDPOINT = "http://127.0.0.1:9/"
+    events = make_events(3)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                list(OutboxEvent.objects.select_for_update().filter(pk=events[0].pk))
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        started = time.monotonic()
+        claim = dispatch.claim_due(dispatch.DispatchConfig.from_settings())
+        took = time.monotonic() - started
+    finally:
+        release.set()
+        holder.join(10)
+    assert {e.id for e in claim.events} == {e.pk for e in events[1:]}
+    assert took < 2

@@ -197,3 +197,18 @@ def test_upload_declares_octets_unless_told_and_shows_an_unknown_total(upload_fi
     [created] = [json.loads(b) for m, p, b in portal.requests if p.endswith("/sessions")]
     assert created["content_type"] == "application/octet-stream"
     assert "  assembling: 100 of ? bytes\n" in capsys.readouterr().err
+
+
+def test_upload_resumes_an_existing_session_and_names_a_failed_status_request(upload_file):
+    data = upload_file.read_bytes()
+    existing = {"id": "s1", "status": "in_progress", "total_parts": 4, "chunk_size_bytes": 100}
+    with FakePortal(len(data), 100, received=[1, 2, 3, 4], data=data) as portal:
+        portal.script("POST", "sessions", (200, existing))
+        result = upload(upload_file, portal.url)
+    assert result.code == 0, result.err
+    assert "session s1 (existing)" in result.out and "uploaded 0 parts" in result.out
+    with FakePortal(len(data), 100, data=data) as portal:
+        portal.script("GET", "session", (404, {"error": {"code": "not_found", "message": "no"}}))
+        result = upload(upload_file, portal.url)
+    assert result.code == 1
+    assert "asking for the session's status failed: HTTP 404 not_found: no" in result.err
