@@ -242,6 +242,12 @@ def test_the_models_agree_with_their_migrations(db):
             "chunk_size_bytes must be between 2 and 100",
         ),
         (
+            {"filename": "a", "size_bytes": 10, "idempotency_key": "k" * 256},
+            400,
+            "invalid_idempotency_key",
+            "idempotency_key is longer than 255 characters",
+        ),
+        (
             {"filename": "a", "size_bytes": 10, "idempotency_key": 7},
             400,
             "invalid_idempotency_key",
@@ -298,3 +304,24 @@ def test_a_closed_or_busy_session_says_why_it_takes_no_part(api):
         "code": "session_finalizing",
         "message": "the upload session is being finalized; ask for its status with GET",
     }
+
+
+# --- storage outages
+
+
+def test_a_part_while_the_temp_root_is_missing_is_503_retry_after_5(
+    client, user, settings, data_dir
+):
+    apply_storage(settings, "local", data_dir)
+    api = Api(client, make_token(user))
+    session = api.start(b"x" * 20, 10)
+    (data_dir / "temp").rmdir()
+    response = api.put(session["id"], 1, b"x" * 10)
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["error"] == {
+        "code": "storage_unavailable",
+        "message": "storage is unavailable while storing a part; nothing was lost, try again "
+        "shortly",
+    }
+    assert not UploadPart.objects.exists()

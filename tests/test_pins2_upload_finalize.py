@@ -185,3 +185,34 @@ def test_portal_finalize_reports_how_long_it_ran(db, portal_storage):
     report = finalize.run_finalize_job()
     assert report.summary["stopped"] == "drained"
     assert 0 <= report.summary["duration_ms"] < 5000
+
+
+# --- an assembly that fails unexpectedly is logged (the lease runs out, the job retries)
+
+
+def test_an_assembly_that_fails_unexpectedly_is_logged_and_left_to_the_job(
+    api, portal_storage, settings, monkeypatch, caplog
+):
+    settings.PORTAL_FINALIZE_WAIT_SECONDS = 0.3
+    caplog.set_level(logging.INFO, logger="portal")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk controller on fire")
+
+    monkeypatch.setattr(storage, "assemble_final", broken)
+    session = api.start(b"abcdef", 3)
+    api.upload(session["id"], b"abcdef", 3)
+
+    response = api.finalize(session["id"])
+
+    assert response.status_code == 202
+    failed = [r for r in caplog.records if r.getMessage().startswith("assembly of session")]
+    assert [(r.name, r.levelno, r.getMessage()) for r in failed] == [
+        (
+            "portal.services.finalize",
+            logging.ERROR,
+            f"assembly of session {session['id']} failed",
+        )
+    ]
+    assert failed[0].exc_info[0] is RuntimeError
+    assert UploadSession.objects.get().status == Status.FINALIZING
