@@ -325,3 +325,30 @@ def test_a_part_while_the_temp_root_is_missing_is_503_retry_after_5(
         "shortly",
     }
     assert not UploadPart.objects.exists()
+
+
+# --- methods and paths
+
+
+def test_a_method_an_endpoint_lacks_is_405_naming_the_allowed_ones(api):
+    listed = api.client.get(BASE, headers=api.headers)
+    assert (listed.status_code, listed["Allow"]) == (405, "POST")
+    assert listed.json()["error"] == {
+        "code": "method_not_allowed",
+        "message": "GET is not allowed here; use POST",
+    }
+    session = api.start(b"abc", 3)
+    put = api.client.put(f"{BASE}/{session['id']}", headers=api.headers)
+    assert (put.status_code, put["Allow"]) == (405, "DELETE, GET, HEAD")
+    assert put.json()["error"]["message"] == "PUT is not allowed here; use DELETE, GET, HEAD"
+
+
+def test_an_unknown_path_under_the_api_is_a_json_404(api):
+    response = api.client.get("/api/v1/uploads/nothing-here", headers=api.headers)
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {
+            "code": "no_such_endpoint",
+            "message": "no API endpoint at /api/v1/uploads/nothing-here",
+        }
+    }

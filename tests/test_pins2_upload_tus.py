@@ -5,10 +5,11 @@ import base64
 import hashlib
 
 import pytest
+from django.utils.http import http_date
 
-from portal.models import UploadPart
-from tests.api_helpers import error_code, make_token
-from tests.tus_helpers import TUS, Tus
+from portal.models import UploadPart, UploadSession
+from tests.api_helpers import make_token
+from tests.tus_helpers import TUS, Tus, metadata, stored_file_bytes
 
 CHUNK = 10
 
@@ -52,3 +53,60 @@ def test_an_upload_checksum_that_is_not_strict_base64_is_400(tus, damage):
     assert not UploadPart.objects.exists()
     good = tus.patch(path, 0, body, **{"Upload-Checksum": f"sha1 {encoded}"})
     assert good.status_code == 204
+
+
+def test_a_patch_of_another_content_type_is_415_naming_the_one_to_send(tus):
+    path = tus.start(5)
+    response = tus.patch(path, 0, b"12345", content_type="application/octet-stream")
+    assert response.status_code == 415
+    assert response.json()["error"] == {
+        "code": "unsupported_media_type",
+        "message": "send Content-Type: application/offset+octet-stream",
+    }
+    assert tus.offset(path) == 0
+
+
+def test_a_chunked_patch_is_411(tus):
+    path = tus.start(5)
+    response = tus.patch(path, 0, b"12345", **{"Transfer-Encoding": "chunked"})
+    assert response.status_code == 411
+    assert response.json()["error"] == {
+        "code": "length_required",
+        "message": "send Content-Length (chunked bodies are not accepted)",
+    }
+
+
+def test_a_creation_with_upload_answers_201_with_its_offset_location_and_expiry(tus):
+    response = tus.create(25, body=b"x" * 13)
+    assert response.status_code == 201, response.content
+    session = UploadSession.objects.get()
+    assert response["Location"] == f"http://testserver{TUS}{session.pk}"
+    assert response["Upload-Offset"] == "13"
+    assert response["Upload-Expires"] == http_date(session.expires_at.timestamp())
+
+
+def test_a_refused_first_patch_of_a_creation_still_names_the_upload(tus):
+    """The upload exists: its error comes with the ``Location`` to resume at."""
+    response = tus.create(5, body=b"12345", **{"Upload-Checksum": "sha1 AAAA"})
+    assert response.status_code == 400
+    session = UploadSession.objects.get()
+    assert response["Location"] == f"http://testserver{TUS}{session.pk}"
+    path = response["Location"].removeprefix("http://testserver")
+    assert tus.offset(path) == 0
+    assert tus.patch(path, 0, b"12345").status_code == 204
+    assert stored_file_bytes() == b"12345"
+
+
+def test_head_echoes_the_metadata_and_the_expiry_while_open(tus):
+    sent = metadata(filename="a.txt", colour="blue")
+    path = tus.start(5, **{"Upload-Metadata": sent})
+    response = tus.head(path)
+    assert response.status_code == 200
+    assert (response["Upload-Offset"], response["Upload-Length"]) == ("0", "5")
+    assert response["Upload-Metadata"] == sent
+    assert response["Cache-Control"] == "no-store"
+    session = UploadSession.objects.get()
+    assert response["Upload-Expires"] == http_date(session.expires_at.timestamp())
+    assert tus.patch(path, 0, b"12345").status_code == 204
+    done = tus.head(path)
+    assert done["Upload-Offset"] == "5" and "Upload-Expires" not in done
