@@ -59,7 +59,27 @@ def test_a_finalize_refused_for_room_extends_only_its_own_session(
         UploadSession.objects.get(pk=mine["id"]).pk: start + ttl,
         UploadSession.objects.get(pk=theirs["id"]).pk: start + ttl,
     }
-    assert UploadSession.objects.get(pk=refused["id"]).status == Status.IN_PROGRESS
+    kept = UploadSession.objects.get(pk=refused["id"])
+    assert (kept.status, kept.updated_at) == (Status.IN_PROGRESS, later)
+
+
+@pytest.mark.parametrize("closed", [Status.ABORTED, Status.FAILED, Status.FINALIZING])
+def test_keeping_a_session_for_retries_never_touches_one_no_longer_open(
+    user, portal_storage, closed
+):
+    """A session closed (or taken to finalize) between the 507 and its keeping stays as
+    it is."""
+    from portal.services import sessions
+    from portal.services.finalize import request as finalize_request
+
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        session, _ = sessions.create_session(user, {"filename": "a", "size_bytes": 10})
+    UploadSession.objects.update(status=closed)
+    with time_machine.travel(start + timedelta(hours=1), tick=False):
+        assert not finalize_request.keep_for_retries(session.pk)
+    row = UploadSession.objects.get()
+    assert (row.expires_at, row.updated_at) == (session.expires_at, session.updated_at)
 
 
 # --- the file.uploaded event (docs/api.md, "Runner contract")
