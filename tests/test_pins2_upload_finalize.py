@@ -53,6 +53,11 @@ def test_a_finalize_refused_for_room_extends_only_its_own_session(
         response = api.finalize(refused["id"])
 
     assert (response.status_code, error_code(response)) == (507, "insufficient_storage")
+    reserve = settings.PORTAL_FREE_SPACE_RESERVE_BYTES
+    assert response.json()["error"]["message"] == (
+        f"the final volume has no room for {len(data)} bytes now (it keeps {reserve} bytes "
+        "free); nothing was lost, try again later"
+    )
     expiry = dict(UploadSession.objects.values_list("pk", "expires_at"))
     assert expiry == {
         UploadSession.objects.get(pk=refused["id"]).pk: later + ttl,
@@ -201,10 +206,19 @@ def test_portal_finalize_counts_a_session_aborted_during_its_assembly_as_failed(
 # --- the job's summary
 
 
-def test_portal_finalize_reports_how_long_it_ran(db, portal_storage):
+def test_portal_finalize_reports_how_long_it_ran(api, portal_storage):
+    """``duration_ms``: the run's milliseconds (one assembly taken over: a few at least)."""
+    import time
+
+    session = api.start(b"abcdef", 3)
+    api.upload(session["id"], b"abcdef", 3)
+    assert lease.begin(session["id"])
+    UploadSession.objects.update(assembly_lease_until=timezone.now() - timedelta(seconds=1))
+    started = time.monotonic()
     report = finalize.run_finalize_job()
-    assert report.summary["stopped"] == "drained"
-    assert 0 <= report.summary["duration_ms"] < 5000
+    elapsed_ms = (time.monotonic() - started) * 1000
+    assert (report.summary["stopped"], report.summary["completed"]) == ("drained", 1)
+    assert 1 <= report.summary["duration_ms"] <= elapsed_ms
 
 
 # --- an assembly that fails unexpectedly is logged (the lease runs out, the job retries)
@@ -236,3 +250,52 @@ def test_an_assembly_that_fails_unexpectedly_is_logged_and_left_to_the_job(
     ]
     assert failed[0].exc_info[0] is RuntimeError
     assert UploadSession.objects.get().status == Status.FINALIZING
+
+
+# --- the assembly's key and progress
+
+
+def test_the_final_key_is_dated_by_the_files_creation_not_its_finalize(
+    client, user, settings, data_dir
+):
+    """docs/api.md: ``final/2030/01/31/<file id>``; a session begun before midnight and
+    finalized after it keeps its first day."""
+    from datetime import UTC, datetime
+
+    apply_storage(settings, "local", data_dir)
+    api = Api(client, make_token(user))
+    with time_machine.travel(datetime(2030, 1, 31, 23, 59, tzinfo=UTC), tick=False):
+        session = api.start(b"abcdef", 3)
+        api.upload(session["id"], b"abcdef", 3)
+    with time_machine.travel(datetime(2030, 2, 1, 0, 10, tzinfo=UTC), tick=False):
+        response = api.finalize(session["id"])
+    assert response.status_code == 200, response.content
+    file = IngestFile.objects.get()
+    assert file.storage_key == f"2030/01/31/{file.id.hex}"
+    assert (data_dir / "final" / "2030" / "01" / "31" / file.id.hex).read_bytes() == b"abcdef"
+
+
+@pytest.mark.s3
+def test_the_assembly_records_its_progress_on_the_session(
+    api, settings, data_dir, moto_s3, monkeypatch
+):
+    """What a 202 shows as ``assembly.assembled_bytes`` (and the lease it renews) follows
+    the parts as they are streamed into the final object (S3): all of them once it is
+    written."""
+    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=moto_s3.new_bucket())
+    real = storage.assemble_final
+    seen = {}
+
+    def then_look(*args, **kwargs):
+        stored = real(*args, **kwargs)
+        row = UploadSession.objects.get()
+        seen.update(status=row.status, assembled=row.assembled_bytes)
+        return stored
+
+    monkeypatch.setattr(storage, "assemble_final", then_look)
+    data = os.urandom(25)
+    session = api.start(data, 10)
+    api.upload(session["id"], data, 10)
+
+    assert api.finalize(session["id"]).status_code == 200
+    assert seen == {"status": Status.FINALIZING, "assembled": 25}
