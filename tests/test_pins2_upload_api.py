@@ -56,6 +56,20 @@ def test_a_json_body_over_64_kib_is_413_by_its_content_length(api):
     assert not UploadSession.objects.exists()
 
 
+@pytest.mark.parametrize("length", ["-1", "1e3", " 5"])
+def test_a_json_body_whose_content_length_is_not_a_number_is_413(api, length):
+    response = api.client.generic(
+        "POST",
+        BASE,
+        data=b'{"filename": "a", "size_bytes": 1}',
+        content_type="application/json",
+        headers=api.headers,
+        CONTENT_LENGTH=length,
+    )
+    assert (response.status_code, error_code(response)) == (413, "body_too_large")
+    assert not UploadSession.objects.exists()
+
+
 def test_json_nested_too_deeply_says_so(api):
     response = post_raw(api, b"[" * 30_000 + b"]" * 30_000)
     assert response.status_code == 400
