@@ -95,10 +95,22 @@ def test_the_file_uploaded_payload_is_the_documented_one(client, user, any_stora
     data = b"%PDF-1.7 a small report"
     session = api.start(data, 10, filename="report.pdf", content_type="application/pdf")
     api.upload(session["id"], data, 10)
-    assert api.finalize(session["id"]).status_code == 200
+    response = api.finalize(session["id"])
+    assert response.status_code == 200
 
     file = IngestFile.objects.get()
     event = OutboxEvent.objects.get()
+    assert response.json() == {
+        "file": {
+            "id": str(file.id),
+            "filename": "report.pdf",
+            "content_type": "application/pdf",
+            "size_bytes": len(data),
+            "sha256": sha256(data),
+            "status": "stored",
+            "stored_at": file.stored_at.isoformat(),
+        }
+    }
     if settings.PORTAL_STORAGE == "s3":
         location = {
             "backend": "s3",
