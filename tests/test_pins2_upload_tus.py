@@ -110,3 +110,36 @@ def test_head_echoes_the_metadata_and_the_expiry_while_open(tus):
     assert tus.patch(path, 0, b"12345").status_code == 204
     done = tus.head(path)
     assert done["Upload-Offset"] == "5" and "Upload-Expires" not in done
+
+
+def test_a_preflight_from_an_allowed_origin_learns_every_header_a_tus_client_sends(
+    client, settings
+):
+    settings.PORTAL_CORS_ALLOWED_ORIGINS = ["https://app.example"]
+    response = client.options(
+        TUS,
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert response.status_code == 204
+    assert response["Access-Control-Allow-Origin"] == "https://app.example"
+    assert response["Access-Control-Allow-Methods"] == "POST, HEAD, PATCH, DELETE, OPTIONS"
+    assert response["Access-Control-Allow-Headers"] == (
+        "Authorization, Content-Type, Tus-Resumable, Upload-Length, Upload-Metadata, "
+        "Upload-Offset, Upload-Checksum, Upload-Defer-Length, Upload-Concat, "
+        "X-HTTP-Method-Override, X-Requested-With, X-Request-ID"
+    )
+    assert response["Access-Control-Max-Age"] == "86400"
+    assert response["Access-Control-Expose-Headers"] == (
+        "Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, "
+        "Upload-Offset, Upload-Length, Upload-Expires, Upload-Metadata, Location, X-Request-ID"
+    )
+
+
+@pytest.mark.parametrize("path", ["/api/v1/tus/", "/api/v1/tus/not-an-upload/below"])
+def test_every_answer_under_the_tus_endpoint_says_tus_resumable(client, db, path):
+    """Also the answers no tus handler gives: a 401, a 405, a JSON 404 below the endpoint."""
+    response = client.generic("PATCH", path, headers={"Tus-Resumable": "1.0.0"})
+    assert response.status_code in (401, 404, 405)
+    assert response["Tus-Resumable"] == "1.0.0"
+    head = client.head(path, headers={"Tus-Resumable": "1.0.0"})
+    assert head["Cache-Control"] == "no-store"
