@@ -43,6 +43,21 @@ def test_a_json_body_of_exactly_64_kib_is_read(api):
     assert response.json()["filename"] == "a.bin"
 
 
+def test_a_created_session_answers_the_documented_fields(api, settings):
+    response = api.create(filename="a.bin", size_bytes=25, chunk_size_bytes=10)
+    assert response.status_code == 201
+    session = UploadSession.objects.get()
+    assert response.json() == {
+        "id": str(session.id),
+        "status": "init",
+        "filename": "a.bin",
+        "size_bytes": 25,
+        "chunk_size_bytes": 10,
+        "total_parts": 3,
+        "expires_at": session.expires_at.isoformat(),
+    }
+
+
 def test_a_json_body_over_64_kib_is_413_by_its_content_length(api):
     """Refused by its declared length, although its first 64 KiB parse as a valid body."""
     response = post_raw(api, padded(MAX_JSON_BYTES + 1))
@@ -324,7 +339,7 @@ def test_a_closed_or_busy_session_says_why_it_takes_no_part(api):
 
 
 def test_a_part_while_the_temp_root_is_missing_is_503_retry_after_5(
-    client, user, settings, data_dir
+    client, user, settings, data_dir, caplog
 ):
     apply_storage(settings, "local", data_dir)
     api = Api(client, make_token(user))
@@ -339,6 +354,8 @@ def test_a_part_while_the_temp_root_is_missing_is_503_retry_after_5(
         "shortly",
     }
     assert not UploadPart.objects.exists()
+    [record] = [r for r in caplog.records if getattr(r, "event", None) == "storage.unavailable"]
+    assert (record.session_id, record.part_number) == (session["id"], 1)
 
 
 # --- methods and paths

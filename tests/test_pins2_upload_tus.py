@@ -143,3 +143,34 @@ def test_every_answer_under_the_tus_endpoint_says_tus_resumable(client, db, path
     assert response["Tus-Resumable"] == "1.0.0"
     head = client.head(path, headers={"Tus-Resumable": "1.0.0"})
     assert head["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        ("filename " + base64.b64encode(b"\xff\xfe").decode(), "'filename' is not UTF-8"),
+        ("filename ab$c", "'filename' is not base64"),
+    ],
+)
+def test_bad_upload_metadata_is_400_naming_the_key(tus, header, message):
+    response = tus.create(5, **{"Upload-Metadata": header})
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "invalid_upload_metadata",
+        "message": f"Upload-Metadata {message}",
+    }
+    assert not UploadSession.objects.exists()
+
+
+def test_a_file_sha256_mismatch_names_both_digests(tus):
+    data = b"0123456789abcde"
+    claimed = hashlib.sha256(b"something else").hexdigest()
+    path = tus.start(len(data), **{"Upload-Metadata": metadata(sha256=claimed)})
+    response = tus.patch(path, 0, data)
+    assert response.status_code == 460
+    actual = hashlib.sha256(data).hexdigest()
+    assert response.json()["error"] == {
+        "code": "sha256_mismatch",
+        "message": f"the file's sha256 is {actual}, its Upload-Metadata sha256 says {claimed}; "
+        "the last part was not kept and nothing was stored",
+    }
