@@ -174,3 +174,23 @@ def test_a_file_sha256_mismatch_names_both_digests(tus):
         "message": f"the file's sha256 is {actual}, its Upload-Metadata sha256 says {claimed}; "
         "the last part was not kept and nothing was stored",
     }
+
+
+def test_a_patch_while_the_temp_root_is_missing_is_503_naming_what_failed(
+    client, user, settings, data_dir
+):
+    from tests.conftest import apply_storage
+
+    apply_storage(settings, "local", data_dir)
+    settings.PORTAL_CHUNK_SIZE = CHUNK
+    tus = Tus(client, make_token(user))
+    path = tus.start(5)
+    (data_dir / "temp").rmdir()
+    response = tus.patch(path, 0, b"12345")
+    assert response.status_code == 503
+    assert response.json()["error"] == {
+        "code": "storage_unavailable",
+        "message": "storage is unavailable while storing a tus PATCH; nothing was lost, try "
+        "again shortly",
+    }
+    assert not UploadPart.objects.exists()
