@@ -79,14 +79,36 @@ def test_a_cleanup_runs_duration_is_the_time_it_took(portal_storage):
         assert 0 <= step["duration_ms"] <= report.summary["duration_ms"] + 1
 
 
-def test_a_skipped_cleanup_runs_duration_is_the_time_it_took(portal_storage):
+def test_a_skipped_cleanup_runs_duration_is_the_time_it_took(portal_storage, transactional_db):
+    """Another run holds the lock (in a thread: its own database session on PostgreSQL)."""
+    import threading
+
+    from django.db import connections
+
     from portal import locks
 
-    started = time.monotonic()
-    with locks.hold(cleanup.JOB):
+    held, done = threading.Event(), threading.Event()
+
+    def other_run():
+        try:
+            with locks.hold(cleanup.JOB):
+                held.set()
+                done.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=other_run)
+    holder.start()
+    try:
+        assert held.wait(10)
+        started = time.monotonic()
         report = cleanup.run_cleanup_job()
+        took = elapsed_ms(started)
+    finally:
+        done.set()
+        holder.join(10)
     assert report.summary["outcome"] == "skipped"
-    assert 0 <= report.summary["duration_ms"] <= elapsed_ms(started) + 1
+    assert 0 <= report.summary["duration_ms"] <= took + 1
 
 
 def test_a_finalize_runs_summary_and_duration(portal_storage):
