@@ -2,8 +2,8 @@
 #   make run    create .venv from the requirements, migrate, serve on 127.0.0.1:8000
 #   make test   the same bootstrap, then the whole test suite
 # Developers: make test-fast (the suite without the slow crash, load and server trials),
-# make lint, make format, make bench, make mutants. Production: make install (runtime
-# packages only; docs/operations.md has the rest).
+# make lint, make format, make bench, make mutants, make mutants-mechanical. Production:
+# make install (runtime packages only; docs/operations.md has the rest).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install run test test-fast lint format migrate bench mutants clean
+.PHONY: install run test test-fast lint format migrate bench mutants mutants-mechanical clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -63,6 +63,10 @@ bench: $(DEV)
 
 mutants: $(DEV)
 	$(BIN)/python tests/mutants.py
+
+# MUTANT_ARGS: e.g. --sample 200 --seed 7 --files 'portal/storage/*' --reuse
+mutants-mechanical: $(DEV)
+	$(BIN)/python tests/mechanical.py $(MUTANT_ARGS)
 
 clean:
 	rm -rf $(VENV) var

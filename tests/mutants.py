@@ -92,7 +92,14 @@ def main():
         copy_tree(ROOT, tree)
         # Tests that start gunicorn or moto run them from ROOT/.venv: the copy's ROOT.
         (tree / ".venv").symlink_to(ROOT / ".venv")
-        env = {**os.environ, "PYTHONPATH": str(tree), "PORTAL_CRASH_TRIALS": "5"}
+        # No bytecode cache: a mutant and its undo of the same size within one second
+        # would share a stale .pyc.
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(tree),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PORTAL_CRASH_TRIALS": "5",
+        }
         results = []
         for mutant in chosen:
             outcome, seconds = run_mutant(mutant, tree, env)
