@@ -121,3 +121,21 @@ def test_the_json_timestamp_is_utc_to_the_millisecond():
     record.created = 1_700_000_000.0
     line = json.loads(PortalJsonFormatter().format(record))
     assert line["timestamp"] == "2023-11-14T22:13:20.000+00:00"
+
+
+# --- HEAD is a probe's method and a scrape's ------------------------------------------------
+
+
+def test_health_and_metrics_answer_head_and_name_both_methods_when_refusing(db, settings):
+    from tests.metrics_helpers import AUTH, TOKEN
+
+    settings.PORTAL_METRICS_TOKEN = TOKEN
+    client = Client()
+    head = client.head("/health")
+    assert (head.status_code, head.content) == (200, b"")
+    refused = client.post("/health")
+    assert (refused.status_code, refused["Allow"]) == (405, "GET, HEAD")
+    assert client.head("/metrics", headers=AUTH).status_code == 200
+    refused = client.post("/metrics", headers=AUTH)
+    assert refused.status_code == 405
+    assert refused["Allow"] == "GET, HEAD"
