@@ -1,0 +1,77 @@
+"""Pins for the ops area (issue #31, second round), in-process: a file lock gives back its
+descriptor (``portal.locks``), the scrape's own database gauges (``portal.metrics``), the
+log level and the S3 bucket rule of the settings (``boot.settings``)."""
+
+import os
+
+import pytest
+from django.db import connection
+
+from boot import settings as boot_settings
+from boot.logging import build_logging
+from portal import locks
+from portal.metrics import collector
+from tests.metrics_helpers import TOKEN, names, scrape, value
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_file_locks_give_their_descriptor_back(settings, tmp_path):
+    if connection.vendor == "postgresql":
+        pytest.skip("file locks are SQLite's")
+    settings.PORTAL_DATA_DIR = str(tmp_path)
+    with locks.hold("warm-up"):
+        pass
+    before = open_fds()
+    for n in range(20):
+        with locks.hold(f"range:{n % 3}"):
+            pass
+    assert open_fds() == before
+    assert not list((tmp_path / "locks").iterdir())
+
+
+def test_a_scrape_reports_how_it_read_the_database(db, settings):
+    settings.PORTAL_METRICS_TOKEN = TOKEN
+    collector.collector.clear()
+    from django.test import Client
+
+    samples = scrape(Client())
+    assert value(samples, "portal_metrics_database_up") == 1
+    assert "portal_metrics_database_query_seconds" in names(samples)
+    assert value(samples, "portal_metrics_database_query_seconds") >= 0
+
+
+@pytest.mark.parametrize("level", ["debug", "warning", "error"])
+def test_the_log_level_setting_reaches_the_root_and_the_portal_loggers(level):
+    config = boot_settings.Base()
+    config.PORTAL_LOG_LEVEL = level
+    config.PORTAL_LOG_FORMAT = "console"
+    logging_config = config.LOGGING
+    assert logging_config == build_logging(fmt="console", level=level, behind_proxy=False)
+    assert logging_config["root"]["level"] == level.upper()
+    assert logging_config["loggers"]["portal"]["level"] == level.upper()
+
+
+@pytest.mark.parametrize(
+    ("bucket", "ok"),
+    [
+        ("portal-uploads", True),
+        ("Portal.Uploads_2", True),
+        ("a" * 255, True),
+        ("a" * 256, False),
+        ("portal uploads", False),
+        ("portal/uploads", False),
+    ],
+)
+def test_bucket_names_follow_botocores_rule(monkeypatch, bucket, ok):
+    from boot import config as v
+
+    v.PROBLEMS.clear()
+    monkeypatch.setenv("AWS_STORAGE_BUCKET_NAME", bucket)
+    try:
+        read = boot_settings.Base.AWS_STORAGE_BUCKET_NAME.setup("AWS_STORAGE_BUCKET_NAME")
+        assert (read == bucket, not v.PROBLEMS) == (ok, ok), v.PROBLEMS
+    finally:
+        v.PROBLEMS.clear()
