@@ -2,10 +2,11 @@
 descriptor (``portal.locks``), the scrape's own database gauges (``portal.metrics``), the
 log level and the S3 bucket rule of the settings (``boot.settings``)."""
 
+import logging
 import os
 
 import pytest
-from django.db import connection
+from django.db import close_old_connections, connection
 
 from boot import settings as boot_settings
 from boot.logging import build_logging
@@ -75,3 +76,42 @@ def test_bucket_names_follow_botocores_rule(monkeypatch, bucket, ok):
         assert (read == bucket, not v.PROBLEMS) == (ok, ok), v.PROBLEMS
     finally:
         v.PROBLEMS.clear()
+
+
+# --- portal.dbgate: a kept connection whose server went away (PostgreSQL) -------------------
+
+
+@pytest.mark.postgres
+def test_a_kept_connection_whose_server_went_away_is_503_and_closes_the_gate(
+    transactional_db, postgres_only, monkeypatch, caplog
+):
+    import psycopg
+    from django.test import Client
+
+    from portal import dbgate
+    from tests.conftest import free_port
+
+    monkeypatch.setattr(dbgate, "gate", dbgate.DatabaseGate(retry_seconds=2))
+    url = "/api/v1/uploads/sessions/00000000-0000-0000-0000-000000000000"
+    client = Client()
+    assert client.get(url).status_code == 401  # through the gate; the connection is kept
+    backend = connection.connection.info.backend_pid
+    params = connection.get_connection_params()
+    with psycopg.connect(**{**params, "autocommit": True}) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [backend])
+    # ... and the server is not reachable where it was: a reconnect fails too.
+    port = connection.settings_dict["PORT"]
+    connection.settings_dict["PORT"] = str(free_port())
+    try:
+        # What a server does at each request's start (the test client leaves it out): the
+        # kept connection is checked again before its next use.
+        close_old_connections()
+        with caplog.at_level(logging.INFO, logger="portal.dbgate"):
+            response = client.get(url)
+    finally:
+        connection.settings_dict["PORT"] = port
+        connection.close()
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "database_unavailable"
+    assert [r.event for r in caplog.records if hasattr(r, "event")] == ["database.unavailable"]
+    assert not dbgate.gate.admit()
