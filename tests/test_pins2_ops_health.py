@@ -12,6 +12,7 @@ from django.test import Client
 
 from boot.logging import PortalJsonFormatter
 from portal.health import executor as probes
+from tests.conftest import apply_storage
 
 
 @pytest.fixture
@@ -90,7 +91,9 @@ def test_a_slow_failed_check_logs_its_duration_in_milliseconds(
 # --- ProbeMiddleware: a WSGI worker answers probes in its own thread, starting none ----------
 
 
-def test_probes_under_wsgi_start_no_thread(db, portal_storage, no_probe_cache):
+def test_probes_under_wsgi_start_no_thread(db, settings, data_dir, no_probe_cache):
+    # Local storage: boto's transfers start threads of their own (not the middleware's).
+    apply_storage(settings, "local", data_dir)
     client = Client()
     assert client.get("/ready").status_code == 200  # the probe pool's threads start once
     started = []
