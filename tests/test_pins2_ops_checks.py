@@ -177,3 +177,16 @@ def test_a_bad_format_string_keeps_its_parts_still_scrubbed():
     )
     line = json_line(record, RedactingFilter(secrets=[secret]))
     assert line["message"] == f"%d files for %s ('many', '{REDACTED}')"
+
+
+def test_a_bars_label_is_centred_under_it():
+    import re
+
+    start = datetime(2026, 12, 7, 0, 0, tzinfo=UTC)
+    points = [(start + timedelta(minutes=10 * n), 3 * n + 1) for n in range(4)]
+    svg = str(trend.backlog_chart(points)["backlog_svg"])
+    bars = re.findall(r'<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', svg)
+    labels = re.findall(r'<text x="([\d.]+)" y="\d+" text-anchor="middle">\d\d:\d\d</text>', svg)
+    assert len(bars) == len(labels) == 4
+    for (x, width), centre in zip(bars, labels, strict=True):
+        assert abs(float(x) + float(width) / 2 - float(centre)) <= 0.1

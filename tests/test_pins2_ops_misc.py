@@ -6,7 +6,7 @@ import logging
 import os
 
 import pytest
-from django.db import close_old_connections, connection
+from django.db import OperationalError, close_old_connections, connection
 
 from boot import settings as boot_settings
 from boot.logging import build_logging
@@ -115,3 +115,19 @@ def test_a_kept_connection_whose_server_went_away_is_503_and_closes_the_gate(
     assert response.json()["error"]["code"] == "database_unavailable"
     assert [r.event for r in caplog.records if hasattr(r, "event")] == ["database.unavailable"]
     assert not dbgate.gate.admit()
+
+
+def test_a_cors_preflight_passes_a_closed_gate_other_requests_get_503(db, monkeypatch):
+    from django.test import Client
+
+    from portal import dbgate
+
+    monkeypatch.setattr(dbgate, "gate", dbgate.DatabaseGate(retry_seconds=60))
+    dbgate.gate.failed(OperationalError("connection refused"))  # the database just failed
+    client = Client()
+    preflight = client.options("/api/v1/tus/")
+    assert preflight.status_code == 204
+    assert preflight["Tus-Resumable"] == "1.0.0"
+    refused = client.get("/api/v1/uploads/sessions/00000000-0000-0000-0000-000000000000")
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "database_unavailable"
