@@ -142,3 +142,21 @@ def test_health_and_metrics_answer_head_and_name_both_methods_when_refusing(db, 
     refused = client.post("/metrics", headers=AUTH)
     assert refused.status_code == 405
     assert refused["Allow"] == "GET, HEAD"
+
+
+def test_a_failed_checks_error_is_logged_to_500_characters(
+    db, portal_storage, no_probe_cache, monkeypatch, caplog
+):
+    def save(name, content, max_length=None):
+        raise RuntimeError("y" * 499 + "z" + "tail" * 100)
+
+    monkeypatch.setattr(storages["portal_temp"], "save", save)
+    with caplog.at_level(logging.INFO, logger="portal.health"):
+        assert Client().get("/ready").status_code == 503
+    [failure] = [r for r in caplog.records if getattr(r, "event", "") == "ready.check_failed"]
+    assert failure.error == "y" * 499 + "z"
+
+
+def test_the_admins_static_files_are_under_static(db, admin_client):
+    html = admin_client.get("/admin/").content.decode()
+    assert 'href="/static/admin/css/base.css"' in html

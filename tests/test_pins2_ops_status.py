@@ -39,3 +39,18 @@ def test_an_unavailable_check_is_marked_with_a_cross(
     page = operator.get("/status", HTTP_ACCEPT=HTML)
     assert page.status_code == 503
     assert "✖ unavailable" in page.content.decode()
+
+
+def test_a_job_that_never_succeeded_names_its_latest_runs_outcome(
+    db,
+    portal_storage,
+    operator,  # noqa: F811
+):
+    from portal.models import JobRun
+    from tests.test_status_page import run, text_of
+
+    run("portal_cleanup", JobRun.Outcome.SKIPPED, timedelta(hours=2))
+    run("portal_cleanup", JobRun.Outcome.FAILED, timedelta(minutes=5))
+    page = operator.get("/status", HTTP_ACCEPT=HTML)
+    assert "never succeeded; last run failed" in text_of(page)
+    assert "never succeeded; last run skipped" not in text_of(page)
