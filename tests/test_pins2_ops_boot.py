@@ -52,3 +52,16 @@ def test_development_names_portal_data_dir_when_its_roots_cannot_be_made(tmp_pat
         f"PORTAL_DATA_DIR={str(blocker)!r}: cannot create the directory "
         f"{str(blocker / 'temp')!r} (Not a directory)"
     ) in result.stderr
+
+
+def test_a_metrics_token_of_32_characters_passes_31_do_not(settings):
+    from portal import checks as syschecks
+
+    strong = "Zq8-xW3_rT6yU1iO0pA9sD2fG5hJ4kL7zX_cV-bN8mQ1wE3rT5y"
+    settings.SECRET_KEY = strong
+    settings.PORTAL_RUNNER_ENDPOINT = ""
+    settings.PORTAL_METRICS_TOKEN = strong[:32]
+    assert syschecks.check_secrets() == []
+    settings.PORTAL_METRICS_TOKEN = strong[:31]
+    [error] = syschecks.check_secrets()
+    assert error.msg == "PORTAL_METRICS_TOKEN has 31 characters, fewer than 32."

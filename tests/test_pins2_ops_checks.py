@@ -190,3 +190,17 @@ def test_a_bars_label_is_centred_under_it():
     assert len(bars) == len(labels) == 4
     for (x, width), centre in zip(bars, labels, strict=True):
         assert abs(float(x) + float(width) / 2 - float(centre)) <= 0.1
+
+
+def test_a_bearer_token_is_redacted_after_its_scheme():
+    record = logging.LogRecord(
+        "portal.x",
+        logging.INFO,
+        __file__,
+        1,
+        "header was %s",
+        ("Bearer abc.DEF-123_xyz",),
+        None,
+    )
+    line = json_line(record, RedactingFilter(secrets=[]))
+    assert line["message"] == f"header was Bearer {REDACTED}"
