@@ -204,3 +204,10 @@ def test_a_bearer_token_is_redacted_after_its_scheme():
     )
     line = json_line(record, RedactingFilter(secrets=[]))
     assert line["message"] == f"header was Bearer {REDACTED}"
+
+
+def test_the_access_filter_trusts_no_forwarded_for_by_default():
+    record = access_record(200, **{"{x-forwarded-for}i": "203.0.113.9"})
+    assert GunicornAccessFilter().filter(record)
+    assert record.remote_addr == "10.0.0.9"
+    assert not hasattr(record, "client_addr")

@@ -131,3 +131,18 @@ def test_a_cors_preflight_passes_a_closed_gate_other_requests_get_503(db, monkey
     refused = client.get("/api/v1/uploads/sessions/00000000-0000-0000-0000-000000000000")
     assert refused.status_code == 503
     assert refused.json()["error"]["code"] == "database_unavailable"
+
+
+def test_an_unknown_method_is_counted_as_other(db, settings):
+    from django.test import Client
+
+    settings.PORTAL_METRICS_TOKEN = TOKEN
+    client = Client()
+    client.generic("XWARM", "/health")
+    samples = scrape(client)
+    counted = {
+        dict(labels).get("method")
+        for name, labels in samples
+        if name == "portal_http_requests_total" and dict(labels).get("view") == "health"
+    }
+    assert "other" in counted and "XWARM" not in counted
