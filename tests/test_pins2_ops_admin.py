@@ -1,0 +1,94 @@
+"""Pins for the ops area (issue #31, second round): the admin (``portal.admin``) keeps a
+token's owner and purpose as they were made, and shows an upload session with its parts."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from portal.models import ApiToken, IngestFile, UploadPart, UploadSession
+from portal.services.tokens import create_token
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_tokens_owner_and_purpose_cannot_be_changed_only_its_name_and_activity(
+    admin_client, admin_user, django_user_model
+):
+    owner = django_user_model.objects.create_user("uploader", password="pw-uploader-1")
+    token, _ = create_token(owner, name="laptop")
+    url = f"/admin/portal/apitoken/{token.pk}/change/"
+    page = admin_client.get(url)
+    assert page.status_code == 200
+    assert set(page.context["adminform"].form.fields) == {"name", "is_active"}
+    response = admin_client.post(
+        url,
+        {
+            "user": str(admin_user.pk),
+            "name": "old laptop",
+            "purpose": ApiToken.Purpose.MONITORING,
+            "key_prefix": "ipt_hijacked",
+            # is_active left out: the checkbox unticked
+        },
+    )
+    assert response.status_code == 302, response.content
+    prefix = token.key_prefix
+    token.refresh_from_db()
+    assert (token.user, token.purpose, token.key_prefix) == (owner, "upload", prefix)
+    assert (token.name, token.is_active) == ("old laptop", False)
+
+
+def test_no_token_is_made_in_the_admin(admin_client):
+    assert admin_client.get("/admin/portal/apitoken/add/").status_code == 403
+    assert admin_client.post("/admin/portal/apitoken/add/", {"name": "x"}).status_code == 403
+    assert not ApiToken.objects.exists()
+
+
+def make_session(owner, parts):
+    file = IngestFile.objects.create(original_filename="big.bin", size_bytes=30, uploaded_by=owner)
+    session = UploadSession.objects.create(
+        file=file,
+        owner=owner,
+        status=UploadSession.Status.IN_PROGRESS,
+        chunk_size_bytes=10,
+        total_size_bytes=30,
+        total_parts=3,
+        completed_parts=len(parts),
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+    for number in parts:
+        UploadPart.objects.create(
+            session=session,
+            part_number=number,
+            size_bytes=10,
+            sha256=f"{number:02d}" + "ab" * 31,
+            temp_key=f"temp/{session.pk}/part-{number:05d}",
+        )
+    return session
+
+
+def test_an_upload_sessions_page_lists_its_parts_read_only(admin_client, admin_user):
+    session = make_session(admin_user, parts=[1, 3])
+    other = make_session(admin_user, parts=[2])
+    response = admin_client.get(f"/admin/portal/uploadsession/{session.pk}/change/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    [inline] = response.context["inline_admin_formsets"]
+    assert inline.formset.model is UploadPart
+    shown = sorted(form.instance.part_number for form in inline.formset.forms)
+    assert shown == [1, 3]  # its own parts, no empty row to add one
+    for number in (1, 3):
+        assert f"temp/{session.pk}/part-{number:05d}" in html
+        assert f"{number:02d}" + "ab" * 31 in html
+    assert f"temp/{other.pk}/" not in html
+    assert not inline.formset.can_delete
+    assert not inline.has_add_permission and not inline.has_change_permission
+
+
+def test_the_sessions_list_shows_when_each_expires(admin_client, admin_user):
+    session = make_session(admin_user, parts=[])
+    response = admin_client.get("/admin/portal/uploadsession/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "column-expires_at" in html and "field-expires_at" in html
+    assert str(session.pk) in html
