@@ -64,12 +64,12 @@ MUTANTS = (
         (LEASE, "tests/test_finalize_async.py"),
     ),
     Mutant(
-        "parts: a failed session without a reason answers 410 part_corrupt",
+        "parts: a finalize waiting on a session failed elsewhere answers 202, not 410",
         "portal/services/finalize/request.py",
         (
             (
-                "    if session.status == Status.FAILED and session.failure_reason:",
-                "    if session.status == Status.FAILED:",
+                "        return None\n    ensure_open(session)\n    return None",
+                "        return None\n    return None",
             ),
         ),
         (*_FINALIZE, "tests/test_finalize_async.py"),

@@ -209,3 +209,18 @@ def test_portal_finalize_out_of_time_says_so_and_leaves_the_assembly(api):
     summary = finalize.run_finalize_job(max_seconds=0).summary
     assert (summary["stopped"], summary["completed"], summary["outcome"]) == ("time", 0, "ok")
     assert UploadSession.objects.get().status == "finalizing"  # the next run takes it
+
+
+def test_a_session_given_up_during_a_wait_is_410_session_failed_with_its_reason(api, monkeypatch):
+    from portal.services.finalize import request
+
+    session = finalizing(api)
+    reason = "the assembly gave up after 10 attempts"
+    monkeypatch.setattr(
+        request,
+        "assemble",
+        lambda pk: UploadSession.objects.update(status="failed", failure_reason=reason),
+    )
+    response = api.finalize(session)
+    assert (response.status_code, error_code(response)) == (410, "session_failed")
+    assert response.json()["error"]["message"] == f"the upload session is failed: {reason}"

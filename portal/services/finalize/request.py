@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from portal import locks
 from portal.models import UploadSession
-from portal.services.errors import ApiError, Gone, InsufficientStorage
+from portal.services.errors import ApiError, InsufficientStorage
 from portal.services.finalize import lease
 from portal.services.finalize.assembly import assemble, ensure_ready
 from portal.services.guards import storage_faults
@@ -65,14 +65,14 @@ def _left(deadline):
 
 
 def _outcome(session_pk):
-    """The file once complete, None while finalizing; 410 if the session failed."""
+    """The file once complete, None while finalizing; 410 ``session_failed`` (with its
+    reason) if another assembler failed it: only the one that found a part changed says
+    ``part_corrupt``."""
     session = UploadSession.objects.select_related("file").get(pk=session_pk)
     if session.status == Status.COMPLETE:
         return session.file
     if session.status == Status.FINALIZING:
         return None
-    if session.status == Status.FAILED and session.failure_reason:
-        raise Gone(f"the upload session failed: {session.failure_reason}", code="part_corrupt")
     ensure_open(session)
     return None
 
