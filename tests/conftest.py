@@ -220,6 +220,24 @@ def data_dir(tmp_path):
 
 
 @pytest.fixture
+def runner():
+    """A real runner on loopback (``tests/runner.py``): answers 200, checks signatures."""
+    from tests.outbox_helpers import SECRET
+    from tests.runner import RunnerServer
+
+    with RunnerServer("ok", secret=SECRET) as server:
+        yield server
+
+
+@pytest.fixture
+def runner_settings(settings, runner, portal_storage):
+    """Settings that point the dispatcher at ``runner``."""
+    from tests.outbox_helpers import point_at_runner
+
+    return point_at_runner(settings, runner)
+
+
+@pytest.fixture
 def portal_storage(settings, data_dir, request):
     """The suite's storage backend (``PORTAL_TEST_STORAGE``), isolated per test.
 

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from portal.models import OutboxEvent
-from tests.test_outbox import make_events
+from tests.outbox_helpers import make_events
 
 pytestmark = pytest.mark.django_db
 

@@ -15,20 +15,14 @@ from django.core.management.base import CommandError
 from portal.models import JobRun, OutboxEvent
 from tests.commands import from_command_line, run_command, usage_error
 from tests.conftest import PYTHON, ROOT
+from tests.outbox_helpers import SECRET, make_events
 from tests.peers import self_signed_certificate
 from tests.runner import RunnerServer
-from tests.test_outbox import SECRET, make_events, point_at_runner
 
 
 @pytest.fixture
-def runner():
-    with RunnerServer("ok", secret=SECRET) as server:
-        yield server
-
-
-@pytest.fixture
-def runner_settings(settings, runner, portal_storage, db):
-    return point_at_runner(settings, runner)
+def runner_settings(runner_settings, db):
+    return runner_settings
 
 
 @pytest.fixture

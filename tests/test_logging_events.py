@@ -23,6 +23,7 @@ from portal.models import OutboxEvent, UploadSession
 from portal.observability import EVENTS
 from portal.services.tokens import create_token
 from tests.conftest import ROOT
+from tests.outbox_helpers import make_events
 from tests.processes import (
     RUNNER_SECRET,
     SECRET_KEY,
@@ -32,7 +33,6 @@ from tests.processes import (
     run_manage,
 )
 from tests.runner import RunnerServer
-from tests.test_outbox import make_events
 
 BASE = "/api/v1/uploads/sessions"
 # The context each event must carry (beyond timestamp, level, logger, message, event).

@@ -19,9 +19,9 @@ from django.utils import timezone
 from portal.metrics import collector, figures
 from portal.models import JobRun, OutboxEvent, UploadSession
 from tests.metrics_helpers import TOKEN, names, scrape, value
+from tests.outbox_helpers import SECRET, make_events, point_at_runner
 from tests.runner import RunnerServer
 from tests.seed import make_session, seed_owner
-from tests.test_outbox import SECRET, make_events, point_at_runner
 
 NOW = datetime(2030, 1, 31, 12, 0, tzinfo=UTC)
 Status = UploadSession.Status

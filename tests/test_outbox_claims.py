@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from portal.models import OutboxEvent
 from portal.services import outbox
+from tests.outbox_helpers import config, make_events, point_at_runner, reload
 from tests.runner import RunnerServer
-from tests.test_outbox import config, make_events, point_at_runner, reload
 
 
 @pytest.fixture

@@ -12,22 +12,11 @@ import pytest
 
 from portal.httpclient import KeepAliveConnection
 from portal.services import outbox
+from tests.outbox_helpers import SECRET, config, make_events, reload
 from tests.peers import BadRequestServer, self_signed_certificate
 from tests.runner import RunnerServer
-from tests.test_outbox import SECRET, config, make_events, point_at_runner, reload
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def runner():
-    with RunnerServer("ok", secret=SECRET) as server:
-        yield server
-
-
-@pytest.fixture
-def runner_settings(settings, runner, portal_storage):
-    return point_at_runner(settings, runner)
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ import pytest
 from portal.httpclient import KeepAliveConnection
 from portal.services.outbox import dispatch
 from tests.commands import run_command
+from tests.outbox_helpers import SECRET, make_events, point_at_runner
 from tests.peers import LoopbackServer
 from tests.runner import RunnerServer
-from tests.test_outbox import SECRET, make_events, point_at_runner
 
 pytestmark = pytest.mark.django_db
 

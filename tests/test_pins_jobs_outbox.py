@@ -17,6 +17,7 @@ from portal.models import JobRun, OutboxEvent
 from portal.services import outbox
 from portal.services.outbox import dispatch
 from tests.commands import run_command
+from tests.outbox_helpers import make_events, reload, stored_file
 from tests.peers import LoopbackServer
 from tests.seed import (
     seed_owner,
@@ -34,35 +35,7 @@ def owner(db):
     return seed_owner("pins-owner")
 
 
-@pytest.fixture
-def runner():
-    from tests.runner import RunnerServer
-    from tests.test_outbox import SECRET
-
-    with RunnerServer("ok", secret=SECRET) as server:
-        yield server
-
-
-@pytest.fixture
-def runner_settings(settings, runner, portal_storage):
-    from tests.test_outbox import point_at_runner
-
-    return point_at_runner(settings, runner)
-
-
-def make_events(n, **fields):
-    from tests.test_outbox import make_events
-
-    return make_events(n, **fields)
-
-
-def reload(event):
-    return OutboxEvent.objects.get(pk=event.pk)
-
-
 def test_file_uploaded_payload_fields(portal_storage, owner):
-    from tests.test_outbox import stored_file
-
     file = stored_file(owner)
     moment = timezone.now()
     with time_machine.travel(moment, tick=False):

@@ -21,8 +21,8 @@ from portal.metrics import collector
 from portal.models import JobRun, OutboxEvent
 from tests.conftest import ROOT, free_port
 from tests.metrics_helpers import TOKEN, GunicornServer, names, program, scrape
+from tests.outbox_helpers import make_events
 from tests.processes import stop_process
-from tests.test_outbox import make_events
 
 DEPLOY = ROOT / "deploy" / "prometheus"
 

@@ -13,7 +13,7 @@ from portal.health import executor as probes
 from portal.models import IngestFile, JobRun, UploadSession
 from portal.services.outbox.dispatch import backlog_left
 from portal.services.status import trend
-from tests.test_outbox import make_events
+from tests.outbox_helpers import make_events
 
 NOW = datetime(2026, 12, 7, 14, 30, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
