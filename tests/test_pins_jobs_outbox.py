@@ -87,13 +87,13 @@ def test_requeue_of_no_ids_requeues_nothing(runner_settings):
 def test_the_backlog_counts_pending_and_sending_events(runner_settings):
     later = timezone.now() + timedelta(hours=1)
     make_events(2, due=later)
-    make_events(1, due=later, status=OutboxEvent.Status.SENDING)
+    make_events(3, due=later, status=OutboxEvent.Status.SENDING)
     make_events(1, status=OutboxEvent.Status.DELIVERED)
-    make_events(1, due=later, status=OutboxEvent.Status.FAILED)
+    make_events(4, due=later, status=OutboxEvent.Status.FAILED)
     report = outbox.run_dispatch()
     assert report.exit_code == 0
     [run] = JobRun.objects.filter(job="portal_dispatch")
-    assert run.counts[dispatch.BACKLOG_KEY] == 3
+    assert run.counts[dispatch.BACKLOG_KEY] == 2 + 3  # each kind counted differently
     assert run.outcome == "ok"
 
 

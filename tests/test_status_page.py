@@ -181,6 +181,16 @@ def test_recent_runs_per_job_with_counts_host_error_and_admin_link(
     assert "2 job runs" in listed
 
 
+def test_a_job_lists_its_last_10_runs_whatever_their_outcomes(db, portal_storage, operator):
+    outcomes = (JobRun.Outcome.OK, JobRun.Outcome.FAILED, JobRun.Outcome.PARTIAL)
+    for minutes in range(1, 19):  # 18 runs, 6 of each outcome, interleaved
+        run("portal_cleanup", outcomes[minutes % 3], timedelta(minutes=minutes), host=f"h{minutes}")
+    html = operator.get("/status", HTTP_ACCEPT=HTML).content.decode()
+    cleanup = html.split('id="job-portal_cleanup"')[1].split("</section>")[0]
+    assert cleanup.count("<tr>") == 10 + 1  # the newest 10 in all, and the header
+    assert re.findall(r">h(\d+)<", cleanup) == [str(minutes) for minutes in range(1, 11)]
+
+
 def test_job_error_is_recorded_by_a_failing_run(db):
     from portal.services import jobs
 
