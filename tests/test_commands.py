@@ -3,7 +3,7 @@ with its exit code; at a terminal (console logs) a database failure is one reada
 
 import pytest
 from django.core.management.base import CommandError
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError, ProgrammingError
 
 from portal.management.base import PortalCommand
 
@@ -33,6 +33,24 @@ def test_a_database_failure_at_a_terminal_is_one_line_and_exit_1(settings):
     assert error.value.returncode == 1
     assert str(error.value) == (
         "the database failed: OperationalError: could not connect (is it reachable, and migrated?)"
+    )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ProgrammingError('relation "portal_jobrun" does not exist'),  # PostgreSQL unmigrated
+        InterfaceError("connection already closed"),
+    ],
+)
+def test_every_kind_of_database_failure_at_a_terminal_is_one_line(settings, error):
+    settings.PORTAL_LOG_FORMAT = "console"
+    with pytest.raises(CommandError) as refused:
+        run_from_command_line(error)
+    assert refused.value.returncode == 1
+    kind = type(error).__name__
+    assert str(refused.value) == (
+        f"the database failed: {kind}: {error} (is it reachable, and migrated?)"
     )
 
 
