@@ -78,6 +78,17 @@ def test_identical_replay_is_200_and_counts_nothing(api):
     assert temp_keys() == keys
 
 
+def test_a_replay_longer_than_one_read_is_hashed_to_its_end(api, settings):
+    settings.PORTAL_CHUNK_SIZE_MAX = 4 * 1024 * 1024
+    part = bytes(range(256)) * (3 * 4096)  # 3 MiB: three reads of a replay
+    session = api.start(part, len(part))
+    assert api.put(session["id"], 1, part).status_code == 201
+    replay = api.put(session["id"], 1, part)
+    assert (replay.status_code, replay.json()["sha256"]) == (200, sha256(part))
+    changed = api.put(session["id"], 1, part[:-1] + b"!")  # differs in its last read only
+    assert (changed.status_code, error_code(changed)) == (409, "part_conflict")
+
+
 def test_different_bytes_for_a_stored_part_is_409_and_keeps_the_first(api):
     session = api.start(b"x" * 20, 10)
     api.put(session["id"], 1, b"x" * 10)
