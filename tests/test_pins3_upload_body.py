@@ -1,0 +1,23 @@
+"""Pins for reading a part's body straight from gunicorn's socket (issue #31, the upload
+area, third round): the last byte of a body is read like any other."""
+
+from portal import request_body
+from tests.test_request_body import parse, read_all, sockets  # noqa: F401  (a fixture)
+
+
+def test_a_read_that_asks_for_the_last_single_byte_gets_it(sockets):  # noqa: F811
+    """7 bytes read 3 at a time: the third read wants exactly one byte. Losing it would
+    store a part one byte short (``incomplete_part`` on every such upload)."""
+    server, client = sockets
+    client.sendall(b"PUT /p HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\nabcdefgGET")
+    _, request = parse(server)
+    reader = request_body.body_reader(request)
+    assert type(reader).__name__ == "_GunicornBody"
+    assert read_all(reader, block=3) == b"abcdefg"
+
+
+def test_a_one_byte_body_is_read(sockets):  # noqa: F811
+    server, client = sockets
+    client.sendall(b"PUT /p HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nz")
+    _, request = parse(server)
+    assert request_body.body_reader(request).read(10) == b"z"

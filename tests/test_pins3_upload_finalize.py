@@ -1,0 +1,47 @@
+"""Pins for finalize (issue #31, the upload area, third round): an assembly touches only
+its own session's lease, so a dead assembly beside a live one is still taken over."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from portal.models import UploadSession
+from portal.services.finalize import lease
+from tests.api_helpers import Api, make_token
+from tests.conftest import apply_storage
+
+
+@pytest.fixture
+def api(client, user, portal_storage):
+    return Api(client, make_token(user))
+
+
+@pytest.fixture
+def s3_api(client, user, settings, data_dir, moto_s3):
+    """On S3 every assembled part reports progress (on local disk parts already in the
+    file's hash are linked unread: no progress to report)."""
+    apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=moto_s3.new_bucket())
+    return Api(client, make_token(user))
+
+
+def uploaded(api, data, chunk):
+    session = api.start(data, chunk)["id"]
+    api.upload(session, data, chunk)
+    return session
+
+
+def test_an_assembly_renews_only_its_own_lease(s3_api):
+    """A finalize that reports progress must not renew another session's run-out lease:
+    that assembly's process died and ``portal_finalize`` would never take it over."""
+    api = s3_api
+    dead = uploaded(api, b"dead", 4)
+    assert lease.begin(dead)
+    UploadSession.objects.filter(pk=dead).update(
+        assembly_lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    live = uploaded(api, b"0123456789" * 3, 10)
+
+    assert api.finalize(live).status_code == 200
+
+    assert str(lease.claim_expired()) == dead
