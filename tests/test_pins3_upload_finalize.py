@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portal.models import UploadSession
+from portal.models import UploadPart, UploadSession
 from portal.services.finalize import lease
 from tests.api_helpers import Api, make_token
 from tests.conftest import apply_storage
@@ -45,3 +45,23 @@ def test_an_assembly_renews_only_its_own_lease(s3_api):
     assert api.finalize(live).status_code == 200
 
     assert str(lease.claim_expired()) == dead
+
+
+def test_a_storage_outage_during_the_assembly_is_logged_with_its_session_and_file(
+    client, user, settings, data_dir, caplog
+):
+    """The ``storage.unavailable`` record of a failed assembly names the session and the
+    file (docs/logging.md's context fields): the operator finds the upload it held up."""
+    apply_storage(settings, "local", data_dir)
+    api = Api(client, make_token(user))
+    session = uploaded(api, b"z" * 25, 10)
+    part = data_dir / "temp" / UploadPart.objects.get(part_number=2).temp_key
+    part.unlink()
+    part.mkdir()  # read as a part: an OSError, not a changed part
+
+    assert api.finalize(session).status_code == 503
+
+    [record] = [r for r in caplog.records if getattr(r, "event", None) == "storage.unavailable"]
+    row = UploadSession.objects.get()
+    assert (record.session_id, record.file_id) == (session, str(row.file_id))
+    assert "while assembling the file" in record.getMessage()
