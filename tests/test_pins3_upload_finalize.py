@@ -65,3 +65,15 @@ def test_a_storage_outage_during_the_assembly_is_logged_with_its_session_and_fil
     row = UploadSession.objects.get()
     assert (record.session_id, record.file_id) == (session, str(row.file_id))
     assert "while assembling the file" in record.getMessage()
+
+
+def test_a_completed_sessions_row_was_last_updated_when_it_completed(api):
+    """The row's ``updated_at`` (the admin's record of its last change) is the completion,
+    not the start of the assembly; its lease is gone and it counts every byte assembled."""
+    session = uploaded(api, b"0123456789" * 3, 10)
+
+    assert api.finalize(session).status_code == 200
+
+    row = UploadSession.objects.get()
+    assert row.updated_at == row.finished_at
+    assert (row.assembly_lease_until, row.assembled_bytes) == (None, 30)
