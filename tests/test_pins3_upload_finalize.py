@@ -77,3 +77,23 @@ def test_a_completed_sessions_row_was_last_updated_when_it_completed(api):
     row = UploadSession.objects.get()
     assert row.updated_at == row.finished_at
     assert (row.assembly_lease_until, row.assembled_bytes) == (None, 30)
+
+
+def test_finalize_of_an_incomplete_session_names_how_many_parts_are_missing(api):
+    """The 409 says how many of how many parts are missing and which (docs/api.md)."""
+    session = api.start(b"x" * 55, 10)["id"]
+    for number in (1, 2, 5):
+        assert api.put(session, number, b"x" * 10).status_code == 201
+
+    response = api.finalize(session)
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": {
+            "code": "parts_missing",
+            "message": "3 of 6 parts are missing",
+            "missing_parts": "3-4,6",
+            "missing_part_numbers": [3, 4, 6],
+        }
+    }
+    assert UploadSession.objects.get().status == UploadSession.Status.IN_PROGRESS
