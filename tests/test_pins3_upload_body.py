@@ -21,3 +21,15 @@ def test_a_one_byte_body_is_read(sockets):  # noqa: F811
     client.sendall(b"PUT /p HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nz")
     _, request = parse(server)
     assert request_body.body_reader(request).read(10) == b"z"
+
+
+def test_a_body_django_has_read_whole_is_read_again_through_django(sockets):  # noqa: F811
+    """Once ``request.body`` was read, gunicorn's socket has nothing left (and its buffer
+    is empty): the part's bytes are Django's copy, not an empty read of the socket."""
+    server, client = sockets
+    client.sendall(b"PUT /p HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabcdef")
+    _, request = parse(server)
+    assert request.body == b"abcdef"
+    reader = request_body.body_reader(request)
+    assert type(reader).__name__ == "_DjangoBody"
+    assert read_all(reader) == b"abcdef"
