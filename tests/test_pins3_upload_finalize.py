@@ -1,6 +1,7 @@
 """Pins for finalize (issue #31, the upload area, third round): an assembly touches only
 its own session's lease, so a dead assembly beside a live one is still taken over."""
 
+import shutil
 from datetime import timedelta
 
 import pytest
@@ -97,3 +98,38 @@ def test_finalize_of_an_incomplete_session_names_how_many_parts_are_missing(api)
         }
     }
     assert UploadSession.objects.get().status == UploadSession.Status.IN_PROGRESS
+
+
+def test_a_storage_outage_while_checking_room_for_finalize_names_the_session(
+    client, user, settings, data_dir, caplog
+):
+    """Before the assembly starts: the final root cannot be measured (it is a file). The
+    ``storage.unavailable`` record says which session's finalize was refused."""
+    apply_storage(settings, "local", data_dir)
+    api = Api(client, make_token(user))
+    session = uploaded(api, b"y" * 25, 10)
+    shutil.rmtree(data_dir / "final")
+    (data_dir / "final").write_text("not a directory")
+
+    assert api.finalize(session).status_code == 503
+
+    [record] = [r for r in caplog.records if getattr(r, "event", None) == "storage.unavailable"]
+    assert record.session_id == session
+    assert "while checking free space" in record.getMessage()
+    assert UploadSession.objects.get().status == UploadSession.Status.IN_PROGRESS
+
+
+def test_a_finalize_that_fails_the_session_logs_which_session_and_file(api, caplog):
+    """The WARNING ``finalize failed`` carries the session and the file: the one line an
+    operator has for why an upload ended ``failed``."""
+    session = uploaded(api, b"0123456789" * 3, 10)
+    UploadPart.objects.filter(part_number=2).update(temp_key="")
+
+    response = api.finalize(session)
+
+    assert response.status_code == 410
+    row = UploadSession.objects.get()
+    [record] = [r for r in caplog.records if r.getMessage().startswith("finalize failed: ")]
+    assert record.levelname == "WARNING"
+    assert (record.session_id, record.file_id) == (session, str(row.file_id))
+    assert row.failure_reason in record.getMessage()
