@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portal.models import UploadPart, UploadSession
+from portal import locks
+from portal.models import IngestFile, UploadPart, UploadSession
 from portal.services.finalize import lease
 from tests.api_helpers import Api, make_token
 from tests.conftest import apply_storage
@@ -133,3 +134,54 @@ def test_a_finalize_that_fails_the_session_logs_which_session_and_file(api, capl
     assert record.levelname == "WARNING"
     assert (record.session_id, record.file_id) == (session, str(row.file_id))
     assert row.failure_reason in record.getMessage()
+
+
+def test_a_finalize_while_another_process_assembles_the_session_does_not_assemble_it(api, settings):
+    """The session's assembly lock is held elsewhere (another worker, ``portal_finalize``):
+    this request only watches, 202 when its wait ends, and no second object is written."""
+    settings.PORTAL_FINALIZE_WAIT_SECONDS = 0.3
+    session = uploaded(api, b"0123456789" * 3, 10)
+
+    with locks.hold(f"finalize:{session}"):
+        response = api.finalize(session)
+
+    assert response.status_code == 202
+    assert response.json()["status"] == "finalizing"
+    assert not IngestFile.objects.filter(status=IngestFile.Status.STORED).exists()
+
+
+def test_an_assembly_handed_back_after_an_outage_leaves_other_leases_alone(
+    client, user, settings, data_dir
+):
+    """Only the failed assembly becomes claimable: a live one beside it keeps its lease
+    and its attempt count (else ``portal_finalize`` takes over a live assembly)."""
+    apply_storage(settings, "local", data_dir)
+    api = Api(client, make_token(user))
+    live = uploaded(api, b"live", 4)
+    assert lease.begin(live)
+    before = UploadSession.objects.values_list("assembly_lease_until", "assembly_attempts")
+    live_before = before.get(pk=live)
+    broken = uploaded(api, b"z" * 25, 10)
+    part = data_dir / "temp" / UploadPart.objects.get(session_id=broken, part_number=2).temp_key
+    part.unlink()
+    part.mkdir()
+
+    assert api.finalize(broken).status_code == 503
+
+    assert before.get(pk=live) == live_before
+    assert str(lease.claim_expired()) == broken
+    assert lease.claim_expired() is None
+
+
+def test_an_s3_assembly_records_its_multipart_upload_on_its_own_session_only(s3_api):
+    """Cleanup aborts the multipart upload a failed session names: another session that
+    is finalizing meanwhile must not be given this one's upload id."""
+    api = s3_api
+    other = uploaded(api, b"other", 5)
+    assert lease.begin(other)
+    session = uploaded(api, b"one part", 8)  # one part: copied server-side
+
+    assert api.finalize(session).status_code == 200
+
+    upload_id = UploadSession.objects.values_list("assembly_upload_id", flat=True)
+    assert (upload_id.get(pk=other), bool(upload_id.get(pk=session))) == ("", True)
