@@ -185,3 +185,22 @@ def test_an_s3_assembly_records_its_multipart_upload_on_its_own_session_only(s3_
 
     upload_id = UploadSession.objects.values_list("assembly_upload_id", flat=True)
     assert (upload_id.get(pk=other), bool(upload_id.get(pk=session))) == ("", True)
+
+
+def test_a_process_runs_at_most_four_assemblies_at_once(api, settings):
+    """Four assemblies hold this process's slots: a fifth finalize starts none and hands
+    the session to ``portal_finalize`` (claimable at once) when its wait ends."""
+    from portal.services.finalize import request
+
+    settings.PORTAL_FINALIZE_WAIT_SECONDS = 0
+    session = uploaded(api, b"0123456789" * 2, 10)
+    held = [request._assembly_slots.acquire(timeout=10) for _ in range(4)]  # bounded
+    try:
+        response = api.finalize(session)
+    finally:
+        for _ in filter(None, held):
+            request._assembly_slots.release()
+
+    assert held == [True] * 4
+    assert response.status_code == 202
+    assert str(lease.claim_expired()) == session
