@@ -25,3 +25,18 @@ def test_a_part_number_out_of_range_is_400_naming_the_range(api, number):
         }
     }
     assert not UploadPart.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("length", "status", "code"), [(4, 400, "part_size_mismatch"), (6, 413, "part_too_large")]
+)
+def test_a_content_length_other_than_the_parts_size_names_both(api, length, status, code):
+    """The last part of 25 bytes in parts of 10 is 5 bytes: the message says so and what
+    the request declared, before a byte is read."""
+    session = api.start(b"x" * 25, 10)["id"]
+    response = api.put(session, 3, b"x" * length)
+    assert response.status_code == status
+    assert response.json() == {
+        "error": {"code": code, "message": f"part 3 must be 5 bytes, Content-Length says {length}"}
+    }
+    assert not UploadPart.objects.exists()
