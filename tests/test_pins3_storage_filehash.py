@@ -10,10 +10,13 @@ import time_machine
 from django.db import OperationalError
 from django.utils import timezone
 
+from portal import storage
+from portal.models import UploadPart
 from portal.services import filehash
 from portal.storage.local_backend import LocalBackend
 from tests.api_helpers import sha256
-from tests.file_hash_helpers import saved
+from tests.file_hash_helpers import CHUNK as S3_CHUNK
+from tests.file_hash_helpers import GetCounter, s3_api, saved
 from tests.test_pins2_storage_filehash import CHUNK, api
 
 __all__ = ["api"]  # the fixture, imported
@@ -64,3 +67,24 @@ def test_a_failing_catch_up_logs_its_cause_with_the_traceback(api, monkeypatch, 
     assert record.exc_info[0] is OperationalError
     assert record.session_id == session
     assert "database is locked" in caplog.text
+
+
+def test_a_catch_up_reads_a_part_that_fails_its_check_once_and_stops(
+    client, user, settings, data_dir, moto_s3
+):
+    """The hash cannot pass a changed part: the request reads it once and ends, rather
+    than reading it again and again until its byte budget is spent."""
+    s3 = s3_api(client, user, settings, data_dir, moto_s3)
+    data = os.urandom(3 * S3_CHUNK)
+    session = s3.start(data, S3_CHUNK)["id"]
+    s3.upload(session, data, S3_CHUNK, order=[2, 3])
+    key = f"temp/{UploadPart.objects.get(part_number=2).temp_key}"
+    moto_s3.client().put_object(
+        Bucket=storage.temp_storage().bucket_name, Key=key, Body=bytes(S3_CHUNK)
+    )
+
+    with GetCounter() as gets:
+        s3.upload(session, data, S3_CHUNK, order=[1])
+
+    assert gets.count == 1
+    assert saved(session) == (1, sha256(data[:S3_CHUNK]))
