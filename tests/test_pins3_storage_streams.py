@@ -4,6 +4,9 @@ closed: once only, so two readers in use at the same time never fill the same bu
 import io
 import os
 
+import pytest
+
+from portal import storage
 from portal.storage.streams import BLOCK_BYTES, BlockReader
 
 
@@ -22,3 +25,13 @@ def test_closing_a_reader_twice_gives_its_buffers_away_only_once():
     assert bytes(block) == b"s" * BLOCK_BYTES
     second.close()
     third.close()
+
+
+def test_hashing_a_replay_passes_on_the_streams_own_error():
+    """``storage.hash_only`` (a replayed part) over a stream that fails: the caller gets
+    that failure, as a write gets it through ``backend_faults``, not an error of its own."""
+    stream = io.BytesIO(b"replayed")
+    stream.close()
+
+    with pytest.raises(ValueError, match="closed file"):
+        storage.hash_only(stream, max_bytes=100)
