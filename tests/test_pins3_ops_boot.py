@@ -1,0 +1,30 @@
+"""Settings (``boot``): the documented default size limit, and an origin refused with a
+message that quotes it and says what an origin looks like."""
+
+import pytest
+
+from boot import config as v
+from tests.tus_helpers import TUS
+
+
+def test_out_of_the_box_a_file_may_be_ten_gib(client):
+    """docs/configuration.md: ``PORTAL_MAX_FILE_SIZE`` defaults to ``10GiB`` (binary): tus
+    clients read it from ``Tus-Max-Size`` to refuse a larger file before sending it."""
+    response = client.options(TUS)
+    assert response["Tus-Max-Size"] == str(10 * 1024**3)
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("https://app.example.com/", "'https://app.example.com/'"),
+        ("https://a.example:0", "'https://a.example:0'"),
+    ],
+)
+def test_a_cors_value_that_is_no_origin_is_quoted_with_the_rule(raw, shown):
+    with pytest.raises(v.Invalid) as refused:
+        v.OriginListValue([]).to_python(raw)
+    assert str(refused.value) == (
+        f"{shown} is not an origin: use scheme://host[:port] "
+        "(http or https, no path, no wildcard), comma-separated"
+    )
