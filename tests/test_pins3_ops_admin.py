@@ -72,3 +72,21 @@ def test_outbox_events_are_found_by_id_aggregate_and_idempotency_key(admin_clien
     assert found(admin_client, "outboxevent", str(first.pk)) == {first.pk}
     assert found(admin_client, "outboxevent", "aggregate-two") == {second.pk}
     assert found(admin_client, "outboxevent", "delivery-key-1") == {first.pk}
+
+
+def test_the_admin_refuses_a_short_or_common_password_for_a_new_user(
+    admin_client, django_user_model
+):
+    """AUTH_PASSWORD_VALIDATORS: an operator adding a user in the admin cannot give it a
+    password shorter than 8 characters or one from the common-passwords list."""
+    refusals = {}
+    for password in ("x7#kq", "password123"):
+        response = admin_client.post(
+            "/admin/auth/user/add/",
+            {"username": "newcomer", "password1": password, "password2": password},
+        )
+        assert response.status_code == 200  # the form again, with its errors
+        refusals[password] = response.context["adminform"].form.errors.as_data()
+    assert not django_user_model.objects.filter(username="newcomer").exists()
+    codes = {p: {e.code for errors in r.values() for e in errors} for p, r in refusals.items()}
+    assert codes == {"x7#kq": {"password_too_short"}, "password123": {"password_too_common"}}
