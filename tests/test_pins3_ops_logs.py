@@ -34,3 +34,24 @@ def test_each_command_run_logs_under_a_run_id_of_twelve_hex_digits(db, portal_st
         run_ids.append(ids.pop())
     assert all(re.fullmatch("[0-9a-f]{12}", run_id) for run_id in run_ids), run_ids
     assert run_ids[0] != run_ids[1]
+
+
+def test_deeply_nested_or_self_containing_values_are_cut_short_and_scrubbed(capture):  # noqa: F811
+    """An extra field nested past five levels is logged as text (scrubbed like a message),
+    so a value that contains itself cannot make logging recurse until it fails."""
+    token = "pt_" + "A" * 20
+    deep = [token]
+    for _ in range(8):
+        deep = [deep]
+    loop = {"token": token, "items": []}
+    loop["items"].append(loop)
+    logger, records = capture()
+    logger.info("nested", extra={"deep": deep, "loop": [loop]})
+    [record] = records()
+
+    level = record["deep"]
+    for _ in range(6):  # lists down to depth 5 stay lists
+        assert isinstance(level, list), level
+        [level] = level
+    assert isinstance(level, str) and token not in level and "pt_[REDACTED]" in level
+    assert token not in str(record["loop"])
