@@ -28,3 +28,22 @@ def test_a_cors_value_that_is_no_origin_is_quoted_with_the_rule(raw, shown):
         f"{shown} is not an origin: use scheme://host[:port] "
         "(http or https, no path, no wildcard), comma-separated"
     )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        *[(word, True) for word in ("1", "true", "TRUE", " yes ", "on", "y", "Y")],
+        *[(word, False) for word in ("0", "false", "False", "no", " off ", "n", "", "  ")],
+    ],
+)
+def test_every_documented_boolean_word_reads_as_itself(raw, expected):
+    """Each word an operator may write for a switch (``PORTAL_BEHIND_PROXY=off``) is read
+    the way it says, whatever the default; any other word is refused, not guessed."""
+    assert v.BoolValue(not expected).to_python(raw) is expected
+
+
+@pytest.mark.parametrize("raw", ["2", "enabled", "nope", "t"])
+def test_a_word_that_is_no_boolean_is_refused(raw):
+    with pytest.raises(v.Invalid, match=r"^must be true or false$"):
+        v.BoolValue(False).to_python(raw)
