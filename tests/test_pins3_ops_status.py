@@ -53,3 +53,13 @@ def test_an_empty_outbox_says_none_pending(db, portal_storage, operator):  # noq
         "Oldest pending": "none pending",
         "Failed (gave up)": "0",
     }
+
+
+def test_each_state_reads_without_colour(db, portal_storage, operator):  # noqa: F811
+    """The outbox heading carries a mark for its state: ✔ ok, then ▲ warning once an event
+    gave up (a colour-blind reader or a text browser still sees which)."""
+    html = operator.get("/status", HTTP_ACCEPT=HTML).content.decode()
+    assert 'id="outbox">Outbox <span class="state ok">✔ ok</span>' in html
+    failed_event()
+    html = operator.get("/status", HTTP_ACCEPT=HTML).content.decode()
+    assert 'id="outbox">Outbox <span class="state warning">▲ warning</span>' in html
