@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portal.models import OutboxEvent
+from portal.models import OutboxEvent, UploadSession
 from tests.test_pins2_ops_admin import make_session
 
 pytestmark = pytest.mark.django_db
@@ -90,3 +90,24 @@ def test_the_admin_refuses_a_short_or_common_password_for_a_new_user(
     assert not django_user_model.objects.filter(username="newcomer").exists()
     codes = {p: {e.code for errors in r.values() for e in errors} for p, r in refusals.items()}
     assert codes == {"x7#kq": {"password_too_short"}, "password123": {"password_too_common"}}
+
+
+def test_the_users_list_counts_only_open_sessions_and_their_bytes(admin_client, admin_user):
+    """Quota usage per user: open unexpired sessions and finalizing ones count; an expired,
+    a complete and a failed one do not (3 sessions of 30 bytes counted, 3 others not)."""
+    for _ in range(2):
+        make_session(admin_user, parts=[])  # in progress, an hour to go
+    finalizing = make_session(admin_user, parts=[])
+    finalizing.status = UploadSession.Status.FINALIZING
+    finalizing.expires_at = timezone.now() - timedelta(hours=1)
+    finalizing.save()
+    expired, complete, failed = (make_session(admin_user, parts=[]) for _ in range(3))
+    expired.expires_at = timezone.now() - timedelta(minutes=1)
+    expired.save()
+    for session, status in ((complete, "complete"), (failed, "failed")):
+        session.status = status
+        session.save()
+
+    html = admin_client.get("/admin/auth/user/").content.decode()
+    assert '<td class="field-open_sessions">3</td>' in html
+    assert '<td class="field-pending_bytes">90</td>' in html
