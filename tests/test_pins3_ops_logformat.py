@@ -1,8 +1,10 @@
 """Field order of a log line (``boot.logging``): a person reading console lines, or a JSON
 line in a terminal, finds the event and the context fields first, in the documented order
-(docs/logging.md's list), whatever order the code passed them in."""
+(docs/logging.md's list), whatever order the code passed them in; a traceback follows the
+first line; a field holding an exception names its type."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +42,24 @@ def test_event_and_context_fields_come_first_in_their_documented_order(capture, 
     else:
         pairs = line.split(" hello ", 1)[1].split(" ")
         assert [p.split("=", 1)[0] for p in pairs] == ["event", *CONTEXT, *sorted(EXTRAS)]
+
+
+def test_an_exception_field_names_its_type_other_objects_read_as_text(capture):  # noqa: F811
+    logger, stream = capture()
+    logger.info("x", extra={"cause": ValueError("disk gone"), "where": Path("/srv/portal")})
+    record = json.loads(stream.getvalue())
+    assert (record["cause"], record["where"]) == ("ValueError: disk gone", "/srv/portal")
+
+
+def test_a_console_line_keeps_its_fields_before_the_traceback(capture):  # noqa: F811
+    """The fields belong to the first line (grep finds them with the message); the stack
+    follows on its own lines. A message holding an X or a colon is not split."""
+    logger, stream = capture(fmt="console")
+    try:
+        raise KeyError("missing")
+    except KeyError:
+        logger.exception("X-ray: failed", extra={"event": "outbox.gave_up", "job": "j"})
+    first, *rest = stream.getvalue().splitlines()
+    assert first.endswith(": X-ray: failed event=outbox.gave_up job=j"), first
+    assert rest[0] == "Traceback (most recent call last):"
+    assert rest[-1] == "KeyError: 'missing'"
