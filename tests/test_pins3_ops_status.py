@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from portal.models import OutboxEvent
 from tests.test_status_page import HTML, failed_event, fresh_probe_cache, operator  # noqa: F401
+from tests.test_status_trend import dispatch_run
 
 
 def pending_event(at):
@@ -63,3 +64,14 @@ def test_each_state_reads_without_colour(db, portal_storage, operator):  # noqa:
     failed_event()
     html = operator.get("/status", HTTP_ACCEPT=HTML).content.decode()
     assert 'id="outbox">Outbox <span class="state warning">▲ warning</span>' in html
+
+
+def test_each_trend_chart_is_named_for_a_screen_reader(db, portal_storage, operator):  # noqa: F811
+    """A ``role="img"`` SVG is announced by its ``<title>``: each chart says what it shows."""
+    dispatch_run(timezone.now() - timedelta(minutes=1), backlog=2)
+    html = operator.get("/status", HTTP_ACCEPT=HTML).content.decode()
+    assert re.findall(r"<title>([^<]+)</title><desc>", html) == [
+        "Uploads stored per hour",
+        "Bytes stored per hour",
+        "Outbox backlog after each dispatch run",
+    ]
