@@ -4,6 +4,7 @@ message that quotes it and says what an origin looks like."""
 import pytest
 
 from boot import config as v
+from tests.test_settings import run_check
 from tests.tus_helpers import TUS
 
 
@@ -47,3 +48,17 @@ def test_every_documented_boolean_word_reads_as_itself(raw, expected):
 def test_a_word_that_is_no_boolean_is_refused(raw):
     with pytest.raises(v.Invalid, match=r"^must be true or false$"):
         v.BoolValue(False).to_python(raw)
+
+
+def test_development_shows_debug_pages(tmp_path):
+    """``Dev`` is for a person at a laptop: Django's debug pages are on (``check --deploy``
+    says so), where ``Prod`` has them off."""
+    result = run_check({}, "--deploy", tmp_path=tmp_path)
+    assert "security.W018" in result.stderr, result.stderr
+
+
+def test_outbox_retention_may_be_a_hundred_years_not_a_day_more(tmp_path):
+    assert run_check({"PORTAL_OUTBOX_RETENTION_DAYS": "36500"}, tmp_path=tmp_path).returncode == 0
+    refused = run_check({"PORTAL_OUTBOX_RETENTION_DAYS": "36501"}, tmp_path=tmp_path)
+    assert refused.returncode == 2
+    assert "PORTAL_OUTBOX_RETENTION_DAYS='36501': must be at most 36500" in refused.stderr
