@@ -9,7 +9,7 @@ import time_machine
 from django.utils import timezone
 
 from portal.models import OutboxEvent
-from tests.test_status_page import HTML, failed_event, fresh_probe_cache, operator  # noqa: F401
+from tests.test_status_page import HTML, failed_event
 from tests.test_status_trend import dispatch_run
 
 
@@ -30,7 +30,9 @@ def figures(html):
     return dict(re.findall(r"<dt>([^<]+)</dt><dd>([^<]*)</dd>", outbox))
 
 
-def test_the_outbox_rows_show_pending_oldest_and_failed_counts(db, portal_storage, operator):  # noqa: F811
+def test_the_outbox_rows_show_pending_oldest_and_failed_counts(
+    db, portal_storage, staff, no_probe_cache
+):
     """2 pending (the older made 3 h 5 min ago) and 3 that gave up: each figure in its row."""
     now = timezone.now()
     pending_event(now - timedelta(minutes=10))
@@ -38,7 +40,7 @@ def test_the_outbox_rows_show_pending_oldest_and_failed_counts(db, portal_storag
     with time_machine.travel(now, tick=False):
         for n in range(3):
             failed_event(f"HTTP 50{n}")
-        html = operator.get("/status", HTTP_ACCEPT=HTML).content.decode()
+        html = staff.get("/status", HTTP_ACCEPT=HTML).content.decode()
 
     assert figures(html) == {
         "Pending": "2",
@@ -47,8 +49,8 @@ def test_the_outbox_rows_show_pending_oldest_and_failed_counts(db, portal_storag
     }
 
 
-def test_an_empty_outbox_says_none_pending(db, portal_storage, operator):  # noqa: F811
-    html = operator.get("/status", HTTP_ACCEPT=HTML).content.decode()
+def test_an_empty_outbox_says_none_pending(db, portal_storage, staff, no_probe_cache):
+    html = staff.get("/status", HTTP_ACCEPT=HTML).content.decode()
     assert figures(html) == {
         "Pending": "0",
         "Oldest pending": "none pending",
@@ -56,20 +58,20 @@ def test_an_empty_outbox_says_none_pending(db, portal_storage, operator):  # noq
     }
 
 
-def test_each_state_reads_without_colour(db, portal_storage, operator):  # noqa: F811
+def test_each_state_reads_without_colour(db, portal_storage, staff, no_probe_cache):
     """The outbox heading carries a mark for its state: ✔ ok, then ▲ warning once an event
     gave up (a colour-blind reader or a text browser still sees which)."""
-    html = operator.get("/status", HTTP_ACCEPT=HTML).content.decode()
+    html = staff.get("/status", HTTP_ACCEPT=HTML).content.decode()
     assert 'id="outbox">Outbox <span class="state ok">✔ ok</span>' in html
     failed_event()
-    html = operator.get("/status", HTTP_ACCEPT=HTML).content.decode()
+    html = staff.get("/status", HTTP_ACCEPT=HTML).content.decode()
     assert 'id="outbox">Outbox <span class="state warning">▲ warning</span>' in html
 
 
-def test_each_trend_chart_is_named_for_a_screen_reader(db, portal_storage, operator):  # noqa: F811
+def test_each_trend_chart_is_named_for_a_screen_reader(db, portal_storage, staff, no_probe_cache):
     """A ``role="img"`` SVG is announced by its ``<title>``: each chart says what it shows."""
     dispatch_run(timezone.now() - timedelta(minutes=1), backlog=2)
-    html = operator.get("/status", HTTP_ACCEPT=HTML).content.decode()
+    html = staff.get("/status", HTTP_ACCEPT=HTML).content.decode()
     assert re.findall(r"<title>([^<]+)</title><desc>", html) == [
         "Uploads stored per hour",
         "Bytes stored per hour",
