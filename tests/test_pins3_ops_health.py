@@ -10,9 +10,13 @@ from portal.health.checks import DatabaseReady
 
 @pytest.fixture
 def unopenable_database(tmp_path, monkeypatch, django_db_blocker):
-    """A second alias whose SQLite file lies in a directory that does not exist (the test
-    database is left alone: only this alias is opened)."""
-    broken = {**connections.settings["default"], "NAME": str(tmp_path / "gone" / "db.sqlite3")}
+    """A second alias naming a database that does not exist: on SQLite a file in a directory
+    that does not exist, on PostgreSQL a database never created (the test database is left
+    alone: only this alias is opened)."""
+    default = connections.settings["default"]
+    sqlite = "sqlite" in default["ENGINE"]
+    name = str(tmp_path / "gone" / "db.sqlite3") if sqlite else "portal_no_such_database"
+    broken = {**default, "NAME": name}
     monkeypatch.setitem(connections.settings, "broken", broken)
     with django_db_blocker.unblock():
         yield "broken"
