@@ -1,0 +1,49 @@
+"""Pins for the jobs area, third round (issue #31): what ``portal_upload`` shows while it
+works, against the scripted portal of ``test_pins_jobs_upload.py`` on loopback."""
+
+import io
+import re
+
+from tests.test_pins_jobs_upload import FakePortal, slept, upload, upload_file
+
+__all__ = ["slept", "upload_file"]  # the fixtures, shared
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_the_progress_line_shows_parts_mebibytes_and_the_rate(tmp_path, monkeypatch):
+    """On a terminal the one self-overwriting line reads parts, MiB sent of the total and
+    the rate, in that order and those units."""
+    monkeypatch.setenv("PORTAL_TOKEN", "tok")
+    monkeypatch.setattr("sys.stderr", stderr := Terminal())
+    path = tmp_path / "two.bin"
+    path.write_bytes(b"z" * 300_000)
+    data = path.read_bytes()
+    with FakePortal(len(data), 200_000, data=data) as portal:
+        result = upload(path, portal.url, "--parallel", "1")
+    assert result.code == 0, result.err
+    lines = stderr.getvalue().split("\r")[1:]
+    assert len(lines) == 2
+    assert re.fullmatch(r"  1/2 parts  0\.2/0\.3 MiB  \d+\.\d MiB/s ", lines[0]), lines
+    assert re.fullmatch(r"  2/2 parts  0\.3/0\.3 MiB  \d+\.\d MiB/s \n", lines[1]), lines
+
+
+def test_an_assembly_without_progress_yet_shows_zero_bytes(upload_file, slept, capsys):
+    """A status that reports no assembled bytes yet shows 0 of the unknown total, not a
+    made-up figure."""
+    data = upload_file.read_bytes()
+    with FakePortal(len(data), 100, data=data) as portal:
+        portal.script("POST", "finalize", (202, {"status": "finalizing"}))
+        portal.script(
+            "GET",
+            "session",
+            (200, {"status": "in_progress", "received_parts": ""}),
+            (200, {"status": "finalizing"}),
+            (200, {"status": "failed", "failure_reason": "stop here"}),
+        )
+        result = upload(upload_file, portal.url)
+    assert result.code == 1
+    assert "  assembling: 0 of ? bytes\n" in capsys.readouterr().err
