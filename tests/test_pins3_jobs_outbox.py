@@ -1,11 +1,15 @@
 """Pins for the jobs area, third round (issue #31): what the dispatcher counts as a
 delivery and how a run records it, against a real runner on loopback."""
 
+import base64
+import types
+
 import pytest
 
 from portal.models import OutboxEvent
 from portal.services.outbox import dispatch
 from tests.outbox_helpers import SECRET, config, make_events, point_at_runner, reload
+from tests.peers import LoopbackServer
 from tests.runner import RunnerServer
 
 pytestmark = pytest.mark.django_db
@@ -42,3 +46,41 @@ def test_each_attempt_logs_how_long_the_runner_took(settings, caplog):
     }
     assert set(took) == {"outbox.dispatched", "outbox.delivery_failed"}
     assert all(250 <= ms < 2000 for ms in took.values()), took
+
+
+class EchoesCredentials(LoopbackServer):
+    """A broken runner: its status line echoes the request's Basic token, the decoded
+    credentials, the URL's password and the shared secret (a peer may know all four)."""
+
+    def __init__(self, password):
+        super().__init__()
+        self.password = password
+        self.authorization = None
+
+    def answer(self, conn):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        headers = dict(
+            line.split(": ", 1) for line in head.decode().split("\r\n")[1:] if ": " in line
+        )
+        self.authorization = headers["Authorization"]
+        token = self.authorization.removeprefix("Basic ")
+        plain = base64.b64decode(token).decode()
+        echo = f"garbage {token} {plain} {self.password} {SECRET}\r\n\r\n"
+        conn.sendall(echo.encode())
+
+
+def test_credentials_a_runner_echoes_back_are_redacted_from_last_error(settings):
+    """``last_error`` is shown on /status: whatever the runner sends back, the URL's
+    credentials (decoded, raw or as the Basic token) and the secret never reach it."""
+    password = "url-p%40ss-9c1e"  # percent-encoded in the URL: "url-p@ss-9c1e" on the wire
+    with EchoesCredentials(password) as peer:
+        url = f"http://ops:{password}@127.0.0.1:{peer.port}/hooks"
+        point_at_runner(settings, types.SimpleNamespace(url=url))
+        [event] = make_events(1)
+        result = dispatch.dispatch_due(config())
+    assert result.retried == 1
+    assert peer.authorization == "Basic " + base64.b64encode(b"ops:url-p@ss-9c1e").decode()
+    last_error = reload(event).last_error
+    assert last_error.rstrip() == "BadStatusLine: garbage" + " [redacted]" * 4
