@@ -47,3 +47,21 @@ def test_an_assembly_without_progress_yet_shows_zero_bytes(upload_file, slept, c
         result = upload(upload_file, portal.url)
     assert result.code == 1
     assert "  assembling: 0 of ? bytes\n" in capsys.readouterr().err
+
+
+class ReplayingPortal(FakePortal):
+    """Answers every part 200, as the portal answers an identical replay of a stored part."""
+
+    def answer(self, method, path, body):
+        status, payload = super().answer(method, path, body)
+        return (200 if method == "PUT" else status), payload
+
+
+def test_a_part_answered_200_as_a_replay_counts_as_sent(upload_file):
+    """A part whose earlier answer was lost is sent again and answered 200 (already stored,
+    same bytes): that is success, not a failed upload."""
+    data = upload_file.read_bytes()
+    with ReplayingPortal(len(data), 100, data=data) as portal:
+        result = upload(upload_file, portal.url)
+    assert result.code == 0, result.err
+    assert "uploaded 4 parts" in result.out and result.out.rstrip().endswith("OK")
