@@ -84,3 +84,15 @@ def test_credentials_a_runner_echoes_back_are_redacted_from_last_error(settings)
     assert peer.authorization == "Basic " + base64.b64encode(b"ops:url-p@ss-9c1e").decode()
     last_error = reload(event).last_error
     assert last_error.rstrip() == "BadStatusLine: garbage" + " [redacted]" * 4
+
+
+@pytest.mark.parametrize("attempts_before, counted", [(0, "retried"), (3, "gave_up")])
+def test_a_limit_counts_failed_attempts_too(runner_settings, runner, attempts_before, counted):
+    """``--limit N`` bounds the requests a run makes, whatever their outcome: against a
+    failing runner it stops after N, and the other events are not tried."""
+    runner.set_mode("error")
+    make_events(5, attempts=attempts_before)
+    result = dispatch.dispatch_due(config(), limit=2)
+    assert (getattr(result, counted), result.stopped, len(runner.requests)) == (2, "limit", 2)
+    attempts = sorted(OutboxEvent.objects.values_list("attempts", flat=True))
+    assert attempts == [attempts_before] * 3 + [attempts_before + 1] * 2
