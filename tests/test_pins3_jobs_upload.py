@@ -65,3 +65,18 @@ def test_a_part_answered_200_as_a_replay_counts_as_sent(upload_file):
         result = upload(upload_file, portal.url)
     assert result.code == 0, result.err
     assert "uploaded 4 parts" in result.out and result.out.rstrip().endswith("OK")
+
+
+def test_a_part_still_in_progress_after_every_retry_names_the_code(upload_file, slept):
+    """When the retries run out on a part another request is still sending, the error
+    says so (status and code), so the operator knows to wait, not to change the file."""
+    data = upload_file.read_bytes()
+    in_progress = (409, {"error": {"code": "part_in_progress", "message": "busy"}})
+    with FakePortal(len(data), 100, data=data) as portal:
+        portal.script("PUT", "part", in_progress, in_progress)
+        result = upload(upload_file, portal.url, "--parallel", "1")
+    assert result.code == 1
+    assert (
+        "PUT /uploads/sessions/s1/parts/1: HTTP 409 part_in_progress "
+        "(gave up after 2 tries)" in result.err
+    ), result.err
