@@ -3,8 +3,10 @@ delivery and how a run records it, against a real runner on loopback."""
 
 import base64
 import types
+from datetime import timedelta
 
 import pytest
+from django.db.models import F
 
 from portal.models import OutboxEvent
 from portal.services.outbox import dispatch
@@ -96,3 +98,30 @@ def test_a_limit_counts_failed_attempts_too(runner_settings, runner, attempts_be
     assert (getattr(result, counted), result.stopped, len(runner.requests)) == (2, "limit", 2)
     attempts = sorted(OutboxEvent.objects.values_list("attempts", flat=True))
     assert attempts == [attempts_before] * 3 + [attempts_before + 1] * 2
+
+
+class TakenOverRunner(RunnerServer):
+    """Answers 200, but before it answers another dispatcher has claimed the event afresh
+    (its lease moved on): the delivery is ours no longer."""
+
+    def _record(self, path, headers, body, mode, client_port):
+        from django.db import connection
+
+        super()._record(path, headers, body, mode, client_port)
+        try:
+            OutboxEvent.objects.filter(pk=headers["X-Portal-Event-Id"]).update(
+                next_attempt_at=F("next_attempt_at") + timedelta(seconds=1)
+            )
+        finally:
+            connection.close()
+
+
+def test_a_limit_counts_attempts_whose_lease_was_lost(settings, transactional_db):
+    """An attempt whose row another dispatcher took over still counts against ``--limit``:
+    the run stops after N requests, not after N recorded deliveries."""
+    with TakenOverRunner("ok", secret=SECRET) as runner:
+        point_at_runner(settings, runner)
+        make_events(5)
+        result = dispatch.dispatch_due(config(), limit=2)
+    assert (result.delivered, result.lost_lease, result.stopped) == (0, 2, "limit")
+    assert len(runner.requests) == 2
