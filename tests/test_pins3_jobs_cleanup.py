@@ -1,5 +1,5 @@
 """Pins for the jobs area, third round (issue #31): what a cleanup step reports when the
-temp listing fails, on local files and on moto S3."""
+temp listing fails (local files and moto S3), and the counts and guards of stale and prune."""
 
 import copy
 import os
@@ -7,8 +7,12 @@ import uuid
 
 import pytest
 
+from portal.models import IngestFile, JobRun, OutboxEvent, UploadSession
 from portal.services import cleanup
+from tests import objects
 from tests.conftest import apply_storage
+from tests.seed import ago, make_session, seed_owner
+from tests.test_pins2_jobs_cleanup import old_delivered_events
 
 pytestmark = pytest.mark.django_db
 
@@ -38,3 +42,41 @@ def test_a_failing_s3_listing_names_the_services_error_code(settings, data_dir, 
     reason = result.failures["(listing)"]
     assert reason.startswith("NoSuchBucket: {'Code': 'NoSuchBucket'"), reason
     assert "The specified bucket does not exist" in reason
+
+
+def test_stale_fails_one_file_per_expired_session(portal_storage):
+    """Three sessions expire in one batch: three files fail, and the counts say so."""
+    owner = seed_owner("pins3-owner")
+    expired = [make_session(owner, expires_at=ago(minutes=m)) for m in (1, 2, 3)]
+    result = cleanup.cleanup_stale_sessions()
+    assert result.counts == {"sessions_expired": 3, "files_failed": 3}
+    assert result.batches == 1
+    statuses = {s.file.status for s in UploadSession.objects.filter(pk__in=[s.pk for s in expired])}
+    assert statuses == {IngestFile.Status.FAILED}
+
+
+def test_a_dry_run_prune_counts_old_events_and_job_runs_and_keeps_them(portal_storage, settings):
+    """The dry run's counts are what a real run would delete, row for row."""
+    old_delivered_events(3, settings)
+    long_ago = ago(days=settings.PORTAL_OUTBOX_RETENTION_DAYS + 1)
+    for _ in range(2):
+        JobRun.objects.create(job="portal_dispatch", started_at=long_ago, outcome="ok")
+    result = cleanup.prune_old_failed_sessions(cleanup.CleanupOptions(dry_run=True))
+    assert (result.counts["outbox_events_pruned"], result.counts["job_runs_pruned"]) == (3, 2)
+    assert (OutboxEvent.objects.count(), JobRun.objects.count()) == (3, 2)
+
+
+def test_prune_never_touches_a_stored_files_session_or_object(portal_storage, settings):
+    """A failed session whose file is nevertheless stored (its object is the user's data)
+    is no prune candidate: the final object and the rows stay."""
+    owner = seed_owner("pins3-owner")
+    session = make_session(owner, status=UploadSession.Status.COMPLETE, received=[])
+    old = ago(days=settings.PORTAL_FAILED_SESSION_RETENTION_DAYS + 1)
+    UploadSession.objects.filter(pk=session.pk).update(
+        status=UploadSession.Status.FAILED, finished_at=old
+    )
+    key = IngestFile.objects.get(pk=session.file_id).storage_key
+    result = cleanup.prune_old_failed_sessions()
+    assert (result.counts["sessions_pruned"], result.counts["final_objects_deleted"]) == (0, 0)
+    assert UploadSession.objects.filter(pk=session.pk).exists()
+    assert objects.final_exists(key)
