@@ -125,3 +125,15 @@ def test_a_limit_counts_attempts_whose_lease_was_lost(settings, transactional_db
         result = dispatch.dispatch_due(config(), limit=2)
     assert (result.delivered, result.lost_lease, result.stopped) == (0, 2, "limit")
     assert len(runner.requests) == 2
+
+
+def test_the_runner_reads_the_event_from_its_headers(runner_settings, runner):
+    """The runner routes and deduplicates by the headers (docs/api.md) without parsing the
+    body: id, type and attempt number each under its documented name."""
+    [event] = make_events(1, attempts=2)
+    dispatch.dispatch_due(config())
+    [request] = runner.requests
+    assert request.headers["x-portal-event-id"] == str(event.pk)
+    assert request.headers["x-portal-event-type"] == "file.uploaded"
+    assert request.headers["x-portal-attempt"] == "3"
+    assert request.signature_ok
