@@ -4,14 +4,16 @@ temp listing fails (local files and moto S3), and the counts and guards of stale
 import copy
 import os
 import uuid
+from datetime import timedelta
 
 import pytest
 
+from portal import storage
 from portal.models import IngestFile, JobRun, OutboxEvent, UploadSession
 from portal.services import cleanup
 from tests import objects
 from tests.conftest import apply_storage
-from tests.seed import ago, make_session, seed_owner
+from tests.seed import ago, make_session, put_untracked_temp, seed_owner, storage_listing
 from tests.test_pins2_jobs_cleanup import old_delivered_events
 
 pytestmark = pytest.mark.django_db
@@ -80,3 +82,17 @@ def test_prune_never_touches_a_stored_files_session_or_object(portal_storage, se
     assert (result.counts["sessions_pruned"], result.counts["final_objects_deleted"]) == (0, 0)
     assert UploadSession.objects.filter(pk=session.pk).exists()
     assert objects.final_exists(key)
+
+
+def test_sweep_keeps_an_untracked_object_exactly_as_old_as_the_grace(portal_storage, settings):
+    """The grace is a minimum age: an object exactly that old may still get its row (a
+    part being committed), so only one older than that goes."""
+    key = put_untracked_temp(ago(hours=1))
+    [listed] = [item for item in storage.list_temp() if item.key == key]
+    grace = timedelta(minutes=settings.PORTAL_ORPHAN_GRACE_MINUTES)
+    at_grace = cleanup.CleanupOptions(now=listed.modified_at + grace)
+    assert cleanup.sweep_temp_storage(at_grace).counts["objects_deleted"] == 0
+    assert storage_listing()["temp"] == [key]
+    past = cleanup.CleanupOptions(now=listed.modified_at + grace + timedelta(microseconds=1))
+    assert cleanup.sweep_temp_storage(past).counts["objects_deleted"] == 1
+    assert storage_listing()["temp"] == []
