@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 from django.db.models import F
+from django.utils import timezone
 
-from portal.models import OutboxEvent
+from portal.models import JobRun, OutboxEvent
 from portal.services.outbox import dispatch
 from tests.outbox_helpers import SECRET, config, make_events, point_at_runner, reload
 from tests.peers import LoopbackServer
@@ -137,3 +138,13 @@ def test_the_runner_reads_the_event_from_its_headers(runner_settings, runner):
     assert request.headers["x-portal-event-type"] == "file.uploaded"
     assert request.headers["x-portal-attempt"] == "3"
     assert request.signature_ok
+
+
+def test_the_recorded_backlog_stops_counting_at_its_cap(runner_settings, runner):
+    """/status draws the backlog per run from the run's counts; counting is capped at
+    ``BACKLOG_CAP`` (10,000) so that a huge backlog costs a bounded query every minute."""
+    make_events(dispatch.BACKLOG_CAP + 1, due=timezone.now() + timedelta(hours=1))
+    dispatch.run_dispatch()
+    [run] = JobRun.objects.filter(job="portal_dispatch")
+    assert run.counts[dispatch.BACKLOG_KEY] == 10_000
+    assert runner.requests == []
