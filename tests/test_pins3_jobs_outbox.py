@@ -148,3 +148,35 @@ def test_the_recorded_backlog_stops_counting_at_its_cap(runner_settings, runner)
     [run] = JobRun.objects.filter(job="portal_dispatch")
     assert run.counts[dispatch.BACKLOG_KEY] == 10_000
     assert runner.requests == []
+
+
+class LongWinded(LoopbackServer):
+    """Answers every request with ``line`` as its status line, then closes."""
+
+    def __init__(self, line):
+        super().__init__()
+        self.line = line
+
+    def answer(self, conn):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        conn.sendall(self.line.encode() + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    "line, last_error",
+    [
+        ("HTTP/1.1 503 " + "r" * 100, "HTTP 503 " + "r" * 60),  # the reason: 60 characters
+        ("garbage " + "g" * 300, "BadStatusLine: garbage " + "g" * 152),  # the error: 160
+    ],
+    ids=["reason", "error"],
+)
+def test_a_long_answer_is_cut_short_in_last_error(settings, line, last_error):
+    """A runner's long reason phrase or a long error text is cut to a readable length
+    in ``last_error`` (shown on /status), well below the column's 200 characters."""
+    with LongWinded(line) as peer:
+        point_at_runner(settings, types.SimpleNamespace(url=f"http://127.0.0.1:{peer.port}/"))
+        [event] = make_events(1)
+        dispatch.dispatch_due(config())
+    assert reload(event).last_error == last_error
