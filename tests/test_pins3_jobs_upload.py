@@ -80,3 +80,25 @@ def test_a_part_still_in_progress_after_every_retry_names_the_code(upload_file, 
         "PUT /uploads/sessions/s1/parts/1: HTTP 409 part_in_progress "
         "(gave up after 2 tries)" in result.err
     ), result.err
+
+
+def test_a_429_is_waited_out_and_retried(upload_file, slept):
+    """429 (too many requests, or a quota that frees up) is worth another try after a
+    back-off, like a 503: the upload goes on."""
+    data = upload_file.read_bytes()
+    busy = (429, {"error": {"code": "rate_limited", "message": "slow down"}})
+    with FakePortal(len(data), 100, data=data) as portal:
+        portal.script("POST", "sessions", busy)
+        result = upload(upload_file, portal.url)
+    assert result.code == 0, result.err
+    assert len(slept) == 1
+    assert [p for m, p, _ in portal.requests if m == "POST"][:2] == ["/api/v1/uploads/sessions"] * 2
+
+
+def test_a_fresh_upload_says_nothing_of_resuming(upload_file):
+    """The "resuming" line says parts were already there: a new session has none."""
+    data = upload_file.read_bytes()
+    with FakePortal(len(data), 100, data=data) as portal:
+        result = upload(upload_file, portal.url)
+    assert result.code == 0, result.err
+    assert "resuming" not in result.out and "uploaded 4 parts" in result.out
