@@ -22,6 +22,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
+from tests.fixtures import *  # noqa: F403  (fixtures, shared)
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 TEST_STORAGE = os.environ.get("PORTAL_TEST_STORAGE", "local")
@@ -367,23 +369,6 @@ def other_user(transactional_db, django_user_model):
 
 
 __all__ = ["PYTHON", "ROOT", "django_settings", "free_port", "storage_env"]
-
-
-@pytest.fixture
-def small_volume():
-    """``mount(path, size, *options)``: a real tmpfs at ``path`` (``tests.volumes``),
-    unmounted at the end of the test."""
-    from tests.volumes import mount_small_volume, unmount
-
-    mounted = []
-
-    def mount(path, size, *options):
-        mounted.append(mount_small_volume(path, size, *options))
-        return path
-
-    yield mount
-    for path in reversed(mounted):
-        unmount(path)
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Pins for the jobs area, second round (issue #31): ``portal_upload``'s requests, defaults
 and progress, against the scripted portal of ``test_pins_jobs_upload.py`` on loopback."""
 
-import io
 import json
 import threading
 import time
@@ -10,17 +9,7 @@ import types
 import pytest
 
 from tests.commands import usage_error
-from tests.test_pins_jobs_upload import FakePortal, slept, upload
-
-__all__ = ["slept"]  # the fixture, shared
-
-
-@pytest.fixture
-def upload_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("PORTAL_TOKEN", "tok")
-    path = tmp_path / "data.bin"
-    path.write_bytes(bytes(range(256)) + b"x" * 49)  # 305 bytes: 4 parts of 100
-    return path
+from tests.upload_command import FakePortal, upload
 
 
 class RecordingPortal(FakePortal):
@@ -90,18 +79,13 @@ def test_an_error_answer_that_is_not_json_is_shown_as_it_came(upload_file, slept
     )
 
 
-def test_the_progress_line_counts_the_parts_already_on_the_server(upload_file, monkeypatch):
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    terminal = Terminal()
-    monkeypatch.setattr("sys.stderr", terminal)
+def test_the_progress_line_counts_the_parts_already_on_the_server(upload_file, terminal):
+    stderr = terminal()
     data = upload_file.read_bytes()
     with FakePortal(len(data), 100, received=[1], data=data) as portal:
         result = upload(upload_file, portal.url, "--parallel", "1")
     assert result.code == 0, result.err
-    shown = [line.split("parts")[0].strip() for line in terminal.getvalue().split("\r")[1:]]
+    shown = [line.split("parts")[0].strip() for line in stderr.getvalue().split("\r")[1:]]
     assert shown == ["2/4", "3/4", "4/4"]
 
 
@@ -164,20 +148,16 @@ def test_a_chunk_size_that_is_no_positive_whole_number_is_a_usage_error(upload_f
     assert code == 2 and "--chunk-size" in err
 
 
-def test_the_progress_line_counts_the_bytes_sent_exactly(tmp_path, monkeypatch):
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
+def test_the_progress_line_counts_the_bytes_sent_exactly(tmp_path, monkeypatch, terminal):
     monkeypatch.setenv("PORTAL_TOKEN", "tok")
-    monkeypatch.setattr("sys.stderr", terminal := Terminal())
+    stderr = terminal()
     path = tmp_path / "just-under.bin"
     path.write_bytes(b"y" * 52428)  # 0.049999 MiB: one byte more would show as 0.1
     data = path.read_bytes()
     with FakePortal(len(data), len(data), data=data) as portal:
         result = upload(path, portal.url)
     assert result.code == 0, result.err
-    [line] = terminal.getvalue().split("\r")[1:]
+    [line] = stderr.getvalue().split("\r")[1:]
     assert line.split("MiB")[0].split() == ["1/1", "parts", "0.0/0.0"]
 
 

@@ -13,20 +13,9 @@ from django.test import Client
 
 from boot import config as v
 from boot.logging import GunicornAccessFilter, PortalJsonFormatter
-from portal.health import executor as probes
 from portal.observability import REDACTED, RedactingFilter
 from portal.services.status import trend
 from tests.test_pins_ops_logs import access_record
-
-
-@pytest.fixture
-def no_probe_cache(settings):
-    settings.PORTAL_READY_CACHE_SECONDS = 0
-    settings.PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS = 30
-    probes.results.clear()
-    yield settings
-    probes.results.clear()
-
 
 # --- portal.health.checks -------------------------------------------------------------------
 

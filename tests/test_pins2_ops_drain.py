@@ -19,14 +19,7 @@ from portal.health import executor as probes
 from tests.conftest import apply_storage
 from tests.test_pins_ops_logs import Arbiter
 
-
-@pytest.fixture(autouse=True)
-def fresh_probe_cache(settings):
-    settings.PORTAL_READY_CACHE_SECONDS = 0
-    settings.PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS = 30
-    probes.results.clear()
-    yield
-    probes.results.clear()
+pytestmark = pytest.mark.usefixtures("no_probe_cache")
 
 
 @pytest.fixture

@@ -11,26 +11,7 @@ from django.core.files.storage import storages
 from django.test import Client
 
 from boot.logging import PortalJsonFormatter
-from portal.health import executor as probes
 from tests.conftest import apply_storage
-
-
-@pytest.fixture
-def no_probe_cache(settings):
-    settings.PORTAL_READY_CACHE_SECONDS = 0
-    settings.PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS = 30
-    probes.results.clear()
-    yield settings
-    probes.results.clear()
-
-
-@pytest.fixture
-def staff(db, django_user_model):
-    person = django_user_model.objects.create_user("oncall2", password="pw-oncall", is_staff=True)
-    client = Client()
-    client.force_login(person)
-    return client
-
 
 # --- /status: the first acceptable type decides, HTML types before a later JSON ------------
 

@@ -8,13 +8,13 @@ one.)"""
 import copy
 import io
 import pickle
-import threading
 
 import pytest
 from django.core.files.storage import storages
 
 from portal import storage
 from tests.conftest import apply_storage
+from tests.s3_proxy import S3Proxy
 
 SESSION = "0f0e0d0c-0b0a-0908-0706-050403020100"
 
@@ -40,56 +40,6 @@ def test_an_s3_storage_in_use_survives_a_round_trip(s3, how):
     assert (clone.bucket_name, clone.location) == (temp.bucket_name, temp.location)
 
 
-class SpoilingProxy:
-    """An HTTP proxy in front of moto: every request is forwarded, and ``spoil(request,
-    status, payload)`` may replace moto's answer by ``(status, payload)`` (else None)."""
-
-    def __init__(self, upstream, spoil):
-        import http.client
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import urlsplit
-
-        target = urlsplit(upstream)
-        proxy = self
-        self.spoiled = 0
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # answers botocore's "Expect: 100-continue" at once
-
-            def log_message(self, *args):
-                pass
-
-            def _forward(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "expect"}
-                upstream.request(self.command, self.path, body, headers)
-                answer = upstream.getresponse()
-                status, headers, payload = answer.status, answer.getheaders(), answer.read()
-                upstream.close()
-                spoiled = spoil(self, status, payload)
-                if spoiled is not None:
-                    proxy.spoiled += 1
-                    (status, payload), headers = spoiled, []
-                self.send_response(status)
-                for name, value in headers:
-                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.mark.s3
 @pytest.mark.parametrize("what", ["temp part", "final object"])
 def test_an_object_s3_stored_but_answered_as_failed_is_removed(settings, data_dir, moto_s3, what):
@@ -102,7 +52,7 @@ def test_an_object_s3_stored_but_answered_as_failed_is_removed(settings, data_di
         return None
 
     bucket = moto_s3.new_bucket()
-    proxy = SpoilingProxy(moto_s3.endpoint, stored_then_failed)
+    proxy = S3Proxy(moto_s3.endpoint, stored_then_failed)
     try:
         apply_storage(settings, "s3", data_dir, s3=proxy, bucket=bucket)
         with pytest.raises(storage.StorageUnavailable):
@@ -141,7 +91,7 @@ def test_a_part_copy_of_a_missing_part_is_a_missing_part_whatever_the_404_says(
         return None
 
     bucket = moto_s3.new_bucket()
-    proxy = SpoilingProxy(moto_s3.endpoint, missing_copy)
+    proxy = S3Proxy(moto_s3.endpoint, missing_copy)
     try:
         apply_storage(settings, "s3", data_dir, s3=proxy, bucket=bucket)
         settings.PORTAL_S3_COPY_ASSEMBLY = True
@@ -182,7 +132,7 @@ def test_keys_s3_refuses_to_delete_are_failed_and_missing_ones_deleted(settings,
         return None
 
     bucket = moto_s3.new_bucket()
-    proxy = SpoilingProxy(moto_s3.endpoint, per_key_errors)
+    proxy = S3Proxy(moto_s3.endpoint, per_key_errors)
     try:
         apply_storage(settings, "s3", data_dir, s3=proxy, bucket=bucket)
         result = storage.delete_temp(["aa/refused", "aa/gone", "aa/fine"])

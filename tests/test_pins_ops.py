@@ -25,23 +25,6 @@ MIB = 1024 * 1024
 # --- portal.health: /health, /ready and /status ------------------------------------------
 
 
-@pytest.fixture
-def no_probe_cache(settings):
-    settings.PORTAL_READY_CACHE_SECONDS = 0
-    settings.PORTAL_HEALTH_CHECK_TIMEOUT_SECONDS = 30
-    probes.results.clear()
-    yield settings
-    probes.results.clear()
-
-
-@pytest.fixture
-def staff(db, django_user_model):
-    person = django_user_model.objects.create_user("oncall", password="pw-oncall", is_staff=True)
-    client = Client()
-    client.force_login(person)
-    return client
-
-
 def test_health_is_get_or_head_never_cached_with_its_length(settings):
     client = Client()
     response = client.get("/health")

@@ -11,6 +11,7 @@ import pytest
 from portal import storage
 from tests import objects
 from tests.conftest import apply_storage
+from tests.s3_proxy import S3Proxy
 
 SESSION = "0f0e0d0c-0b0a-0908-0706-050403020100"
 MIB = 1024 * 1024
@@ -93,69 +94,34 @@ def test_s3_a_part_of_8_mib_is_one_put_and_a_larger_one_multipart(settings, data
     assert etags[2].endswith("-3")
 
 
-class CompletionFaultProxy:
-    """An HTTP proxy in front of moto that spoils CompleteMultipartUpload. ``lost``
-    forwards the first and closes the connection without its answer, ``error`` forwards
-    the first and answers 500; a completion sent again then gets what S3 answers once an
-    upload is complete, 404 NoSuchUpload. ``refused`` answers every one 500 and forwards
-    none."""
+class CompletionFaultProxy(S3Proxy):
+    """Spoils CompleteMultipartUpload. ``lost`` forwards the first and closes the connection
+    without its answer, ``error`` forwards the first and answers 500; a completion sent
+    again then gets what S3 answers once an upload is complete, 404 NoSuchUpload.
+    ``refused`` answers every one 500 and forwards none."""
 
     NO_SUCH_UPLOAD = (404, b"<Error><Code>NoSuchUpload</Code></Error>")
     INTERNAL_ERROR = (500, b"<Error><Code>InternalError</Code></Error>")
 
     def __init__(self, upstream, fault):
-        import http.client
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import urlsplit
-
-        target = urlsplit(upstream)
-        proxy = self
+        self.fault = fault
         self.completions = 0
+        super().__init__(upstream)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _forward(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                completion = self.command == "POST" and "uploadId=" in self.path
-                proxy.completions += completion
-                first = completion and proxy.completions == 1
-                if completion and (fault == "refused" or not first):
-                    status, payload = (
-                        proxy.INTERNAL_ERROR if fault == "refused" else proxy.NO_SUCH_UPLOAD
-                    )
-                    return self._answer(status, [], payload)
-                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                upstream.request(self.command, self.path, body, dict(self.headers))
-                answer = upstream.getresponse()
-                status, headers, payload = answer.status, answer.getheaders(), answer.read()
-                upstream.close()
-                if first and fault == "lost":
-                    return None
-                if first:
-                    status, headers, payload = proxy.INTERNAL_ERROR[0], [], proxy.INTERNAL_ERROR[1]
-                return self._answer(status, headers, payload)
-
-            def _answer(self, status, headers, payload):
-                self.send_response(status)
-                for name, value in headers:
-                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, request, forward):
+        completion = request.command == "POST" and "uploadId=" in request.path
+        self.completions += completion
+        if not completion:
+            return forward()
+        if self.fault == "refused" or self.completions > 1:
+            status, payload = (
+                self.INTERNAL_ERROR if self.fault == "refused" else self.NO_SUCH_UPLOAD
+            )
+            return status, [], payload
+        forward()
+        if self.fault == "lost":
+            return None
+        return self.INTERNAL_ERROR[0], [], self.INTERNAL_ERROR[1]
 
 
 @pytest.mark.s3

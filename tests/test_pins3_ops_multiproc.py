@@ -1,0 +1,93 @@
+"""A scrape and a merge of dead workers' files never overlap.
+
+``worker_exited`` merges under the exclusive lock in steps: the merged ``<kind>_dead.db``
+replaces the old one first, the dead workers' own files are deleted after. A scrape that
+read the directory between those steps would count the dead workers twice (or fail on a
+file deleted under it): the scrape's shared lock waits for the merge, and everything it
+returns was read while it held the lock.
+"""
+
+import os
+import shutil
+import threading
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from portal.metrics import multiproc
+from tests.metrics_helpers import parse, value
+from tests.test_metrics_multiproc import writers  # noqa: F401  (fixture)
+
+BLOCKED_SECONDS = 1.5  # > LOCK_WAIT_SECONDS: a scrape taking the exclusive lock would give up
+
+
+class ScrapeThread(threading.Thread):
+    """One scrape through the locked collector, its exposition or error kept."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.registry = CollectorRegistry()
+        multiproc.locked_collector(self.registry, str(path))
+        self.samples = self.error = None
+
+    def run(self):
+        try:
+            self.samples = parse(generate_latest(self.registry).decode())
+        except Exception as exc:
+            self.error = exc
+
+
+def half_merged(path, dead_pids, scratch):
+    """The directory as ``merge_dead_files`` leaves it between its replace and its unlinks:
+    merged totals in ``counter_dead.db``, the dead workers' counter files still there."""
+    for pid in dead_pids:
+        shutil.copy(path / f"counter_{pid}.db", scratch)
+    multiproc.merge_dead_files(str(scratch), alive={os.getpid()})
+    os.replace(scratch / "counter_dead.db", path / "counter_dead.db")
+
+
+def test_a_scrape_during_a_merge_waits_and_counts_dead_workers_once(
+    writers,  # noqa: F811
+    tmp_path,
+    tmp_path_factory,
+):
+    """The scrape started mid-merge reports the true total (3 + 4), not the dead workers'
+    requests twice: it reads the directory only once the merge released its lock."""
+    directory = tmp_path
+    dead, other = writers.run(3), writers.run(4)
+
+    with multiproc.merge_lock(str(directory), exclusive=True) as locked:
+        assert locked
+        half_merged(directory, [dead, other], tmp_path_factory.mktemp("scratch"))
+        scrape = ScrapeThread(directory)
+        scrape.start()
+        scrape.join(BLOCKED_SECONDS)
+        assert scrape.is_alive(), "the scrape read the files while a merge held the lock"
+        for pid in (dead, other):
+            os.unlink(directory / f"counter_{pid}.db")
+    scrape.join(30)
+
+    assert scrape.error is None
+    assert value(scrape.samples, "t_requests_total", view="a") == 7
+
+
+def test_what_a_scrape_returns_was_read_before_it_released_the_lock(writers, tmp_path):  # noqa: F811
+    """collect() hands back finished figures: files deleted or merged after it returned
+    (a worker exiting right after the scrape) do not change what it reports."""
+    writers.run(5)
+    writers.run(6)
+    registry = CollectorRegistry()
+    collector = multiproc.locked_collector(registry, str(tmp_path))
+
+    families = collector.collect()
+    for name in os.listdir(tmp_path):
+        if name.endswith(".db"):
+            os.unlink(tmp_path / name)
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in families
+        for s in family.samples
+    }
+
+    assert value(samples, "t_requests_total", view="a") == 11
+    assert value(samples, "t_seconds_count", view="a") == 11
+    assert list(collector.collect()) == []  # the files really are gone
