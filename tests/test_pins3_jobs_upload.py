@@ -1,24 +1,16 @@
 """Pins for the jobs area, third round (issue #31): what ``portal_upload`` shows while it
-works, against the scripted portal of ``test_pins_jobs_upload.py`` on loopback."""
+works, against the scripted portal of ``tests/upload_command.py`` on loopback."""
 
-import io
 import re
 
-from tests.test_pins_jobs_upload import FakePortal, slept, upload, upload_file
-
-__all__ = ["slept", "upload_file"]  # the fixtures, shared
+from tests.upload_command import FakePortal, upload
 
 
-class Terminal(io.StringIO):
-    def isatty(self):
-        return True
-
-
-def test_the_progress_line_shows_parts_mebibytes_and_the_rate(tmp_path, monkeypatch):
+def test_the_progress_line_shows_parts_mebibytes_and_the_rate(tmp_path, monkeypatch, terminal):
     """On a terminal the one self-overwriting line reads parts, MiB sent of the total and
     the rate, in that order and those units."""
     monkeypatch.setenv("PORTAL_TOKEN", "tok")
-    monkeypatch.setattr("sys.stderr", stderr := Terminal())
+    stderr = terminal()
     path = tmp_path / "two.bin"
     path.write_bytes(b"z" * 300_000)
     data = path.read_bytes()
