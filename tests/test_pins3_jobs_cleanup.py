@@ -13,8 +13,8 @@ from portal.models import IngestFile, JobRun, OutboxEvent, UploadSession
 from portal.services import cleanup
 from tests import objects
 from tests.conftest import apply_storage
+from tests.outbox_helpers import make_events
 from tests.seed import ago, make_session, put_untracked_temp, seed_owner, storage_listing
-from tests.test_pins2_jobs_cleanup import old_delivered_events
 
 pytestmark = pytest.mark.django_db
 
@@ -59,8 +59,8 @@ def test_stale_fails_one_file_per_expired_session(portal_storage):
 
 def test_a_dry_run_prune_counts_old_events_and_job_runs_and_keeps_them(portal_storage, settings):
     """The dry run's counts are what a real run would delete, row for row."""
-    old_delivered_events(3, settings)
     long_ago = ago(days=settings.PORTAL_OUTBOX_RETENTION_DAYS + 1)
+    make_events(3, due=long_ago, status=OutboxEvent.Status.DELIVERED, delivered_at=long_ago)
     for _ in range(2):
         JobRun.objects.create(job="portal_dispatch", started_at=long_ago, outcome="ok")
     result = cleanup.prune_old_failed_sessions(cleanup.CleanupOptions(dry_run=True))
