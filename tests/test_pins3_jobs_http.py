@@ -1,9 +1,13 @@
 """Pins for the jobs area, third round (issue #31): the edges of the URL rule the settings
-and ``portal_upload --url`` share (``portal.httpclient.http_url_problem``)."""
+and ``portal_upload --url`` share (``portal.httpclient.http_url_problem``), and how a failed
+TLS handshake reads."""
+
+import re
 
 import pytest
 
-from portal.httpclient import http_url_problem
+from portal.httpclient import KeepAliveConnection, TLSFailed, http_url_problem
+from tests.peers import BadRequestServer
 
 NOT_ASCII = "must be ASCII without spaces (percent-encode other characters)"
 
@@ -22,3 +26,21 @@ def test_the_url_rule_accepts_exactly_printable_ascii_and_ports_1_to_65535(url, 
     """An operator's ``~user`` path or a ``!`` in a query is a valid URL; a byte outside
     printable ASCII is not (a request line cannot carry it)."""
     assert http_url_problem(url) == problem
+
+
+def test_a_failed_handshake_names_the_tls_reason_in_words():
+    """The reason OpenSSL gives (``WRONG_VERSION_NUMBER`` and the like) reads as words in
+    the message, not as the raw ``[SSL: ...] ... (_ssl.c:NNN)`` text."""
+    with BadRequestServer() as plain:
+        connection = KeepAliveConnection("https", "127.0.0.1", plain.port, timeout=2)
+        with pytest.raises(TLSFailed) as failed:
+            connection.exchange("GET", "/", headers={})
+        connection.close()
+    message = str(failed.value)
+    reason = re.fullmatch(
+        rf"TLS handshake with 127\.0\.0\.1:{plain.port} failed \((.+)\): "
+        "does the server speak https on that port\\?",
+        message,
+    )
+    assert reason is not None, message
+    assert re.fullmatch(r"[a-z0-9 ]+", reason.group(1)), message
