@@ -1,0 +1,33 @@
+"""Pins for the jobs area, fourth round (issue #31): the one JSON line ``portal_dispatch
+--json`` prints for cron (docs/operations.md §2)."""
+
+import json
+
+import pytest
+
+from portal.models import JobRun
+from tests.commands import run_command
+from tests.outbox_helpers import make_events
+
+pytestmark = pytest.mark.django_db
+
+
+def dispatch_summary():
+    result = run_command("portal_dispatch", "--json")
+    return result.code, json.loads(result.out)
+
+
+def test_the_json_summary_names_the_job_and_its_outcome(runner_settings, runner):
+    """A monitor reads ``job`` and ``outcome`` from the cron line: ``ok`` when every event
+    went out, ``partial`` (exit 1) when one gave up."""
+    make_events(2)
+    code, summary = dispatch_summary()
+    assert (code, summary["job"], summary["outcome"]) == (0, "portal_dispatch", JobRun.Outcome.OK)
+    assert summary["delivered"] == 2
+
+    runner_settings.PORTAL_OUTBOX_MAX_ATTEMPTS = 1
+    runner.set_mode("error", status=500)
+    make_events(1)
+    code, summary = dispatch_summary()
+    assert (code, summary["outcome"]) == (1, JobRun.Outcome.PARTIAL)
+    assert (summary["delivered"], summary["gave_up"]) == (0, 1)
