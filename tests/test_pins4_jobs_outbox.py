@@ -2,12 +2,14 @@
 --json`` prints for cron (docs/operations.md §2)."""
 
 import json
+import re
 
 import pytest
 
 from portal.models import JobRun
 from tests.commands import run_command
 from tests.outbox_helpers import make_events
+from tests.seed import ago
 
 pytestmark = pytest.mark.django_db
 
@@ -31,3 +33,20 @@ def test_the_json_summary_names_the_job_and_its_outcome(runner_settings, runner)
     code, summary = dispatch_summary()
     assert (code, summary["outcome"]) == (1, JobRun.Outcome.PARTIAL)
     assert (summary["delivered"], summary["gave_up"]) == (0, 1)
+
+
+def test_the_text_line_puts_each_count_in_its_place(runner_settings, runner):
+    """Without ``--json`` the operator reads one line: three delivered, one retried and two
+    given up must read as such, not as each other's numbers."""
+    make_events(3, due=ago(minutes=3))
+    make_events(1, due=ago(minutes=2))
+    make_events(2, due=ago(minutes=1), attempts=3)  # the fourth and last attempt
+    runner.set_mode("error", status=500)
+    runner.script("ok", "ok", "ok")
+    result = run_command("portal_dispatch")
+    assert result.code == 1
+    assert re.fullmatch(
+        r"portal_dispatch: delivered 3, retried 1, gave up 2, released 0, lost lease 0 "
+        r"\(drained, \d+ ms\)\n?",
+        result.out,
+    ), result.out
