@@ -50,3 +50,18 @@ def test_the_text_line_puts_each_count_in_its_place(runner_settings, runner):
         r"\(drained, \d+ ms\)\n?",
         result.out,
     ), result.out
+
+
+def test_the_text_line_counts_events_handed_back_apart_from_lost_leases(runner_settings, runner):
+    """A run out of time hands its unsent claimed events back: the line says ``released 2``
+    and ``time``, with no lease lost."""
+    runner_settings.PORTAL_RUNNER_TIMEOUT_SECONDS = 0.5
+    runner.set_mode("hang")
+    make_events(3)
+    result = run_command("portal_dispatch", "--max-seconds", "0.2")
+    assert result.code == 0, result.err
+    assert re.fullmatch(
+        r"portal_dispatch: delivered 0, retried 1, gave up 0, released 2, lost lease 0 "
+        r"\(time, \d+ ms\)\n?",
+        result.out,
+    ), result.out
