@@ -1,14 +1,19 @@
 """Pins for the jobs area, fourth round (issue #31): the one JSON line ``portal_dispatch
---json`` prints for cron (docs/operations.md §2)."""
+--json`` prints for cron (docs/operations.md §2), its text line, and when a row last
+changed."""
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
+import time_machine
+from django.utils import timezone
 
-from portal.models import JobRun
+from portal.models import JobRun, OutboxEvent
+from portal.services import outbox
 from tests.commands import run_command
-from tests.outbox_helpers import make_events
+from tests.outbox_helpers import config, make_events, reload
 from tests.seed import ago
 
 pytestmark = pytest.mark.django_db
@@ -65,3 +70,29 @@ def test_the_text_line_counts_events_handed_back_apart_from_lost_leases(runner_s
         r"\(time, \d+ ms\)\n?",
         result.out,
     ), result.out
+
+
+def test_each_recorded_outcome_stamps_the_rows_update_time(runner_settings):
+    """The status page shows when a failed or retried event last changed: the time its
+    outcome was written, not the time it was claimed before a long request."""
+    delivered, retried = make_events(2)
+    [gave_up] = make_events(1, attempts=3)  # the fourth and last attempt
+    claimed_at = timezone.now()
+    with time_machine.travel(claimed_at, tick=False) as clock:
+        cfg = config()
+        claim = outbox.claim_due(cfg)
+        clock.shift(timedelta(seconds=30))
+        failures = [
+            outbox.Failure(reload(event), outbox.SendOutcome(ok=False, status=500))
+            for event in (retried, gave_up)
+        ]
+        result = outbox.DispatchResult()
+        outbox.record_outcomes(claim, [reload(delivered)], failures, cfg, result)
+    assert (result.delivered, result.retried, result.gave_up) == (1, 1, 1)
+    rows = {row.pk: row for row in OutboxEvent.objects.all()}
+    assert [rows[e.pk].status for e in (delivered, retried, gave_up)] == [
+        "delivered",
+        "pending",
+        "failed",
+    ]
+    assert {row.updated_at for row in rows.values()} == {claimed_at + timedelta(seconds=30)}
