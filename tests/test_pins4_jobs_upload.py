@@ -54,3 +54,12 @@ def test_the_session_request_asks_for_json_and_says_it_sends_json(upload_file):
     assert headers["accept"] == "application/json"
     assert headers["content-type"] == "application/json"
     assert headers["authorization"] == "Bearer tok"
+
+
+def test_a_missing_file_is_named_in_the_usage_error(tmp_path, monkeypatch):
+    """The error starts with the path the operator typed, then why, so a typo is obvious."""
+    monkeypatch.setenv("PORTAL_TOKEN", "tok")
+    missing = tmp_path / "no-such.bin"
+    result = upload(missing, "http://127.0.0.1:9/")
+    assert result.code == 2
+    assert f"CommandError: {missing}: not a readable, non-empty file\n" in result.err
