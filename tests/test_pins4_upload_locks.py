@@ -17,3 +17,22 @@ def test_a_file_lock_creates_a_missing_data_directory_and_is_taken_again(setting
         assert (tmp_path / "not" / "yet" / "locks").is_dir()
     with locks.hold("finalize:1"):
         pass
+
+
+def advisory_locks_held():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+def test_a_postgres_lock_whose_digest_has_the_high_bit_set_is_taken(
+    transactional_db, postgres_only
+):
+    """Half of all names (``finalize:1`` among them) hash to a key above 2**63: it must map
+    into PostgreSQL's signed bigint, or every such finalize fails with a database error."""
+    with locks.hold("finalize:1"):
+        assert advisory_locks_held() == 1
+    assert advisory_locks_held() == 0
