@@ -1,5 +1,5 @@
 """Pins for the upload area, fourth round (issue #31): ``portal.limits``' bound on the
-client's part size, S3's largest single PUT."""
+client's part size (S3's largest single PUT) and ``portal_dispatch --limit``'s bound."""
 
 from django.core.management import load_command_class
 
@@ -8,9 +8,9 @@ from tests.commands import usage_error
 S3_LARGEST_PUT = 5 * 1024**3
 
 
-def parsed_options(*argv):
-    command = load_command_class("portal", "portal_upload")
-    return vars(command.create_parser("manage.py", "portal_upload").parse_args(argv))
+def parsed_options(*argv, name="portal_upload"):
+    command = load_command_class("portal", name)
+    return vars(command.create_parser("manage.py", name).parse_args(argv))
 
 
 def test_a_chunk_size_up_to_s3s_largest_put_is_accepted_and_one_byte_more_refused(upload_file):
@@ -29,3 +29,11 @@ def test_a_chunk_size_up_to_s3s_largest_put_is_accepted_and_one_byte_more_refuse
         str(S3_LARGEST_PUT + 1),
     )
     assert code == 2 and "--chunk-size" in err
+
+
+def test_a_dispatch_limit_of_ten_million_is_accepted_and_one_more_refused():
+    """``portal_dispatch --limit`` takes up to 10,000,000 jobs a run, not one more: an
+    operator's absurd value fails as a usage error naming the option."""
+    assert parsed_options("--limit", "10000000", name="portal_dispatch")["limit"] == 10_000_000
+    code, err = usage_error("portal_dispatch", "--limit", "10000001")
+    assert code == 2 and "--limit" in err
