@@ -267,6 +267,16 @@ def test_should_stop_ends_a_step_between_batches(portal_storage, user):
     assert UploadSession.objects.filter(status=Status.FAILED).count() == 10
 
 
+def test_max_seconds_bounds_a_step_called_on_its_own(portal_storage, user):
+    """A step called directly (not through ``run_cleanup``) keeps its time budget too: with
+    none left it stops before its first batch."""
+    bulk_seed(seed_owner(), n=30, parts_per_session=1, expires_at=timezone.now() - TTL)
+    result = cleanup.cleanup_stale_sessions(cleanup.CleanupOptions(batch_size=10, max_seconds=0))
+    assert result.stopped_early
+    assert result.counts["sessions_expired"] == 0
+    assert UploadSession.objects.filter(status=Status.FAILED).count() == 0
+
+
 def test_dry_run_service_counts_what_the_run_would_do(portal_storage, user):
     make_session(user, total_parts=2, expires_at=timezone.now() - timedelta(minutes=1))
     make_session(user, status=Status.COMPLETE, total_parts=3)

@@ -4,6 +4,7 @@ delivery and how a run records it, against a real runner on loopback."""
 import base64
 import types
 from datetime import timedelta
+from urllib.parse import unquote
 
 import pytest
 from django.db.models import F
@@ -53,7 +54,8 @@ def test_each_attempt_logs_how_long_the_runner_took(settings, caplog):
 
 class EchoesCredentials(LoopbackServer):
     """A broken runner: its status line echoes the request's Basic token, the decoded
-    credentials, the URL's password and the shared secret (a peer may know all four)."""
+    credentials, the URL's password as written and decoded, and the shared secret (a peer
+    may know them all)."""
 
     def __init__(self, password):
         super().__init__()
@@ -70,13 +72,15 @@ class EchoesCredentials(LoopbackServer):
         self.authorization = headers["Authorization"]
         token = self.authorization.removeprefix("Basic ")
         plain = base64.b64decode(token).decode()
-        echo = f"garbage {token} {plain} {self.password} {SECRET}\r\n\r\n"
+        decoded = unquote(self.password)
+        echo = f"garbage {token} {plain} {self.password} {decoded} {SECRET}\r\n\r\n"
         conn.sendall(echo.encode())
 
 
 def test_credentials_a_runner_echoes_back_are_redacted_from_last_error(settings):
     """``last_error`` is shown on /status: whatever the runner sends back, the URL's
-    credentials (decoded, raw or as the Basic token) and the secret never reach it."""
+    credentials (decoded, raw or as the Basic token), the password alone either way, and the
+    secret never reach it."""
     password = "url-p%40ss-9c1e"  # percent-encoded in the URL: "url-p@ss-9c1e" on the wire
     with EchoesCredentials(password) as peer:
         url = f"http://ops:{password}@127.0.0.1:{peer.port}/hooks"
@@ -86,7 +90,7 @@ def test_credentials_a_runner_echoes_back_are_redacted_from_last_error(settings)
     assert result.retried == 1
     assert peer.authorization == "Basic " + base64.b64encode(b"ops:url-p@ss-9c1e").decode()
     last_error = reload(event).last_error
-    assert last_error.rstrip() == "BadStatusLine: garbage" + " [redacted]" * 4
+    assert last_error.rstrip() == "BadStatusLine: garbage" + " [redacted]" * 5
 
 
 @pytest.mark.parametrize("attempts_before, counted", [(0, "retried"), (3, "gave_up")])

@@ -48,9 +48,9 @@ class StepRun:
     """One step in progress, and what it did (or, in a dry run, would do) once finished."""
 
     def __init__(self, step, options, *, counts):
-        self.options = options or CleanupOptions()
+        self.options = (options or CleanupOptions()).started()
         self.step = step
-        self.now = self.options.now or timezone.now()
+        self.now = self.options.now
         self.batch_size = self.options.batch_size or settings.PORTAL_CLEANUP_BATCH_SIZE
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")

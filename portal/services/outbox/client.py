@@ -102,7 +102,8 @@ class RunnerClient:
             credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             token = base64.b64encode(credentials.encode()).decode()
             self.base_headers["Authorization"] = f"Basic {token}"
-            self._redact += [credentials, token, parts.password or ""]
+            password = parts.password or ""
+            self._redact += [credentials, token, password, unquote(password)]
         self._connection = KeepAliveConnection(
             parts.scheme, parts.hostname, parts.port, timeout=config.timeout
         )

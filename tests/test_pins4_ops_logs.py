@@ -1,0 +1,16 @@
+"""Pins (issue #31, round 4) for log redaction: the scheme stays, the credential goes."""
+
+import logging
+
+from portal.observability import REDACTED, RedactingFilter
+from tests.test_pins2_ops_checks import json_line
+
+
+def test_basic_credentials_are_redacted_but_the_scheme_is_kept():
+    """An operator reading "Basic [REDACTED]" knows which kind of credential a client sent
+    (a misconfigured proxy, a browser prompt) without the log holding it."""
+    record = logging.LogRecord(
+        "portal.x", logging.INFO, __file__, 1, "upstream sent %s", ("Basic dXNlcjpodW50ZXIy",), None
+    )
+    line = json_line(record, RedactingFilter())
+    assert line["message"] == f"upstream sent Basic {REDACTED}"

@@ -1,0 +1,38 @@
+"""Pins (issue #31, round 4) for /status: the failed-events table and the probes' logs."""
+
+import logging
+from datetime import timedelta
+
+from django.test import Client
+from django.utils import timezone
+
+from tests.conftest import apply_storage
+from tests.test_health import break_local_storage
+from tests.test_pins3_ops_status import pending_event
+from tests.test_status_page import HTML, failed_event
+
+
+def test_the_failed_events_table_lists_only_events_that_gave_up(
+    db, portal_storage, staff, no_probe_cache
+):
+    """A pending event due later than the failed one would come first in a table sorted by
+    due time: only events that gave up belong in "failed" (an operator requeues them)."""
+    waiting = pending_event(timezone.now() + timedelta(hours=1))
+    gave_up = failed_event("HTTP 502 Bad Gateway")
+    html = staff.get("/status", HTTP_ACCEPT=HTML).content.decode()
+    table = html.split("Last failed events")[1].split("</table>")[0]
+    assert f"<code>{str(gave_up.pk)[:8]}</code>" in table
+    assert f"<code>{str(waiting.pk)[:8]}</code>" not in table
+
+
+def test_an_unready_answer_is_logged_once_as_the_failed_check_not_by_django(
+    db, settings, data_dir, caplog
+):
+    """/ready logs each failing check as ``ready.check_failed``; Django's own "Service
+    Unavailable" ERROR for the 503 would double every probe's failure in the logs."""
+    apply_storage(settings, "local", data_dir)
+    break_local_storage(data_dir)
+    with caplog.at_level(logging.WARNING):
+        assert Client().get("/ready").status_code == 503
+    assert [r for r in caplog.records if r.name == "django.request"] == []
+    assert any("portal_temp" in r.getMessage() for r in caplog.records)
