@@ -125,3 +125,27 @@ def test_trend_on_the_page_is_inline_svg_with_words(
     assert "1 upload(s) in 24 h; busiest hour 13:00 UTC with 1" in html
     assert "4 event(s) waiting after the last run (14:29 UTC)" in html
     assert "<script" not in html and "http://" not in html.replace(SVG[1:-1], "")
+
+
+def test_an_hour_that_ended_minutes_ago_is_counted_again_until_settled(db, django_user_model):
+    """A session finished in an hour's last instant may commit a moment after it: the hour
+    is cached only once ``SETTLED_AFTER`` has passed, so the late upload is not lost."""
+    owner = django_user_model.objects.create_user("owner")
+    at = datetime(2026, 12, 7, 15, 3, tzinfo=UTC)  # the 14:00 hour ended 3 minutes ago
+    completed_upload(owner, at - timedelta(minutes=40), 1024**2)  # 14:23
+    assert bars(trend.trend_context(at)["uploads_svg"])[-2] == "14:00 to 14:59 UTC: 1 upload(s)"
+    completed_upload(owner, at - timedelta(minutes=3, microseconds=1), 2 * 1024**2)  # 14:59:59
+    later = trend.trend_context(at + timedelta(minutes=1))
+    assert bars(later["uploads_svg"])[-2] == "14:00 to 14:59 UTC: 2 upload(s)"
+    assert bars(later["bytes_svg"])[-2] == "14:00 to 14:59 UTC: 3.0 MiB"
+
+
+def test_the_bytes_charts_scale_reads_in_binary_units(db, django_user_model):
+    """The scale's top label is the peak as a person reads it (``3.0 MiB``), as the bars'
+    titles are, not a raw byte count."""
+    owner = django_user_model.objects.create_user("owner")
+    completed_upload(owner, NOW - timedelta(minutes=10), 3 * 1024**2)
+    completed_upload(owner, NOW - timedelta(hours=2), 1024)
+    root = ET.fromstring(str(trend.trend_context(NOW)["bytes_svg"]))
+    scale = [t.text for t in root.iter(f"{SVG}text") if t.get("text-anchor") == "end"]
+    assert scale == ["3.0 MiB", "0"]
