@@ -33,7 +33,7 @@ def test_no_add_page(admin_client, model):
 
 def test_requeue_action_requeues_only_failed_events_as_the_service_does(admin_client):
     long_ago = timezone.now() - timedelta(days=2)
-    failed = make_events(2, status=OutboxEvent.Status.FAILED, attempts=12)
+    *failed, unselected = make_events(3, status=OutboxEvent.Status.FAILED, attempts=12)
     [delivered] = make_events(1, status=OutboxEvent.Status.DELIVERED, attempts=1)
     OutboxEvent.objects.update(updated_at=long_ago)
     response = admin_client.post(
@@ -53,3 +53,5 @@ def test_requeue_action_requeues_only_failed_events_as_the_service_does(admin_cl
         assert event.updated_at > long_ago
     delivered.refresh_from_db()
     assert delivered.status == OutboxEvent.Status.DELIVERED
+    unselected.refresh_from_db()  # failed too, but not selected: left as it was
+    assert (unselected.status, unselected.attempts) == ("failed", 12)
