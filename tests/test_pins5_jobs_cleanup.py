@@ -1,6 +1,7 @@
 """Weak pins in cleanup (issue #31, fifth round): data that lets a wrong step pass too."""
 
 import io
+import logging
 from datetime import timedelta
 
 import pytest
@@ -8,7 +9,33 @@ from django.utils import timezone
 
 from portal.models import UploadSession
 from portal.services import chunks, cleanup
+from portal.services.cleanup import stale
 from tests.seed import PART_BYTES, make_session
+from tests.test_pins_jobs import events_named
+
+
+def feed_after_candidates_are_read(monkeypatch, user, session):
+    """Once the stale step has read its candidates and before it locks them, a part of
+    ``session`` arrives and slides its TTL; the list of batches the hook saw."""
+    real_batches = stale.leaving_batches
+    seen = []
+
+    def batches_with_a_part_arriving(queryset, run):
+        for ids in real_batches(queryset, run):
+            if not seen:
+                assert session.pk in ids
+                # The client's request found the session still live, and its part
+                # slides the TTL.
+                UploadSession.objects.filter(pk=session.pk).update(
+                    expires_at=timezone.now() + timedelta(minutes=5)
+                )
+                part = io.BytesIO(PART_BYTES)
+                chunks.receive_part(user, session.pk, 2, part, str(len(PART_BYTES)))
+            seen.append(ids)
+            yield ids
+
+    monkeypatch.setattr(stale, "leaving_batches", batches_with_a_part_arriving)
+    return seen
 
 
 @pytest.mark.django_db
@@ -19,33 +46,14 @@ def test_a_part_sliding_the_ttl_between_candidate_query_and_lock_keeps_its_sessi
     and a part slides its TTL after the stale step read its candidates. A step that
     re-checks the status but not ``expires_at`` on the locked row would fail an upload the
     client is actively feeding."""
-    from portal.services.cleanup import stale
-
     past = timezone.now() - timedelta(minutes=1)
     fed = make_session(user, total_parts=3, received=[1], expires_at=past)
     idle = make_session(user, total_parts=3, received=[1], expires_at=past)
-    real_batches = stale.leaving_batches
-    interleaved = []
-
-    def batches_with_a_part_arriving(queryset, run):
-        for ids in real_batches(queryset, run):
-            if not interleaved:
-                assert {fed.pk, idle.pk} <= set(ids)
-                # The client's request found the session still live (its TTL not yet
-                # read as past), and its part slides the TTL.
-                UploadSession.objects.filter(pk=fed.pk).update(
-                    expires_at=timezone.now() + timedelta(minutes=5)
-                )
-                part = io.BytesIO(PART_BYTES)
-                chunks.receive_part(user, fed.pk, 2, part, str(len(PART_BYTES)))
-                interleaved.append(ids)
-            yield ids
-
-    monkeypatch.setattr(stale, "leaving_batches", batches_with_a_part_arriving)
+    seen = feed_after_candidates_are_read(monkeypatch, user, fed)
 
     result = cleanup.cleanup_stale_sessions()
 
-    assert interleaved, "the hook never ran"
+    assert seen and idle.pk in seen[0], "the hook never ran"
     assert result.counts == {"sessions_expired": 1, "files_failed": 1}
     statuses = dict(UploadSession.objects.values_list("pk", "status"))
     assert statuses[idle.pk] == UploadSession.Status.FAILED
@@ -53,3 +61,24 @@ def test_a_part_sliding_the_ttl_between_candidate_query_and_lock_keeps_its_sessi
     fed.refresh_from_db()
     assert fed.expires_at > timezone.now()
     assert fed.failure_reason == ""
+
+
+@pytest.mark.django_db
+def test_a_batch_whose_candidates_were_all_rescued_logs_no_expiry(
+    portal_storage, user, monkeypatch, caplog
+):
+    """A batch that expired nothing (its one candidate got a part meanwhile) must not log
+    "expired 0 upload sessions": operators count ``session.expired`` lines and their
+    ``count``, and an empty one reads as a cleanup that expired something."""
+    past = timezone.now() - timedelta(minutes=1)
+    fed = make_session(user, total_parts=3, received=[1], expires_at=past)
+    seen = feed_after_candidates_are_read(monkeypatch, user, fed)
+    caplog.set_level(logging.DEBUG, logger="portal.services.cleanup")
+
+    result = cleanup.cleanup_stale_sessions()
+
+    assert seen == [[fed.pk]], "the hook never ran"
+    assert result.counts == {"sessions_expired": 0, "files_failed": 0}
+    assert events_named(caplog, "session.expired") == []
+    fed.refresh_from_db()
+    assert fed.status in UploadSession.OPEN_STATUSES
