@@ -1,6 +1,7 @@
 """Weak pins in the outbox (issue #31, fifth round): data that lets a wrong dispatcher
 pass too."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from django.utils import timezone
 
 from portal.models import OutboxEvent
 from portal.services import outbox
+from tests.commands import run_command
 from tests.outbox_helpers import config, make_events, reload
 
 pytestmark = pytest.mark.django_db
@@ -41,3 +43,23 @@ def test_an_event_that_gave_up_is_stamped_with_the_moment_it_gave_up(runner_sett
     assert {rows[first.pk].status, rows[second.pk].status} == {OutboxEvent.Status.FAILED}
     assert rows[first.pk].next_attempt_at == first_at
     assert rows[second.pk].next_attempt_at == second_at
+
+
+def test_a_plain_dispatch_run_leaves_failed_events_failed(runner_settings, runner):
+    """Only ``--retry-failed`` gives failed events new attempts: a dispatcher that requeued
+    them on every cron run would hammer a runner that rejects them, minute after minute,
+    and the operator's "fix the runner first" step would mean nothing."""
+    [failed] = make_events(1, status=OutboxEvent.Status.FAILED, attempts=4)
+    [pending] = make_events(1)
+
+    result = run_command("portal_dispatch", "--json")
+    summary = json.loads(result.out)
+    assert (result.code, summary["delivered"], summary["requeued"]) == (0, 1, 0)
+    assert reload(failed).status == OutboxEvent.Status.FAILED
+    assert reload(failed).attempts == 4
+    assert reload(pending).status == OutboxEvent.Status.DELIVERED
+
+    result = run_command("portal_dispatch", "--json", "--retry-failed")
+    summary = json.loads(result.out)
+    assert (result.code, summary["delivered"], summary["requeued"]) == (0, 1, 1)
+    assert reload(failed).status == OutboxEvent.Status.DELIVERED
