@@ -1,27 +1,17 @@
-"""A tenth independent sample for tests/mutants.py: 30 careless slips at locations drawn
-at random over the product code, written from portal/ and boot/ only (no test file was
-read), none of them the edit of another catalog's entry (checked by comparing mutated
-texts). Written against main at ea965616a64bf8cf36f6fc041d7807b31a9f2599. How drawn:
-tests.mechanical.pool() (8178 lines), random.Random(20261212), the k-th draw
-pool[rng.randrange(len(pool))], one mutant per draw in order, the most plausible slip at
-the line (or in its statement or function). Draws used: 1-9, 13, 17-25, 27-29, 31, 32,
-34-38, 40. Skipped: 10, 11, 12, 14, 15, 26 (imports), 16 (a column name in PART_FIELDS: a
-declaration; left out, the raw query only defers that column), 30 (a model choice
-constant), 33 (a module constant, MIN_RUNNER_SECRET_CHARS), 39 (receive_part: already has
-draw 35's mutant). Draws 17, 24 and 35 carry their function's next most plausible
-slip: the first (dropping _forget_tail, exit code PARTIAL for USAGE, room asked of the
-final volume) is already an entry of another catalog.
+"""A tenth independent sample for tests/mutants.py: 30 careless slips at random lines,
+written from portal/ and boot/ only (no test file read), none another catalog's edit
+(compared as mutated texts), against main at ea965616a64b. Drawn as sample 9 with seed
+20261212 (pool 8178 lines). Draws used: 1-9, 13, 17-25, 27-29, 31, 32, 34-38, 40. Skipped:
+imports (10-12, 14, 15, 26), declarations (16 a PART_FIELDS column, 30 a model choice, 33
+MIN_RUNNER_SECRET_CHARS), 39 (receive_part has draw 35's). Draws 17, 24, 35 carry their
+function's second slip (the first was another catalog's entry).
 
-Measured (issue #31) on main at cca8921 the same way as sample 9 (named tests plus every
-test that ran the lines, then the fast suite for survivors, the S3 pass for the S3-only
-one; each kill's first failing test passes without the mutant). None stillborn. Equivalent:
-draw 20 (the outbox status check's name is read nowhere: /status files every check that is
-not a job's or a disk's under "outbox"). Killed: 26 by the first stage: 26 of 29 = 90 %.
-Survivors, pinned after: draw 19 (the admin's requeue action requeuing every failed event,
-not only the selected ones; ``test_admin``), draw 23 (a skipped cleanup run also logging
-``cleanup.finished``; ``test_cleanup_command``), draw 34 (the sweep aborting S3 multipart
-uploads younger than the grace; ``test_pins_jobs``).
-"""
+Measured (issue #31) at cca8921 as sample 9 (plus the S3 pass for draw 34). Equivalent:
+draw 20 (the outbox check's name is read nowhere). Killed 26 by the first stage: 26 of 29
+= 90 %. Survivors, pinned after: 19 (the admin requeuing every failed event, not the
+selected; test_admin), 23 (a skipped cleanup also logging cleanup.finished;
+test_cleanup_command), 34 (S3 multipart uploads younger than the grace aborted;
+test_pins_jobs)."""
 
 from tests.mutant_catalog import Mutant
 
