@@ -10,6 +10,7 @@ from django.utils import timezone
 from portal.models import UploadSession
 from portal.services import chunks, cleanup
 from portal.services.cleanup import stale
+from tests.commands import run_command
 from tests.seed import PART_BYTES, make_session
 from tests.test_pins_jobs import events_named
 
@@ -82,3 +83,21 @@ def test_a_batch_whose_candidates_were_all_rescued_logs_no_expiry(
     assert events_named(caplog, "session.expired") == []
     fed.refresh_from_db()
     assert fed.status in UploadSession.OPEN_STATUSES
+
+
+@pytest.mark.django_db
+def test_the_finished_line_of_a_dry_run_says_so_and_a_real_run_does_not(portal_storage, caplog):
+    """An operator scanning the text log sees "cleanup finished (dry run)" for a rehearsal
+    that deleted nothing; a real run's line must not carry the marker, nor a rehearsal's
+    lack it (the ``dry_run`` field alone is easy to miss in a text log)."""
+    caplog.set_level(logging.INFO, logger="portal")
+    messages = {}
+    for args in (("--dry-run",), ()):
+        caplog.clear()
+        assert run_command("portal_cleanup", *args).code == 0
+        (finished,) = events_named(caplog, "cleanup.finished")
+        messages[args] = (finished.getMessage(), finished.dry_run)
+    assert messages == {
+        ("--dry-run",): ("cleanup finished (dry run)", True),
+        (): ("cleanup finished", False),
+    }
