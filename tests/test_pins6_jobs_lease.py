@@ -1,0 +1,70 @@
+"""Pins for the finalize lease, sixth round (issue #31): which rows a claim and a hand-back
+touch, on the run's database (PostgreSQL: a row another claimer holds is skipped)."""
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from portal.models import IngestFile, UploadSession
+from portal.services.finalize import lease
+
+Status = UploadSession.Status
+
+
+def session_row(owner, *, status=Status.FINALIZING, lease_until=None, attempts=1):
+    file = IngestFile.objects.create(original_filename="a.bin", size_bytes=10, uploaded_by=owner)
+    return UploadSession.objects.create(
+        file=file,
+        owner=owner,
+        status=status,
+        chunk_size_bytes=5,
+        total_size_bytes=10,
+        total_parts=2,
+        expires_at=timezone.now() + timedelta(hours=1),
+        assembly_lease_until=lease_until,
+        assembly_attempts=attempts,
+    )
+
+
+@pytest.mark.postgres
+def test_a_claim_skips_the_expired_lease_another_claimer_holds(postgres_only, user):
+    """Two ``portal_finalize`` runs at once (every host runs one each minute): the second
+    takes the next expired lease at once rather than queueing behind the first's row."""
+    now = timezone.now()
+    held = session_row(user, lease_until=now - timedelta(minutes=2))  # the oldest: first pick
+    free = session_row(user, lease_until=now - timedelta(minutes=1))
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                list(UploadSession.objects.select_for_update().filter(pk=held.pk))
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '3s'")  # a wait fails the test, not hangs it
+        started = time.monotonic()
+        claimed = lease.claim_expired()
+        took = time.monotonic() - started
+    finally:
+        release.set()
+        holder.join(10)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    assert (claimed, took < 2) == (free.pk, True)
+    untouched = UploadSession.objects.get(pk=held.pk)
+    assert (untouched.assembly_attempts, untouched.assembly_lease_until) == (
+        1,
+        held.assembly_lease_until,
+    )
