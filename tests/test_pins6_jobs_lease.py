@@ -68,3 +68,26 @@ def test_a_claim_skips_the_expired_lease_another_claimer_holds(postgres_only, us
         1,
         held.assembly_lease_until,
     )
+
+
+@pytest.mark.postgres
+def test_a_lock_whose_connection_died_while_held_ends_quietly_and_is_taken_again(
+    transactional_db, postgres_only
+):
+    """A holder whose database connection was killed (a failover, an idle timeout) already
+    lost its session lock: leaving the block must not fail on the unlock, and the next
+    ``hold`` on this thread must reconnect and get the lock, not reuse the dead connection."""
+    import psycopg
+
+    from portal import locks
+
+    with locks.hold("finalize:dead-connection"):
+        backend = connection.connection.info.backend_pid
+        params = connection.get_connection_params()
+        with psycopg.connect(**{**params, "autocommit": True}) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [backend])
+    with locks.hold("finalize:dead-connection"):
+        assert connection.connection.info.backend_pid != backend
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        assert cursor.fetchone()[0] == 0
