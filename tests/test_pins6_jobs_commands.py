@@ -5,7 +5,10 @@ import pytest
 from django.db import OperationalError
 
 from portal.management.base import PortalCommand
+from portal.models import ApiToken
 from portal.observability import bind, current_context
+from tests.commands import run_command
+from tests.processes import run_manage
 
 
 class Failing(PortalCommand):
@@ -56,3 +59,37 @@ def test_a_command_outside_any_job_binds_its_own_name_and_a_fresh_run_id(db):
     assert first.seen["job"] == second.seen["job"] == "failing"
     assert len(first.seen["run_id"]) == 12 and first.seen["run_id"] != second.seen["run_id"]
     assert current_context() == {}
+
+
+def test_portal_drain_start_where_the_flag_file_cannot_be_made_is_one_line_and_exit_1(
+    settings, tmp_path
+):
+    """A ``PORTAL_DRAIN_FILE`` under a regular file: the operator gets the path and the
+    system's reason on one line (exit 1), not a traceback, and nothing drains."""
+    (tmp_path / "not-a-dir").write_text("")
+    settings.PORTAL_DRAIN_FILE = str(tmp_path / "not-a-dir" / "drain")
+    result = run_command("portal_drain", "start")
+    assert result.code == 1 and result.out == ""
+    assert f"CommandError: {tmp_path}/not-a-dir/drain: " in result.err
+    assert "Traceback" not in result.err and "Errno" not in result.err
+
+
+def test_portal_create_token_names_the_tokens_prefix_and_user_on_stderr(user):
+    """The stored prefix is how an operator finds the token later (admin, logs): the
+    confirmation must name it, the user, and the purpose, and never the token itself."""
+    result = run_command("portal_create_token", "alice", "--name", "ci")
+    raw = result.out.strip()
+    token = ApiToken.objects.get()
+    assert (result.code, token.name, token.user.username) == (0, "ci", "alice")
+    assert result.err.strip() == (
+        f"upload token {token.key_prefix}… created for 'alice'; it is shown only once"
+    )
+    assert raw not in result.err
+
+
+def test_the_logging_tree_shows_the_api_views_logger(subprocess_env):
+    """``portal.api`` (the upload views' logger) exists only once its module is imported,
+    which a management command does not do by itself: the tree must import it to show it."""
+    tree = run_manage(subprocess_env, "portal_logging_tree").stdout
+    assert 'o<--"portal.api"' in tree
+    assert 'o<--"portal.services.finalize"' in tree
