@@ -5,7 +5,7 @@ import pytest
 from django.db import OperationalError
 
 from portal.management.base import PortalCommand
-from portal.models import ApiToken
+from portal.models import ApiToken, UploadSession
 from portal.observability import bind, current_context
 from tests.commands import run_command
 from tests.processes import run_manage
@@ -93,3 +93,17 @@ def test_the_logging_tree_shows_the_api_views_logger(subprocess_env):
     tree = run_manage(subprocess_env, "portal_logging_tree").stdout
     assert 'o<--"portal.api"' in tree
     assert 'o<--"portal.services.finalize"' in tree
+
+
+def test_portal_cleanup_draws_its_progress_on_a_terminal_at_verbosity_1(
+    portal_storage, user, terminal
+):
+    """An operator running it by hand sees each batch without ``-v 2``; cron (no
+    terminal) at verbosity 1 gets none, so its mail stays the summary."""
+    from tests.seed import make_session
+
+    make_session(user, status=UploadSession.Status.ABORTED, total_parts=1)
+    terminal()
+    shown = run_command("portal_cleanup", "--only", "orphans", verbosity=1)
+    assert shown.code == 0
+    assert "cleanup orphans: batch 1 sessions=1 objects_deleted=1" in shown.err
