@@ -91,3 +91,33 @@ def test_a_lock_whose_connection_died_while_held_ends_quietly_and_is_taken_again
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
         assert cursor.fetchone()[0] == 0
+
+
+def backends():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+def test_an_assembly_thread_closes_its_connection_when_done(postgres_only, user, portal_storage):
+    """Each finalize assembles on a thread of its own: its connection must be closed when
+    the thread ends, or a worker keeps one idle backend per assembly until PostgreSQL's
+    ``max_connections`` refuses everyone."""
+    from django.test import Client
+
+    from tests.api_helpers import Api, make_token
+
+    api = Api(Client(), make_token(user))
+    before = backends()
+    for data in (b"a" * 30, b"b" * 30, b"c" * 30):
+        session = api.start(data, 10)
+        api.upload(session["id"], data, 10)
+        assert api.finalize(session["id"]).status_code == 200
+    deadline = time.monotonic() + 5
+    while backends() > before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert backends() == before
