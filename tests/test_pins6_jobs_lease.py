@@ -121,3 +121,34 @@ def test_an_assembly_thread_closes_its_connection_when_done(postgres_only, user,
     while backends() > before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert backends() == before
+
+
+@pytest.mark.parametrize("status", [Status.COMPLETE, Status.FAILED, Status.IN_PROGRESS])
+def test_a_late_progress_report_leaves_a_session_no_longer_finalizing_alone(user, status):
+    """A transfer thread may report once more after its session completed or failed: the
+    report must not give that session a lease again (the stalled-assembly figures read
+    it) nor overwrite its assembled bytes."""
+    now = timezone.now()
+    row = session_row(user, status=status, lease_until=None)
+    UploadSession.objects.filter(pk=row.pk).update(assembled_bytes=10)
+    other = session_row(user, lease_until=now)
+
+    lease.progress_recorder(row.pk)(4)
+    lease.progress_recorder(other.pk)(6)
+
+    kept = UploadSession.objects.get(pk=row.pk)
+    assert (kept.assembly_lease_until, kept.assembled_bytes) == (None, 10)
+    renewed = UploadSession.objects.get(pk=other.pk)
+    assert renewed.assembled_bytes == 6 and renewed.assembly_lease_until > now
+
+
+@pytest.mark.parametrize("status", [Status.COMPLETE, Status.ABORTED])
+def test_an_upload_id_reported_after_the_session_left_finalizing_is_not_recorded(user, status):
+    """Only a finalizing session names its assembly's S3 multipart upload (cleanup aborts
+    the ones no session names): a late report must not stick to a closed session."""
+    row = session_row(user, status=status)
+    live = session_row(user, lease_until=timezone.now())
+    lease.record_upload(row.pk, "late-upload")
+    lease.record_upload(live.pk, "live-upload")
+    assert UploadSession.objects.get(pk=row.pk).assembly_upload_id == ""
+    assert UploadSession.objects.get(pk=live.pk).assembly_upload_id == "live-upload"
