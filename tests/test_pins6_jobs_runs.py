@@ -37,3 +37,21 @@ def test_a_cleanup_closes_only_its_own_jobs_running_rows_as_abandoned(portal_sto
     other.refresh_from_db()
     assert dead.outcome == Outcome.ABANDONED and dead.finished_at > earlier
     assert (other.outcome, other.finished_at) == (Outcome.RUNNING, None)
+
+
+def test_prune_closes_an_abandoned_run_at_the_runs_own_instant(portal_storage, db):
+    """The prune step works as of its run's ``now``: the abandoned row's end is that
+    instant (what the step counted against), not whenever the update happened to run."""
+    from portal.services import cleanup
+    from portal.services.jobs import ABANDONED_AFTER
+
+    as_of = timezone.now() - timedelta(hours=3)
+    dead = JobRun.objects.create(
+        job="portal_dispatch", started_at=as_of - ABANDONED_AFTER - timedelta(seconds=1)
+    )
+
+    result = cleanup.prune_old_failed_sessions(cleanup.CleanupOptions(now=as_of))
+
+    assert result.counts["job_runs_abandoned"] == 1
+    dead.refresh_from_db()
+    assert (dead.outcome, dead.finished_at) == (Outcome.ABANDONED, as_of)
