@@ -152,3 +152,21 @@ def test_an_upload_id_reported_after_the_session_left_finalizing_is_not_recorded
     lease.record_upload(live.pk, "live-upload")
     assert UploadSession.objects.get(pk=row.pk).assembly_upload_id == ""
     assert UploadSession.objects.get(pk=live.pk).assembly_upload_id == "live-upload"
+
+
+@pytest.mark.parametrize("outage", [False, True])
+def test_a_hand_back_leaves_a_session_no_longer_finalizing_alone(user, outage):
+    """An assembler that failed the session (part corrupt: 410) still hands its lease back:
+    the failed row must keep no lease and its attempt count, only a finalizing one is
+    made claimable."""
+    failed = session_row(user, status=Status.FAILED, lease_until=None, attempts=3)
+    live = session_row(user, lease_until=timezone.now() + timedelta(minutes=1), attempts=3)
+
+    lease.hand_back(failed.pk, outage=outage)
+    lease.hand_back(live.pk, outage=outage)
+
+    kept = UploadSession.objects.get(pk=failed.pk)
+    assert (kept.assembly_lease_until, kept.assembly_attempts) == (None, 3)
+    handed = UploadSession.objects.get(pk=live.pk)
+    assert handed.assembly_lease_until <= timezone.now()
+    assert handed.assembly_attempts == (2 if outage else 3)
