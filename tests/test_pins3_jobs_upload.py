@@ -28,14 +28,7 @@ def test_an_assembly_without_progress_yet_shows_zero_bytes(upload_file, slept, c
     made-up figure."""
     data = upload_file.read_bytes()
     with FakePortal(len(data), 100, data=data) as portal:
-        portal.script("POST", "finalize", (202, {"status": "finalizing"}))
-        portal.script(
-            "GET",
-            "session",
-            (200, {"status": "in_progress", "received_parts": ""}),
-            (200, {"status": "finalizing"}),
-            (200, {"status": "failed", "failure_reason": "stop here"}),
-        )
+        portal.script_assembly({"status": "finalizing"}, failure="stop here")
         result = upload(upload_file, portal.url)
     assert result.code == 1
     assert "  assembling: 0 of ? bytes\n" in capsys.readouterr().err
