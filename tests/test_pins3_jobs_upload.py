@@ -62,7 +62,7 @@ def test_a_part_still_in_progress_after_every_retry_names_the_code(upload_file, 
         result = upload(upload_file, portal.url, "--parallel", "1")
     assert result.code == 1
     assert (
-        "PUT /uploads/sessions/s1/parts/1: HTTP 409 part_in_progress "
+        "PUT /api/v1/uploads/sessions/s1/parts/1: HTTP 409 part_in_progress "
         "(gave up after 2 tries)" in result.err
     ), result.err
 

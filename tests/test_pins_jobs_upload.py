@@ -32,7 +32,7 @@ def test_upload_retries_a_503_with_backoff_until_its_retries_run_out(upload_file
         portal.script("PUT", "part", busy, busy)
         result = upload(upload_file, portal.url, "--retries", "1", "--parallel", "1")
     assert result.code == 1
-    assert "/uploads/sessions/s1/parts/1: HTTP 503 (gave up after 2 tries)" in result.err
+    assert "PUT /api/v1/uploads/sessions/s1/parts/1: HTTP 503 (gave up after 2 tries)" in result.err
 
 
 def test_upload_does_not_retry_a_4xx_and_names_the_step(upload_file, slept):
