@@ -170,3 +170,37 @@ def test_a_hand_back_leaves_a_session_no_longer_finalizing_alone(user, outage):
     handed = UploadSession.objects.get(pk=live.pk)
     assert handed.assembly_lease_until <= timezone.now()
     assert handed.assembly_attempts == (2 if outage else 3)
+
+
+def test_a_file_lock_on_a_file_its_holder_just_removed_is_retried_on_the_path(
+    settings, tmp_path, monkeypatch
+):
+    """SQLite: between this process opening the lock file and locking it, the holder lets
+    go (removes it) and another takes the name anew. The lock got on the removed file
+    guards nothing: the lock must be tried again on what the path names (busy), or two
+    processes both assemble one session."""
+    import fcntl
+    import os
+
+    from portal import locks
+
+    if connection.vendor != "sqlite":
+        pytest.skip("file locks are SQLite's; PostgreSQL takes advisory locks")
+    settings.PORTAL_DATA_DIR = str(tmp_path)
+    real_flock, newcomer = fcntl.flock, []
+
+    def holder_lets_go_and_another_takes_the_name(fd, operation):
+        if not newcomer:
+            [path] = (tmp_path / "locks").iterdir()
+            path.unlink()
+            newcomer.append(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            real_flock(newcomer[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(locks.fcntl, "flock", holder_lets_go_and_another_takes_the_name)
+    try:
+        with pytest.raises(locks.LockBusy), locks.hold("finalize:race"):
+            pass
+    finally:
+        for fd in newcomer:
+            os.close(fd)
