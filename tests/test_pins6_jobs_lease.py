@@ -204,3 +204,19 @@ def test_a_file_lock_on_a_file_its_holder_just_removed_is_retried_on_the_path(
     finally:
         for fd in newcomer:
             os.close(fd)
+
+
+def test_starting_a_finalize_records_the_change_on_the_session_row(user):
+    """``begin`` moves the row to finalizing: its ``updated_at`` (the admin's record of the
+    last change) is that instant, and a session not open is left as it was."""
+    import time_machine
+
+    start = timezone.now()
+    row = session_row(user, status=Status.IN_PROGRESS)
+    closed = session_row(user, status=Status.ABORTED)
+    with time_machine.travel(start + timedelta(minutes=5), tick=False):
+        assert lease.begin(row.pk)
+        assert not lease.begin(closed.pk)
+    begun = UploadSession.objects.get(pk=row.pk)
+    assert (begun.status, begun.updated_at) == (Status.FINALIZING, start + timedelta(minutes=5))
+    assert UploadSession.objects.get(pk=closed.pk).updated_at == closed.updated_at
