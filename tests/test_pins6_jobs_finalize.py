@@ -40,3 +40,27 @@ def test_a_run_with_an_assembly_refused_for_room_is_recorded_partial(client, use
     assert run.counts["errors"] == 1 and run.finished_at is not None
     assert report.problem.startswith("1 assembly(ies) failed on a storage outage")
     assert UploadSession.objects.get().status == Status.FINALIZING
+
+
+def test_finalizes_turned_away_for_no_free_slot_keep_the_attempt_count(
+    client, user, portal_storage, settings, monkeypatch
+):
+    """A process with no free assembly slot hands the session to ``portal_finalize``; that
+    is no storage outage, so the count stays what ``begin`` made it: repeated finalizes on
+    a busy process must not drive it down (below zero, the row's check refuses: a 500)."""
+    import threading
+
+    from portal.services.finalize import request
+
+    settings.PORTAL_FINALIZE_WAIT_SECONDS = 0
+    monkeypatch.setattr(request, "_assembly_slots", threading.BoundedSemaphore(0))
+    api = Api(client, make_token(user))
+    session = api.start(b"x" * 20, 10)
+    api.upload(session["id"], b"x" * 20, 10)
+
+    codes = [api.finalize(session["id"]).status_code for _ in range(3)]
+
+    row = UploadSession.objects.get()
+    assert codes == [202, 202, 202]
+    assert (row.status, row.assembly_attempts) == (Status.FINALIZING, 1)
+    assert row.assembly_lease_until <= timezone.now()
