@@ -107,3 +107,19 @@ def test_portal_cleanup_draws_its_progress_on_a_terminal_at_verbosity_1(
     shown = run_command("portal_cleanup", "--only", "orphans", verbosity=1)
     assert shown.code == 0
     assert "cleanup orphans: batch 1 sessions=1 objects_deleted=1" in shown.err
+
+
+def test_a_token_file_gives_its_first_line_and_wins_over_the_environment(
+    tmp_path, monkeypatch, capsys
+):
+    """``--token-file`` names the token to use even with ``PORTAL_TOKEN`` set (an explicit
+    option beats the ambient one), and only its first line is the token: a second line
+    (a note, a second token) must not end up in the Authorization header."""
+    from portal.management.token_source import api_token
+
+    monkeypatch.setenv("PORTAL_TOKEN", "pt_from-the-environment")
+    path = tmp_path / "token"
+    path.write_text("pt_from-the-file\nissued for the nightly export\n")
+    path.chmod(0o600)
+    assert api_token(None, str(path)) == "pt_from-the-file"
+    assert capsys.readouterr().err == ""
