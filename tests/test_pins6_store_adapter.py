@@ -1,0 +1,35 @@
+"""Pins (weak-pin review 6, storage area): the storage adapter's own functions, where the
+suite's data let a careless change pass: duplicate keys, limits, chunk sizes, messages."""
+
+import hashlib
+import io
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from portal import storage
+
+FILE = uuid.UUID("f11e0000-0000-4000-8000-0000000000a6")
+NOW = datetime(2026, 5, 6, 7, 8, tzinfo=UTC)
+
+
+def test_a_final_key_named_twice_is_deleted_and_reported_once(any_storage):
+    """delete_final drops duplicate keys first: cleanup counts what ``deleted`` says went."""
+    stored = storage.write_final([b"final bytes"], file_id=FILE, now=NOW)
+    other = storage.write_final([b"other"], file_id=uuid.uuid4(), now=NOW)
+    result = storage.delete_final([stored.key, stored.key])
+    assert result.deleted == [stored.key]
+    assert result.failed == {}
+    # The other final object is untouched.
+    assert storage.delete_final([other.key]).deleted == [other.key]
+
+
+def test_hashing_a_replay_refuses_a_byte_past_its_limit_and_takes_exactly_the_limit():
+    """hash_only keeps max_bytes: a replayed part longer than recorded is TooLarge, not cut."""
+    body = bytes(range(10))
+    exact = storage.hash_only(io.BytesIO(body), max_bytes=10)
+    assert (exact.size, exact.key) == (10, "")
+    assert exact.sha256 == hashlib.sha256(body).hexdigest()
+    with pytest.raises(storage.TooLarge):
+        storage.hash_only(io.BytesIO(body + b"!"), max_bytes=10)
