@@ -33,3 +33,13 @@ def test_hashing_a_replay_refuses_a_byte_past_its_limit_and_takes_exactly_the_li
     assert exact.sha256 == hashlib.sha256(body).hexdigest()
     with pytest.raises(storage.TooLarge):
         storage.hash_only(io.BytesIO(body + b"!"), max_bytes=10)
+
+
+def test_a_temp_object_is_read_back_in_the_chunk_size_asked_for(any_storage):
+    """iter_temp passes its chunk_size on: a reader asking for 4 bytes gets 4-byte chunks."""
+    body = b"0123456789"
+    part = storage.write_temp_part(
+        io.BytesIO(body), session_id=FILE, part_number=2, max_bytes=len(body)
+    )
+    assert list(storage.iter_temp(part.key, 4)) == [b"0123", b"4567", b"89"]
+    assert b"".join(storage.iter_temp(part.key)) == body
