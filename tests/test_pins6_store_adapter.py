@@ -43,3 +43,21 @@ def test_a_temp_object_is_read_back_in_the_chunk_size_asked_for(any_storage):
     )
     assert list(storage.iter_temp(part.key, 4)) == [b"0123", b"4567", b"89"]
     assert b"".join(storage.iter_temp(part.key)) == body
+
+
+def test_assembly_reports_the_bytes_done_so_far_after_each_part(any_storage):
+    """progress gets the running total (3, 7, 12), not each part's own size: finalize
+    renews its lease and shows how far it got by it."""
+    bodies = [b"abc", b"defg", b"hijkl"]
+    sources = []
+    for number, body in enumerate(bodies, 1):
+        part = storage.write_temp_part(
+            io.BytesIO(body), session_id=FILE, part_number=number, max_bytes=len(body)
+        )
+        sources.append(storage.part_source(number, part.size, part.sha256, part.key, None))
+    done = []
+    stored = storage.assemble_final(
+        sources, file_id=FILE, now=NOW, progress=done.append, session_id=FILE
+    )
+    assert done == [3, 7, 12]
+    assert stored.sha256 == hashlib.sha256(b"".join(bodies)).hexdigest()
