@@ -61,3 +61,14 @@ def test_assembly_reports_the_bytes_done_so_far_after_each_part(any_storage):
     )
     assert done == [3, 7, 12]
     assert stored.sha256 == hashlib.sha256(b"".join(bodies)).hexdigest()
+
+
+def test_a_temp_part_of_its_own_feeds_the_files_hash_it_is_given(any_storage):
+    """write_temp_part hands file_hash the bytes (a tus tail on local disk too): else the
+    saved file hash misses the tail and finalize must read the whole file again."""
+    file_hash = hashlib.sha256(b"head:")
+    part = storage.write_temp_part(
+        io.BytesIO(b"tail"), session_id=FILE, part_number=3, max_bytes=4, file_hash=file_hash
+    )
+    assert file_hash.hexdigest() == hashlib.sha256(b"head:tail").hexdigest()
+    assert part.sha256 == hashlib.sha256(b"tail").hexdigest()
