@@ -1,5 +1,5 @@
 """Pins (weak-pin review 6, storage area): local disk where the suite's settings let a
-careless change pass: the mode of a file made with no configured mode."""
+careless change pass: the mode of a file or directory made with no configured mode."""
 
 import io
 import os
@@ -21,10 +21,13 @@ def no_umask():
     os.umask(old)
 
 
-def test_without_a_configured_mode_new_files_get_0o666_less_the_umask(settings, data_dir, no_umask):
-    """With FILE_UPLOAD_PERMISSIONS = None a file is created 0o666 (as Django's storage
-    does): nothing chmods it afterwards, so a narrower create mode would lock readers out."""
+def test_without_configured_modes_new_files_and_directories_get_the_create_modes(
+    settings, data_dir, no_umask
+):
+    """With no modes configured files are created 0o666 and directories 0o777 (as Django's
+    storage does): nothing chmods them afterwards, so narrower modes would lock readers out."""
     settings.FILE_UPLOAD_PERMISSIONS = None
+    settings.FILE_UPLOAD_DIRECTORY_PERMISSIONS = None
     apply_storage(settings, "local", data_dir)
     part = storage.write_temp_part(
         io.BytesIO(b"own"), session_id=SESSION, part_number=1, max_bytes=3
@@ -38,3 +41,6 @@ def test_without_a_configured_mode_new_files_get_0o666_less_the_umask(settings, 
         data_dir / "final" / final.key,
     ]
     assert [stat.S_IMODE(os.stat(path).st_mode) for path in made] == [0o666] * 3
+    # Directories likewise: 0o777 less the umask, with no directory mode configured.
+    shard = (data_dir / "temp" / part.key).parent
+    assert stat.S_IMODE(os.stat(shard).st_mode) == 0o777
