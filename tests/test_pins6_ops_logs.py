@@ -2,6 +2,7 @@
 
 import logging
 import socket
+from datetime import UTC, date, datetime
 
 from django.core.servers.basehttp import WSGIRequestHandler
 
@@ -38,3 +39,27 @@ def test_runserver_lines_carry_neither_its_server_time_nor_the_socket(capture): 
     assert "server_time" not in record
     assert "request" not in record
     assert record["timestamp"].endswith("+00:00")
+
+
+def test_extra_values_of_other_types_are_logged_as_readable_json(capture):  # noqa: F811
+    """A datetime extra is its ISO form (``T``, offset), an exception its type and message, a
+    set a list, numbers stay numbers: each scrubbed like the message, none a Python repr."""
+    logger, records = capture(secrets=["hunter2-secret"])
+    logger.info(
+        "values",
+        extra={
+            "at": datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),
+            "day": date(2030, 1, 2),
+            "error": OSError("disk hunter2-secret gone"),
+            "tags": {"hunter2-secret"},
+            "count": 7,
+            "ratio": 0.5,
+            "flag": False,
+        },
+    )
+    [record] = records()
+    assert record["at"] == "2030-01-02T03:04:05+00:00"
+    assert record["day"] == "2030-01-02"
+    assert record["error"] == "OSError: disk [REDACTED] gone"
+    assert record["tags"] == ["[REDACTED]"]
+    assert (record["count"], record["ratio"], record["flag"]) == (7, 0.5, False)
