@@ -63,3 +63,23 @@ def test_extra_values_of_other_types_are_logged_as_readable_json(capture):  # no
     assert record["error"] == "OSError: disk [REDACTED] gone"
     assert record["tags"] == ["[REDACTED]"]
     assert (record["count"], record["ratio"], record["flag"]) == (7, 0.5, False)
+
+
+def test_an_explicit_request_id_wins_over_the_one_of_the_request_on_the_record(capture):  # noqa: F811
+    """The request a record carries fills in ``request_id`` only when nothing set it: the id
+    passed by the caller (or bound around the call) is the one logged."""
+    from django.test import RequestFactory
+
+    from portal.observability import bind
+
+    logger, records = capture()
+    request = RequestFactory().get("/api/v1/files")
+    request.request_id = "from-request"
+    logger.warning("explicit", extra={"request": request, "request_id": "from-caller"})
+    with bind(request_id="from-context"):
+        logger.warning("bound", extra={"request": request})
+    logger.warning("alone", extra={"request": request})
+    explicit, bound, alone = records()
+    assert explicit["request_id"] == "from-caller"
+    assert bound["request_id"] == "from-context"
+    assert alone["request_id"] == "from-request"
