@@ -83,3 +83,18 @@ def test_an_explicit_request_id_wins_over_the_one_of_the_request_on_the_record(c
     assert explicit["request_id"] == "from-caller"
     assert bound["request_id"] == "from-context"
     assert alone["request_id"] == "from-request"
+
+
+def test_gunicorns_placeholders_for_absent_headers_are_no_fields():
+    """gunicorn writes ``-`` (or nothing) for a header that was not sent: no ``user_agent``,
+    ``client_addr`` or ``request_id`` field may then claim the value "-" or ""."""
+    from boot.logging import GunicornAccessFilter
+    from tests.test_pins_ops_logs import access_record
+
+    absent = access_record(200, a="-", **{"{x-forwarded-for}i": "-", "{x-request-id}o": ""})
+    empty = access_record(404, a="-", **{"{x-forwarded-for}i": "", "{x-request-id}o": "-"})
+    for record in (absent, empty):
+        assert GunicornAccessFilter(behind_proxy=True).filter(record)
+        assert record.remote_addr == "10.0.0.9"
+        for field in ("user_agent", "client_addr", "request_id"):
+            assert not hasattr(record, field), (field, getattr(record, field))
