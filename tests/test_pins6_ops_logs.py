@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 from django.core.servers.basehttp import WSGIRequestHandler
 
-from tests.test_pins_ops_logs import capture  # noqa: F401  (fixture)
+from tests.test_pins_ops_logs import capture, timers  # noqa: F401  (fixtures)
 
 
 def runserver_line(status):
@@ -98,3 +98,47 @@ def test_gunicorns_placeholders_for_absent_headers_are_no_fields():
         assert record.remote_addr == "10.0.0.9"
         for field in ("user_agent", "client_addr", "request_id"):
             assert not hasattr(record, field), (field, getattr(record, field))
+
+
+def test_a_finished_drain_says_so_once_in_the_masters_log(tmp_path, timers):  # noqa: F811
+    """The operator reads when the drain began and when the graceful stop starts: both lines,
+    in order, word for word as docs/topology.md quotes them."""
+    from portal.health import drain
+    from tests.test_pins_ops_logs import Arbiter
+
+    arbiter = Arbiter(tmp_path)
+    drain.ShutdownDrain.install(arbiter, 2.5)
+    arbiter.handle_term()
+    arbiter.handle_alrm()  # the timer went off
+    drain.clear_marker()
+    assert arbiter.lines == [
+        (
+            "info",
+            "draining: /ready answers 503 for 2.5s, then graceful stop (SIGTERM again: stop now)",
+        ),
+        ("info", "drain over: closing the listeners, finishing requests"),
+    ]
+    assert (timers, arbiter.stopped) == ([2.5, 0], 1)
+
+
+def test_a_failed_ready_check_is_a_warning_of_the_portal_health_logger(
+    db, settings, data_dir, caplog
+):
+    """``ready.check_failed`` comes from ``portal.health`` (the logger docs/logging.md names and
+    operators filter on), at WARNING."""
+    from django.test import Client
+
+    from portal.health import executor as probes
+    from tests.conftest import apply_storage
+    from tests.test_pins6_ops_clocks import break_temp
+
+    settings.PORTAL_READY_CACHE_SECONDS = 0
+    probes.results.clear()
+    apply_storage(settings, "local", data_dir)
+    break_temp(data_dir)
+    with caplog.at_level(logging.INFO):
+        assert Client().get("/ready").status_code == 503
+    failed = [r for r in caplog.records if getattr(r, "event", "") == "ready.check_failed"]
+    assert [(r.name, r.levelname, r.check) for r in failed] == [
+        ("portal.health", "WARNING", "storage:portal_temp")
+    ]
