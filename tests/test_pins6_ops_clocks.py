@@ -27,17 +27,6 @@ def fresh_probe_cache():
     probes.results.clear()
 
 
-def test_the_gate_lets_one_retry_through_exactly_retry_seconds_after_a_failure():
-    """The window is ``[failure, failure + retry)``: at its end a retry is due, not refused."""
-    gate = DatabaseGate(retry_seconds=2)
-    with time_machine.travel(T0, tick=False) as clock:
-        gate.failed(OperationalError("refused"))
-        clock.shift(1.999)
-        assert not gate.admit()
-        clock.shift(0.001)
-        assert [gate.admit() for _ in range(3)] == [True, False, False]
-
-
 def test_a_request_exactly_at_the_retry_time_reaches_the_view(client, db, monkeypatch):
     """Through the middleware: at ``RETRY_SECONDS`` the retry connects and the view answers."""
     monkeypatch.setattr(dbgate, "gate", DatabaseGate(retry_seconds=dbgate.RETRY_SECONDS))
@@ -59,6 +48,22 @@ def test_a_request_exactly_at_the_retry_time_reaches_the_view(client, db, monkey
     assert refused.status_code == 503
     assert refused.json()["error"]["code"] == "database_unavailable"
     assert answered.status_code == 401  # past the gate: the view's answer (no token)
+
+
+def test_a_connect_that_fails_with_a_bug_is_raised_not_a_503_and_still_closes_the_gate(
+    client, db, monkeypatch
+):
+    """Only the driver's connection errors mean "database unavailable": anything else is a
+    server error raised as such (not hidden behind a 503), and the retry it was is over."""
+    monkeypatch.setattr(dbgate, "gate", DatabaseGate(retry_seconds=dbgate.RETRY_SECONDS))
+
+    def broken(alias="default"):
+        raise KeyError("OPTIONS")
+
+    monkeypatch.setattr(dbgate, "connect", broken)
+    with pytest.raises(KeyError):
+        client.get(URL)
+    assert not dbgate.gate.admit()
 
 
 def break_temp(data_dir):
