@@ -56,3 +56,12 @@ def test_only_head_answers_are_marked_no_store(tus):
     assert patched.get("Cache-Control") != "no-store"
     options = tus.client.options(TUS)
     assert options.get("Cache-Control") != "no-store"
+
+
+def test_a_transfer_encoding_of_gzip_then_chunked_in_capitals_is_411(tus):
+    """Header values are case-insensitive: a "Chunked" body has no length to check."""
+    path = tus.start(5)
+    response = tus.patch(path, 0, b"12345", **{"Transfer-Encoding": "gzip, Chunked"})
+    assert response.status_code == 411
+    assert response.json()["error"]["code"] == "length_required"
+    assert tus.offset(path) == 0
