@@ -65,3 +65,14 @@ def test_a_transfer_encoding_of_gzip_then_chunked_in_capitals_is_411(tus):
     assert response.status_code == 411
     assert response.json()["error"]["code"] == "length_required"
     assert tus.offset(path) == 0
+
+
+def test_a_metadata_value_after_two_spaces_is_read_but_one_with_a_space_inside_is_400(tus):
+    """Blanks around a value are padding; a blank inside one makes the pair unreadable."""
+    padded = metadata(filename="a.txt").replace(" ", "  ")
+    assert tus.create(5, **{"Upload-Metadata": padded}).status_code == 201
+    assert IngestFile.objects.get().original_filename == "a.txt"
+    inside = "filename YS50 eHQ="
+    response = tus.create(5, **{"Upload-Metadata": inside})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_upload_metadata"
