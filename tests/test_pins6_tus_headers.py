@@ -76,3 +76,11 @@ def test_a_metadata_value_after_two_spaces_is_read_but_one_with_a_space_inside_i
     response = tus.create(5, **{"Upload-Metadata": inside})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_upload_metadata"
+
+
+def test_a_metadata_key_with_a_tab_inside_is_400(tus):
+    """Keys hold no whitespace at all: a tab is not a separator the server would guess at."""
+    response = tus.create(5, **{"Upload-Metadata": "file\tname YS50eHQ="})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_upload_metadata"
+    assert not IngestFile.objects.exists()
