@@ -42,3 +42,16 @@ def test_head_of_an_upload_being_finalized_answers_its_length(tus):
     assert head.status_code == 200, head.content
     assert (head["Upload-Offset"], head["Upload-Length"]) == ("25", "25")
     assert "Upload-Expires" not in head
+
+
+@pytest.mark.parametrize("status", ["finalizing", "complete"])
+def test_an_empty_patch_at_the_end_of_a_closed_upload_only_confirms_the_offset(tus, status):
+    """A retried last PATCH must not start another finalize of an upload already past it."""
+    path = tus.start(25)
+    assert tus.patch(path, 0, b"y" * 25).status_code == 204
+    UploadSession.objects.update(status=status)
+    before = UploadSession.objects.values("status", "updated_at").get()
+    response = tus.patch(path, 25, b"")
+    assert response.status_code == 204, response.content
+    assert response["Upload-Offset"] == "25" and "Upload-Expires" not in response
+    assert UploadSession.objects.values("status", "updated_at").get() == before
