@@ -1,14 +1,17 @@
 """tus PATCH pinned where careless slips survived (weak-pin review 6): why a body continuing
 a tail broke off, an upload that expired while its tail-only body arrived."""
 
+import io
+
 import pytest
 import time_machine
 
 from portal.models import TusUpload
+from portal.services.tus_patch import receive_patch
 from tests import objects
 from tests.api_helpers import error_code, make_token
 from tests.test_tus_edges import Breaking, patch_breaking
-from tests.tus_helpers import Tus
+from tests.tus_helpers import Tus, stored_file_bytes
 
 CHUNK = 10
 
@@ -56,3 +59,15 @@ def test_an_upload_that_expires_while_a_tail_arrives_is_410_and_keeps_nothing(tu
         tail = TusUpload.objects.get()
         assert (tail.tail_key, tail.tail_bytes) == ("", 0)
         assert list(objects.own_temp_keys()) == []
+
+
+def test_receive_patch_takes_only_the_announced_bytes_of_a_longer_stream(tus, user):
+    """A stream holding more than ``length`` (a proxy's read-ahead) must not leak into the file."""
+    path = tus.start(20)
+    upload = path.rsplit("/", 1)[1]
+    stream = io.BytesIO(b"abcdEXTRA-BYTES")
+    result = receive_patch(user, upload, offset=0, length=4, stream=stream)
+    assert (result.offset, result.broken) == (4, "")
+    assert tus.offset(path) == 4
+    assert tus.patch(path, 4, b"efghijklmnopqrst").status_code == 204
+    assert stored_file_bytes() == b"abcdefghijklmnopqrst"
