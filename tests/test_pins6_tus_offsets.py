@@ -1,9 +1,11 @@
 """tus 1.0 offsets pinned where careless slips survived (weak-pin review 6): a tail whose
 part the JSON API then sent whole, HEAD of an upload being finalized."""
 
+import hashlib
+
 import pytest
 
-from portal.models import UploadSession
+from portal.models import TusUpload, UploadSession
 from tests.api_helpers import Api, make_token
 from tests.tus_helpers import Tus
 
@@ -55,3 +57,17 @@ def test_an_empty_patch_at_the_end_of_a_closed_upload_only_confirms_the_offset(t
     assert response.status_code == 204, response.content
     assert response["Upload-Offset"] == "25" and "Upload-Expires" not in response
     assert UploadSession.objects.values("status", "updated_at").get() == before
+
+
+def test_the_tail_row_records_the_sha256_of_the_tail_bytes(tus):
+    """The tail row's digest is the tail's own bytes' (the record of what storage holds)."""
+    data = bytes(range(40))
+    path = tus.start(len(data))
+    assert tus.patch(path, 0, data[:14]).status_code == 204
+    tail = TusUpload.objects.get()
+    assert (tail.tail_part, tail.tail_bytes) == (2, 4)
+    assert tail.tail_sha256 == hashlib.sha256(data[10:14]).hexdigest()
+    assert tus.patch(path, 14, data[14:17]).status_code == 204
+    tail.refresh_from_db()
+    assert (tail.tail_part, tail.tail_bytes) == (2, 7)
+    assert tail.tail_sha256 == hashlib.sha256(data[10:17]).hexdigest()
