@@ -84,3 +84,12 @@ def test_a_metadata_key_with_a_tab_inside_is_400(tus):
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_upload_metadata"
     assert not IngestFile.objects.exists()
+
+
+def test_a_creation_without_a_body_sends_no_patch_answer(tus):
+    """Only creation-with-upload answers an Upload-Offset; a plain creation stores nothing."""
+    response = tus.create(5)
+    assert response.status_code == 201
+    assert "Upload-Offset" not in response
+    assert response["Location"].startswith("http://testserver/api/v1/tus/")
+    assert "GMT" in response["Upload-Expires"]
