@@ -1,6 +1,7 @@
 """tus 1.0 headers pinned where careless slips survived (weak-pin review 6): metadata pairs
-after ", ", CORS for an origin in capitals and Vary for any origin, the HEAD-only
-Cache-Control, the 201 of a creation-with-upload, Transfer-Encoding in capitals."""
+after ", ", padded values, keys with a tab; CORS for an origin in capitals and Vary for any
+origin; the HEAD-only Cache-Control; no Upload-Offset on a creation without a body;
+Transfer-Encoding in capitals."""
 
 import pytest
 

@@ -1,5 +1,6 @@
 """tus 1.0 offsets pinned where careless slips survived (weak-pin review 6): a tail whose
-part the JSON API then sent whole, HEAD of an upload being finalized."""
+part the JSON API then sent whole, HEAD and an empty PATCH of an upload being finalized,
+the tail row's sha256."""
 
 import hashlib
 

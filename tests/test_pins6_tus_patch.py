@@ -1,5 +1,6 @@
 """tus PATCH pinned where careless slips survived (weak-pin review 6): why a body continuing
-a tail broke off, an upload that expired while its tail-only body arrived."""
+a tail broke off, an upload that expired while its tail-only body arrived, a stream longer
+than the announced length."""
 
 import io
 
