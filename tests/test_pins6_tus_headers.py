@@ -1,13 +1,16 @@
 """tus 1.0 headers pinned where careless slips survived (weak-pin review 6): metadata pairs
 after ", ", padded values, keys with a tab; CORS for an origin in capitals and Vary for any
 origin; the HEAD-only Cache-Control; no Upload-Offset on a creation without a body;
-Transfer-Encoding in capitals."""
+Transfer-Encoding in capitals; an Upload-Checksum padded with blanks."""
+
+import base64
+import hashlib
 
 import pytest
 
 from portal.models import IngestFile
 from tests.api_helpers import make_token
-from tests.tus_helpers import TUS, Tus, metadata
+from tests.tus_helpers import TUS, Tus, metadata, stored_file_bytes
 
 CHUNK = 10
 
@@ -94,3 +97,13 @@ def test_a_creation_without_a_body_sends_no_patch_answer(tus):
     assert "Upload-Offset" not in response
     assert response["Location"].startswith("http://testserver/api/v1/tus/")
     assert "GMT" in response["Upload-Expires"]
+
+
+def test_an_upload_checksum_with_padding_blanks_is_read(tus):
+    """Blanks around the digest are padding, as in Upload-Metadata: the body is checked, kept."""
+    path = tus.start(5)
+    digest = base64.b64encode(hashlib.sha1(b"12345").digest()).decode()
+    response = tus.patch(path, 0, b"12345", **{"Upload-Checksum": f"sha1  {digest} "})
+    assert response.status_code == 204, response.content
+    assert response["Upload-Offset"] == "5"
+    assert stored_file_bytes() == b"12345"
