@@ -102,3 +102,101 @@ def written_assembly(session):
         yield key, temp, final, fd
     finally:
         os.close(fd)
+
+
+@pytest.fixture
+def operator(db, django_user_model):
+    """Staff with the change permission on outbox events: may requeue."""
+    from tests.status_helpers import make_staff
+
+    return make_staff(django_user_model, "oncall", can_change=True)
+
+
+@pytest.fixture
+def clean(settings):
+    """Settings every cross-field rule accepts; a test then moves one value."""
+    from portal import checks as syschecks
+    from tests.settings_helpers import MIB, STRONG
+
+    settings.PORTAL_CHUNK_SIZE_MIN = settings.PORTAL_CHUNK_SIZE = 8 * MIB
+    settings.PORTAL_CHUNK_SIZE_MAX = settings.PORTAL_MAX_FILE_SIZE = 16 * MIB
+    settings.PORTAL_OUTBOX_BASE_DELAY_SECONDS = settings.PORTAL_OUTBOX_MAX_DELAY_SECONDS = 30.0
+    settings.PORTAL_MIN_FREE_BYTES = 2 * MIB
+    settings.PORTAL_FREE_SPACE_RESERVE_BYTES = 2 * MIB - 1
+    settings.PORTAL_RUNNER_ENDPOINT = ""
+    settings.PORTAL_STORAGE = "local"
+    settings.SECRET_KEY = STRONG
+    settings.PORTAL_METRICS_TOKEN = ""
+    assert syschecks.check_settings() == []
+    return settings
+
+
+@pytest.fixture
+def capture():
+    """Make a logger whose handler is the portal's (context, redaction, formatter) on a stream."""
+    import io
+    import logging
+    import uuid
+
+    from boot.logging import ConsoleFormatter, PortalJsonFormatter
+    from portal.observability import ContextFilter, RedactingFilter
+
+    made = []
+
+    def make(fmt="json", secrets=()):
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.addFilter(ContextFilter())
+        handler.addFilter(RedactingFilter(secrets=secrets))
+        handler.setFormatter(PortalJsonFormatter() if fmt == "json" else ConsoleFormatter())
+        logger = logging.getLogger(f"portal.test_logging.{uuid.uuid4().hex[:8]}")
+        logger.addHandler(handler)
+        logger.propagate = False
+        logger.setLevel(logging.DEBUG)
+        made.append((logger, handler))
+        return logger, stream
+
+    yield make
+    for logger, handler in made:
+        logger.removeHandler(handler)
+
+
+@pytest.fixture
+def json_capture():
+    """``capture`` in JSON whose second half reads the records back: ``(logger, records)``."""
+    import io
+    import json
+    import logging
+    import uuid
+
+    from boot.logging import PortalJsonFormatter
+    from portal.observability import ContextFilter, RedactingFilter
+
+    made = []
+
+    def make(secrets=()):
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.addFilter(ContextFilter())
+        handler.addFilter(RedactingFilter(secrets=secrets))
+        handler.setFormatter(PortalJsonFormatter())
+        logger = logging.getLogger(f"portal.test_pins_ops.{uuid.uuid4().hex[:8]}")
+        logger.addHandler(handler)
+        logger.propagate = False
+        logger.setLevel(logging.DEBUG)
+        made.append((logger, handler))
+        return logger, lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+
+    yield make
+    for logger, handler in made:
+        logger.removeHandler(handler)
+
+
+@pytest.fixture
+def writers(tmp_path):
+    """Processes writing prometheus-client's multiprocess directory ``tmp_path``."""
+    from tests.multiproc_helpers import Writers
+
+    w = Writers(tmp_path)
+    yield w
+    w.stop()
