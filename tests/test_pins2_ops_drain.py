@@ -17,7 +17,7 @@ from boot.settings import Base
 from portal.health import drain
 from portal.health import executor as probes
 from tests.conftest import apply_storage
-from tests.test_pins_ops_logs import Arbiter
+from tests.log_helpers import Arbiter
 
 pytestmark = pytest.mark.usefixtures("no_probe_cache")
 
