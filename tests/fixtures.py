@@ -200,3 +200,48 @@ def writers(tmp_path):
     w = Writers(tmp_path)
     yield w
     w.stop()
+
+
+@pytest.fixture
+def api(client, user, portal_storage):
+    """The upload API as ``user``, on the suite's storage."""
+    from tests.api_helpers import Api, make_token
+
+    return Api(client, make_token(user))
+
+
+@pytest.fixture
+def local_api(client, user, settings, data_dir):
+    """The upload API as ``user``, on local disk whatever the suite's storage."""
+    from tests.api_helpers import Api, make_token
+    from tests.conftest import apply_storage
+
+    apply_storage(settings, "local", data_dir)
+    return Api(client, make_token(user))
+
+
+@pytest.fixture
+def local(settings, data_dir):
+    """Local disk storage under ``data_dir``, whatever the suite's storage."""
+    from tests.conftest import apply_storage
+
+    apply_storage(settings, "local", data_dir)
+
+
+@pytest.fixture(scope="session")
+def node_modules():
+    """The npm clients in .cache/node (gitignored), installed from package.json if needed."""
+    from tests.node_clients import install_node_clients
+
+    return install_node_clients()
+
+
+@pytest.fixture
+def sockets():
+    """A connected pair of sockets, ``(server, client)``; the server side times out."""
+    import socket
+
+    server, client = socket.socketpair()
+    server.settimeout(10)  # a reader that waits for bytes never sent fails, not hangs
+    with server, client:
+        yield server, client
