@@ -214,7 +214,7 @@ def api(client, user, portal_storage):
 def local_api(client, user, settings, data_dir):
     """The upload API as ``user``, on local disk whatever the suite's storage."""
     from tests.api_helpers import Api, make_token
-    from tests.conftest import apply_storage
+    from tests.storage_env import apply_storage
 
     apply_storage(settings, "local", data_dir)
     return Api(client, make_token(user))
@@ -223,7 +223,7 @@ def local_api(client, user, settings, data_dir):
 @pytest.fixture
 def local(settings, data_dir):
     """Local disk storage under ``data_dir``, whatever the suite's storage."""
-    from tests.conftest import apply_storage
+    from tests.storage_env import apply_storage
 
     apply_storage(settings, "local", data_dir)
 

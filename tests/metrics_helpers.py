@@ -58,7 +58,7 @@ class GunicornServer:
     """gunicorn with the project's ``gunicorn.conf.py`` (2 workers) on a free port."""
 
     def __init__(self, env, log_path, workers=2):
-        from tests.conftest import PYTHON, ROOT, free_port
+        from tests.basics import PYTHON, ROOT, free_port
 
         self.port = free_port()
         self.log_path = log_path

@@ -7,7 +7,7 @@ import subprocess
 from prometheus_client import CollectorRegistry, generate_latest
 
 from portal.metrics import multiproc
-from tests.conftest import PYTHON, ROOT
+from tests.basics import PYTHON, ROOT
 from tests.metrics_helpers import parse
 
 WRITER = r"""

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.basics import ROOT
 
 NODE_DIR = ROOT / ".cache" / "node"
 CLIENTS = ROOT / "tests" / "tus_clients"

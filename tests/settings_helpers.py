@@ -3,7 +3,7 @@ production-like environment, and values every cross-field rule accepts."""
 
 import subprocess
 
-from tests.conftest import PYTHON, ROOT
+from tests.basics import PYTHON, ROOT
 
 MIB = 1024 * 1024
 STRONG = "Zq8-xW3_rT6yU1iO0pA9sD2fG5hJ4kL7zX_cV-bN8mQ1wE3rT5y"  # 51 chars, many distinct
