@@ -245,3 +245,15 @@ def sockets():
     server.settimeout(10)  # a reader that waits for bytes never sent fails, not hangs
     with server, client:
         yield server, client
+
+
+@pytest.fixture
+def timers(monkeypatch):
+    """gunicorn's drain without its signals: the seconds each ``setitimer`` was set to."""
+    from portal.health import drain
+
+    set_to = []
+    monkeypatch.setattr(drain.signal, "setitimer", lambda which, seconds: set_to.append(seconds))
+    monkeypatch.setattr(drain.signal, "signal", lambda *args: None)
+    monkeypatch.delenv(drain.MARKER_ENV, raising=False)
+    return set_to

@@ -1,5 +1,6 @@
 """Set-ups the health tests share: storage that refuses every write, and a real gunicorn
-(the project's ``gunicorn.conf.py``, one worker) with the environment it is started in."""
+(the project's ``gunicorn.conf.py``, one worker) with the environment it is started in, and
+stand-in readiness checks for the probe pool (``Hangs``, ``Quick``)."""
 
 import http.client
 import os
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from tests.conftest import PYTHON, ROOT, free_port
@@ -137,3 +139,32 @@ def health_check_command(server, env):
         text=True,
         timeout=60,
     )
+
+
+class Hangs:
+    """A check that blocks until released (or 10 s at most)."""
+
+    timeout = timedelta(seconds=60)
+
+    def __init__(self, name, release):
+        self.name = name
+        self.release = release
+        self.started = threading.Event()
+
+    def __repr__(self):
+        return f"Hangs({self.name!r})"
+
+    def run(self):
+        self.started.set()
+        self.release.wait(10)
+        return self.name
+
+
+class Quick:
+    timeout = timedelta(seconds=60)
+
+    def __repr__(self):
+        return "Quick()"
+
+    def run(self):
+        return "quick"

@@ -31,3 +31,7 @@ def run_check(env_overrides, *args, configuration="Dev", tmp_path=None):
         text=True,
         timeout=60,
     )
+
+
+def ids(problems):
+    return [problem.id for problem in problems]

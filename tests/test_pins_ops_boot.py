@@ -8,13 +8,9 @@ from django.core.checks.registry import registry
 from boot import config as v
 from portal import checks as syschecks
 from tests import fixtures
-from tests.settings_helpers import MIB, STRONG
+from tests.settings_helpers import MIB, STRONG, ids
 
 clean = fixtures.clean  # a fixture of every module; named here for older imports
-
-
-def ids(problems):
-    return [problem.id for problem in problems]
 
 
 # --- portal.checks: the cross-field rules at their edges -----------------------------------

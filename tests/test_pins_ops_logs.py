@@ -11,7 +11,10 @@ import pytest
 from boot.logging import ClientErrorFilter, ConsoleFormatter, GunicornAccessFilter, quiet_probe
 from boot.settings import Base
 from portal.health import drain
+from tests import fixtures
 from tests.log_helpers import Arbiter, access_record
+
+timers = fixtures.timers  # a fixture of every module; named here for older imports
 
 
 @pytest.fixture
@@ -158,15 +161,6 @@ def test_the_database_password_of_the_settings_is_a_secret(monkeypatch):
 
 
 # --- portal.health.drain: gunicorn's master, with a stand-in arbiter -------------------------
-
-
-@pytest.fixture
-def timers(monkeypatch):
-    set_to = []
-    monkeypatch.setattr(drain.signal, "setitimer", lambda which, seconds: set_to.append(seconds))
-    monkeypatch.setattr(drain.signal, "signal", lambda *args: None)
-    monkeypatch.delenv(drain.MARKER_ENV, raising=False)
-    return set_to
 
 
 def test_sigterm_drains_then_a_second_stops_at_once(tmp_path, timers, monkeypatch):
