@@ -13,6 +13,8 @@ import pytest
 from django.core.management import call_command, load_command_class
 from django.core.management.base import CommandError
 
+from portal.management.base import PortalCommand
+
 
 @dataclass
 class Result:
@@ -54,3 +56,21 @@ def _from_command_line(name):
     command = load_command_class("portal", name)
     command._called_from_command_line = True
     return command
+
+
+class Failing(PortalCommand):
+    job_name = "failing"
+
+    def __init__(self, error):
+        super().__init__()
+        self.error = error
+        self._called_from_command_line = True
+
+    def handle(self, *args, **options):
+        raise self.error
+
+
+def run_from_command_line(error):
+    command = Failing(error)
+    options = vars(command.create_parser("manage.py", "failing").parse_args([]))
+    return command.execute(**options)

@@ -8,9 +8,7 @@ database in a file so that subprocesses (commands, gunicorn) can share it.
 
 import logging
 import os
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -22,10 +20,10 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
+from tests.basics import PYTHON, ROOT, free_port
 from tests.fixtures import *  # noqa: F403  (fixtures, shared)
+from tests.storage_env import apply_storage, storage_env
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
 TEST_STORAGE = os.environ.get("PORTAL_TEST_STORAGE", "local")
 
 
@@ -78,12 +76,6 @@ def _default_storage_roots_missing():
             options["location"] = str(nowhere / alias)
             storages[alias]["OPTIONS"] = options
     settings.STORAGES = storages
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class MotoS3:
@@ -172,46 +164,6 @@ def moto_s3_factory():
     yield make
     for server in servers:
         server.stop()
-
-
-def storage_env(kind, data_dir, *, s3=None, bucket=None):
-    """Environment variables that select ``kind`` storage (for settings and subprocesses)."""
-    env = {"PORTAL_DATA_DIR": str(data_dir), "PORTAL_STORAGE": kind}
-    if kind == "s3":
-        env.update(
-            {
-                "AWS_STORAGE_BUCKET_NAME": bucket,
-                "AWS_S3_ENDPOINT_URL": s3.endpoint,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_S3_REGION_NAME": "us-east-1",
-            }
-        )
-    return env
-
-
-def apply_storage(settings, kind, data_dir, *, s3=None, bucket=None):
-    """Point the ``portal_temp``/``portal_final`` aliases at ``kind`` storage for one test."""
-    from boot.settings import Base
-
-    env = storage_env(kind, data_dir, s3=s3, bucket=bucket)
-    config = Base()
-    for name, value in env.items():
-        setattr(config, name, value)
-    config.AWS_S3_CONNECT_TIMEOUT_SECONDS = 1.0
-    config.AWS_S3_READ_TIMEOUT_SECONDS = 5.0
-    config.AWS_S3_MAX_ATTEMPTS = 1
-    config.AWS_S3_REGION_NAME = "us-east-1"
-    settings.PORTAL_DATA_DIR = str(data_dir)
-    settings.PORTAL_STORAGE = kind
-    settings.AWS_STORAGE_BUCKET_NAME = bucket or ""
-    settings.AWS_S3_ENDPOINT_URL = s3.endpoint if s3 else ""
-    settings.STORAGES = config.STORAGES
-    if kind == "local":
-        # The operator's install step: local storage never creates its own roots.
-        for prefix in ("temp", "final"):
-            (Path(data_dir) / prefix).mkdir(parents=True, exist_ok=True)
-    return env
 
 
 @pytest.fixture

@@ -102,3 +102,158 @@ def written_assembly(session):
         yield key, temp, final, fd
     finally:
         os.close(fd)
+
+
+@pytest.fixture
+def operator(db, django_user_model):
+    """Staff with the change permission on outbox events: may requeue."""
+    from tests.status_helpers import make_staff
+
+    return make_staff(django_user_model, "oncall", can_change=True)
+
+
+@pytest.fixture
+def clean(settings):
+    """Settings every cross-field rule accepts; a test then moves one value."""
+    from portal import checks as syschecks
+    from tests.settings_helpers import MIB, STRONG
+
+    settings.PORTAL_CHUNK_SIZE_MIN = settings.PORTAL_CHUNK_SIZE = 8 * MIB
+    settings.PORTAL_CHUNK_SIZE_MAX = settings.PORTAL_MAX_FILE_SIZE = 16 * MIB
+    settings.PORTAL_OUTBOX_BASE_DELAY_SECONDS = settings.PORTAL_OUTBOX_MAX_DELAY_SECONDS = 30.0
+    settings.PORTAL_MIN_FREE_BYTES = 2 * MIB
+    settings.PORTAL_FREE_SPACE_RESERVE_BYTES = 2 * MIB - 1
+    settings.PORTAL_RUNNER_ENDPOINT = ""
+    settings.PORTAL_STORAGE = "local"
+    settings.SECRET_KEY = STRONG
+    settings.PORTAL_METRICS_TOKEN = ""
+    assert syschecks.check_settings() == []
+    return settings
+
+
+@pytest.fixture
+def capture():
+    """Make a logger whose handler is the portal's (context, redaction, formatter) on a stream."""
+    import io
+    import logging
+    import uuid
+
+    from boot.logging import ConsoleFormatter, PortalJsonFormatter
+    from portal.observability import ContextFilter, RedactingFilter
+
+    made = []
+
+    def make(fmt="json", secrets=()):
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.addFilter(ContextFilter())
+        handler.addFilter(RedactingFilter(secrets=secrets))
+        handler.setFormatter(PortalJsonFormatter() if fmt == "json" else ConsoleFormatter())
+        logger = logging.getLogger(f"portal.test_logging.{uuid.uuid4().hex[:8]}")
+        logger.addHandler(handler)
+        logger.propagate = False
+        logger.setLevel(logging.DEBUG)
+        made.append((logger, handler))
+        return logger, stream
+
+    yield make
+    for logger, handler in made:
+        logger.removeHandler(handler)
+
+
+@pytest.fixture
+def json_capture():
+    """``capture`` in JSON whose second half reads the records back: ``(logger, records)``."""
+    import io
+    import json
+    import logging
+    import uuid
+
+    from boot.logging import PortalJsonFormatter
+    from portal.observability import ContextFilter, RedactingFilter
+
+    made = []
+
+    def make(secrets=()):
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.addFilter(ContextFilter())
+        handler.addFilter(RedactingFilter(secrets=secrets))
+        handler.setFormatter(PortalJsonFormatter())
+        logger = logging.getLogger(f"portal.test_pins_ops.{uuid.uuid4().hex[:8]}")
+        logger.addHandler(handler)
+        logger.propagate = False
+        logger.setLevel(logging.DEBUG)
+        made.append((logger, handler))
+        return logger, lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+
+    yield make
+    for logger, handler in made:
+        logger.removeHandler(handler)
+
+
+@pytest.fixture
+def writers(tmp_path):
+    """Processes writing prometheus-client's multiprocess directory ``tmp_path``."""
+    from tests.multiproc_helpers import Writers
+
+    w = Writers(tmp_path)
+    yield w
+    w.stop()
+
+
+@pytest.fixture
+def api(client, user, portal_storage):
+    """The upload API as ``user``, on the suite's storage."""
+    from tests.api_helpers import Api, make_token
+
+    return Api(client, make_token(user))
+
+
+@pytest.fixture
+def local_api(client, user, settings, data_dir):
+    """The upload API as ``user``, on local disk whatever the suite's storage."""
+    from tests.api_helpers import Api, make_token
+    from tests.storage_env import apply_storage
+
+    apply_storage(settings, "local", data_dir)
+    return Api(client, make_token(user))
+
+
+@pytest.fixture
+def local(settings, data_dir):
+    """Local disk storage under ``data_dir``, whatever the suite's storage."""
+    from tests.storage_env import apply_storage
+
+    apply_storage(settings, "local", data_dir)
+
+
+@pytest.fixture(scope="session")
+def node_modules():
+    """The npm clients in .cache/node (gitignored), installed from package.json if needed."""
+    from tests.node_clients import install_node_clients
+
+    return install_node_clients()
+
+
+@pytest.fixture
+def sockets():
+    """A connected pair of sockets, ``(server, client)``; the server side times out."""
+    import socket
+
+    server, client = socket.socketpair()
+    server.settimeout(10)  # a reader that waits for bytes never sent fails, not hangs
+    with server, client:
+        yield server, client
+
+
+@pytest.fixture
+def timers(monkeypatch):
+    """gunicorn's drain without its signals: the seconds each ``setitimer`` was set to."""
+    from portal.health import drain
+
+    set_to = []
+    monkeypatch.setattr(drain.signal, "setitimer", lambda which, seconds: set_to.append(seconds))
+    monkeypatch.setattr(drain.signal, "signal", lambda *args: None)
+    monkeypatch.delenv(drain.MARKER_ENV, raising=False)
+    return set_to

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.processes import stop_process
@@ -57,7 +58,7 @@ class GunicornServer:
     """gunicorn with the project's ``gunicorn.conf.py`` (2 workers) on a free port."""
 
     def __init__(self, env, log_path, workers=2):
-        from tests.conftest import PYTHON, ROOT, free_port
+        from tests.basics import PYTHON, ROOT, free_port
 
         self.port = free_port()
         self.log_path = log_path
@@ -126,3 +127,26 @@ class GunicornServer:
     def stop(self):
         stop_process(self.proc)
         self._log.close()
+
+
+@pytest.fixture(autouse=True)
+def metrics_settings(settings):
+    """The scrape token set, the probe results and the collector's cache empty: autouse in a
+    module that imports it."""
+    from portal.health import executor
+    from portal.metrics import collector
+
+    settings.PORTAL_METRICS_TOKEN = TOKEN
+    settings.PORTAL_READY_CACHE_SECONDS = 0
+    collector.collector.clear()
+    executor.results.clear()
+    yield settings
+    executor.results.clear()
+
+
+def requests_count(**labels):
+    return REGISTRY.get_sample_value("portal_http_requests_total", labels) or 0
+
+
+def duration_count(**labels):
+    return REGISTRY.get_sample_value("portal_http_request_duration_seconds_count", labels) or 0

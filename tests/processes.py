@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.conftest import PYTHON, ROOT, free_port
+from tests.basics import PYTHON, ROOT, free_port
 
 SECRET_KEY = "sk-" + secrets.token_hex(24)
 RUNNER_SECRET = "runner-" + secrets.token_hex(16)

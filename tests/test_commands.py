@@ -5,25 +5,7 @@ import pytest
 from django.core.management.base import CommandError
 from django.db import InterfaceError, OperationalError, ProgrammingError
 
-from portal.management.base import PortalCommand
-
-
-class Failing(PortalCommand):
-    job_name = "failing"
-
-    def __init__(self, error):
-        super().__init__()
-        self.error = error
-        self._called_from_command_line = True
-
-    def handle(self, *args, **options):
-        raise self.error
-
-
-def run_from_command_line(error):
-    command = Failing(error)
-    options = vars(command.create_parser("manage.py", "failing").parse_args([]))
-    return command.execute(**options)
+from tests.commands import run_from_command_line
 
 
 def test_a_database_failure_at_a_terminal_is_one_line_and_exit_1(settings):

@@ -18,22 +18,10 @@ from croniter import croniter
 
 from portal.models import JobRun
 from tests.conftest import ROOT
+from tests.cron_helpers import CRON_DIR, crontab_entries
 
-CRON_DIR = ROOT / "deploy" / "cron"
 WRAPPER = CRON_DIR / "portal-job"
 INSTALLED_ROOT = "/srv/portal"
-
-
-def crontab_entries():
-    """(schedule, user, command) for every job line of the crontab (cron.d format)."""
-    entries = []
-    for line in (CRON_DIR / "crontab").read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" in line.split()[0]:
-            continue
-        fields = line.split(None, 6)
-        entries.append((" ".join(fields[:5]), fields[5], fields[6]))
-    return entries
 
 
 def test_crontab_parses_with_the_schedules_of_the_design():

@@ -11,7 +11,7 @@ from django.test import Client
 from boot import config as v
 from portal.health import drain
 from portal.health import executor as probes
-from tests.test_health import break_local_storage
+from tests.health_helpers import break_local_storage
 
 
 @pytest.fixture(autouse=True)

@@ -16,17 +16,15 @@ from django.utils import timezone
 from portal import storage
 from portal.models import IngestFile, OutboxEvent, UploadPart, UploadSession
 from portal.services.finalize import lease
+from tests import fixtures
 from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.commands import run_command
 from tests.conftest import PYTHON, ROOT, apply_storage
+from tests.finalize_helpers import dead_assembly
 
 MIB = 1024 * 1024
 Status = UploadSession.Status
-
-
-@pytest.fixture
-def api(client, user, portal_storage):
-    return Api(client, make_token(user))
+api = fixtures.api  # a fixture of every module; named here for older imports
 
 
 def poll_until_done(api, session_id, timeout=60):
@@ -168,17 +166,6 @@ def run_finalize_command(env, *args):
         line for line in lines if line.get("job") == "portal_finalize" and "level" not in line
     ]
     return result, (summaries[0] if summaries else None)
-
-
-def dead_assembly(api, data, chunk):
-    """A session left finalizing by an assembler that died: its lease ran out."""
-    session = api.start(data, chunk)
-    api.upload(session["id"], data, chunk)
-    lease.begin(session["id"])
-    UploadSession.objects.filter(pk=session["id"]).update(
-        assembly_lease_until=timezone.now() - timedelta(seconds=1)
-    )
-    return session["id"]
 
 
 def in_process_finalize():

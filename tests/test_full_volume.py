@@ -17,7 +17,7 @@ from portal.models import UploadPart, UploadSession
 from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.conftest import apply_storage
 from tests.metrics_helpers import TOKEN, scrape, value
-from tests.volumes import KIB, free
+from tests.volumes import KIB, fill_up, free
 
 Status = UploadSession.Status
 
@@ -40,17 +40,6 @@ def volume(small_volume, data_dir, settings):
     probes.results.clear()
     yield data_dir
     probes.results.clear()
-
-
-def fill_up(volume):
-    """Write to ``volume`` until the kernel refuses (ENOSPC), as another writer would."""
-    with open(volume / "ballast", "ab", buffering=0) as handle:
-        try:
-            while handle.write(b"\0" * (4 * KIB)):
-                pass
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    assert free(volume) == 0
 
 
 def test_parts_stop_at_the_reserve(api, volume):
@@ -129,8 +118,8 @@ def test_a_real_server_stays_ready_on_a_full_volume_and_not_on_a_broken_one(
 ):
     """gunicorn with gunicorn.conf.py: 200 "full" at 0 bytes free (the container health
     check passes too), 503 once the temp root is gone."""
+    from tests.health_helpers import Server, base_env, health_check_command
     from tests.processes import run_manage
-    from tests.test_health_server import Server, base_env, health_check_command
 
     small_volume(data_dir, 1024 * KIB)
     env = base_env(

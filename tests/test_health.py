@@ -5,7 +5,6 @@ Outages of the database (stopped server, black hole) need a server process and l
 """
 
 import logging
-import shutil
 import threading
 import time
 from datetime import timedelta
@@ -22,6 +21,7 @@ from portal.health import executor as probes
 from portal.models import JobRun, OutboxEvent
 from portal.services.tokens import hash_token
 from tests.conftest import apply_storage
+from tests.health_helpers import break_local_storage
 
 SECRET_WORDS = ("Errno", "Error", "Traceback", "127.0.0.1", "testing", "/tmp", "Could not")
 
@@ -32,13 +32,6 @@ def fresh_probe_cache(settings):
     probes.results.clear()
     yield
     probes.results.clear()
-
-
-def break_local_storage(data_dir, prefix="temp"):
-    """Replace the storage directory by a file: every write under it fails."""
-    target = data_dir / prefix
-    shutil.rmtree(target, ignore_errors=True)
-    target.write_text("not a directory")
 
 
 def wait_until(condition, timeout=5.0):

@@ -23,23 +23,13 @@ from portal.storage.sha256state import ResumableSha256
 from tests import objects
 from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.conftest import apply_storage
-
-CHUNK = 64 * 1024
+from tests.storage_helpers import CHUNK, assembly_path, final_path
 
 
 @pytest.fixture
 def api(client, user, settings, data_dir):
     apply_storage(settings, "local", data_dir)
     return Api(client, make_token(user))
-
-
-def assembly_path(session_id):
-    return storage.temp_storage().path(storage.assembly_key(session_id))
-
-
-def final_path(session_id):
-    row = UploadSession.objects.select_related("file").get(pk=session_id)
-    return storage.final_storage().path(row.file.storage_key)
 
 
 def keys(session_id):

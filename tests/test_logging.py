@@ -4,25 +4,22 @@ A real logger drives a real handler with the portal's filters and formatters int
 stream. The same rules through real processes: ``test_logging_processes.py``.
 """
 
-import io
 import logging
 import re
-import uuid
 
 import pytest
 from pythonjsonlogger.json import JsonFormatter
 
-from boot.logging import ConsoleFormatter, PortalJsonFormatter, build_logging
+from boot.logging import PortalJsonFormatter, build_logging
 from portal.middleware import MAX_REQUEST_ID_CHARS, accepted_request_id
 from portal.observability import (
     REDACTED,
-    ContextFilter,
-    RedactingFilter,
     bind,
     configured_secrets,
     log_event,
 )
 from portal.services.jobs import job_run
+from tests import fixtures
 from tests.processes import (
     AWS_SECRET,
     HEX32,
@@ -33,30 +30,9 @@ from tests.processes import (
     new_token,
 )
 
+capture = fixtures.capture  # a fixture of every module; named here for older imports
+
 # --- unit tests: a real logger, a real handler, the portal's filters and formatters -------
-
-
-@pytest.fixture
-def capture():
-    """Make a logger whose handler is the portal's (context, redaction, formatter) on a stream."""
-    made = []
-
-    def make(fmt="json", secrets=()):
-        stream = io.StringIO()
-        handler = logging.StreamHandler(stream)
-        handler.addFilter(ContextFilter())
-        handler.addFilter(RedactingFilter(secrets=secrets))
-        handler.setFormatter(PortalJsonFormatter() if fmt == "json" else ConsoleFormatter())
-        logger = logging.getLogger(f"portal.test_logging.{uuid.uuid4().hex[:8]}")
-        logger.addHandler(handler)
-        logger.propagate = False
-        logger.setLevel(logging.DEBUG)
-        made.append((logger, handler))
-        return logger, stream
-
-    yield make
-    for logger, handler in made:
-        logger.removeHandler(handler)
 
 
 def test_json_record_carries_the_contract_fields_and_context(capture):

@@ -8,22 +8,17 @@ from django.db import connection
 from django.test import Client
 from prometheus_client import REGISTRY
 
-from portal.health import executor
-from portal.metrics import collector
 from portal.models import ApiToken
 from portal.services.tokens import create_token
-from tests.metrics_helpers import TOKEN, scrape, value
-from tests.test_settings import PROD_ENV, run_check
-
-
-@pytest.fixture(autouse=True)
-def metrics_settings(settings):
-    settings.PORTAL_METRICS_TOKEN = TOKEN
-    settings.PORTAL_READY_CACHE_SECONDS = 0
-    collector.collector.clear()
-    executor.results.clear()
-    yield settings
-    executor.results.clear()
+from tests.metrics_helpers import (  # noqa: F401  (metrics_settings: autouse here)
+    TOKEN,
+    duration_count,
+    metrics_settings,
+    requests_count,
+    scrape,
+    value,
+)
+from tests.settings_helpers import PROD_ENV, run_check
 
 
 @pytest.fixture
@@ -156,14 +151,6 @@ def test_token_scrape_ignores_host_and_ssl_redirect_a_browser_does_not(db, setti
     assert get(browser, HTTP_HOST="10.0.3.7:8000").status_code == 400
     secure = get(browser, HTTP_HOST="portal.example.com", secure=True)
     assert secure.status_code == 200
-
-
-def requests_count(**labels):
-    return REGISTRY.get_sample_value("portal_http_requests_total", labels) or 0
-
-
-def duration_count(**labels):
-    return REGISTRY.get_sample_value("portal_http_request_duration_seconds_count", labels) or 0
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,8 @@ from django.utils import timezone
 
 from portal.models import JobRun, UploadSession
 from portal.services import cleanup
-from tests.commands import usage_error
+from tests.commands import run_from_command_line, usage_error
 from tests.seed import Status, make_session, seed_owner, temp_keys_of
-from tests.test_commands import run_from_command_line
 
 pytestmark = pytest.mark.django_db
 

@@ -1,13 +1,11 @@
 """Pins for the ops area (issue #31, second round): the admin (``portal.admin``) keeps a
 token's owner and purpose as they were made, and shows an upload session with its parts."""
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
-from portal.models import ApiToken, IngestFile, UploadPart, UploadSession
+from portal.models import ApiToken, UploadPart
 from portal.services.tokens import create_token
+from tests.admin_helpers import make_session
 
 pytestmark = pytest.mark.django_db
 
@@ -42,29 +40,6 @@ def test_no_token_is_made_in_the_admin(admin_client):
     assert admin_client.get("/admin/portal/apitoken/add/").status_code == 403
     assert admin_client.post("/admin/portal/apitoken/add/", {"name": "x"}).status_code == 403
     assert not ApiToken.objects.exists()
-
-
-def make_session(owner, parts):
-    file = IngestFile.objects.create(original_filename="big.bin", size_bytes=30, uploaded_by=owner)
-    session = UploadSession.objects.create(
-        file=file,
-        owner=owner,
-        status=UploadSession.Status.IN_PROGRESS,
-        chunk_size_bytes=10,
-        total_size_bytes=30,
-        total_parts=3,
-        completed_parts=len(parts),
-        expires_at=timezone.now() + timedelta(hours=1),
-    )
-    for number in parts:
-        UploadPart.objects.create(
-            session=session,
-            part_number=number,
-            size_bytes=10,
-            sha256=f"{number:02d}" + "ab" * 31,
-            temp_key=f"temp/{session.pk}/part-{number:05d}",
-        )
-    return session
 
 
 def test_an_upload_sessions_page_lists_its_parts_read_only(admin_client, admin_user):

@@ -10,7 +10,7 @@ from django.db import OperationalError
 from django.db.utils import ConnectionHandler
 
 from boot.settings import Base
-from tests.test_settings import run_check
+from tests.settings_helpers import run_check
 
 
 def test_a_postgresql_server_that_never_answers_fails_after_the_connect_timeout(

@@ -3,7 +3,6 @@ verdicts kept by the readiness check, a job that never ran on ``/status``, the b
 chart's labels, choice settings, the access filter and the redaction of the settings'
 secrets and of bad format strings."""
 
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -12,10 +11,10 @@ from django.core.files.storage import storages
 from django.test import Client
 
 from boot import config as v
-from boot.logging import GunicornAccessFilter, PortalJsonFormatter
+from boot.logging import GunicornAccessFilter
 from portal.observability import REDACTED, RedactingFilter
 from portal.services.status import trend
-from tests.test_pins_ops_logs import access_record
+from tests.log_helpers import access_record, json_line
 
 # --- portal.health.checks -------------------------------------------------------------------
 
@@ -142,11 +141,6 @@ def test_a_plain_line_on_the_access_logger_is_kept():
 
 
 # --- portal.observability: redaction --------------------------------------------------------
-
-
-def json_line(record, redacting):
-    redacting.filter(record)
-    return json.loads(PortalJsonFormatter().format(record))
 
 
 def test_the_secret_key_of_the_settings_is_redacted(settings, monkeypatch):

@@ -8,7 +8,6 @@ import socket
 import tempfile
 import threading
 import time
-from datetime import timedelta
 
 import pytest
 from django.test import Client
@@ -17,7 +16,8 @@ from boot.settings import Base
 from portal.health import drain
 from portal.health import executor as probes
 from tests.conftest import apply_storage
-from tests.test_pins_ops_logs import Arbiter
+from tests.health_helpers import Hangs, Quick
+from tests.log_helpers import Arbiter
 
 pytestmark = pytest.mark.usefixtures("no_probe_cache")
 
@@ -72,35 +72,6 @@ def test_the_marker_lives_in_the_system_tmp_dir_without_a_worker_tmp_dir(tmp_pat
 
 
 # --- portal.health.executor: one hung check holds one thread, not the others ----------------
-
-
-class Hangs:
-    """A check that blocks until released (or 10 s at most)."""
-
-    timeout = timedelta(seconds=60)
-
-    def __init__(self, name, release):
-        self.name = name
-        self.release = release
-        self.started = threading.Event()
-
-    def __repr__(self):
-        return f"Hangs({self.name!r})"
-
-    def run(self):
-        self.started.set()
-        self.release.wait(10)
-        return self.name
-
-
-class Quick:
-    timeout = timedelta(seconds=60)
-
-    def __repr__(self):
-        return "Quick()"
-
-    def run(self):
-        return "quick"
 
 
 def test_three_hung_checks_leave_a_thread_for_a_fourth():

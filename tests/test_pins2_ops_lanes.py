@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.test_health_server import Server, base_env
+from tests.health_helpers import Server, base_env
 
 pytestmark = pytest.mark.slow
 

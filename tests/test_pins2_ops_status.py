@@ -7,11 +7,11 @@ from datetime import timedelta
 from django.utils import timezone
 
 from portal.models import OutboxEvent
-from tests.test_health import break_local_storage
-from tests.test_status_page import HTML, failed_event, fresh_probe_cache, operator  # noqa: F401
+from tests.health_helpers import break_local_storage
+from tests.status_helpers import HTML, failed_event, fresh_probe_cache  # noqa: F401  (autouse)
 
 
-def test_the_page_lists_the_ten_events_that_gave_up_last(db, portal_storage, operator):  # noqa: F811
+def test_the_page_lists_the_ten_events_that_gave_up_last(db, portal_storage, operator):
     now = timezone.now()
     events = []
     for n in range(12):
@@ -30,7 +30,7 @@ def test_an_unavailable_check_is_marked_with_a_cross(
     db,
     settings,
     data_dir,
-    operator,  # noqa: F811
+    operator,
 ):
     from tests.conftest import apply_storage
 
@@ -44,10 +44,10 @@ def test_an_unavailable_check_is_marked_with_a_cross(
 def test_a_job_that_never_succeeded_names_its_latest_runs_outcome(
     db,
     portal_storage,
-    operator,  # noqa: F811
+    operator,
 ):
     from portal.models import JobRun
-    from tests.test_status_page import run, text_of
+    from tests.status_helpers import run, text_of
 
     run("portal_cleanup", JobRun.Outcome.SKIPPED, timedelta(hours=2))
     run("portal_cleanup", JobRun.Outcome.FAILED, timedelta(minutes=5))

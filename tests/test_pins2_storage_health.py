@@ -17,8 +17,7 @@ from django.test import Client
 from portal.health import executor as probes
 from portal.storage.local import LocalStorage
 from tests.conftest import apply_storage
-from tests.test_full_volume import fill_up
-from tests.volumes import KIB
+from tests.volumes import KIB, fill_up
 
 
 class SaveFailed(Exception):

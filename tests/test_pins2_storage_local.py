@@ -14,32 +14,17 @@ import pytest
 
 from portal import storage
 from portal.storage import local_in_place, local_walk
+from tests import fixtures
 from tests.api_helpers import Api, make_token, sha256
-from tests.conftest import apply_storage
 from tests.fixtures import written_assembly
+from tests.storage_helpers import SESSION, open_fds_under
 
-SESSION = "0f0e0d0c-0b0a-0908-0706-050403020100"
 MIB = 1024 * 1024
+local = fixtures.local  # a fixture of every module; named here for older imports
 
 
 def open_fds():
     return len(os.listdir("/proc/self/fd"))
-
-
-def open_fds_under(path):
-    """This process's fds on files or directories under ``path``."""
-    targets = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            targets.append(os.readlink(f"/proc/self/fd/{fd}"))
-        except FileNotFoundError:
-            continue  # the listing's own fd
-    return sum(target.startswith(str(path)) for target in targets)
-
-
-@pytest.fixture
-def local(settings, data_dir):
-    apply_storage(settings, "local", data_dir)
 
 
 def test_the_walk_below_the_root_closes_every_directory_it_opens(local, data_dir):

@@ -13,7 +13,7 @@ import pytest
 from portal import storage
 from tests.api_helpers import Api, make_token, sha256
 from tests.conftest import apply_storage
-from tests.test_in_place import CHUNK, assembly_path, final_path
+from tests.storage_helpers import CHUNK, assembly_path, final_path
 
 SESSION = "0f0e0d0c-0b0a-0908-0706-050403020100"
 

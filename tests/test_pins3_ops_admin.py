@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from portal.models import OutboxEvent, UploadSession
-from tests.test_pins2_ops_admin import make_session
+from tests.admin_helpers import make_session
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ message that quotes it and says what an origin looks like."""
 import pytest
 
 from boot import config as v
-from tests.test_settings import run_check
+from tests.settings_helpers import run_check
 from tests.tus_helpers import TUS
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from portal.observability import bind
-from tests.test_logging import capture  # noqa: F401  (fixture)
 
 CONTEXT = {
     "request_id": "r1",
@@ -31,7 +30,7 @@ def log_scrambled(logger):
 
 
 @pytest.mark.parametrize("fmt", ["json", "console"])
-def test_event_and_context_fields_come_first_in_their_documented_order(capture, fmt):  # noqa: F811
+def test_event_and_context_fields_come_first_in_their_documented_order(capture, fmt):
     logger, stream = capture(fmt=fmt)
     log_scrambled(logger)
     line = stream.getvalue().strip()
@@ -44,14 +43,14 @@ def test_event_and_context_fields_come_first_in_their_documented_order(capture, 
         assert [p.split("=", 1)[0] for p in pairs] == ["event", *CONTEXT, *sorted(EXTRAS)]
 
 
-def test_an_exception_field_names_its_type_other_objects_read_as_text(capture):  # noqa: F811
+def test_an_exception_field_names_its_type_other_objects_read_as_text(capture):
     logger, stream = capture()
     logger.info("x", extra={"cause": ValueError("disk gone"), "where": Path("/srv/portal")})
     record = json.loads(stream.getvalue())
     assert (record["cause"], record["where"]) == ("ValueError: disk gone", "/srv/portal")
 
 
-def test_a_console_line_keeps_its_fields_before_the_traceback(capture):  # noqa: F811
+def test_a_console_line_keeps_its_fields_before_the_traceback(capture):
     """The fields belong to the first line (grep finds them with the message); the stack
     follows on its own lines. A message holding an X or a colon is not split."""
     logger, stream = capture(fmt="console")

@@ -7,13 +7,12 @@ import re
 from django.core.management import call_command
 
 from portal.observability import ContextFilter
-from tests.test_pins_ops_logs import capture  # noqa: F401  (fixture)
 
 
-def test_an_eight_character_value_is_redacted_whole(capture):  # noqa: F811
+def test_an_eight_character_value_is_redacted_whole(json_capture):
     """8 characters is the shortest secret scrubbed by value and the shortest bearer header
     ("Bearer x"): a field holding exactly that must not reach the log in clear."""
-    logger, records = capture(secrets=["s3cr3t-8"])
+    logger, records = json_capture(secrets=["s3cr3t-8"])
     logger.info("s3cr3t-8", extra={"header": "Bearer x", "note": "Bearer"})
     [record] = records()
     assert record["message"] == "[REDACTED]"
@@ -36,7 +35,7 @@ def test_each_command_run_logs_under_a_run_id_of_twelve_hex_digits(db, portal_st
     assert run_ids[0] != run_ids[1]
 
 
-def test_deeply_nested_or_self_containing_values_are_cut_short_and_scrubbed(capture):  # noqa: F811
+def test_deeply_nested_or_self_containing_values_are_cut_short_and_scrubbed(json_capture):
     """An extra field nested past five levels is logged as text (scrubbed like a message),
     so a value that contains itself cannot make logging recurse until it fails."""
     token = "pt_" + "A" * 20
@@ -45,7 +44,7 @@ def test_deeply_nested_or_self_containing_values_are_cut_short_and_scrubbed(capt
         deep = [deep]
     loop = {"token": token, "items": []}
     loop["items"].append(loop)
-    logger, records = capture()
+    logger, records = json_capture()
     logger.info("nested", extra={"deep": deep, "loop": [loop]})
     [record] = records()
 

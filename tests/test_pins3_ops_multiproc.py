@@ -15,7 +15,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from portal.metrics import multiproc
 from tests.metrics_helpers import parse, value
-from tests.test_metrics_multiproc import writers  # noqa: F401  (fixture)
 
 BLOCKED_SECONDS = 1.5  # > LOCK_WAIT_SECONDS: a scrape taking the exclusive lock would give up
 
@@ -46,7 +45,7 @@ def half_merged(path, dead_pids, scratch):
 
 
 def test_a_scrape_during_a_merge_waits_and_counts_dead_workers_once(
-    writers,  # noqa: F811
+    writers,
     tmp_path,
     tmp_path_factory,
 ):
@@ -70,7 +69,7 @@ def test_a_scrape_during_a_merge_waits_and_counts_dead_workers_once(
     assert value(scrape.samples, "t_requests_total", view="a") == 7
 
 
-def test_what_a_scrape_returns_was_read_before_it_released_the_lock(writers, tmp_path):  # noqa: F811
+def test_what_a_scrape_returns_was_read_before_it_released_the_lock(writers, tmp_path):
     """collect() hands back finished figures: files deleted or merged after it returned
     (a worker exiting right after the scrape) do not change what it reports."""
     writers.run(5)

@@ -2,26 +2,12 @@
 land in their own row, with values distinct enough that a swapped or missing figure shows."""
 
 import re
-import uuid
 from datetime import timedelta
 
 import time_machine
 from django.utils import timezone
 
-from portal.models import OutboxEvent
-from tests.test_status_page import HTML, failed_event
-from tests.test_status_trend import dispatch_run
-
-
-def pending_event(at):
-    with time_machine.travel(at, tick=False):
-        return OutboxEvent.objects.create(
-            event_type=OutboxEvent.FILE_UPLOADED,
-            aggregate_id=str(uuid.uuid4()),
-            payload={},
-            idempotency_key=uuid.uuid4().hex,
-            next_attempt_at=timezone.now(),
-        )
+from tests.status_helpers import HTML, dispatch_run, failed_event, pending_event
 
 
 def figures(html):

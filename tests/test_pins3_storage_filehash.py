@@ -17,18 +17,16 @@ from portal.storage.local_backend import LocalBackend
 from tests.api_helpers import sha256
 from tests.file_hash_helpers import CHUNK as S3_CHUNK
 from tests.file_hash_helpers import GetCounter, s3_api, saved
-from tests.test_pins2_storage_filehash import CHUNK, api
-
-__all__ = ["api"]  # the fixture, imported
+from tests.storage_helpers import CHUNK
 
 
-def test_a_catch_up_holds_the_session_for_claim_seconds_and_no_longer(api, monkeypatch):
+def test_a_catch_up_holds_the_session_for_claim_seconds_and_no_longer(local_api, monkeypatch):
     """While the first catch-up is stuck on its first part, another request's catch-up
     leaves the session alone a second before the claim runs out, and takes the hash over
     a second after."""
     data = os.urandom(3 * CHUNK)
-    session = api.start(data, CHUNK)["id"]
-    api.upload(session, data, CHUNK, order=[2, 3])
+    session = local_api.start(data, CHUNK)["id"]
+    local_api.upload(session, data, CHUNK, order=[2, 3])
     hash_part = LocalBackend.hash_part
     seen = []
 
@@ -43,14 +41,14 @@ def test_a_catch_up_holds_the_session_for_claim_seconds_and_no_longer(api, monke
 
     monkeypatch.setattr(LocalBackend, "hash_part", stuck_holder)
     with time_machine.travel(timezone.now(), tick=False):
-        api.upload(session, data, CHUNK, order=[1])  # its catch-up takes the claim
+        local_api.upload(session, data, CHUNK, order=[1])  # its catch-up takes the claim
 
     assert seen == ["holder stuck", 1, 3]
     assert saved(session) == (3, sha256(data))
-    assert api.finalize(session).json()["file"]["sha256"] == sha256(data)
+    assert local_api.finalize(session).json()["file"]["sha256"] == sha256(data)
 
 
-def test_a_failing_catch_up_logs_its_cause_with_the_traceback(api, monkeypatch, caplog):
+def test_a_failing_catch_up_logs_its_cause_with_the_traceback(local_api, monkeypatch, caplog):
     """The part is recorded all the same; the operator sees why the hash fell behind."""
 
     def database_locked(*args):
@@ -58,11 +56,11 @@ def test_a_failing_catch_up_logs_its_cause_with_the_traceback(api, monkeypatch, 
 
     monkeypatch.setattr(filehash, "_claim", database_locked)
     data = os.urandom(2 * CHUNK)
-    session = api.start(data, CHUNK)["id"]
-    api.upload(session, data, CHUNK, order=[2])
+    session = local_api.start(data, CHUNK)["id"]
+    local_api.upload(session, data, CHUNK, order=[2])
 
     with caplog.at_level(logging.WARNING, logger="portal.services.filehash"):
-        assert api.put(session, 1, data[:CHUNK]).status_code == 201
+        assert local_api.put(session, 1, data[:CHUNK]).status_code == 201
     [record] = [r for r in caplog.records if r.name == "portal.services.filehash"]
     assert record.exc_info[0] is OperationalError
     assert record.session_id == session

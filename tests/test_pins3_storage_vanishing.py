@@ -11,9 +11,7 @@ import pytest
 
 from portal import storage
 from portal.storage import local_in_place, local_walk
-from tests.test_pins2_storage_local import SESSION, local, open_fds_under
-
-__all__ = ["local"]  # the fixture, imported
+from tests.storage_helpers import SESSION, open_fds_under
 
 
 def racing_remover(monkeypatch, rounds):

@@ -2,10 +2,10 @@
 area, third round): the last byte of a body is read like any other."""
 
 from portal import request_body
-from tests.test_request_body import parse, read_all, sockets  # noqa: F401  (a fixture)
+from tests.request_body_helpers import parse, read_all
 
 
-def test_a_read_that_asks_for_the_last_single_byte_gets_it(sockets):  # noqa: F811
+def test_a_read_that_asks_for_the_last_single_byte_gets_it(sockets):
     """7 bytes read 3 at a time: the third read wants exactly one byte. Losing it would
     store a part one byte short (``incomplete_part`` on every such upload)."""
     server, client = sockets
@@ -16,14 +16,14 @@ def test_a_read_that_asks_for_the_last_single_byte_gets_it(sockets):  # noqa: F8
     assert read_all(reader, block=3) == b"abcdefg"
 
 
-def test_a_one_byte_body_is_read(sockets):  # noqa: F811
+def test_a_one_byte_body_is_read(sockets):
     server, client = sockets
     client.sendall(b"PUT /p HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nz")
     _, request = parse(server)
     assert request_body.body_reader(request).read(10) == b"z"
 
 
-def test_a_body_django_has_read_whole_is_read_again_through_django(sockets):  # noqa: F811
+def test_a_body_django_has_read_whole_is_read_again_through_django(sockets):
     """Once ``request.body`` was read, gunicorn's socket has nothing left (and its buffer
     is empty): the part's bytes are Django's copy, not an empty read of the socket."""
     server, client = sockets

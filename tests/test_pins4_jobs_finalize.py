@@ -6,9 +6,7 @@ import re
 from portal.models import UploadSession
 from portal.services.finalize import MAX_ATTEMPTS
 from tests.commands import run_command
-from tests.test_finalize_async import api, dead_assembly
-
-__all__ = ["api"]  # the fixture, imported
+from tests.finalize_helpers import dead_assembly
 
 
 def test_the_text_line_puts_each_count_in_its_place(api, lock_holder):

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 
-from tests.test_settings import run_check
+from tests.settings_helpers import run_check
 
 GIB = 1024**3
 

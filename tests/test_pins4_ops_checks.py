@@ -2,10 +2,10 @@
 break the rule, so an operator can fix the environment without reading the code."""
 
 from portal import checks as syschecks
-from tests.test_pins_ops_boot import MIB, clean  # noqa: F401
+from tests.settings_helpers import MIB
 
 
-def test_chunk_size_max_above_the_file_size_quotes_both_values(clean):  # noqa: F811
+def test_chunk_size_max_above_the_file_size_quotes_both_values(clean):
     """portal.E002 names both the chunk maximum and the file-size maximum it exceeds."""
     clean.PORTAL_CHUNK_SIZE_MAX = 16 * MIB + 1
     [error] = syschecks.check_settings()
@@ -17,7 +17,7 @@ def test_chunk_size_max_above_the_file_size_quotes_both_values(clean):  # noqa: 
     )
 
 
-def test_one_aws_key_without_the_other_names_both_settings(clean):  # noqa: F811
+def test_one_aws_key_without_the_other_names_both_settings(clean):
     """portal.E007: an access key id without its secret (or the reverse) is refused with
     the names of both settings and the way out (neither: boto3's own chain)."""
     clean.PORTAL_STORAGE = "s3"

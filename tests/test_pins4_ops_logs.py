@@ -3,7 +3,7 @@
 import logging
 
 from portal.observability import REDACTED, RedactingFilter
-from tests.test_pins2_ops_checks import json_line
+from tests.log_helpers import json_line
 
 
 def test_basic_credentials_are_redacted_but_the_scheme_is_kept():

@@ -2,7 +2,11 @@
 
 from django.test import Client
 
-from tests.test_metrics_access import duration_count, metrics_settings, requests_count  # noqa: F401
+from tests.metrics_helpers import (  # noqa: F401  (metrics_settings: autouse here)
+    duration_count,
+    metrics_settings,
+    requests_count,
+)
 
 
 def test_readiness_probes_are_counted_under_their_own_view_name(db, portal_storage):

@@ -3,7 +3,7 @@
 import stat
 
 from portal.metrics import multiproc
-from tests.test_metrics_multiproc import scrape
+from tests.multiproc_helpers import scrape
 
 
 def test_the_scrape_lock_file_is_readable_and_writable_by_its_owner_only(tmp_path):

@@ -7,9 +7,8 @@ from django.test import Client
 from django.utils import timezone
 
 from tests.conftest import apply_storage
-from tests.test_health import break_local_storage
-from tests.test_pins3_ops_status import pending_event
-from tests.test_status_page import HTML, failed_event
+from tests.health_helpers import break_local_storage
+from tests.status_helpers import HTML, failed_event, pending_event
 
 
 def test_the_failed_events_table_lists_only_events_that_gave_up(

@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 from portal.services.status import trend
-from tests.test_status_trend import NOW, SVG, dispatch_run, fresh_probe_cache  # noqa: F401
+from tests.status_helpers import NOW, SVG, dispatch_run, fresh_probe_cache  # noqa: F401  (autouse)
 
 
 def test_backlog_summary_quotes_the_largest_backlog_and_when_it_was(db):

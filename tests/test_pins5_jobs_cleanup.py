@@ -11,8 +11,8 @@ from portal.models import UploadSession
 from portal.services import chunks, cleanup
 from portal.services.cleanup import stale
 from tests.commands import run_command
+from tests.log_helpers import events_named
 from tests.seed import PART_BYTES, make_session
-from tests.test_pins_jobs import events_named
 
 
 def feed_after_candidates_are_read(monkeypatch, user, session):

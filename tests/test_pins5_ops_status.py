@@ -9,9 +9,14 @@ from django.utils import timezone
 from portal.metrics import figures
 from portal.models import JobRun
 from portal.services.status import page, trend
-from tests.test_pins_ops_status import MIB, disk
-from tests.test_status_page import run
-from tests.test_status_trend import completed_upload, dispatch_run, fresh_probe_cache  # noqa: F401
+from tests.status_helpers import (  # noqa: F401  (fresh_probe_cache: autouse here)
+    MIB,
+    completed_upload,
+    disk,
+    dispatch_run,
+    fresh_probe_cache,
+    run,
+)
 
 NOW = datetime(2026, 12, 7, 14, 30, tzinfo=UTC)
 

@@ -4,8 +4,6 @@ The other tests step past each window (1.9 s, 2.1 s); these stand on its edge, w
 ``<`` written ``<=`` (or the other way round) changes the answer.
 """
 
-import shutil
-
 import pytest
 import time_machine
 from django.db import OperationalError
@@ -15,6 +13,7 @@ from portal import dbgate
 from portal.dbgate import DatabaseGate
 from portal.health import executor as probes
 from tests.conftest import apply_storage
+from tests.health_helpers import break_local_storage as break_temp
 
 T0 = "2030-01-01 10:00:00Z"
 URL = "/api/v1/uploads/sessions/00000000-0000-0000-0000-000000000000"
@@ -64,11 +63,6 @@ def test_a_connect_that_fails_with_a_bug_is_raised_not_a_503_and_still_closes_th
     with pytest.raises(KeyError):
         client.get(URL)
     assert not dbgate.gate.admit()
-
-
-def break_temp(data_dir):
-    shutil.rmtree(data_dir / "temp", ignore_errors=True)
-    (data_dir / "temp").write_text("not a directory")
 
 
 def test_a_cached_ready_answer_expires_exactly_at_its_max_age(db, settings, data_dir):

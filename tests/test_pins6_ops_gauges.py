@@ -50,15 +50,15 @@ def test_an_unavailable_check_reads_down_the_others_up(db, settings, data_dir):
     from portal.health import executor as probes
     from portal.metrics import collector
     from tests.conftest import apply_storage
+    from tests.health_helpers import break_local_storage
     from tests.metrics_helpers import TOKEN, scrape
-    from tests.test_pins6_ops_clocks import break_temp
 
     settings.PORTAL_READY_CACHE_SECONDS = 0
     settings.PORTAL_METRICS_TOKEN = TOKEN
     collector.collector.clear()
     probes.results.clear()
     apply_storage(settings, "local", data_dir)
-    break_temp(data_dir)
+    break_local_storage(data_dir)
     client = Client()
     assert client.get("/ready").status_code == 503
     samples = scrape(client)

@@ -6,8 +6,6 @@ from datetime import UTC, date, datetime
 
 from django.core.servers.basehttp import WSGIRequestHandler
 
-from tests.test_pins_ops_logs import capture, timers  # noqa: F401  (fixtures)
-
 
 def runserver_line(status):
     """Django's own runserver access line (``WSGIRequestHandler.log_message``), as logged for
@@ -20,10 +18,10 @@ def runserver_line(status):
         handler.request.close()
 
 
-def test_runserver_lines_carry_neither_its_server_time_nor_the_socket(capture):  # noqa: F811
+def test_runserver_lines_carry_neither_its_server_time_nor_the_socket(json_capture):
     """``server_time`` repeats the timestamp in a local format and the socket is no field: both
     are dropped, so a development line has one time, in UTC, like every other line."""
-    logger, records = capture()
+    logger, records = json_capture()
     server = logging.getLogger("django.server")
     (handler,) = logger.handlers
     level, server.level = server.level, logging.INFO
@@ -41,10 +39,10 @@ def test_runserver_lines_carry_neither_its_server_time_nor_the_socket(capture): 
     assert record["timestamp"].endswith("+00:00")
 
 
-def test_extra_values_of_other_types_are_logged_as_readable_json(capture):  # noqa: F811
+def test_extra_values_of_other_types_are_logged_as_readable_json(json_capture):
     """A datetime extra is its ISO form (``T``, offset), an exception its type and message, a
     set a list, numbers stay numbers: each scrubbed like the message, none a Python repr."""
-    logger, records = capture(secrets=["hunter2-secret"])
+    logger, records = json_capture(secrets=["hunter2-secret"])
     logger.info(
         "values",
         extra={
@@ -65,14 +63,14 @@ def test_extra_values_of_other_types_are_logged_as_readable_json(capture):  # no
     assert (record["count"], record["ratio"], record["flag"]) == (7, 0.5, False)
 
 
-def test_an_explicit_request_id_wins_over_the_one_of_the_request_on_the_record(capture):  # noqa: F811
+def test_an_explicit_request_id_wins_over_the_one_of_the_request_on_the_record(json_capture):
     """The request a record carries fills in ``request_id`` only when nothing set it: the id
     passed by the caller (or bound around the call) is the one logged."""
     from django.test import RequestFactory
 
     from portal.observability import bind
 
-    logger, records = capture()
+    logger, records = json_capture()
     request = RequestFactory().get("/api/v1/files")
     request.request_id = "from-request"
     logger.warning("explicit", extra={"request": request, "request_id": "from-caller"})
@@ -89,7 +87,7 @@ def test_gunicorns_placeholders_for_absent_headers_are_no_fields():
     """gunicorn writes ``-`` (or nothing) for a header that was not sent: no ``user_agent``,
     ``client_addr`` or ``request_id`` field may then claim the value "-" or ""."""
     from boot.logging import GunicornAccessFilter
-    from tests.test_pins_ops_logs import access_record
+    from tests.log_helpers import access_record
 
     absent = access_record(200, a="-", **{"{x-forwarded-for}i": "-", "{x-request-id}o": ""})
     empty = access_record(404, a="-", **{"{x-forwarded-for}i": "", "{x-request-id}o": "-"})
@@ -100,11 +98,11 @@ def test_gunicorns_placeholders_for_absent_headers_are_no_fields():
             assert not hasattr(record, field), (field, getattr(record, field))
 
 
-def test_a_finished_drain_says_so_once_in_the_masters_log(tmp_path, timers):  # noqa: F811
+def test_a_finished_drain_says_so_once_in_the_masters_log(tmp_path, timers):
     """The operator reads when the drain began and when the graceful stop starts: both lines,
     in order, word for word as docs/topology.md quotes them."""
     from portal.health import drain
-    from tests.test_pins_ops_logs import Arbiter
+    from tests.log_helpers import Arbiter
 
     arbiter = Arbiter(tmp_path)
     drain.ShutdownDrain.install(arbiter, 2.5)
@@ -130,12 +128,12 @@ def test_a_failed_ready_check_is_a_warning_of_the_portal_health_logger(
 
     from portal.health import executor as probes
     from tests.conftest import apply_storage
-    from tests.test_pins6_ops_clocks import break_temp
+    from tests.health_helpers import break_local_storage
 
     settings.PORTAL_READY_CACHE_SECONDS = 0
     probes.results.clear()
     apply_storage(settings, "local", data_dir)
-    break_temp(data_dir)
+    break_local_storage(data_dir)
     with caplog.at_level(logging.INFO):
         assert Client().get("/ready").status_code == 503
     failed = [r for r in caplog.records if getattr(r, "event", "") == "ready.check_failed"]

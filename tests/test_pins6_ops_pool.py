@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from portal.health import executor as probes
-from tests.test_pins2_ops_drain import Hangs, Quick
+from tests.health_helpers import Hangs, Quick
 
 
 def test_the_default_pool_holds_four_threads_a_fifth_check_waits_for_one():

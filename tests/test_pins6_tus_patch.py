@@ -11,8 +11,7 @@ from portal.models import TusUpload
 from portal.services.tus_patch import receive_patch
 from tests import objects
 from tests.api_helpers import error_code, make_token
-from tests.test_tus_edges import Breaking, patch_breaking
-from tests.tus_helpers import Tus, stored_file_bytes
+from tests.tus_helpers import Breaking, Tus, patch_breaking, stored_file_bytes
 
 CHUNK = 10
 

@@ -13,6 +13,7 @@ from portal import storage
 from portal.models import JobRun, OutboxEvent, TusUpload, UploadSession
 from portal.services import cleanup, jobs
 from tests.conftest import apply_storage
+from tests.log_helpers import events_named
 from tests.seed import (
     Status,
     bulk_seed,
@@ -30,10 +31,6 @@ SECOND = timedelta(seconds=1)
 @pytest.fixture
 def owner(db):
     return seed_owner("pins-owner")
-
-
-def events_named(caplog, name):
-    return [r for r in caplog.records if getattr(r, "event", None) == name]
 
 
 def break_deletion(key):

@@ -7,29 +7,10 @@ from django.core.checks.registry import registry
 
 from boot import config as v
 from portal import checks as syschecks
+from tests import fixtures
+from tests.settings_helpers import MIB, STRONG, ids
 
-MIB = 1024 * 1024
-STRONG = "Zq8-xW3_rT6yU1iO0pA9sD2fG5hJ4kL7zX_cV-bN8mQ1wE3rT5y"  # 51 chars, many distinct
-
-
-def ids(problems):
-    return [problem.id for problem in problems]
-
-
-@pytest.fixture
-def clean(settings):
-    """Settings every cross-field rule accepts; a test then moves one value."""
-    settings.PORTAL_CHUNK_SIZE_MIN = settings.PORTAL_CHUNK_SIZE = 8 * MIB
-    settings.PORTAL_CHUNK_SIZE_MAX = settings.PORTAL_MAX_FILE_SIZE = 16 * MIB
-    settings.PORTAL_OUTBOX_BASE_DELAY_SECONDS = settings.PORTAL_OUTBOX_MAX_DELAY_SECONDS = 30.0
-    settings.PORTAL_MIN_FREE_BYTES = 2 * MIB
-    settings.PORTAL_FREE_SPACE_RESERVE_BYTES = 2 * MIB - 1
-    settings.PORTAL_RUNNER_ENDPOINT = ""
-    settings.PORTAL_STORAGE = "local"
-    settings.SECRET_KEY = STRONG
-    settings.PORTAL_METRICS_TOKEN = ""
-    assert syschecks.check_settings() == []
-    return settings
+clean = fixtures.clean  # a fixture of every module; named here for older imports
 
 
 # --- portal.checks: the cross-field rules at their edges -----------------------------------

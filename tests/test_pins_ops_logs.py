@@ -11,25 +11,19 @@ import pytest
 from boot.logging import ClientErrorFilter, ConsoleFormatter, GunicornAccessFilter, quiet_probe
 from boot.settings import Base
 from portal.health import drain
+from tests import fixtures
+from tests.log_helpers import Arbiter, access_record
+
+timers = fixtures.timers  # a fixture of every module; named here for older imports
+
+
+@pytest.fixture
+def capture(json_capture):
+    """``json_capture`` under the name these tests (and older imports of it) use."""
+    return json_capture
+
 
 # --- boot.logging: the filters on real records ------------------------------------------
-
-
-def access_record(status, path="/api/v1/files", **atoms):
-    values = {
-        "s": str(status),
-        "U": path,
-        "m": "GET",
-        "M": 12,
-        "B": 345,
-        "h": "10.0.0.9",
-        "a": "curl/8",
-        "{x-portal-drain}o": "-",
-        "{x-forwarded-for}i": "-",
-        "{x-request-id}o": "-",
-        **atoms,
-    }
-    return logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, "%(r)s", (values,), None)
 
 
 @pytest.mark.parametrize(
@@ -101,35 +95,6 @@ def test_console_values_with_spaces_or_empty_are_quoted():
 # --- portal.observability: context and redaction at their edges -----------------------------
 
 
-@pytest.fixture
-def capture():
-    import io
-    import json
-    import uuid
-
-    from boot.logging import PortalJsonFormatter
-    from portal.observability import ContextFilter, RedactingFilter
-
-    made = []
-
-    def make(secrets=()):
-        stream = io.StringIO()
-        handler = logging.StreamHandler(stream)
-        handler.addFilter(ContextFilter())
-        handler.addFilter(RedactingFilter(secrets=secrets))
-        handler.setFormatter(PortalJsonFormatter())
-        logger = logging.getLogger(f"portal.test_pins_ops.{uuid.uuid4().hex[:8]}")
-        logger.addHandler(handler)
-        logger.propagate = False
-        logger.setLevel(logging.DEBUG)
-        made.append((logger, handler))
-        return logger, lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-
-    yield make
-    for logger, handler in made:
-        logger.removeHandler(handler)
-
-
 def test_bound_context_ends_with_its_block(capture):
     from portal.observability import bind, current_context
 
@@ -196,34 +161,6 @@ def test_the_database_password_of_the_settings_is_a_secret(monkeypatch):
 
 
 # --- portal.health.drain: gunicorn's master, with a stand-in arbiter -------------------------
-
-
-class Arbiter:
-    def __init__(self, tmp_dir):
-        self.cfg = type("Cfg", (), {"worker_tmp_dir": str(tmp_dir)})()
-        self.stopped = 0
-        self.lines = []
-        self.log = self
-        self.handle_term = self.stop
-        self.signal = lambda *args: None
-
-    def stop(self):
-        self.stopped += 1
-
-    def info(self, message, *args):
-        self.lines.append(("info", message % args))
-
-    def error(self, message, *args):
-        self.lines.append(("error", message % args))
-
-
-@pytest.fixture
-def timers(monkeypatch):
-    set_to = []
-    monkeypatch.setattr(drain.signal, "setitimer", lambda which, seconds: set_to.append(seconds))
-    monkeypatch.setattr(drain.signal, "signal", lambda *args: None)
-    monkeypatch.delenv(drain.MARKER_ENV, raising=False)
-    return set_to
 
 
 def test_sigterm_drains_then_a_second_stops_at_once(tmp_path, timers, monkeypatch):

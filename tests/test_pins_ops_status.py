@@ -10,9 +10,7 @@ from django.utils import timezone
 
 from portal.models import JobRun, OutboxEvent
 from portal.services.status import page
-
-MIB = 1024 * 1024
-
+from tests.status_helpers import MIB, disk
 
 # --- portal.services.status: units and reasons at their boundaries ------------------------
 
@@ -65,16 +63,6 @@ def test_ago_and_sentences():
     assert page.sentence("nothing stuck") == "nothing stuck."
     assert page.sentence("") == ""
     assert page.state("weird") == {"name": "weird", "mark": "?"}
-
-
-def disk(state="ok", free=50 * MIB, total=100 * MIB, warn=20 * MIB, refuse=10 * MIB):
-    return {
-        "state": state,
-        "free_bytes": free,
-        "total_bytes": total,
-        "warn_below_bytes": warn,
-        "refuse_new_uploads_below_bytes": refuse,
-    }
 
 
 @pytest.mark.parametrize(

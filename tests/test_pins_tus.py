@@ -18,8 +18,7 @@ from portal.storage import sha256state
 from tests import objects
 from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.conftest import apply_storage
-from tests.test_tus_edges import Breaking, patch_breaking
-from tests.tus_helpers import TUS, Tus, b64, metadata, stored_file_bytes
+from tests.tus_helpers import TUS, Breaking, Tus, b64, metadata, patch_breaking, stored_file_bytes
 
 CHUNK = 10
 

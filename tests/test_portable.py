@@ -19,7 +19,7 @@ from portal.services import cleanup
 from portal.storage import local_assembly, local_in_place
 from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.conftest import PYTHON, ROOT
-from tests.test_in_place import CHUNK, final_path
+from tests.storage_helpers import CHUNK, final_path
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 
 from portal.health.lanes import TUS_LANE, TUS_PREFIX, TUS_THREADS, lane_for
 from tests.api_helpers import make_token
-from tests.test_health_server import Server, base_env
+from tests.health_helpers import Server, base_env
 from tests.topology.programs import Gunicorn, http_get
 
 THREADS = 4

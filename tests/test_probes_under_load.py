@@ -15,7 +15,7 @@ import time
 import pytest
 
 from portal.dbgate import RETRY_SECONDS
-from tests.test_health_server import BlackHole, Server, base_env
+from tests.health_helpers import BlackHole, Server, base_env
 
 pytestmark = pytest.mark.slow
 

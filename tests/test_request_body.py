@@ -10,38 +10,14 @@ import socket
 import threading
 
 import pytest
-from django.core.handlers.wsgi import WSGIRequest
 from django.test import RequestFactory
-from gunicorn import http as gunicorn_http
-from gunicorn.config import Config
-from gunicorn.http import wsgi
 
 from portal import request_body
 from portal.storage.streams import BLOCK_BYTES, BlockReader
+from tests import fixtures
+from tests.request_body_helpers import parse, read_all
 
-
-@pytest.fixture
-def sockets():
-    server, client = socket.socketpair()
-    server.settimeout(10)  # a reader that waits for bytes never sent fails, not hangs
-    with server, client:
-        yield server, client
-
-
-def parse(server_sock):
-    """gunicorn's parser over ``server_sock``, and a Django request for its first message."""
-    cfg = Config()
-    parser = gunicorn_http.get_parser(cfg, server_sock, ("127.0.0.1", 1))
-    message = next(parser)
-    _, environ = wsgi.create(message, server_sock, ("127.0.0.1", 1), ("127.0.0.1", 2), cfg)
-    return parser, WSGIRequest(environ)
-
-
-def read_all(reader, block=1000):
-    buffer, out = memoryview(bytearray(block)), bytearray()
-    while got := reader.readinto(buffer):
-        out += buffer[:got]
-    return bytes(out)
+sockets = fixtures.sockets  # a fixture of every module; named here for older imports
 
 
 def test_reads_the_body_from_the_socket_and_leaves_the_next_request(sockets):

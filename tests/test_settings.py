@@ -5,6 +5,7 @@ import subprocess
 import pytest
 
 from tests.conftest import PYTHON, ROOT
+from tests.settings_helpers import PROD_ENV, run_check
 
 BAD_VALUES = [
     ("PORTAL_MAX_FILE_SIZE", "lots", "must be a size in bytes"),
@@ -58,23 +59,6 @@ CROSS_FIELD = [
 ]
 
 
-def run_check(env_overrides, *args, configuration="Dev", tmp_path=None):
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DJANGO_CONFIGURATION": configuration,
-        "PORTAL_DATA_DIR": str(tmp_path),
-        **env_overrides,
-    }
-    return subprocess.run(
-        [PYTHON, "manage.py", "check", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 @pytest.mark.parametrize(("variable", "value", "rule"), BAD_VALUES)
 def test_bad_value_names_variable_and_rule(variable, value, rule, tmp_path):
     result = run_check({variable: value}, tmp_path=tmp_path)
@@ -117,14 +101,6 @@ def test_prod_without_secrets_fails_clearly(tmp_path):
     assert result.returncode == 2
     for variable in ("SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS"):
         assert f"{variable}: required" in result.stderr
-
-
-PROD_ENV = {
-    "SECRET_KEY": "k" * 20 + "-prod-like-secret-key-with-enough-entropy-1234567890",
-    "ALLOWED_HOSTS": "portal.example.com",
-    "PORTAL_RUNNER_ENDPOINT": "https://runner.example.com/hooks/portal",
-    "PORTAL_RUNNER_AUTH_SECRET": "rs-Qm7Vx2LpT9wK4cNb8HzJ1yEa6Ud3FgR5",
-}
 
 
 def test_prod_check_deploy_is_clean(tmp_path):

@@ -12,78 +12,31 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.contrib.auth.models import Permission
-from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from portal.health import executor as probes
 from portal.models import JobRun, OutboxEvent
 from portal.services.status.page import ago, binary_size, duration
 from portal.services.tokens import hash_token
+from tests import fixtures
+from tests.status_helpers import (  # noqa: F401  (fresh_probe_cache: autouse here)
+    HTML,
+    failed_event,
+    fresh_probe_cache,
+    make_staff,
+    run,
+    text_of,
+)
 
-HTML = "text/html,application/xhtml+xml"
 REQUEUE = "/status/outbox/requeue"
 MONITORING_TOKEN = "pt_status-page-monitoring-token"
-
-
-@pytest.fixture(autouse=True)
-def fresh_probe_cache(settings):
-    settings.PORTAL_READY_CACHE_SECONDS = 0
-    probes.results.clear()
-    cache.clear()
-    yield
-    probes.results.clear()
-
-
-def make_staff(django_user_model, name, *, can_change=False):
-    staff = django_user_model.objects.create_user(name, password=f"pw-{name}-123", is_staff=True)
-    if can_change:
-        staff.user_permissions.add(Permission.objects.get(codename="change_outboxevent"))
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(staff)
-    return client
-
-
-@pytest.fixture
-def operator(db, django_user_model):
-    """Staff with the change permission on outbox events: may requeue."""
-    return make_staff(django_user_model, "oncall", can_change=True)
+operator = fixtures.operator  # a fixture of every module; named here for older imports
 
 
 @pytest.fixture
 def viewer(db, django_user_model):
     """Staff without the permission: reads the page, cannot requeue."""
     return make_staff(django_user_model, "viewer")
-
-
-def run(job, outcome, age, *, took=timedelta(seconds=2), counts=None, host="web-1"):
-    started = timezone.now() - age
-    return JobRun.objects.create(
-        job=job,
-        started_at=started,
-        finished_at=started + took,
-        outcome=outcome,
-        counts=counts or {},
-        host=host,
-    )
-
-
-def failed_event(error="HTTP 503 Service Unavailable", key=None):
-    return OutboxEvent.objects.create(
-        event_type=OutboxEvent.FILE_UPLOADED,
-        aggregate_id=str(uuid.uuid4()),
-        payload={},
-        idempotency_key=key or uuid.uuid4().hex,
-        status=OutboxEvent.Status.FAILED,
-        attempts=8,
-        last_error=error,
-        next_attempt_at=timezone.now() - timedelta(minutes=5),
-    )
-
-
-def text_of(page):
-    """The page as a browser shows it: the tags gone, the words left."""
-    return re.sub(r"<[^>]+>", "", page.content.decode())
 
 
 def csrf_of(client):

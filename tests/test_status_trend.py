@@ -1,59 +1,22 @@
 """The /status trend: uploads and bytes per hour, the backlog per dispatch run, as SVG."""
 
-import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import time_machine
-from django.core.cache import cache
 from django.test import Client
 
-from portal.health import executor as probes
-from portal.models import IngestFile, JobRun, UploadSession
+from portal.models import JobRun, UploadSession
 from portal.services.outbox.dispatch import backlog_left
 from portal.services.status import trend
 from tests.outbox_helpers import make_events
-
-NOW = datetime(2026, 12, 7, 14, 30, tzinfo=UTC)
-SVG = "{http://www.w3.org/2000/svg}"
-
-
-@pytest.fixture(autouse=True)
-def fresh_probe_cache(settings):
-    settings.PORTAL_READY_CACHE_SECONDS = 0
-    probes.results.clear()
-    cache.clear()
-    yield
-    probes.results.clear()
-    cache.clear()
-
-
-def completed_upload(owner, finished_at, size, status=UploadSession.Status.COMPLETE):
-    file = IngestFile.objects.create(
-        original_filename="x.bin", size_bytes=size, uploaded_by=owner, status="stored"
-    )
-    return UploadSession.objects.create(
-        file=file,
-        owner=owner,
-        status=status,
-        chunk_size_bytes=size,
-        total_size_bytes=size,
-        total_parts=1,
-        expires_at=finished_at,
-        finished_at=finished_at,
-        idempotency_key=uuid.uuid4().hex,
-    )
-
-
-def dispatch_run(started_at, backlog, outcome=JobRun.Outcome.OK):
-    return JobRun.objects.create(
-        job="portal_dispatch",
-        started_at=started_at,
-        finished_at=started_at,
-        outcome=outcome,
-        counts={"delivered": 0, "backlog": backlog},
-    )
+from tests.status_helpers import (  # noqa: F401  (fresh_probe_cache: autouse here)
+    NOW,
+    SVG,
+    completed_upload,
+    dispatch_run,
+    fresh_probe_cache,
+)
 
 
 def bars(svg):

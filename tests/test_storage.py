@@ -14,24 +14,9 @@ from portal import storage
 from portal.storage import streams
 from tests import objects
 from tests.conftest import PYTHON, ROOT
+from tests.storage_helpers import Pattern  # noqa: F401  (importable from here, as it was)
 
 SESSION = "0f0e0d0c-0b0a-0908-0706-050403020100"
-
-
-class Pattern:
-    """A reader of ``size`` deterministic bytes that never holds more than one chunk."""
-
-    def __init__(self, size):
-        self.remaining = size
-        self.offset = 0
-
-    def read(self, n=-1):
-        n = self.remaining if n is None or n < 0 else min(n, self.remaining)
-        data = bytes((self.offset + i) % 251 for i in range(min(n, 256))) * (n // 256 + 1)
-        data = data[:n]
-        self.offset += n
-        self.remaining -= n
-        return data
 
 
 def test_write_temp_part_hashes_and_counts(any_storage):
@@ -251,7 +236,7 @@ from configurations import importer
 importer.install()
 django.setup()
 from portal import storage
-from tests.test_storage import Pattern
+from tests.storage_helpers import Pattern
 from tests import objects
 size = int(sys.argv[1])
 objects.temp_exists("warm/up")  # load the S3 client before measuring

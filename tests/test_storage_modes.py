@@ -10,7 +10,7 @@ import pytest
 
 from tests.api_helpers import Api, make_token
 from tests.conftest import apply_storage
-from tests.test_in_place import CHUNK, assembly_path
+from tests.storage_helpers import CHUNK, assembly_path
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ A client that is not installed skips the test locally and fails it under ``CI=tr
 (``.ci/run`` installs them; tests/tus_clients/package.json pins the npm ones).
 """
 
-import fcntl
 import hashlib
 import http.client
 import json
@@ -21,24 +20,18 @@ import time
 import pytest
 
 from portal.models import IngestFile, TusUpload, UploadPart
-from tests import objects
+from tests import fixtures
 from tests.api_helpers import make_token
-from tests.conftest import ROOT, free_port
-from tests.test_upload_client import LiveServer
-from tests.tus_helpers import TUS, metadata
+from tests.conftest import free_port
+from tests.node_clients import missing
+from tests.tus_helpers import TUS, metadata, stored_sha256
+from tests.upload_command import LiveServer
+
+node_modules = fixtures.node_modules  # a fixture of every module; named here for older imports
 
 pytestmark = pytest.mark.slow
 
 CHUNK = 64 * 1024
-NODE_DIR = ROOT / ".cache" / "node"
-CLIENTS = ROOT / "tests" / "tus_clients"
-
-
-def missing(message):
-    """Skip locally; fail in CI, which installs every client."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture
@@ -51,41 +44,6 @@ def server(subprocess_env, tmp_path):
 @pytest.fixture
 def token(user):
     return make_token(user)
-
-
-@pytest.fixture(scope="session")
-def node_modules():
-    """The npm clients in .cache/node (gitignored), installed from package.json if needed."""
-    npm = shutil.which("npm")
-    if not npm or not shutil.which("node"):
-        missing("node and npm are needed for the tus-js-client and Uppy tests")
-    package = CLIENTS / "package.json"
-    installed = NODE_DIR / "package.json"
-    NODE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(NODE_DIR / ".install.lock", "w") as lock:  # one installer (pytest-xdist)
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        fresh = installed.exists() and installed.read_bytes() == package.read_bytes()
-        if not fresh or not (NODE_DIR / "node_modules").is_dir():
-            _npm_install(npm, package, installed)
-        for script in CLIENTS.glob("*.mjs"):  # next to node_modules, where imports resolve
-            copy = NODE_DIR / script.name
-            if not copy.exists() or copy.read_bytes() != script.read_bytes():
-                shutil.copy(script, copy)  # never rewritten while another worker runs it
-    return NODE_DIR
-
-
-def _npm_install(npm, package, installed):
-    shutil.copy(package, installed)
-    result = subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund"],
-        cwd=NODE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if result.returncode:
-        installed.unlink()
-        missing(f"npm install in {NODE_DIR} failed:\n{result.stderr[-2000:]}")
 
 
 def tus_request(server, method, path, token, body=b"", **headers):
@@ -147,22 +105,6 @@ def open_patch(server, path, token, offset, length):
         ).encode()
     )
     return sock
-
-
-def stored_sha256(wait_seconds=120):
-    """The stored file's sha256, checked against its bytes; the assembly may still run
-    after the last PATCH's answer (``PORTAL_FINALIZE_WAIT_SECONDS``): wait for it."""
-    deadline = time.monotonic() + wait_seconds
-    file = IngestFile.objects.get()
-    while file.status == IngestFile.Status.UPLOADING and time.monotonic() < deadline:
-        time.sleep(0.2)
-        file.refresh_from_db()
-    assert file.status == IngestFile.Status.STORED
-    digest = hashlib.sha256()
-    for chunk in objects.iter_final(file.storage_key):
-        digest.update(chunk)
-    assert digest.hexdigest() == file.sha256
-    return file.sha256
 
 
 def test_a_patch_whose_connection_breaks_keeps_what_arrived(server, token):

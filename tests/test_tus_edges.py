@@ -14,7 +14,7 @@ import time_machine
 from portal import storage
 from portal.models import TusUpload, UploadSession
 from tests.api_helpers import error_code, make_token
-from tests.tus_helpers import TUS, Tus, b64, stored_file_bytes
+from tests.tus_helpers import TUS, Breaking, Tus, b64, patch_breaking, stored_file_bytes
 
 CHUNK = 10
 
@@ -37,35 +37,6 @@ def test_a_patch_of_a_parts_first_bytes_only_keeps_the_upload_open_for_another_t
         head = tus.head(path)
         assert (head.status_code, head["Upload-Offset"]) == (200, "4")
         assert head["Upload-Expires"] == "Tue, 01 Jan 2030 11:50:00 GMT"
-
-
-class Breaking:
-    """A request body that gives ``data``, then fails as a socket does (``error``), or
-    ends (``None``) before its Content-Length."""
-
-    def __init__(self, data, error=None):
-        self.data, self.error = data, error
-
-    def read(self, size=-1):
-        if not self.data and self.error is not None:
-            raise self.error
-        data, self.data = self.data[:size], self.data[size:]
-        return data
-
-    readline = read  # Django's LimitedStream has it
-
-
-def patch_breaking(tus, path, offset, body, length):
-    """A PATCH whose body (``Breaking``) announces ``length`` bytes."""
-    return tus.client.generic(
-        "PATCH",
-        path,
-        content_type="application/offset+octet-stream",
-        headers={**tus.headers, "Upload-Offset": str(offset)},
-        CONTENT_LENGTH=str(length),
-        CONTENT_TYPE="application/offset+octet-stream",
-        **{"wsgi.input": body},
-    )
 
 
 @pytest.mark.parametrize("end", [7, 17])  # inside the part the tail began, or the next

@@ -13,7 +13,7 @@ import pytest
 from portal import storage
 from portal.models import IngestFile
 from tests.api_helpers import make_token, sha256
-from tests.test_upload_client import LiveServer, run_upload, write_file
+from tests.upload_command import LiveServer, run_upload, write_file
 
 pytestmark = pytest.mark.slow
 CHUNK = 65536

@@ -1,6 +1,8 @@
 """Helpers for the tus tests: raw tus requests through Django's test client."""
 
 import base64
+import hashlib
+import time
 
 from portal.models import IngestFile
 from tests import objects
@@ -72,3 +74,48 @@ def stored_file_bytes():
     file = IngestFile.objects.get()
     assert file.status == IngestFile.Status.STORED
     return b"".join(objects.iter_final(file.storage_key))
+
+
+def stored_sha256(wait_seconds=120):
+    """The stored file's sha256, checked against its bytes; the assembly may still run
+    after the last PATCH's answer (``PORTAL_FINALIZE_WAIT_SECONDS``): wait for it."""
+    deadline = time.monotonic() + wait_seconds
+    file = IngestFile.objects.get()
+    while file.status == IngestFile.Status.UPLOADING and time.monotonic() < deadline:
+        time.sleep(0.2)
+        file.refresh_from_db()
+    assert file.status == IngestFile.Status.STORED
+    digest = hashlib.sha256()
+    for chunk in objects.iter_final(file.storage_key):
+        digest.update(chunk)
+    assert digest.hexdigest() == file.sha256
+    return file.sha256
+
+
+class Breaking:
+    """A request body that gives ``data``, then fails as a socket does (``error``), or
+    ends (``None``) before its Content-Length."""
+
+    def __init__(self, data, error=None):
+        self.data, self.error = data, error
+
+    def read(self, size=-1):
+        if not self.data and self.error is not None:
+            raise self.error
+        data, self.data = self.data[:size], self.data[size:]
+        return data
+
+    readline = read  # Django's LimitedStream has it
+
+
+def patch_breaking(tus, path, offset, body, length):
+    """A PATCH whose body (``Breaking``) announces ``length`` bytes."""
+    return tus.client.generic(
+        "PATCH",
+        path,
+        content_type="application/offset+octet-stream",
+        headers={**tus.headers, "Upload-Offset": str(offset)},
+        CONTENT_LENGTH=str(length),
+        CONTENT_TYPE="application/offset+octet-stream",
+        **{"wsgi.input": body},
+    )

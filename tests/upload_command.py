@@ -1,11 +1,17 @@
 """``portal_upload`` against a scripted portal on loopback: the fake upload API and the
-command run with short defaults, shared by the command's pin tests."""
+command run with short defaults, shared by the command's pin tests; and a live gunicorn
+(``LiveServer``) for the client tests that need the real API."""
 
 import hashlib
+import http.client
 import json
+import os
+import signal
+import subprocess
 import time
 
 from tests.commands import run_command
+from tests.conftest import PYTHON, ROOT, free_port
 
 
 class FakePortal:
@@ -121,3 +127,68 @@ def upload(path, url, *args):
     sends fails in seconds (later ``args`` override them)."""
     short = ("--timeout", "3", "--retries", "1", "--finalize-wait", "5")
     return run_command("portal_upload", str(path), "--url", url, *short, *args)
+
+
+class LiveServer:
+    """gunicorn serving the test database and storage; its output goes to a file."""
+
+    def __init__(self, env, log_path):
+        self.port = free_port()
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop())
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", "2"],
+            cwd=ROOT,
+            env={**env, "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2"},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def _wait(self):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log()
+            try:
+                if self.request("GET", "/api/v1/uploads/sessions")[0] == 401:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("gunicorn did not start:\n" + self.log())
+
+    def request(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+        finally:
+            conn.close()
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def run_upload(path, url, token, *args):
+    return run_command("portal_upload", str(path), "--url", url, "--token", token, *args)
+
+
+def write_file(tmp_path, size, name="data.bin"):
+    path = tmp_path / name
+    path.write_bytes(os.urandom(size))
+    return path

@@ -6,6 +6,7 @@ no seam to patch, the kernel says how much room there is. Mounting needs root; w
 a test skips with a message (and fails under ``CI=true``, where CI runs as root).
 """
 
+import errno
 import os
 import subprocess
 
@@ -47,3 +48,14 @@ def fill(volume, leave):
     with open(ballast, "ab") as handle:
         handle.write(b"\0" * max(0, free(volume) - leave))
     return ballast
+
+
+def fill_up(volume):
+    """Write to ``volume`` until the kernel refuses (ENOSPC), as another writer would."""
+    with open(volume / "ballast", "ab", buffering=0) as handle:
+        try:
+            while handle.write(b"\0" * (4 * KIB)):
+                pass
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    assert free(volume) == 0

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.cron_helpers import crontab_entries
 from tests.image.test_dockerfile import instructions
-from tests.test_cron import crontab_entries
 
 KUBERNETES_DIR = ROOT / "deploy" / "kubernetes"
 MANIFESTS = sorted(KUBERNETES_DIR.glob("*.yaml"))

@@ -28,11 +28,11 @@ import pytest
 from portal.models import OutboxEvent, UploadSession
 from portal.services.tokens import create_token
 from tests.conftest import database_url
+from tests.health_helpers import Server, base_env
 from tests.reliability import invariants
 from tests.reliability.commands import Command, run_command
 from tests.reliability.world import UNIT, missing_survivors, seed_events, seed_world
 from tests.runner import RunnerServer
-from tests.test_health_server import Server, base_env
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow, pytest.mark.postgres]
 

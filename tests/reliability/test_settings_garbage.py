@@ -231,7 +231,7 @@ def test_prod_garbage_names_every_variable(tmp_path):
     ],
 )
 def test_weak_secrets_fail_check_deploy_unprinted(variable, value, check_id, tmp_path):
-    from tests.test_settings import PROD_ENV
+    from tests.settings_helpers import PROD_ENV
 
     env = {**PROD_ENV, "DATABASE_URL": f"sqlite:///{tmp_path}/p.sqlite3", variable: value}
     base = {

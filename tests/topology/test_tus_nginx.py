@@ -15,9 +15,9 @@ import time
 import pytest
 
 from portal.models import IngestFile
-from tests.test_tus_clients import node_modules, stored_sha256  # noqa: F401 (a fixture)
 from tests.topology.clients import Client
 from tests.topology.programs import SERVER_NAME, Gunicorn, Nginx
+from tests.tus_helpers import stored_sha256
 
 pytestmark = [pytest.mark.topology, pytest.mark.slow]
 
@@ -52,7 +52,7 @@ def write_file(path, size):
     return digest.hexdigest()
 
 
-def test_tus_js_client_sends_1_gib_in_one_patch(front, tls_cert, api_token, tmp_path, node_modules):  # noqa: F811
+def test_tus_js_client_sends_1_gib_in_one_patch(front, tls_cert, api_token, tmp_path, node_modules):
     _, nginx = front
     path = tmp_path / "big.bin"
     digest = write_file(path, GIB)
