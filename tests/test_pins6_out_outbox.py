@@ -1,0 +1,79 @@
+"""Weak pins in the outbox (issue #31, sixth round): the failure records an operator reads
+(``last_error``, ``outbox.delivery_failed``, ``outbox.gave_up``) with data where a wrong
+field or text used to pass too."""
+
+import logging
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from portal.models import OutboxEvent
+from portal.services import outbox
+from tests.outbox_helpers import config, make_events, reload
+from tests.test_pins_jobs import events_named
+
+pytestmark = pytest.mark.django_db
+
+
+def dispatch_at(moment):
+    with time_machine.travel(moment, tick=False):
+        return outbox.dispatch_due(config())
+
+
+def test_a_status_without_a_reason_phrase_is_stored_without_a_trailing_space(
+    runner, runner_settings, caplog
+):
+    """A runner may answer a status with no reason phrase (599): ``last_error`` and the
+    warning read "HTTP 599", not "HTTP 599 " (the /status page and log searches match the
+    exact text), and the warning names the very moment the event is due again."""
+    runner.set_mode("error", status=599)
+    [event] = make_events(1)
+    caplog.set_level(logging.INFO, logger="portal")
+
+    result = dispatch_at(timezone.now())
+
+    stored = reload(event)
+    assert (result.retried, stored.status, stored.last_error) == (1, "pending", "HTTP 599")
+    (warning,) = events_named(caplog, "outbox.delivery_failed")
+    due = stored.next_attempt_at.isoformat()
+    assert warning.getMessage() == f"delivery failed (HTTP 599); retrying at {due}"
+    assert (warning.next_attempt_at, warning.status_code, warning.error) == (due, 599, None)
+
+
+def test_the_gave_up_error_names_the_attempts_the_limit_and_no_error_class(
+    runner, runner_settings, caplog
+):
+    """The ERROR an operator is paged for: "gave up on event after 4 attempts: HTTP 500 ...",
+    with ``max_attempts`` and the status; ``error`` is null for an HTTP answer (an empty
+    string would read as "an error with no name" in the JSON log)."""
+    runner.set_mode("error")
+    [event] = make_events(1, attempts=3)  # the fourth and last attempt
+    caplog.set_level(logging.INFO, logger="portal")
+
+    assert dispatch_at(timezone.now()).gave_up == 1
+
+    (record,) = events_named(caplog, "outbox.gave_up")
+    assert record.getMessage() == (
+        "gave up on event after 4 attempts: HTTP 500 Internal Server Error"
+    )
+    assert (record.levelname, record.event_id, record.attempt) == ("ERROR", str(event.pk), 4)
+    assert (record.max_attempts, record.status_code, record.error) == (4, 500, None)
+    assert events_named(caplog, "outbox.delivery_failed") == []
+    assert reload(event).status == OutboxEvent.Status.FAILED
+
+
+def test_a_network_failure_names_its_error_class_and_no_status(runner, runner_settings, caplog):
+    """A runner that drops the connection: the warning carries the exception's class in
+    ``error`` and no ``status_code`` (a dashboard splits network and HTTP failures on them)."""
+    runner.set_mode("drop")
+    [event] = make_events(1)
+    caplog.set_level(logging.INFO, logger="portal")
+
+    assert dispatch_at(timezone.now() + timedelta(seconds=1)).retried == 1
+
+    (warning,) = events_named(caplog, "outbox.delivery_failed")
+    assert warning.status_code is None
+    assert warning.error and warning.error != "None"
+    assert reload(event).last_error.startswith(f"{warning.error}: ")
