@@ -77,3 +77,20 @@ def test_a_network_failure_names_its_error_class_and_no_status(runner, runner_se
     assert warning.status_code is None
     assert warning.error and warning.error != "None"
     assert reload(event).last_error.startswith(f"{warning.error}: ")
+
+
+def test_a_limit_that_is_not_a_multiple_of_the_batch_stops_exactly_at_the_limit(
+    runner, runner_settings
+):
+    """``--limit 5`` with batches of 2: the third claim takes the one event left of the
+    limit, not a whole batch; a dispatcher sizing every claim by the limit alone would
+    send six and leave one fewer for the next run than the operator asked."""
+    events = make_events(7)
+
+    result = outbox.dispatch_due(config(), limit=5, batch_size=2)
+
+    assert (result.delivered, result.released, result.stopped) == (5, 0, "limit")
+    statuses = [reload(event).status for event in events]
+    assert statuses.count(OutboxEvent.Status.DELIVERED) == 5
+    assert statuses.count(OutboxEvent.Status.PENDING) == 2
+    assert len(runner.requests) == 5
