@@ -1,13 +1,23 @@
 """Pins (issue #31, sixth round) for /status and its trend: data where a plausible wrong
 implementation used to pass too."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
+from django.test import Client
 from django.utils import timezone
 
-from portal.models import JobRun
+from portal.models import JobRun, OutboxEvent
 from portal.services.status import page, trend
-from tests.test_status_page import run
+from portal.services.tokens import hash_token
+from tests.test_status_page import (  # noqa: F401  (operator: a fixture)
+    MONITORING_TOKEN,
+    REQUEUE,
+    csrf_of,
+    failed_event,
+    operator,
+    run,
+)
 from tests.test_status_trend import completed_upload, fresh_probe_cache  # noqa: F401
 
 
@@ -36,3 +46,52 @@ def test_an_upload_stored_at_the_first_instant_of_the_window_is_counted(db, djan
 
     assert hours[0] == (first_hour, 1, 3000)
     assert sum(uploads for _, uploads, _ in hours) == 1
+
+
+def refusal(answer):
+    """(status, error code, message) of a JSON refusal."""
+    error = answer.json()["error"]
+    return answer.status_code, error["code"], error["message"]
+
+
+def test_requeue_refusals_say_who_may_requeue_and_why_not(db, operator, django_user_model):
+    """A refused requeue names its reason in the JSON an operator's script reads: anonymous
+    means log in, a monitoring token never changes anything, an unknown id is no event, and
+    a live event names its status; a status code alone would hide a refusal for the wrong
+    reason."""
+    event = failed_event()
+    delivered = failed_event()
+    OutboxEvent.objects.filter(pk=delivered.pk).update(status=OutboxEvent.Status.DELIVERED)
+    body = {"event_id": str(event.pk)}
+    owner = django_user_model.objects.create_user("monitor")
+    owner.api_tokens.create(
+        key_prefix=MONITORING_TOKEN[:10],
+        key_hash=hash_token(MONITORING_TOKEN),
+        purpose="monitoring",
+    )
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {MONITORING_TOKEN}"}
+    token = csrf_of(operator)
+
+    assert refusal(Client().post(REQUEUE, body)) == (
+        401,
+        "login_required",
+        "log in as staff to requeue events",
+    )
+    assert refusal(Client().post(REQUEUE, body, **bearer)) == (
+        403,
+        "forbidden",
+        "a monitoring token reads /status; it cannot change anything",
+    )
+    unknown = {"event_id": str(uuid.UUID(int=7)), "csrfmiddlewaretoken": token}
+    assert refusal(operator.post(REQUEUE, unknown)) == (
+        404,
+        "event_not_found",
+        "no outbox event has this id",
+    )
+    live = {"event_id": str(delivered.pk), "csrfmiddlewaretoken": token}
+    assert refusal(operator.post(REQUEUE, live)) == (
+        409,
+        "event_not_failed",
+        "the event is delivered, not failed: nothing to requeue",
+    )
+    assert OutboxEvent.objects.get(pk=event.pk).status == OutboxEvent.Status.FAILED
