@@ -95,3 +95,17 @@ def test_requeue_refusals_say_who_may_requeue_and_why_not(db, operator, django_u
         "the event is delivered, not failed: nothing to requeue",
     )
     assert OutboxEvent.objects.get(pk=event.pk).status == OutboxEvent.Status.FAILED
+
+
+def test_a_failed_runs_error_shows_once_in_its_column_not_among_the_counts(db):
+    """A failed run records its exception under ``counts["error"]``: the row shows it in
+    the error column, and the counts read as the items handled, without the error text
+    repeated as if it were one more count."""
+    failed = run(
+        "portal_cleanup",
+        JobRun.Outcome.FAILED,
+        timedelta(minutes=2),
+        counts={"stale": {"sessions_expired": 2}, "error": "OperationalError: gone"},
+    )
+    row = page.run_row(failed, timezone.now())
+    assert (row["counts"], row["error"]) == ("stale.sessions_expired 2", "OperationalError: gone")
