@@ -4,18 +4,19 @@ implementation used to pass too."""
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from django.test import Client
 from django.utils import timezone
 
 from portal.models import JobRun, OutboxEvent
 from portal.services.status import page, trend
 from portal.services.tokens import hash_token
-from tests.test_status_page import (  # noqa: F401  (operator: a fixture)
+from tests.test_status_page import (
     MONITORING_TOKEN,
     REQUEUE,
     csrf_of,
     failed_event,
-    operator,
+    make_staff,
     run,
 )
 from tests.test_status_trend import completed_upload, fresh_probe_cache  # noqa: F401
@@ -48,13 +49,19 @@ def test_an_upload_stored_at_the_first_instant_of_the_window_is_counted(db, djan
     assert sum(uploads for _, uploads, _ in hours) == 1
 
 
+@pytest.fixture
+def oncall(db, django_user_model):
+    """Staff with the change permission on outbox events: may requeue."""
+    return make_staff(django_user_model, "oncall", can_change=True)
+
+
 def refusal(answer):
     """(status, error code, message) of a JSON refusal."""
     error = answer.json()["error"]
     return answer.status_code, error["code"], error["message"]
 
 
-def test_requeue_refusals_say_who_may_requeue_and_why_not(db, operator, django_user_model):
+def test_requeue_refusals_say_who_may_requeue_and_why_not(db, oncall, django_user_model):
     """A refused requeue names its reason in the JSON an operator's script reads: anonymous
     means log in, a monitoring token never changes anything, an unknown id is no event, and
     a live event names its status; a status code alone would hide a refusal for the wrong
@@ -70,7 +77,7 @@ def test_requeue_refusals_say_who_may_requeue_and_why_not(db, operator, django_u
         purpose="monitoring",
     )
     bearer = {"HTTP_AUTHORIZATION": f"Bearer {MONITORING_TOKEN}"}
-    token = csrf_of(operator)
+    token = csrf_of(oncall)
 
     assert refusal(Client().post(REQUEUE, body)) == (
         401,
@@ -83,13 +90,13 @@ def test_requeue_refusals_say_who_may_requeue_and_why_not(db, operator, django_u
         "a monitoring token reads /status; it cannot change anything",
     )
     unknown = {"event_id": str(uuid.UUID(int=7)), "csrfmiddlewaretoken": token}
-    assert refusal(operator.post(REQUEUE, unknown)) == (
+    assert refusal(oncall.post(REQUEUE, unknown)) == (
         404,
         "event_not_found",
         "no outbox event has this id",
     )
     live = {"event_id": str(delivered.pk), "csrfmiddlewaretoken": token}
-    assert refusal(operator.post(REQUEUE, live)) == (
+    assert refusal(oncall.post(REQUEUE, live)) == (
         409,
         "event_not_failed",
         "the event is delivered, not failed: nothing to requeue",
@@ -109,3 +116,16 @@ def test_a_failed_runs_error_shows_once_in_its_column_not_among_the_counts(db):
     )
     row = page.run_row(failed, timezone.now())
     assert (row["counts"], row["error"]) == ("stale.sessions_expired 2", "OperationalError: gone")
+
+
+def test_the_failed_list_follows_the_reports_count(db):
+    """The report is cached for a few seconds: when it counted no failed event, the
+    section lists none either (an event that failed since would show in a table under
+    "nothing stuck"), and once it counts one, the list shows it."""
+    event = failed_event()
+    quiet = {"state": "ok", "failed": 0, "pending": 0, "oldest_pending_age_seconds": None}
+    section = page.outbox_section(quiet, timezone.now())
+    assert (section["reason"], section["failed_events"]) == ("nothing stuck.", [])
+
+    counted = page.outbox_section({**quiet, "state": "warning", "failed": 1}, timezone.now())
+    assert [listed["id"] for listed in counted["failed_events"]] == [str(event.pk)]
