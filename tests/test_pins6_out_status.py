@@ -129,3 +129,20 @@ def test_the_failed_list_follows_the_reports_count(db):
 
     counted = page.outbox_section({**quiet, "state": "warning", "failed": 1}, timezone.now())
     assert [listed["id"] for listed in counted["failed_events"]] == [str(event.pk)]
+
+
+def test_the_busiest_hour_is_the_one_with_most_uploads_not_most_bytes(db, django_user_model):
+    """Two small uploads at 10:00 and one large at 13:00: the uploads summary names 10:00
+    (the chart it sums up counts uploads), while the bytes chart peaks at 13:00; data where
+    one hour leads both would let either reading pass."""
+    owner = django_user_model.objects.create_user("owner")
+    now = datetime(2026, 12, 7, 14, 30, tzinfo=UTC)
+    completed_upload(owner, datetime(2026, 12, 7, 10, 5, tzinfo=UTC), 1024)
+    completed_upload(owner, datetime(2026, 12, 7, 10, 35, tzinfo=UTC), 1024)
+    completed_upload(owner, datetime(2026, 12, 7, 13, 15, tzinfo=UTC), 5 * 1024**2)
+
+    context = trend.trend_context(now)
+
+    assert context["uploads_summary"] == "3 upload(s) in 24 h; busiest hour 10:00 UTC with 2"
+    assert context["bytes_summary"] == "5.0 MiB stored in 24 h"
+    assert 'font-weight="bold">5.0 MiB</text>' in str(context["bytes_svg"])
