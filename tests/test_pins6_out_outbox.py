@@ -2,6 +2,7 @@
 (``last_error``, ``outbox.delivery_failed``, ``outbox.gave_up``) with data where a wrong
 field or text used to pass too."""
 
+import base64
 import logging
 from datetime import timedelta
 
@@ -94,3 +95,19 @@ def test_a_limit_that_is_not_a_multiple_of_the_batch_stops_exactly_at_the_limit(
     assert statuses.count(OutboxEvent.Status.DELIVERED) == 5
     assert statuses.count(OutboxEvent.Status.PENDING) == 2
     assert len(runner.requests) == 5
+
+
+def test_a_user_name_without_a_password_goes_as_basic_auth_with_an_empty_password(
+    runner, runner_settings
+):
+    """Runners that take an API key as the URL's user name (``https://KEY@host/hook``) get
+    it as Basic auth with an empty password ("KEY:"), and the event is delivered, not
+    failed on a URL without a password."""
+    runner_settings.PORTAL_RUNNER_ENDPOINT = runner.url.replace("://", "://key%2F7@")
+    [event] = make_events(1)
+
+    assert outbox.dispatch_due(config()).delivered == 1
+
+    [request] = runner.requests
+    assert request.headers["authorization"] == "Basic " + base64.b64encode(b"key/7:").decode()
+    assert reload(event).status == OutboxEvent.Status.DELIVERED
