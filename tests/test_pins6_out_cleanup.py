@@ -4,11 +4,14 @@ a wrong step used to pass too."""
 import logging
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
+from portal.models import UploadSession
 from portal.services import cleanup
-from tests.seed import put_untracked_temp, storage_listing
-from tests.test_pins_jobs import events_named
+from tests.conftest import apply_storage
+from tests.seed import make_session
+from tests.test_pins_jobs import events_named, multipart_ids, start_multipart
 
 
 def test_each_step_line_of_a_dry_run_says_so_and_a_real_runs_do_not(db, portal_storage, caplog):
@@ -26,19 +29,25 @@ def test_each_step_line_of_a_dry_run_says_so_and_a_real_runs_do_not(db, portal_s
     assert seen[False] == [(f"cleanup step {step}", False) for step in steps]
 
 
-def test_sweep_keeps_an_object_exactly_the_grace_old_and_deletes_one_a_second_older(
-    db, portal_storage, settings
-):
-    """Sweep deletes untracked temp objects *older* than the grace: one written exactly
-    ``PORTAL_ORPHAN_GRACE_MINUTES`` ago may belong to a part whose row is about to commit
-    and stays; one a second older goes. Tests that put objects hours away pass either way."""
-    settings.PORTAL_ORPHAN_GRACE_MINUTES = 10
-    now = (timezone.now() + timedelta(minutes=30)).replace(microsecond=0)
-    at_grace = put_untracked_temp(now - timedelta(minutes=10))
-    older = put_untracked_temp(now - timedelta(minutes=10, seconds=1))
+@pytest.fixture
+def on_s3(settings, data_dir, moto_s3):
+    return apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=moto_s3.new_bucket())
 
-    result = cleanup.sweep_temp_storage(cleanup.CleanupOptions(now=now))
 
-    assert (result.counts["objects_listed"], result.counts["objects_deleted"]) == (1, 1)
-    assert storage_listing()["temp"] == [at_grace]
-    assert older not in storage_listing()["temp"]
+def test_sweep_aborts_the_multipart_upload_of_an_assembly_that_ended(on_s3, user, settings):
+    """A session keeps its ``assembly_upload_id`` after its assembly failed (the process died
+    and portal_finalize gave up): only a *finalizing* session's upload is live, so the dead
+    one is aborted (S3 bills the parts of a multipart upload until then), the live one kept."""
+    ended = make_session(user, status=UploadSession.Status.FAILED, total_parts=1)
+    running = make_session(user, total_parts=1)
+    dead, live = start_multipart("dead"), start_multipart("live")
+    UploadSession.objects.filter(pk=ended.pk).update(assembly_upload_id=dead)
+    UploadSession.objects.filter(pk=running.pk).update(
+        status=UploadSession.Status.FINALIZING, assembly_upload_id=live
+    )
+    later = timezone.now() + timedelta(minutes=settings.PORTAL_ORPHAN_GRACE_MINUTES + 5)
+
+    result = cleanup.sweep_temp_storage(cleanup.CleanupOptions(now=later))
+
+    assert result.counts["uploads_aborted"] == 1
+    assert multipart_ids() == {live}
