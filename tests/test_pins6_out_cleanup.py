@@ -51,3 +51,20 @@ def test_sweep_aborts_the_multipart_upload_of_an_assembly_that_ended(on_s3, user
 
     assert result.counts["uploads_aborted"] == 1
     assert multipart_ids() == {live}
+
+
+def test_a_skipped_rehearsal_says_it_was_a_dry_run(lock_holder, caplog):
+    """Another host holds the cleanup lock: the ``cleanup.skipped`` line of a dry run
+    carries ``dry_run=True`` and a real run's ``False``, so an alert on skipped real runs
+    (cron overlapping itself) is not set off by an operator's rehearsal."""
+    holder = lock_holder("portal_cleanup")
+    caplog.set_level(logging.INFO, logger="portal")
+    seen = {}
+    for dry_run in (True, False):
+        caplog.clear()
+        report = cleanup.run_cleanup_job(cleanup.CleanupOptions(dry_run=dry_run))
+        assert report.summary["outcome"] == "skipped"
+        (skipped,) = events_named(caplog, "cleanup.skipped")
+        seen[dry_run] = skipped.dry_run
+    assert seen == {True: True, False: False}
+    holder.release("portal_cleanup")
