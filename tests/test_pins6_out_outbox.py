@@ -111,3 +111,18 @@ def test_a_user_name_without_a_password_goes_as_basic_auth_with_an_empty_passwor
     [request] = runner.requests
     assert request.headers["authorization"] == "Basic " + base64.b64encode(b"key/7:").decode()
     assert reload(event).status == OutboxEvent.Status.DELIVERED
+
+
+def test_a_requeue_stamps_the_moment_it_changed_the_event():
+    """``updated_at`` is when an event last changed (the admin lists and sorts by it): a
+    requeue is such a change, so it carries the requeue's moment, not the give-up's."""
+    gave_up_at = timezone.now() - timedelta(hours=2)
+    [failed] = make_events(1, status=OutboxEvent.Status.FAILED, attempts=4)
+    OutboxEvent.objects.filter(pk=failed.pk).update(updated_at=gave_up_at)
+    requeued_at = timezone.now().replace(microsecond=0) + timedelta(minutes=1)
+
+    with time_machine.travel(requeued_at, tick=False):
+        assert outbox.requeue_failed() == 1
+
+    stored = reload(failed)
+    assert (stored.status, stored.updated_at) == (OutboxEvent.Status.PENDING, requeued_at)
