@@ -65,3 +65,12 @@ def test_received_parts_are_listed_in_order_whatever_order_they_came_in(api):
     body = api.status(session["id"]).json()
     assert body["received_parts"] == "1-3,5,7-8,10"
     assert (body["completed_parts"], body["bytes_received"]) == (7, 70)
+
+
+@pytest.mark.parametrize("content_type", ["text/ ", "text/   "])
+def test_a_content_type_whose_subtype_is_only_blanks_is_400(api, content_type):
+    """A subtype of blanks is no subtype: ``text/`` followed by spaces is refused like
+    ``text/``, and no session is made."""
+    response = api.create(filename="a", size_bytes=1, content_type=content_type)
+    assert (response.status_code, error_code(response)) == (400, "invalid_content_type")
+    assert not UploadSession.objects.exists()
