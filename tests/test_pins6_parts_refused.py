@@ -77,3 +77,18 @@ def test_a_replay_with_other_bytes_names_the_recorded_parts_sha256(api):
     }
     recorded = UploadPart.objects.get(session_id=session, part_number=2)
     assert (recorded.sha256, objects.part_bytes(recorded)) == (sha256(b"b" * 10), b"b" * 10)
+
+
+def test_a_part_without_any_content_length_is_411_naming_the_size_to_send(api):
+    """No Content-Length at all (a chunked body) is refused before a byte is read, with the
+    length this part must declare; nothing is recorded."""
+    session = api.start(b"x" * 25, 10)["id"]
+
+    response = api.put(session, 3, b"x" * 5, CONTENT_LENGTH=None)
+
+    assert response.status_code == 411
+    assert response.json()["error"] == {
+        "code": "length_required",
+        "message": "send Content-Length: 5 (chunked bodies are not accepted)",
+    }
+    assert not UploadPart.objects.exists()
