@@ -1,7 +1,10 @@
 """Pins for the upload API's sessions, sixth round (issue #31): what a reused key names, a
 refused abort that touches no file, the received parts in order whatever order they came."""
 
+from datetime import UTC, datetime
+
 import pytest
+import time_machine
 
 from portal.models import IngestFile, UploadSession
 from tests.api_helpers import Api, error_code, make_token
@@ -74,3 +77,21 @@ def test_a_content_type_whose_subtype_is_only_blanks_is_400(api, content_type):
     response = api.create(filename="a", size_bytes=1, content_type=content_type)
     assert (response.status_code, error_code(response)) == (400, "invalid_content_type")
     assert not UploadSession.objects.exists()
+
+
+def test_an_abort_stamps_the_session_and_its_file_with_its_time_and_nothing_else(api):
+    """The abort's instant is the session's end and both rows' last change; another
+    session of the same owner and its file keep theirs (only the aborted pair changes)."""
+    with time_machine.travel("2030-01-01 10:00:00Z", tick=False):
+        other = api.start(b"xyz", 3)["id"]
+        session = api.start(b"abc", 3)["id"]
+    aborted_at = datetime(2030, 1, 1, 10, 30, tzinfo=UTC)
+    with time_machine.travel(aborted_at, tick=False):
+        assert api.abort(session).status_code == 204
+
+    row = UploadSession.objects.select_related("file").get(pk=session)
+    assert (row.status, row.finished_at, row.updated_at) == ("aborted", aborted_at, aborted_at)
+    assert (row.file.status, row.file.updated_at) == ("failed", aborted_at)
+    kept = UploadSession.objects.select_related("file").get(pk=other)
+    assert (kept.status, kept.finished_at, kept.file.status) == ("init", None, "uploading")
+    assert kept.updated_at < aborted_at and kept.file.updated_at < aborted_at
