@@ -1,5 +1,7 @@
 """Fixtures a few test modules share, kept out of ``conftest.py`` (which imports them)."""
 
+import contextlib
+
 import pytest
 
 
@@ -79,3 +81,24 @@ def small_volume():
     yield mount
     for path in reversed(mounted):
         unmount(path)
+
+
+@contextlib.contextmanager
+def written_assembly(session):
+    """A local in-place assembly file of ``session`` holding 100 bytes of b"p":
+    ``(key, temp, final, fd)`` with ``fd`` open for reading (closed after the block), as
+    finalize holds it when it links the final name."""
+    import io
+    import os
+
+    from portal import storage
+
+    with storage.backend().part_range(session, 0, 100) as place:
+        place.write(io.BytesIO(b"p" * 100), max_bytes=100)
+    key = storage.assembly_key(session)
+    temp, final = storage.temp_storage(), storage.final_storage()
+    fd = os.open(temp.path(key), os.O_RDONLY)
+    try:
+        yield key, temp, final, fd
+    finally:
+        os.close(fd)

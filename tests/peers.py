@@ -98,6 +98,18 @@ def _write_with_openssl(cert_path, key_path):
     )
 
 
+def read_head(conn):
+    """A request's head, read from ``conn`` up to its blank line (with whatever came after
+    it in the same reads); b"" when the peer hangs up first."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return b""
+        head += chunk
+    return head
+
+
 class LoopbackServer:
     """A server on loopback that hands each connection to ``answer(conn)`` in one thread,
     one connection at a time, until the ``with`` block ends; ``connections`` counts them."""

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from portal.httpclient import KeepAliveConnection
-from tests.peers import LoopbackServer
+from tests.peers import LoopbackServer, read_head
 
 
 class Peer(LoopbackServer):
@@ -21,12 +21,9 @@ class Peer(LoopbackServer):
         self.delay = delay
 
     def answer(self, conn):
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            head += chunk
+        head = read_head(conn)
+        if not head:
+            return
         time.sleep(self.delay)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 

@@ -14,7 +14,7 @@ from portal.httpclient import KeepAliveConnection
 from portal.services.outbox import dispatch
 from tests.commands import run_command
 from tests.outbox_helpers import SECRET, make_events, point_at_runner
-from tests.peers import LoopbackServer
+from tests.peers import LoopbackServer, read_head
 from tests.runner import RunnerServer
 
 pytestmark = pytest.mark.django_db
@@ -136,9 +136,7 @@ class CloseThenDrop(LoopbackServer):
     connection is closed without an answer."""
 
     def answer(self, conn):
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += conn.recv(4096)
+        read_head(conn)
         if self.connections == 1:
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 
@@ -160,9 +158,7 @@ class SlowFirst(LoopbackServer):
     """Answers the first connection after a second, every later one at once."""
 
     def answer(self, conn):
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += conn.recv(4096)
+        read_head(conn)
         if self.connections == 1:
             time.sleep(1.0)
         conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n{self.connections}".encode())

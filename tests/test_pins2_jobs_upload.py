@@ -91,16 +91,9 @@ def test_the_progress_line_counts_the_parts_already_on_the_server(upload_file, t
 
 def test_finalize_polls_back_off_one_doubling_at_a_time(upload_file, slept):
     data = upload_file.read_bytes()
-    assembling = (200, {"status": "finalizing", "assembly": {}})
+    assembling = {"status": "finalizing", "assembly": {}}
     with FakePortal(len(data), 100, data=data) as portal:
-        portal.script("POST", "finalize", (202, {"status": "finalizing"}))
-        portal.script(
-            "GET",
-            "session",
-            (200, {"status": "in_progress", "received_parts": ""}),
-            *[assembling] * 4,
-            (200, {"status": "failed", "failure_reason": "gave up"}),
-        )
+        portal.script_assembly(*[assembling] * 4, failure="gave up")
         result = upload(upload_file, portal.url, "--finalize-wait", "60")
     assert result.code == 1 and "the session is failed: gave up" in result.err
     # Equal jitter around 1 s, 2 s, 4 s, 8 s, then 10 s at most: each in [delay / 2, delay).
@@ -123,11 +116,9 @@ def test_finalize_waits_an_hour_by_default(upload_file, monkeypatch):
     fake_time = types.SimpleNamespace(monotonic=lambda: clock.now, sleep=sleep)
     monkeypatch.setattr(portal_upload, "time", fake_time)
     data = upload_file.read_bytes()
-    assembling = (200, {"status": "finalizing", "assembly": {}})
+    assembling = {"status": "finalizing", "assembly": {}}
     with FakePortal(len(data), 100, data=data) as portal:
-        portal.script("POST", "finalize", (202, {"status": "finalizing"}))
-        portal.script("GET", "session", (200, {"status": "in_progress", "received_parts": ""}))
-        portal.script("GET", "session", *[assembling] * 50)
+        portal.script_assembly(*[assembling] * 50)
         result = run_upload_without_short_defaults(upload_file, portal.url)
     assert result.code == 1
     assert "still being assembled after 3600 s" in result.err
@@ -164,13 +155,8 @@ def test_the_progress_line_counts_the_bytes_sent_exactly(tmp_path, monkeypatch, 
 def test_upload_declares_octets_unless_told_and_shows_an_unknown_total(upload_file, slept, capsys):
     data = upload_file.read_bytes()
     with FakePortal(len(data), 100, data=data) as portal:
-        portal.script("POST", "finalize", (202, {"status": "finalizing"}))
-        portal.script(
-            "GET",
-            "session",
-            (200, {"status": "in_progress", "received_parts": ""}),
-            (200, {"status": "finalizing", "assembly": {"assembled_bytes": 100}}),
-            (200, {"status": "failed", "failure_reason": "stop here"}),
+        portal.script_assembly(
+            {"status": "finalizing", "assembly": {"assembled_bytes": 100}}, failure="stop here"
         )
         result = upload(upload_file, portal.url)
     assert result.code == 1

@@ -16,6 +16,7 @@ from portal import storage
 from portal.storage import local_in_place, local_walk
 from tests.api_helpers import Api, make_token, sha256
 from tests.conftest import apply_storage
+from tests.fixtures import written_assembly
 
 SESSION = "0f0e0d0c-0b0a-0908-0706-050403020100"
 MIB = 1024 * 1024
@@ -187,20 +188,13 @@ def test_linking_the_final_name_never_follows_a_symlink_put_at_the_assembly_name
     somebody else's and a symlink to it put in its place: linking through the symlink
     would give the final file a name the portal did not make (one that could change its
     bytes later). The link is refused and no final file is left."""
-    with storage.backend().part_range(SESSION, 0, 100) as place:
-        place.write(io.BytesIO(b"p" * 100), max_bytes=100)
-    key = storage.assembly_key(SESSION)
-    temp, final = storage.temp_storage(), storage.final_storage()
-    fd = os.open(temp.path(key), os.O_RDONLY)
-    try:
+    with written_assembly(SESSION) as (key, temp, final, fd):
         moved = data_dir / "temp" / "elsewhere"
         os.rename(temp.path(key), moved)
         os.symlink(moved, temp.path(key))
 
         with pytest.raises(local_walk.LinkRefused):
             local_in_place.link_final(temp, key, fd, final, "2026/01/01/final")
-    finally:
-        os.close(fd)
     assert not os.path.lexists(final.path("2026/01/01/final"))
     assert os.stat(moved).st_nlink == 1
 
@@ -246,18 +240,11 @@ def test_a_refused_link_changes_nothing_at_the_final_name(local, data_dir):
     """The assembly file has a name the portal did not give it (a planted hard link):
     ``link_final`` refuses before it touches the final name, so a file already there (an
     earlier attempt's) stays as it was."""
-    with storage.backend().part_range(SESSION, 0, 100) as place:
-        place.write(io.BytesIO(b"p" * 100), max_bytes=100)
-    key = storage.assembly_key(SESSION)
-    temp, final = storage.temp_storage(), storage.final_storage()
-    final_key = final.save("2026/01/01/final", io.BytesIO(b"an earlier attempt"))
-    os.link(temp.path(key), data_dir / "planted")
-    fd = os.open(temp.path(key), os.O_RDONLY)
-    try:
+    with written_assembly(SESSION) as (key, temp, final, fd):
+        final_key = final.save("2026/01/01/final", io.BytesIO(b"an earlier attempt"))
+        os.link(temp.path(key), data_dir / "planted")
         with pytest.raises(local_walk.LinkRefused):
             local_in_place.link_final(temp, key, fd, final, final_key)
-    finally:
-        os.close(fd)
     with final.open(final_key) as handle:
         assert handle.read() == b"an earlier attempt"
     assert os.stat(data_dir / "planted").st_nlink == 2

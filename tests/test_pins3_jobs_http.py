@@ -8,7 +8,7 @@ import ssl
 import pytest
 
 from portal.httpclient import KeepAliveConnection, TLSFailed, http_url_problem
-from tests.peers import BadRequestServer, LoopbackServer, self_signed_certificate
+from tests.peers import BadRequestServer, LoopbackServer, read_head, self_signed_certificate
 
 NOT_ASCII = "must be ASCII without spaces (percent-encode other characters)"
 
@@ -61,9 +61,7 @@ class AlpnServer(LoopbackServer):
     def answer(self, conn):
         with self.context.wrap_socket(conn, server_side=True) as tls:
             self.agreed.append(tls.selected_alpn_protocol())
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += tls.recv(4096)
+            read_head(tls)
             tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from portal.models import JobRun, OutboxEvent
 from portal.services.outbox import dispatch
 from tests.outbox_helpers import SECRET, config, make_events, point_at_runner, reload
-from tests.peers import LoopbackServer
+from tests.peers import LoopbackServer, read_head
 from tests.runner import RunnerServer
 
 pytestmark = pytest.mark.django_db
@@ -63,9 +63,7 @@ class EchoesCredentials(LoopbackServer):
         self.authorization = None
 
     def answer(self, conn):
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += conn.recv(4096)
+        head = read_head(conn)
         headers = dict(
             line.split(": ", 1) for line in head.decode().split("\r\n")[1:] if ": " in line
         )
@@ -162,9 +160,7 @@ class LongWinded(LoopbackServer):
         self.line = line
 
     def answer(self, conn):
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += conn.recv(4096)
+        read_head(conn)
         conn.sendall(self.line.encode() + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
 

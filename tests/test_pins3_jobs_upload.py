@@ -28,14 +28,7 @@ def test_an_assembly_without_progress_yet_shows_zero_bytes(upload_file, slept, c
     made-up figure."""
     data = upload_file.read_bytes()
     with FakePortal(len(data), 100, data=data) as portal:
-        portal.script("POST", "finalize", (202, {"status": "finalizing"}))
-        portal.script(
-            "GET",
-            "session",
-            (200, {"status": "in_progress", "received_parts": ""}),
-            (200, {"status": "finalizing"}),
-            (200, {"status": "failed", "failure_reason": "stop here"}),
-        )
+        portal.script_assembly({"status": "finalizing"}, failure="stop here")
         result = upload(upload_file, portal.url)
     assert result.code == 1
     assert "  assembling: 0 of ? bytes\n" in capsys.readouterr().err
@@ -69,7 +62,7 @@ def test_a_part_still_in_progress_after_every_retry_names_the_code(upload_file, 
         result = upload(upload_file, portal.url, "--parallel", "1")
     assert result.code == 1
     assert (
-        "PUT /uploads/sessions/s1/parts/1: HTTP 409 part_in_progress "
+        "PUT /api/v1/uploads/sessions/s1/parts/1: HTTP 409 part_in_progress "
         "(gave up after 2 tries)" in result.err
     ), result.err
 

@@ -3,7 +3,7 @@ seen by a recording server on loopback."""
 
 import json
 
-from tests.peers import LoopbackServer
+from tests.peers import LoopbackServer, read_head
 from tests.upload_command import upload
 
 
@@ -16,12 +16,9 @@ class RecordsHeadersAndRefuses(LoopbackServer):
         self.heads = []
 
     def answer(self, conn):
-        raw = b""
-        while b"\r\n\r\n" not in raw:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            raw += chunk
+        raw = read_head(conn)
+        if not raw:
+            return
         lines = raw.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
         self.heads.append(
             (

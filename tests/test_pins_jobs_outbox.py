@@ -18,7 +18,7 @@ from portal.services import outbox
 from portal.services.outbox import dispatch
 from tests.commands import run_command
 from tests.outbox_helpers import make_events, reload, stored_file
-from tests.peers import LoopbackServer
+from tests.peers import LoopbackServer, read_head
 from tests.seed import (
     seed_owner,
 )
@@ -193,9 +193,7 @@ class EarlyAnswer(LoopbackServer):
     """Answers 413 after the headers, never reads the body, and closes."""
 
     def answer(self, conn):
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += conn.recv(4096)
+        read_head(conn)
         conn.sendall(b"HTTP/1.1 413 Too Large\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno")
         time.sleep(0.1)
 

@@ -32,7 +32,7 @@ def test_upload_retries_a_503_with_backoff_until_its_retries_run_out(upload_file
         portal.script("PUT", "part", busy, busy)
         result = upload(upload_file, portal.url, "--retries", "1", "--parallel", "1")
     assert result.code == 1
-    assert "/uploads/sessions/s1/parts/1: HTTP 503 (gave up after 2 tries)" in result.err
+    assert "PUT /api/v1/uploads/sessions/s1/parts/1: HTTP 503 (gave up after 2 tries)" in result.err
 
 
 def test_upload_does_not_retry_a_4xx_and_names_the_step(upload_file, slept):
@@ -82,13 +82,9 @@ def test_upload_a_part_in_progress_is_retried(upload_file, slept):
 def test_upload_polls_an_assembly_and_stops_when_it_failed(upload_file, slept):
     data = upload_file.read_bytes()
     with FakePortal(len(data), 100, data=data) as portal:
-        portal.script("POST", "finalize", (202, {"status": "finalizing"}))
-        portal.script(
-            "GET",
-            "session",
-            (200, {"status": "in_progress", "received_parts": ""}),
-            (200, {"status": "finalizing", "assembly": {"assembled_bytes": 5, "total_bytes": 9}}),
-            (200, {"status": "failed", "failure_reason": "disk full"}),
+        portal.script_assembly(
+            {"status": "finalizing", "assembly": {"assembled_bytes": 5, "total_bytes": 9}},
+            failure="disk full",
         )
         result = upload(upload_file, portal.url, "--finalize-wait", "2")
     assert result.code == 1

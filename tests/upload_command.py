@@ -73,6 +73,15 @@ class FakePortal:
     def script(self, method, kind, *answers):
         self.answers.setdefault((method, kind), []).extend(answers)
 
+    def script_assembly(self, *progress, failure=None):
+        """Finalize answers 202; the status polls then answer: the parts (all received),
+        each session of ``progress``, then ``failed`` with ``failure`` when given."""
+        self.script("POST", "finalize", (202, {"status": "finalizing"}))
+        polls = [{"status": "in_progress", "received_parts": ""}, *progress]
+        if failure is not None:
+            polls.append({"status": "failed", "failure_reason": failure})
+        self.script("GET", "session", *[(200, session) for session in polls])
+
     def file(self):
         assembled = b"".join(self.parts[n] for n in sorted(self.parts))
         size = len(assembled) if self.file_size is None else self.file_size

@@ -87,7 +87,7 @@ class ApiClient:
             except Transient as exc:
                 if attempt == self.retries:
                     raise UploadFailed(
-                        f"{method} {path}: {exc} (gave up after {attempt + 1} tries)"
+                        f"{method} {self.prefix}{path}: {exc} (gave up after {attempt + 1} tries)"
                     ) from None
                 time.sleep(backoff_delay(attempt, base=self.backoff, cap=MAX_BACKOFF_SECONDS))
                 continue
