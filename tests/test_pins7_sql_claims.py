@@ -1,0 +1,33 @@
+"""The hash catch-up's claim statements of ``portal.services.part_sql`` at their exact
+tokens: a request lets go of its own claim only, never of a later one another request
+took after its own ran out (SQLite, and PostgreSQL with DATABASE_URL)."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from portal.models import UploadSession
+from portal.services import part_sql
+from tests.test_part_sql import session, sessions  # noqa: F401  (fixtures)
+
+
+def claimed_until(session_pk):
+    return UploadSession.objects.get(pk=session_pk).hash_claimed_until
+
+
+def test_releasing_an_older_claim_leaves_the_newer_claim_in_place(session):  # noqa: F811
+    """A request whose claim ran out releases with its old token: the claim another
+    request took since (a later time) must stay, or two requests hash the same parts."""
+    now = timezone.now().replace(microsecond=123456)
+    old = now + timedelta(seconds=60)
+    assert part_sql.claim_hash(session.pk, 1, now, old)
+    newer = old + timedelta(seconds=90)
+    assert part_sql.claim_hash(session.pk, 1, old + timedelta(microseconds=1), newer)
+
+    part_sql.release_hash(session.pk, old)
+    assert claimed_until(session.pk) == newer
+    part_sql.release_hash(session.pk, newer - timedelta(microseconds=1))
+    assert claimed_until(session.pk) == newer
+
+    part_sql.release_hash(session.pk, newer)
+    assert claimed_until(session.pk) is None
