@@ -76,3 +76,16 @@ def test_a_fractional_item_count_reads_as_a_whole_number(db):
 
     assert (items["released"], type(items["released"])) == (2, int)
     assert (items["retried"], type(items["retried"])) == (4, int)
+
+
+@pytest.mark.usefixtures("portal_storage")
+def test_a_session_finished_after_now_is_no_negative_age(db):
+    """A finished session still holding temp objects whose ``finished_at`` is ahead of the
+    scraping host's clock (skew between hosts) reads 0 s old, never a negative age."""
+    owner = seed_owner()
+    finished = NOW + timedelta(seconds=30)
+    make_session(owner, status=UploadSession.Status.FAILED, finished_at=finished)
+
+    assert figures.oldest_finished_session_with_temp_age(NOW) == 0.0
+    later = finished + timedelta(seconds=45)
+    assert figures.oldest_finished_session_with_temp_age(later) == 45.0
