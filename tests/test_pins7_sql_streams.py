@@ -4,11 +4,18 @@ stream must not be drained past the limit)."""
 
 import hashlib
 import io
+import os
 
 import pytest
 
 from portal.storage import streams
-from portal.storage.streams import READ_CHUNK_BYTES, BlockReader, HashingReader, TooLarge
+from portal.storage.streams import (
+    BLOCK_BYTES,
+    READ_CHUNK_BYTES,
+    BlockReader,
+    HashingReader,
+    TooLarge,
+)
 
 
 def test_a_read_of_zero_bytes_reads_nothing_and_hashes_nothing():
@@ -60,3 +67,38 @@ def test_a_block_reader_within_its_limit_reads_exactly_the_stream():
     assert reader.size == 10
     reader.close()
     assert streams.BLOCK_BYTES > 10
+
+
+def test_the_extra_hashes_of_a_hashing_reader_see_every_byte():
+    """``also`` (the file's hash, on S3) is fed the same bytes as the part's sha256, in
+    order, through short reads of the source."""
+    data = os.urandom(3000)
+    file_hash = hashlib.sha256(b"earlier parts")
+    reader = HashingReader(iter([data[:1000], data[1000:1001], data[1001:]]), also=[file_hash])
+
+    while reader.read(700):
+        pass
+
+    assert reader.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert file_hash.hexdigest() == hashlib.sha256(b"earlier parts" + data).hexdigest()
+
+
+@pytest.mark.parametrize("own_hash", [True, False])
+def test_write_blocks_writes_from_the_offset_and_feeds_both_hashes(tmp_path, own_hash):
+    """Blocks land from ``offset`` on, one after the other; the file's hash sees them all
+    and the part's own sha256 is returned only with ``own_hash`` ("" without)."""
+    data = os.urandom(2 * BLOCK_BYTES + 333)
+    file_hash = hashlib.sha256(b"before")
+    path = tmp_path / "file"
+    path.write_bytes(b"x" * 7)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        digest = streams.write_blocks(
+            fd, 7, BlockReader(io.BytesIO(data)), file_hash, own_hash=own_hash
+        )
+    finally:
+        os.close(fd)
+
+    assert path.read_bytes() == b"x" * 7 + data
+    assert digest == (hashlib.sha256(data).hexdigest() if own_hash else "")
+    assert file_hash.hexdigest() == hashlib.sha256(b"before" + data).hexdigest()
