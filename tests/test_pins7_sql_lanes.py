@@ -2,9 +2,14 @@
 an empty value announces no body (the usual pool), spaces around a number are not part
 of it, and a tus request with a body still takes its lane."""
 
+import re
+import socket
+import time
+
 import pytest
 
 from portal.health.lanes import TUS_LANE, TUS_PREFIX, lane_for
+from tests.health_helpers import Server, base_env
 
 UPLOAD = f"{TUS_PREFIX}0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 
@@ -22,3 +27,46 @@ def test_a_tus_request_with_a_length_takes_the_tus_lane(value):
     """Any other length is a body: the upload streams on a tus-lane thread."""
     head = f"PATCH {UPLOAD} HTTP/1.1\r\nHost: x\r\ncontent-length: {value}\r\n\r\n".encode()
     assert lane_for(head) == TUS_LANE
+
+
+def pipelined(port, requests, limit=8.0):
+    """Send ``requests`` in one write; the status codes answered within ``limit`` s."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=limit)
+    deadline = time.monotonic() + limit
+    answer = b""
+    try:
+        sock.sendall(b"".join(requests))
+        while answer.count(b"HTTP/1.1 ") < len(requests) and time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            answer += chunk
+    finally:
+        sock.close()
+    return re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
+
+
+@pytest.mark.slow
+def test_a_request_pipelined_behind_a_probe_is_answered_at_once(portal_storage, tmp_path):
+    """The parser read the next request along with the probe: its bytes are no longer on
+    the socket, so the worker must not peek there and wait (until keepalive closes the
+    connection); the usual pool answers it from the parser's buffer."""
+    server = Server(base_env(portal_storage), tmp_path / "g.log")
+    try:
+        started = time.monotonic()
+        statuses = pipelined(
+            server.port,
+            [
+                b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                b"GET /api/v1/uploads/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            ],
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        server.stop()
+
+    assert statuses == [b"200", b"401"]
+    assert elapsed < 3
