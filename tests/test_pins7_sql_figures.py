@@ -8,7 +8,8 @@ import pytest
 from django.db.models import F
 
 from portal.metrics import figures
-from portal.models import JobRun, UploadSession
+from portal.models import JobRun, OutboxEvent, UploadSession
+from tests.outbox_helpers import make_events
 from tests.seed import make_session, seed_owner
 
 NOW = datetime(2030, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
@@ -89,3 +90,43 @@ def test_a_session_finished_after_now_is_no_negative_age(db):
     assert figures.oldest_finished_session_with_temp_age(NOW) == 0.0
     later = finished + timedelta(seconds=45)
     assert figures.oldest_finished_session_with_temp_age(later) == 45.0
+
+
+def test_a_run_that_ended_before_it_started_took_no_time(db):
+    """Clock skew between cron hosts: a run whose end is before its start reads 0 s, never
+    a negative duration."""
+    started = NOW - timedelta(minutes=5)
+    run(Outcome.OK, started, started - timedelta(seconds=3))
+
+    assert figures.job_figures("portal_dispatch").last_run_seconds == 0.0
+
+
+def test_a_sending_event_past_its_lease_is_due_on_its_own(db):
+    """With no pending event due, a ``sending`` event whose lease ran out still makes the
+    oldest-due age (its delivery died); a delivered or failed event never does."""
+    make_events(1, due=NOW - timedelta(minutes=7), status=OutboxEvent.Status.SENDING)
+    make_events(1, due=NOW - timedelta(hours=3), status=OutboxEvent.Status.DELIVERED)
+    make_events(1, due=NOW - timedelta(hours=2), status=OutboxEvent.Status.FAILED)
+    make_events(1, due=NOW + timedelta(minutes=1))
+
+    assert figures.oldest_due_event_age(NOW) == 420.0
+
+
+@pytest.mark.usefixtures("portal_storage")
+def test_only_open_sessions_count_as_expired_and_only_finalizing_as_stalled(db):
+    """A closed session past its expiry or its assembly lease is not an open session left
+    behind, nor a stalled assembly: only ``init``/``in_progress`` and ``finalizing`` are."""
+    owner = seed_owner()
+    Status = UploadSession.Status
+    for status in (Status.FINALIZING, Status.COMPLETE, Status.FAILED, Status.ABORTED):
+        closed = make_session(owner, status=status, expires_at=NOW - timedelta(days=1))
+        UploadSession.objects.filter(pk=closed.pk).update(
+            assembly_lease_until=NOW - timedelta(hours=5)
+        )
+    UploadSession.objects.filter(status=Status.FINALIZING).update(
+        assembly_lease_until=NOW - timedelta(seconds=90)
+    )
+    make_session(owner, status=Status.INIT, expires_at=NOW - timedelta(minutes=10))
+
+    assert figures.oldest_expired_open_session_age(NOW) == 600.0
+    assert figures.stalled_assembly_age(NOW) == 90.0
