@@ -31,3 +31,19 @@ def test_releasing_an_older_claim_leaves_the_newer_claim_in_place(session):  # n
 
     part_sql.release_hash(session.pk, newer)
     assert claimed_until(session.pk) is None
+
+
+def test_the_hash_moves_over_several_parts_at_once(session):  # noqa: F811
+    """A catch-up over parts 2-3: the hash must wait for part 2 (``first``) and end up
+    after part 3 (``last``), not after ``first``, which would hash part 3 twice."""
+    state = bytes(range(40, 152))
+    UploadSession.objects.filter(pk=session.pk).update(hashed_parts=1)
+    now = timezone.now().replace(microsecond=314159)
+    claim = now + timedelta(seconds=60)
+    assert part_sql.claim_hash(session.pk, 2, now, claim)
+
+    assert part_sql.move_hash(session.pk, 3, 3, state, claim) is False  # waits for part 2
+    assert part_sql.move_hash(session.pk, 2, 3, state, claim) is True
+
+    row = UploadSession.objects.get(pk=session.pk)
+    assert (row.hashed_parts, bytes(row.hash_state), row.hash_claimed_until) == (3, state, None)
