@@ -47,3 +47,14 @@ def test_the_hash_moves_over_several_parts_at_once(session):  # noqa: F811
 
     row = UploadSession.objects.get(pk=session.pk)
     assert (row.hashed_parts, bytes(row.hash_state), row.hash_claimed_until) == (3, state, None)
+
+
+def test_a_live_claim_that_ends_before_the_new_one_is_not_taken_over(session):  # noqa: F811
+    """A claim still running at ``now`` holds the session even if it ends before the claim
+    asked for: comparing with the new end instead of ``now`` would let two requests hash."""
+    now = timezone.now().replace(microsecond=271828)
+    live = now + timedelta(seconds=30)
+    assert part_sql.claim_hash(session.pk, 1, now - timedelta(seconds=30), live)
+
+    assert part_sql.claim_hash(session.pk, 1, now, now + timedelta(seconds=60)) is False
+    assert claimed_until(session.pk) == live

@@ -70,3 +70,25 @@ def test_a_request_pipelined_behind_a_probe_is_answered_at_once(portal_storage, 
 
     assert statuses == [b"200", b"401"]
     assert elapsed < 3
+
+
+@pytest.mark.slow
+def test_a_connection_that_sends_nothing_is_closed_after_keepalive(portal_storage, tmp_path):
+    """A connection with no byte waits in the poller only ``keepalive`` seconds (5, as
+    gunicorn closes late connections), then is closed: idle sockets do not pile up."""
+    server = Server(base_env(portal_storage), tmp_path / "g.log")
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+        started = time.monotonic()
+        try:
+            closed = sock.recv(1) == b""
+        except TimeoutError:
+            closed = False
+        finally:
+            sock.close()
+        waited = time.monotonic() - started
+    finally:
+        server.stop()
+
+    assert closed
+    assert 4 < waited < 9
