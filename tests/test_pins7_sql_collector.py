@@ -1,11 +1,14 @@
 """The job series of ``/metrics`` (``portal.metrics.collector``) before a job's first
-finished run and for a run that took no time: a duration is shown exactly when a run
-finished, 0 s included."""
+finished run and for a run that took no time (a duration is shown exactly when a run
+finished, 0 s included), the collector's own cache age, and the times it reports."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from prometheus_client import REGISTRY
 
 from portal.metrics import collector
 from portal.models import JobRun
@@ -56,3 +59,39 @@ def test_a_run_that_took_no_time_shows_a_duration_of_zero(db, client):
     assert value(samples, "portal_job_last_run_timestamp_seconds", command="portal_dispatch") == (
         started.timestamp()
     )
+
+
+def test_a_collectors_own_cache_age_is_used(db):
+    """``PortalCollector(cache_seconds=...)`` keeps its figures that long, not the module's
+    default (5 s); 0 turns the cache off."""
+    with time_machine.travel(NOW, tick=False) as traveller:
+        slow = collector.PortalCollector(cache_seconds=30)
+        slow.collect()
+        traveller.shift(timedelta(seconds=collector.CACHE_SECONDS + 10))
+        with CaptureQueriesContext(connection) as cached:
+            slow.collect()
+        traveller.shift(timedelta(seconds=16))
+        with CaptureQueriesContext(connection) as expired:
+            slow.collect()
+        off = collector.PortalCollector(cache_seconds=0)
+        off.collect()
+        with CaptureQueriesContext(connection) as uncached:
+            off.collect()
+
+    assert len(cached) == 0
+    assert len(expired) > 0
+    assert len(uncached) > 0
+
+
+def test_the_database_read_time_and_request_durations_are_measured(db, client):
+    """The query-time gauge and the request-duration histogram carry the measured time
+    (always above 0), not a constant."""
+    labels = {"view": "health", "method": "GET"}
+    name = "portal_http_request_duration_seconds_sum"
+    before = REGISTRY.get_sample_value(name, labels) or 0.0
+
+    assert client.get("/health").status_code == 200
+    samples = scrape(client)
+
+    assert REGISTRY.get_sample_value(name, labels) > before
+    assert value(samples, "portal_metrics_database_query_seconds") > 0
