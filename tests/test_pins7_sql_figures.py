@@ -130,3 +130,20 @@ def test_only_open_sessions_count_as_expired_and_only_finalizing_as_stalled(db):
 
     assert figures.oldest_expired_open_session_age(NOW) == 600.0
     assert figures.stalled_assembly_age(NOW) == 90.0
+
+
+@pytest.mark.usefixtures("portal_storage")
+def test_reserved_bytes_and_temp_objects_stop_at_the_cap(db, monkeypatch):
+    """Both figures read at most ``COUNT_CAP`` rows, so a scrape costs the same with a
+    hundred million rows: over the cap, one session's bytes and the cap's count only."""
+    owner = seed_owner()
+    first = make_session(owner, status=UploadSession.Status.INIT, total_parts=4)
+    second = make_session(owner, status=UploadSession.Status.INIT, total_parts=2)
+    make_session(owner, status=UploadSession.Status.FAILED, total_parts=3)  # 3 temp parts
+    monkeypatch.setattr(figures, "COUNT_CAP", 2)
+
+    assert figures.tracked_temp_objects() == 2
+    monkeypatch.setattr(figures, "COUNT_CAP", 1)
+    assert figures.tracked_temp_objects() == 1
+    reserved = figures.open_reserved_bytes()
+    assert reserved in (first.total_size_bytes, second.total_size_bytes)
