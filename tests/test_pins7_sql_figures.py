@@ -147,3 +147,17 @@ def test_reserved_bytes_and_temp_objects_stop_at_the_cap(db, monkeypatch):
     assert figures.tracked_temp_objects() == 1
     reserved = figures.open_reserved_bytes()
     assert reserved in (first.total_size_bytes, second.total_size_bytes)
+
+
+@pytest.mark.usefixtures("portal_storage")
+def test_a_finished_session_whose_temp_objects_are_gone_has_no_age(db):
+    """Only sessions that still hold temp objects count: one finished earlier whose parts
+    were all reclaimed (``temp_key`` blank) must not make the age look older."""
+    owner = seed_owner()
+    reclaimed = make_session(
+        owner, status=UploadSession.Status.FAILED, finished_at=NOW - timedelta(days=3)
+    )
+    reclaimed.parts.update(temp_key="")
+    make_session(owner, status=UploadSession.Status.ABORTED, finished_at=NOW - timedelta(hours=1))
+
+    assert figures.oldest_finished_session_with_temp_age(NOW) == 3600.0
