@@ -161,3 +161,20 @@ def test_a_finished_session_whose_temp_objects_are_gone_has_no_age(db):
     make_session(owner, status=UploadSession.Status.ABORTED, finished_at=NOW - timedelta(hours=1))
 
     assert figures.oldest_finished_session_with_temp_age(NOW) == 3600.0
+
+
+def test_a_cleanup_step_that_is_a_number_not_a_dict_reads_0(db):
+    """Cleanup keeps counts per step: a step stored as a bare number (an older format, an
+    edit) is unreadable, so its item reads 0, not the step's number; other steps stay."""
+    started = NOW - timedelta(minutes=4)
+    JobRun.objects.create(
+        job="portal_cleanup",
+        outcome=Outcome.OK,
+        started_at=started,
+        finished_at=started + timedelta(seconds=1),
+        counts={"stale": 7, "orphans": {"objects_deleted": 2}, "prune": [5]},
+    )
+
+    items = figures.job_figures("portal_cleanup").items
+
+    assert (items["expired"], items["deleted"], items["pruned"]) == (0, 2, 0)
