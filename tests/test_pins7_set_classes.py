@@ -172,3 +172,13 @@ def test_a_new_load_forgets_the_problems_of_an_earlier_one(monkeypatch, tmp_path
     reload) must not make valid settings fail."""
     v.PROBLEMS.append("PORTAL_CHUNK_SIZE='abc': left over from an earlier load")
     assert build("Dev", monkeypatch, tmp_path)["DEBUG"] is True
+
+
+def test_development_on_s3_still_refuses_a_bad_value(monkeypatch, tmp_path):
+    """Dev's own post-setup (the local roots) must not replace Base's: on S3, where no
+    root is made, a bad value still stops the load."""
+    with pytest.raises(v.SettingsError) as refused:
+        build("Dev", monkeypatch, tmp_path, PORTAL_STORAGE="s3", PORTAL_CHUNK_SIZE="abc")
+    assert refused.value.problems == [
+        "PORTAL_CHUNK_SIZE='abc': must be a size in bytes such as 8388608, 8MiB or 5GB"
+    ]
