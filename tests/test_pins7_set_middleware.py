@@ -1,0 +1,30 @@
+"""The middleware order of ``boot.settings``: layers that must see answers given by the
+layers below them (the database gate's 503), and the admin's frame protection."""
+
+from django.db import OperationalError
+
+from portal import dbgate
+from portal.dbgate import DatabaseGate
+from tests.tus_helpers import TUS
+
+
+def test_the_gates_503_on_the_tus_endpoint_carries_tus_resumable(client, db, monkeypatch):
+    """TusHeadersMiddleware sits above the database gate: a tus client that gets the
+    gate's 503 still sees ``Tus-Resumable`` and ``Cache-Control`` (and retries)."""
+    monkeypatch.setattr(dbgate, "gate", DatabaseGate(retry_seconds=2))
+
+    def down(alias="default"):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(dbgate, "connect", down)
+    response = client.head(TUS + "00000000000000000000000000000000")
+    assert response.status_code == 503
+    assert (response["Tus-Resumable"], response["Cache-Control"]) == ("1.0.0", "no-store")
+
+
+def test_admin_pages_refuse_to_be_framed(client, db):
+    """The admin's pages answer ``X-Frame-Options: DENY`` (no clickjacking of a staff
+    session)."""
+    response = client.get("/admin/login/")
+    assert response.status_code == 200
+    assert response["X-Frame-Options"] == "DENY"
