@@ -28,3 +28,18 @@ def test_admin_pages_refuse_to_be_framed(client, db):
     response = client.get("/admin/login/")
     assert response.status_code == 200
     assert response["X-Frame-Options"] == "DENY"
+
+
+def test_the_metrics_scrape_answered_early_still_carries_the_request_id(client, db, settings):
+    """RequestIdMiddleware sits above MetricsMiddleware, which answers a scrape itself:
+    the scrape's answer (and a refused one's log line) still carries the caller's id."""
+    settings.PORTAL_METRICS_TOKEN = "Zq8-xW3_rT6yU1iO0pA9sD2fG5hJ4kL7zX_cV"
+    scrape = client.get(
+        "/metrics",
+        HTTP_AUTHORIZATION=f"Bearer {settings.PORTAL_METRICS_TOKEN}",
+        HTTP_X_REQUEST_ID="scrape-1",
+    )
+    refused = client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong", HTTP_X_REQUEST_ID="s-2")
+    assert (scrape.status_code, scrape["X-Request-ID"]) == (200, "scrape-1")
+    assert refused.status_code == 401
+    assert refused["X-Request-ID"] == "s-2"
