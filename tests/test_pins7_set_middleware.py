@@ -43,3 +43,16 @@ def test_the_metrics_scrape_answered_early_still_carries_the_request_id(client, 
     assert (scrape.status_code, scrape["X-Request-ID"]) == (200, "scrape-1")
     assert refused.status_code == 401
     assert refused["X-Request-ID"] == "s-2"
+
+
+def test_the_admins_static_files_are_served_by_the_app(settings, tmp_path):
+    """WhiteNoise serves the admin's CSS from the app itself (no proxy host shares it):
+    a stylesheet under STATIC_ROOT is answered whole, without a view or a database."""
+    from django.test import Client
+
+    (tmp_path / "admin" / "css").mkdir(parents=True)
+    (tmp_path / "admin" / "css" / "base.css").write_text("body { margin: 0 }\n")
+    settings.STATIC_ROOT = str(tmp_path)
+    response = Client().get("/static/admin/css/base.css")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"body { margin: 0 }\n"
