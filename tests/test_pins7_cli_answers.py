@@ -178,3 +178,20 @@ def test_the_back_off_stays_at_its_cap_after_any_number_of_failures():
 
     assert backoff_delay(10_000, base=0.5, cap=30.0, rand=lambda: 0.0) == 15.0
     assert backoff_delay(10_000, base=0.5, cap=30.0, rand=lambda: 1.0) == 30.0
+
+
+@pytest.mark.parametrize(
+    "answer, shown",
+    [
+        ({"error": {"message": "no"}}, "HTTP 400 : no"),
+        ({"detail": "x"}, "HTTP 400 : {'detail': 'x'}"),
+    ],
+)
+def test_an_error_without_a_code_or_an_error_object_is_still_one_line(upload_file, answer, shown):
+    """An error answer lacking the code, or the ``error`` object altogether (a framework's
+    own 400), is shown as it came: no "None", no traceback."""
+    with FakePortal(305, 100) as portal:
+        portal.script("POST", "sessions", (400, answer))
+        result = upload(upload_file, portal.url)
+    assert result.code == 1
+    assert f"creating the session failed: {shown}\n" in result.err

@@ -187,3 +187,15 @@ def test_the_stored_line_shows_the_servers_size_not_the_local_one(upload_file):
         result = upload(upload_file, portal.url)
     assert result.code == 1
     assert "file f1 stored (306 bytes)" in result.out
+
+
+def test_a_session_still_in_init_gets_its_parts_sent(upload_file):
+    """``init`` (created, no part yet) is as open as ``in_progress``: the client sends the
+    parts instead of calling the session unusable."""
+    data = upload_file.read_bytes()
+    fresh = {"id": "s1", "status": "init", "total_parts": 4, "chunk_size_bytes": 100}
+    with FakePortal(len(data), 100, data=data) as portal:
+        portal.script("POST", "sessions", (201, fresh))
+        result = upload(upload_file, portal.url)
+    assert result.code == 0, result.err
+    assert sorted(n for n, _ in portal.puts()) == ["1", "2", "3", "4"]
