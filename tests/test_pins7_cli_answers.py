@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.peers import LoopbackServer, read_head
+from tests.peers import BadRequestServer, LoopbackServer, read_head
 from tests.upload_command import FakePortal, upload
 
 
@@ -195,3 +195,13 @@ def test_an_error_without_a_code_or_an_error_object_is_still_one_line(upload_fil
         result = upload(upload_file, portal.url)
     assert result.code == 1
     assert f"creating the session failed: {shown}\n" in result.err
+
+
+def test_a_tls_handshake_failure_is_final_and_not_retried(upload_file, slept):
+    """https at a plain-HTTP port cannot succeed on a retry: one connection, no back-off,
+    and the line names the protocol mismatch."""
+    with BadRequestServer() as plain:
+        result = upload(upload_file, f"https://127.0.0.1:{plain.port}", "--retries", "3")
+    assert result.code == 1
+    assert f"TLS handshake with 127.0.0.1:{plain.port} failed" in result.err
+    assert plain.connections == 1 and slept == []

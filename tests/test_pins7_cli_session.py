@@ -5,6 +5,8 @@ prints, against the scripted portal of ``tests/upload_command.py`` on loopback."
 import hashlib
 import json
 import re
+import threading
+import time
 import types
 
 from tests.upload_command import FakePortal, upload
@@ -199,3 +201,33 @@ def test_a_session_still_in_init_gets_its_parts_sent(upload_file):
         result = upload(upload_file, portal.url)
     assert result.code == 0, result.err
     assert sorted(n for n, _ in portal.puts()) == ["1", "2", "3", "4"]
+
+
+class HoldingPortal(FakePortal):
+    """Holds each PUT ``hold`` seconds and records the most PUTs in flight at once."""
+
+    def __init__(self, *args, hold, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hold, self.in_flight, self.most = hold, 0, 0
+        self._count = threading.Lock()
+
+    def answer(self, method, path, body):
+        if method == "PUT":
+            with self._count:
+                self.in_flight += 1
+                self.most = max(self.most, self.in_flight)
+            time.sleep(self.hold)
+            with self._count:
+                self.in_flight -= 1
+        return super().answer(method, path, body)
+
+
+def test_parallel_sets_how_many_parts_are_in_flight(upload_file):
+    """``--parallel 3`` sends three parts at once and ``--parallel 1`` one at a time: the
+    option, not a fixed pool, sets the load on the portal."""
+    data = upload_file.read_bytes()
+    for parallel in (3, 1):
+        with HoldingPortal(len(data), 100, data=data, hold=0.3) as portal:
+            result = upload(upload_file, portal.url, "--parallel", str(parallel))
+        assert result.code == 0, result.err
+        assert portal.most == parallel
