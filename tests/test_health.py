@@ -26,12 +26,7 @@ from tests.health_helpers import break_local_storage
 SECRET_WORDS = ("Errno", "Error", "Traceback", "127.0.0.1", "testing", "/tmp", "Could not")
 
 
-@pytest.fixture(autouse=True)
-def fresh_probe_cache(settings):
-    settings.PORTAL_READY_CACHE_SECONDS = 0
-    probes.results.clear()
-    yield
-    probes.results.clear()
+pytestmark = pytest.mark.usefixtures("no_probe_cache")
 
 
 def wait_until(condition, timeout=5.0):
