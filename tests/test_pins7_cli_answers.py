@@ -97,17 +97,17 @@ def test_an_error_without_a_message_shows_the_whole_answer(upload_file):
 
 
 def test_a_part_gets_the_timeout_plus_a_second_per_64_kib_and_no_more(tmp_path, monkeypatch):
-    """A 64 KiB part may take ``--timeout`` + 1 s (2 s here), not a second more or less:
+    """A 64 KiB part may take ``--timeout`` + 1 s (3 s here), not a second more or less:
     the error names that deadline, the one the client waited for."""
     monkeypatch.setenv("PORTAL_TOKEN", "tok")
     path = tmp_path / "one-block.bin"
     data = os.urandom(64 * 1024)
     path.write_bytes(data)
     with FakePortal(len(data), len(data), data=data) as portal:
-        portal.put_delay = 3.0
-        result = upload(path, portal.url, "--timeout", "1", "--retries", "0")
+        portal.put_delay = 4.5
+        result = upload(path, portal.url, "--timeout", "2", "--retries", "0")
     assert result.code == 1
-    assert f"127.0.0.1:{portal.url.rsplit(':', 1)[1]} did not answer within 2 s" in result.err
+    assert f"127.0.0.1:{portal.url.rsplit(':', 1)[1]} did not answer within 3 s" in result.err
 
 
 def test_the_back_off_between_retries_stops_growing_at_30_seconds(upload_file, slept):

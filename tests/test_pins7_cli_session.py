@@ -227,7 +227,7 @@ def test_parallel_sets_how_many_parts_are_in_flight(upload_file):
     option, not a fixed pool, sets the load on the portal."""
     data = upload_file.read_bytes()
     for parallel in (3, 1):
-        with HoldingPortal(len(data), 100, data=data, hold=0.3) as portal:
+        with HoldingPortal(len(data), 100, data=data, hold=0.5) as portal:
             result = upload(upload_file, portal.url, "--parallel", str(parallel))
         assert result.code == 0, result.err
         assert portal.most == parallel
