@@ -205,3 +205,13 @@ def test_a_tls_handshake_failure_is_final_and_not_retried(upload_file, slept):
     assert result.code == 1
     assert f"TLS handshake with 127.0.0.1:{plain.port} failed" in result.err
     assert plain.connections == 1 and slept == []
+
+
+def test_a_non_json_answer_in_another_encoding_is_quoted_not_a_traceback(upload_file):
+    """A foreign server's Latin-1 page is still quoted (undecodable bytes replaced): the
+    operator sees whose answer it was, not a ``UnicodeDecodeError``."""
+    with FakePortal(305, 100) as portal:
+        portal.script("POST", "sessions", (400, b"caf\xe9 proxy"))
+        result = upload(upload_file, portal.url)
+    assert result.code == 1
+    assert "creating the session failed: HTTP 400 not_json: caf\ufffd proxy" in result.err
