@@ -185,11 +185,14 @@ def test_the_back_off_stays_at_its_cap_after_any_number_of_failures():
     [
         ({"error": {"message": "no"}}, "HTTP 400 : no"),
         ({"detail": "x"}, "HTTP 400 : {'detail': 'x'}"),
+        ({"error": "Not Found"}, "HTTP 400 : {'error': 'Not Found'}"),
+        ({"error": None}, "HTTP 400 : {'error': None}"),
     ],
 )
 def test_an_error_without_a_code_or_an_error_object_is_still_one_line(upload_file, answer, shown):
     """An error answer lacking the code, or the ``error`` object altogether (a framework's
-    own 400), is shown as it came: no "None", no traceback."""
+    own 400), or whose ``error`` is no object (a proxy's), is shown as it came: no "None",
+    no traceback."""
     with FakePortal(305, 100) as portal:
         portal.script("POST", "sessions", (400, answer))
         result = upload(upload_file, portal.url)

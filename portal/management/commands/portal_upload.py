@@ -143,7 +143,11 @@ class ApiClient:
 
 
 def describe(status, body):
-    error = body.get("error", {})
+    """One line for an error answer; an ``error`` that is no object (a proxy's own JSON,
+    ``{"error": "Not Found"}``) is no code or message: the answer is quoted whole."""
+    error = body.get("error")
+    if not isinstance(error, dict):
+        error = {}
     return f"HTTP {status} {error.get('code', '')}: {error.get('message', body)}"
 
 
