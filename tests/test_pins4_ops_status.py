@@ -35,3 +35,18 @@ def test_an_unready_answer_is_logged_once_as_the_failed_check_not_by_django(
         assert Client().get("/ready").status_code == 503
     assert [r for r in caplog.records if r.name == "django.request"] == []
     assert any("portal_temp" in r.getMessage() for r in caplog.records)
+
+
+def test_a_failing_status_page_is_logged_as_the_failed_check_not_by_django(
+    db, settings, data_dir, staff, no_probe_cache, caplog
+):
+    """The HTML /status a person reads during an outage answers 503 too: like /ready and
+    /status as JSON, its failure is logged once as the failed check, without Django's
+    "Service Unavailable" ERROR on every refresh of the page."""
+    apply_storage(settings, "local", data_dir)
+    break_local_storage(data_dir)
+    with caplog.at_level(logging.WARNING):
+        response = staff.get("/status", HTTP_ACCEPT=HTML)
+    assert response.status_code == 503 and b"<html" in response.content
+    assert [r for r in caplog.records if r.name == "django.request"] == []
+    assert any("portal_temp" in r.getMessage() for r in caplog.records)

@@ -64,6 +64,14 @@ def test_a_url_refused_says_why():
     assert "'http://p/a b' must be ASCII without spaces (percent-encode other characters)" in err
 
 
+def test_without_url_the_command_is_a_usage_error_naming_it():
+    """There is no default portal: a forgotten ``--url`` is a usage error that names the
+    option, not a traceback from a URL of None."""
+    code, err = usage_error("portal_upload", "f")
+    assert code == 2
+    assert "the following arguments are required: --url" in err
+
+
 def test_a_directory_is_no_file_to_upload(tmp_path, monkeypatch):
     """A directory given by mistake is a usage error naming it, not a 4 KiB upload of
     whatever its size says."""
