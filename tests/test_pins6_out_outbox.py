@@ -113,6 +113,19 @@ def test_a_user_name_without_a_password_goes_as_basic_auth_with_an_empty_passwor
     assert reload(event).status == OutboxEvent.Status.DELIVERED
 
 
+def test_a_runner_url_without_a_password_leaves_the_error_text_readable(runner, runner_settings):
+    """A URL user without a password has an empty password to scrub: scrubbing "" would
+    put a marker between every two characters of every error the operator reads."""
+    runner_settings.PORTAL_RUNNER_ENDPOINT = runner.url.replace("://", "://key7@")
+    runner.set_mode("drop")
+    [event] = make_events(1)
+
+    assert dispatch_at(timezone.now() + timedelta(seconds=1)).retried == 1
+
+    last_error = reload(event).last_error
+    assert last_error == "RemoteDisconnected: Remote end closed connection without response"
+
+
 def test_a_requeue_stamps_the_moment_it_changed_the_event():
     """``updated_at`` is when an event last changed (the admin lists and sorts by it): a
     requeue is such a change, so it carries the requeue's moment, not the give-up's."""
