@@ -41,6 +41,19 @@ def test_an_s3_storage_in_use_survives_a_round_trip(s3, how):
 
 
 @pytest.mark.s3
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_an_s3_storage_never_used_survives_a_round_trip(s3, how):
+    """A storage copied before its first request (settings deep-copied at start-up, a
+    job handed one) has no client of this process yet: the copy works all the same."""
+    temp = storages["portal_temp"]
+
+    clone = pickle.loads(pickle.dumps(temp)) if how == "pickle" else copy.deepcopy(temp)
+
+    assert not clone.exists("never/written")
+    assert (clone.bucket_name, clone.location) == (temp.bucket_name, temp.location)
+
+
+@pytest.mark.s3
 @pytest.mark.parametrize("what", ["temp part", "final object"])
 def test_an_object_s3_stored_but_answered_as_failed_is_removed(settings, data_dir, moto_s3, what):
     """``save``'s promise, nothing left on failure, holds when S3 kept the bytes and its

@@ -53,3 +53,46 @@ def test_an_abandoned_multipart_upload_is_aborted_under_its_full_key(settings, d
         assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     finally:
         proxy.close()
+
+
+@pytest.mark.s3
+def test_every_part_copy_names_the_object_its_multipart_upload_was_begun_for(
+    settings, data_dir, moto_s3
+):
+    """S3 finds a multipart upload by its id and its key together: a part copied to any
+    other key (the source's, say) is NoSuchUpload there. moto looks at the id alone; the
+    proxy answers as S3 does, so the file is assembled only if each copy names ``final/``."""
+    import hashlib
+    import io
+
+    begun = []
+
+    def as_s3_checks(request, _status, _payload):
+        path = request.path.split("?")[0]
+        if request.command == "POST" and request.path.endswith("?uploads"):
+            begun.append(path)
+        elif request.command == "PUT" and "uploadId=" in request.path and path != begun[-1]:
+            return 404, NO_SUCH_UPLOAD
+        return None
+
+    bucket = moto_s3.new_bucket()
+    proxy = S3Proxy(moto_s3.endpoint, as_s3_checks)
+    try:
+        apply_storage(settings, "s3", data_dir, s3=proxy, bucket=bucket)
+        settings.PORTAL_S3_COPY_ASSEMBLY = True
+        session, bodies = uuid.uuid4(), [b"a" * 5 * 2**20, b"b" * 1000]
+        sources = []
+        for number, body in enumerate(bodies, 1):
+            stored = storage.write_temp_part(
+                io.BytesIO(body), session_id=session, part_number=number, max_bytes=len(body)
+            )
+            sources.append(
+                storage.part_source(number, stored.size, stored.sha256, stored.key, None)
+            )
+
+        stored = storage.assemble_final(sources, file_id=session)
+
+        assert proxy.spoiled == 0 and begun[-1].startswith(f"/{bucket}/final/")
+        assert stored.sha256 == hashlib.sha256(b"".join(bodies)).hexdigest()
+    finally:
+        proxy.close()
