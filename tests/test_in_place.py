@@ -198,6 +198,19 @@ def test_the_sweep_keeps_an_active_sessions_file_and_removes_an_ended_ones(api):
     assert api.finalize(idle).json()["file"]["sha256"] == sha256(data)
 
 
+def test_the_sweep_keeps_the_file_of_a_session_being_finalized(api):
+    """A session being assembled is active too, though no longer open to parts: its file
+    (the assembly's source, maybe its final file soon) stays whatever its age."""
+    session = api.start(os.urandom(2 * CHUNK), CHUNK)["id"]
+    with storage.backend().part_range(session, 0, CHUNK):
+        pass  # a write that never got recorded: the file exists, no row points to it
+    UploadSession.objects.filter(pk=session).update(status=UploadSession.Status.FINALIZING)
+
+    cleanup.sweep_temp_storage(cleanup.CleanupOptions(now=timezone.now() + timedelta(days=30)))
+
+    assert os.path.exists(assembly_path(session))
+
+
 def test_the_sweep_removes_an_ended_sessions_file_at_once_not_after_the_grace(api):
     """A session file is judged by its session, not its age: the grace for objects
     nothing records does not keep the file of a session that has ended."""
