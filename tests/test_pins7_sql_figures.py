@@ -26,6 +26,21 @@ def run(outcome, started, finished=None, counts=None):
     )
 
 
+def test_of_several_runs_with_one_outcome_the_newest_is_reported(db):
+    """Every run of a job ends "ok" most days: the figures are the newest run's (its end,
+    length and counts), not those of the first run ever recorded."""
+    oldest = run(
+        Outcome.OK, NOW - timedelta(days=3), NOW - timedelta(days=3) + timedelta(seconds=9)
+    )
+    newest = run(Outcome.OK, NOW - timedelta(minutes=5), NOW - timedelta(minutes=4))
+    run(Outcome.OK, NOW - timedelta(days=1), NOW - timedelta(days=1) + timedelta(seconds=30))
+
+    job = figures.job_figures("portal_dispatch")
+
+    assert job.last_run_at == job.last_success_at == newest.finished_at
+    assert job.last_run_seconds == 60.0 and job.last_run_at != oldest.finished_at
+
+
 def test_a_run_started_with_the_last_finished_run_is_not_running(db):
     """``running`` means started after the most recent finished run: a running row of the
     same instant is that run's leftover, not a new run (strictly later only)."""
