@@ -100,10 +100,11 @@ def test_a_creation_without_a_body_sends_no_patch_answer(tus):
 
 
 def test_an_upload_checksum_with_padding_blanks_is_read(tus):
-    """Blanks around the digest are padding, as in Upload-Metadata: the body is checked, kept."""
+    """Blanks around the algorithm and the digest are padding, as in Upload-Metadata (a
+    server in front may keep them): the body is checked and kept."""
     path = tus.start(5)
     digest = base64.b64encode(hashlib.sha1(b"12345").digest()).decode()
-    response = tus.patch(path, 0, b"12345", **{"Upload-Checksum": f"sha1  {digest} "})
+    response = tus.patch(path, 0, b"12345", **{"Upload-Checksum": f" sha1  {digest} "})
     assert response.status_code == 204, response.content
     assert response["Upload-Offset"] == "5"
     assert stored_file_bytes() == b"12345"
