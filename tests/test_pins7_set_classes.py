@@ -20,13 +20,15 @@ STRONG = "Zq8-xW3_rT6yU1iO0pA9sD2fG5hJ4kL7zX_cV-bN8mQ1wE3rT5y"
 
 def build(configuration, monkeypatch, tmp_path, **env):
     """The settings ``configuration`` gives under ``env`` alone (as the importer builds
-    them), or the ``SettingsError`` it raises."""
+    them), or the ``SettingsError`` it raises; ``PORTAL_DATA_DIR`` is ``tmp_path`` unless
+    ``env`` names it (None: unset)."""
     for name in list(os.environ):
         if name.startswith(ENV_PREFIXES) or name in ENV_NAMES:
             monkeypatch.delenv(name)
-    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+    env.setdefault("PORTAL_DATA_DIR", str(tmp_path))
     for name, value in env.items():
-        monkeypatch.setenv(name, value)
+        if value is not None:  # None: left unset
+            monkeypatch.setenv(name, value)
     spec = importlib.util.spec_from_file_location("w7set_settings_copy", SETTINGS_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -61,6 +63,16 @@ def test_production_keeps_the_defaults_the_test_configuration_overrides(monkeypa
     assert s["DEBUG"] is False
     assert s["ALLOWED_HOSTS"] == ["portal.example.com", "files.example.com"]
     assert "MD5" not in s["PASSWORD_HASHERS"][0]
+
+
+def test_without_a_data_directory_the_default_is_the_checkouts_var_from_any_directory(
+    monkeypatch, tmp_path
+):
+    """cron runs ``manage.py`` from the home directory, gunicorn from the checkout: both
+    must find the same SQLite file and storage roots, so the default is absolute."""
+    monkeypatch.chdir(tmp_path)
+    found = build("Prod", monkeypatch, tmp_path, PORTAL_DATA_DIR=None, **PROD)
+    assert found["PORTAL_DATA_DIR"] == str(SETTINGS_FILE.parent.parent / "var")
 
 
 def test_production_is_https_only_and_trusts_a_proxy_only_when_told(monkeypatch, tmp_path):
