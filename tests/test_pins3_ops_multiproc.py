@@ -90,3 +90,22 @@ def test_what_a_scrape_returns_was_read_before_it_released_the_lock(writers, tmp
     assert value(samples, "t_requests_total", view="a") == 11
     assert value(samples, "t_seconds_count", view="a") == 11
     assert list(collector.collect()) == []  # the files really are gone
+
+
+def test_a_staging_file_left_by_a_crashed_merge_is_not_added_in(tmp_path):
+    """A merge killed after it began writing ``counter_dead.tmp`` leaves it behind; the
+    next merge starts that file afresh, or a crash would count its totals twice."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    key = '["portal_requests_total", "portal_requests_total", {"status": "2xx"}, "h"]'
+    stale = key.replace("2xx", "5xx")  # a series the dead worker never wrote
+    for name, series in (("counter_4000001.db", key), ("counter_dead.tmp", stale)):
+        written = MmapedDict(str(tmp_path / name))
+        written.write_value(series, 3.0, 0.0)
+        written.close()
+
+    assert multiproc.merge_dead_files(str(tmp_path), alive={os.getpid()}) == 1
+
+    merged = MmapedDict.read_all_values_from_file(str(tmp_path / "counter_dead.db"))
+    assert [(k, v) for k, v, _timestamp, _pos in merged] == [(key, 3.0)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_dead.db"]
