@@ -44,3 +44,18 @@ def test_without_configured_modes_new_files_and_directories_get_the_create_modes
     # Directories likewise: 0o777 less the umask, with no directory mode configured.
     shard = (data_dir / "temp" / part.key).parent
     assert stat.S_IMODE(os.stat(shard).st_mode) == 0o777
+
+
+def test_a_file_mode_applies_without_a_directory_mode(settings, data_dir, no_umask):
+    """The two modes are separate settings: a file mode alone still narrows every file
+    the portal writes (the directories keep the create mode)."""
+    settings.FILE_UPLOAD_PERMISSIONS = 0o640
+    settings.FILE_UPLOAD_DIRECTORY_PERMISSIONS = None
+    apply_storage(settings, "local", data_dir)
+    part = storage.write_temp_part(
+        io.BytesIO(b"own"), session_id=SESSION, part_number=1, max_bytes=3
+    )
+    final = storage.write_final([b"final"], file_id=SESSION)
+    made = [data_dir / "temp" / part.key, data_dir / "final" / final.key]
+    assert [stat.S_IMODE(os.stat(path).st_mode) for path in made] == [0o640] * 2
+    assert stat.S_IMODE(os.stat(made[0].parent).st_mode) == 0o777

@@ -64,6 +64,15 @@ def test_a_metadata_key_without_a_value_is_taken(tus):
     assert list(names) == ["a.txt", "upload"]
 
 
+def test_the_tus_names_win_over_uppys_when_a_client_sends_both(tus):
+    """Uppy sends ``name`` and ``type`` beside tus-js-client's ``filename`` and
+    ``filetype``; when both kinds disagree, the tus ones (listed first) are the file's."""
+    both = metadata(filename="a.csv", name="b.txt", filetype="text/csv", type="text/plain")
+    tus.start(5, **{"Upload-Metadata": both})
+    [row] = IngestFile.objects.values_list("original_filename", "content_type")
+    assert row == ("a.csv", "text/csv")
+
+
 @pytest.mark.parametrize(
     "header",
     [
