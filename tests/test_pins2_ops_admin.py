@@ -67,3 +67,17 @@ def test_the_sessions_list_shows_when_each_expires(admin_client, admin_user):
     html = response.content.decode()
     assert "column-expires_at" in html and "field-expires_at" in html
     assert str(session.pk) in html
+
+
+def test_the_admin_shows_times_in_utc_as_the_logs_and_status_page_do(admin_client, admin_user):
+    """An operator lines the admin's times up with log lines and /status, all UTC: a
+    session expiring at 23:30 UTC reads 11:30 p.m. on its own day, in any server's zone."""
+    from datetime import UTC, datetime
+
+    from portal.models import UploadSession
+
+    session = make_session(admin_user, parts=[])
+    expires = datetime(2030, 1, 1, 23, 30, tzinfo=UTC)
+    UploadSession.objects.filter(pk=session.pk).update(expires_at=expires)
+    html = admin_client.get("/admin/portal/uploadsession/").content.decode()
+    assert "Jan. 1, 2030, 11:30 p.m." in html
