@@ -257,3 +257,13 @@ def timers(monkeypatch):
     monkeypatch.setattr(drain.signal, "signal", lambda *args: None)
     monkeypatch.delenv(drain.MARKER_ENV, raising=False)
     return set_to
+
+
+@pytest.fixture
+def tus(client, user, portal_storage, settings):
+    """The tus API as ``user``, parts of ``tests.tus_helpers.CHUNK`` bytes."""
+    from tests.api_helpers import make_token
+    from tests.tus_helpers import CHUNK, Tus
+
+    settings.PORTAL_CHUNK_SIZE = CHUNK
+    return Tus(client, make_token(user))

@@ -9,15 +9,7 @@ from django.utils.http import http_date
 
 from portal.models import UploadPart, UploadSession
 from tests.api_helpers import make_token
-from tests.tus_helpers import TUS, Tus, metadata, stored_file_bytes
-
-CHUNK = 10
-
-
-@pytest.fixture
-def tus(client, user, portal_storage, settings):
-    settings.PORTAL_CHUNK_SIZE = CHUNK
-    return Tus(client, make_token(user))
+from tests.tus_helpers import CHUNK, TUS, Tus, metadata, stored_file_bytes
 
 
 @pytest.mark.parametrize("version, got", [(None, "None"), ("2.0.0", "'2.0.0'")])

@@ -5,16 +5,8 @@ import pytest
 
 from portal.models import TusUpload
 from portal.storage import sha256state
-from tests.api_helpers import make_token, sha256
-from tests.tus_helpers import Tus, metadata, stored_file_bytes
-
-CHUNK = 10
-
-
-@pytest.fixture
-def tus(client, user, portal_storage, settings):
-    settings.PORTAL_CHUNK_SIZE = CHUNK
-    return Tus(client, make_token(user))
+from tests.api_helpers import sha256
+from tests.tus_helpers import metadata, stored_file_bytes
 
 
 @pytest.mark.skipif(not sha256state.available(), reason="hash states cannot be saved here")

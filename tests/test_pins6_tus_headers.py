@@ -6,19 +6,8 @@ Transfer-Encoding in capitals; an Upload-Checksum padded with blanks."""
 import base64
 import hashlib
 
-import pytest
-
 from portal.models import IngestFile
-from tests.api_helpers import make_token
-from tests.tus_helpers import TUS, Tus, metadata, stored_file_bytes
-
-CHUNK = 10
-
-
-@pytest.fixture
-def tus(client, user, portal_storage, settings):
-    settings.PORTAL_CHUNK_SIZE = CHUNK
-    return Tus(client, make_token(user))
+from tests.tus_helpers import TUS, metadata, stored_file_bytes
 
 
 def test_metadata_pairs_separated_by_comma_and_space_are_all_read(tus):

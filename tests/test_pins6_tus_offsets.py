@@ -8,19 +8,7 @@ import pytest
 
 from portal.models import TusUpload, UploadSession
 from tests.api_helpers import Api, make_token
-from tests.tus_helpers import Tus
-
-CHUNK = 10
-
-
-@pytest.fixture
-def tus(client, user, portal_storage, settings):
-    settings.PORTAL_CHUNK_SIZE = CHUNK
-    return Tus(client, make_token(user))
-
-
-def upload_id(path):
-    return path.rsplit("/", 1)[1]
+from tests.tus_helpers import upload_id
 
 
 def test_a_tail_of_a_part_sent_whole_elsewhere_is_not_counted(tus, client, user):

@@ -4,22 +4,13 @@ than the announced length."""
 
 import io
 
-import pytest
 import time_machine
 
 from portal.models import TusUpload
 from portal.services.tus_patch import receive_patch
 from tests import objects
-from tests.api_helpers import error_code, make_token
-from tests.tus_helpers import Breaking, Tus, patch_breaking, stored_file_bytes
-
-CHUNK = 10
-
-
-@pytest.fixture
-def tus(client, user, portal_storage, settings):
-    settings.PORTAL_CHUNK_SIZE = CHUNK
-    return Tus(client, make_token(user))
+from tests.api_helpers import error_code
+from tests.tus_helpers import Breaking, patch_breaking, stored_file_bytes
 
 
 def test_a_body_continuing_a_tail_that_breaks_off_says_why(tus):

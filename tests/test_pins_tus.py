@@ -18,19 +18,15 @@ from portal.storage import sha256state
 from tests import objects
 from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.conftest import apply_storage
-from tests.tus_helpers import TUS, Breaking, Tus, b64, metadata, patch_breaking, stored_file_bytes
-
-CHUNK = 10
-
-
-@pytest.fixture
-def tus(client, user, portal_storage, settings):
-    settings.PORTAL_CHUNK_SIZE = CHUNK
-    return Tus(client, make_token(user))
-
-
-def upload_id(path):
-    return path.rsplit("/", 1)[1]
+from tests.tus_helpers import (
+    TUS,
+    Breaking,
+    b64,
+    metadata,
+    patch_breaking,
+    stored_file_bytes,
+    upload_id,
+)
 
 
 def create(tus, **headers):

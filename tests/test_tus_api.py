@@ -16,14 +16,6 @@ from tests import objects
 from tests.api_helpers import Api, error_code, make_token, sha256
 from tests.tus_helpers import TUS, Tus, b64, metadata, stored_file_bytes
 
-CHUNK = 10
-
-
-@pytest.fixture
-def tus(client, user, portal_storage, settings):
-    settings.PORTAL_CHUNK_SIZE = CHUNK
-    return Tus(client, make_token(user))
-
 
 def test_options_advertises_the_protocol_without_a_token(client):
     response = client.options(TUS)

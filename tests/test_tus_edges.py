@@ -13,16 +13,8 @@ import time_machine
 
 from portal import storage
 from portal.models import TusUpload, UploadSession
-from tests.api_helpers import error_code, make_token
-from tests.tus_helpers import TUS, Breaking, Tus, b64, patch_breaking, stored_file_bytes
-
-CHUNK = 10
-
-
-@pytest.fixture
-def tus(client, user, portal_storage, settings):
-    settings.PORTAL_CHUNK_SIZE = CHUNK
-    return Tus(client, make_token(user))
+from tests.api_helpers import error_code
+from tests.tus_helpers import TUS, Breaking, b64, patch_breaking, stored_file_bytes
 
 
 def test_a_patch_of_a_parts_first_bytes_only_keeps_the_upload_open_for_another_ttl(tus, settings):

@@ -7,9 +7,16 @@ import time
 from portal.models import IngestFile
 from tests import objects
 
+CHUNK = 10  # the ``tus`` fixture's part size: a few bytes make several parts
+
 TUS = "/api/v1/tus/"
 VERSION = {"Tus-Resumable": "1.0.0"}
 OFFSET_STREAM = "application/offset+octet-stream"
+
+
+def upload_id(path):
+    """The id of the upload at a tus ``Location`` path (the JSON API's session id)."""
+    return path.rsplit("/", 1)[1]
 
 
 def metadata(**values):
