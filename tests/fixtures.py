@@ -267,3 +267,32 @@ def tus(client, user, portal_storage, settings):
 
     settings.PORTAL_CHUNK_SIZE = CHUNK
     return Tus(client, make_token(user))
+
+
+@contextlib.contextmanager
+def row_locked(queryset):
+    """Another connection holds ``queryset``'s rows ``FOR UPDATE`` for the block (as a
+    concurrent claimer would), then lets go."""
+    import threading
+
+    from django.db import connections, transaction
+
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                list(queryset.select_for_update())
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join(10)

@@ -179,34 +179,14 @@ def test_after_a_timeout_the_next_exchange_starts_afresh():
 @pytest.mark.postgres
 def test_a_claim_skips_the_rows_another_dispatcher_holds(transactional_db, postgres_only, settings):
     """PostgreSQL: a row locked by another claim is skipped at once, not waited for."""
-    import threading
-
-    from django.db import connections, transaction
-
     from portal.models import OutboxEvent
+    from tests.fixtures import row_locked
 
     settings.PORTAL_RUNNER_ENDPOINT = "http://127.0.0.1:9/"
     events = make_events(3)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold():
-        try:
-            with transaction.atomic():
-                list(OutboxEvent.objects.select_for_update().filter(pk=events[0].pk))
-                locked.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert locked.wait(10)
+    with row_locked(OutboxEvent.objects.filter(pk=events[0].pk)):
         started = time.monotonic()
         claim = dispatch.claim_due(dispatch.DispatchConfig.from_settings())
         took = time.monotonic() - started
-    finally:
-        release.set()
-        holder.join(10)
     assert {e.id for e in claim.events} == {e.pk for e in events[1:]}
     assert took < 2

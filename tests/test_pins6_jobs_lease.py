@@ -1,16 +1,16 @@
 """Pins for the finalize lease, sixth round (issue #31): which rows a claim and a hand-back
 touch, on the run's database (PostgreSQL: a row another claimer holds is skipped)."""
 
-import threading
 import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection
 from django.utils import timezone
 
 from portal.models import IngestFile, UploadSession
 from portal.services.finalize import lease
+from tests.fixtures import row_locked
 
 Status = UploadSession.Status
 
@@ -37,31 +37,16 @@ def test_a_claim_skips_the_expired_lease_another_claimer_holds(postgres_only, us
     now = timezone.now()
     held = session_row(user, lease_until=now - timedelta(minutes=2))  # the oldest: first pick
     free = session_row(user, lease_until=now - timedelta(minutes=1))
-    locked, release = threading.Event(), threading.Event()
-
-    def hold():
-        try:
-            with transaction.atomic():
-                list(UploadSession.objects.select_for_update().filter(pk=held.pk))
-                locked.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert locked.wait(10)
+    with row_locked(UploadSession.objects.filter(pk=held.pk)):
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = '3s'")  # a wait fails the test, not hangs it
-        started = time.monotonic()
-        claimed = lease.claim_expired()
-        took = time.monotonic() - started
-    finally:
-        release.set()
-        holder.join(10)
-        with connection.cursor() as cursor:
-            cursor.execute("RESET lock_timeout")
+        try:
+            started = time.monotonic()
+            claimed = lease.claim_expired()
+            took = time.monotonic() - started
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
     assert (claimed, took < 2) == (free.pk, True)
     untouched = UploadSession.objects.get(pk=held.pk)
     assert (untouched.assembly_attempts, untouched.assembly_lease_until) == (
