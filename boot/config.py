@@ -206,10 +206,17 @@ SUPPORTED_ENGINES = ("django.db.backends.sqlite3", "django.db.backends.postgresq
 DATABASE_URL_HINT = "use sqlite:///path/to/db.sqlite3 or postgres://user@host:5432/name"
 
 
+# A port of 0 after a host, before the path: no server listens there, and connecting to
+# the default port instead would reach another database than the operator named.
+PORT_ZERO = re.compile(r"^[^/]*//[^/]*:0+(?:/|$)")
+
+
 def database_from_url(url, *, conn_max_age=60):
     """``DATABASE_URL`` as Django's dict, or None with a problem that names the scheme,
     never the URL (it may hold a password)."""
     try:
+        if PORT_ZERO.search(url.split("?", 1)[0]):  # dj_database_url reads it as no port
+            raise ValueError("port")
         config = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
         port = config.get("PORT")
         if port not in (None, "") and not 0 < int(port) < 65536:

@@ -263,6 +263,10 @@ def test_booleans(raw, expected):
         ("postgres://u:p@db:65535/portal", True),
         ("postgres://u:p@db/portal", True),
         ("postgres://u:p@db:65536/portal", False),
+        ("postgres://u:p@db:0/portal", False),
+        ("postgres://u:p@db:000", False),
+        ("postgres://u:p@db:10/portal?options=-c%20x:0/", True),
+        ("postgres://u:0@db/portal", True),
         ("mysql://u:p@db/portal", False),
     ],
 )
