@@ -8,8 +8,11 @@ once, on their own threads.
 """
 
 import http.client
+import os
+import signal
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -197,4 +200,33 @@ def test_trickling_tus_bodies_leave_the_api_and_the_probes_their_threads(
     finally:
         for sock in streams:
             sock.close()
+        server.stop()
+
+
+@pytest.mark.slow
+def test_a_quitting_worker_goes_while_an_upload_trickles_on_its_lane(
+    subprocess_env, user, tmp_path
+):
+    """SIGQUIT (the master's fast shutdown, or an operator's) ends a worker at once: its
+    lanes are let go without waiting for a tus body that trickles on until gunicorn's
+    timeout, as gunicorn's own pool is, so the worker logs its exit and runs its exit
+    hook (which merges its metrics) now."""
+    token = make_token(user)
+    env = {**subprocess_env, "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "2"}
+    server = Gunicorn(env, tmp_path / "g.log")
+    stream = None
+    try:
+        stream = trickling_patch(server.port, token, 1024 * 1024)
+        time.sleep(0.5)  # let the worker hand the PATCH to a tus-lane thread
+        pid = server.proc.pid
+        [worker] = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        os.kill(int(worker), signal.SIGQUIT)
+        exiting = f"Worker exiting (pid: {worker})"
+        deadline = time.monotonic() + 5
+        while exiting not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert exiting in server.output(), server.output()[-2000:]
+    finally:
+        if stream is not None:
+            stream.close()
         server.stop()
