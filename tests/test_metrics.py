@@ -18,21 +18,18 @@ from django.utils import timezone
 
 from portal.metrics import collector, figures
 from portal.models import JobRun, OutboxEvent, UploadSession
-from tests.metrics_helpers import TOKEN, names, scrape, value
+from tests.metrics_helpers import (
+    metrics_settings,  # noqa: F401  (autouse here)
+    names,
+    scrape,
+    value,
+)
 from tests.outbox_helpers import SECRET, make_events, point_at_runner
 from tests.runner import RunnerServer
 from tests.seed import make_session, seed_owner
 
 NOW = datetime(2030, 1, 31, 12, 0, tzinfo=UTC)
 Status = UploadSession.Status
-
-
-@pytest.fixture(autouse=True)
-def metrics_settings(settings):
-    settings.PORTAL_METRICS_TOKEN = TOKEN
-    collector.collector.clear()
-    yield settings
-    collector.collector.clear()
 
 
 def ago(**delta):

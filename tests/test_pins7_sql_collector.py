@@ -4,7 +4,6 @@ finished, 0 s included), the collector's own cache age, and the times it reports
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -12,18 +11,14 @@ from prometheus_client import REGISTRY
 
 from portal.metrics import collector
 from portal.models import JobRun
-from tests.metrics_helpers import TOKEN, scrape, value
+from tests.metrics_helpers import (
+    metrics_settings,  # noqa: F401  (autouse here)
+    scrape,
+    value,
+)
 
 NOW = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
 DURATION = "portal_job_last_run_duration_seconds"
-
-
-@pytest.fixture(autouse=True)
-def metrics_settings(settings):
-    settings.PORTAL_METRICS_TOKEN = TOKEN
-    collector.collector.clear()
-    yield settings
-    collector.collector.clear()
 
 
 def test_no_duration_before_the_first_finished_run(db, client):
