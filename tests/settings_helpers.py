@@ -1,8 +1,14 @@
 """Settings the settings tests share: ``manage.py check`` in a fresh process, a
 production-like environment, and values every cross-field rule accepts."""
 
+import importlib.util
+import os
 import subprocess
 
+from configurations.utils import uppercase_attributes
+
+from boot import config as v
+from boot.settings import BASE_DIR
 from tests.basics import PYTHON, ROOT
 
 MIB = 1024 * 1024
@@ -35,3 +41,41 @@ def run_check(env_overrides, *args, configuration="Dev", tmp_path=None):
 
 def ids(problems):
     return [problem.id for problem in problems]
+
+
+SETTINGS_FILE = BASE_DIR / "boot" / "settings.py"
+ENV_PREFIXES = ("PORTAL_", "AWS_", "DATABASE_", "SECURE_")
+ENV_NAMES = ("SECRET_KEY", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS")
+GIB = 1024 * MIB
+
+
+def build(configuration, monkeypatch, tmp_path, **env):
+    """The settings ``configuration`` gives under ``env`` alone (as the importer builds
+    them), or the ``SettingsError`` it raises; ``PORTAL_DATA_DIR`` is ``tmp_path`` unless
+    ``env`` names it (None: unset)."""
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIXES) or name in ENV_NAMES:
+            monkeypatch.delenv(name)
+    env.setdefault("PORTAL_DATA_DIR", str(tmp_path))
+    for name, value in env.items():
+        if value is not None:  # None: left unset
+            monkeypatch.setenv(name, value)
+    spec = importlib.util.spec_from_file_location("w7set_settings_copy", SETTINGS_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cls = getattr(module, configuration)
+    try:
+        cls.pre_setup()
+        cls.setup()
+        found = uppercase_attributes(cls())
+        cls.post_setup()
+    finally:
+        v.PROBLEMS.clear()
+    return found
+
+
+PROD = {
+    "SECRET_KEY": STRONG,
+    "DATABASE_URL": "postgres://portal@db.internal:5432/portal",
+    "ALLOWED_HOSTS": "portal.example.com, files.example.com",
+}

@@ -5,10 +5,9 @@ slip would let an absurd value through, or refuse a sane one)."""
 import pytest
 
 from boot import config as v
-from tests.test_pins7_set_classes import PROD, build
+from tests.settings_helpers import GIB, PROD, build
 
 TIB = 1024**4
-GIB = 1024**3
 SMALLEST = "must be at least 0.001"
 # (variable, lowest taken, first refused below, its rule, highest taken, first refused above)
 BOUNDS = [

@@ -1,53 +1,13 @@
 """Settings classes (``boot.settings``), built in this process from a fresh copy of the
 module: what each configuration sets where the suite's own ``Test`` settings hide it."""
 
-import importlib.util
 import os
 
 import pytest
-from configurations.utils import uppercase_attributes
 
 from boot import config as v
 from boot.settings import BASE_DIR
-
-SETTINGS_FILE = BASE_DIR / "boot" / "settings.py"
-ENV_PREFIXES = ("PORTAL_", "AWS_", "DATABASE_", "SECURE_")
-ENV_NAMES = ("SECRET_KEY", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS")
-MIB = 1024 * 1024
-GIB = 1024 * MIB
-STRONG = "Zq8-xW3_rT6yU1iO0pA9sD2fG5hJ4kL7zX_cV-bN8mQ1wE3rT5y"
-
-
-def build(configuration, monkeypatch, tmp_path, **env):
-    """The settings ``configuration`` gives under ``env`` alone (as the importer builds
-    them), or the ``SettingsError`` it raises; ``PORTAL_DATA_DIR`` is ``tmp_path`` unless
-    ``env`` names it (None: unset)."""
-    for name in list(os.environ):
-        if name.startswith(ENV_PREFIXES) or name in ENV_NAMES:
-            monkeypatch.delenv(name)
-    env.setdefault("PORTAL_DATA_DIR", str(tmp_path))
-    for name, value in env.items():
-        if value is not None:  # None: left unset
-            monkeypatch.setenv(name, value)
-    spec = importlib.util.spec_from_file_location("w7set_settings_copy", SETTINGS_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cls = getattr(module, configuration)
-    try:
-        cls.pre_setup()
-        cls.setup()
-        found = uppercase_attributes(cls())
-        cls.post_setup()
-    finally:
-        v.PROBLEMS.clear()
-    return found
-
-
-PROD = {
-    "SECRET_KEY": STRONG,
-    "DATABASE_URL": "postgres://portal@db.internal:5432/portal",
-    "ALLOWED_HOSTS": "portal.example.com, files.example.com",
-}
+from tests.settings_helpers import GIB, MIB, PROD, SETTINGS_FILE, build
 
 
 def test_production_keeps_the_defaults_the_test_configuration_overrides(monkeypatch, tmp_path):

@@ -5,7 +5,7 @@ text would take anything, and fail later at the first use)."""
 import pytest
 
 from boot import config as v
-from tests.test_pins7_set_classes import build
+from tests.settings_helpers import build
 
 BAD = {
     "AWS_STORAGE_BUCKET_NAME": "ingest files",

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from boot import config as v
-from tests.test_pins7_set_classes import MIB, PROD, build
+from tests.settings_helpers import MIB, PROD, build
 
 S3 = {
     "PORTAL_STORAGE": "s3",
