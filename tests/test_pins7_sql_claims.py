@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from portal.models import UploadSession
 from portal.services import part_sql
-from tests.test_part_sql import session, sessions  # noqa: F401  (fixtures)
+from tests.part_sql_helpers import session, sessions  # noqa: F401  (fixtures)
 
 
 def claimed_until(session_pk):

@@ -10,7 +10,7 @@ from django.utils import timezone
 from portal.models import UploadPart, UploadSession
 from portal.services import part_sql
 from portal.storage import StoredObject
-from tests.test_part_sql import CHUNK, session, sessions  # noqa: F401  (fixtures)
+from tests.part_sql_helpers import CHUNK, session, sessions  # noqa: F401  (fixtures)
 
 
 def test_a_parts_offset_in_the_file_is_recorded_and_read_back(session):  # noqa: F811
