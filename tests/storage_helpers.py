@@ -44,3 +44,20 @@ class Pattern:
         self.offset += n
         self.remaining -= n
         return data
+
+
+def start_multipart(name):
+    """An S3 multipart upload begun at ``name`` in final storage: its id."""
+    final = storage.final_storage()
+    client = final.connection.meta.client
+    answer = client.create_multipart_upload(
+        Bucket=final.bucket_name, Key=final._normalize_name(name)
+    )
+    return answer["UploadId"]
+
+
+def multipart_ids():
+    """The ids of the multipart uploads open in final storage's bucket."""
+    final = storage.final_storage()
+    listed = final.connection.meta.client.list_multipart_uploads(Bucket=final.bucket_name)
+    return {upload["UploadId"] for upload in listed.get("Uploads", ())}

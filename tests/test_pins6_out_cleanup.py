@@ -10,8 +10,9 @@ from django.utils import timezone
 from portal.models import UploadSession
 from portal.services import cleanup
 from tests.conftest import apply_storage
+from tests.log_helpers import events_named
 from tests.seed import make_session
-from tests.test_pins_jobs import events_named, multipart_ids, start_multipart
+from tests.storage_helpers import multipart_ids, start_multipart
 
 
 def test_each_step_line_of_a_dry_run_says_so_and_a_real_runs_do_not(db, portal_storage, caplog):

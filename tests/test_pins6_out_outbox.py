@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from portal.models import OutboxEvent
 from portal.services import outbox
+from tests.log_helpers import events_named
 from tests.outbox_helpers import config, make_events, reload
-from tests.test_pins_jobs import events_named
 
 pytestmark = pytest.mark.django_db
 

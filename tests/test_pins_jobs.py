@@ -23,6 +23,7 @@ from tests.seed import (
     storage_listing,
     temp_keys_of,
 )
+from tests.storage_helpers import multipart_ids, start_multipart
 
 pytestmark = pytest.mark.django_db
 SECOND = timedelta(seconds=1)
@@ -261,21 +262,6 @@ def test_a_failing_temp_listing_is_a_reported_failure(settings, data_dir):
 @pytest.fixture
 def s3_storage(settings, data_dir, moto_s3):
     return apply_storage(settings, "s3", data_dir, s3=moto_s3, bucket=moto_s3.new_bucket())
-
-
-def start_multipart(name):
-    final = storage.final_storage()
-    client = final.connection.meta.client
-    answer = client.create_multipart_upload(
-        Bucket=final.bucket_name, Key=final._normalize_name(name)
-    )
-    return answer["UploadId"]
-
-
-def multipart_ids():
-    final = storage.final_storage()
-    listed = final.connection.meta.client.list_multipart_uploads(Bucket=final.bucket_name)
-    return {upload["UploadId"] for upload in listed.get("Uploads", ())}
 
 
 def test_sweep_keeps_a_multipart_upload_younger_than_the_grace(s3_storage, owner, settings):
