@@ -116,3 +116,25 @@ def disk(state="ok", free=50 * MIB, total=100 * MIB, warn=20 * MIB, refuse=10 * 
         "warn_below_bytes": warn,
         "refuse_new_uploads_below_bytes": refuse,
     }
+
+
+REQUEUE = "/status/outbox/requeue"
+
+
+def csrf_of(client):
+    """A valid CSRF token for ``client``: the page's when it shows a form, else one made up
+    as any form of the site would hand out (a refusal must not be the CSRF check's)."""
+    client.get("/status", HTTP_ACCEPT=HTML)
+    if "csrftoken" not in client.cookies:
+        client.cookies["csrftoken"] = "s" * 32
+    return client.cookies["csrftoken"].value
+
+
+def monitoring_bearer(django_user_model):
+    """The ``Authorization`` of a new monitoring token (it reads /status and /metrics)."""
+    from portal.models import ApiToken
+    from portal.services.tokens import create_token
+
+    owner = django_user_model.objects.create_user("monitor")
+    raw = create_token(owner, name="monitor", purpose=ApiToken.Purpose.MONITORING)[1]
+    return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}

@@ -10,16 +10,16 @@ from django.utils import timezone
 
 from portal.models import JobRun, OutboxEvent
 from portal.services.status import page, trend
-from portal.services.tokens import hash_token
-from tests.test_status_page import (
-    MONITORING_TOKEN,
+from tests.status_helpers import (
     REQUEUE,
+    completed_upload,
     csrf_of,
     failed_event,
+    fresh_probe_cache,  # noqa: F401  (autouse here)
     make_staff,
+    monitoring_bearer,
     run,
 )
-from tests.test_status_trend import completed_upload, fresh_probe_cache  # noqa: F401
 
 
 def test_a_run_without_a_recorded_host_shows_a_dash_not_an_empty_cell(db):
@@ -70,13 +70,7 @@ def test_requeue_refusals_say_who_may_requeue_and_why_not(db, oncall, django_use
     delivered = failed_event()
     OutboxEvent.objects.filter(pk=delivered.pk).update(status=OutboxEvent.Status.DELIVERED)
     body = {"event_id": str(event.pk)}
-    owner = django_user_model.objects.create_user("monitor")
-    owner.api_tokens.create(
-        key_prefix=MONITORING_TOKEN[:10],
-        key_hash=hash_token(MONITORING_TOKEN),
-        purpose="monitoring",
-    )
-    bearer = {"HTTP_AUTHORIZATION": f"Bearer {MONITORING_TOKEN}"}
+    bearer = monitoring_bearer(django_user_model)
     token = csrf_of(oncall)
 
     assert refusal(Client().post(REQUEUE, body)) == (

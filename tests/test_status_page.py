@@ -17,19 +17,19 @@ from django.utils import timezone
 
 from portal.models import JobRun, OutboxEvent
 from portal.services.status.page import ago, binary_size, duration
-from portal.services.tokens import hash_token
 from tests import fixtures
 from tests.status_helpers import (  # noqa: F401  (fresh_probe_cache: autouse here)
     HTML,
+    REQUEUE,
+    csrf_of,
     failed_event,
     fresh_probe_cache,
     make_staff,
+    monitoring_bearer,
     run,
     text_of,
 )
 
-REQUEUE = "/status/outbox/requeue"
-MONITORING_TOKEN = "pt_status-page-monitoring-token"
 operator = fixtures.operator  # a fixture of every module; named here for older imports
 
 
@@ -37,15 +37,6 @@ operator = fixtures.operator  # a fixture of every module; named here for older 
 def viewer(db, django_user_model):
     """Staff without the permission: reads the page, cannot requeue."""
     return make_staff(django_user_model, "viewer")
-
-
-def csrf_of(client):
-    """A valid CSRF token for ``client``: the page's when it shows a form, else one made up
-    as any form of the site would hand out (a refusal must not be the CSRF check's)."""
-    client.get("/status", HTTP_ACCEPT=HTML)
-    if "csrftoken" not in client.cookies:
-        client.cookies["csrftoken"] = "s" * 32
-    return client.cookies["csrftoken"].value
 
 
 def test_units_read_like_a_person_writes_them():
@@ -237,13 +228,7 @@ def test_requeue_refuses_get_missing_csrf_non_staff_and_tokens(
     assert client.post(REQUEUE, {**body, "csrfmiddlewaretoken": csrf_of(client)}).status_code == 403
     # Anonymous, and a monitoring token (read-only by design), even without CSRF checks.
     assert Client().post(REQUEUE, body).status_code == 401
-    owner = django_user_model.objects.create_user("monitor")
-    owner.api_tokens.create(
-        key_prefix=MONITORING_TOKEN[:10],
-        key_hash=hash_token(MONITORING_TOKEN),
-        purpose="monitoring",
-    )
-    bearer = {"HTTP_AUTHORIZATION": f"Bearer {MONITORING_TOKEN}"}
+    bearer = monitoring_bearer(django_user_model)
     assert Client().post(REQUEUE, body, **bearer).status_code == 403
     read_only = Client().get("/status", HTTP_ACCEPT=HTML, **bearer)
     assert read_only.status_code == 200
