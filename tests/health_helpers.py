@@ -168,3 +168,21 @@ class Quick:
 
     def run(self):
         return "quick"
+
+
+def database_down(monkeypatch):
+    """Every connect of ``portal.dbgate`` fails as a dead server's would until the test sets
+    the returned flag's ``[0]`` to False; then connects go through again."""
+    from django.db import OperationalError
+
+    from portal import dbgate
+
+    real_connect, down = dbgate.connect, [True]
+
+    def connect(alias="default"):
+        if down[0]:
+            raise OperationalError("connection timeout expired")
+        real_connect(alias)
+
+    monkeypatch.setattr(dbgate, "connect", connect)
+    return down

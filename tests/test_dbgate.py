@@ -11,6 +11,7 @@ from django.db import InterfaceError, OperationalError
 
 from portal import dbgate
 from portal.dbgate import DatabaseGate
+from tests.health_helpers import database_down
 
 T0 = "2030-01-01 10:00:00Z"
 
@@ -89,14 +90,7 @@ def test_the_request_whose_retry_connects_opens_the_gate_for_those_after_it(
     client, db, monkeypatch
 ):
     monkeypatch.setattr(dbgate, "gate", DatabaseGate(retry_seconds=2))
-    real_connect, down = dbgate.connect, [True]
-
-    def connect(alias="default"):
-        if down[0]:
-            raise OperationalError("connection timeout expired")
-        real_connect(alias)
-
-    monkeypatch.setattr(dbgate, "connect", connect)
+    down = database_down(monkeypatch)
     url = "/api/v1/uploads/sessions/00000000-0000-0000-0000-000000000000"
     with time_machine.travel(T0, tick=False) as clock:
         assert client.get(url).status_code == 503

@@ -6,37 +6,23 @@ The other tests step past each window (1.9 s, 2.1 s); these stand on its edge, w
 
 import pytest
 import time_machine
-from django.db import OperationalError
 from django.test import Client
 
 from portal import dbgate
 from portal.dbgate import DatabaseGate
-from portal.health import executor as probes
 from tests.conftest import apply_storage
 from tests.health_helpers import break_local_storage as break_temp
+from tests.health_helpers import database_down
+from tests.status_helpers import fresh_probe_cache  # noqa: F401  (autouse here)
 
 T0 = "2030-01-01 10:00:00Z"
 URL = "/api/v1/uploads/sessions/00000000-0000-0000-0000-000000000000"
 
 
-@pytest.fixture(autouse=True)
-def fresh_probe_cache():
-    probes.results.clear()
-    yield
-    probes.results.clear()
-
-
 def test_a_request_exactly_at_the_retry_time_reaches_the_view(client, db, monkeypatch):
     """Through the middleware: at ``RETRY_SECONDS`` the retry connects and the view answers."""
     monkeypatch.setattr(dbgate, "gate", DatabaseGate(retry_seconds=dbgate.RETRY_SECONDS))
-    real_connect, down = dbgate.connect, [True]
-
-    def connect(alias="default"):
-        if down[0]:
-            raise OperationalError("connection timeout expired")
-        real_connect(alias)
-
-    monkeypatch.setattr(dbgate, "connect", connect)
+    down = database_down(monkeypatch)
     with time_machine.travel(T0, tick=False) as clock:
         assert client.get(URL).status_code == 503
         down[0] = False
