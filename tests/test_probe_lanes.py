@@ -209,8 +209,8 @@ def test_a_quitting_worker_goes_while_an_upload_trickles_on_its_lane(
 ):
     """SIGQUIT (the master's fast shutdown, or an operator's) ends a worker at once: its
     lanes are let go without waiting for a tus body that trickles on until gunicorn's
-    timeout, as gunicorn's own pool is, so the worker logs its exit and runs its exit
-    hook (which merges its metrics) now."""
+    timeout, as gunicorn's own pool is, so the worker logs its exit and runs gunicorn's
+    ``worker_exit`` hook now, not when the upload ends."""
     token = make_token(user)
     env = {**subprocess_env, "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "2"}
     server = Gunicorn(env, tmp_path / "g.log")
